@@ -1,0 +1,392 @@
+"""The wire contract: topics, message schemas, units and oxygen reference conditions.
+
+This is the single source that `gateway`, `firmware_bridge` and `ingest` import. It is versioned:
+the topic carries `v1` and every message carries `"v": 1`; a message of another version is
+dead-lettered by ingest, never guessed at.
+
+Topics (Sparkplug-inspired, JSON payloads, see shared ARCHITECTURE.md):
+
+* ``oxy/v1/<site>/<gateway>/data``   — :class:`DataMessage`, QoS 1, not retained
+* ``oxy/v1/<site>/<gateway>/state``  — :class:`StateMessage`, retained birth; the MQTT Will
+  publishes ``online: false`` with the same ``bd_seq``
+* ``oxy/v1/<site>/<gateway>/status`` — :class:`StatusMessage`, health, outbox depth, evictions
+
+``<site>`` is the facility code from the registry, ``<gateway>`` the gateway code.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
+
+from oxy import OxyError
+
+CONTRACT_VERSION: Final = 1
+TOPIC_ROOT: Final = f"oxy/v{CONTRACT_VERSION}"
+MAX_READINGS_PER_MESSAGE: Final = 5000
+MAX_PAYLOAD_BYTES: Final = 1_048_576
+
+_CODE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+CODE_RE: Final = re.compile(rf"^{_CODE}$")
+
+
+class ContractError(OxyError):
+    """A message or topic does not follow the wire contract; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------------
+# Topics
+
+
+class TopicKind(StrEnum):
+    """The three per-gateway topics."""
+
+    DATA = "data"
+    STATE = "state"
+    STATUS = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed platform topic."""
+
+    site: str
+    gateway: str
+    kind: TopicKind
+
+    def __str__(self) -> str:
+        return f"{TOPIC_ROOT}/{self.site}/{self.gateway}/{self.kind.value}"
+
+
+def topic(site: str, gateway: str, kind: TopicKind) -> str:
+    """The topic string for a site's gateway; codes are checked against the contract."""
+    for name, value in (("site", site), ("gateway", gateway)):
+        if not CODE_RE.match(value):
+            raise ContractError(f"invalid {name} code {value!r}: letters, digits, . _ - (max 64)")
+    return str(Topic(site, gateway, kind))
+
+
+def parse_topic(name: str) -> Topic:
+    """Parse `oxy/v1/<site>/<gateway>/<kind>`; raise ContractError for anything else."""
+    parts = name.split("/")
+    if len(parts) != 5 or parts[0] != "oxy":
+        raise ContractError(f"topic {name!r} is not oxy/v<N>/<site>/<gateway>/<kind>")
+    if parts[1] != f"v{CONTRACT_VERSION}":
+        raise ContractError(f"unsupported contract version {parts[1]!r} in topic {name!r}")
+    site, gateway, kind = parts[2], parts[3], parts[4]
+    if not CODE_RE.match(site) or not CODE_RE.match(gateway):
+        raise ContractError(f"invalid site or gateway code in topic {name!r}")
+    try:
+        return Topic(site, gateway, TopicKind(kind))
+    except ValueError:
+        raise ContractError(f"unknown topic kind {kind!r} in topic {name!r}") from None
+
+
+def subscription(kind: TopicKind | None = None, shared_group: str | None = None) -> str:
+    """Topic filter for every gateway's `kind` topic (all kinds if None), optionally shared."""
+    filt = f"{TOPIC_ROOT}/+/+/{kind.value if kind else '+'}"
+    return f"$share/{shared_group}/{filt}" if shared_group else filt
+
+
+def gateway_prefix(site: str, gateway: str) -> str:
+    """The topic prefix a gateway may publish under (used by broker ACLs and by ingest)."""
+    return f"{TOPIC_ROOT}/{site}/{gateway}/"
+
+
+# --------------------------------------------------------------------------------------------
+# Quantities and units
+
+
+class Quantity(StrEnum):
+    """Physical quantities a sensor can report; each has one canonical unit for storage."""
+
+    DIFF_PRESSURE = "dp"  # LOX level gauge: liquid vs head space
+    HEAD_PRESSURE = "head_pressure"  # tank (vessel) pressure, gauge
+    LINE_PRESSURE = "line_pressure"  # hospital pipeline pressure, gauge
+    TEMPERATURE = "temperature"
+    LEVEL_PCT = "level_pct"  # some vendor/LoRaWAN sensors report percent full
+    CONTENTS = "contents"  # already-derived contents (vendor telemetry), kg of LOX
+    FLOW = "flow"  # gas flow at the reference conditions
+
+
+CANONICAL_UNIT: Final[dict[Quantity, str]] = {
+    Quantity.DIFF_PRESSURE: "inH2O",
+    Quantity.HEAD_PRESSURE: "bar",
+    Quantity.LINE_PRESSURE: "bar",
+    Quantity.TEMPERATURE: "degC",
+    Quantity.LEVEL_PCT: "%",
+    Quantity.CONTENTS: "kg",
+    Quantity.FLOW: "Nm3/h",
+}
+
+# 1 inH2O (conventional, 4 °C water) = 249.08891 Pa; 1 mmH2O = 9.80665 Pa.
+_PA_PER_INH2O: Final = 249.08891
+_PA_PER_MMH2O: Final = 9.80665
+_PA_PER_PSI: Final = 6894.757293168
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A unit the wire accepts: its dimension and the affine map to the canonical unit."""
+
+    symbol: str
+    dimension: Literal["pressure_small", "pressure", "temperature", "fraction", "mass", "flow"]
+    scale: float
+    offset: float = 0.0
+
+    def to_canonical(self, value: float) -> float:
+        """Convert a value in this unit to the dimension's canonical unit."""
+        return value * self.scale + self.offset
+
+
+# Differential pressure is its own dimension (canonical inH2O); head/line pressure is in bar.
+UNITS: Final[dict[str, Unit]] = {
+    u.symbol: u
+    for u in (
+        Unit("inH2O", "pressure_small", 1.0),
+        Unit("mmH2O", "pressure_small", _PA_PER_MMH2O / _PA_PER_INH2O),
+        Unit("kPa_dp", "pressure_small", 1000.0 / _PA_PER_INH2O),
+        Unit("mbar_dp", "pressure_small", 100.0 / _PA_PER_INH2O),
+        Unit("bar", "pressure", 1.0),
+        Unit("psi", "pressure", _PA_PER_PSI / 100_000.0),
+        Unit("kPa", "pressure", 0.01),
+        Unit("MPa", "pressure", 10.0),
+        Unit("degC", "temperature", 1.0),
+        Unit("K", "temperature", 1.0, -273.15),
+        Unit("%", "fraction", 1.0),
+        Unit("kg", "mass", 1.0),
+        Unit("t", "mass", 1000.0),
+        Unit("Nm3/h", "flow", 1.0),
+    )
+}
+
+QUANTITY_DIMENSION: Final[dict[Quantity, str]] = {
+    Quantity.DIFF_PRESSURE: "pressure_small",
+    Quantity.HEAD_PRESSURE: "pressure",
+    Quantity.LINE_PRESSURE: "pressure",
+    Quantity.TEMPERATURE: "temperature",
+    Quantity.LEVEL_PCT: "fraction",
+    Quantity.CONTENTS: "mass",
+    Quantity.FLOW: "flow",
+}
+
+
+def to_canonical(quantity: Quantity, value: float, unit: str) -> float:
+    """Convert `value` in `unit` to the canonical unit of `quantity`, or raise ContractError."""
+    u = UNITS.get(unit)
+    if u is None:
+        raise ContractError(f"unknown unit {unit!r}")
+    if u.dimension != QUANTITY_DIMENSION[quantity]:
+        raise ContractError(f"unit {unit!r} does not measure {quantity.value}")
+    return u.to_canonical(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Oxygen reference conditions (shared DOMAIN.md, "Oxygen quantities")
+
+LOX_DENSITY_KG_PER_L: Final = 1.141  # at the normal boiling point, -183 °C, 1 atm
+O2_MOLAR_MASS_KG: Final = 0.031999
+GAS_CONSTANT: Final = 8.314462618
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """The declared reference for every m3 of gas the system shows (default 0 °C, 1 atm)."""
+
+    temp_c: float = 0.0
+    pressure_kpa: float = 101.325
+
+    @property
+    def gas_density(self) -> float:
+        """O2 gas density in kg/m3 at this reference (ideal gas: 1.429 at 0 °C, 1 atm)."""
+        return (self.pressure_kpa * 1000.0 * O2_MOLAR_MASS_KG) / (
+            GAS_CONSTANT * (self.temp_c + 273.15)
+        )
+
+    @property
+    def label(self) -> str:
+        """Short label for screens and API documents, e.g. 'm3 @ 0 °C, 101.325 kPa'."""
+        return f"m3 @ {self.temp_c:g} °C, {self.pressure_kpa:g} kPa"
+
+    def kg_to_m3(self, kg: float) -> float:
+        """Mass of oxygen to gas volume at this reference (1 kg ≈ 0.700 Nm3)."""
+        return kg / self.gas_density
+
+    def m3_to_kg(self, m3: float) -> float:
+        """Gas volume at this reference to mass of oxygen."""
+        return m3 * self.gas_density
+
+    def liquid_m3_to_kg(self, m3_liquid: float) -> float:
+        """Volume of liquid oxygen to mass (1 m3 LOX = 1,141 kg)."""
+        return m3_liquid * LOX_DENSITY_KG_PER_L * 1000.0
+
+    def liquid_m3_to_gas_m3(self, m3_liquid: float) -> float:
+        """Volume of liquid oxygen to its gas equivalent at this reference (≈ 799 at Nm3)."""
+        return self.kg_to_m3(self.liquid_m3_to_kg(m3_liquid))
+
+
+NORMAL: Final = Reference()
+
+
+# --------------------------------------------------------------------------------------------
+# Messages
+
+
+class Quality(StrEnum):
+    """Quality of one reading, decided where the reading was taken."""
+
+    GOOD = "good"
+    STALE = "stale"
+    OUT_OF_RANGE = "out_of_range"
+    COMM_ERROR = "comm_error"
+
+
+def _utc_ms(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a timezone (UTC, ending in Z)")
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=(value.microsecond // 1000) * 1000)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc_ms)]
+Code = Annotated[str, Field(pattern=f"^{_CODE}$")]
+
+
+def format_ts(value: datetime) -> str:
+    """UTC, millisecond precision, 'Z' suffix: the wire form of every timestamp."""
+    value = _utc_ms(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    @field_serializer("*", when_used="json", check_fields=False)
+    def _ser(self, value: object) -> object:
+        return format_ts(value) if isinstance(value, datetime) else value
+
+
+class Reading(_Message):
+    """One sample of one sensor. A bad value travels as null with its quality, never as NaN."""
+
+    sensor: Code
+    ts: UtcTime
+    value: float | None
+    unit: str
+    q: Quality = Quality.GOOD
+
+    @model_validator(mode="after")
+    def _check(self) -> Reading:
+        if self.unit not in UNITS:
+            raise ValueError(f"unknown unit {self.unit!r}")
+        if self.q is Quality.GOOD and self.value is None:
+            raise ValueError("a reading of quality 'good' must carry a value")
+        return self
+
+
+class DataMessage(_Message):
+    """A batch of readings from one gateway; `seq` increases by one per message (gaps show)."""
+
+    v: Literal[1] = CONTRACT_VERSION
+    gw: Code
+    seq: Annotated[int, Field(ge=0)]
+    sent_at: UtcTime
+    readings: Annotated[list[Reading], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)]
+
+
+class StateMessage(_Message):
+    """Birth (retained, online=true) or death (the MQTT Will, online=false) of a gateway."""
+
+    v: Literal[1] = CONTRACT_VERSION
+    gw: Code
+    online: bool
+    bd_seq: Annotated[int, Field(ge=0)]
+    version: str | None = None
+    config_hash: str | None = None
+    ts: UtcTime | None = None
+
+
+class DeviceHealth(_Message):
+    """Health of one polled device (a Modbus slave) as the gateway sees it."""
+
+    device: str
+    state: Literal["ok", "failing", "unknown"]
+    last_good_poll: UtcTime | None = None
+    error: str | None = None
+
+
+class StatusMessage(_Message):
+    """Periodic gateway health: outbox depth and age, evictions (never silent), devices."""
+
+    v: Literal[1] = CONTRACT_VERSION
+    gw: Code
+    ts: UtcTime
+    outbox_depth: Annotated[int, Field(ge=0)]
+    outbox_oldest: UtcTime | None = None
+    evicted_total: Annotated[int, Field(ge=0)] = 0
+    published_total: Annotated[int, Field(ge=0)] = 0
+    devices: list[DeviceHealth] = Field(default_factory=list)
+    alarms: list[str] = Field(default_factory=list)
+
+
+Message = DataMessage | StateMessage | StatusMessage
+_MODEL_FOR_KIND: Final[dict[TopicKind, type[DataMessage | StateMessage | StatusMessage]]] = {
+    TopicKind.DATA: DataMessage,
+    TopicKind.STATE: StateMessage,
+    TopicKind.STATUS: StatusMessage,
+}
+
+
+def encode(message: DataMessage | StateMessage | StatusMessage) -> bytes:
+    """Serialise a message to its JSON wire form (UTF-8)."""
+    return message.model_dump_json(exclude_none=False).encode()
+
+
+def decode(
+    topic_name: str, payload: bytes
+) -> tuple[Topic, DataMessage | StateMessage | StatusMessage]:
+    """Parse and validate a message for its topic; raise ContractError with a readable reason."""
+    t = parse_topic(topic_name)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    model = _MODEL_FOR_KIND[t.kind]
+    try:
+        msg = model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc)) from None
+    if msg.gw != t.gateway:
+        raise ContractError(f"gateway {msg.gw!r} in payload does not match topic {topic_name!r}")
+    return t, msg
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "message"
+        parts.append(f"{loc}: {err['msg']}")
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def is_finite(value: float | None) -> bool:
+    """True for a real, finite number (the only kind of value that may travel as 'good')."""
+    return value is not None and math.isfinite(value)

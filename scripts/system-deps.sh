@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# System packages the test suite needs. On Debian/Ubuntu as root they are installed; elsewhere
+# this prints exactly what to install and fails.
+set -euo pipefail
+
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing system packages: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    exit 0
+fi
+echo "the test suite needs these system packages: ${need[*]}" >&2
+echo "  Debian/Ubuntu: sudo apt-get install ${need[*]}" >&2
+echo "  Fedora: sudo dnf install mosquitto socat nodejs npm chromium" >&2
+echo "  macOS: brew install mosquitto socat node chromium" >&2
+exit 1

@@ -1,0 +1,134 @@
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from oxy.contract import (
+    NORMAL,
+    ContractError,
+    DataMessage,
+    Quantity,
+    Reading,
+    Reference,
+    TopicKind,
+    decode,
+    encode,
+    parse_topic,
+    subscription,
+    to_canonical,
+    topic,
+)
+
+
+def _msg(**kw: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "v": 1,
+        "gw": "gw1",
+        "seq": 1,
+        "sent_at": "2026-11-28T10:00:00.000Z",
+        "readings": [
+            {"sensor": "T1-dp", "ts": "2026-11-28T09:59:59.123Z", "value": 112.4, "unit": "inH2O"}
+        ],
+    }
+    base.update(kw)
+    return base
+
+
+def test_topic_round_trip() -> None:
+    name = topic("BV-CHORAY", "gw1", TopicKind.DATA)
+    assert name == "oxy/v1/BV-CHORAY/gw1/data"
+    t = parse_topic(name)
+    assert (t.site, t.gateway, t.kind) == ("BV-CHORAY", "gw1", TopicKind.DATA)
+    assert subscription(TopicKind.DATA, "ing") == "$share/ing/oxy/v1/+/+/data"
+
+
+@pytest.mark.parametrize(
+    "bad", ["oxy/v2/a/b/data", "oxy/v1/a/b/other", "x/v1/a/b/data", "oxy/v1/a/data"]
+)
+def test_bad_topics_rejected(bad: str) -> None:
+    with pytest.raises(ContractError):
+        parse_topic(bad)
+
+
+def test_encode_decode_wire_form() -> None:
+    msg = DataMessage.model_validate(_msg())
+    raw = encode(msg)
+    wire = json.loads(raw)
+    assert wire["sent_at"] == "2026-11-28T10:00:00.000Z"
+    assert wire["readings"][0]["ts"] == "2026-11-28T09:59:59.123Z"
+    _, back = decode("oxy/v1/S1/gw1/data", raw)
+    assert back == msg
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "message"),
+        (
+            b'{"v": 1, "gw": "gw1", "seq": 1, "sent_at": "2026-11-28T10:00:00Z", "readings": '
+            b'[{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": NaN, "unit": "bar"}]}',
+            "finite",
+        ),
+        (json.dumps(_msg(v=2)).encode(), "v"),
+        (
+            json.dumps(
+                _msg(
+                    readings=[
+                        {"sensor": "s", "ts": "2026-11-28T10:00:00", "value": 1, "unit": "bar"}
+                    ]
+                )
+            ).encode(),
+            "timezone",
+        ),
+        (
+            json.dumps(
+                _msg(
+                    readings=[
+                        {"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": 1, "unit": "furlong"}
+                    ]
+                )
+            ).encode(),
+            "unknown unit",
+        ),
+        (
+            json.dumps(
+                _msg(
+                    readings=[
+                        {"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": None, "unit": "bar"}
+                    ]
+                )
+            ).encode(),
+            "good",
+        ),
+        (json.dumps(_msg(gw="other")).encode(), "does not match"),
+        (json.dumps(_msg(readings=[])).encode(), "readings"),
+    ],
+)
+def test_decode_rejects_with_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(ContractError) as err:
+        decode("oxy/v1/S1/gw1/data", payload)
+    assert reason in err.value.reason
+
+
+def test_bad_value_travels_as_null_with_quality() -> None:
+    r = Reading(
+        sensor="s", ts=datetime(2026, 1, 1, tzinfo=UTC), value=None, unit="bar", q="comm_error"
+    )
+    assert json.loads(r.model_dump_json())["value"] is None
+
+
+def test_units_convert_to_canonical() -> None:
+    assert to_canonical(Quantity.DIFF_PRESSURE, 254.0, "mmH2O") == pytest.approx(10.0, rel=1e-3)
+    assert to_canonical(Quantity.HEAD_PRESSURE, 250.0, "psi") == pytest.approx(17.237, rel=1e-3)
+    assert to_canonical(Quantity.TEMPERATURE, 90.15, "K") == pytest.approx(-183.0)
+    with pytest.raises(ContractError):
+        to_canonical(Quantity.HEAD_PRESSURE, 1.0, "inH2O")
+
+
+def test_reference_conditions_match_domain_figures() -> None:
+    # shared DOMAIN.md: 1.429 kg/m3 at 0 °C; 1 kg LOX = 0.700 m3; 1 L LOX ≈ 799 L gas at 0 °C.
+    assert NORMAL.gas_density == pytest.approx(1.429, abs=0.002)
+    assert NORMAL.kg_to_m3(1.0) == pytest.approx(0.700, abs=0.001)
+    assert NORMAL.liquid_m3_to_gas_m3(1.0) == pytest.approx(799, abs=1)
+    assert Reference(temp_c=15).kg_to_m3(1.0) == pytest.approx(0.739, abs=0.001)
+    assert Reference(temp_c=20).liquid_m3_to_gas_m3(1.0) == pytest.approx(858, abs=1)
