@@ -119,7 +119,8 @@ def _start_broker(settings: Settings, workdir: Path, sup: Supervisor) -> str:
     if mosquitto:
         data = workdir / "mosquitto"
         data.mkdir(parents=True, exist_ok=True)
-        os.chmod(data, 0o777)
+        # Run as root, Mosquitto drops to its own user, which must write its persistence file.
+        os.chmod(data, 0o777)  # noqa: S103
         conf = workdir / "mosquitto.conf"
         conf.write_text(render(BrokerConfig(port=port, data_dir=data)))
         sup.start("mosquitto", [mosquitto, "-c", str(conf)])
