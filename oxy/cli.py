@@ -54,12 +54,20 @@ def demo() -> None:
 
 
 def _register_packages() -> None:
+    from firmware_bridge.cli import register as register_bridge
+
     from api.cli import register as register_api
     from dashboards.cli import register as register_dashboards
     from gateway.cli import register as register_gateway
     from ingest.cli import register as register_ingest
 
-    for register in (register_gateway, register_ingest, register_api, register_dashboards):
+    for register in (
+        register_gateway,
+        register_ingest,
+        register_api,
+        register_dashboards,
+        register_bridge,
+    ):
         register(app)
 
 

