@@ -1,0 +1,1 @@
+"""Coordination: support requests, assignments, deliveries and suggested allocations."""

@@ -1,0 +1,300 @@
+"""Suggested allocation: who should ship how much oxygen to whom.
+
+A linear program (HiGHS through highspy). Given facilities' needs (from usable stock, consumption,
+days of supply and open requests), suppliers' available oxygen and dispatch capacity, and road
+distances, it proposes shipments that minimise unmet need weighted by urgency first and transport
+distance second. The two goals are kept lexicographic by a weight gap: one kg of unmet need at the
+lowest urgency costs more than shipping one kg across the longest allowed route.
+
+Every suggestion is explained (why this supplier, what stays uncovered) and is only a proposal
+until a person assigns it. The same model runs what-if scenarios (a supplier down, a surge in a
+province) through :func:`what_if`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+# Unmet-need penalty per kg per unit of urgency. Transport costs at most max_km / 1000 per kg,
+# so with the default 1,000 km reach the penalty gap keeps unmet need strictly first.
+_UNMET_WEIGHT = 10.0
+ROAD_FACTOR = 1.3  # great-circle → road distance, a planning figure for Vietnam's network
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """A facility that needs oxygen within the planning horizon."""
+
+    facility_id: int
+    name: str
+    province: str
+    lat: float
+    lon: float
+    need_kg: float  # shortfall to reach the target days of supply, plus open requests
+    free_capacity_kg: float  # what its tanks can take now (math.inf for cylinders only)
+    days_of_supply: float | None  # None: unknown (no telemetry, no report)
+
+    @property
+    def urgency(self) -> float:
+        """Weight of one kg left unmet: rises steeply as days of supply fall."""
+        return urgency_weight(self.days_of_supply)
+
+
+@dataclass(frozen=True, slots=True)
+class Supply:
+    """A supplier (producer, filling station) or a facility with surplus."""
+
+    supplier_id: int
+    name: str
+    province: str
+    lat: float
+    lon: float
+    available_kg: float  # stock plus production within the horizon
+    dispatch_kg: float = math.inf  # tankers × tanker size × trips within the horizon
+    max_km: float = 1000.0  # how far its tankers can deliver within the horizon
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    """One proposed flow."""
+
+    supplier_id: int
+    facility_id: int
+    kg: float
+    road_km: float
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a facility gets what it gets."""
+
+    facility_id: int
+    need_kg: float
+    covered_kg: float
+    unmet_kg: float
+    urgency: float
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    """The result of one run: shipments, per-facility explanations and totals."""
+
+    shipments: list[Shipment]
+    explanations: dict[int, Explanation]
+    unmet_weighted: float
+    unmet_kg: float
+    transport_kg_km: float
+    status: str
+    supplier_left_kg: dict[int, float] = field(default_factory=dict)
+
+
+def urgency_weight(days_of_supply: float | None) -> float:
+    """Urgency of one kg of unmet need: 10 under a day, 4 under 3 days, 1 otherwise."""
+    if days_of_supply is None:
+        return 2.0
+    if days_of_supply < 1.0:
+        return 10.0
+    if days_of_supply < 3.0:
+        return 4.0
+    return 1.0
+
+
+def road_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Planning road distance: haversine great-circle distance × ROAD_FACTOR."""
+    r = 6371.0
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(a)) * ROAD_FACTOR
+
+
+def _arcs(
+    needs: Sequence[Need], supplies: Sequence[Supply], nearest: int | None
+) -> list[tuple[int, int, float]]:
+    """Candidate (need index, supply index, km): every reachable supplier, or the `nearest`."""
+    if not needs or not supplies:
+        return []
+    nlat = np.radians([n.lat for n in needs])[:, None]
+    nlon = np.radians([n.lon for n in needs])[:, None]
+    slat = np.radians([s.lat for s in supplies])[None, :]
+    slon = np.radians([s.lon for s in supplies])[None, :]
+    a = (
+        np.sin((slat - nlat) / 2) ** 2
+        + np.cos(nlat) * np.cos(slat) * np.sin((slon - nlon) / 2) ** 2
+    )
+    km = 2 * 6371.0 * np.arcsin(np.sqrt(a)) * ROAD_FACTOR
+    reach = km <= np.array([s.max_km for s in supplies])[None, :]
+    reach &= np.array([s.available_kg > 0 for s in supplies])[None, :]
+    reach &= np.array([n.need_kg > 0 for n in needs])[:, None]
+    arcs: list[tuple[int, int, float]] = []
+    for i in range(len(needs)):
+        js = np.flatnonzero(reach[i])
+        if nearest is not None and len(js) > nearest:
+            js = js[np.argsort(km[i, js])[:nearest]]
+        arcs.extend((i, int(j), float(km[i, j])) for j in js)
+    return arcs
+
+
+def allocate(needs: Sequence[Need], supplies: Sequence[Supply], nearest: int | None = None) -> Plan:
+    """Solve the allocation LP and explain it. Never fails on shortage: it reports the shortfall."""
+    import highspy
+
+    arcs = _arcs(needs, supplies, nearest)
+    n_arcs, n_needs = len(arcs), len(needs)
+    # Columns: one x per arc, then one u (unmet) per need.
+    cost = np.empty(n_arcs + n_needs)
+    for k, (_, _, km) in enumerate(arcs):
+        cost[k] = km / 1000.0
+    for i, n in enumerate(needs):
+        cost[n_arcs + i] = _UNMET_WEIGHT * n.urgency
+    lower = np.zeros(n_arcs + n_needs)
+    upper = np.full(n_arcs + n_needs, highspy.kHighsInf)
+
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h.setOptionValue("output_flag", False)
+    # Interior point, then crossover to a vertex: faster than simplex on these large sparse
+    # transport LPs, and a vertex means few shipments (a person can act on the proposal).
+    h.setOptionValue("solver", "ipm")
+    h.setOptionValue("run_crossover", "on")
+    h.addVars(n_arcs + n_needs, lower, upper)
+    h.changeColsCost(n_arcs + n_needs, np.arange(n_arcs + n_needs, dtype=np.int32), cost)
+
+    by_need: list[list[int]] = [[] for _ in needs]
+    by_supply: list[list[int]] = [[] for _ in supplies]
+    for k, (i, j, _) in enumerate(arcs):
+        by_need[i].append(k)
+        by_supply[j].append(k)
+
+    rows_lo: list[float] = []
+    rows_hi: list[float] = []
+    starts: list[int] = []
+    index: list[int] = []
+    values: list[float] = []
+
+    def row(cols: Iterable[int], lo: float, hi: float) -> None:
+        starts.append(len(index))
+        for c in cols:
+            index.append(c)
+            values.append(1.0)
+        rows_lo.append(lo)
+        rows_hi.append(hi)
+
+    inf = highspy.kHighsInf
+    for i, n in enumerate(needs):
+        need = max(n.need_kg, 0.0)
+        row([*by_need[i], n_arcs + i], need, inf)  # delivered + unmet ≥ need
+        if by_need[i]:
+            row(by_need[i], 0.0, min(need, n.free_capacity_kg))  # never more than it can hold
+    for j, s in enumerate(supplies):
+        if by_supply[j]:
+            row(by_supply[j], 0.0, min(s.available_kg, s.dispatch_kg))
+    if rows_lo:
+        h.addRows(
+            len(rows_lo),
+            np.array(rows_lo),
+            np.array(rows_hi),
+            len(index),
+            np.array(starts, dtype=np.int32),
+            np.array(index, dtype=np.int32),
+            np.array(values),
+        )
+    h.run()
+    status = h.modelStatusToString(h.getModelStatus())
+    x = np.array(h.getSolution().col_value) if n_arcs + n_needs else np.zeros(0)
+    return _explain(needs, supplies, arcs, x, status)
+
+
+def _explain(
+    needs: Sequence[Need],
+    supplies: Sequence[Supply],
+    arcs: list[tuple[int, int, float]],
+    x: np.ndarray,
+    status: str,
+) -> Plan:
+    n_arcs = len(arcs)
+    shipments: list[Shipment] = []
+    got: dict[int, list[Shipment]] = {}
+    left = {s.supplier_id: min(s.available_kg, s.dispatch_kg) for s in supplies}
+    for k, (i, j, km) in enumerate(arcs):
+        kg = float(x[k])
+        if kg > 0.5:  # half a kilogram: solver noise, not a shipment
+            sh = Shipment(supplies[j].supplier_id, needs[i].facility_id, round(kg, 1), round(km, 1))
+            shipments.append(sh)
+            got.setdefault(i, []).append(sh)
+            left[supplies[j].supplier_id] -= kg
+    reachable = {i for i, _, _ in arcs}
+    explanations: dict[int, Explanation] = {}
+    unmet_w = unmet_kg = kgkm = 0.0
+    names = {s.supplier_id: s.name for s in supplies}
+    for i, n in enumerate(needs):
+        need = max(n.need_kg, 0.0)
+        covered = sum(s.kg for s in got.get(i, []))
+        unmet = max(min(float(x[n_arcs + i]), need), 0.0)
+        reasons: list[str] = []
+        for s in sorted(got.get(i, []), key=lambda s: s.road_km):
+            reasons.append(f"{s.kg:,.0f} kg from {names[s.supplier_id]} ({s.road_km:,.0f} km)")
+        if unmet > 0.5:
+            if i not in reachable:
+                reasons.append("no supplier with oxygen can reach it within its delivery range")
+            elif need > n.free_capacity_kg:
+                reasons.append(f"its tanks can take only {n.free_capacity_kg:,.0f} kg now")
+            else:
+                reasons.append(
+                    "reachable suppliers are exhausted by facilities with more urgent need"
+                )
+        explanations[n.facility_id] = Explanation(
+            n.facility_id, need, covered, unmet, n.urgency, tuple(reasons)
+        )
+        unmet_w += unmet * n.urgency
+        unmet_kg += unmet
+    for s in shipments:
+        kgkm += s.kg * s.road_km
+    return Plan(shipments, explanations, unmet_w, unmet_kg, kgkm, status, left)
+
+
+def greedy(needs: Sequence[Need], supplies: Sequence[Supply]) -> Plan:
+    """Baseline: most urgent first, each takes from its nearest supplier that has oxygen left."""
+    left = {j: min(s.available_kg, s.dispatch_kg) for j, s in enumerate(supplies)}
+    order = sorted(range(len(needs)), key=lambda i: -needs[i].urgency)
+    arcs: list[tuple[int, int, float]] = []
+    flows: list[float] = []
+    unmet = np.zeros(len(needs))
+    for i in order:
+        n = needs[i]
+        want = min(max(n.need_kg, 0.0), n.free_capacity_kg)
+        cands = sorted(
+            (road_km(n.lat, n.lon, s.lat, s.lon), j) for j, s in enumerate(supplies) if left[j] > 0
+        )
+        for km, j in cands:
+            if want <= 0:
+                break
+            if km > supplies[j].max_km:
+                continue
+            take = min(want, left[j])
+            left[j] -= take
+            want -= take
+            arcs.append((i, j, km))
+            flows.append(take)
+        unmet[i] = max(n.need_kg, 0.0) - (min(max(n.need_kg, 0.0), n.free_capacity_kg) - want)
+    x = np.concatenate([np.array(flows), unmet])
+    return _explain(needs, supplies, arcs, x, "Greedy")
+
+
+def what_if(
+    needs: Sequence[Need],
+    supplies: Sequence[Supply],
+    *,
+    suppliers_down: Iterable[int] = (),
+    surge: dict[str, float] | None = None,
+) -> Plan:
+    """Run the same model with suppliers out of service and/or need multiplied per province."""
+    down = set(suppliers_down)
+    surge = surge or {}
+    s2 = [replace(s, available_kg=0.0) if s.supplier_id in down else s for s in supplies]
+    n2 = [replace(n, need_kg=n.need_kg * surge.get(n.province, 1.0)) for n in needs]
+    return allocate(n2, s2)
