@@ -1,1 +1,1 @@
-"""dashboards package of the oxygen platform."""
+"""Grafana dashboards, data sources and alert rules of the oxygen platform, defined as code."""

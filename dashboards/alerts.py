@@ -1,0 +1,186 @@
+"""The engineers' technical alert rules, as code (Grafana unified alerting).
+
+Each rule: a SQL query (A, table format: numeric data, one alert instance per row, its string
+columns as labels) against the read-only PostgreSQL source, compared with a threshold (B). No
+reduce step: Grafana reduces time series, and these queries already return one number per row.
+A query error counts as firing where that is the signal (the database being down). Operational
+alerts for facilities (tank running dry) belong to the platform's own alerting; these are for
+the people who run the platform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dashboards.gateways import SILENT_AFTER_S
+from dashboards.model import JSON, POSTGRES
+
+RULE_GROUP = "oxy-technical"
+ALERT_FOLDER_UID = "oxy-engineering"
+EVAL_INTERVAL_S = 60
+EXPR_UID = "__expr__"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """One rule: SQL returning numbers (string columns become labels), and a threshold on it."""
+
+    uid: str
+    title: str
+    sql: str
+    op: Literal["gt", "lt"]
+    threshold: float
+    summary: str
+    pending: str = "5m"
+    window_s: int = 600
+    no_data: Literal["OK", "NoData", "Alerting"] = "OK"
+    exec_err: Literal["OK", "Error", "Alerting"] = "Error"
+    severity: str = "warning"
+    dashboard_uid: str | None = None
+
+    def data(self) -> list[JSON]:
+        """The query and its threshold (refIds A → B)."""
+        return [
+            {
+                "refId": "A",
+                "queryType": "",
+                "relativeTimeRange": {"from": self.window_s, "to": 0},
+                "datasourceUid": POSTGRES.uid,
+                "model": {
+                    "refId": "A",
+                    "datasource": POSTGRES.to_json(),
+                    "editorMode": "code",
+                    "format": "table",
+                    "rawQuery": True,
+                    "rawSql": self.sql.strip(),
+                },
+            },
+            {
+                "refId": "B",
+                "queryType": "",
+                "relativeTimeRange": {"from": 0, "to": 0},
+                "datasourceUid": EXPR_UID,
+                "model": {
+                    "refId": "B",
+                    "type": "threshold",
+                    "expression": "A",
+                    "conditions": [{"evaluator": {"type": self.op, "params": [self.threshold]}}],
+                    "datasource": {"type": "__expr__", "uid": EXPR_UID},
+                },
+            },
+        ]
+
+    def to_api(self, folder_uid: str = ALERT_FOLDER_UID) -> JSON:
+        """The body of `POST/PUT /api/v1/provisioning/alert-rules`."""
+        out: JSON = {
+            "uid": self.uid,
+            "title": self.title,
+            "orgID": 1,
+            "folderUID": folder_uid,
+            "ruleGroup": RULE_GROUP,
+            "condition": "B",
+            "data": self.data(),
+            "noDataState": self.no_data,
+            "execErrState": self.exec_err,
+            "for": self.pending,
+            "annotations": {"summary": self.summary},
+            "labels": {"team": "oxy-engineering", "severity": self.severity},
+            "isPaused": False,
+        }
+        if self.dashboard_uid:
+            out["annotations"]["__dashboardUid__"] = self.dashboard_uid
+        return out
+
+    def to_file(self) -> JSON:
+        """The rule as Grafana's file provisioning (provisioning/alerting/*.yaml) writes it."""
+        api = self.to_api()
+        return {
+            "uid": api["uid"],
+            "title": api["title"],
+            "condition": api["condition"],
+            "data": api["data"],
+            "noDataState": api["noDataState"],
+            "execErrState": api["execErrState"],
+            "for": api["for"],
+            "annotations": api["annotations"],
+            "labels": api["labels"],
+            "isPaused": False,
+        }
+
+
+RULES: tuple[AlertRule, ...] = (
+    AlertRule(
+        uid="oxy-pipeline-stalled",
+        title="Luồng dữ liệu dừng / Ingest pipeline stalled",
+        # Only meaningful while some gateway is online: then readings must keep arriving.
+        sql="""
+SELECT CASE WHEN (SELECT count(*) FROM grafana.gateway_health
+                  WHERE online AND revoked_at IS NULL) > 0
+            THEN coalesce(extract(epoch FROM now() - (SELECT max(received_at)
+                                                      FROM grafana.sensor_latest)), 1e9)
+            ELSE 0 END AS seconds_since_last_reading
+""",
+        op="gt",
+        threshold=600.0,
+        summary=(
+            "Không có số đọc mới trong 10 phút dù có gateway trực tuyến / No reading stored for "
+            "10 minutes while gateways are online: check the ingest service and the broker."
+        ),
+        severity="critical",
+        dashboard_uid="oxy-pipeline",
+    ),
+    AlertRule(
+        uid="oxy-dead-letters-rising",
+        title="Thư lỗi tăng / Dead letters rising",
+        sql="""
+SELECT count(*) AS dead_letters
+FROM grafana.dead_letters
+WHERE $__timeFilter(received_at)
+""",
+        op="gt",
+        threshold=10.0,
+        window_s=900,
+        pending="0s",
+        summary=(
+            "Hơn 10 thư lỗi trong 15 phút / More than 10 dead letters in 15 minutes: a gateway or "
+            "bridge is sending messages that break the wire contract."
+        ),
+        dashboard_uid="oxy-pipeline",
+    ),
+    AlertRule(
+        uid="oxy-gateway-offline",
+        title="Gateway mất kết nối / Gateway offline",
+        # One alert instance per gateway: the string columns become its labels.
+        sql=f"""
+SELECT gateway, site,
+       CASE WHEN online IS NOT TRUE OR silent_s IS NULL OR silent_s > {SILENT_AFTER_S}
+            THEN 1 ELSE 0 END AS offline
+FROM grafana.gateway_health
+WHERE revoked_at IS NULL
+""",
+        op="gt",
+        threshold=0.0,
+        pending="5m",
+        summary=(
+            "Gateway {{ $labels.gateway }} ({{ $labels.site }}) mất kết nối / is offline or "
+            "silent: readings are buffered in its outbox until it returns."
+        ),
+        dashboard_uid="oxy-gateways",
+    ),
+    AlertRule(
+        uid="oxy-database-down",
+        title="CSDL không truy cập được / Database down",
+        sql="SELECT 1 AS up",
+        op="lt",
+        threshold=1.0,
+        pending="1m",
+        no_data="Alerting",
+        exec_err="Alerting",
+        summary=(
+            "Grafana không truy vấn được PostgreSQL / Grafana cannot query PostgreSQL: ingest "
+            "stops acknowledging and the broker holds messages until it returns."
+        ),
+        severity="critical",
+    ),
+)
