@@ -331,6 +331,10 @@ class DeviceHealth(_Message):
     state: Literal["ok", "failing", "unknown"]
     last_good_poll: UtcTime | None = None
     error: str | None = None
+    # Radio devices (LoRaWAN, via firmware_bridge): battery and signal quality of the last uplink.
+    battery_pct: float | None = None
+    rssi_dbm: float | None = None
+    snr_db: float | None = None
 
 
 class StatusMessage(_Message):

@@ -1,1 +1,1 @@
-"""firmware-bridge: devices that speak their own firmware protocol, turned into the wire contract."""
+"""firmware-bridge: devices speaking their own firmware protocol, turned into the wire contract."""

@@ -1,0 +1,240 @@
+"""The bridge's declarative configuration (TOML): where to listen, how to map, where to publish.
+
+A new vendor needs a `[[sources]]` block, not code. See docs/bridge.md and
+deploy/bridge/bridge.example.toml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from firmware_bridge.errors import BridgeError
+from oxy.contract import CODE_RE, UNITS
+
+Protocol = Literal["sparkplug", "chirpstack", "tts", "json", "http"]
+
+_DEFAULT_TOPIC: dict[str, str] = {
+    "sparkplug": "spBv1.0/#",
+    "chirpstack": "application/+/device/+/event/+",
+    "tts": "v3/+/devices/+/up",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Point(_Model):
+    """One value of a device mapped to one platform sensor."""
+
+    sensor: str
+    unit: str
+    metric: str | None = None  # Sparkplug metric name
+    path: str | None = None  # JSON path (LoRaWAN: inside the decoded object; vendor: the body)
+    scale: float = 1.0  # value * scale + offset, for raw counts (e.g. 4-20 mA as 0..10000)
+    offset: float = 0.0
+
+    @field_validator("sensor")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not CODE_RE.match(v):
+            raise ValueError(f"invalid sensor code {v!r}")
+        return v
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str) -> str:
+        if v not in UNITS:
+            raise ValueError(f"unknown unit {v!r}; the contract knows {sorted(UNITS)}")
+        return v
+
+
+class Device(_Model):
+    """A foreign device (Sparkplug `group/edge[/device]`, a DevEUI, a vendor id) → a gateway."""
+
+    id: str
+    site: str
+    gateway: str
+    points: list[Point] = Field(default_factory=list)
+    token_sha256: str | None = None  # HTTP push: sha256 hex of the device's bearer token
+
+    @field_validator("site", "gateway")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not CODE_RE.match(v):
+            raise ValueError(f"invalid code {v!r}: letters, digits, . _ - (max 64)")
+        return v
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower())):
+            raise ValueError("token_sha256 must be 64 hex digits (sha256 of the token)")
+        return v.lower() if v else v
+
+
+class Source(_Model):
+    """One foreign protocol endpoint: a broker subscription or the HTTP push path."""
+
+    name: str
+    protocol: Protocol
+    mqtt_url: str | None = None  # default: the onward broker
+    mqtt_version: Literal["3.1.1", "5"] = "3.1.1"
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+    topic: str | None = None
+    qos: Annotated[int, Field(ge=0, le=2)] = 1
+    # Vendor JSON / HTTP push mapping.
+    device_id_path: str | None = None
+    device_id_topic_level: int | None = None
+    timestamp_path: str | None = None
+    timestamp_format: str = "iso8601"
+    timezone: str = "UTC"
+    # Sparkplug: publish our own STATE as a primary host application (edge nodes that name
+    # this host wait for it before publishing, and fall back to other servers without it).
+    host_id: str | None = None
+    # LoRaWAN: battery inside the decoded object, when the codec reports it.
+    battery_path: str | None = None
+    devices: list[Device] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not CODE_RE.match(v):
+            raise ValueError(f"invalid source name {v!r}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Source:
+        if self.protocol == "json" and not self.topic:
+            raise ValueError("a json source needs `topic`")
+        if self.protocol == "json" and not (self.device_id_path or self.device_id_topic_level):
+            raise ValueError("a json source needs `device_id_path` or `device_id_topic_level`")
+        seen: set[str] = set()
+        for d in self.devices:
+            key = self.device_key(d.id)
+            if key in seen:
+                raise ValueError(f"device {d.id!r} is listed twice")
+            seen.add(key)
+            for p in d.points:
+                if self.protocol == "sparkplug" and not p.metric:
+                    raise ValueError(f"device {d.id!r}: a sparkplug point needs `metric`")
+                if self.protocol != "sparkplug" and not p.path:
+                    raise ValueError(f"device {d.id!r}: point {p.sensor!r} needs `path`")
+            if self.protocol == "http" and not d.token_sha256:
+                raise ValueError(f"device {d.id!r}: an http device needs `token_sha256`")
+        return self
+
+    @property
+    def topic_filter(self) -> str:
+        """The subscription filter (the protocol's default when not configured)."""
+        return self.topic or _DEFAULT_TOPIC.get(self.protocol, "")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Time zone of naive foreign timestamps."""
+        return ZoneInfo(self.timezone)
+
+    def device_key(self, device_id: str) -> str:
+        """The lookup key of a device id (EUIs are case-insensitive)."""
+        return device_id.lower() if self.protocol in ("chirpstack", "tts") else device_id
+
+    def device(self, device_id: str) -> Device | None:
+        """The configured device for a foreign id, or None (→ quarantine)."""
+        key = self.device_key(device_id)
+        for d in self.devices:
+            if self.device_key(d.id) == key:
+                return d
+        return None
+
+
+class Onward(_Model):
+    """The platform broker the bridge publishes the wire contract to."""
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_version: Literal["3.1.1", "5"] = "5"
+    client_id: str = "oxy-bridge"
+    username: str | None = None
+    password: str | None = None
+
+
+class Rejects(_Model):
+    """Where bad payloads and unknown devices are recorded (the platform database, preferred)."""
+
+    database_url: str | None = None
+    sqlite_path: Path | None = None
+
+
+class Http(_Model):
+    """The HTTP push endpoint."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8091
+    timeout_s: Annotated[float, Field(gt=0)] = 10.0
+
+
+class BridgeConfig(_Model):
+    """The whole bridge configuration."""
+
+    onward: Onward = Field(default_factory=Onward)
+    rejects: Rejects = Field(default_factory=Rejects)
+    http: Http = Field(default_factory=Http)
+    state_dir: Path | None = None  # per-gateway seq counters survive restarts when set
+    sources: list[Source] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> BridgeConfig:
+        names = [s.name for s in self.sources]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"source names must be unique: {sorted(dup)}")
+        return self
+
+    def source(self, name: str) -> Source | None:
+        """The source called `name`, or None."""
+        return next((s for s in self.sources if s.name == name), None)
+
+
+def hash_token(token: str) -> str:
+    """The sha256 hex of a push token, as stored in `token_sha256`."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def load_config(path: Path) -> BridgeConfig:
+    """Read and validate a TOML configuration; BridgeError with a readable reason otherwise."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BridgeError(f"cannot read bridge config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BridgeError(f"bridge config {path} is not valid TOML: {exc}") from None
+    return parse_config(raw, str(path))
+
+
+def parse_config(raw: dict[str, object], where: str = "config") -> BridgeConfig:
+    """Validate an already-parsed configuration mapping."""
+    try:
+        return BridgeConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
+            for e in exc.errors(include_url=False)[:5]
+        ]
+        raise BridgeError(f"bad bridge config {where}: " + "; ".join(problems)) from None

@@ -1,0 +1,355 @@
+"""The bridge service: foreign subscriptions in, the wire contract out, acks only when safe.
+
+For every foreign message: decode and map it (protocol handlers), record rejects (dead letters,
+quarantine) durably, publish the resulting data/state/status messages to the platform broker at
+QoS 1, and only when every one of them has its PUBACK acknowledge the foreign message (paho
+manual acks). A message that cannot be handled is dead-lettered with its reason and then
+acknowledged; an unexpected error in a handler is treated the same way, so the bridge keeps
+running. If even the reject record cannot be written, the message stays unacknowledged and the
+foreign broker redelivers it after a reconnect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from firmware_bridge.config import BridgeConfig, Source
+from firmware_bridge.connection import Endpoint, connect_async, make_client
+from firmware_bridge.errors import PayloadError
+from firmware_bridge.lorawan import handle_chirpstack, handle_tts
+from firmware_bridge.mapping import handle_vendor, parse_json
+from firmware_bridge.model import GatewayRef, Health, Outcome
+from firmware_bridge.publisher import Publisher, SeqStore
+from firmware_bridge.rejects import RejectSink
+from firmware_bridge.sparkplug import NAMESPACE as SPARKPLUG_NAMESPACE
+from firmware_bridge.sparkplug import SparkplugHost
+from oxy.contract import (
+    MAX_READINGS_PER_MESSAGE,
+    DataMessage,
+    DeviceHealth,
+    StateMessage,
+    StatusMessage,
+    TopicKind,
+    encode,
+    topic,
+)
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], Outcome]
+
+
+@dataclass
+class Delivery:
+    """What became of one foreign message (reported to HTTP clients and tests)."""
+
+    published: int = 0
+    refused: list[str] = field(default_factory=list)
+    dead: str | None = None  # the reason, when (part of) the message was dead-lettered
+    quarantined: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when everything mapped was handed on."""
+        return not self.refused
+
+
+DeliveryDone = Callable[[Delivery], None]
+
+
+class _Countdown:
+    """Calls `done` once after `n` publish confirmations (and the final `arm`)."""
+
+    def __init__(self, delivery: Delivery, done: DeliveryDone, on_refused: Callable[[str], None]):
+        self._lock = threading.Lock()
+        self._left = 1  # the arm() token: no early completion while publishing is under way
+        self._delivery = delivery
+        self._done = done
+        self._on_refused = on_refused
+
+    def add(self) -> None:
+        with self._lock:
+            self._left += 1
+
+    def confirm(self, accepted: bool, reason: str, what: str) -> None:
+        if not accepted:
+            self._delivery.refused.append(f"{what}: {reason}")
+            self._on_refused(f"platform broker refused {what}: {reason}")
+        else:
+            self._delivery.published += 1
+        self._tick()
+
+    def arm(self) -> None:
+        self._tick()
+
+    def _tick(self) -> None:
+        with self._lock:
+            self._left -= 1
+            finished = self._left == 0
+        if finished:
+            self._done(self._delivery)
+
+
+class Bridge:
+    """All sources of a configuration, one onward publisher, one reject sink."""
+
+    def __init__(self, config: BridgeConfig, rejects: RejectSink) -> None:
+        self.config = config
+        self.rejects = rejects
+        onward = config.onward
+        self.publisher = Publisher(
+            Endpoint(
+                onward.mqtt_url, onward.client_id, onward.mqtt_version,
+                onward.username, onward.password,
+            )
+        )  # fmt: skip
+        self.seq = SeqStore(config.state_dir)
+        self._health: dict[GatewayRef, dict[str, Health]] = {}
+        self._health_lock = threading.Lock()
+        self._clients: dict[str, mqtt.Client] = {}
+        self._subscribed: dict[str, threading.Event] = {}
+        self.sparkplug: dict[str, SparkplugHost] = {}
+        self._handlers: dict[str, Handler] = {s.name: self._handler(s) for s in config.sources}
+        self.counters: dict[str, int] = {
+            "messages": 0, "dead_letters": 0, "quarantined": 0, "refused": 0, "errors": 0,
+        }  # fmt: skip
+        self._count_lock = threading.Lock()
+        self._stopped = False
+        self._rejects_ok = True
+
+    def _handler(self, source: Source) -> Handler:
+        if source.protocol == "sparkplug":
+            host = self.sparkplug[source.name] = SparkplugHost(source)
+            return host.handle
+        if source.protocol == "chirpstack":
+            return lambda t, p: handle_chirpstack(source, t, p)
+        if source.protocol == "tts":
+            return lambda t, p: handle_tts(source, t, p)
+        return lambda t, p: handle_vendor(source, parse_json(p), t)
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._count_lock:
+            self.counters[key] += n
+
+    # ---------------------------------------------------------------------------------------
+    # Lifetime
+
+    def start(self) -> None:
+        """Connect to the platform broker and subscribe to every MQTT source."""
+        self.publisher.start()
+        for source in self.config.sources:
+            if source.protocol != "http":
+                self._start_source(source)
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Block until the publisher is connected and every source subscribed."""
+        if not self.publisher.wait_connected(timeout):
+            return False
+        return all(ev.wait(timeout) for ev in self._subscribed.values())
+
+    def stop(self) -> None:
+        """Disconnect everything (messages not yet acknowledged are redelivered later)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for client in self._clients.values():
+            client.disconnect()
+            client.loop_stop()
+        self.publisher.stop()
+        self.seq.close()
+        self.rejects.close()
+
+    def _start_source(self, source: Source) -> None:
+        ep = Endpoint(
+            source.mqtt_url or self.config.onward.mqtt_url,
+            source.client_id or f"{self.config.onward.client_id}-{source.name}",
+            source.mqtt_version,
+            source.username,
+            source.password,
+        )
+        client = make_client(ep, manual_ack=True)
+        subscribed = self._subscribed[source.name] = threading.Event()
+        state_topic = state_body = None
+        if source.protocol == "sparkplug" and source.host_id:
+            # Sparkplug 3.0 host STATE: retained JSON; the Will carries the same timestamp.
+            state_topic = f"{SPARKPLUG_NAMESPACE}/STATE/{source.host_id}"
+            born = int(time.time() * 1000)
+            state_body = json.dumps({"online": True, "timestamp": born})
+            client.will_set(
+                state_topic, json.dumps({"online": False, "timestamp": born}), qos=1, retain=True
+            )
+
+        def on_connect(c: mqtt.Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
+            if reason.is_failure:
+                logger.error("source %s: broker refused the connection: %s", source.name, reason)
+                return
+            logger.info("source %s connected to %s", source.name, ep.url)
+            c.subscribe(source.topic_filter, qos=source.qos)
+            if state_topic and state_body:
+                c.publish(state_topic, state_body, qos=1, retain=True)
+
+        def on_subscribe(c: mqtt.Client, u: Any, mid: int, codes: Any, props: Any) -> None:
+            subscribed.set()
+
+        def on_disconnect(c: mqtt.Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
+            # Logged once per lost connection; paho reconnects by itself with backoff.
+            if subscribed.is_set() and not self._stopped:
+                logger.warning("source %s disconnected: %s (reconnecting)", source.name, reason)
+            subscribed.clear()
+
+        def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+            mid, qos = msg.mid, msg.qos
+
+            def ack(_d: Delivery) -> None:
+                c.ack(mid, qos)
+
+            self.process(source, msg.topic, bytes(msg.payload), done=ack, command=c.publish)
+
+        client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
+        client.on_disconnect = on_disconnect
+        client.on_message = on_message
+        self._clients[source.name] = client
+        connect_async(client, ep)
+        client.loop_start()
+
+    # ---------------------------------------------------------------------------------------
+    # The pipeline
+
+    def process(
+        self,
+        source: Source,
+        topic_name: str,
+        payload: bytes,
+        *,
+        done: DeliveryDone,
+        command: Callable[..., Any] | None = None,
+        handler: Handler | None = None,
+    ) -> None:
+        """Map one foreign message and hand it on; `done` runs once it is safe to acknowledge."""
+        self._count("messages")
+        delivery = Delivery()
+        try:
+            try:
+                outcome = (handler or self._handlers[source.name])(topic_name, payload)
+            except PayloadError as exc:
+                delivery.dead = exc.reason
+                self._dead(topic_name, payload, exc.reason)
+                done(delivery)
+                return
+            except Exception as exc:  # a bug must not stop the bridge; the message is kept
+                logger.exception("source %s: handler failed on %s", source.name, topic_name)
+                self._count("errors")
+                delivery.dead = f"internal error: {type(exc).__name__}: {exc}"
+                self._dead(topic_name, payload, delivery.dead)
+                done(delivery)
+                return
+            for item in outcome.unknown:
+                self.rejects.quarantine(topic_name, source.name, item)
+                delivery.quarantined += 1
+                self._count("quarantined")
+            if outcome.dead:
+                delivery.dead = "; ".join(outcome.dead)
+                self._dead(topic_name, payload, delivery.dead)
+        except Exception as exc:
+            # The reject record could not be written: leave the message unacknowledged (the
+            # foreign broker redelivers it after a reconnect). Logged once per outage.
+            self._count("errors")
+            if self._rejects_ok:
+                self._rejects_ok = False
+                logger.error("cannot record rejects (%s); not acknowledging them", exc)
+            return
+        if not self._rejects_ok:
+            self._rejects_ok = True
+            logger.info("recording rejects again")
+        if command is not None:
+            for cmd_topic, cmd_payload in outcome.commands:
+                command(cmd_topic, cmd_payload, qos=0)
+        self._publish(outcome, delivery, done, topic_name, payload)
+
+    def _dead(self, topic_name: str, payload: bytes, reason: str) -> None:
+        self.rejects.dead_letter(topic_name, payload, reason)
+        self._count("dead_letters")
+
+    def _refused(self, topic_name: str, payload: bytes) -> Callable[[str], None]:
+        def record(reason: str) -> None:
+            self._count("refused")
+            logger.warning("%s", reason)
+            try:
+                self._dead(topic_name, payload, reason)
+            except Exception:
+                logger.exception("cannot record a refused publish")
+
+        return record
+
+    def _publish(
+        self,
+        outcome: Outcome,
+        delivery: Delivery,
+        done: DeliveryDone,
+        topic_name: str,
+        payload: bytes,
+    ) -> None:
+        countdown = _Countdown(delivery, done, self._refused(topic_name, payload))
+        now = datetime.now(UTC)
+
+        def send(t: str, body: bytes, retain: bool) -> None:
+            countdown.add()
+            self.publisher.publish(t, body, retain, lambda ok, r: countdown.confirm(ok, r, t))
+
+        # Births before data: a consumer sees the gateway online before its readings.
+        for change in outcome.states:
+            state = StateMessage(
+                gw=change.ref.gateway, online=change.online, bd_seq=change.bd_seq, ts=now
+            )
+            send(topic(change.ref.site, change.ref.gateway, TopicKind.STATE), encode(state), True)
+        for ref, readings in outcome.readings.items():
+            for i in range(0, len(readings), MAX_READINGS_PER_MESSAGE):
+                chunk = readings[i : i + MAX_READINGS_PER_MESSAGE]
+                msg = DataMessage(
+                    gw=ref.gateway,
+                    seq=self.seq.take(ref.site, ref.gateway),
+                    sent_at=now,
+                    readings=chunk,
+                )
+                send(topic(ref.site, ref.gateway, TopicKind.DATA), encode(msg), False)
+        refs = {ref for ref, _ in outcome.health} | {ref for ref, _ in outcome.alarms}
+        for ref in sorted(refs, key=lambda r: (r.site, r.gateway)):
+            status = self._status(ref, outcome, now)
+            send(topic(ref.site, ref.gateway, TopicKind.STATUS), encode(status), False)
+        countdown.arm()
+
+    def _status(self, ref: GatewayRef, outcome: Outcome, now: datetime) -> StatusMessage:
+        with self._health_lock:
+            known = self._health.setdefault(ref, {})
+            for r, h in outcome.health:
+                if r == ref:
+                    known[h.device] = h
+            devices = [
+                DeviceHealth(
+                    device=h.device,
+                    state="ok",
+                    last_good_poll=h.ts,
+                    battery_pct=h.battery_pct,
+                    rssi_dbm=h.rssi_dbm,
+                    snr_db=h.snr_db,
+                )
+                for h in sorted(known.values(), key=lambda h: h.device)
+            ]
+        return StatusMessage(
+            gw=ref.gateway,
+            ts=now,
+            outbox_depth=self.publisher.pending,
+            published_total=self.publisher.published_total,
+            devices=devices,
+            alarms=[a for r, a in outcome.alarms if r == ref],
+        )
