@@ -9,16 +9,16 @@ import tempfile
 import time
 
 sys.path[:0] = [".", "firmware-bridge"]
-from pathlib import Path
+from pathlib import Path  # noqa: E402
 
-from firmware_bridge.config import parse_config
-from firmware_bridge.rejects import SqliteRejects
-from firmware_bridge.service import Bridge
+from firmware_bridge.config import parse_config  # noqa: E402
+from firmware_bridge.rejects import SqliteRejects  # noqa: E402
+from firmware_bridge.service import Bridge  # noqa: E402
 
-from oxy.broker import BrokerConfig
-from tests.bridge import spb
-from tests.bridge.conftest import Collector, Foreign
-from tests.fix_mqtt import Broker, free_port, mosquitto_binary
+from oxy.broker import BrokerConfig  # noqa: E402
+from tests.bridge import spb  # noqa: E402
+from tests.bridge.conftest import Collector, Foreign  # noqa: E402
+from tests.fix_mqtt import Broker, free_port, mosquitto_binary  # noqa: E402
 
 work = Path(tempfile.mkdtemp())
 (work / "data").mkdir()
@@ -67,7 +67,9 @@ for p in payloads:
 out.wait(lambda t, p: True, count=N + 1, timeout=300)
 dt = time.perf_counter() - t0
 print(
-    f"{N} DDATA messages x 10 metrics through the bridge in {dt:.2f}s: {N / dt:.0f} msg/s, {10 * N / dt:.0f} readings/s; gaps={br.sparkplug['plant'].gaps}"
+    f"{N} DDATA messages x 10 metrics through the bridge in {dt:.2f}s: "
+    f"{N / dt:.0f} msg/s, {10 * N / dt:.0f} readings/s; "
+    f"gaps={br.sparkplug['plant'].gaps}"
 )
 br.stop()
 out.close()
