@@ -1,0 +1,1 @@
+"""Alerts and notifications: rules, lifecycle, channels."""

@@ -1,0 +1,223 @@
+"""HTTP routes of the alerts: the list and badge count in scope, acknowledge, resolve with a note,
+and the caller's own notification subscriptions.
+
+Alerts are addressed by id, so the policy checks the role and every query filters by the
+caller's facility scope (an alert outside it answers 404, like one that does not exist).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from api.alerts import engine
+from api.alerts.notify import RULE_TITLES
+from api.audit import audit
+from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.i18n import gettext
+from api.policy import Scope, policy
+from api.routes import ROUTERS
+from api.scope import Role, scope_params
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+StateFilter = Literal["active", "open", "acknowledged", "resolved"]
+WATCHERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.ENGINEER)
+
+_LIST = """
+SELECT a.id, a.rule, a.subject_kind, a.subject_id, a.facility_id, o.name AS facility,
+       a.severity, a.state, a.level, a.opened_at, a.last_true_at, a.acknowledged_at,
+       a.resolved_at, a.resolution_note, a.flaps, a.details
+FROM alerts a JOIN organisations o ON o.id = a.facility_id
+WHERE (%(scope_national)s OR a.facility_id = ANY(%(scope_facilities)s))
+  AND (%(state)s::text IS NULL OR a.state = %(state)s
+       OR (%(state)s = 'active' AND a.state <> 'resolved'))
+ORDER BY a.state = 'resolved', a.severity = 'warning', a.opened_at DESC
+LIMIT %(limit)s
+"""
+
+
+def _visible(me: Any) -> dict[str, Any]:
+    return scope_params(me)
+
+
+@router.get(
+    "",
+    dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
+    summary="Alerts in the caller's scope (active first)",
+)
+async def list_alerts(
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    state: Annotated[
+        Literal["active", "open", "acknowledged", "resolved"] | None, Query()
+    ] = "active",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """Alerts with their rule title in the caller's language."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_LIST, {**_visible(me), "state": state, "limit": limit})
+    rows = await cur.fetchall()
+    for r in rows:
+        rule = str(r["rule"])
+        r["title"] = gettext(locale, RULE_TITLES.get(rule, rule))
+    return rows
+
+
+@router.get(
+    "/count",
+    dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
+    summary="Number of unresolved alerts in scope (the badge)",
+)
+async def count_alerts(conn: DbDep, me: PrincipalDep) -> dict[str, int]:
+    """Open and critical counts for the UI badge."""
+    cur = await conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE severity = 'critical') FROM alerts "
+        "WHERE state <> 'resolved' AND "
+        "(%(scope_national)s OR facility_id = ANY(%(scope_facilities)s))",
+        _visible(me),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return {"active": int(row[0]), "critical": int(row[1])}
+
+
+async def _in_scope(conn: DbDep, me: Any, alert_id: int) -> None:
+    cur = await conn.execute(
+        "SELECT 1 FROM alerts WHERE id = %(id)s AND "
+        "(%(scope_national)s OR facility_id = ANY(%(scope_facilities)s))",
+        {"id": alert_id, **_visible(me)},
+    )
+    if await cur.fetchone() is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+
+
+class ResolveIn(BaseModel):
+    """A hand resolution: the note says what was done."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+@router.post(
+    "/{alert_id}/ack",
+    dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
+    summary="Acknowledge an open alert (stops its escalation)",
+)
+async def ack(alert_id: int, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
+    """Acknowledge; 409 if it is not open."""
+    await _in_scope(conn, me, alert_id)
+    try:
+        await engine.acknowledge(conn, alert_id, me.user_id, datetime.now(UTC))
+    except engine.AlertStateError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    await audit(conn, me, "acknowledge", "alert", alert_id)
+    await conn.commit()
+    return {"state": "acknowledged"}
+
+
+@router.post(
+    "/{alert_id}/resolve",
+    dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
+    summary="Resolve an alert by hand, with a note",
+)
+async def resolve(alert_id: int, body: ResolveIn, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
+    """Resolve; 409 if already resolved."""
+    await _in_scope(conn, me, alert_id)
+    try:
+        await engine.resolve(conn, alert_id, me.user_id, body.note, datetime.now(UTC))
+    except engine.AlertStateError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    await audit(conn, me, "resolve", "alert", alert_id, None, {"note": body.note})
+    await conn.commit()
+    return {"state": "resolved"}
+
+
+class SubscriptionIn(BaseModel):
+    """One channel the caller wants alerts on."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["email", "webhook"]
+    target: Annotated[str, Field(min_length=3, max_length=2000)]
+    min_severity: Literal["critical", "warning"] = "warning"
+    quiet_start: Annotated[int | None, Field(ge=0, le=23)] = None
+    quiet_end: Annotated[int | None, Field(ge=0, le=23)] = None
+
+    def checked_target(self) -> str:
+        """An e-mail address or an http(s) URL, as the channel needs."""
+        if self.channel == "webhook":
+            return str(HttpUrl(self.target))
+        if "@" not in self.target or " " in self.target.strip():
+            raise ValueError("target must be an e-mail address")
+        return self.target.strip()
+
+
+@router.get(
+    "/subscriptions",
+    dependencies=[policy(roles=WATCHERS, scope=Scope.SELF)],
+    summary="The caller's alert subscriptions",
+)
+async def my_subscriptions(conn: DbDep, me: PrincipalDep) -> list[dict[str, Any]]:
+    """List the caller's own subscriptions."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT id, channel, target, min_severity, quiet_start, quiet_end, enabled "
+        "FROM alert_subscriptions WHERE user_id = %s ORDER BY id",
+        (me.user_id,),
+    )
+    return await cur.fetchall()
+
+
+@router.post(
+    "/subscriptions",
+    dependencies=[policy(roles=WATCHERS, scope=Scope.SELF)],
+    status_code=status.HTTP_201_CREATED,
+    summary="Subscribe the caller to alerts in its scope on a channel",
+)
+async def subscribe(body: SubscriptionIn, conn: DbDep, me: PrincipalDep) -> dict[str, Any]:
+    """Create or update a subscription of the caller (one per channel and target)."""
+    try:
+        target = body.checked_target()
+    except ValueError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            {"errors": [{"field": "target", "message": str(exc)}]},
+        ) from None
+    cur = await conn.execute(
+        "INSERT INTO alert_subscriptions (user_id, channel, target, min_severity, quiet_start, "
+        "quiet_end) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, channel, target) DO "
+        "UPDATE SET min_severity = EXCLUDED.min_severity, quiet_start = EXCLUDED.quiet_start, "
+        "quiet_end = EXCLUDED.quiet_end, enabled = true RETURNING id",
+        (me.user_id, body.channel, target, body.min_severity, body.quiet_start, body.quiet_end),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    await audit(conn, me, "subscribe", "alert_subscription", row[0], None, body.model_dump())
+    await conn.commit()
+    return {"id": int(row[0])}
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    dependencies=[policy(roles=WATCHERS, scope=Scope.SELF)],
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove one of the caller's subscriptions",
+)
+async def unsubscribe(subscription_id: int, conn: DbDep, me: PrincipalDep) -> None:
+    """Delete; 404 if it is not the caller's."""
+    cur = await conn.execute(
+        "DELETE FROM alert_subscriptions WHERE id = %s AND user_id = %s RETURNING id",
+        (subscription_id, me.user_id),
+    )
+    if await cur.fetchone() is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+    await audit(conn, me, "unsubscribe", "alert_subscription", subscription_id)
+    await conn.commit()
+
+
+ROUTERS.append(router)

@@ -1,0 +1,62 @@
+"""`oxy alerts run`: evaluate the rules every interval, apply transitions, send notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from psycopg import AsyncConnection
+
+from api.accounting.config import AccountingConfig, build_config
+from api.alerts.config import AlertSettings
+from api.alerts.engine import Outcome, apply
+from api.alerts.notify import EmailSender, Sender, WebhookSender, dispatch
+from api.alerts.rules import evaluate_rules
+from oxy.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+async def run_once(
+    conn: AsyncConnection[Any],
+    now: datetime,
+    cfg: AlertSettings,
+    acc: AccountingConfig,
+    senders: dict[str, Sender],
+) -> tuple[Outcome, int, int]:
+    """One evaluation and one dispatch round at `now`."""
+    conditions = await evaluate_rules(conn, now, cfg, acc)
+    await conn.commit()  # the accounting may have cached report windows
+    outcome = await apply(conn, conditions, now, cfg)
+    sent, failed = await dispatch(conn, senders, now, cfg)
+    return outcome, sent, failed
+
+
+async def serve(settings: Settings, cfg: AlertSettings | None = None) -> None:
+    """Run until cancelled; a failing round is logged once per transition and retried."""
+    cfg = cfg or AlertSettings()
+    acc = build_config(settings)
+    failing = False
+    async with httpx.AsyncClient() as client:
+        senders: dict[str, Sender] = {
+            "email": EmailSender(cfg),
+            "webhook": WebhookSender(cfg, client),
+        }
+        while True:
+            try:
+                async with await AsyncConnection.connect(settings.database_url) as conn:
+                    await conn.execute("SET TIME ZONE 'UTC'")
+                    while True:
+                        await run_once(conn, datetime.now(UTC), cfg, acc, senders)
+                        if failing:
+                            logger.info("alert evaluation recovered")
+                            failing = False
+                        await asyncio.sleep(cfg.alert_interval_seconds)
+            except (OSError, Exception) as exc:  # database down: retry, log the transition
+                if not failing:
+                    logger.error("alert evaluation failing: %s", exc)
+                    failing = True
+                await asyncio.sleep(min(cfg.alert_interval_seconds, 10))
