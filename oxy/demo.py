@@ -134,6 +134,10 @@ def _start_broker(settings: Settings, workdir: Path, sup: Supervisor) -> str:
     return f"mqtt://127.0.0.1:{port}"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(settings: Settings) -> None:
     """Run everything until Ctrl-C."""
     from oxy.database import database_url
@@ -142,6 +146,10 @@ def run_demo(settings: Settings) -> None:
     from oxy.migrate import migrate
 
     setup_logging("WARNING")
+    # `kill`, a closed terminal or a service manager stop the demo like Ctrl-C does, so the
+    # children and the embedded PostgreSQL are shut down cleanly.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     if not port_free(settings.api_host, settings.api_port):
         raise OxyError(
             f"port {settings.api_port} on {settings.api_host} is busy: stop what uses it "
@@ -155,7 +163,11 @@ def run_demo(settings: Settings) -> None:
         summary = seed_demo(db_url)
         print(f"  database: {'embedded PostgreSQL' if not settings.database_url else 'configured'}")
         print(f"  {summary}")
-        logins = _seed_accounts(db_url)
+        logins = _seed_accounts(db_url, workdir)
+        from oxy.demo_history import backfill_history
+
+        if backfill_history(db_url):
+            print("  history:  8 days of simulated tank readings written")
         env = dict(os.environ, OXY_DATABASE_URL=db_url, PYTHONUNBUFFERED="1")
         sup = Supervisor(workdir, env)
         try:
@@ -186,23 +198,23 @@ def run_demo(settings: Settings) -> None:
 
 def _start_components(sup: Supervisor, workdir: Path, mqtt_url: str) -> None:
     from gateway.demo import build_demo
-
     from oxy.demo_seed import FACILITIES
 
     plan = build_demo(FACILITIES, workdir, mqtt_url)
-    sup.oxy("simulator", "sim", "run", "--config", str(plan.simulator_config))
+    sup.oxy("simulator", "sim", "run", "--config", str(plan.sim_config))
     sup.oxy("ingest", "ingest", "run")
     gw_args: list[str] = []
     for cfg in plan.gateway_configs:
         gw_args += ["--config", str(cfg)]
     sup.oxy("gateways", "gateway", "run", *gw_args)
     sup.oxy("api", "api", "run")
+    sup.oxy("alerts", "alerts", "run")
 
 
-def _seed_accounts(db_url: str) -> list[tuple[str, str, str]]:
+def _seed_accounts(db_url: str, workdir: Path) -> list[tuple[str, str, str]]:
     from api.demo_accounts import seed_demo_accounts
 
-    return seed_demo_accounts(db_url)
+    return seed_demo_accounts(db_url, workdir)
 
 
 def _banner(url: str, logins: list[tuple[str, str, str]], workdir: Path) -> None:
