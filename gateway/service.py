@@ -1,0 +1,376 @@
+"""A running gateway: device pollers → outbox → MQTT, plus health in the status topic and file.
+
+Several site configurations can run in one process (one :class:`Gateway` each, one event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import logging
+import os
+import signal
+import sqlite3
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.config import ConfigError, SiteConfig
+from gateway.engineering import Row
+from gateway.mqtt_link import MqttLink
+from gateway.outbox import Outbox
+from gateway.poller import DevicePoller
+from oxy.contract import (
+    DataMessage,
+    DeviceHealth,
+    Quality,
+    Reading,
+    StatusMessage,
+    TopicKind,
+    encode,
+    topic,
+)
+
+logger = logging.getLogger(__name__)
+
+FLUSH_DELAY_S = 0.02  # readings of devices polled on the same tick share one transaction
+BOUND_CHECK_S = 60.0
+REJECT_HOLD_S = 10.0
+MAX_PENDING_ROWS = 100_000  # readings held in memory while the outbox cannot be written
+EVICTION_ALARM_S = 3600.0  # the alarm stays up this long after the last eviction
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the OS (glibc): import-time and replay garbage otherwise stays
+    resident, and a small box counts every megabyte."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000.0, UTC)
+
+
+class Gateway:
+    """One site configuration at run time."""
+
+    def __init__(self, cfg: SiteConfig) -> None:
+        self.cfg = cfg
+        self.data_topic = topic(cfg.site, cfg.gateway, TopicKind.DATA)
+        self.status_topic = topic(cfg.site, cfg.gateway, TopicKind.STATUS)
+        self.outbox: Outbox | None = None
+        self.link: MqttLink | None = None
+        self.pollers = [DevicePoller(d, self._on_rows) for d in cfg.devices]
+        for p in self.pollers:
+            p.on_transition = self._on_device_transition
+        self.seq = 0
+        self.cursor = 0
+        self.inflight: dict[int, tuple[int, int, int]] = {}
+        self.connected_since: datetime | None = None
+        self.broker_error: str | None = None
+        self.alarms: set[str] = set()
+        self.started = time.time()
+        self._pending: list[Row] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._fill_handle: asyncio.TimerHandle | None = None
+        self._status_handle: asyncio.TimerHandle | None = None
+        self._rejected_from: int | None = None
+        self._hold_until = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.first_publish_after_connect: float | None = None
+        self._connected_at_mono = 0.0
+        self._stopping = False
+        self._evicted_at: float | None = None
+
+    # ---- lifecycle
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        loop = self._loop = asyncio.get_running_loop()
+        oc = self.cfg.outbox
+        try:
+            self.outbox = Outbox(oc.path, oc.max_readings, oc.max_age_s, oc.synchronous)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the outbox {oc.path}: {exc}") from None
+        self.seq = int(self.outbox.get_meta("seq", "0"))
+        bd_seq = int(self.outbox.get_meta("bd_seq", "-1")) + 1
+        self.link = MqttLink(
+            cfg=self.cfg.mqtt,
+            site=self.cfg.site,
+            gateway=self.cfg.gateway,
+            config_hash=self.cfg.config_hash,
+            bd_seq=bd_seq,
+            loop=loop,
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+            on_ack=self._on_ack,
+            on_reset=self._on_session_reset,
+        )
+        logger.info(
+            "gateway %s/%s starting: %d devices, %d sensors, outbox %s (%d waiting)",
+            self.cfg.site,
+            self.cfg.gateway,
+            len(self.cfg.devices),
+            len(self.cfg.sensors),
+            oc.path,
+            self.outbox.depth,
+        )
+        if self.outbox.enforce_bound():
+            self._evicted_at = time.monotonic()
+        self.link.start()
+        tasks = [asyncio.create_task(p.run(), name=f"poll-{p.device.name}") for p in self.pollers]
+        tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._flush()
+            self._stopping = True
+            self.write_status()
+            await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
+            self.outbox.close()
+            logger.info("gateway %s stopped", self.cfg.gateway)
+
+    async def _housekeeping(self) -> None:
+        assert self.outbox is not None
+        next_bound = time.monotonic() + BOUND_CHECK_S
+        await asyncio.sleep(3.0)
+        release_memory()  # after start-up: connections made, first polls done
+        while True:
+            self.publish_status()
+            await asyncio.sleep(self.cfg.status_interval_s)
+            release_memory()
+            if time.monotonic() >= next_bound:
+                if self.outbox.enforce_bound():
+                    self._evicted_at = time.monotonic()
+                next_bound = time.monotonic() + BOUND_CHECK_S
+
+    # ---- readings in
+
+    def _on_rows(self, rows: list[Row]) -> None:
+        self._pending.extend(rows)
+        if self._flush_handle is None and self._loop is not None:
+            self._flush_handle = self._loop.call_later(FLUSH_DELAY_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if not self._pending or self.outbox is None:
+            return
+        rows, self._pending = self._pending, []
+        evicted_before = self.outbox.evicted_total
+        try:
+            self.outbox.add(rows)
+        except sqlite3.Error as exc:
+            # Disk full or I/O error: keep the readings in memory (bounded) and retry.
+            if "outbox_write_failed" not in self.alarms:
+                logger.error("gateway %s cannot write its outbox: %s", self.cfg.gateway, exc)
+            self.alarms.add("outbox_write_failed")
+            self._pending = rows + self._pending
+            over = len(self._pending) - MAX_PENDING_ROWS
+            if over > 0:
+                del self._pending[:over]
+                self.outbox.evicted_total += over  # counted, never silent
+            if self._loop is not None:
+                self._flush_handle = self._loop.call_later(1.0, self._flush)
+            self._status_soon()
+            return
+        if "outbox_write_failed" in self.alarms:
+            self.alarms.discard("outbox_write_failed")
+            logger.info("gateway %s writes its outbox again", self.cfg.gateway)
+            self.outbox.put_meta("evicted_total", self.outbox.evicted_total)
+        if self.outbox.evicted_total != evicted_before:
+            self._evicted_at = time.monotonic()
+            self._status_soon()
+        self._schedule_fill(self.cfg.mqtt.linger_s)
+
+    # ---- publishing
+
+    def _schedule_fill(self, delay: float) -> None:
+        if self._fill_handle is None and self._loop is not None:
+            self._fill_handle = self._loop.call_later(delay, self._fill)
+
+    def _fill(self) -> None:
+        """Publish the oldest waiting readings, in order, while the in-flight window has room."""
+        self._fill_handle = None
+        link, outbox, m = self.link, self.outbox, self.cfg.mqtt
+        if link is None or outbox is None or not link.connected:
+            return
+        now = time.monotonic()
+        if now < self._hold_until:
+            self._schedule_fill(self._hold_until - now)
+            return
+        while len(self.inflight) < m.inflight:
+            rows = outbox.batch(self.cursor, m.batch_max_readings)
+            if not rows:
+                break
+            readings = [
+                Reading(
+                    sensor=r[1],
+                    ts=_utc(r[2]),
+                    value=r[3],
+                    unit=r[4],
+                    q=Quality(r[5]),
+                )
+                for r in rows
+            ]
+            self.seq += 1
+            msg = DataMessage(
+                gw=self.cfg.gateway, seq=self.seq, sent_at=datetime.now(UTC), readings=readings
+            )
+            # The sequence number is durable before the message leaves, so it never repeats.
+            outbox.put_meta("seq", self.seq)
+            mid = link.publish(self.data_topic, encode(msg))
+            self.inflight[mid] = (rows[0][0], rows[-1][0], len(rows))
+            self.cursor = rows[-1][0]
+            if self.first_publish_after_connect is None:
+                self.first_publish_after_connect = time.monotonic() - self._connected_at_mono
+
+    def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
+        entry = self.inflight.pop(mid, None)
+        if entry is None or self.outbox is None:
+            return  # birth or status
+        first, last, n = entry
+        if ok:
+            self.outbox.acked(first, last, n)
+            if "broker_rejected" in self.alarms and self._rejected_from is None:
+                self.alarms.discard("broker_rejected")
+                logger.info("broker accepts publishes again")
+        else:
+            # Rows stay in the outbox; retried in order after a pause (e.g. an ACL being fixed).
+            if "broker_rejected" not in self.alarms:
+                logger.error("broker rejected a data message: %s; keeping it", reason)
+            self.alarms.add("broker_rejected")
+            self._rejected_from = (
+                first if self._rejected_from is None else min(first, self._rejected_from)
+            )
+        if self._rejected_from is not None and not self.inflight:
+            self.cursor = self._rejected_from - 1
+            self._rejected_from = None
+            self._hold_until = time.monotonic() + REJECT_HOLD_S
+        self._schedule_fill(0.0)
+
+    def _on_session_reset(self) -> None:
+        """The MQTT client was replaced: its unacknowledged messages are gone, so replay them."""
+        self.inflight.clear()
+        self.cursor = 0
+
+    def _on_connected(self, bd_seq: int) -> None:
+        assert self.outbox is not None
+        self.outbox.put_meta("bd_seq", bd_seq)
+        self.connected_since = datetime.now(UTC)
+        self._connected_at_mono = time.monotonic()
+        self.first_publish_after_connect = None
+        self.broker_error = None
+        logger.info(
+            "gateway %s connected to %s:%d (bd_seq %d, %d readings waiting)",
+            self.cfg.gateway,
+            self.cfg.mqtt.host,
+            self.cfg.mqtt.port,
+            bd_seq,
+            self.outbox.depth,
+        )
+        self._schedule_fill(0.0)
+        self._status_soon()
+
+    def _on_disconnected(self, why: str) -> None:
+        if self._stopping:
+            return
+        if self.connected_since is not None:
+            logger.warning("gateway %s lost the broker: %s", self.cfg.gateway, why)
+        elif self.broker_error is None:
+            logger.warning("gateway %s cannot reach the broker: %s", self.cfg.gateway, why)
+        self.connected_since = None
+        self.broker_error = why
+        self._status_soon()
+
+    # ---- health
+
+    def _on_device_transition(self, poller: DevicePoller) -> None:
+        self._status_soon()
+
+    def _status_soon(self) -> None:
+        if self._status_handle is None and self._loop is not None:
+            self._status_handle = self._loop.call_later(1.0, self.publish_status)
+
+    def status(self) -> StatusMessage:
+        """The current health as the contract's status message."""
+        assert self.outbox is not None
+        oldest = self.outbox.oldest_ts_ms()
+        alarms = set(self.alarms)
+        if self._evicted_at is not None and time.monotonic() - self._evicted_at < EVICTION_ALARM_S:
+            alarms.add("outbox_evicting")
+        if any(p.state == "failing" for p in self.pollers):
+            alarms.add("device_failing")
+        if self.link is None or not self.link.connected:
+            alarms.add("broker_unreachable")
+        return StatusMessage(
+            gw=self.cfg.gateway,
+            ts=datetime.now(UTC),
+            outbox_depth=self.outbox.depth,
+            outbox_oldest=_utc(oldest) if oldest is not None else None,
+            evicted_total=self.outbox.evicted_total,
+            published_total=self.outbox.published_total,
+            devices=[
+                DeviceHealth(
+                    device=p.device.name,
+                    state=p.state,
+                    last_good_poll=p.last_good_poll,
+                    error=p.error,
+                )
+                for p in self.pollers
+            ],
+            alarms=sorted(alarms),
+        )
+
+    def write_status(self, msg: StatusMessage | None = None) -> None:
+        """Write the status file (a row of the outbox database) that `oxy gateway status` reads."""
+        if self.outbox is None:
+            return
+        msg = msg or self.status()
+        doc: dict[str, Any] = msg.model_dump(mode="json")
+        doc.update(
+            site=self.cfg.site,
+            pid=os.getpid(),
+            broker={
+                "host": self.cfg.mqtt.host,
+                "port": self.cfg.mqtt.port,
+                "connected_since": self.connected_since.isoformat()
+                if self.connected_since
+                else None,
+                "error": self.broker_error,
+            },
+            seq=self.seq,
+            requests={p.device.name: p.requests for p in self.pollers},
+        )
+        self.outbox.put_json("status", doc)
+
+    def publish_status(self) -> None:
+        """Publish the status message (retained) and refresh the local status file."""
+        self._status_handle = None
+        if self.outbox is None:
+            return
+        msg = self.status()
+        self.write_status(msg)
+        if self.link is not None and self.link.connected:
+            self.link.publish(self.status_topic, encode(msg), retain=True)
+
+
+async def run_gateways(configs: list[SiteConfig]) -> None:
+    """Run several gateways in this event loop until SIGTERM/SIGINT or cancellation."""
+    paths = [c.outbox.path for c in configs]
+    ids = [c.mqtt.client_id for c in configs]
+    if len(set(paths)) != len(paths) or len(set(ids)) != len(ids):
+        raise ConfigError("each site configuration needs its own outbox file and MQTT client id")
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, main.cancel if main else (lambda: None))
+    gateways = [Gateway(c) for c in configs]
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*(g.run() for g in gateways))

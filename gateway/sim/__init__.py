@@ -1,0 +1,1 @@
+"""LOX tank simulator: Modbus TCP servers that behave like hospital liquid-oxygen tanks."""
