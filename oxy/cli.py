@@ -3,6 +3,7 @@ that `oxy gateway run` on a small edge box never loads the centre's stack."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -53,27 +54,35 @@ def demo() -> None:
     run_demo(load_settings())
 
 
-def _register_packages() -> None:
-    from firmware_bridge.cli import register as register_bridge
+# Which module adds each subcommand. `oxy <command>` imports only that module, so the edge box's
+# `oxy gateway run` stays small; `oxy --help` imports them all to list everything.
+COMMAND_MODULES: dict[str, str] = {
+    "gateway": "gateway.cli",
+    "sim": "gateway.cli",
+    "ingest": "ingest.cli",
+    "api": "api.cli",
+    "users": "api.cli",
+    "devices": "api.cli",
+    "alerts": "api.alerts.cli",
+    "dashboards": "dashboards.cli",
+    "bridge": "firmware_bridge.cli",
+    "registry": "oxy.registry_cli",
+    "broker": "oxy.broker_cli",
+}
 
-    from api.cli import register as register_api
-    from dashboards.cli import register as register_dashboards
-    from gateway.cli import register as register_gateway
-    from ingest.cli import register as register_ingest
 
-    for register in (
-        register_gateway,
-        register_ingest,
-        register_api,
-        register_dashboards,
-        register_bridge,
-    ):
-        register(app)
+def _register_packages(argv: list[str]) -> None:
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in ("db", "demo"):
+        return
+    wanted = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else COMMAND_MODULES.values()
+    for module in dict.fromkeys(wanted):
+        importlib.import_module(module).register(app)
 
 
 def main() -> None:
     """Entry point: run the CLI, turning expected errors into one clear line."""
-    _register_packages()
+    _register_packages(sys.argv[1:])
     try:
         app(standalone_mode=False)
     except OxyError as exc:

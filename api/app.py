@@ -1,0 +1,130 @@
+"""The application factory: `create_app(settings)` builds the whole API and web UI."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from api.csrf import csrf_protect
+from api.headers import SecurityHeaders
+from oxy.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    # Times are UTC in the database; local time is applied only at the UI's edges.
+    await conn.execute("SET TIME ZONE 'UTC'")
+    await conn.commit()
+
+
+def _load_router_modules() -> None:
+    """Import every `api/<package>/routes.py`, so each appends its routers to ROUTERS."""
+    for path in sorted(Path(__file__).resolve().parent.glob("*/routes.py")):
+        importlib.import_module(f"api.{path.parent.name}.routes")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI application (pool opened in the lifespan; settings on app.state)."""
+    settings = settings or load_settings()
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (oxy api run resolves it)")
+
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        settings.database_url,
+        open=False,
+        min_size=1,
+        max_size=10,
+        configure=_configure,
+        kwargs={"connect_timeout": 10},
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await pool.open(wait=True, timeout=30)
+        logger.info("database pool open")
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="Oxy platform API",
+        summary="Medical-oxygen telemetry and supply coordination",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,  # Swagger UI needs inline scripts from a CDN; our CSP forbids both
+        redoc_url=None,
+        dependencies=[Depends(csrf_protect)],
+    )
+    app.state.settings = settings
+    app.state.pool = pool
+
+    _load_router_modules()
+    from api.routes import ROUTERS
+
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeaders)
+    _install_error_handlers(app)
+    return app
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 401 and _wants_html(request) and request.method == "GET":
+            target = "/login?next=" + request.url.path
+            return RedirectResponse(target, status_code=303)
+        if _wants_html(request) and exc.status_code in (403, 404):
+            from api.views.pages import error_page
+
+            return await error_page(request, exc.status_code)
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": _safe_errors(exc)}, status_code=422)
+
+    async def data_error(request: Request, exc: Exception) -> Response:
+        # Input the database refuses as data (a NUL byte in text, a number out of range) is the
+        # client's error, whichever handler let it through.
+        logger.info("database refused input on %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": "invalid value"}, status_code=422)
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(psycopg.errors.DataError, data_error)
+
+
+def _safe_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Never echo submitted values back (they may be passwords).
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]

@@ -1,0 +1,304 @@
+"""Authentication: argon2 passwords, server-side sessions, bearer tokens, login throttling.
+
+Secrets never reach the database in clear: passwords are argon2id hashes; session cookies and
+API tokens are 256-bit random values of which only the SHA-256 digest is stored, so a leaked
+table cannot be replayed. Every lookup joins `users` and requires `is_active`, so disabling a
+user stops its sessions and tokens on the very next request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from api.scope import Principal, Role, resolve_scope
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "oxy_session"
+TOKEN_PREFIX = "oxy_"  # noqa: S105 - a marker, not a secret
+SESSION_LIFETIME = timedelta(hours=12)
+SESSION_IDLE = timedelta(hours=4)
+
+# Throttle: after MAX_FAILURES failed logins within FAILURE_WINDOW for the same account (or
+# client address), the key is locked; each further failure doubles the lock, up to MAX_LOCK.
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+BASE_LOCK = timedelta(seconds=30)
+MAX_LOCK = timedelta(minutes=30)
+IP_FACTOR = 4  # an address may fail for several accounts before it is locked itself
+
+_hasher = PasswordHasher()
+# Verifying against a dummy hash for unknown users keeps timing equal for known and unknown names.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password`."""
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    """Whether `password` matches `stored_hash` (False on any malformed hash)."""
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def check_password_strength(password: str) -> str | None:
+    """A message id saying why `password` is too weak, or None."""
+    if len(password) < 10:
+        return "Password must be at least 10 characters."
+    if password.lower() == password.upper() and password.isdigit():
+        return "Password must not be only digits."
+    return None
+
+
+def new_secret() -> str:
+    """A 256-bit URL-safe random token."""
+    return secrets.token_urlsafe(32)
+
+
+def digest(token: str) -> bytes:
+    """The stored form of a session or API token."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def csrf_for_session(session_token: str) -> str:
+    """The CSRF token bound to a session: derivable only by whoever holds the session cookie."""
+    raw = hashlib.sha256(b"oxy-csrf\x00" + session_token.encode()).digest()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+# --------------------------------------------------------------------------------------------
+# Principals
+
+
+_USER_COLS = """
+u.id, u.username, u.display_name, u.role, u.org_id, u.national, u.locale,
+u.must_change_password
+"""
+
+_SESSION_LOOKUP = f"""
+SELECT {_USER_COLS}, s.last_seen
+FROM sessions s JOIN users u ON u.id = s.user_id
+WHERE s.token_hash = %(h)s AND s.revoked_at IS NULL AND s.expires_at > now()
+  AND s.last_seen > now() - %(idle)s AND u.is_active
+"""
+_SESSION_TOUCH = """
+UPDATE sessions SET last_seen = now()
+WHERE token_hash = %(h)s AND last_seen < now() - interval '1 minute'
+"""
+_TOKEN_LOOKUP = f"""
+SELECT {_USER_COLS}, t.id AS token_id
+FROM api_tokens t JOIN users u ON u.id = t.user_id
+WHERE t.token_hash = %(h)s AND t.revoked_at IS NULL
+  AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.is_active
+"""
+_BEARER_SEEN = """
+UPDATE api_tokens SET last_used_at = now()
+WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+"""
+
+
+async def _principal(conn: AsyncConnection[Any], row: dict[str, Any], via_token: bool) -> Principal:
+    role = Role(row["role"])
+    facility_ids, parent_ids = await resolve_scope(
+        conn, user_id=row["id"], role=role, org_id=row["org_id"], national=row["national"]
+    )
+    return Principal(
+        user_id=int(row["id"]),
+        username=row["username"],
+        role=role,
+        org_id=row["org_id"],
+        facility_ids=facility_ids,
+        display_name=row["display_name"],
+        locale=row["locale"],
+        parent_ids=parent_ids,
+        must_change_password=bool(row["must_change_password"]),
+        via_token=via_token,
+    )
+
+
+async def principal_from_session(conn: AsyncConnection[Any], token: str) -> Principal | None:
+    """The principal of a live session cookie, or None."""
+    h = digest(token)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_SESSION_LOOKUP, {"h": h, "idle": SESSION_IDLE})
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await cur.execute(_SESSION_TOUCH, {"h": h})
+    return await _principal(conn, row, via_token=False)
+
+
+async def principal_from_token(conn: AsyncConnection[Any], token: str) -> Principal | None:
+    """The principal of a live bearer token, or None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_TOKEN_LOOKUP, {"h": digest(token)})
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await cur.execute(_BEARER_SEEN, {"id": row["token_id"]})
+    return await _principal(conn, row, via_token=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Sessions and tokens
+
+
+async def create_session(
+    conn: AsyncConnection[Any], user_id: int, user_agent: str | None, ip: str | None
+) -> str:
+    """Start a session for `user_id`; returns the cookie value."""
+    # Housekeeping on the user's own rows keeps the table small without a scheduler.
+    await conn.execute(
+        "DELETE FROM sessions WHERE user_id = %(uid)s AND (expires_at < now() - interval '1 day' "
+        "OR revoked_at < now() - interval '1 day')",
+        {"uid": user_id},
+    )
+    token = new_secret()
+    await conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, expires_at, user_agent, ip) "
+        "VALUES (%(h)s, %(uid)s, now() + %(life)s, %(ua)s, %(ip)s)",
+        {
+            "h": digest(token),
+            "uid": user_id,
+            "life": SESSION_LIFETIME,
+            "ua": (user_agent or "")[:300],
+            "ip": ip,
+        },
+    )
+    return token
+
+
+async def end_session(conn: AsyncConnection[Any], token: str) -> None:
+    """Revoke one session (logout)."""
+    await conn.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE token_hash = %(h)s AND revoked_at IS NULL",
+        {"h": digest(token)},
+    )
+
+
+async def revoke_user_sessions(conn: AsyncConnection[Any], user_id: int) -> None:
+    """Revoke every session of a user (password reset, disable)."""
+    await conn.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = %(uid)s AND revoked_at IS NULL",
+        {"uid": user_id},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A freshly issued API token; `secret` is shown once and never stored."""
+
+    id: int
+    name: str
+    secret: str
+    prefix: str
+
+
+async def issue_token(
+    conn: AsyncConnection[Any], user_id: int, name: str, expires_at: datetime | None = None
+) -> IssuedToken:
+    """Create a bearer token for `user_id`."""
+    secret = TOKEN_PREFIX + new_secret()
+    prefix = secret[:10]
+    cur = await conn.execute(
+        "INSERT INTO api_tokens (user_id, name, token_hash, prefix, expires_at) "
+        "VALUES (%(uid)s, %(name)s, %(h)s, %(prefix)s, %(exp)s) RETURNING id",
+        {"uid": user_id, "name": name, "h": digest(secret), "prefix": prefix, "exp": expires_at},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return IssuedToken(int(row[0]), name, secret, prefix)
+
+
+# --------------------------------------------------------------------------------------------
+# Login with throttling
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """Outcome of a login attempt."""
+
+    user_id: int | None
+    locked_for_s: int = 0  # > 0: refused because the account or address is locked
+
+    @property
+    def ok(self) -> bool:
+        """True when the credentials were accepted."""
+        return self.user_id is not None
+
+
+_LOCK_LEFT = """
+SELECT coalesce(max(extract(epoch FROM locked_until - now())), 0)
+FROM login_throttle WHERE key = ANY(%(keys)s) AND locked_until > now()
+"""
+_RECORD_FAILURE = """
+INSERT INTO login_throttle AS t (key, failures, first_failure)
+VALUES (%(key)s, 1, now())
+ON CONFLICT (key) DO UPDATE SET
+    failures = CASE WHEN t.first_failure < now() - %(window)s THEN 1 ELSE t.failures + 1 END,
+    first_failure = CASE WHEN t.first_failure < now() - %(window)s THEN now()
+                         ELSE t.first_failure END
+RETURNING failures
+"""
+_FORGET_OLD_FAILURES = """
+DELETE FROM login_throttle
+WHERE first_failure < now() - interval '1 day' AND (locked_until IS NULL OR locked_until < now())
+"""
+_SET_LOCK = "UPDATE login_throttle SET locked_until = now() + %(lock)s WHERE key = %(key)s"
+
+
+def _lock_for(failures: int, limit: int) -> timedelta | None:
+    if failures < limit:
+        return None
+    lock: timedelta = BASE_LOCK * (2 ** min(failures - limit, 10))
+    return lock if lock < MAX_LOCK else MAX_LOCK
+
+
+async def attempt_login(
+    conn: AsyncConnection[Any], username: str, password: str, ip: str | None
+) -> LoginResult:
+    """Check credentials under the DB-backed throttle; records failures, clears on success."""
+    name = username.strip().lower()
+    keys = [f"user:{name}"] + ([f"ip:{ip}"] if ip else [])
+    cur = await conn.execute(_LOCK_LEFT, {"keys": keys})
+    left_row = await cur.fetchone()
+    left = float(left_row[0]) if left_row else 0.0
+    if left > 0:
+        return LoginResult(None, locked_for_s=max(1, int(left + 0.999)))
+    cur = await conn.execute(
+        "SELECT id, password_hash, is_active FROM users WHERE lower(username) = %(n)s",
+        {"n": name},
+    )
+    row = await cur.fetchone()
+    stored = str(row[1]) if row else _DUMMY_HASH
+    good = verify_password(stored, password) and row is not None and bool(row[2])
+    if good and row is not None:
+        await conn.execute("DELETE FROM login_throttle WHERE key = %(k)s", {"k": keys[0]})
+        return LoginResult(int(row[0]))
+    await conn.execute(_FORGET_OLD_FAILURES)
+    for key, limit in zip(keys, (MAX_FAILURES, MAX_FAILURES * IP_FACTOR), strict=False):
+        cur = await conn.execute(_RECORD_FAILURE, {"key": key, "window": FAILURE_WINDOW})
+        frow = await cur.fetchone()
+        lock = _lock_for(int(frow[0]) if frow else 0, limit)
+        if lock is not None:
+            await conn.execute(_SET_LOCK, {"lock": lock, "key": key})
+            if frow and int(frow[0]) == limit:
+                logger.warning("login locked for %s after %d failures", key, limit)
+    return LoginResult(None)

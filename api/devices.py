@@ -1,0 +1,321 @@
+"""Device identity on the broker: per-gateway MQTT credentials and ACLs rendered for Mosquitto.
+
+Each gateway gets its own username (its gateway code) and may publish only under
+`oxy/v1/<site>/<gateway>/` (oxy.contract.gateway_prefix); ingest accounts may read every platform
+topic; bridge accounts publish for foreign devices. Only Mosquitto's PBKDF2-SHA512 hash of a
+password is kept (table `mqtt_accounts`); the password file and the ACL file are always
+rendered whole from that table, so they can be regenerated anywhere. Mosquitto re-reads both on
+SIGHUP: revocation takes effect without restarting the broker or dropping other clients.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import secrets
+import signal
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from api.audit import audit_sync
+from oxy import OxyError
+from oxy.contract import CODE_RE, TOPIC_ROOT, gateway_prefix
+
+logger = logging.getLogger(__name__)
+
+# Mosquitto 2 password-file hash: "$7$<iterations>$<b64 salt>$<b64 PBKDF2-HMAC-SHA512>".
+PBKDF2_ITERATIONS = 10_000
+SALT_BYTES = 12
+KINDS = ("gateway", "ingest", "bridge")
+
+
+class DeviceError(OxyError):
+    """A device-credential operation was refused."""
+
+
+def mosquitto_hash(
+    password: str, *, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS
+) -> str:
+    """The `$7$` PBKDF2-SHA512 hash Mosquitto 2 accepts in its password file."""
+    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_mosquitto_hash(stored: str, password: str) -> bool:
+    """Whether `password` matches a `$7$` hash (used by tests and `devices list --check`)."""
+    try:
+        _, seven, iters, salt_b64, hash_b64 = stored.split("$")
+    except ValueError:
+        return False
+    if seven != "7":
+        return False
+    salt = base64.b64decode(salt_b64)
+    expected = base64.b64decode(hash_b64)
+    got = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(iters), dklen=len(expected))
+    return secrets.compare_digest(got, expected)
+
+
+def new_password() -> str:
+    """A device password: 32 random URL-safe characters (192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One MQTT account as stored."""
+
+    username: str
+    kind: str
+    password_hash: str
+    site: str | None
+    gateway: str | None
+    created_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        """Not revoked."""
+        return self.revoked_at is None
+
+
+_ACCOUNTS = """
+SELECT m.username, m.kind, m.password_hash, o.code AS site, g.code AS gateway,
+       m.created_at, m.rotated_at, m.revoked_at
+FROM mqtt_accounts m
+LEFT JOIN gateways g ON g.id = m.gateway_id
+LEFT JOIN organisations o ON o.id = g.facility_id
+ORDER BY m.kind, m.username
+"""
+
+
+def accounts(conn: psycopg.Connection[Any]) -> list[Account]:
+    """Every MQTT account, revoked ones included."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(_ACCOUNTS)
+        return [Account(**r) for r in cur.fetchall()]
+
+
+def add_gateway(
+    conn: psycopg.Connection[Any],
+    actor: str,
+    gateway_code: str,
+    facility_code: str | None = None,
+    name: str | None = None,
+) -> str:
+    """Create credentials for a gateway (registering it under `facility_code` if new); returns
+    the password, which is shown once and never stored."""
+    if not CODE_RE.match(gateway_code):
+        raise DeviceError(f"invalid gateway code {gateway_code!r}")
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT g.id, g.facility_id, o.code FROM gateways g "
+            "JOIN organisations o ON o.id = g.facility_id WHERE g.code = %(c)s",
+            {"c": gateway_code},
+        ).fetchone()
+        if row is None:
+            if not facility_code:
+                raise DeviceError(
+                    f"gateway {gateway_code} is not registered; give --facility <code>"
+                )
+            fac = conn.execute(
+                "SELECT id FROM organisations WHERE code = %(c)s AND kind = 'facility'",
+                {"c": facility_code},
+            ).fetchone()
+            if fac is None:
+                raise DeviceError(f"no facility with code {facility_code}")
+            row = conn.execute(
+                "INSERT INTO gateways (facility_id, code, name) VALUES (%(f)s, %(c)s, %(n)s) "
+                "RETURNING id, facility_id, %(fc)s::text",
+                {"f": fac[0], "c": gateway_code, "n": name, "fc": facility_code},
+            ).fetchone()
+            assert row is not None
+        elif facility_code and facility_code != row[2]:
+            raise DeviceError(f"gateway {gateway_code} belongs to facility {row[2]}")
+        gateway_id, facility_id, site = int(row[0]), int(row[1]), str(row[2])
+        existing = conn.execute(
+            "SELECT revoked_at FROM mqtt_accounts WHERE gateway_id = %(g)s", {"g": gateway_id}
+        ).fetchone()
+        password = new_password()
+        if existing is not None and existing[0] is None:
+            raise DeviceError(f"gateway {gateway_code} already has credentials; use rotate")
+        if existing is not None:  # re-issue after a revocation
+            conn.execute(
+                "UPDATE mqtt_accounts SET password_hash = %(h)s, revoked_at = NULL, "
+                "rotated_at = now() WHERE gateway_id = %(g)s",
+                {"h": mosquitto_hash(password), "g": gateway_id},
+            )
+            conn.execute(
+                "UPDATE gateways SET revoked_at = NULL WHERE id = %(g)s", {"g": gateway_id}
+            )
+        else:
+            conn.execute(
+                "INSERT INTO mqtt_accounts (username, kind, gateway_id, password_hash) "
+                "VALUES (%(u)s, 'gateway', %(g)s, %(h)s)",
+                {"u": gateway_code, "g": gateway_id, "h": mosquitto_hash(password)},
+            )
+        audit_sync(
+            conn,
+            actor,
+            "add",
+            "mqtt_account",
+            gateway_code,
+            None,
+            {"kind": "gateway", "site": site, "prefix": gateway_prefix(site, gateway_code)},
+            org_id=facility_id,
+        )
+    logger.info("credentials issued for gateway %s (site %s)", gateway_code, site)
+    return password
+
+
+def add_service(conn: psycopg.Connection[Any], actor: str, username: str, kind: str) -> str:
+    """Create credentials for a service account (`ingest` or `bridge`); returns the password."""
+    if kind not in ("ingest", "bridge"):
+        raise DeviceError("service kind must be ingest or bridge")
+    if not CODE_RE.match(username):
+        raise DeviceError(f"invalid username {username!r}")
+    password = new_password()
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT kind, revoked_at FROM mqtt_accounts WHERE username = %(u)s", {"u": username}
+        ).fetchone()
+        if row is not None and row[1] is None:
+            raise DeviceError(f"{username} already has credentials; use rotate")
+        if row is not None and row[0] != kind:
+            raise DeviceError(f"{username} is a {row[0]} account")
+        conn.execute(
+            "INSERT INTO mqtt_accounts (username, kind, password_hash) "
+            "VALUES (%(u)s, %(k)s, %(h)s) "
+            "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
+            "revoked_at = NULL, rotated_at = now()",
+            {"u": username, "k": kind, "h": mosquitto_hash(password)},
+        )
+        audit_sync(conn, actor, "add", "mqtt_account", username, None, {"kind": kind})
+    logger.info("credentials issued for %s account %s", kind, username)
+    return password
+
+
+def rotate(conn: psycopg.Connection[Any], actor: str, username: str) -> str:
+    """Replace an account's password; the old one stops working at the next broker reload."""
+    password = new_password()
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE mqtt_accounts SET password_hash = %(h)s, rotated_at = now() "
+            "WHERE username = %(u)s AND revoked_at IS NULL RETURNING kind",
+            {"h": mosquitto_hash(password), "u": username},
+        ).fetchone()
+        if row is None:
+            raise DeviceError(f"no active MQTT account {username}")
+        audit_sync(conn, actor, "rotate", "mqtt_account", username)
+    logger.info("credentials rotated for %s", username)
+    return password
+
+
+def revoke(conn: psycopg.Connection[Any], actor: str, username: str) -> None:
+    """Revoke an account (and mark its gateway revoked)."""
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE mqtt_accounts SET revoked_at = now() "
+            "WHERE username = %(u)s AND revoked_at IS NULL RETURNING gateway_id",
+            {"u": username},
+        ).fetchone()
+        if row is None:
+            raise DeviceError(f"no active MQTT account {username}")
+        org_id = None
+        if row[0] is not None:
+            g = conn.execute(
+                "UPDATE gateways SET revoked_at = now() WHERE id = %(g)s RETURNING facility_id",
+                {"g": row[0]},
+            ).fetchone()
+            org_id = int(g[0]) if g else None
+        audit_sync(
+            conn,
+            actor,
+            "revoke",
+            "mqtt_account",
+            username,
+            {"active": True},
+            {"active": False},
+            org_id=org_id,
+        )
+    logger.info("credentials revoked for %s", username)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering the broker's files
+
+
+def render_password_file(items: list[Account]) -> str:
+    """The Mosquitto password file: active accounts only."""
+    return "".join(f"{a.username}:{a.password_hash}\n" for a in items if a.active)
+
+
+def acl_lines(a: Account) -> list[str]:
+    """The ACL block for one active account."""
+    lines = [f"user {a.username}"]
+    if a.kind == "gateway" and a.site and a.gateway:
+        # Its own prefix only: data, state (incl. the Will) and status; readwrite so that it
+        # can read back its own retained birth message.
+        lines.append(f"topic readwrite {gateway_prefix(a.site, a.gateway)}#")
+    elif a.kind == "ingest":
+        lines.append(f"topic read {TOPIC_ROOT}/#")
+    elif a.kind == "bridge":
+        lines.append(f"topic readwrite {TOPIC_ROOT}/#")
+        lines.append("topic read spBv1.0/#")
+    return lines
+
+
+def render_acl_file(items: list[Account]) -> str:
+    """The Mosquitto ACL file: anonymous clients get nothing; each account its own block."""
+    out = [
+        "# Generated by `oxy devices` from table mqtt_accounts. Do not edit by hand.",
+        "# No anonymous access: clients without a user below may neither read nor write.",
+        "",
+    ]
+    for a in items:
+        if a.active:
+            out += [*acl_lines(a), ""]
+    return "\n".join(out)
+
+
+def _write_atomic(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_files(conn: psycopg.Connection[Any], password_file: Path, acl_file: Path) -> int:
+    """Render both files from the database (atomically); returns the number of active accounts.
+
+    The files must be readable by the broker after it dropped privileges (it re-reads them on
+    SIGHUP as the `mosquitto` user), hence 0644: they hold only salted PBKDF2 hashes.
+    """
+    items = accounts(conn)
+    _write_atomic(password_file, render_password_file(items), 0o644)
+    _write_atomic(acl_file, render_acl_file(items), 0o644)
+    return sum(1 for a in items if a.active)
+
+
+def reload_broker(pid: int) -> None:
+    """Ask Mosquitto to re-read its password and ACL files (SIGHUP)."""
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError as exc:
+        raise DeviceError(f"no broker process {pid}; reload it by hand (kill -HUP)") from exc
+    logger.info("broker %d asked to reload its credentials", pid)

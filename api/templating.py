@@ -1,0 +1,133 @@
+"""Jinja2 rendering with translations, locale-aware filters, CSRF and flash messages.
+
+Templates live in `api/templates/` and in any `api/<package>/templates/` folder, all extending
+`base.html`. Render with `render(request, "x.html", {...})` from a handler.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from fastapi import Request
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
+from starlette.responses import HTMLResponse, Response
+
+from api import i18n
+from api.csrf import csrf_token, set_csrf_cookie
+from api.nav import items_for
+from api.scope import Principal
+
+API_DIR = Path(__file__).resolve().parent
+FLASH_COOKIE = "oxy_flash"
+
+ROLE_LABELS: dict[str, str] = {
+    "admin": "Administrator",
+    "byt": "Ministry of Health (BYT)",
+    "syt": "Department of Health (SYT)",
+    "facility": "Health facility",
+    "supplier": "Supplier",
+    "engineer": "Engineer",
+}
+
+
+def template_dirs() -> list[Path]:
+    """`api/templates` first, then every `api/<package>/templates`."""
+    extra = sorted(p for p in API_DIR.glob("*/templates") if p.is_dir())
+    return [API_DIR / "templates", *extra]
+
+
+@pass_context
+def _gettext(ctx: Context, message: str) -> str:
+    return i18n.gettext(ctx.get("locale", i18n.DEFAULT_LOCALE), message)
+
+
+@pass_context
+def _ngettext(ctx: Context, singular: str, plural: str, n: int) -> str:
+    return i18n.ngettext(ctx.get("locale", i18n.DEFAULT_LOCALE), singular, plural, n)
+
+
+@pass_context
+def _num(ctx: Context, value: float | None, digits: int = 0) -> str:
+    return i18n.format_number(value, ctx.get("locale", i18n.DEFAULT_LOCALE), digits)
+
+
+@pass_context
+def _dt(ctx: Context, value: Any) -> str:
+    return i18n.format_datetime(value, ctx.get("locale", i18n.DEFAULT_LOCALE))
+
+
+@pass_context
+def _date(ctx: Context, value: Any) -> str:
+    return i18n.format_date(value, ctx.get("locale", i18n.DEFAULT_LOCALE))
+
+
+@cache
+def environment() -> Environment:
+    """The shared Jinja2 environment (autoescaping on, i18n extension installed)."""
+    env = Environment(
+        loader=FileSystemLoader([str(p) for p in template_dirs()]),
+        autoescape=select_autoescape(["html", "xml"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["num"] = _num
+    env.filters["dt"] = _dt
+    env.filters["date"] = _date
+    return env
+
+
+def flash(response: Response, message: str, kind: str = "info") -> None:
+    """Show `message` (already translated) on the next rendered page."""
+    response.set_cookie(
+        FLASH_COOKIE, quote(f"{kind}|{message}"), httponly=True, samesite="lax", path="/"
+    )
+
+
+def _take_flash(request: Request) -> tuple[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    kind, _, text = unquote(raw).partition("|")
+    return (kind if kind in {"info", "success", "error"} else "info", text[:500])
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    locale: str,
+    principal: Principal | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render template `name` with the common layout context."""
+    ctx: dict[str, Any] = {
+        "request": request,
+        "locale": locale,
+        "principal": principal,
+        "nav": items_for(principal) if principal else [],
+        "role_labels": ROLE_LABELS,
+        "role_label": ROLE_LABELS.get(principal.role.value, "") if principal else "",
+        "csrf_token": csrf_token(request),
+        "flash": _take_flash(request),
+        "path": request.url.path,
+        "languages": [("vi", "Tiếng Việt"), ("en", "English")],
+    }
+    ctx.update(context or {})
+    html = environment().get_template(name).render(ctx)
+    response = HTMLResponse(html, status_code=status_code)
+    if ctx["flash"]:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    set_csrf_cookie(request, response)
+    lang = i18n.normalize(request.query_params.get("lang"))
+    if lang:  # the language switch: remember the choice
+        response.set_cookie(
+            i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True, path="/"
+        )
+    return response

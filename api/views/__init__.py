@@ -1,0 +1,1 @@
+"""The core pages and JSON endpoints (login, home, accounts, audit trail, directory)."""

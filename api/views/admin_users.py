@@ -1,0 +1,175 @@
+"""Administrators issue, disable, enable and reset accounts (page and JSON)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import RedirectResponse
+from psycopg.rows import dict_row
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from api import i18n
+from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.policy import Scope, policy
+from api.scope import Role
+from api.templating import flash, render
+from api.users import NewUser, UserError, create_user, list_users, reset_password, set_active
+
+router = APIRouter()
+ADMIN = [policy(roles=[Role.ADMIN], scope=Scope.NATIONAL)]
+
+
+class UserOut(BaseModel):
+    """An account as administrators see it."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    org_code: str | None
+    national: bool
+    locale: str
+    is_active: bool
+    must_change_password: bool
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+@router.get("/api/admin/users", response_model=list[UserOut], dependencies=ADMIN)
+async def api_users(conn: DbDep) -> list[UserOut]:
+    """Every account."""
+    return [UserOut(**u) for u in await list_users(conn)]
+
+
+async def _orgs(conn: DbDep) -> list[dict[str, object]]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT code, name, kind FROM organisations ORDER BY kind, code")
+        return [dict(r) for r in await cur.fetchall()]
+
+
+def _temp_password() -> str:
+    # Readable temporary passwords (no 0/O, 1/l confusion), 15 characters.
+    alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(15))
+
+
+@router.get("/admin/users", include_in_schema=False, dependencies=ADMIN)
+async def users_page(
+    request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """The account list and the form to issue one."""
+    return render(
+        request,
+        "admin_users.html",
+        {"users": await list_users(conn), "orgs": await _orgs(conn), "roles": list(Role)},
+        locale=locale,
+        principal=me,
+    )
+
+
+@router.post("/admin/users", include_in_schema=False, dependencies=ADMIN)
+async def users_create(
+    *,
+    request: Request,
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    username: Annotated[str, Form(max_length=64)],
+    display_name: Annotated[str, Form(max_length=200)],
+    role: Annotated[Role, Form()],
+    org_code: Annotated[str, Form(max_length=64)] = "",
+    national: Annotated[bool, Form()] = False,
+    facility_codes: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Issue an account with a temporary password shown once to the administrator."""
+    password = _temp_password()
+    new = NewUser(
+        username=username,
+        display_name=display_name,
+        role=role,
+        password=password,
+        org_code=org_code.strip() or None,
+        national=national,
+        facility_codes=tuple(c.strip() for c in facility_codes.replace(",", " ").split() if c),
+    )
+    try:
+        async with conn.transaction():
+            await create_user(conn, me, new)
+    except UserError as exc:
+        response = RedirectResponse("/admin/users", status_code=303)
+        flash(response, i18n.gettext(locale, str(exc)), "error")
+        return response
+    return render(
+        request,
+        "admin_users.html",
+        {
+            "users": await list_users(conn),
+            "orgs": await _orgs(conn),
+            "roles": list(Role),
+            "issued": (new.username.strip().lower(), password),
+        },
+        locale=locale,
+        principal=me,
+    )
+
+
+@router.post("/admin/users/{user_id}/disable", include_in_schema=False, dependencies=ADMIN)
+async def users_disable(user_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep) -> Response:
+    """Disable an account (its sessions and tokens stop at once)."""
+    return await _toggle(conn, me, locale, user_id, active=False)
+
+
+@router.post("/admin/users/{user_id}/enable", include_in_schema=False, dependencies=ADMIN)
+async def users_enable(user_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep) -> Response:
+    """Enable an account again."""
+    return await _toggle(conn, me, locale, user_id, active=True)
+
+
+async def _toggle(
+    conn: DbDep, me: PrincipalDep, locale: str, user_id: int, *, active: bool
+) -> Response:
+    response = RedirectResponse("/admin/users", status_code=303)
+    try:
+        await set_active(conn, me, user_id, active)
+    except UserError as exc:
+        if str(exc) == "No such account.":
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "not found") from exc
+        flash(response, i18n.gettext(locale, str(exc)), "error")
+        return response
+    done = (
+        i18n.gettext(locale, "Account enabled.")
+        if active
+        else i18n.gettext(locale, "Account disabled.")
+    )
+    flash(response, done, "success")
+    return response
+
+
+@router.post("/admin/users/{user_id}/reset-password", include_in_schema=False, dependencies=ADMIN)
+async def users_reset(
+    request: Request, user_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Give the account a new temporary password, shown once."""
+    password = _temp_password()
+    try:
+        await reset_password(conn, me, user_id, password)
+    except UserError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found") from exc
+    users = await list_users(conn)
+    name = next((u["username"] for u in users if u["id"] == user_id), "")
+    return render(
+        request,
+        "admin_users.html",
+        {
+            "users": users,
+            "orgs": await _orgs(conn),
+            "roles": list(Role),
+            "issued": (name, password),
+        },
+        locale=locale,
+        principal=me,
+    )

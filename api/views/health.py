@@ -1,0 +1,39 @@
+"""GET /health: the process is up and its database answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel
+
+from api.policy import Scope, policy
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    """Liveness and database reachability."""
+
+    status: str
+    database: str
+
+
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health}},
+    dependencies=[policy(scope=Scope.PUBLIC)],
+)
+async def health(request: Request) -> JSONResponse:
+    """200 when the database answers, 503 otherwise."""
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
+    try:
+        async with pool.connection(timeout=5) as conn:
+            await conn.execute("SELECT 1")
+    except Exception:  # any failure to reach the database is "unavailable", by design
+        return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})

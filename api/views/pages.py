@@ -1,0 +1,129 @@
+"""Login, logout, the role home page (seed screen 1) and error pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from api import i18n
+from api.audit import audit
+from api.auth import SESSION_COOKIE, attempt_login, create_session, end_session
+from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
+from api.nav import items_for
+from api.policy import Scope, policy
+from api.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after login (never another site)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def client_ip(request: Request) -> str | None:
+    """The client address as seen by the server (uvicorn applies trusted proxy headers)."""
+    return request.client.host if request.client else None
+
+
+@router.get("/login", dependencies=[policy(scope=Scope.PUBLIC)])
+async def login_page(request: Request, locale: LocaleDep, next: str = "/") -> Response:
+    """The login form."""
+    return render(request, "login.html", {"next": safe_next(next)}, locale=locale)
+
+
+@router.post("/login", dependencies=[policy(scope=Scope.PUBLIC)])
+async def login(
+    *,
+    request: Request,
+    conn: DbDep,
+    locale: LocaleDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    next: Annotated[str, Form(max_length=500)] = "/",
+) -> Response:
+    """Check the credentials (throttled), start a session and go on."""
+    result = await attempt_login(conn, username, password, client_ip(request))
+    if not result.ok:
+        if result.locked_for_s:
+            msg = i18n.gettext(
+                locale, "Too many failed attempts. Try again in %(seconds)d seconds."
+            ) % {"seconds": result.locked_for_s}
+            code = 429
+        else:
+            msg = i18n.gettext(locale, "Wrong username or password.")
+            code = 401
+        page = render(
+            request,
+            "login.html",
+            {"next": safe_next(next), "error": msg, "username": username},
+            locale=locale,
+            status_code=code,
+        )
+        if result.locked_for_s:
+            page.headers["Retry-After"] = str(result.locked_for_s)
+        return page
+    assert result.user_id is not None
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        await end_session(conn, old)  # a fresh session id on every login (no fixation)
+    token = await create_session(
+        conn, result.user_id, request.headers.get("user-agent"), client_ip(request)
+    )
+    await audit(conn, username.strip().lower(), "login", "session", result.user_id)
+    cur = await conn.execute(
+        "SELECT must_change_password FROM users WHERE id = %(id)s", {"id": result.user_id}
+    )
+    row = await cur.fetchone()
+    # A temporary password (new account, reset) is changed first.
+    target = "/account" if row and row[0] else safe_next(next)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+# Public so that an expired session can still clear its cookie; CSRF still applies.
+@router.post("/logout", dependencies=[policy(scope=Scope.PUBLIC)])
+async def logout(request: Request, conn: DbDep) -> Response:
+    """End this session."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await end_session(conn, token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/", dependencies=[policy(scope=Scope.SELF)])
+async def home(request: Request, me: PrincipalDep, locale: LocaleDep) -> Response:
+    """The functions of the user's role (seed screen 1)."""
+    return render(request, "home.html", {"functions": items_for(me)}, locale=locale, principal=me)
+
+
+async def error_page(request: Request, status_code: int) -> Response:
+    """An HTML error page (403 / 404) in the user's language."""
+    try:
+        locale = await get_locale(request)
+    except Exception:  # never fail while reporting a failure
+        locale = i18n.DEFAULT_LOCALE
+    principal = getattr(request.state, "principal", None)
+    return render(
+        request,
+        "error.html",
+        {"status_code": status_code},
+        locale=locale,
+        principal=principal,
+        status_code=status_code,
+    )
