@@ -298,3 +298,19 @@ def what_if(
     s2 = [replace(s, available_kg=0.0) if s.supplier_id in down else s for s in supplies]
     n2 = [replace(n, need_kg=n.need_kg * surge.get(n.province, 1.0)) for n in needs]
     return allocate(n2, s2)
+
+
+def apply_what_if(
+    needs: Sequence[Need],
+    supplies: Sequence[Supply],
+    *,
+    suppliers_down: Iterable[int] = (),
+    surge: dict[str, float] | None = None,
+) -> tuple[list[Need], list[Supply]]:
+    """The needs and supplies of a what-if scenario (what :func:`what_if` solves), for callers
+    that explain the plan against the scenario's own figures."""
+    down = set(suppliers_down)
+    surge = surge or {}
+    s2 = [replace(s, available_kg=0.0) if s.supplier_id in down else s for s in supplies]
+    n2 = [replace(n, need_kg=n.need_kg * surge.get(n.province, 1.0)) for n in needs]
+    return n2, s2

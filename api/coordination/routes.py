@@ -1,0 +1,585 @@
+"""HTTP routes of the coordination: support requests, assignments, deliveries, suggestions.
+
+JSON only (the web pages are the web UI's). Every route declares its policy; objects reached by
+their own id (a request, an assignment, a delivery) are filtered by the caller's scope in the
+query itself, so one outside the scope is a 404 like one that does not exist. Every write is
+audited in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from api.accounting.config import AccountingConfig
+from api.accounting.routes import get_config
+from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.policy import Scope, policy
+from api.reports import exports
+from api.routes import ROUTERS
+from api.scope import Role
+
+from . import assignments as asg
+from . import deliveries as dlv
+from . import support
+from .errors import CoordinationError
+from .mapview import map_data
+from .suggest import SuggestParams, parse_surge, suggest
+
+
+class ErrorOut(BaseModel):
+    """An error: FastAPI's validation list, a message, or {"errors": [{field, key, message}]}."""
+
+    detail: list[dict[str, Any]] | dict[str, Any] | str
+
+
+# 422 covers both FastAPI's validation errors and the package's refused input.
+router = APIRouter(prefix="/api", tags=["coordination"], responses={422: {"model": ErrorOut}})
+Id = Annotated[int, Path(ge=1, le=2**62)]
+
+REQUEST_READERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY)
+REQUESTERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY)
+COORDINATORS = (Role.ADMIN, Role.BYT, Role.SYT)
+PARTIES = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.SUPPLIER)
+SOURCES = (Role.ADMIN, Role.SUPPLIER, Role.FACILITY)  # a facility may lend from its surplus
+RECIPIENTS = (Role.ADMIN, Role.FACILITY)
+
+
+class ExportKind(StrEnum):
+    """Export formats of the lists."""
+
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _cfg(request: Request) -> AccountingConfig:
+    return get_config(request)
+
+
+def _fail(exc: CoordinationError, locale: str) -> HTTPException:
+    if exc.status == 404:
+        return HTTPException(404, "not found")
+    return HTTPException(exc.status, {"errors": [exc.as_dict(locale)]})
+
+
+def _iso(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def _request_json(r: dict[str, Any], cfg: AccountingConfig) -> dict[str, Any]:
+    out = _iso(r)
+    ref = cfg.reference
+    out["amount_nm3"] = ref.kg_to_m3(float(r["amount_kg"]))
+    out["remaining_nm3"] = ref.kg_to_m3(float(r["remaining_kg"]))
+    out["units"] = {"mass": "kg LOX", "gas": ref.label}
+    return out
+
+
+# ---------------------------------------------------------------------------- support requests
+
+
+@router.post(
+    "/facilities/{facility_id}/support-requests",
+    dependencies=[policy(roles=REQUESTERS, scope=Scope.FACILITY)],
+    summary="Ask for oxygen for a facility (its staff, or its SYT on its behalf)",
+    status_code=201,
+)
+async def create_request(
+    *,
+    facility_id: Id,
+    body: support.RequestIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+) -> dict[str, Any]:
+    """Store a request; its urgency comes from the facility's live days of supply."""
+    cfg = _cfg(request)
+    try:
+        r = await support.create_request(conn, me, facility_id, body, cfg=cfg, now=_now())
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    return _request_json(r, cfg)
+
+
+@router.get(
+    "/facilities/{facility_id}/support-requests",
+    dependencies=[policy(roles=REQUEST_READERS, scope=Scope.FACILITY)],
+    summary="A facility's support requests",
+)
+async def facility_requests(
+    facility_id: Id, conn: DbDep, me: PrincipalDep, request: Request
+) -> list[dict[str, Any]]:
+    """The facility's requests, most urgent first."""
+    rows = await support.fetch_requests(conn, me, facility_id=facility_id)
+    return [_request_json(r, _cfg(request)) for r in rows]
+
+
+@router.get(
+    "/coordination/requests",
+    dependencies=[policy(roles=REQUEST_READERS, scope=Scope.NATIONAL)],
+    summary="Support requests in the caller's scope (filters: state, escalated, province)",
+)
+async def list_requests(
+    *,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    state: Annotated[list[str] | None, Query()] = None,
+    escalated: bool | None = None,
+    province: Annotated[str | None, Query(max_length=8)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
+    """Requests the caller may see: BYT all, an SYT its facilities', a facility its own."""
+    rows = await support.fetch_requests(
+        conn, me, states=state, escalated=escalated, province=province, limit=limit
+    )
+    return [_request_json(r, _cfg(request)) for r in rows]
+
+
+REQUEST_COLUMNS = [
+    ("id", "Mã yêu cầu / Request"),
+    ("facility_code", "Mã CSYT / Facility code"),
+    ("facility_name", "CSYT / Facility"),
+    ("province_code", "Tỉnh / Province"),
+    ("form", "Dạng / Form"),
+    ("amount_value", "Số lượng đã nhập / Amount as typed"),
+    ("amount_unit", "Đơn vị đã nhập / Unit as typed"),
+    ("amount_kg", "Số lượng (kg LOX) / Amount (kg LOX)"),
+    ("assigned_kg", "Đã phân công (kg) / Assigned (kg)"),
+    ("remaining_kg", "Còn thiếu (kg) / Remaining (kg)"),
+    ("needed_by", "Cần trước / Needed by (UTC)"),
+    ("days_of_supply", "Số ngày đủ dùng / Days of supply"),
+    ("urgency", "Mức khẩn cấp / Urgency"),
+    ("state", "Trạng thái / State"),
+    ("escalated", "Đã chuyển BYT / Escalated"),
+    ("created_by", "Người tạo / Created by"),
+    ("created_at", "Thời điểm tạo / Created at (UTC)"),
+]
+
+
+def _export(kind: ExportKind, title: str, cols: list[tuple[str, str]], rows: Any) -> Response:
+    data = [_iso(r) for r in rows]
+    if kind is ExportKind.CSV:
+        body, media = exports.to_csv(cols, data), exports.CSV_TYPE
+    else:
+        body, media = exports.to_xlsx(title, cols, data), exports.XLSX_TYPE
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{title}.{kind.value}"'},
+    )
+
+
+@router.get(
+    "/coordination/requests.{kind}",
+    dependencies=[policy(roles=REQUEST_READERS, scope=Scope.NATIONAL)],
+    summary="Export the support requests in the caller's scope (csv or xlsx)",
+    response_class=Response,
+)
+async def export_requests(kind: ExportKind, conn: DbDep, me: PrincipalDep) -> Response:
+    """CSV or XLSX of the requests list."""
+    rows = await support.fetch_requests(conn, me, limit=5000)
+    return _export(kind, "support-requests", REQUEST_COLUMNS, rows)
+
+
+@router.get(
+    "/coordination/requests/{request_id}",
+    dependencies=[policy(roles=REQUEST_READERS, scope=Scope.NATIONAL)],
+    summary="One support request with its assignments and deliveries",
+)
+async def get_request(
+    request_id: Id, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+) -> dict[str, Any]:
+    """The request (404 outside the caller's scope), its parts and their deliveries."""
+    try:
+        r = await support.get_request(conn, me, request_id)
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    out = _request_json(r, _cfg(request))
+    parts = await asg.fetch_assignments(conn, me, request_id=request_id)
+    out["assignments"] = [_iso(a) for a in parts]
+    delivered = []
+    for a in parts:
+        if a["delivery_id"] is not None:
+            delivered.extend(await dlv.fetch_deliveries(conn, me, delivery_id=a["delivery_id"]))
+    out["deliveries"] = [_iso(dlv.render(d, locale)) for d in delivered]
+    return out
+
+
+@router.post(
+    "/coordination/requests/{request_id}/escalate",
+    dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
+    summary="Escalate to BYT what the SYT cannot cover in its province",
+)
+async def escalate_request(
+    *,
+    request_id: Id,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+    body: support.EscalateIn | None = None,
+) -> dict[str, Any]:
+    """Hand the uncovered rest of the request to the Ministry."""
+    try:
+        r = await support.escalate(conn, me, request_id, body or support.EscalateIn(), _now())
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    return _request_json(r, _cfg(request))
+
+
+@router.post(
+    "/coordination/requests/{request_id}/cancel",
+    dependencies=[policy(roles=REQUESTERS, scope=Scope.NATIONAL)],
+    summary="Withdraw a support request",
+)
+async def cancel_request(
+    request_id: Id, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+) -> dict[str, Any]:
+    """Cancel the request and its assignments not yet dispatched."""
+    try:
+        r = await support.cancel(conn, me, request_id, _now())
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    return _request_json(r, _cfg(request))
+
+
+# ---------------------------------------------------------------------------- assignments
+
+
+@router.post(
+    "/coordination/requests/{request_id}/assignments",
+    dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
+    summary="Assign a request, in whole or in parts (SYT within its province, BYT anywhere)",
+    status_code=201,
+)
+async def assign_request(
+    *,
+    request_id: Id,
+    body: asg.AssignIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+) -> list[dict[str, Any]]:
+    """Create one assignment per part; each source then accepts or declines."""
+    try:
+        rows = await asg.assign(conn, me, request_id, body, cfg=_cfg(request), now=_now())
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    return [_iso(a) for a in rows]
+
+
+@router.get(
+    "/coordination/assignments",
+    dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
+    summary="Assignments in the caller's scope (a supplier: its own)",
+)
+async def list_assignments(
+    conn: DbDep,
+    me: PrincipalDep,
+    state: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
+    """Assignments the caller may see, newest first."""
+    return [_iso(a) for a in await asg.fetch_assignments(conn, me, states=state, limit=limit)]
+
+
+@router.get(
+    "/suppliers/{supplier_id}/assignments",
+    dependencies=[policy(roles=(Role.ADMIN, Role.BYT, Role.SUPPLIER), scope=Scope.SUPPLIER)],
+    summary="The assignments given to one supplier",
+)
+async def supplier_assignments(
+    supplier_id: Id,
+    conn: DbDep,
+    me: PrincipalDep,
+    state: Annotated[list[str] | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """What the supplier has been asked to ship."""
+    rows = await asg.fetch_assignments(conn, me, source_id=supplier_id, states=state)
+    return [_iso(a) for a in rows]
+
+
+ASSIGNMENT_COLUMNS = [
+    ("id", "Mã phân công / Assignment"),
+    ("request_id", "Mã yêu cầu / Request"),
+    ("source_code", "Mã nguồn cấp / Source code"),
+    ("source_name", "Nguồn cấp / Source"),
+    ("facility_code", "Mã CSYT / Facility code"),
+    ("facility_name", "CSYT / Facility"),
+    ("form", "Dạng / Form"),
+    ("amount_kg", "Số lượng (kg LOX) / Amount (kg LOX)"),
+    ("level", "Cấp điều phối / Level"),
+    ("state", "Trạng thái / State"),
+    ("decline_reason", "Lý do từ chối / Decline reason"),
+    ("assigned_by", "Người phân công / Assigned by"),
+    ("assigned_at", "Thời điểm / Assigned at (UTC)"),
+    ("needed_by", "Cần trước / Needed by (UTC)"),
+]
+
+
+@router.get(
+    "/coordination/assignments.{kind}",
+    dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
+    summary="Export the assignments in the caller's scope (csv or xlsx)",
+    response_class=Response,
+)
+async def export_assignments(kind: ExportKind, conn: DbDep, me: PrincipalDep) -> Response:
+    """CSV or XLSX of the assignments list."""
+    rows = await asg.fetch_assignments(conn, me, limit=5000)
+    return _export(kind, "assignments", ASSIGNMENT_COLUMNS, rows)
+
+
+@router.post(
+    "/coordination/assignments/{assignment_id}/accept",
+    dependencies=[policy(roles=SOURCES, scope=Scope.NATIONAL)],
+    summary="The source accepts an assignment",
+)
+async def accept_assignment(
+    assignment_id: Id, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> dict[str, Any]:
+    """Accept (only the source organisation's staff)."""
+    try:
+        a = await asg.respond(conn, me, assignment_id, accept=True, reason=None, now=_now())
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    return _iso(a)
+
+
+@router.post(
+    "/coordination/assignments/{assignment_id}/decline",
+    dependencies=[policy(roles=SOURCES, scope=Scope.NATIONAL)],
+    summary="The source declines an assignment, with a reason",
+)
+async def decline_assignment(
+    assignment_id: Id, body: asg.DeclineIn, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> dict[str, Any]:
+    """Decline; the request's part reopens for the coordinator."""
+    try:
+        a = await asg.respond(conn, me, assignment_id, accept=False, reason=body.reason, now=_now())
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    return _iso(a)
+
+
+@router.post(
+    "/coordination/assignments/{assignment_id}/dispatch",
+    dependencies=[policy(roles=SOURCES, scope=Scope.NATIONAL)],
+    summary="The source dispatches an assignment: a delivery opens",
+    status_code=201,
+)
+async def dispatch_assignment(
+    *,
+    assignment_id: Id,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+    body: dlv.DispatchIn | None = None,
+) -> dict[str, Any]:
+    """Open the delivery (state dispatched)."""
+    try:
+        d = await dlv.dispatch(
+            conn, me, assignment_id, body or dlv.DispatchIn(), cfg=_cfg(request), now=_now()
+        )
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    return _iso(dlv.render(d, locale))
+
+
+# ---------------------------------------------------------------------------- deliveries
+
+
+@router.get(
+    "/coordination/deliveries",
+    dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
+    summary="Deliveries in the caller's scope, with the telemetry match (mismatch flagged)",
+)
+async def list_deliveries(
+    *,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+    state: Annotated[list[str] | None, Query()] = None,
+    match: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
+    """Deliveries (supplier reports' lines included), latest first."""
+    await dlv.refresh(conn, me, _cfg(request), _now())
+    rows = await dlv.fetch_deliveries(conn, me, states=state, match=match, limit=limit)
+    return [_iso(dlv.render(d, locale)) for d in rows]
+
+
+DELIVERY_COLUMNS = [
+    ("id", "Mã giao hàng / Delivery"),
+    ("request_id", "Mã yêu cầu / Request"),
+    ("supplier_report_id", "Báo cáo NCC / Supplier report"),
+    ("source_name", "Nguồn cấp / Source"),
+    ("facility_code", "Mã CSYT / Facility code"),
+    ("facility_name", "CSYT / Facility"),
+    ("form", "Dạng / Form"),
+    ("amount_kg", "Số lượng (kg LOX) / Amount (kg LOX)"),
+    ("cylinders", "Số chai / Cylinders"),
+    ("state", "Trạng thái / State"),
+    ("dispatched_at", "Xuất phát / Dispatched (UTC)"),
+    ("delivered_at", "Đã giao / Delivered (UTC)"),
+    ("confirmed_at", "Xác nhận / Confirmed (UTC)"),
+    ("match_state", "Đối chiếu cảm biến / Telemetry match"),
+    ("matched_kg", "Cảm biến ghi nhận (kg) / Seen by sensors (kg)"),
+]
+
+
+@router.get(
+    "/coordination/deliveries.{kind}",
+    dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
+    summary="Export the deliveries in the caller's scope (csv or xlsx)",
+    response_class=Response,
+)
+async def export_deliveries(kind: ExportKind, conn: DbDep, me: PrincipalDep) -> Response:
+    """CSV or XLSX of the deliveries list."""
+    rows = await dlv.fetch_deliveries(conn, me, limit=5000)
+    return _export(kind, "deliveries", DELIVERY_COLUMNS, rows)
+
+
+@router.post(
+    "/coordination/deliveries/{delivery_id}/advance",
+    dependencies=[policy(roles=SOURCES, scope=Scope.NATIONAL)],
+    summary="The source moves a delivery on: in transit, then delivered",
+)
+async def advance_delivery(
+    *,
+    delivery_id: Id,
+    body: dlv.AdvanceIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+) -> dict[str, Any]:
+    """One step forward; on delivered the refill match runs."""
+    try:
+        d = await dlv.advance(conn, me, delivery_id, body, cfg=_cfg(request), now=_now())
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    return _iso(dlv.render(d, locale))
+
+
+@router.post(
+    "/coordination/deliveries/{delivery_id}/confirm",
+    dependencies=[policy(roles=RECIPIENTS, scope=Scope.NATIONAL)],
+    summary="The recipient facility confirms receipt",
+)
+async def confirm_delivery(
+    *,
+    delivery_id: Id,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+    body: dlv.ConfirmIn | None = None,
+) -> dict[str, Any]:
+    """Confirm (optionally with the amount counted); the refill match runs."""
+    try:
+        d = await dlv.confirm(
+            conn, me, delivery_id, body or dlv.ConfirmIn(), cfg=_cfg(request), now=_now()
+        )
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    return _iso(dlv.render(d, locale))
+
+
+# ---------------------------------------------------------------------------- suggestions
+
+
+@router.get(
+    "/coordination/suggestions",
+    dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
+    summary="Suggested shipments for the caller's scope, explained (a proposal: writes nothing)",
+)
+async def suggestions(
+    *,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+    province: Annotated[str | None, Query(max_length=8, description="BYT: one province")] = None,
+    down: Annotated[
+        list[int] | None, Query(description="what-if: supplier ids out of service")
+    ] = None,
+    surge: Annotated[
+        list[str] | None, Query(description="what-if: province:factor, e.g. 79:1.5")
+    ] = None,
+    target_days: Annotated[float, Query(gt=0, le=30)] = 3.0,
+    horizon_days: Annotated[float, Query(gt=0, le=14)] = 1.0,
+) -> dict[str, Any]:
+    """Runs the allocation LP on live figures; assign a shipment to make it real."""
+    try:
+        params = SuggestParams(
+            province=province if me.role != Role.SYT else None,
+            suppliers_down=tuple(down or ()),
+            surge=parse_surge(surge or []),
+            target_days=target_days,
+            horizon_days=horizon_days,
+        )
+        out = await suggest(conn, me, params, cfg=_cfg(request), now=_now(), locale=locale)
+    except CoordinationError as exc:
+        raise _fail(exc, locale) from None
+    result: dict[str, Any] = _jsonable(out)
+    return result
+
+
+@router.get(
+    "/coordination/map",
+    dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
+    summary="Coordination map: open requests, flows in flight and (optionally) suggested flows",
+)
+async def coordination_map(
+    *,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+    suggested: bool = False,
+) -> dict[str, Any]:
+    """Everything the map draws, in the caller's scope; suggested flows are proposals only."""
+    out: dict[str, Any] = {}
+    if suggested:
+        # First, while the connection is idle, so that it runs in its read-only transaction.
+        plan = await suggest(
+            conn, me, SuggestParams(), cfg=_cfg(request), now=_now(), locale=locale
+        )
+        out["suggested_flows"] = plan["shipments"]
+        out["note"] = plan["note"]
+    out.update(await map_data(conn, me))
+    result: dict[str, Any] = _jsonable(out)
+    return result
+
+
+def _jsonable(v: Any) -> Any:
+    """Dates and infinities made JSON-safe (an unbounded tank capacity is null)."""
+    import math
+    from datetime import date
+
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    return v
+
+
+ROUTERS.append(router)
