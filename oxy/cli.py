@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 
 import typer
 
@@ -71,7 +72,7 @@ COMMAND_MODULES: dict[str, str] = {
 }
 
 
-def _register_packages(argv: list[str]) -> None:
+def _register_packages(argv: Sequence[str] = ()) -> None:
     command = next((a for a in argv if not a.startswith("-")), None)
     if command in ("db", "demo"):
         return
