@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest system-deps lock clean help
+.PHONY: demo test lint typecheck pytest system-deps lock clean help assets
 
 help:
 	@echo "make demo   - run the whole platform locally with embedded defaults"
@@ -26,7 +26,14 @@ $(VENV)/.dev-installed: requirements/dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@ $(VENV)/.demo-installed
 
-demo: $(VENV)/.demo-installed
+# The web UI's front-end packages, from the npm lock file, with the npm the venv carries.
+ASSETS := api/static/node_modules/.package-lock.json
+$(ASSETS): api/static/package-lock.json | $(BIN)/python
+	$(BIN)/npm ci --prefix api/static --no-audit --no-fund --loglevel=error
+
+assets: $(ASSETS)
+
+demo: $(VENV)/.demo-installed $(ASSETS)
 	$(BIN)/oxy demo
 
 system-deps:
@@ -39,7 +46,7 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
-pytest: $(VENV)/.dev-installed system-deps
+pytest: $(VENV)/.dev-installed $(ASSETS) system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -47,7 +54,7 @@ test: lint typecheck pytest
 lock: | $(BIN)/python
 	$(BIN)/pip install -q uv
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q --all-extras -o requirements/dev.lock
-	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q --extra centre --extra embedded --extra gateway -o requirements/demo.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q --extra centre --extra embedded --extra gateway --extra assets -o requirements/demo.lock
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q --extra gateway -o requirements/gateway.lock
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q --extra centre -o requirements/centre.lock
 

@@ -51,7 +51,9 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-DbDep = Annotated[AsyncConnection[Any], Depends(get_conn)]
+# scope="function": the connection is committed and returned before the response is sent, so
+# a client that follows a redirect (e.g. after login) always sees what the handler wrote.
+DbDep = Annotated[AsyncConnection[Any], Depends(get_conn, scope="function")]
 
 
 async def _authenticate(request: Request) -> Principal | None:

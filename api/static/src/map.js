@@ -1,0 +1,135 @@
+// The BYT coordination map (Leaflet from npm). Works offline: the base layer is Natural Earth
+// country outlines (world-atlas TopoJSON served by this server); Viet Nam is drawn with the
+// Hoàng Sa and Trường Sa archipelagos as Vietnamese territory (MISSION.md "Maps"). Online tiles
+// are an optional layer, off by default.
+(function () {
+  "use strict";
+  var el = document.getElementById("map");
+  if (!el || typeof L === "undefined") return;
+  var data = JSON.parse(document.getElementById("map-data").textContent);
+  var t = JSON.parse(document.getElementById("map-i18n").textContent);
+  var COLOURS = { enough: "#1d7a3a", needs_more: "#b3261e", unknown: "#9aa3ad" };
+  var VIETNAM = "704";
+
+  // Approximate extents of the two archipelagos (islands, reefs and banks), drawn as
+  // Vietnamese territory with their Vietnamese names.
+  var HOANG_SA = [[17.15, 111.15], [17.15, 112.95], [15.75, 112.95], [15.75, 111.15]];
+  var TRUONG_SA = [[11.6, 111.4], [11.6, 114.9], [9.9, 116.1], [7.6, 114.4], [7.6, 111.9], [8.6, 111.4]];
+
+  var map = L.map(el, { zoomSnap: 0.25, minZoom: 4, maxZoom: 14, attributionControl: true });
+  map.fitBounds([[8.2, 102.1], [23.4, 116.2]]);
+  map.attributionControl.setPrefix(false);
+  // The outline loads asynchronously: its own pane keeps it under the points whatever the order.
+  map.createPane("base").style.zIndex = 250;
+  var baseRenderer = L.svg({ pane: "base" });
+
+  var base = L.layerGroup().addTo(map);
+  var tiles = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
+    maxZoom: 18, attribution: "© OpenStreetMap"
+  });
+
+  function esc(s) {
+    return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  function drawBase(world) {
+    var countries = topojson.feature(world, world.objects.countries);
+    L.geoJSON(countries, {
+      style: function (f) {
+        var vn = String(f.id) === VIETNAM;
+        return { color: vn ? "#7a1f1f" : "#9aa3ad", weight: vn ? 1.2 : 0.6,
+                 fillColor: vn ? "#fff4d6" : "#eceff3", fillOpacity: 1 };
+      },
+      interactive: false, pane: "base", renderer: baseRenderer
+    }).addTo(base);
+    [[HOANG_SA, t.hoang_sa, [16.45, 112.05]], [TRUONG_SA, t.truong_sa, [9.7, 113.6]]].forEach(function (a) {
+      L.polygon(a[0], { color: "#7a1f1f", weight: 1, dashArray: "4 3", fillColor: "#fff4d6",
+                        fillOpacity: 0.6, interactive: false, pane: "base",
+                        renderer: baseRenderer }).addTo(base);
+      L.marker(a[2], { icon: L.divIcon({ className: "island-label", html: esc(a[1]), iconSize: null }),
+                       interactive: false, keyboard: false }).addTo(base);
+    });
+  }
+
+  fetch("/vendor/world-atlas/countries-50m.json")
+    .then(function (r) { return r.json(); })
+    .then(drawBase)
+    .catch(function () { /* points still show without the outline */ });
+
+  var provinces = L.layerGroup();
+  data.provinces.forEach(function (p) {
+    L.circle([p.lat, p.lon], { radius: 25000 + 8000 * p.facilities, color: COLOURS[p.status],
+                               weight: 1, fillOpacity: 0.12 })
+      .bindPopup("<strong>" + esc(p.name) + "</strong><br>" + esc(t.facilities) + ": " +
+                 p.facilities + " · " + p.needs_more + " " + esc(t.needing))
+      .addTo(provinces);
+  });
+  provinces.addTo(map);
+
+  var facilities = L.layerGroup();
+  data.facilities.forEach(function (f) {
+    L.circleMarker([f.lat, f.lon], { radius: 7, color: "#222", weight: 1, className: "fac-marker fac-" + f.id,
+                                     fillColor: COLOURS[f.status] || COLOURS.unknown, fillOpacity: 0.95 })
+      .bindPopup("<strong>" + esc(f.name) + "</strong><br>" + esc(t.province) + ": " + esc(f.province) +
+                 "<br>" + esc(t.parent) + ": " + esc(f.parent) +
+                 "<br>" + esc(t[f.status]) + " · " + esc(t.days) + ": " + esc(f.days) +
+                 "<br>" + esc(t.stock) + ": " + esc(f.stock) + " · " + esc(t.need) + ": " + esc(f.need) +
+                 "<br>" + esc(f.reported ? t.reported : t.not_reported) +
+                 "<br><a href=\"" + esc(f.url) + "\">" + esc(t.open) + "</a>")
+      .bindTooltip(esc(f.name))
+      .addTo(facilities);
+  });
+  facilities.addTo(map);
+
+  var suppliers = L.layerGroup();
+  data.suppliers.forEach(function (s) {
+    var d = 0.06;
+    L.rectangle([[s.lat - d, s.lon - d], [s.lat + d, s.lon + d]], { color: "#6b4d00", weight: 1,
+                                                                   fillColor: "#f0b400", fillOpacity: 0.95 })
+      .bindPopup("<strong>" + esc(s.name) + "</strong><br>" + esc(t.capacity) + ": " + esc(s.normal) +
+                 " / " + esc(s.full) + "<br>" + esc(t.contact) + ": " + esc(s.contact) + " " + esc(s.phone))
+      .bindTooltip(esc(s.name))
+      .addTo(suppliers);
+  });
+  suppliers.addTo(map);
+
+  // Support requests and shipments in flight, from the coordination service (if present).
+  var flows = L.layerGroup();
+  function kg(v) { return v == null ? "—" : Math.round(v).toLocaleString(document.documentElement.lang); }
+  fetch("/api/coordination/map", { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (c) {
+      if (!c) return;
+      (c.flows || []).forEach(function (f) {
+        if (f.from_lat == null || f.to_lat == null) return;
+        L.polyline([[f.from_lat, f.from_lon], [f.to_lat, f.to_lon]],
+                   { color: "#6a3d9a", weight: 3, dashArray: "8 6", className: "flow-line" })
+          .bindPopup("<strong>" + esc(f.source_name) + " → " + esc(f.facility_name) + "</strong><br>" +
+                     esc(kg(f.amount_kg)) + " kg · " + esc(f.state))
+          .addTo(flows);
+      });
+      (c.requests || []).forEach(function (q) {
+        if (q.lat == null) return;
+        L.circleMarker([q.lat, q.lon], { radius: 13, color: "#6a3d9a", weight: 2, fill: false,
+                                         className: "request-ring" })
+          .bindPopup("<strong>" + esc(t.request) + ": " + esc(q.name) + "</strong><br>" +
+                     esc(t.remaining) + ": " + esc(kg(q.remaining_kg)) + " kg · " + esc(q.urgency))
+          .addTo(flows);
+      });
+    })
+    .catch(function () { /* the map works without the coordination layer */ });
+  flows.addTo(map);
+
+  var overlays = {};
+  overlays[t.prov_layer] = provinces;
+  overlays[t.fac_layer] = facilities;
+  overlays[t.sup_layer] = suppliers;
+  overlays[t.flow_layer] = flows;
+  overlays[t.tiles] = tiles;
+  var bases = {};
+  bases[t.base] = base;
+  L.control.layers(bases, overlays, { collapsed: true }).addTo(map);
+  L.control.scale({ imperial: false }).addTo(map);
+})();

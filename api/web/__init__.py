@@ -1,0 +1,1 @@
+"""Server-rendered web pages for every role (Vietnamese first), built on the data layers."""

@@ -1,0 +1,255 @@
+"""BYT pages: the national dashboard (coordination map, per-province table, supply vs demand vs
+production capacity) and approve / send back. Built on api.reports.national and api.reports.syt."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from api import i18n
+from api.accounting.windows import default_syt_day, local_today
+from api.audit import audit
+from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.headers import CSP
+from api.reports import national, syt
+from api.reports.errors import Conflict, ValidationFailed
+from api.reports.messages import text
+from api.templating import flash, render
+
+from . import queries as q
+from .deps import CfgDep, NowDep
+from .tank_pages import fetch_all
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+VIEW_ROLES = (Role.BYT, Role.ADMIN)
+DECIDE_ROLES = (Role.BYT,)
+CHART_DAYS = 7
+# The optional online base layer of the map (static/src/map.js); off until the user enables it.
+ONLINE_TILES_HOST = "https://tile.openstreetmap.org"
+
+
+def map_data(
+    facilities: list[dict[str, Any]],
+    live: dict[int, dict[str, Any]],
+    suppliers: list[dict[str, Any]],
+    locale: str,
+) -> dict[str, Any]:
+    """Points for the coordination map: facilities by status, provinces, supplier sites."""
+    points = []
+    by_province: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for f in facilities:
+        if f["latitude"] is None or f["longitude"] is None:
+            continue
+        fig = live.get(int(f["id"]), {})
+        p = {
+            "id": f["id"],
+            "name": f["name"],
+            "province": f["province_name"],
+            "parent": f["parent_name"],
+            "lat": f["latitude"],
+            "lon": f["longitude"],
+            "status": fig.get("status", "unknown"),
+            "days": i18n.format_number(fig.get("days_of_supply"), locale, 1),
+            "stock": i18n.format_number(fig.get("stock_liquid_kg"), locale),
+            "need": i18n.format_number(fig.get("avg_need_nm3"), locale),
+            "reported": bool(fig.get("reported")),
+            "url": f"/facilities/{f['id']}/tanks",
+        }
+        points.append(p)
+        by_province[f["province_name"] or ""].append(p)
+    provinces = []
+    for name, members in by_province.items():
+        short = sum(1 for m in members if m["status"] == "needs_more")
+        known = sum(1 for m in members if m["status"] != "unknown")
+        provinces.append(
+            {
+                "name": name,
+                "lat": sum(m["lat"] for m in members) / len(members),
+                "lon": sum(m["lon"] for m in members) / len(members),
+                "facilities": len(members),
+                "needs_more": short,
+                "status": "needs_more" if short else ("enough" if known else "unknown"),
+            }
+        )
+    sites = [
+        {
+            "name": s["name"],
+            "kind": s["supplier_kind"],
+            "lat": s["latitude"],
+            "lon": s["longitude"],
+            "normal": i18n.format_number(s["capacity_normal_tpd"], locale, 1),
+            "full": i18n.format_number(s["capacity_full_tpd"], locale, 1),
+            "contact": s["contact"],
+            "phone": s["phone"],
+        }
+        for s in suppliers
+        if s["latitude"] is not None and s["longitude"] is not None
+    ]
+    return {"facilities": points, "provinces": provinces, "suppliers": sites}
+
+
+@router.get("/byt", dependencies=[policy(roles=VIEW_ROLES, scope=Scope.NATIONAL)])
+async def dashboard(
+    *,
+    request: Request,
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    cfg: CfgDep,
+    now: NowDep,
+    day: str | None = None,
+) -> Response:
+    """The national dashboard: map (live today), provinces for day D, supply vs demand."""
+    today = local_today(now, cfg)
+    try:
+        d = min(date.fromisoformat(day), today) if day else default_syt_day(now, cfg)
+    except ValueError:
+        d = default_syt_day(now, cfg)
+    # One national view per chart day; today's is the map's, D's the table's when in range.
+    views = {
+        day_: await national.national_view(
+            conn, day_, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=True
+        )
+        for day_ in (today - timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1))
+    }
+    live = views[today]
+    view = views.get(d) or await national.national_view(
+        conn, d, visible=me.facility_ids, cfg=cfg, now=now
+    )
+    figures = {
+        int(f["facility_id"]): f for row in live["provinces"] for f in row.get("facilities", [])
+    }
+    facilities = await fetch_all(
+        conn, q.FACILITIES_IN_SCOPE, scope_national=True, scope_facilities=[], parent=None
+    )
+    suppliers = await fetch_all(conn, q.SUPPLIERS)
+    chart = supply_chart(views, locale)
+    waiting = await syt.sent_list(conn, parents=None, first=d - timedelta(days=30))
+    response = render(
+        request,
+        "pages/byt_dashboard.html",
+        {
+            "day": d,
+            "today": today,
+            "view": view,
+            "nation": view["nation"],
+            "supply": view["supply"],
+            "map": map_data(facilities, figures, suppliers, locale),
+            "chart": chart,
+            "reports": waiting,
+            "reports_by_org": {(r["org_id"], r["report_day"]): r for r in waiting},
+        },
+        locale=locale,
+        principal=me,
+    )
+    # The optional online layer (off by default) needs its tile host; nothing else changes.
+    if ONLINE_TILES_HOST and "img-src 'self' data:" in CSP:
+        response.headers["content-security-policy"] = CSP.replace(
+            "img-src 'self' data:", f"img-src 'self' data: {ONLINE_TILES_HOST}"
+        )
+    return response
+
+
+def supply_chart(views: dict[date, dict[str, Any]], locale: str) -> dict[str, Any]:
+    """Demand vs production vs capacity (t LOX per day) over the days of `views`."""
+    labels, demand, produced, normal, full = [], [], [], [], []
+    for d, v in sorted(views.items()):
+        s = v["supply"]
+        labels.append(i18n.format_date(d, locale))
+        demand.append(round(s["demand_t_per_day"], 2))
+        produced.append(round(s["production_t"], 2) if s["supplier_reports"] else None)
+        normal.append(round(s["capacity_normal_t_per_day"], 1))
+        full.append(round(s["capacity_full_t_per_day"], 1))
+    g = i18n.gettext
+    return {
+        "labels": labels,
+        "unit": g(locale, "t LOX per day (logarithmic scale)"),
+        "series": [
+            {"label": g(locale, "Demand (facilities' daily need)"), "values": demand},
+            {"label": g(locale, "Supply (production reported)"), "values": produced},
+            {"label": g(locale, "Production capacity (normal)"), "values": normal, "dashed": True},
+            {"label": g(locale, "Production capacity (full)"), "values": full, "dashed": True},
+        ],
+    }
+
+
+async def _decide(
+    *, request: Request, report_id: int, conn: Any, me: Any, locale: str, now: Any, approve: bool
+) -> Response:
+    form = await request.form()
+    reason = str(form.get("reason") or "").strip() or None
+    where = await syt.report_org(conn, report_id)
+    if where is None:
+        raise HTTPException(404, "not found")
+    org_id, day = where
+    response = RedirectResponse(
+        f"/provinces/{org_id}/reports/{day.isoformat()}#history", status_code=303
+    )
+    try:
+        done = await syt.decide(
+            conn, report_id, approve=approve, author=me.username, reason=reason, now=now
+        )
+    except ValidationFailed as exc:
+        flash(response, text(exc.errors[0].key, locale), "error")
+        return response
+    except Conflict as exc:
+        flash(response, text(exc.key, locale), "error")
+        return response
+    await audit(conn, me, done["state"], "syt_report", report_id, after=done, org_id=org_id)
+    await conn.commit()
+    msg = "Report approved." if approve else "Report sent back."
+    flash(response, i18n.gettext(locale, msg), "success")
+    return response
+
+
+@router.post(
+    "/byt/reports/{report_id}/approve",
+    dependencies=[policy(roles=DECIDE_ROLES, scope=Scope.NATIONAL)],
+)
+async def approve(
+    *,
+    request: Request,
+    report_id: int,
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    now: NowDep,
+) -> Response:
+    """Approve a sent SYT report (locks it and its facility reports)."""
+    return await _decide(
+        request=request, report_id=report_id, conn=conn, me=me, locale=locale, now=now, approve=True
+    )
+
+
+@router.post(
+    "/byt/reports/{report_id}/send-back",
+    dependencies=[policy(roles=DECIDE_ROLES, scope=Scope.NATIONAL)],
+)
+async def send_back(
+    *,
+    request: Request,
+    report_id: int,
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    now: NowDep,
+) -> Response:
+    """Send a report back to its department with a reason (reopens it)."""
+    return await _decide(
+        request=request,
+        report_id=report_id,
+        conn=conn,
+        me=me,
+        locale=locale,
+        now=now,
+        approve=False,
+    )
