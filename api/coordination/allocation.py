@@ -141,71 +141,89 @@ def _arcs(
 
 
 def allocate(needs: Sequence[Need], supplies: Sequence[Supply], nearest: int | None = None) -> Plan:
-    """Solve the allocation LP and explain it. Never fails on shortage: it reports the shortfall."""
+    """Solve the allocation LP and explain it. Never fails on shortage: it reports the shortfall.
+
+    Column generation keeps the LP small and exact: it starts with each facility's `nearest`
+    reachable suppliers (8 by default), and after each solve adds every reachable route whose
+    reduced cost is negative, until none is: then no route left out could improve the plan.
+    """
     import highspy
 
-    arcs = _arcs(needs, supplies, nearest)
-    n_arcs, n_needs = len(arcs), len(needs)
-    # Columns: one x per arc, then one u (unmet) per need.
-    cost = np.empty(n_arcs + n_needs)
-    for k, (_, _, km) in enumerate(arcs):
-        cost[k] = km / 1000.0
-    for i, n in enumerate(needs):
-        cost[n_arcs + i] = _UNMET_WEIGHT * n.urgency
-    lower = np.zeros(n_arcs + n_needs)
-    upper = np.full(n_arcs + n_needs, highspy.kHighsInf)
+    n, m = len(needs), len(supplies)
+    arcs_all = _arcs(needs, supplies, None)
+    if n == 0:
+        return _explain(needs, supplies, [], np.zeros(0), "Optimal")
+    ai = np.array([a[0] for a in arcs_all], dtype=np.int32)
+    aj = np.array([a[1] for a in arcs_all], dtype=np.int32)
+    cost_all = np.array([a[2] for a in arcs_all]) / 1000.0
+    inf = highspy.kHighsInf
 
     h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
-    # Interior point, then crossover to a vertex: faster than simplex on these large sparse
-    # transport LPs, and a vertex means few shipments (a person can act on the proposal).
-    h.setOptionValue("solver", "ipm")
-    h.setOptionValue("run_crossover", "on")
-    h.addVars(n_arcs + n_needs, lower, upper)
-    h.changeColsCost(n_arcs + n_needs, np.arange(n_arcs + n_needs, dtype=np.int32), cost)
-
-    by_need: list[list[int]] = [[] for _ in needs]
-    by_supply: list[list[int]] = [[] for _ in supplies]
-    for k, (i, j, _) in enumerate(arcs):
-        by_need[i].append(k)
-        by_supply[j].append(k)
-
-    rows_lo: list[float] = []
-    rows_hi: list[float] = []
-    starts: list[int] = []
-    index: list[int] = []
-    values: list[float] = []
-
-    def row(cols: Iterable[int], lo: float, hi: float) -> None:
-        starts.append(len(index))
-        for c in cols:
-            index.append(c)
-            values.append(1.0)
-        rows_lo.append(lo)
-        rows_hi.append(hi)
-
-    inf = highspy.kHighsInf
-    for i, n in enumerate(needs):
-        need = max(n.need_kg, 0.0)
-        row([*by_need[i], n_arcs + i], need, inf)  # delivered + unmet ≥ need
-        if by_need[i]:
-            row(by_need[i], 0.0, min(need, n.free_capacity_kg))  # never more than it can hold
-    for j, s in enumerate(supplies):
-        if by_supply[j]:
-            row(by_supply[j], 0.0, min(s.available_kg, s.dispatch_kg))
-    if rows_lo:
+    # Columns 0..n-1: unmet need u_i. Rows: need (delivered + unmet ≥ need), capacity (never
+    # more than the tanks take), supply (never more than the supplier has and can dispatch).
+    need_kg = np.array([max(x.need_kg, 0.0) for x in needs])
+    h.addVars(n, np.zeros(n), np.full(n, inf))
+    h.changeColsCost(
+        n, np.arange(n, dtype=np.int32), np.array([_UNMET_WEIGHT * x.urgency for x in needs])
+    )
+    h.addRows(
+        n,
+        need_kg,
+        np.full(n, inf),
+        n,
+        np.arange(n, dtype=np.int32),
+        np.arange(n, dtype=np.int32),
+        np.ones(n),
+    )
+    caps = np.array([max(min(x.need_kg, x.free_capacity_kg), 0.0) for x in needs])
+    h.addRows(
+        n, np.zeros(n), caps, 0, np.zeros(n, dtype=np.int32), np.zeros(0, np.int32), np.zeros(0)
+    )
+    sup = np.array([max(min(s.available_kg, s.dispatch_kg), 0.0) for s in supplies])
+    if m:
         h.addRows(
-            len(rows_lo),
-            np.array(rows_lo),
-            np.array(rows_hi),
-            len(index),
-            np.array(starts, dtype=np.int32),
-            np.array(index, dtype=np.int32),
-            np.array(values),
+            m, np.zeros(m), sup, 0, np.zeros(m, dtype=np.int32), np.zeros(0, np.int32), np.zeros(0)
         )
-    h.run()
+
+    in_model = np.zeros(len(arcs_all), dtype=bool)
+    order: list[np.ndarray] = []
+
+    def add(sel: np.ndarray) -> None:
+        k = len(sel)
+        index = np.stack([ai[sel], n + ai[sel], 2 * n + aj[sel]], axis=1).ravel()
+        h.addCols(
+            k,
+            cost_all[sel],
+            np.zeros(k),
+            np.full(k, inf),
+            3 * k,
+            np.arange(k, dtype=np.int32) * 3,
+            index.astype(np.int32),
+            np.ones(3 * k),
+        )
+        in_model[sel] = True
+        order.append(sel)
+
+    first = _arcs(needs, supplies, nearest or 8)
+    if first:
+        key = {(i, j): k for k, (i, j, _) in enumerate(arcs_all)}
+        add(np.array([key[(i, j)] for i, j, _ in first], dtype=np.int64))
+    for _ in range(100):
+        h.run()
+        if len(arcs_all) == int(in_model.sum()):
+            break
+        duals = np.array(h.getSolution().row_dual)
+        reduced = cost_all - duals[ai] - duals[n + ai] - duals[2 * n + aj]
+        cand = np.flatnonzero(~in_model & (reduced < -1e-7))
+        if len(cand) == 0:
+            break
+        add(cand[np.argsort(reduced[cand])[:20000]])
     status = h.modelStatusToString(h.getModelStatus())
-    x = np.array(h.getSolution().col_value) if n_arcs + n_needs else np.zeros(0)
+    values = np.array(h.getSolution().col_value)
+    chosen = np.concatenate(order) if order else np.zeros(0, dtype=np.int64)
+    arcs = [arcs_all[int(k)] for k in chosen]
+    x = np.concatenate([values[n:], values[:n]])
     return _explain(needs, supplies, arcs, x, status)
 
 
