@@ -1,0 +1,104 @@
+"""Accounting and reporting settings: the platform `Settings` plus the thresholds of this package.
+
+The cut-off, deadline, morning-update hours, `needs_more_days` and the gas reference come from
+`oxy.settings.Settings`; the rest are `OXY_*` variables read by :class:`AccountingSettings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from oxy.contract import Reference
+from oxy.settings import Settings
+
+from .therapy import Therapy
+
+
+class AccountingSettings(BaseSettings):
+    """Thresholds of the accounting (OXY_* environment variables, WHO defaults for flows)."""
+
+    model_config = SettingsConfigDict(env_prefix="OXY_", extra="ignore")
+
+    # Oxygen flow per patient by therapy, litres per minute of gas. WHO planning figures: a severe
+    # patient 10 L/min, a critical one 30 L/min (shared DOMAIN.md "Demand"); HFNC runs 30-60 L/min.
+    flow_mask_lpm: Annotated[float, Field(ge=0)] = 10.0
+    flow_hfnc_lpm: Annotated[float, Field(ge=0)] = 40.0
+    flow_niv_lpm: Annotated[float, Field(ge=0)] = 30.0
+    flow_invasive_lpm: Annotated[float, Field(ge=0)] = 30.0
+    flow_ecmo_lpm: Annotated[float, Field(ge=0)] = 10.0
+    # Refill detection: a sustained rise faster than this and larger than refill_min_kg.
+    refill_min_rate_kg_min: Annotated[float, Field(gt=0)] = 5.0
+    refill_min_kg: Annotated[float, Field(gt=0)] = 100.0
+    refill_noise_k: Annotated[float, Field(gt=0)] = 4.0
+    refill_merge_minutes: Annotated[float, Field(ge=0)] = 20.0
+    # Gaps up to this long are bridged by interpolation when reading a window's boundary contents.
+    max_interp_gap_hours: Annotated[float, Field(gt=0)] = 6.0
+    # Robust z-score (median/MAD) above which consumption is abnormal or a figure implausible.
+    outlier_z: Annotated[float, Field(gt=0)] = 3.5
+    # A window computed less than this after it closed is recomputed (late readings).
+    late_grace_minutes: Annotated[int, Field(ge=0)] = 120
+    # Facility reports older than this many days are locked ("past deadline").
+    edit_window_days: Annotated[int, Field(ge=1)] = 31
+
+
+@dataclass(frozen=True, slots=True)
+class AccountingConfig:
+    """Everything the accounting and report functions need, built once in create_app/main."""
+
+    tz: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
+    cutoff_hour: int = 16
+    deadline_hour: int = 17
+    morning_hour: int = 8
+    needs_more_days: float = 3.0
+    reference: Reference = field(default_factory=Reference)
+    flows_lpm: dict[Therapy, float] = field(
+        default_factory=lambda: {
+            Therapy.MASK: 10.0,
+            Therapy.HFNC: 40.0,
+            Therapy.NIV: 30.0,
+            Therapy.INVASIVE: 30.0,
+            Therapy.ECMO: 10.0,
+        }
+    )
+    refill_min_rate_kg_min: float = 5.0
+    refill_min_kg: float = 100.0
+    refill_noise_k: float = 4.0
+    refill_merge_minutes: float = 20.0
+    max_interp_gap_hours: float = 6.0
+    outlier_z: float = 3.5
+    late_grace_minutes: int = 120
+    edit_window_days: int = 31
+
+
+def build_config(settings: Settings, extra: AccountingSettings | None = None) -> AccountingConfig:
+    """Combine the platform settings and the accounting settings into one frozen config."""
+    a = extra if extra is not None else AccountingSettings()
+    return AccountingConfig(
+        tz=ZoneInfo(settings.timezone),
+        cutoff_hour=settings.report_cutoff_hour,
+        deadline_hour=settings.report_deadline_hour,
+        morning_hour=settings.morning_update_hour,
+        needs_more_days=settings.needs_more_days,
+        reference=Reference(settings.reference_temp_c, settings.reference_pressure_kpa),
+        flows_lpm={
+            Therapy.MASK: a.flow_mask_lpm,
+            Therapy.HFNC: a.flow_hfnc_lpm,
+            Therapy.NIV: a.flow_niv_lpm,
+            Therapy.INVASIVE: a.flow_invasive_lpm,
+            Therapy.ECMO: a.flow_ecmo_lpm,
+        },
+        refill_min_rate_kg_min=a.refill_min_rate_kg_min,
+        refill_min_kg=a.refill_min_kg,
+        refill_noise_k=a.refill_noise_k,
+        refill_merge_minutes=a.refill_merge_minutes,
+        max_interp_gap_hours=a.max_interp_gap_hours,
+        outlier_z=a.outlier_z,
+        late_grace_minutes=a.late_grace_minutes,
+        edit_window_days=a.edit_window_days,
+    )

@@ -1,0 +1,137 @@
+"""Named SQL of the accounting data layer (values always travel as parameters)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The level sensor of each tank: DP first, then already-derived contents, then percent full.
+LEVEL_SENSORS: Final = """
+SELECT DISTINCT ON (s.tank_id) s.tank_id, s.id, s.quantity, t.capacity_kg, t.min_usable_kg,
+       t.facility_id
+FROM sensors s JOIN tanks t ON t.id = s.tank_id
+WHERE s.tank_id = ANY(%(tanks)s) AND s.quantity IN ('dp', 'contents', 'level_pct')
+ORDER BY s.tank_id, (s.quantity = 'dp') DESC, (s.quantity = 'contents') DESC, s.id
+"""
+
+CALIBRATIONS: Final = """
+SELECT k.tank_id, k.id, k.version, k.valid_from,
+       array_agg(p.dp_inh2o ORDER BY p.dp_inh2o) AS dp,
+       array_agg(p.contents_kg ORDER BY p.dp_inh2o) AS kg
+FROM tank_calibrations k JOIN calibration_points p ON p.calibration_id = k.id
+WHERE k.tank_id = ANY(%(tanks)s)
+GROUP BY k.tank_id, k.id, k.version, k.valid_from
+ORDER BY k.tank_id, k.valid_from
+"""
+
+ACTIVE_CORRECTIONS_OVERLAP: Final = """
+SELECT DISTINCT sensor_id FROM corrections
+WHERE sensor_id = ANY(%(sensors)s) AND reverted_at IS NULL
+  AND ts_from < %(end)s AND ts_to >= %(start)s
+"""
+
+# Raw readings of one sensor with the corrections overlay: an active 'invalidate' drops the
+# reading, an active 'replace' substitutes its value (and makes a bad reading usable). The newest
+# correction covering a reading wins. Bucketed so that the same code serves 1-minute and 1-hour
+# series; the origin is the rollups' (2000-01-03 00:00 UTC).
+RAW_BUCKETS: Final = """
+WITH r AS (
+    SELECT r.ts,
+           CASE WHEN c.action = 'replace' THEN c.value ELSE r.value END AS value,
+           r.quality, c.action
+    FROM readings r
+    LEFT JOIN LATERAL (
+        SELECT action, value FROM corrections c
+        WHERE c.sensor_id = r.sensor_id AND c.reverted_at IS NULL
+          AND r.ts >= c.ts_from AND r.ts <= c.ts_to
+        ORDER BY c.id DESC LIMIT 1
+    ) c ON TRUE
+    WHERE r.sensor_id = %(sensor)s AND r.ts >= %(start)s AND r.ts < %(end)s
+)
+SELECT date_bin(%(width)s, ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+       min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
+       max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value,
+       min(value) AS min_value, count(*) AS n
+FROM r
+WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
+  AND (quality = 0 OR action = 'replace')
+GROUP BY 1 ORDER BY 1
+"""
+
+# The ingest rollups (good readings only, no corrections): used when no correction touches the
+# range. The table behind readings_1h carries first_ts/last_ts on both storage paths.
+ROLLUP_1H_BUCKETS: Final = """
+SELECT bucket, first_ts, first_value, last_ts, last_value, min_value, n
+FROM rollup_1h
+WHERE sensor_id = %(sensor)s AND bucket >= %(start)s AND bucket < %(end)s
+ORDER BY bucket
+"""
+
+STORED_WINDOWS: Final = """
+SELECT tank_id, report_day, open_kg, close_kg, min_kg, consumption_kg, refilled_kg, refills,
+       coverage, readings, computed_at, fingerprint
+FROM tank_windows
+WHERE tank_id = ANY(%(tanks)s) AND report_day >= %(first)s AND report_day <= %(last)s
+"""
+
+UPSERT_WINDOW: Final = """
+INSERT INTO tank_windows (tank_id, report_day, open_kg, close_kg, min_kg, consumption_kg,
+                          refilled_kg, refills, coverage, readings, computed_at, fingerprint)
+VALUES (%(tank)s, %(day)s, %(open)s, %(close)s, %(min)s, %(consumption)s, %(refilled)s,
+        %(refills)s, %(coverage)s, %(readings)s, %(computed_at)s, %(fingerprint)s)
+ON CONFLICT (tank_id, report_day) DO UPDATE SET
+    open_kg = EXCLUDED.open_kg, close_kg = EXCLUDED.close_kg, min_kg = EXCLUDED.min_kg,
+    consumption_kg = EXCLUDED.consumption_kg, refilled_kg = EXCLUDED.refilled_kg,
+    refills = EXCLUDED.refills, coverage = EXCLUDED.coverage, readings = EXCLUDED.readings,
+    computed_at = EXCLUDED.computed_at, fingerprint = EXCLUDED.fingerprint
+"""
+
+# Good readings per sensor and report day, as the daily rollup counts them over the UTC days a
+# window (with its context) overlaps: late data changes the count.
+WINDOW_COUNTS: Final = """
+SELECT r.sensor_id, d.day, sum(r.n)::bigint
+FROM unnest(%(days)s::date[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS d (day, lo, hi)
+JOIN rollup_1d r ON r.bucket >= d.lo AND r.bucket < d.hi
+WHERE r.sensor_id = ANY(%(sensors)s)
+GROUP BY 1, 2
+"""
+
+DELETE_REFILLS: Final = """
+DELETE FROM refill_events WHERE tank_id = %(tank)s AND report_day >= %(first)s
+  AND report_day <= %(last)s
+"""
+
+INSERT_REFILL: Final = """
+INSERT INTO refill_events (tank_id, started_at, ended_at, report_day, before_kg, after_kg,
+                           amount_kg)
+VALUES (%(tank)s, %(started_at)s, %(ended_at)s, %(day)s, %(before)s, %(after)s, %(amount)s)
+ON CONFLICT (tank_id, started_at) DO UPDATE SET ended_at = EXCLUDED.ended_at,
+    report_day = EXCLUDED.report_day, before_kg = EXCLUDED.before_kg,
+    after_kg = EXCLUDED.after_kg, amount_kg = EXCLUDED.amount_kg
+"""
+
+REFILLS_IN: Final = """
+SELECT tank_id, started_at, ended_at, report_day, before_kg, after_kg, amount_kg
+FROM refill_events WHERE tank_id = ANY(%(tanks)s) AND report_day >= %(first)s
+  AND report_day <= %(last)s
+ORDER BY tank_id, started_at
+"""
+
+# Tanks of facilities, with the level sensor if any (a tank without one is not monitored).
+FACILITY_TANKS: Final = """
+SELECT t.facility_id, t.id, t.capacity_kg, t.min_usable_kg,
+       EXISTS (SELECT 1 FROM sensors s WHERE s.tank_id = t.id
+               AND s.quantity IN ('dp', 'contents', 'level_pct')) AS monitored
+FROM tanks t WHERE t.facility_id = ANY(%(facilities)s)
+ORDER BY t.facility_id, t.id
+"""
+
+FACILITY_CYLINDERS: Final = """
+SELECT facility_id, sum(cylinder_count * gas_m3_each) AS nm3
+FROM cylinder_banks WHERE facility_id = ANY(%(facilities)s) GROUP BY facility_id
+"""
+
+INVALIDATE_WINDOWS: Final = """
+DELETE FROM tank_windows w USING sensors s
+WHERE s.id = %(sensor)s AND w.tank_id = s.tank_id
+  AND w.report_day >= %(first)s AND w.report_day <= %(last)s
+"""

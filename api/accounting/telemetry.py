@@ -1,0 +1,461 @@
+"""Accounting data layer: contents series from readings (with corrections), per-window figures.
+
+Per tank and report window the figures are kept in `tank_windows` so that SYT and BYT views
+read a few rows per facility. A stored window is recomputed when it was computed before its
+window closed plus a grace period (late readings), and corrections delete the windows they touch.
+Figures for a range nobody has asked for yet are computed on first read, so totals stay live.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from oxy.calibration import CalibrationTable
+
+from . import queries as q
+from .config import AccountingConfig
+from .series import Point, Refill, WindowFigures, detect_refills, window_figures
+from .stock import DayUse, average_daily
+from .windows import Window, days, report_day_of, window
+
+logger = logging.getLogger(__name__)
+
+# Context around a range so that a refill at its edge sees the neighbouring draw rate.
+CONTEXT = timedelta(hours=3)
+
+
+class Source(StrEnum):
+    """Where window figures come from: stored windows (rollups) or raw readings every time."""
+
+    STORED = "stored"
+    RAW = "raw"
+
+
+@dataclass(frozen=True, slots=True)
+class LevelSensor:
+    """The sensor that gives a tank's contents, and the tank's limits."""
+
+    tank_id: int
+    sensor_id: int
+    quantity: str
+    capacity_kg: float
+    min_usable_kg: float
+    facility_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TankWindow:
+    """Stored figures of one tank over one report window."""
+
+    tank_id: int
+    day: date
+    figures: WindowFigures
+    computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Calibrations:
+    """A tank's calibration versions, each valid from its time until the next one."""
+
+    valid_from: tuple[datetime, ...]
+    tables: tuple[CalibrationTable, ...]
+
+    def at(self, ts: datetime) -> CalibrationTable | None:
+        """The version valid at `ts` (None before the first one)."""
+        i = bisect.bisect_right(self.valid_from, ts) - 1
+        return self.tables[i] if i >= 0 else None
+
+
+async def level_sensors(
+    conn: AsyncConnection[Any], tank_ids: Sequence[int]
+) -> dict[int, LevelSensor]:
+    """The level sensor of each monitored tank among `tank_ids`."""
+    cur = await conn.execute(q.LEVEL_SENSORS, {"tanks": list(tank_ids)})
+    return {
+        int(r[0]): LevelSensor(int(r[0]), int(r[1]), str(r[2]), float(r[3]), float(r[4]), int(r[5]))
+        for r in await cur.fetchall()
+    }
+
+
+async def calibrations(
+    conn: AsyncConnection[Any], tank_ids: Sequence[int]
+) -> dict[int, Calibrations]:
+    """Every calibration version of the tanks, in validity order."""
+    cur = await conn.execute(q.CALIBRATIONS, {"tanks": list(tank_ids)})
+    acc: dict[int, tuple[list[datetime], list[CalibrationTable]]] = defaultdict(lambda: ([], []))
+    for tank_id, _cid, version, valid_from, dp, kg in await cur.fetchall():
+        froms, tables = acc[int(tank_id)]
+        froms.append(valid_from)
+        tables.append(CalibrationTable(tuple(dp), tuple(kg), int(version)))
+    return {t: Calibrations(tuple(f), tuple(tb)) for t, (f, tb) in acc.items()}
+
+
+def _to_kg(
+    sensor: LevelSensor, cal: Calibrations | None, ts: datetime, value: float
+) -> float | None:
+    if sensor.quantity == "contents":
+        return value
+    if sensor.quantity == "level_pct":
+        return sensor.capacity_kg * value / 100.0
+    table = cal.at(ts) if cal else None
+    return table.contents_kg(value) if table else None
+
+
+async def contents_series(
+    conn: AsyncConnection[Any],
+    sensor: LevelSensor,
+    cal: Calibrations | None,
+    start: datetime,
+    end: datetime,
+    *,
+    width: timedelta = timedelta(hours=1),
+    source: Source = Source.STORED,
+) -> list[Point]:
+    """Contents (kg) of a tank over [start, end): the first and last reading of each bucket.
+
+    The hourly rollups are used when `source` allows it, the width is an hour and no active
+    correction touches the range; otherwise raw readings with the corrections overlay.
+    """
+    use_rollup = source is Source.STORED and width == timedelta(hours=1)
+    if use_rollup:
+        cur = await conn.execute(
+            q.ACTIVE_CORRECTIONS_OVERLAP,
+            {"sensors": [sensor.sensor_id], "start": start, "end": end},
+        )
+        use_rollup = await cur.fetchone() is None
+    if use_rollup:
+        # Rollup buckets are whole hours: widen to the hours that cover the range.
+        lo = start.replace(minute=0, second=0, microsecond=0)
+        cur = await conn.execute(
+            q.ROLLUP_1H_BUCKETS, {"sensor": sensor.sensor_id, "start": lo, "end": end}
+        )
+    rows = list(await cur.fetchall()) if use_rollup else []
+    if not rows:
+        # No rollup (ingest not maintaining it here, or a correction applies): raw + overlay.
+        cur = await conn.execute(
+            q.RAW_BUCKETS, {"sensor": sensor.sensor_id, "start": start, "end": end, "width": width}
+        )
+        rows = list(await cur.fetchall())
+    points: list[Point] = []
+    for _bucket, first_ts, first_value, last_ts, last_value, _min, _n in rows:
+        for ts, value in ((first_ts, first_value), (last_ts, last_value)):
+            if points and ts <= points[-1].ts:
+                continue
+            if not (start <= ts < end):
+                continue
+            kg = _to_kg(sensor, cal, ts, float(value))
+            if kg is not None:
+                points.append(Point(ts, kg))
+    return points
+
+
+def figures_for_days(
+    points: Sequence[Point], windows: Sequence[Window], cfg: AccountingConfig
+) -> tuple[list[WindowFigures], list[tuple[date, Refill]]]:
+    """Window figures and the refills (with their report day) from one contents series."""
+    refills = detect_refills(points, cfg)
+    figs = [window_figures(points, refills, w.start, w.end, cfg) for w in windows]
+    found = []
+    for r in refills:
+        for w in windows:
+            if w.start <= r.started_at < w.end:
+                found.append((w.day, r))
+    return figs, found
+
+
+async def compute_windows(
+    conn: AsyncConnection[Any],
+    tank_ids: Sequence[int],
+    first: date,
+    last: date,
+    cfg: AccountingConfig,
+    *,
+    source: Source,
+) -> tuple[dict[tuple[int, date], WindowFigures], dict[int, list[tuple[date, Refill]]]]:
+    """Compute (not store) the window figures of the tanks for report days first..last."""
+    sensors = await level_sensors(conn, tank_ids)
+    cals = await calibrations(conn, list(sensors))
+    wins = [window(d, cfg) for d in days(first, last)]
+    out: dict[tuple[int, date], WindowFigures] = {}
+    refills: dict[int, list[tuple[date, Refill]]] = {}
+    for tank_id, sensor in sensors.items():
+        points = await contents_series(
+            conn,
+            sensor,
+            cals.get(tank_id),
+            wins[0].start - CONTEXT,
+            wins[-1].end + CONTEXT,
+            source=source,
+        )
+        figs, found = figures_for_days(points, wins, cfg)
+        for w, f in zip(wins, figs, strict=True):
+            out[(tank_id, w.day)] = f
+        refills[tank_id] = found
+    return out, refills
+
+
+async def fingerprints(
+    conn: AsyncConnection[Any],
+    sensors: dict[int, LevelSensor],
+    first: date,
+    last: date,
+    cfg: AccountingConfig,
+) -> dict[tuple[int, date], int]:
+    """Per tank and report day: good readings the daily rollup counts over the UTC days the
+    window (with its context) overlaps. A late reading changes it, so the window is redone."""
+    if not sensors:
+        return {}
+    ds = days(first, last)
+    lo, hi = [], []
+    for d in ds:
+        w = window(d, cfg)
+        lo.append(datetime.combine((w.start - CONTEXT).astimezone(UTC).date(), time(), UTC))
+        last_day = (w.end + CONTEXT - timedelta(microseconds=1)).astimezone(UTC).date()
+        hi.append(datetime.combine(last_day + timedelta(days=1), time(), UTC))
+    cur = await conn.execute(
+        q.WINDOW_COUNTS,
+        {"days": ds, "lo": lo, "hi": hi, "sensors": [s.sensor_id for s in sensors.values()]},
+    )
+    tank_of = {s.sensor_id: t for t, s in sensors.items()}
+    return {(tank_of[int(r[0])], r[1]): int(r[2]) for r in await cur.fetchall()}
+
+
+async def ensure_windows(
+    conn: AsyncConnection[Any],
+    tank_ids: Sequence[int],
+    first: date,
+    last: date,
+    cfg: AccountingConfig,
+    *,
+    now: datetime | None = None,
+) -> dict[tuple[int, date], WindowFigures]:
+    """Stored window figures for the tanks and days, recomputing the missing and stale ones
+    (computed before their window closed, touched by a correction, or given late readings)."""
+    now = now or datetime.now(UTC)
+    if not tank_ids:
+        return {}
+    sensors = await level_sensors(conn, list(tank_ids))
+    prints = await fingerprints(conn, sensors, first, last, cfg)
+    cur = await conn.execute(
+        q.STORED_WINDOWS, {"tanks": list(sensors), "first": first, "last": last}
+    )
+    have: dict[tuple[int, date], WindowFigures] = {}
+    fresh_after = {
+        d: window(d, cfg).end + timedelta(minutes=cfg.late_grace_minutes) for d in days(first, last)
+    }
+    for r in await cur.fetchall():
+        key = (int(r[0]), r[1])
+        if r[10] >= fresh_after[r[1]] and (r[11] or 0) == prints.get(key, 0):
+            have[key] = WindowFigures(r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+    wanted = [d for d in days(first, last) if window(d, cfg).start <= now]
+    todo: dict[int, list[date]] = defaultdict(list)
+    for t in sensors:
+        for d in wanted:
+            if (t, d) not in have:
+                todo[t].append(d)
+    if not todo:
+        return have
+    cals = await calibrations(conn, list(todo))
+    for tank_id, ds in todo.items():
+        sensor = sensors[tank_id]
+        lo, hi = min(ds), max(ds)
+        wins = [window(d, cfg) for d in days(lo, hi)]
+        points = await contents_series(
+            conn, sensor, cals.get(tank_id), wins[0].start - CONTEXT, wins[-1].end + CONTEXT
+        )
+        figs, found = figures_for_days(points, wins, cfg)
+        await _store(
+            conn,
+            tank_id,
+            wins=wins,
+            figs=figs,
+            found=found,
+            lo=lo,
+            hi=hi,
+            now=now,
+            prints=prints,
+        )
+        for w, f in zip(wins, figs, strict=True):
+            have[(tank_id, w.day)] = f
+    return have
+
+
+async def _store(
+    conn: AsyncConnection[Any],
+    tank_id: int,
+    *,
+    wins: Sequence[Window],
+    figs: Sequence[WindowFigures],
+    found: Iterable[tuple[date, Refill]],
+    lo: date,
+    hi: date,
+    now: datetime,
+    prints: dict[tuple[int, date], int],
+) -> None:
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(
+            q.UPSERT_WINDOW,
+            [
+                {
+                    "tank": tank_id,
+                    "day": w.day,
+                    "open": f.open_kg,
+                    "close": f.close_kg,
+                    "min": f.min_kg,
+                    "consumption": f.consumption_kg,
+                    "refilled": f.refilled_kg,
+                    "refills": f.refills,
+                    "coverage": f.coverage,
+                    "readings": f.readings,
+                    "computed_at": now,
+                    "fingerprint": prints.get((tank_id, w.day), 0),
+                }
+                for w, f in zip(wins, figs, strict=True)
+            ],
+        )
+        await cur.execute(q.DELETE_REFILLS, {"tank": tank_id, "first": lo, "last": hi})
+        rows = [
+            {
+                "tank": tank_id,
+                "started_at": r.started_at,
+                "ended_at": r.ended_at,
+                "day": d,
+                "before": r.before_kg,
+                "after": r.after_kg,
+                "amount": r.amount_kg,
+            }
+            for d, r in found
+        ]
+        if rows:
+            await cur.executemany(q.INSERT_REFILL, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class FacilityTelemetry:
+    """Telemetry figures of one facility for report day D (kg of LOX unless named otherwise)."""
+
+    facility_id: int
+    monitored_tanks: int
+    stock_kg: float | None  # contents at 16:00 D, all monitored tanks
+    usable_kg: float | None  # above each tank's minimum usable level
+    refilled_kg: float  # refills detected in the window of D
+    refills: int
+    consumption_kg: float | None  # in the window of D, refills excluded
+    avg_daily_kg: float | None  # last 7 complete windows, adjusted for days without data
+    capacity_kg: float  # all tanks, monitored or not
+    cylinder_capacity_nm3: float
+    coverage: float  # observed fraction of the window of D (mean over monitored tanks)
+    history_kg: tuple[float, ...] = ()  # fully observed daily consumption of D−6..D−1
+
+
+async def facility_telemetry(
+    conn: AsyncConnection[Any],
+    facility_ids: Sequence[int],
+    day: date,
+    cfg: AccountingConfig,
+    *,
+    source: Source = Source.STORED,
+    now: datetime | None = None,
+) -> dict[int, FacilityTelemetry]:
+    """Per-facility telemetry figures for report day D from its tanks' windows D−6..D."""
+    cur = await conn.execute(q.FACILITY_TANKS, {"facilities": list(facility_ids)})
+    tanks = [
+        (int(r[0]), int(r[1]), float(r[2]), float(r[3]), bool(r[4])) for r in await cur.fetchall()
+    ]
+    cur = await conn.execute(q.FACILITY_CYLINDERS, {"facilities": list(facility_ids)})
+    cylinders = {int(r[0]): float(r[1]) for r in await cur.fetchall()}
+    monitored = [t[1] for t in tanks if t[4]]
+    first = day - timedelta(days=6)
+    if source is Source.RAW:
+        figs, _ = await compute_windows(conn, monitored, first, day, cfg, source=Source.RAW)
+    else:
+        figs = await ensure_windows(conn, monitored, first, day, cfg, now=now)
+    by_fac: dict[int, list[tuple[int, float, float, bool]]] = defaultdict(list)
+    for fac, tank, cap, min_usable, mon in tanks:
+        by_fac[fac].append((tank, cap, min_usable, mon))
+    out: dict[int, FacilityTelemetry] = {}
+    week = days(first, day)
+    for fac in facility_ids:
+        stock = usable = cons = avg = None
+        refilled = 0.0
+        refills = 0
+        coverages = []
+        n_mon = 0
+        capacity = 0.0
+        for tank, cap, min_usable, mon in by_fac.get(fac, []):
+            capacity += cap
+            if not mon:
+                continue
+            n_mon += 1
+            f = figs.get((tank, day))
+            if f is not None and f.close_kg is not None:
+                stock = (stock or 0.0) + f.close_kg
+                usable = (usable or 0.0) + max(0.0, f.close_kg - min_usable)
+            if f is not None:
+                refilled += f.refilled_kg
+                refills += f.refills
+                coverages.append(f.coverage)
+                if f.consumption_kg is not None:
+                    cons = (cons or 0.0) + f.consumption_kg
+            tank_avg = average_daily(
+                [
+                    DayUse(g.consumption_kg, g.coverage)
+                    if (g := figs.get((tank, d)))
+                    else DayUse(None, 0.0)
+                    for d in week
+                ]
+            )
+            if tank_avg is not None:
+                avg = (avg or 0.0) + tank_avg
+        history = []
+        mon_tanks = [tk for tk, _c, _m, is_mon in by_fac.get(fac, []) if is_mon]
+        for d in week[:-1]:
+            day_figs = [figs.get((tk, d)) for tk in mon_tanks]
+            if mon_tanks and all(
+                g is not None and g.consumption_kg is not None and g.coverage >= 0.95
+                for g in day_figs
+            ):
+                history.append(sum(g.consumption_kg or 0.0 for g in day_figs if g is not None))
+        out[fac] = FacilityTelemetry(
+            fac,
+            n_mon,
+            stock,
+            usable,
+            refilled,
+            refills,
+            cons,
+            avg,
+            capacity,
+            cylinders.get(fac, 0.0),
+            sum(coverages) / len(coverages) if coverages else 0.0,
+            tuple(history),
+        )
+    return out
+
+
+async def invalidate(
+    conn: AsyncConnection[Any],
+    sensor_id: int,
+    start: datetime,
+    end: datetime,
+    cfg: AccountingConfig,
+) -> None:
+    """Drop the stored windows of the sensor's tank that [start, end] can affect."""
+    # A refill's draw estimate looks CONTEXT either side, so the neighbouring windows go too.
+    await conn.execute(
+        q.INVALIDATE_WINDOWS,
+        {
+            "sensor": sensor_id,
+            "first": report_day_of(start - CONTEXT, cfg),
+            "last": report_day_of(end + CONTEXT, cfg),
+        },
+    )

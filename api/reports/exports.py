@@ -1,0 +1,204 @@
+"""Exports: CSV and XLSX for every list, and a print-styled HTML page of the SYT report.
+
+No PDF library is installed in the platform's environment, so the official SYT report is a
+print-ready HTML page (A4, the browser's "Save as PDF"); every column header carries its unit.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from openpyxl import Workbook
+
+from .messages import text
+
+CSV_TYPE = "text/csv; charset=utf-8"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 3)
+    if isinstance(v, dict | list):
+        return str(v)
+    return v
+
+
+def to_csv(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> bytes:
+    """CSV (UTF-8 with BOM so spreadsheet programs read Vietnamese): header labels, then rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([label for _, label in columns])
+    for r in rows:
+        w.writerow([_cell(r.get(k)) for k, _ in columns])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def to_xlsx(
+    title: str, columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]
+) -> bytes:
+    """One-sheet XLSX workbook with labelled columns."""
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = title[:31]
+    ws.append([label for _, label in columns])
+    for r in rows:
+        ws.append([_cell(r.get(k)) for k, _ in columns])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def facility_columns(gas: str) -> list[tuple[str, str]]:
+    """Columns of a facility list (SYT report body), each label with its unit."""
+    return [
+        ("code", "Mã / Code"),
+        ("name", "Cơ sở / Facility"),
+        ("reported", "Đã báo cáo / Reported"),
+        ("late", "Muộn / Late"),
+        ("patients_current", "Người bệnh hiện tại / Current patients"),
+        ("patients_new", "Tăng mới / New"),
+        ("discharged", "Ra viện / Discharged"),
+        ("refilled_liquid_kg", "Oxy lỏng nạp / Liquid refilled (kg)"),
+        ("refilled_gas_nm3", f"Oxy khí nạp / Gas refilled ({gas})"),
+        ("stock_liquid_kg", "Tồn oxy lỏng / Liquid stock (kg)"),
+        ("stock_gas_nm3", f"Tồn oxy khí / Gas stock ({gas})"),
+        ("capacity_nm3", f"Khả năng chứa / Capacity ({gas})"),
+        ("avg_need_nm3", f"Nhu cầu TB/ngày / Avg need ({gas}/day)"),
+        ("days_of_supply", "Số ngày đủ dùng / Days of supply"),
+        ("status", "Tình trạng / Status"),
+    ]
+
+
+def province_columns(gas: str) -> list[tuple[str, str]]:
+    """Columns of the national view's per-province list."""
+    return [
+        ("province_code", "Mã tỉnh / Province"),
+        ("name", "Đơn vị / Reporting parent"),
+        ("expected", "Số CSYT / Expected"),
+        ("reported", "Đã báo cáo / Reported"),
+        ("on_time", "Đúng hạn / On time"),
+        ("patients_current", "Người bệnh / Patients"),
+        ("stock_nm3", f"Tồn kho / Stock ({gas})"),
+        ("need_nm3_per_day", f"Nhu cầu / Need ({gas}/day)"),
+        ("days_of_supply", "Số ngày đủ dùng / Days of supply"),
+        ("needs_more", "Số CSYT cần bổ sung / Facilities needing more"),
+        ("status", "Tình trạng / Status"),
+    ]
+
+
+SENT_COLUMNS: list[tuple[str, str]] = [
+    ("report_day", "Ngày báo cáo / Report date"),
+    ("org_name", "Đơn vị / Reporting parent"),
+    ("state", "Trạng thái / State"),
+    ("revision", "Phiên bản / Revision"),
+    ("sent_at", "Gửi lúc / Sent at (UTC)"),
+    ("sent_by", "Người gửi / Sent by"),
+    ("approved_at", "Duyệt lúc / Approved at (UTC)"),
+    ("revisions", "Số lần sửa / Revisions"),
+]
+
+
+def delivery_columns(gas: str) -> list[tuple[str, str]]:
+    """Columns of a supplier's deliveries with the cross-check."""
+    return [
+        ("code", "Mã / Code"),
+        ("name", "Cơ sở nhận / Recipient facility"),
+        ("liquid_kg", "Oxy lỏng / Liquid (kg)"),
+        ("gas_nm3", f"Oxy khí / Gas ({gas})"),
+        ("cylinders", "Số chai / Cylinders"),
+        ("match", "Khớp với CSYT / Matches the facility's refill"),
+        ("facility_refilled_liquid_kg", "CSYT báo nạp / Facility's refill (kg)"),
+    ]
+
+
+def syt_print_html(report: dict[str, Any], org_name: str, locale: str) -> str:
+    """A print-styled A4 page of the SYT report (fields 1–16 and the facility list)."""
+    e = html.escape
+    f = report["fields"]
+    units = report["units"]
+    gas = units["gas"]
+    entered = report.get("entered") or {}
+    locked = report.get("locked")
+    own_cap = (entered.get("15") or {}).get("nm3")
+    own_need = (entered.get("16") or {}).get("nm3_per_day")
+    lines = [
+        ("1", "Lọc theo tình trạng / Status filter", report["filters"]["status"]),
+        (
+            "2",
+            "Đơn vị sử dụng / Facilities",
+            "all"
+            if not report["filters"].get("facility_ids")
+            else ", ".join(map(str, report["filters"]["facility_ids"])),
+        ),
+        ("3", "Ngày báo cáo / Report date", report["report_day"]),
+        ("5", "Số người bệnh hiện tại / Current patients", f["5"]),
+        ("6", "Số tăng mới trong ngày / New today", f["6"]),
+        ("7", "Số ra viện / Discharged", f["7"]),
+        ("8", "Tổng cơ sở chưa gửi báo cáo / Facilities not reported", f["8"]),
+        (
+            "9",
+            "Tổng Oxy lỏng nạp thêm / Liquid refilled",
+            f"{f['9']['m3_liquid']} m3 LOX ≈ {f['9']['nm3']} {gas}",
+        ),
+        ("10", "Tổng CSYT thuộc SYT / Facilities", f["10"]),
+        ("11", "Tổng Oxy khí đã nạp thêm / Gas refilled", f"{f['11']} {gas}"),
+        ("12", "Thông báo tình hình / Situation notice", entered.get("12") or ""),
+        (
+            "13",
+            "Khả năng chứa (CSYT đã báo cáo; tất cả) / Capacity (reporting; all)",
+            f"{f['13']['reporting_nm3']}; {f['13']['registry_all_nm3']} {gas}",
+        ),
+        ("14", "Nhu cầu sử dụng TB/ngày / Average daily need", f"{f['14']} {gas}/day"),
+        (
+            "15",
+            "Khả năng chứa (SYT) / Capacity (SYT's figure)",
+            f"{own_cap if own_cap is not None else '—'} {gas}",
+        ),
+        (
+            "16",
+            "Nhu cầu TB/ngày (SYT) / Daily need (SYT's figure)",
+            f"{own_need if own_need is not None else '—'} {gas}/day",
+        ),
+    ]
+    rows = "".join(
+        f"<tr><th>{e(n)}</th><td>{e(label)}</td><td>{e(str(v))}</td></tr>" for n, label, v in lines
+    )
+    cols = facility_columns(gas)
+    head = "".join(f"<th>{e(label)}</th>" for _, label in cols)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{e(str(_cell(fac.get(k)) if fac.get(k) is not None else '—'))}</td>"
+            for k, _ in cols
+        )
+        + "</tr>"
+        for fac in report["facilities"]
+    )
+    state = e(str(report.get("state", "draft")))
+    revision = e(str(report.get("revision", 0)))
+    lock = f"<p class='lock'>{e(text(locked, locale))}</p>" if locked else ""
+    return f"""<!doctype html>
+<html lang="{e(locale)}"><head><meta charset="utf-8">
+<title>Báo cáo SYT {e(org_name)} {e(report["report_day"])}</title>
+<style>
+@page {{ size: A4 landscape; margin: 12mm; }}
+body {{ font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10pt; }}
+table {{ border-collapse: collapse; width: 100%; margin-bottom: 8mm; }}
+th, td {{ border: 1px solid #444; padding: 2px 4px; text-align: left; }}
+.lock {{ font-weight: bold; }}
+@media screen {{ body {{ max-width: 297mm; margin: auto; }} }}
+</style></head><body>
+<h1>{e(org_name)} — Báo cáo gửi Bộ Y tế / Report to the Ministry of Health</h1>
+<p>Ngày báo cáo / Report date: {e(report["report_day"])} · Trạng thái / State: {state}
+ · Phiên bản / Revision: {revision}</p>
+<p>Đơn vị khí / Gas unit: {e(gas)}; oxy lỏng / liquid: kg, m3 LOX</p>
+{lock}
+<table>{rows}</table>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+</body></html>"""

@@ -1,0 +1,188 @@
+"""BYT national view: per reporting parent (province SYT or ministry health office) and nation.
+
+Every row is the sum of its facilities' live figures, and the nation is the sum of the rows, so
+the totals agree at every level by construction (the property tests check it). Expected
+facilities are those active on D; on time means filed before the deadline (setting).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from api.accounting.config import AccountingConfig
+from api.accounting.stock import Status, days_of_supply, status
+from api.accounting.telemetry import Source
+
+from .figures import FacilityFigures, active_facilities, figures_for
+from .units import unit_labels
+
+_PARENTS = """
+SELECT id, code, name, kind, province_code FROM organisations WHERE id = ANY(%(ids)s)
+"""
+# Location provinces (for the map): the facility's own province, whoever it reports to.
+_UNITS = """
+SELECT code, code AS province_code, name, 'province' AS kind FROM admin_units
+WHERE code = ANY(%(codes)s)
+"""
+_SUPPLY = """
+SELECT count(*) AS reports,
+       coalesce(sum(r.production_t), 0) AS production_t,
+       coalesce(sum(coalesce(r.capacity_normal_tpd, s.capacity_normal_tpd)), 0) AS normal_tpd,
+       coalesce(sum(coalesce(r.capacity_full_tpd, s.capacity_full_tpd)), 0) AS full_tpd,
+       coalesce(sum(r.lox_stock_kg), 0) AS lox_stock_kg
+FROM supplier_reports r LEFT JOIN suppliers s ON s.org_id = r.supplier_id
+WHERE r.report_day = %(day)s
+"""
+_REGISTRY_CAPACITY = """
+SELECT coalesce(sum(capacity_normal_tpd), 0), coalesce(sum(capacity_full_tpd), 0) FROM suppliers
+"""
+
+
+class Grouping(StrEnum):
+    """Rows of the national view: by reporting parent (SYT / ministry office) or by location."""
+
+    PARENT = "parent"
+    LOCATION = "location"
+
+
+def totals(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
+    """The summable figures of a set of facilities (and the derived days of supply, status)."""
+    m3_per_kg = 1.0 / cfg.reference.gas_density
+    rep = [f for f in figs if f.reported]
+    stock = sum((f.stock_liquid_kg or 0.0) * m3_per_kg + (f.stock_gas_nm3 or 0.0) for f in figs)
+    usable = sum((f.usable_liquid_kg or 0.0) * m3_per_kg + (f.stock_gas_nm3 or 0.0) for f in figs)
+    need = sum(f.avg_need_nm3 or 0.0 for f in figs)
+    days = days_of_supply(usable, need) if need > 0 else None
+    return {
+        "expected": len(figs),
+        "reported": len(rep),
+        "on_time": sum(1 for f in rep if f.on_time),
+        "not_reported": len(figs) - len(rep),
+        "patients_current": sum(f.patients_current or 0 for f in rep),
+        "patients_new": sum(f.patients_new or 0 for f in rep),
+        "discharged": sum(f.discharged or 0 for f in rep),
+        "on_oxygen": sum(sum(f.on_oxygen.values()) for f in rep),
+        "stock_nm3": stock,
+        "usable_nm3": usable,
+        "need_nm3_per_day": need,
+        "need_reported_nm3_per_day": sum(f.avg_need_nm3 or 0.0 for f in rep),
+        "capacity_nm3": sum(f.registry_capacity_nm3 or 0.0 for f in figs),
+        "refilled_liquid_kg": sum(f.refilled_liquid_kg or 0.0 for f in rep),
+        "refilled_gas_nm3": sum(f.refilled_gas_nm3 or 0.0 for f in rep),
+        "needs_more": sum(1 for f in figs if f.status is Status.NEEDS_MORE),
+        "leaks": sum(1 for f in figs if f.leak),
+        "days_of_supply": days,
+        "status": status(days, cfg.needs_more_days).value,
+    }
+
+
+def _add(rows: Sequence[dict[str, Any]], cfg: AccountingConfig) -> dict[str, Any]:
+    keys = (
+        [
+            k
+            for k, v in rows[0].items()
+            if isinstance(v, int | float) and k not in ("days_of_supply",)
+        ]
+        if rows
+        else []
+    )
+    out: dict[str, Any] = {k: sum(r[k] for r in rows) for k in keys}
+    for k in (
+        "expected",
+        "reported",
+        "on_time",
+        "not_reported",
+        "stock_nm3",
+        "usable_nm3",
+        "need_nm3_per_day",
+        "needs_more",
+    ):
+        out.setdefault(k, 0)
+    days = (
+        days_of_supply(out["usable_nm3"], out["need_nm3_per_day"])
+        if out["need_nm3_per_day"] > 0
+        else None
+    )
+    out["days_of_supply"] = days
+    out["status"] = status(days, cfg.needs_more_days).value
+    return out
+
+
+async def national_view(
+    conn: AsyncConnection[Any],
+    day: date,
+    *,
+    visible: frozenset[int] | None,
+    cfg: AccountingConfig,
+    now: datetime | None = None,
+    source: Source = Source.STORED,
+    include_facilities: bool = False,
+    by: Grouping = Grouping.PARENT,
+) -> dict[str, Any]:
+    """Per reporting parent (or location province) and national figures for D, plus supply
+    vs demand vs production capacity."""
+    refs = await active_facilities(conn, day, parents=None, visible=visible)
+    figs = await figures_for(conn, refs, day, cfg, source=source, now=now)
+    groups: dict[Any, list[FacilityFigures]] = defaultdict(list)
+    for f in figs:
+        groups[f.parent_id if by is Grouping.PARENT else f.province_code].append(f)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        if by is Grouping.PARENT:
+            await cur.execute(_PARENTS, {"ids": [g for g in groups if g is not None]})
+            heads = {r["id"]: r for r in await cur.fetchall()}
+        else:
+            await cur.execute(_UNITS, {"codes": [g for g in groups if g is not None]})
+            heads = {r["code"]: r for r in await cur.fetchall()}
+    rows = []
+    for key, members in groups.items():
+        p = heads.get(key, {})
+        row = {
+            "org_id": key if by is Grouping.PARENT else None,
+            "code": p.get("code"),
+            "name": p.get("name"),
+            "kind": p.get("kind"),
+            "province_code": p.get("province_code"),
+            **totals(members, cfg),
+        }
+        if include_facilities:
+            row["facilities"] = [f.as_dict() for f in members]
+        rows.append(row)
+    rows.sort(key=lambda r: (r["province_code"] or "99", r["code"] or ""))
+    nation = (
+        _add([{k: v for k, v in r.items() if k not in ("org_id",)} for r in rows], cfg)
+        if rows
+        else _add([], cfg)
+    )
+    supply = await supply_figures(conn, day)
+    demand_t = cfg.reference.m3_to_kg(nation["need_nm3_per_day"]) / 1000.0
+    return {
+        "report_day": day.isoformat(),
+        "provinces": rows,
+        "nation": nation,
+        "supply": {**supply, "demand_t_per_day": demand_t},
+        "units": unit_labels(cfg.reference),
+    }
+
+
+async def supply_figures(conn: AsyncConnection[Any], day: date) -> dict[str, Any]:
+    """National production today and capacity (supplier reports, registry as the fall-back)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_SUPPLY, {"day": day})
+        s = await cur.fetchone()
+    cur2 = await conn.execute(_REGISTRY_CAPACITY)
+    reg = await cur2.fetchone()
+    assert s is not None and reg is not None
+    return {
+        "supplier_reports": int(s["reports"]),
+        "production_t": float(s["production_t"]),
+        "capacity_normal_t_per_day": float(s["normal_tpd"]) or float(reg[0]),
+        "capacity_full_t_per_day": float(s["full_tpd"]) or float(reg[1]),
+        "lox_stock_kg": float(s["lox_stock_kg"]),
+    }

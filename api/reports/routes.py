@@ -1,0 +1,604 @@
+"""HTTP routes of the reporting chain: facility daily report, SYT report, BYT, suppliers, exports.
+
+Every route declares its policy (roles + the scoped path parameter); the data layer is given the
+caller's visible facilities as well, so an SYT officer's queries never reach another province.
+Refused figures answer 422 with one message per field; a locked report answers 409 with why.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
+
+from api.accounting.routes import get_config, not_found
+from api.accounting.windows import default_syt_day
+from api.audit import audit
+from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.policy import Scope, policy
+from api.routes import ROUTERS
+from api.scope import NATIONAL_ROLES, Principal, Role
+
+from . import exports, facility, national, supplier, syt
+from .errors import Conflict, Locked, ValidationFailed
+from .messages import text
+
+router = APIRouter(prefix="/api", tags=["reports"])
+
+FACILITY_READERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.ENGINEER)
+SYT_READERS = (Role.ADMIN, Role.BYT, Role.SYT)
+NATIONAL_READERS = (Role.ADMIN, Role.BYT)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _refused(exc: ValidationFailed, locale: str) -> HTTPException:
+    return HTTPException(
+        422,
+        {"errors": [e.as_dict(locale) for e in exc.errors]},
+    )
+
+
+def _locked(key: str, locale: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_409_CONFLICT, {"locked": key, "key": key, "message": text(key, locale)}
+    )
+
+
+async def _org_name(conn: DbDep, org_id: int) -> str:
+    cur = await conn.execute("SELECT name FROM organisations WHERE id = %(id)s", {"id": org_id})
+    row = await cur.fetchone()
+    return str(row[0]) if row else str(org_id)
+
+
+async def _check_parent(conn: DbDep, org_id: int) -> None:
+    cur = await conn.execute(
+        "SELECT 1 FROM organisations WHERE id = %(id)s AND kind IN ('syt', 'ministry_office')",
+        {"id": org_id},
+    )
+    if await cur.fetchone() is None:
+        raise not_found()
+
+
+# --------------------------------------------------------------------------------------------
+# Facility daily report
+
+
+@router.get(
+    "/facilities/{facility_id}/reports/{day}",
+    dependencies=[policy(roles=FACILITY_READERS, scope=Scope.FACILITY)],
+    summary="Facility daily report for day D (16:00 D−1 → 16:00 D), live and pre-filled",
+)
+async def get_facility_report(
+    facility_id: int, day: date, conn: DbDep, request: Request
+) -> dict[str, Any]:
+    """The report with its live figures, pre-filled telemetry, lock reason and revisions."""
+    if await facility.facility_ref(conn, facility_id) is None:
+        raise not_found()
+    return await facility.report_view(conn, facility_id, day, cfg=get_config(request), now=_now())
+
+
+@router.put(
+    "/facilities/{facility_id}/reports/{day}",
+    dependencies=[policy(roles=(Role.FACILITY, Role.ADMIN), scope=Scope.FACILITY)],
+    summary="File or edit the 16:00 report (a new revision; reasons for changed pre-fills)",
+)
+async def put_facility_report(
+    *,
+    facility_id: int,
+    day: date,
+    body: facility.FacilityReportIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+) -> dict[str, Any]:
+    """All-or-nothing: refused fields are listed one by one, nothing is stored."""
+    if await facility.facility_ref(conn, facility_id) is None:
+        raise not_found()
+    cfg = get_config(request)
+    try:
+        async with conn.transaction():
+            saved = await facility.file_report(
+                conn, facility_id, day, body, author=me.username, cfg=cfg, now=_now()
+            )
+            snap = facility.snapshot(saved)
+            await audit(
+                conn,
+                me,
+                "file",
+                "facility_report",
+                f"{facility_id}/{day}",
+                None,
+                snap,
+                org_id=facility_id,
+            )
+    except ValidationFailed as exc:
+        raise _refused(exc, locale) from None
+    except Locked as exc:
+        raise _locked(exc.key, locale) from None
+    return {
+        "revision": saved["revision"],
+        "late": saved["late"],
+        "warnings": [{**w, "message": text(w["key"], locale)} for w in saved.get("warnings") or []],
+    }
+
+
+@router.put(
+    "/facilities/{facility_id}/reports/{day}/morning",
+    dependencies=[policy(roles=(Role.FACILITY, Role.ADMIN), scope=Scope.FACILITY)],
+    summary="Morning update: discharges as of 08:00 (added to the 16:00 report's discharges)",
+)
+async def put_morning_update(
+    *,
+    facility_id: int,
+    day: date,
+    body: facility.MorningUpdateIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+) -> dict[str, Any]:
+    """Record the morning discharge figure."""
+    if await facility.facility_ref(conn, facility_id) is None:
+        raise not_found()
+    try:
+        async with conn.transaction():
+            saved = await facility.morning_update(
+                conn,
+                facility_id,
+                day,
+                body,
+                author=me.username,
+                cfg=get_config(request),
+                now=_now(),
+            )
+            await audit(
+                conn,
+                me,
+                "morning_update",
+                "facility_report",
+                f"{facility_id}/{day}",
+                None,
+                {"discharged_morning": body.discharged_morning},
+                org_id=facility_id,
+            )
+    except ValidationFailed as exc:
+        raise _refused(exc, locale) from None
+    except Locked as exc:
+        raise _locked(exc.key, locale) from None
+    return {"revision": saved["revision"]}
+
+
+# --------------------------------------------------------------------------------------------
+# SYT report
+
+
+def _filters(status_: str, facility_ids: list[int] | None) -> syt.SytFilters:
+    try:
+        return syt.SytFilters(status=syt.StatusFilter(status_), facility_ids=facility_ids or None)
+    except ValueError:
+        raise HTTPException(422, "status must be all, enough or needs_more") from None
+
+
+@router.get(
+    "/syt/{org_id}/report",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="SYT report to BYT for date D (default yesterday): seed fields 1–16, live",
+)
+async def get_syt_report(
+    *,
+    org_id: int,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    day: Annotated[date | None, Query()] = None,
+    status_filter: Annotated[str | None, Query(alias="status")] = None,
+    facility_ids: Annotated[list[int] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Live figures (fields 5–11, 13, 14), entered fields (12, 15, 16), state and history."""
+    await _check_parent(conn, org_id)
+    cfg = get_config(request)
+    now = _now()
+    d = day or default_syt_day(now, cfg)
+    filters = (
+        _filters(status_filter or "all", facility_ids) if (status_filter or facility_ids) else None
+    )
+    return await syt.details(
+        conn, org_id, d, visible=me.facility_ids, cfg=cfg, now=now, filters=filters
+    )
+
+
+@router.put(
+    "/syt/{org_id}/reports/{day}",
+    dependencies=[policy(roles=(Role.SYT,), scope=Scope.PROVINCE)],
+    summary="Save the SYT's fields 12, 15, 16 and filters (refused once approved)",
+)
+async def put_syt_report(
+    *,
+    org_id: int,
+    day: date,
+    body: syt.SytReportIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+) -> dict[str, Any]:
+    """Save a revision of the SYT's own fields."""
+    await _check_parent(conn, org_id)
+    try:
+        async with conn.transaction():
+            out = await syt.save(
+                conn, org_id, day, body, author=me.username, cfg=get_config(request), now=_now()
+            )
+            await audit(
+                conn,
+                me,
+                "save",
+                "syt_report",
+                out["id"],
+                None,
+                body.model_dump(mode="json"),
+                org_id=org_id,
+            )
+    except ValidationFailed as exc:
+        raise _refused(exc, locale) from None
+    except Locked as exc:
+        raise _locked(exc.key, locale) from None
+    return out
+
+
+@router.post(
+    "/syt/{org_id}/reports/{day}/send",
+    dependencies=[policy(roles=(Role.SYT,), scope=Scope.PROVINCE)],
+    summary="Send the report to BYT: freezes the live figures as a new revision",
+)
+async def send_syt_report(
+    *, org_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+) -> dict[str, Any]:
+    """Send (or send again) to the Ministry."""
+    await _check_parent(conn, org_id)
+    try:
+        async with conn.transaction():
+            out = await syt.send(
+                conn,
+                org_id,
+                day,
+                author=me.username,
+                visible=me.facility_ids,
+                cfg=get_config(request),
+                now=_now(),
+            )
+            await audit(conn, me, "send", "syt_report", out["id"], None, out, org_id=org_id)
+    except ValidationFailed as exc:
+        raise _refused(exc, locale) from None
+    except Locked as exc:
+        raise _locked(exc.key, locale) from None
+    return out
+
+
+@router.get(
+    "/syt/{org_id}/reports",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="Reports this SYT has sent, with their state and number of revisions",
+)
+async def list_sent(
+    *,
+    org_id: int,
+    conn: DbDep,
+    first: Annotated[date | None, Query()] = None,
+    last: Annotated[date | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """The sent-reports list (details and history: GET /api/syt/{org_id}/report?day=...)."""
+    return await syt.sent_list(conn, parents=frozenset({org_id}), first=first, last=last)
+
+
+def _export(
+    kind: str, title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]
+) -> Response:
+    if kind == "csv":
+        return Response(
+            exports.to_csv(columns, rows),
+            media_type=exports.CSV_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{title}.csv"'},
+        )
+    if kind == "xlsx":
+        return Response(
+            exports.to_xlsx(title, columns, rows),
+            media_type=exports.XLSX_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{title}.xlsx"'},
+        )
+    raise not_found()
+
+
+@router.get(
+    "/syt/{org_id}/reports.{kind}",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="Export the sent-reports list (csv or xlsx)",
+)
+async def export_sent(*, org_id: int, kind: str, conn: DbDep) -> Response:
+    """CSV or XLSX of the sent reports."""
+    rows = await syt.sent_list(conn, parents=frozenset({org_id}))
+    return _export(kind, f"syt-{org_id}-sent", exports.SENT_COLUMNS, rows)
+
+
+@router.get(
+    "/syt/{org_id}/reports/{day}/facilities.{kind}",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="Export the SYT report's facility list (csv or xlsx)",
+)
+async def export_syt_facilities(
+    *, org_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
+) -> Response:
+    """CSV or XLSX of the facilities with their live figures."""
+    await _check_parent(conn, org_id)
+    cfg = get_config(request)
+    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=_now())
+    return _export(
+        kind,
+        f"syt-{org_id}-{day}",
+        exports.facility_columns(cfg.reference.label),
+        live["facilities"],
+    )
+
+
+@router.get(
+    "/syt/{org_id}/reports/{day}/print",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    response_class=HTMLResponse,
+    summary="Printable SYT report (print-styled HTML: no PDF library is installed)",
+)
+async def print_syt_report(
+    *, org_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+) -> HTMLResponse:
+    """An A4 page for printing or 'Save as PDF'."""
+    await _check_parent(conn, org_id)
+    report = await syt.details(
+        conn, org_id, day, visible=me.facility_ids, cfg=get_config(request), now=_now()
+    )
+    return HTMLResponse(exports.syt_print_html(report, await _org_name(conn, org_id), locale))
+
+
+# --------------------------------------------------------------------------------------------
+# BYT
+
+
+class SendBack(BaseModel):
+    """The reason BYT gives when sending a report back."""
+
+    reason: str
+
+
+async def _decide(
+    conn: DbDep, me: Principal, report_id: int, *, approve: bool, reason: str | None, locale: str
+) -> dict[str, Any]:
+    found = await syt.report_org(conn, report_id)
+    if found is None or not me.can_see_parent(found[0]):
+        raise not_found()
+    try:
+        async with conn.transaction():
+            out = await syt.decide(
+                conn, report_id, approve=approve, author=me.username, reason=reason, now=_now()
+            )
+            await audit(
+                conn,
+                me,
+                "approve" if approve else "send_back",
+                "syt_report",
+                report_id,
+                None,
+                out,
+                org_id=found[0],
+            )
+    except ValidationFailed as exc:
+        raise _refused(exc, locale) from None
+    except Conflict as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, {"key": exc.key, "message": text(exc.key, locale)}
+        ) from None
+    return out
+
+
+@router.post(
+    "/byt/syt-reports/{report_id}/approve",
+    dependencies=[policy(roles=(Role.BYT,), scope=Scope.NATIONAL)],
+    summary="Approve a sent SYT report (locks it and that day's facility reports)",
+)
+async def approve(
+    *, report_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> dict[str, Any]:
+    """Approve."""
+    return await _decide(conn, me, report_id, approve=True, reason=None, locale=locale)
+
+
+@router.post(
+    "/byt/syt-reports/{report_id}/send-back",
+    dependencies=[policy(roles=(Role.BYT,), scope=Scope.NATIONAL)],
+    summary="Send a report back to the SYT with a reason (reopens it)",
+)
+async def send_back(
+    *, report_id: int, body: SendBack, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> dict[str, Any]:
+    """Send back."""
+    return await _decide(conn, me, report_id, approve=False, reason=body.reason, locale=locale)
+
+
+@router.get(
+    "/byt/syt-reports",
+    dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
+    summary="Every SYT report sent to BYT",
+)
+async def all_sent(
+    *,
+    conn: DbDep,
+    first: Annotated[date | None, Query()] = None,
+    last: Annotated[date | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """Sent reports of every reporting parent."""
+    return await syt.sent_list(conn, parents=None, first=first, last=last)
+
+
+@router.get(
+    "/byt/syt-reports.{kind}",
+    dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
+    summary="Export every sent SYT report (csv or xlsx)",
+)
+async def export_all_sent(
+    *,
+    kind: str,
+    conn: DbDep,
+    first: Annotated[date | None, Query()] = None,
+    last: Annotated[date | None, Query()] = None,
+) -> Response:
+    """CSV or XLSX of the sent reports of every reporting parent."""
+    rows = await syt.sent_list(conn, parents=None, first=first, last=last)
+    return _export(kind, "syt-reports", exports.SENT_COLUMNS, rows)
+
+
+@router.get(
+    "/byt/national",
+    dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
+    summary="National view per province for D: reporting rate, patients, stock, need, status",
+)
+async def national_view(
+    *,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    day: Annotated[date | None, Query()] = None,
+    facilities: Annotated[bool, Query()] = False,
+    by: Annotated[national.Grouping, Query()] = national.Grouping.PARENT,
+) -> dict[str, Any]:
+    """Per reporting parent and national totals; supply vs demand vs production capacity."""
+    cfg = get_config(request)
+    now = _now()
+    d = day or default_syt_day(now, cfg)
+    return await national.national_view(
+        conn, d, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=facilities, by=by
+    )
+
+
+@router.get(
+    "/byt/national.{kind}",
+    dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
+    summary="Export the national view's province list (csv or xlsx)",
+)
+async def export_national(
+    *,
+    kind: str,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    day: Annotated[date | None, Query()] = None,
+) -> Response:
+    """CSV or XLSX of the per-province figures."""
+    cfg = get_config(request)
+    now = _now()
+    d = day or default_syt_day(now, cfg)
+    view = await national.national_view(conn, d, visible=me.facility_ids, cfg=cfg, now=now)
+    return _export(
+        kind, f"national-{d}", exports.province_columns(cfg.reference.label), view["provinces"]
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Suppliers
+
+
+@router.put(
+    "/suppliers/{supplier_id}/reports/{day}",
+    dependencies=[policy(roles=(Role.SUPPLIER,), scope=Scope.SUPPLIER)],
+    summary="Supplier daily report: production, capacity, LOX stock, cylinders, deliveries",
+)
+async def put_supplier_report(
+    *,
+    supplier_id: int,
+    day: date,
+    body: supplier.SupplierReportIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+) -> dict[str, Any]:
+    """Store the supplier's report (a new revision)."""
+    try:
+        async with conn.transaction():
+            out = await supplier.save(
+                conn,
+                supplier_id,
+                day,
+                body,
+                author=me.username,
+                cfg=get_config(request),
+                now=_now(),
+            )
+            await audit(
+                conn,
+                me,
+                "file",
+                "supplier_report",
+                out["id"],
+                None,
+                body.model_dump(mode="json"),
+                org_id=supplier_id,
+            )
+    except ValidationFailed as exc:
+        raise _refused(exc, locale) from None
+    return out
+
+
+@router.get(
+    "/suppliers/{supplier_id}/reports/{day}",
+    dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
+    summary="Supplier report with deliveries cross-checked against facilities' refills",
+)
+async def get_supplier_report(
+    *, supplier_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request
+) -> JSONResponse:
+    """The report; facility refill figures are shown to national roles only."""
+    out = await supplier.view(
+        conn,
+        supplier_id,
+        day,
+        cfg=get_config(request),
+        now=_now(),
+        show_facility_figures=me.role in NATIONAL_ROLES,
+    )
+    if out is None:
+        raise not_found()
+    return JSONResponse(out)
+
+
+@router.get(
+    "/suppliers/{supplier_id}/reports/{day}/deliveries.{kind}",
+    dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
+    summary="Export a supplier's deliveries of a day with the cross-check (csv or xlsx)",
+)
+async def export_deliveries(
+    *, supplier_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
+) -> Response:
+    """CSV or XLSX of the deliveries."""
+    out = await supplier.view(
+        conn,
+        supplier_id,
+        day,
+        cfg=get_config(request),
+        now=_now(),
+        show_facility_figures=me.role in NATIONAL_ROLES,
+    )
+    if out is None:
+        raise not_found()
+    return _export(
+        kind,
+        f"deliveries-{supplier_id}-{day}",
+        exports.delivery_columns(get_config(request).reference.label),
+        out["deliveries"],
+    )
+
+
+ROUTERS.append(router)

@@ -1,0 +1,238 @@
+"""Supplier report: production today, capacity (normal / full, t/day), LOX stock, cylinders
+filled, deliveries by recipient facility — cross-checked against the facilities' refills."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.accounting.config import AccountingConfig
+
+from .errors import FieldError, ValidationFailed
+from .facility import QuantityIn
+from .figures import active_facilities, figures_for
+from .units import EntryUnit, to_kg, to_nm3
+
+logger = logging.getLogger(__name__)
+
+# A delivery and a facility's refill agree when within this fraction (or 50 kg).
+MATCH_TOLERANCE = 0.05
+
+
+class DeliveryIn(BaseModel):
+    """Oxygen delivered to one facility on the day."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    facility_id: int
+    liquid: QuantityIn | None = None
+    gas: QuantityIn | None = None
+    cylinders: int = 0
+
+
+class SupplierReportIn(BaseModel):
+    """The supplier's daily report."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    production_t: float
+    capacity_normal_tpd: float | None = None
+    capacity_full_tpd: float | None = None
+    lox_stock: QuantityIn | None = None
+    cylinders_filled: int | None = None
+    deliveries: list[DeliveryIn] = Field(default_factory=list)
+
+
+_UPSERT = """
+INSERT INTO supplier_reports AS r (supplier_id, report_day, revision, production_t,
+    capacity_normal_tpd, capacity_full_tpd, lox_stock_kg, cylinders_filled, updated_at, updated_by)
+VALUES (%(s)s, %(d)s, 1, %(production_t)s, %(normal)s, %(full)s, %(stock)s, %(cyl)s, %(now)s,
+        %(author)s)
+ON CONFLICT (supplier_id, report_day) DO UPDATE SET revision = r.revision + 1,
+    production_t = EXCLUDED.production_t, capacity_normal_tpd = EXCLUDED.capacity_normal_tpd,
+    capacity_full_tpd = EXCLUDED.capacity_full_tpd, lox_stock_kg = EXCLUDED.lox_stock_kg,
+    cylinders_filled = EXCLUDED.cylinders_filled, updated_at = EXCLUDED.updated_at,
+    updated_by = EXCLUDED.updated_by
+RETURNING id, revision
+"""
+_GET = "SELECT * FROM supplier_reports WHERE supplier_id = %(s)s AND report_day = %(d)s"
+_DELIVERIES = """
+SELECT d.facility_id, o.code, o.name, d.liquid_kg, d.gas_nm3, d.cylinders
+FROM supplier_deliveries d JOIN organisations o ON o.id = d.facility_id
+WHERE d.report_id = %(id)s ORDER BY o.code
+"""
+_INSERT_DELIVERY = """
+INSERT INTO supplier_deliveries (report_id, facility_id, liquid_kg, gas_nm3, cylinders)
+VALUES (%s, %s, %s, %s, %s)
+"""
+_INSERT_REVISION = """
+INSERT INTO supplier_report_revisions (report_id, revision, author, created_at, snapshot, diff)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+_REVISIONS = """
+SELECT revision, author, created_at, diff FROM supplier_report_revisions
+WHERE report_id = %(id)s ORDER BY revision
+"""
+_KNOWN = "SELECT id FROM organisations WHERE kind = 'facility' AND id = ANY(%(ids)s)"
+
+
+def _snap(body: SupplierReportIn) -> dict[str, Any]:
+    return body.model_dump(mode="json")
+
+
+_PREVIOUS = """
+SELECT snapshot FROM supplier_report_revisions WHERE report_id = %s AND revision = %s
+"""
+
+
+async def save(
+    conn: AsyncConnection[Any],
+    supplier_id: int,
+    day: date,
+    body: SupplierReportIn,
+    *,
+    author: str,
+    cfg: AccountingConfig,
+    now: datetime,
+) -> dict[str, Any]:
+    """Store the report and its deliveries (all or nothing, a revision each time)."""
+    errors: list[FieldError] = []
+    for name in ("production_t", "capacity_normal_tpd", "capacity_full_tpd", "cylinders_filled"):
+        v = getattr(body, name)
+        if v is not None and v < 0:
+            errors.append(FieldError(name, "report.error.negative"))
+    if (
+        body.capacity_full_tpd is not None
+        and body.capacity_normal_tpd is not None
+        and body.capacity_full_tpd < body.capacity_normal_tpd
+    ):
+        errors.append(FieldError("capacity_full_tpd", "supplier.error.capacity_order"))
+    stock = None
+    if body.lox_stock is not None:
+        if body.lox_stock.value < 0:
+            errors.append(FieldError("lox_stock", "report.error.negative"))
+        else:
+            stock = to_kg(body.lox_stock.value, body.lox_stock.unit, cfg.reference)
+    seen: set[int] = set()
+    rows = []
+    for i, d in enumerate(body.deliveries):
+        if d.facility_id in seen:
+            errors.append(
+                FieldError(f"deliveries.{i}.facility_id", "supplier.error.duplicate_facility")
+            )
+        seen.add(d.facility_id)
+        liquid = gas = 0.0
+        for name, q in (("liquid", d.liquid), ("gas", d.gas)):
+            if q is not None and q.value < 0:
+                errors.append(FieldError(f"deliveries.{i}.{name}", "report.error.negative"))
+        if d.cylinders < 0:
+            errors.append(FieldError(f"deliveries.{i}.cylinders", "report.error.negative"))
+        if d.liquid is not None and d.liquid.value >= 0:
+            liquid = to_kg(d.liquid.value, d.liquid.unit, cfg.reference)
+        if d.gas is not None and d.gas.value >= 0:
+            if d.gas.unit is EntryUnit.M3_LIQUID:
+                errors.append(FieldError(f"deliveries.{i}.gas", "report.error.unit"))
+            gas = to_nm3(d.gas.value, d.gas.unit, cfg.reference)
+        rows.append((d.facility_id, liquid, gas, max(0, d.cylinders)))
+    if seen:
+        cur = await conn.execute(_KNOWN, {"ids": sorted(seen)})
+        known = {int(r[0]) for r in await cur.fetchall()}
+        for i, d in enumerate(body.deliveries):
+            if d.facility_id not in known:
+                errors.append(
+                    FieldError(f"deliveries.{i}.facility_id", "supplier.error.unknown_facility")
+                )
+    if errors:
+        raise ValidationFailed(errors)
+    async with conn.transaction():
+        cur = await conn.execute(
+            _UPSERT,
+            {
+                "s": supplier_id,
+                "d": day,
+                "production_t": body.production_t,
+                "normal": body.capacity_normal_tpd,
+                "full": body.capacity_full_tpd,
+                "stock": stock,
+                "cyl": body.cylinders_filled,
+                "now": now,
+                "author": author,
+            },
+        )
+        got = await cur.fetchone()
+        assert got is not None
+        report_id, revision = int(got[0]), int(got[1])
+        await conn.execute("DELETE FROM supplier_deliveries WHERE report_id = %s", (report_id,))
+        async with conn.cursor() as c:
+            await c.executemany(
+                _INSERT_DELIVERY,
+                [(report_id, *r) for r in rows],
+            )
+        snap = _snap(body)
+        cur = await conn.execute(_PREVIOUS, (report_id, revision - 1))
+        prev = await cur.fetchone()
+        old: dict[str, Any] = prev[0] if prev else {}
+        changed = {k: [old.get(k), v] for k, v in snap.items() if old.get(k) != v}
+        await conn.execute(
+            _INSERT_REVISION,
+            (report_id, revision, author, now, Jsonb(snap), Jsonb(changed)),
+        )
+    logger.info("supplier report %s/%s revision %s by %s", supplier_id, day, revision, author)
+    return {"id": report_id, "revision": revision}
+
+
+async def view(
+    conn: AsyncConnection[Any],
+    supplier_id: int,
+    day: date,
+    *,
+    cfg: AccountingConfig,
+    now: datetime,
+    show_facility_figures: bool,
+) -> dict[str, Any] | None:
+    """The report with each delivery cross-checked against the facility's refill of day D."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_GET, {"s": supplier_id, "d": day})
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await cur.execute(_DELIVERIES, {"id": row["id"]})
+        deliveries = list(await cur.fetchall())
+        await cur.execute(_REVISIONS, {"id": row["id"]})
+        revisions = [{**r, "created_at": r["created_at"].isoformat()} for r in await cur.fetchall()]
+    refs = await active_facilities(
+        conn, day, parents=None, visible=None, ids=[d["facility_id"] for d in deliveries]
+    )
+    figs = {f.facility_id: f for f in await figures_for(conn, refs, day, cfg, now=now)}
+    checked = []
+    for d in deliveries:
+        f = figs.get(d["facility_id"])
+        got = f.refilled_liquid_kg if f else None
+        match = None
+        if got is not None:
+            match = abs(got - d["liquid_kg"]) <= max(50.0, MATCH_TOLERANCE * d["liquid_kg"])
+        item = {**d, "match": match}
+        if show_facility_figures:
+            item["facility_refilled_liquid_kg"] = got
+            item["facility_refilled_gas_nm3"] = f.refilled_gas_nm3 if f else None
+        checked.append(item)
+    return {
+        "supplier_id": supplier_id,
+        "report_day": day.isoformat(),
+        "revision": row["revision"],
+        "production_t": row["production_t"],
+        "capacity_normal_tpd": row["capacity_normal_tpd"],
+        "capacity_full_tpd": row["capacity_full_tpd"],
+        "lox_stock_kg": row["lox_stock_kg"],
+        "cylinders_filled": row["cylinders_filled"],
+        "deliveries": checked,
+        "updated_at": row["updated_at"].isoformat(),
+        "updated_by": row["updated_by"],
+        "revisions": revisions,
+    }

@@ -1,0 +1,535 @@
+"""The SYT report to BYT (seed fields 1–16): live figures, send (frozen revision), approve.
+
+Fields 5–11, 13 and 14 are computed live from the facility reports of day D (and telemetry for
+the facility list); 12 is the required situation notice; 15 and 16 are the SYT's own figures,
+typed with an explicit unit. Sending freezes a snapshot as a revision; if facility reports change
+afterwards the report is "changed since sent" with the differences. The SYT edits until BYT
+approves (locks); BYT's "send back" reopens it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.accounting.config import AccountingConfig
+from api.accounting.stock import Status
+from api.accounting.telemetry import Source
+
+from .errors import Conflict, FieldError, Locked, ValidationFailed
+from .facility import QuantityIn
+from .figures import FacilityFigures, active_facilities, figures_for
+from .units import EntryUnit, kg_to_liquid_m3, to_nm3, unit_labels
+
+logger = logging.getLogger(__name__)
+
+
+class StatusFilter(StrEnum):
+    """Seed field 1: All (default) / Enough / Needs more."""
+
+    ALL = "all"
+    ENOUGH = "enough"
+    NEEDS_MORE = "needs_more"
+
+
+class SytFilters(BaseModel):
+    """Seed fields 1 and 2 (the date, field 3, is the report's own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: StatusFilter = StatusFilter.ALL
+    facility_ids: list[int] | None = None
+
+
+class SytReportIn(BaseModel):
+    """What the SYT types: notice (12), own capacity (15) and daily need (16), filters."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    notice: Annotated[str | None, Field(max_length=20000)] = None
+    own_capacity: QuantityIn | None = None
+    own_need: QuantityIn | None = None
+    filters: SytFilters = Field(default_factory=SytFilters)
+
+
+class SendBackIn(BaseModel):
+    """BYT's reason for sending a report back."""
+
+    reason: str
+
+
+# The per-facility figures compared between a sent snapshot and the live figures.
+COMPARED = (
+    "reported",
+    "patients_current",
+    "patients_new",
+    "discharged",
+    "refilled_liquid_kg",
+    "refilled_gas_nm3",
+    "capacity_nm3",
+    "avg_need_nm3",
+    "status",
+)
+
+
+def _r(v: float | None, digits: int = 1) -> float | None:
+    return None if v is None else round(v, digits)
+
+
+def aggregate(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
+    """Seed fields 5–11, 13, 14 over the facility figures (sums over those that reported)."""
+    ref = cfg.reference
+    rep = [f for f in figs if f.reported]
+    liquid_kg = sum(f.refilled_liquid_kg or 0.0 for f in rep)
+    return {
+        "5": sum(f.patients_current or 0 for f in rep),
+        "6": sum(f.patients_new or 0 for f in rep),
+        "7": sum(f.discharged or 0 for f in rep),
+        "8": sum(1 for f in figs if not f.reported),
+        "9": {
+            "kg": _r(liquid_kg),
+            "m3_liquid": _r(kg_to_liquid_m3(liquid_kg), 3),
+            "nm3": _r(ref.kg_to_m3(liquid_kg)),
+        },
+        "10": len(figs),
+        "11": _r(sum(f.refilled_gas_nm3 or 0.0 for f in rep)),
+        "13": {
+            "reporting_nm3": _r(sum(f.capacity_nm3 or 0.0 for f in rep)),
+            "registry_all_nm3": _r(sum(f.registry_capacity_nm3 or 0.0 for f in figs)),
+        },
+        "14": _r(sum(f.avg_need_nm3 or 0.0 for f in rep)),
+    }
+
+
+def _status_ok(f: FacilityFigures, wanted: StatusFilter) -> bool:
+    if wanted is StatusFilter.ALL:
+        return True
+    return f.status is (Status.ENOUGH if wanted is StatusFilter.ENOUGH else Status.NEEDS_MORE)
+
+
+async def compute(
+    conn: AsyncConnection[Any],
+    org_id: int,
+    day: date,
+    filters: SytFilters,
+    *,
+    visible: frozenset[int] | None,
+    cfg: AccountingConfig,
+    now: datetime | None = None,
+    source: Source = Source.STORED,
+) -> dict[str, Any]:
+    """The live figures of the SYT report for D (fields 5–11, 13, 14 and the facility list)."""
+    refs = await active_facilities(
+        conn, day, parents=[org_id], visible=visible, ids=filters.facility_ids
+    )
+    figs = [
+        f
+        for f in await figures_for(conn, refs, day, cfg, source=source, now=now)
+        if _status_ok(f, filters.status)
+    ]
+    return {
+        "org_id": org_id,
+        "report_day": day.isoformat(),
+        "filters": filters.model_dump(mode="json"),
+        "fields": aggregate(figs, cfg),
+        "facilities": [f.as_dict() for f in figs],
+        "units": unit_labels(cfg.reference),
+    }
+
+
+_GET = "SELECT * FROM syt_reports WHERE org_id = %(org)s AND report_day = %(day)s"
+_GET_ID = "SELECT * FROM syt_reports WHERE id = %(id)s"
+_ENSURE = """
+INSERT INTO syt_reports (org_id, report_day) VALUES (%(org)s, %(day)s)
+ON CONFLICT (org_id, report_day) DO NOTHING
+"""
+_LOCK_ROW = "SELECT * FROM syt_reports WHERE org_id = %(org)s AND report_day = %(day)s FOR UPDATE"
+_SAVE = """
+UPDATE syt_reports SET notice = %(notice)s, own_capacity_nm3 = %(cap)s,
+    own_capacity_entry = %(cap_entry)s, own_need_nm3 = %(need)s, own_need_entry = %(need_entry)s,
+    filters = %(filters)s, revision = %(revision)s, updated_at = %(now)s
+WHERE id = %(id)s
+"""
+_SET_STATE = """
+UPDATE syt_reports SET state = %(state)s, revision = %(revision)s, updated_at = %(now)s,
+    sent_at = CASE WHEN %(state)s = 'sent' THEN %(now)s ELSE sent_at END,
+    sent_by = CASE WHEN %(state)s = 'sent' THEN %(author)s ELSE sent_by END,
+    approved_at = CASE WHEN %(state)s = 'approved' THEN %(now)s ELSE approved_at END,
+    approved_by = CASE WHEN %(state)s = 'approved' THEN %(author)s ELSE approved_by END,
+    sent_back_at = CASE WHEN %(state)s = 'sent_back' THEN %(now)s ELSE sent_back_at END,
+    sent_back_by = CASE WHEN %(state)s = 'sent_back' THEN %(author)s ELSE sent_back_by END,
+    sent_back_reason = CASE WHEN %(state)s = 'sent_back' THEN %(note)s ELSE sent_back_reason END
+WHERE id = %(id)s
+"""
+_REVISION = """
+INSERT INTO syt_report_revisions (report_id, revision, action, author, created_at, snapshot,
+                                  diff, note)
+VALUES (%(id)s, %(revision)s, %(action)s, %(author)s, %(now)s, %(snapshot)s, %(diff)s, %(note)s)
+"""
+_REVISIONS = """
+SELECT revision, action, author, created_at, snapshot, diff, note
+FROM syt_report_revisions WHERE report_id = %(id)s ORDER BY revision
+"""
+_LAST_SENT = """
+SELECT revision, created_at, snapshot FROM syt_report_revisions
+WHERE report_id = %(id)s AND action = 'send' ORDER BY revision DESC LIMIT 1
+"""
+_LIST = """
+SELECT r.id, r.org_id, o.name AS org_name, r.report_day, r.state, r.revision, r.sent_at,
+       r.sent_by, r.approved_at, r.approved_by, r.sent_back_at, r.sent_back_reason,
+       (SELECT count(*) FROM syt_report_revisions v WHERE v.report_id = r.id) AS revisions
+FROM syt_reports r JOIN organisations o ON o.id = r.org_id
+WHERE (%(parents)s::bigint[] IS NULL OR r.org_id = ANY(%(parents)s))
+  AND r.sent_at IS NOT NULL
+  AND (%(first)s::date IS NULL OR r.report_day >= %(first)s)
+  AND (%(last)s::date IS NULL OR r.report_day <= %(last)s)
+ORDER BY r.report_day DESC, o.name
+LIMIT 1000
+"""
+
+
+def entered(row: dict[str, Any]) -> dict[str, Any]:
+    """Fields 12, 15, 16 as stored (canonical values and what was typed)."""
+    return {
+        "12": row["notice"],
+        "15": {"nm3": row["own_capacity_nm3"], "entered": row["own_capacity_entry"]},
+        "16": {"nm3_per_day": row["own_need_nm3"], "entered": row["own_need_entry"]},
+    }
+
+
+def lock_reason(row: dict[str, Any] | None) -> str | None:
+    """Why the SYT report cannot be changed (i18n key), or None."""
+    return "syt.locked.approved" if row is not None and row["state"] == "approved" else None
+
+
+def _flat(snapshot: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in snapshot.get("fields", {}).items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                out[f"field.{k}.{k2}"] = v2
+        else:
+            out[f"field.{k}"] = v
+    for f in snapshot.get("facilities", []):
+        for k in COMPARED:
+            v = f.get(k)
+            out[f"facility.{f['code']}.{k}"] = _r(v) if isinstance(v, float) else v
+    return out
+
+
+def changes(sent: dict[str, Any], live: dict[str, Any]) -> list[dict[str, Any]]:
+    """Differences between a sent snapshot and the live figures (what changed since sending)."""
+    a, b = _flat(sent), _flat(live)
+    return [
+        {"item": k, "sent": a.get(k), "now": b.get(k)}
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+
+
+async def _row(conn: AsyncConnection[Any], org_id: int, day: date) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_GET, {"org": org_id, "day": day})
+        return await cur.fetchone()
+
+
+async def _locked_row(conn: AsyncConnection[Any], org_id: int, day: date) -> dict[str, Any]:
+    await conn.execute(_ENSURE, {"org": org_id, "day": day})
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_LOCK_ROW, {"org": org_id, "day": day})
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def _revision(
+    conn: AsyncConnection[Any],
+    row: dict[str, Any],
+    action: str,
+    *,
+    author: str,
+    now: datetime,
+    snapshot: dict[str, Any],
+    diff: Any,
+    note: str | None = None,
+) -> int:
+    revision = int(row["revision"]) + 1
+    await conn.execute(
+        _REVISION,
+        {
+            "id": row["id"],
+            "revision": revision,
+            "action": action,
+            "author": author,
+            "now": now,
+            "snapshot": Jsonb(snapshot),
+            "diff": Jsonb(diff),
+            "note": note,
+        },
+    )
+    return revision
+
+
+def _quantity(
+    name: str, q: QuantityIn | None, cfg: AccountingConfig, errors: list[FieldError]
+) -> float | None:
+    if q is None:
+        return None
+    if q.value < 0:
+        errors.append(FieldError(name, "report.error.negative"))
+        return None
+    return to_nm3(q.value, EntryUnit(q.unit), cfg.reference)
+
+
+async def save(
+    conn: AsyncConnection[Any],
+    org_id: int,
+    day: date,
+    body: SytReportIn,
+    *,
+    author: str,
+    cfg: AccountingConfig,
+    now: datetime,
+) -> dict[str, Any]:
+    """Save fields 12, 15, 16 and the filters (a revision); refused once approved."""
+    errors: list[FieldError] = []
+    cap = _quantity("own_capacity", body.own_capacity, cfg, errors)
+    need = _quantity("own_need", body.own_need, cfg, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    async with conn.transaction():
+        row = await _locked_row(conn, org_id, day)
+        if (lock := lock_reason(row)) is not None:
+            raise Locked(lock)
+        before = entered(row) | {"filters": row["filters"]}
+        new = {
+            "notice": body.notice,
+            "cap": cap,
+            "need": need,
+            "cap_entry": Jsonb(body.own_capacity.model_dump(mode="json"))
+            if body.own_capacity
+            else None,
+            "need_entry": Jsonb(body.own_need.model_dump(mode="json")) if body.own_need else None,
+            "filters": Jsonb(body.filters.model_dump(mode="json")),
+        }
+        after = {
+            "12": body.notice,
+            "15": {
+                "nm3": cap,
+                "entered": body.own_capacity.model_dump(mode="json") if body.own_capacity else None,
+            },
+            "16": {
+                "nm3_per_day": need,
+                "entered": body.own_need.model_dump(mode="json") if body.own_need else None,
+            },
+            "filters": body.filters.model_dump(mode="json"),
+        }
+        diff = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+        revision = await _revision(
+            conn, row, "save", author=author, now=now, snapshot=after, diff=diff
+        )
+        await conn.execute(_SAVE, {**new, "revision": revision, "now": now, "id": row["id"]})
+    logger.info("SYT report %s/%s saved by %s (revision %s)", org_id, day, author, revision)
+    return {"id": row["id"], "revision": revision, "state": row["state"]}
+
+
+async def send(
+    conn: AsyncConnection[Any],
+    org_id: int,
+    day: date,
+    *,
+    author: str,
+    visible: frozenset[int] | None,
+    cfg: AccountingConfig,
+    now: datetime,
+) -> dict[str, Any]:
+    """Send to BYT: freeze the live figures with fields 12, 15, 16 as a new revision."""
+    async with conn.transaction():
+        row = await _locked_row(conn, org_id, day)
+        if (lock := lock_reason(row)) is not None:
+            raise Locked(lock)
+        if not (row["notice"] or "").strip():
+            raise ValidationFailed([FieldError("notice", "syt.error.notice_required")])
+        live = await compute(
+            conn,
+            org_id,
+            day,
+            SytFilters.model_validate(row["filters"] or {}),
+            visible=visible,
+            cfg=cfg,
+            now=now,
+        )
+        snapshot = {**live, "entered": entered(row)}
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_LAST_SENT, {"id": row["id"]})
+            last = await cur.fetchone()
+        diff = changes(last["snapshot"], snapshot) if last else []
+        revision = await _revision(
+            conn, row, "send", author=author, now=now, snapshot=snapshot, diff=diff
+        )
+        await conn.execute(
+            _SET_STATE,
+            {
+                "state": "sent",
+                "revision": revision,
+                "now": now,
+                "author": author,
+                "note": None,
+                "id": row["id"],
+            },
+        )
+    logger.info("SYT report %s/%s sent by %s (revision %s)", org_id, day, author, revision)
+    return {"id": row["id"], "revision": revision, "state": "sent"}
+
+
+async def decide(
+    conn: AsyncConnection[Any],
+    report_id: int,
+    *,
+    approve: bool,
+    author: str,
+    reason: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """BYT approves (locks) or sends back (reopens) a sent report."""
+    if not approve and not (reason or "").strip():
+        raise ValidationFailed([FieldError("reason", "syt.error.reason_required")])
+    async with conn.transaction():
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_GET_ID + " FOR UPDATE", {"id": report_id})
+            row = await cur.fetchone()
+        if row is None:
+            raise LookupError(report_id)
+        if row["state"] != "sent":
+            raise Conflict("syt.error.not_sent")
+        state = "approved" if approve else "sent_back"
+        revision = await _revision(
+            conn,
+            row,
+            "approve" if approve else "send_back",
+            author=author,
+            now=now,
+            snapshot={"state": state},
+            diff={"state": [row["state"], state]},
+            note=reason,
+        )
+        await conn.execute(
+            _SET_STATE,
+            {
+                "state": state,
+                "revision": revision,
+                "now": now,
+                "author": author,
+                "note": reason,
+                "id": report_id,
+            },
+        )
+    logger.info("SYT report %s %s by %s", report_id, state, author)
+    return {
+        "id": report_id,
+        "revision": revision,
+        "state": state,
+        "org_id": row["org_id"],
+        "report_day": row["report_day"].isoformat(),
+    }
+
+
+async def report_org(conn: AsyncConnection[Any], report_id: int) -> tuple[int, date] | None:
+    """(org_id, report_day) of a report id, for scope checks."""
+    cur = await conn.execute(
+        "SELECT org_id, report_day FROM syt_reports WHERE id = %(id)s", {"id": report_id}
+    )
+    row = await cur.fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+async def details(
+    conn: AsyncConnection[Any],
+    org_id: int,
+    day: date,
+    *,
+    visible: frozenset[int] | None,
+    cfg: AccountingConfig,
+    now: datetime,
+    filters: SytFilters | None = None,
+) -> dict[str, Any]:
+    """Live figures, entered fields, state, lock reason, changes since sent and the history."""
+    row = await _row(conn, org_id, day)
+    use = filters or (
+        SytFilters.model_validate(row["filters"]) if row and row["filters"] else SytFilters()
+    )
+    live = await compute(conn, org_id, day, use, visible=visible, cfg=cfg, now=now)
+    out: dict[str, Any] = {
+        **live,
+        "state": "draft",
+        "revision": 0,
+        "locked": None,
+        "entered": None,
+        "changed_since_sent": None,
+        "changes": [],
+        "revisions": [],
+    }
+    if row is None:
+        return out
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_LAST_SENT, {"id": row["id"]})
+        last = await cur.fetchone()
+        await cur.execute(_REVISIONS, {"id": row["id"]})
+        revs = await cur.fetchall()
+    diffs = changes(last["snapshot"], live) if last else []
+    out.update(
+        id=row["id"],
+        state=row["state"],
+        revision=row["revision"],
+        locked=lock_reason(row),
+        entered=entered(row),
+        sent_at=row["sent_at"].isoformat() if row["sent_at"] else None,
+        approved_at=row["approved_at"].isoformat() if row["approved_at"] else None,
+        sent_back_reason=row["sent_back_reason"],
+        changed_since_sent=bool(diffs) if last else None,
+        changes=diffs,
+        revisions=[
+            {
+                "revision": r["revision"],
+                "action": r["action"],
+                "author": r["author"],
+                "created_at": r["created_at"].isoformat(),
+                "diff": r["diff"],
+                "note": r["note"],
+            }
+            for r in revs
+        ],
+    )
+    return out
+
+
+async def sent_list(
+    conn: AsyncConnection[Any],
+    *,
+    parents: frozenset[int] | None,
+    first: date | None = None,
+    last: date | None = None,
+) -> list[dict[str, Any]]:
+    """Reports that were sent to BYT, newest first, within the caller's reporting parents."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            _LIST,
+            {
+                "parents": sorted(parents) if parents is not None else None,
+                "first": first,
+                "last": last,
+            },
+        )
+        rows = await cur.fetchall()
+    return [
+        {k: (v.isoformat() if isinstance(v, datetime | date) else v) for k, v in r.items()}
+        for r in rows
+    ]
