@@ -15,30 +15,19 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from api.alerts import engine
+from api.alerts import pages as _pages  # noqa: F401  (mounts the HTML page and its menu entry)
 from api.alerts.notify import RULE_TITLES
+from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.i18n import gettext
 from api.policy import Scope, policy
 from api.routes import ROUTERS
-from api.scope import Role, scope_params
+from api.scope import scope_params
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 StateFilter = Literal["active", "open", "acknowledged", "resolved"]
-WATCHERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.ENGINEER)
-
-_LIST = """
-SELECT a.id, a.rule, a.subject_kind, a.subject_id, a.facility_id, o.name AS facility,
-       a.severity, a.state, a.level, a.opened_at, a.last_true_at, a.acknowledged_at,
-       a.resolved_at, a.resolution_note, a.flaps, a.details
-FROM alerts a JOIN organisations o ON o.id = a.facility_id
-WHERE (%(scope_national)s OR a.facility_id = ANY(%(scope_facilities)s))
-  AND (%(state)s::text IS NULL OR a.state = %(state)s
-       OR (%(state)s = 'active' AND a.state <> 'resolved'))
-ORDER BY a.state = 'resolved', a.severity = 'warning', a.opened_at DESC
-LIMIT %(limit)s
-"""
 
 
 def _visible(me: Any) -> dict[str, Any]:
@@ -61,7 +50,7 @@ async def list_alerts(
 ) -> list[dict[str, Any]]:
     """Alerts with their rule title in the caller's language."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_LIST, {**_visible(me), "state": state, "limit": limit})
+    await cur.execute(ALERT_LIST, {**_visible(me), "state": state, "limit": limit})
     rows = await cur.fetchall()
     for r in rows:
         rule = str(r["rule"])
@@ -88,11 +77,7 @@ async def count_alerts(conn: DbDep, me: PrincipalDep) -> dict[str, int]:
 
 
 async def _in_scope(conn: DbDep, me: Any, alert_id: int) -> None:
-    cur = await conn.execute(
-        "SELECT 1 FROM alerts WHERE id = %(id)s AND "
-        "(%(scope_national)s OR facility_id = ANY(%(scope_facilities)s))",
-        {"id": alert_id, **_visible(me)},
-    )
+    cur = await conn.execute(ALERT_IN_SCOPE, {"id": alert_id, **_visible(me)})
     if await cur.fetchone() is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
 

@@ -174,3 +174,56 @@ def _csrf(client: TestClient) -> str:
     from tests.api.conftest import csrf_of
 
     return csrf_of(client.get("/account").text)
+
+
+def test_alerts_page_lists_acknowledges_and_resolves(world: World, client: TestClient) -> None:
+    from tests.api.conftest import csrf_of
+
+    conds = [
+        Condition(
+            Rule.GATEWAY_OFFLINE,
+            "gateway",
+            world.gw_in,
+            world.fac_in,
+            Severity.WARNING,
+            {"gateway": "gw-bv-in"},
+        )
+    ]
+
+    async def go() -> None:
+        async with await AsyncConnection.connect(world.db_url) as conn:
+            await apply(conn, conds, datetime.now(UTC), CFG)
+
+    asyncio.run(go())
+    login(client, "staff-in")
+    page = client.get("/alerts")
+    assert page.status_code == 200
+    assert "Gateway mất kết nối" in page.text  # Vietnamese by default
+    assert "data-alert-badge" in page.text and "/static/src/alerts-badge.js" in page.text
+    assert client.get("/static/src/alerts-badge.js").status_code == 200
+    with psycopg.connect(world.db_url) as conn:
+        (alert_id,) = conn.execute("SELECT id FROM alerts").fetchone()
+    token = csrf_of(page.text)
+    r = client.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    r = client.post(
+        f"/alerts/{alert_id}/resolve",
+        data={"csrf_token": token, "note": ""},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    with psycopg.connect(world.db_url) as conn:
+        assert conn.execute("SELECT state FROM alerts").fetchone() == ("acknowledged",)
+    r = client.post(
+        f"/alerts/{alert_id}/resolve",
+        data={"csrf_token": token, "note": "gateway power restored"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    with psycopg.connect(world.db_url) as conn:
+        assert conn.execute("SELECT state, resolution_note FROM alerts").fetchone() == (
+            "resolved",
+            "gateway power restored",
+        )
+    # Without the CSRF token the form is refused.
+    assert client.post(f"/alerts/{alert_id}/ack", follow_redirects=False).status_code == 403
