@@ -37,6 +37,7 @@ RULE_TITLES = {
     "sensor_bad_quality": "Sensor reports bad-quality values",
     "gateway_offline": "Gateway offline",
     "report_missing": "Daily 16:00 report missing after the deadline",
+    "delivery_overdue": "Delivery overdue: not arrived by the time it was needed",
 }
 EVENT_TITLES = {
     "opened": "New alert",

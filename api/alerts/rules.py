@@ -33,6 +33,7 @@ class Rule(StrEnum):
     SENSOR_BAD = "sensor_bad_quality"
     GATEWAY_OFFLINE = "gateway_offline"
     REPORT_MISSING = "report_missing"
+    DELIVERY_OVERDUE = "delivery_overdue"
 
 
 class Severity(StrEnum):
@@ -108,6 +109,16 @@ WHERE f.active_from <= %(day)s AND (f.active_to IS NULL OR f.active_to >= %(day)
       SELECT 1 FROM facility_reports r
       WHERE r.facility_id = f.org_id AND r.report_day = %(day)s AND r.submitted_at IS NOT NULL
   )
+"""
+
+_OVERDUE_DELIVERIES = """
+SELECT d.id, d.facility_id, d.source_id, d.state, d.amount_kg,
+       coalesce(r.needed_by, d.expected_to) AS due
+FROM deliveries d
+LEFT JOIN assignments a ON a.id = d.assignment_id
+LEFT JOIN support_requests r ON r.id = a.request_id
+WHERE d.state IN ('dispatched', 'in_transit')
+  AND coalesce(r.needed_by, d.expected_to) < %(now)s
 """
 
 _MONITORED_FACILITIES = """
@@ -261,6 +272,24 @@ async def missing_reports(
     ]
 
 
+async def overdue_deliveries(
+    conn: AsyncConnection[Any], now: datetime, cfg: AlertSettings
+) -> list[Condition]:
+    """Deliveries still on the road after the time the request needed them by."""
+    rows = await (await conn.execute(_OVERDUE_DELIVERIES, {"now": now})).fetchall()
+    return [
+        Condition(
+            Rule.DELIVERY_OVERDUE,
+            "delivery",
+            int(did),
+            int(fid),
+            Severity.WARNING,
+            {"source_id": int(src), "state": state, "amount_kg": float(kg), "due": due.isoformat()},
+        )
+        for did, fid, src, state, kg, due in rows
+    ]
+
+
 async def supply(
     conn: AsyncConnection[Any], now: datetime, acc: AccountingConfig, cfg: AlertSettings
 ) -> list[Condition]:
@@ -339,6 +368,8 @@ async def evaluate_rules(
         out += await gateways(conn, now, cfg)
     if Rule.REPORT_MISSING in wanted:
         out += await missing_reports(conn, now, acc)
+    if Rule.DELIVERY_OVERDUE in wanted:
+        out += await overdue_deliveries(conn, now, cfg)
     if wanted & {Rule.DAYS_OF_SUPPLY, Rule.ABNORMAL_CONSUMPTION}:
         out += [c for c in await supply(conn, now, acc, cfg) if c.rule in wanted]
     return out

@@ -227,3 +227,35 @@ def test_alerts_page_lists_acknowledges_and_resolves(world: World, client: TestC
         )
     # Without the CSRF token the form is refused.
     assert client.post(f"/alerts/{alert_id}/ack", follow_redirects=False).status_code == 403
+
+
+def test_delivery_overdue_fires_until_delivered(world: World) -> None:
+    url = world.db_url
+    with psycopg.connect(url) as conn:
+        req = conn.execute(
+            "INSERT INTO support_requests (facility_id, parent_id, province_code, form, "
+            "amount_value, amount_unit, amount_kg, needed_by, urgency, created_by) "
+            "VALUES (%s, %s, '79', 'liquid', 5000, 'kg', 5000, %s, 'high', 'syt79') RETURNING id",
+            (world.fac_in, world.syt_in, NOW + timedelta(hours=6)),
+        ).fetchone()[0]
+        asg = conn.execute(
+            "INSERT INTO assignments (request_id, source_id, source_kind, amount_kg, level, "
+            "state, assigned_by) VALUES (%s, %s, 'supplier', 5000, 'province', 'dispatched', "
+            "'syt79') RETURNING id",
+            (req, world.sup_in),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO deliveries (assignment_id, source_id, facility_id, form, amount_kg, "
+            "state, dispatched_at, created_by) VALUES (%s, %s, %s, 'liquid', 5000, 'in_transit', "
+            "%s, 'ncc-in')",
+            (asg, world.sup_in, world.fac_in, NOW),
+        )
+    assert evaluate(url, NOW + timedelta(hours=5), Rule.DELIVERY_OVERDUE) == []
+    late = evaluate(url, NOW + timedelta(hours=7), Rule.DELIVERY_OVERDUE)
+    assert [(c.subject_kind, c.facility_id) for c in late] == [("delivery", world.fac_in)]
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE deliveries SET state = 'delivered', delivered_at = %s",
+            (NOW + timedelta(hours=8),),
+        )
+    assert evaluate(url, NOW + timedelta(hours=9), Rule.DELIVERY_OVERDUE) == []
