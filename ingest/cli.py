@@ -2,8 +2,95 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+ingest_app = typer.Typer(no_args_is_help=True, help="MQTT → database ingest service.")
+
+
+@ingest_app.callback()
+def _group() -> None:
+    """MQTT → database ingest service (keeps `run` a subcommand under `python -m ingest`)."""
+
+
+@ingest_app.command("run")
+def run(
+    *,
+    mqtt_url: Annotated[str, typer.Option(help="Broker URL (default OXY_MQTT_URL).")] = "",
+    database_url: Annotated[
+        str, typer.Option(help="Database URL (default OXY_DATABASE_URL).")
+    ] = "",
+    client_id: Annotated[str, typer.Option(help="Fixed MQTT client id (persistent session).")] = "",
+    group: Annotated[str, typer.Option(help="Shared-subscription group.")] = "",
+    protocol: Annotated[
+        str,
+        typer.Option(
+            envvar="OXY_INGEST_PROTOCOL",
+            help="MQTT protocol: 5, 3.1.1 (one worker, no $share) or auto (ask the broker).",
+        ),
+    ] = "auto",
+    load: Annotated[str, typer.Option(help="Bulk load method: copy or unnest.")] = "copy",
+) -> None:
+    """Consume gateway messages and write them to the database (ack after commit)."""
+    import signal
+
+    from ingest.service import IngestConfig, IngestService
+    from oxy.database import database_url as resolve_db
+    from oxy.logs import setup_logging
+    from oxy.settings import load_settings
+
+    if protocol not in {"5", "3.1.1", "auto"}:
+        raise typer.BadParameter("protocol must be 5, 3.1.1 or auto")
+    if load not in {"copy", "unnest"}:
+        raise typer.BadParameter("load must be copy or unnest")
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.log_json)
+    broker = mqtt_url or settings.mqtt_url or "mqtt://127.0.0.1:1883"
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    with resolve_db(settings) as url:
+        cfg = IngestConfig(
+            mqtt_url=broker,
+            database_url=url,
+            client_id=client_id or settings.ingest_client_id,
+            group=group or settings.ingest_group,
+            protocol="5" if protocol == "5" else "3.1.1" if protocol == "3.1.1" else "auto",
+            batch_size=settings.ingest_batch_size,
+            batch_ms=settings.ingest_batch_ms,
+            max_future_s=settings.ingest_max_future_s,
+            metrics_port=settings.metrics_port,
+            load_method="copy" if load == "copy" else "unnest",
+        )
+        service = IngestService(cfg)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: service.stop())
+        service.run()
+
+
+@ingest_app.command("replay-quarantine")
+def replay_quarantine(
+    database_url: Annotated[
+        str, typer.Option(help="Database URL (default OXY_DATABASE_URL).")
+    ] = "",
+) -> None:
+    """Store quarantined readings whose gateway and sensor are registered now."""
+    from ingest.quarantine import replay
+    from oxy.database import connect
+    from oxy.database import database_url as resolve_db
+    from oxy.settings import load_settings
+
+    settings = load_settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    with resolve_db(settings) as url, connect(url) as conn:
+        result = replay(conn)
+    typer.echo(
+        f"released {result.released} (new readings {result.inserted}); "
+        f"kept {result.kept} (see quarantine.reason)"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's subcommands to the `oxy` app."""
+    app.add_typer(ingest_app, name="ingest")

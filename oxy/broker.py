@@ -22,6 +22,9 @@ class BrokerConfig:
     password_file: Path | None = None
     acl_file: Path | None = None
     max_queued_bytes: int = 1 << 30  # per client; a day of a province's backlog
+    # QoS 1 messages in flight to one client. Ingest acks only after its batch commits, so this
+    # caps its batch size in messages (MQTT v5 clients may lower it with Receive Maximum).
+    max_inflight: int = 1000
     session_expiry: str = "7d"
     autosave_interval_s: int = 5
     log_dest: str = "stderr"
@@ -44,7 +47,7 @@ def render(cfg: BrokerConfig) -> str:
         # No count limit: the bound is in bytes (the default 1000 messages loses data).
         "max_queued_messages 0",
         f"max_queued_bytes {cfg.max_queued_bytes}",
-        "max_inflight_messages 100",
+        f"max_inflight_messages {cfg.max_inflight}",
         "queue_qos0_messages false",
         f"persistent_client_expiration {cfg.session_expiry}",
         "max_packet_size 2097152",

@@ -1,0 +1,514 @@
+"""Ingest benchmark: raw binary COPY vs a naive consumer vs our ingest end to end, side by side.
+
+    .venv/bin/python bench/ingest.py            # OXY_BENCH_DATABASE_URL, default local postgres
+
+Workloads: 50 readings per message (a gateway with 10 sensors batching 5 s at 1 Hz) and the
+worst case of 1 reading per message. Throughput runs pre-load the broker (the worker's
+persistent session queues everything), then time the drain, so the publisher is not what is
+measured. Latency: publish → commit of each message at a steady 10,000 readings/s.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ingest.batch import Batch, Decoded
+from ingest.service import IngestConfig, IngestService
+from ingest.writer import Writer, WriteResult
+from oxy.broker import BrokerConfig, render
+from oxy.contract import DataMessage, Reading, TopicKind, encode, topic
+from oxy.migrate import migrate
+
+ADMIN = os.environ.get("OXY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SITE, GW = "BV-BENCH", "gw-bv-bench"
+TANKS = 50  # 100 sensors
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mosquitto:
+    """A private broker with the product configuration."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="oxy-bench-mqtt-"))
+        (self.dir / "data").mkdir()
+        os.chmod(self.dir, 0o777)
+        os.chmod(self.dir / "data", 0o777)
+        self.port = free_port()
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(render(BrokerConfig(port=self.port, data_dir=self.dir / "data")))
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        log = (self.dir / "log").open("wb")
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+        time.sleep(0.5)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_db() -> tuple[str, str]:
+    name = f"oxy_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = psycopg.conninfo.conninfo_to_dict(ADMIN)
+    params["dbname"] = name
+    url = psycopg.conninfo.make_conninfo(**params)
+    migrate(url)
+    with psycopg.connect(url) as conn:
+        org = conn.execute(
+            "INSERT INTO organisations (code, kind, name, province_code, parent_id) VALUES "
+            "(%s, 'facility', 'Bench', '01', (SELECT id FROM organisations WHERE code='SYT-01'))"
+            " RETURNING id",
+            (SITE,),
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute("INSERT INTO facilities (org_id) VALUES (%s)", (org,))
+        gw = conn.execute(
+            "INSERT INTO gateways (facility_id, code) VALUES (%s, %s) RETURNING id", (org, GW)
+        ).fetchone()[0]  # type: ignore[index]
+        for n in range(TANKS):
+            for suffix, q, u in (("dp", "dp", "inH2O"), ("p", "head_pressure", "bar")):
+                conn.execute(
+                    "INSERT INTO sensors (gateway_id, code, quantity, unit) VALUES (%s,%s,%s,%s)",
+                    (gw, f"T{n}-{suffix}", q, u),
+                )
+    return name, url
+
+
+def drop_db(name: str) -> None:
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def reset(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "TRUNCATE readings, sensor_latest, rollup_1m, rollup_1h, rollup_1d, dead_letters,"
+            " quarantine, reading_conflicts"
+        )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE readings")
+
+
+def sensors() -> list[str]:
+    return [f"T{n}-{s}" for n in range(TANKS) for s in ("dp", "p")]
+
+
+def messages(total: int, per_message: int, offset_s: int = 0) -> list[bytes]:
+    """`total` readings as messages of `per_message`; each reading a distinct (sensor, ts)."""
+    names = sensors()
+    out = []
+    now = datetime.now(UTC)
+    for seq, start in enumerate(range(0, total, per_message)):
+        rs = []
+        for i in range(start, min(start + per_message, total)):
+            s = names[i % len(names)]
+            ts = T0 + timedelta(seconds=offset_s + i // len(names))
+            unit = "bar" if s.endswith("-p") else "inH2O"
+            rs.append(Reading(sensor=s, ts=ts, value=float(i % 1000), unit=unit))
+        out.append(encode(DataMessage(gw=GW, seq=seq, sent_at=now, readings=rs)))
+    return out
+
+
+def publish_all(port: int, payloads: list[bytes]) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+                    protocol=mqtt.MQTTv5)  # fmt: skip
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    t = topic(SITE, GW, TopicKind.DATA)
+    infos = [c.publish(t, p, qos=1) for p in payloads]
+    for info in infos:
+        info.wait_for_publish(120)
+    c.disconnect()
+    c.loop_stop()
+
+
+def drop_session(port: int, client_id: str) -> None:
+    """Remove a persistent session: a left-over subscriber would keep a copy of (or, in a shared
+    group, take its share of) every later message and skew the next measurement."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.connect("127.0.0.1", port, clean_start=True)
+    c.loop_start()
+    time.sleep(0.2)
+    c.disconnect()
+    c.loop_stop()
+
+
+def rollup_count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT coalesce(sum(n), 0) FROM rollup_1d").fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- 1. raw binary COPY ------------------------------------------------------------------------
+
+
+def raw_copy(url: str, total: int) -> float:
+    """rows/s of COPY ... FROM STDIN (FORMAT BINARY) of pre-encoded rows into readings."""
+    reset(url)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE src AS SELECT s.id AS sensor_id,"
+            " TIMESTAMPTZ '2026-01-01' + (g / 100) * INTERVAL '1 second' AS ts,"
+            " (g %% 1000)::float8 AS value, 0::int2 AS quality, now() AS received_at"
+            " FROM generate_series(0, %s - 1) g"
+            " JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM sensors) s"
+            "   ON s.k = g %% 100",
+            (total,),
+        )
+        buf = io.BytesIO()
+        with conn.cursor().copy("COPY src TO STDOUT (FORMAT BINARY)") as cp:
+            for chunk in cp:
+                buf.write(chunk)
+        data = buf.getvalue()
+        conn.commit()
+        t = time.perf_counter()
+        with conn.cursor().copy(
+            "COPY readings (sensor_id, ts, value, quality, received_at) FROM STDIN (FORMAT BINARY)"
+        ) as cp:
+            view = memoryview(data)
+            for i in range(0, len(data), 1 << 20):
+                cp.write(view[i : i + (1 << 20)])
+        conn.commit()
+        return total / (time.perf_counter() - t)
+
+
+# -- 2. naive consumer: paho, auto-ack, one INSERT (and commit) per reading ------------------
+
+
+def naive(url: str, broker: Mosquitto, payloads: list[bytes], seconds: float) -> float:
+    """readings/s of the tutorial consumer over `seconds` of a pre-loaded queue."""
+    import json
+
+    reset(url)
+    ids = dict(psycopg.connect(url).execute("SELECT code, id FROM sensors").fetchall())
+    conn = psycopg.connect(url, autocommit=True)
+    done = [0]
+
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        body = json.loads(msg.payload)
+        for r in body["readings"]:
+            conn.execute(
+                "INSERT INTO readings (sensor_id, ts, value, quality) VALUES (%s, %s, %s, 0)"
+                " ON CONFLICT DO NOTHING",
+                (ids[r["sensor"]], r["ts"], r["value"]),
+            )
+            done[0] += 1
+
+    cid = f"naive-{uuid.uuid4().hex[:6]}"
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 600
+    c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    c.subscribe(f"oxy/v1/{SITE}/{GW}/data", qos=1)
+    c.loop_start()
+    time.sleep(0.5)
+    c.disconnect()
+    c.loop_stop()
+    publish_all(broker.port, payloads)
+    c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    c.loop_start()
+    time.sleep(1.0)  # warm up
+    n0, t0 = done[0], time.perf_counter()
+    time.sleep(seconds)
+    rate = (done[0] - n0) / (time.perf_counter() - t0)
+    c.disconnect()
+    c.loop_stop()
+    conn.close()
+    drop_session(broker.port, cid)
+    return rate
+
+
+# -- 3. bare paho subscriber that only counts --------------------------------------------------
+
+
+def bare(broker: Mosquitto, payloads: list[bytes]) -> float:
+    """messages/s a paho subscriber (auto-ack) can receive from a pre-loaded session."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    got = [0]
+    first = [0.0]
+    last = [0.0]
+    done = threading.Event()
+
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        if got[0] == 0:
+            first[0] = time.perf_counter()
+        got[0] += 1
+        if got[0] == len(payloads):
+            last[0] = time.perf_counter()
+            done.set()
+
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 600
+    cid = f"bare-{uuid.uuid4().hex[:6]}"
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    c.subscribe(f"oxy/v1/{SITE}/{GW}/data", qos=1)
+    c.loop_start()
+    time.sleep(0.5)
+    c.disconnect()
+    c.loop_stop()
+    publish_all(broker.port, payloads)
+    c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    c.loop_start()
+    done.wait(120)
+    c.disconnect()
+    c.loop_stop()
+    drop_session(broker.port, cid)
+    return len(payloads) / (last[0] - first[0])
+
+
+# -- 4. our ingest, end to end -----------------------------------------------------------------
+
+
+class TimedService(IngestService):
+    """Our service, recording publish(sent_at) → commit latency of every message."""
+
+    latencies: list[float]
+
+    def _observe(self, batch: Batch, result: WriteResult, acked: int) -> None:
+        now = datetime.now(UTC)
+        for d in batch.items:
+            if isinstance(d.message, DataMessage):
+                self.latencies.append((now - d.message.sent_at).total_seconds())
+        super()._observe(batch, result, acked)
+
+
+def start_service(
+    url: str, broker: Mosquitto, cid: str, **kw: Any
+) -> tuple[TimedService, threading.Thread]:
+    svc = TimedService(IngestConfig(mqtt_url=broker.url, database_url=url, client_id=cid, **kw))
+    svc.latencies = []
+    th = threading.Thread(target=svc.run, daemon=True)
+    th.start()
+    svc.source.subscribed.wait(10)
+    return svc, th
+
+
+def ours(url: str, broker: Mosquitto, payloads: list[bytes], total: int, **kw: Any) -> float:
+    """readings/s of our ingest draining a pre-loaded persistent session into the database."""
+    reset(url)
+    cid = f"ingest-bench-{uuid.uuid4().hex[:6]}"
+    svc, th = start_service(url, broker, cid, **kw)
+    svc.stop()
+    th.join()
+    publish_all(broker.port, payloads)
+    svc, th = start_service(url, broker, cid, **kw)
+    t0 = time.perf_counter()
+    while svc.metrics.readings._value.get() < total:
+        time.sleep(0.02)
+    rate = total / (time.perf_counter() - t0)
+    svc.stop()
+    th.join()
+    drop_session(broker.port, cid)
+    assert rollup_count(url) == total
+    return rate
+
+
+def ours_processes(
+    url: str, broker: Mosquitto, payloads: list[bytes], total: int, workers: int
+) -> float:
+    """readings/s of `workers` ingest processes on one shared subscription (the scale-out path),
+    timed from the first committed reading to the last."""
+    reset(url)
+    base = f"ingest-proc-{uuid.uuid4().hex[:6]}"
+    root = Path(__file__).resolve().parents[1]
+    logs = [Path(tempfile.mkstemp(prefix="oxy-bench-ingest-")[1]) for _ in range(workers)]
+
+    def spawn() -> list[subprocess.Popen[bytes]]:
+        return [
+            subprocess.Popen(
+                [sys.executable, "-m", "ingest", "run", "--mqtt-url", broker.url,
+                 "--database-url", url, "--client-id", f"{base}-{k}"],
+                cwd=root, stdout=logs[k].open("ab"), stderr=subprocess.STDOUT,
+                env={**os.environ, "OXY_LOG_LEVEL": "INFO"},
+            )
+            for k in range(workers)
+        ]  # fmt: skip
+
+    def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+
+    procs = spawn()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(b"connected to" in p.read_bytes() for p in logs):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    stop(procs)
+    publish_all(broker.port, payloads)
+    procs = spawn()
+    while rollup_count(url) == 0:
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    while (n := rollup_count(url)) < total:
+        time.sleep(0.05)
+    rate = (total - 0) / (time.perf_counter() - t0)
+    stop(procs)
+    for k in range(workers):
+        drop_session(broker.port, f"{base}-{k}")
+        logs[k].unlink()
+    assert n == total
+    return rate
+
+
+def latency(url: str, broker: Mosquitto, rate: int, seconds: float) -> tuple[float, float]:
+    """p50/p99 publish → commit (s) at `rate` readings/s in messages of 50."""
+    reset(url)
+    cid = f"ingest-lat-{uuid.uuid4().hex[:6]}"
+    svc, th = start_service(url, broker, cid)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-lat-pub", protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(1000)
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    t = topic(SITE, GW, TopicKind.DATA)
+    names = sensors()
+    per_s = rate // 50
+    start = time.perf_counter()
+    k = 0
+    while time.perf_counter() - start < seconds:
+        due = start + k / per_s
+        pause = due - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        ts = T0 + timedelta(days=10, milliseconds=k * 10)
+        rs = [Reading(sensor=names[(k * 50 + i) % 100], ts=ts, value=1.0,
+                      unit="bar" if names[(k * 50 + i) % 100].endswith("-p") else "inH2O")
+              for i in range(50)]  # fmt: skip
+        c.publish(
+            t, encode(DataMessage(gw=GW, seq=k, sent_at=datetime.now(UTC), readings=rs)), qos=1
+        )
+        k += 1
+    expected = k * 50
+    deadline = time.monotonic() + 30
+    while svc.metrics.readings._value.get() < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    svc.stop()
+    th.join()
+    c.disconnect()
+    c.loop_stop()
+    drop_session(broker.port, cid)
+    lat = sorted(svc.latencies)
+    return statistics.quantiles(lat, n=100)[49], statistics.quantiles(lat, n=100)[98]
+
+
+def load_methods(url: str, batches: int = 20, size: int = 5000) -> dict[str, float]:
+    """Writer-only rows/s with the staging table loaded by binary COPY vs by unnest arrays."""
+    from ingest.batch import Inbound
+    from ingest.registry import SensorCache
+    from ingest.resolve import resolve
+    from oxy.contract import decode
+
+    out: dict[str, float] = {}
+    t = topic(SITE, GW, TopicKind.DATA)
+    for method in ("copy", "unnest"):
+        reset(url)
+        w = Writer(url, method)  # type: ignore[arg-type]
+        cache = SensorCache()
+        rows_list = []
+        for b in range(batches):
+            batch = Batch()
+            for j, p in enumerate(messages(size, 50, offset_s=b * 1000)):
+                item = Inbound(t, p, j, 1, datetime.now(UTC), 0)
+                parsed, msg = decode(t, p)
+                batch.add(Decoded(item, parsed, msg, None))
+            rows_list.append(resolve(batch, cache, w.conn, timedelta(minutes=5)))
+        t0 = time.perf_counter()
+        for rows in rows_list:
+            w.write(rows)
+        out[method] = batches * size / (time.perf_counter() - t0)
+        w.close()
+    return out
+
+
+def main() -> None:
+    """Run every measurement once and print them side by side."""
+    import faulthandler
+    import logging
+    import signal
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` shows where a run is stuck
+    logging.basicConfig(level=logging.WARNING)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    name, url = make_db()
+    broker = Mosquitto()
+    total50 = int(os.environ.get("BENCH_READINGS_50", "300000"))
+    total1 = int(os.environ.get("BENCH_READINGS_1", "40000"))
+    try:
+        print(f"database {name}; broker {broker.url}; cpus {os.cpu_count()}")
+        m50 = messages(total50, 50)
+        m1 = messages(total1, 1)
+        res: dict[str, float] = {}
+        res["raw_copy"] = raw_copy(url, total50)
+        print(f"raw binary COPY                      {res['raw_copy']:>10,.0f} rows/s")
+        lm = load_methods(url)
+        print(f"writer only, staging by COPY         {lm['copy']:>10,.0f} rows/s")
+        print(f"writer only, staging by unnest       {lm['unnest']:>10,.0f} rows/s")
+        res["naive"] = naive(url, broker, m1[: min(len(m1), 30000)], 5.0)
+        print(f"naive consumer (INSERT per reading)  {res['naive']:>10,.0f} readings/s")
+        res["ours50"] = ours(url, broker, m50, total50)
+        print(f"ours, 50 readings/message            {res['ours50']:>10,.0f} readings/s"
+              f"  ({res['ours50'] / res['raw_copy']:.0%} of raw COPY,"
+              f" {res['ours50'] / res['naive']:.0f}x naive)")  # fmt: skip
+        res["procs50"] = ours_processes(url, broker, m50, total50, 2)
+        print(f"ours, 2 worker processes, 50/message {res['procs50']:>10,.0f} readings/s"
+              f"  ({res['procs50'] / res['raw_copy']:.0%} of raw COPY)")  # fmt: skip
+        res["bare50"] = bare(broker, m50)
+        print(f"bare paho subscriber, 50/message     {res['bare50'] * 50:>10,.0f} readings/s"
+              f" ({res['bare50']:,.0f} msg/s)")  # fmt: skip
+        res["ours1"] = ours(url, broker, m1, total1)
+        print(f"ours, 1 reading/message              {res['ours1']:>10,.0f} readings/s")
+        res["bare1"] = bare(broker, m1)
+        print(f"bare paho subscriber, 1/message      {res['bare1']:>10,.0f} msg/s")
+        p50, p99 = latency(url, broker, 10_000, 10.0)
+        print(
+            f"publish→commit at 10,000 readings/s  p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        )
+    finally:
+        broker.close()
+        drop_db(name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""What flows through the service: messages as received, decoded, and resolved into rows."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from oxy.contract import (
+    ContractError,
+    DataMessage,
+    StateMessage,
+    StatusMessage,
+    Topic,
+    decode,
+)
+
+_batch_ids = itertools.count(1)
+
+# Raw payloads are kept in dead letters up to this many bytes (payload_size says the rest).
+DEAD_LETTER_PAYLOAD_BYTES = 16_384
+
+
+@dataclass(slots=True)
+class Inbound:
+    """One MQTT message as received; `generation` is the MQTT connection it arrived on."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+    generation: int
+    monotonic: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class Decoded:
+    """A message after the wire contract: either a typed message or the contract's reason."""
+
+    inbound: Inbound
+    topic: Topic | None
+    message: DataMessage | StateMessage | StatusMessage | None
+    error: str | None
+
+
+def decode_inbound(item: Inbound) -> Decoded:
+    """Validate one message with the shared wire contract (no database needed)."""
+    try:
+        t, msg = decode(item.topic, item.payload)
+    except ContractError as exc:
+        return Decoded(item, None, None, exc.reason)
+    except (ValueError, UnicodeDecodeError) as exc:  # defensive: the contract should catch all
+        return Decoded(item, None, None, f"undecodable payload: {exc}")
+    return Decoded(item, t, msg, None)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Decoded messages waiting for one database transaction; acked after its commit."""
+
+    items: list[Decoded] = field(default_factory=list)
+    readings: int = 0
+    batch_id: int = field(default_factory=lambda: next(_batch_ids))
+    opened: float = field(default_factory=time.monotonic)
+
+    def add(self, d: Decoded) -> None:
+        """Append a decoded message, counting its readings."""
+        self.items.append(d)
+        if isinstance(d.message, DataMessage):
+            self.readings += len(d.message.readings)
+
+
+@dataclass(slots=True)
+class Rows:
+    """A batch resolved against the registry: everything one transaction writes."""
+
+    readings: list[tuple[int, datetime, float | None, int, datetime, int]] = field(
+        default_factory=list
+    )
+    topics: list[str] = field(default_factory=list)
+    dead_letters: list[tuple[datetime, str, bytes, int, str]] = field(default_factory=list)
+    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
+    touches: dict[int, tuple[datetime, int | None]] = field(default_factory=dict)
+    states: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+
+    def dead_letter(self, item: Inbound, reason: str) -> None:
+        """Record a message that breaks the contract or a rule, with its raw bytes bounded."""
+        self.dead_letters.append(
+            (
+                item.received_at,
+                item.topic,
+                item.payload[:DEAD_LETTER_PAYLOAD_BYTES],
+                len(item.payload),
+                reason[:2000],
+            )
+        )
+
+    def touch(self, gateway_id: int, at: datetime, seq: int | None) -> None:
+        """Note that a gateway was heard from (and its newest data `seq`)."""
+        prev = self.touches.get(gateway_id)
+        if prev is None:
+            self.touches[gateway_id] = (at, seq)
+            return
+        best_seq = prev[1] if seq is None else seq if prev[1] is None else max(prev[1], seq)
+        self.touches[gateway_id] = (max(prev[0], at), best_seq)

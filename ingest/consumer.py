@@ -1,0 +1,278 @@
+"""The MQTT side: a persistent session whose messages are acknowledged only after commit.
+
+MQTT v5 (Mosquitto, EMQX): fixed client id, clean_start=False, a session expiry, and a shared
+subscription so several ingest workers split the load. MQTT 3.1.1 (the demo's in-process broker):
+clean_session=False and a plain subscription, one worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ingest.batch import Inbound
+from oxy import OxyError
+from oxy.contract import subscription
+
+logger = logging.getLogger(__name__)
+
+Protocol = Literal["5", "3.1.1"]
+
+
+class IngestError(OxyError):
+    """Root of the ingest service's own errors."""
+
+
+@dataclass(frozen=True, slots=True)
+class MqttTarget:
+    """Where the broker is (from an `mqtt://user:pass@host:port` URL)."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> MqttTarget:
+        """Parse mqtt:// or mqtts:// URLs."""
+        u = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if u.scheme not in {"mqtt", "mqtts", "tcp", "ssl"}:
+            raise IngestError(
+                f"unsupported broker URL scheme {u.scheme!r} (use mqtt:// or mqtts://)"
+            )
+        tls = u.scheme in {"mqtts", "ssl"}
+        return cls(
+            host=u.hostname or "127.0.0.1",
+            port=u.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(u.username) if u.username else None,
+            password=unquote(u.password) if u.password else None,
+        )
+
+
+def detect_protocol(target: MqttTarget, stop: threading.Event, timeout: float = 5.0) -> Protocol:
+    """Ask the broker whether it speaks MQTT v5 (a throwaway clean session; waits until the
+    broker answers). The demo's in-process broker answers "unsupported protocol version"."""
+    answered: list[ReasonCode] = []
+    waited = False
+    while not stop.is_set():
+        probe = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"oxy-ingest-probe-{threading.get_ident()}",
+            protocol=mqtt.MQTTv5,
+        )
+        if target.username:
+            probe.username_pw_set(target.username, target.password)
+        if target.tls:
+            probe.tls_set()
+        probe.on_connect = lambda c, u, f, reason, p: answered.append(reason)
+        try:
+            probe.connect(target.host, target.port, keepalive=10, clean_start=True)
+        except OSError as exc:
+            if not waited:
+                logger.warning(
+                    "waiting for the broker at %s:%d (%s)", target.host, target.port, exc
+                )
+                waited = True
+            stop.wait(1.0)
+            continue
+        deadline = time.monotonic() + timeout
+        while not answered and time.monotonic() < deadline:
+            probe.loop(timeout=0.1)
+        with contextlib.suppress(Exception):
+            probe.disconnect()
+        if answered and answered[0].is_failure and "protocol version" in str(answered[0]).lower():
+            logger.info("the broker speaks MQTT 3.1.1 only: one worker, no shared subscription")
+            return "3.1.1"
+        return "5"
+    return "5"
+
+
+class MqttSource:
+    """Receives messages into `inbox`; `ack()` them once committed (never before).
+
+    `protocol="auto"` asks the broker first: MQTT v5 when it can, else 3.1.1."""
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        group: str | None,
+        *,
+        protocol: Protocol | Literal["auto"] = "auto",
+        max_unacked: int = 1000,
+        session_expiry_s: int = 7 * 24 * 3600,
+        keepalive: int = 30,
+        on_state: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.target = MqttTarget.parse(url)
+        self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self.client_id = client_id
+        self.group = group
+        self.requested = protocol
+        self.max_unacked = max_unacked
+        self.session_expiry_s = session_expiry_s
+        self.keepalive = keepalive
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.generation = 0  # bumped on every (re)connect: see ack()
+        self._on_state = on_state or (lambda up: None)
+        self._lock = threading.Lock()
+        self.client: mqtt.Client | None = None
+        self.protocol: Protocol = "5" if protocol == "auto" else protocol
+        self.topic_filter = self._filter()
+
+    def _filter(self) -> str:
+        # A shared subscription needs MQTT v5; a 3.1.1 broker gets one plain subscriber.
+        shared = self.group if self.protocol == "5" and self.group else None
+        return subscription(shared_group=shared)
+
+    def _build(self) -> mqtt.Client:
+        if self.protocol == "5":
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+            )
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+                manual_ack=True,
+            )
+        if self.target.username:
+            client.username_pw_set(self.target.username, self.target.password)
+        if self.target.tls:
+            client.tls_set()
+        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def start(self, stop: threading.Event | None = None) -> None:
+        """Connect in the background; paho's loop thread reconnects by itself."""
+        if self.requested == "auto":
+            self.protocol = detect_protocol(self.target, stop or threading.Event())
+            self.topic_filter = self._filter()
+        self.client = client = self._build()
+        if self.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.session_expiry_s
+            props.ReceiveMaximum = self.max_unacked
+            client.connect_async(
+                self.target.host,
+                self.target.port,
+                self.keepalive,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            client.connect_async(self.target.host, self.target.port, self.keepalive)
+        client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect (the session and its unacked messages stay on the broker)."""
+        self.connected.clear()
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+        self.connected.clear()
+
+    def ack(self, items: list[Inbound]) -> int:
+        """Acknowledge committed messages; returns how many PUBACKs were sent.
+
+        Messages received on an earlier connection are not acked: the broker redelivers them on
+        the new connection (with packet ids that may since have been reused for other messages,
+        so an old id must never be acked), and the idempotent write absorbs the repeat.
+        """
+        sent = 0
+        with self._lock:
+            gen = self.generation
+            for it in items:
+                if it.qos > 0 and it.generation == gen and self.client is not None:
+                    self.client.ack(it.mid, it.qos)
+                    sent += 1
+        return sent
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            logger.warning("broker refused the connection: %s", reason)
+            return
+        with self._lock:
+            self.generation += 1
+        logger.info(
+            "connected to mqtt://%s:%d (session present: %s), subscribing %s",
+            self.target.host,
+            self.target.port,
+            flags.session_present,
+            self.topic_filter,
+        )
+        client.subscribe(self.topic_filter, qos=1)
+        self.connected.set()
+        self._on_state(True)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if self.connected.is_set():
+            logger.warning("disconnected from the broker (%s); reconnecting", reason)
+        self.connected.clear()
+        self.subscribed.clear()
+        self._on_state(False)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            logger.error("broker refused the subscription %s: %s", self.topic_filter, reasons)
+            return
+        self.subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put(
+            Inbound(
+                topic=msg.topic,
+                payload=bytes(msg.payload),
+                mid=msg.mid,
+                qos=msg.qos,
+                received_at=datetime.now(UTC),
+                generation=self.generation,
+            )
+        )

@@ -1,0 +1,206 @@
+"""Named SQL of the ingest service (values always travel as parameters)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+REGISTRY: Final = """
+SELECT g.id, g.code, o.code, g.revoked_at IS NOT NULL, s.id, s.code, s.quantity
+FROM gateways g
+JOIN organisations o ON o.id = g.facility_id
+LEFT JOIN sensors s ON s.gateway_id = g.id
+"""
+
+# Changes when gateways or sensors are added (identity ids only grow): checked on a cache miss.
+REGISTRY_SIGNATURE: Final = """
+SELECT (SELECT max(id) FROM gateways), (SELECT max(id) FROM sensors)
+"""
+
+STORAGE_KIND: Final = "SELECT value FROM platform_meta WHERE key = 'storage'"
+
+# Per-connection staging table; ON COMMIT DELETE ROWS empties it at every commit for free.
+CREATE_STAGE: Final = """
+CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
+    sensor_id bigint, ts timestamptz, value double precision, quality smallint,
+    received_at timestamptz, src integer
+) ON COMMIT DELETE ROWS
+"""
+STAGE_COLUMNS: Final = ("int8", "timestamptz", "float8", "int2", "timestamptz", "int4")
+COPY_STAGE: Final = (
+    "COPY ingest_stage (sensor_id, ts, value, quality, received_at, src) FROM STDIN (FORMAT BINARY)"
+)
+UNNEST_STAGE: Final = """
+INSERT INTO ingest_stage (sensor_id, ts, value, quality, received_at, src)
+SELECT * FROM unnest(%s::int8[], %s::timestamptz[], %s::float8[], %s::int2[],
+                     %s::timestamptz[], %s::int4[])
+"""
+
+# Two ways to merge the stage into readings (idempotent on (sensor, time)), each keeping
+# sensor_latest and (plain PostgreSQL) the rollups current in the same statement:
+# * FAST: a plain INSERT ... SELECT, tried first under a savepoint. Nearly every batch holds only
+#   new readings, and a plain insert runs several times faster than ON CONFLICT's speculative
+#   insertion. A unique violation (a redelivery, a replay, a conflict) rolls back to the
+#   savepoint and the batch takes
+# * SAFE: INSERT ... ON CONFLICT DO NOTHING RETURNING, where only the rows really inserted
+#   reach the rollups, so duplicates never count twice.
+_FAST_HEAD: Final = """
+WITH ins AS (
+    INSERT INTO readings (sensor_id, ts, value, quality, received_at)
+    SELECT sensor_id, ts, value, quality, received_at FROM ingest_stage
+),
+new AS (SELECT sensor_id, ts, value, quality, received_at FROM ingest_stage)
+"""
+_SAFE_HEAD: Final = """
+WITH new AS (
+    INSERT INTO readings (sensor_id, ts, value, quality, received_at)
+    SELECT sensor_id, ts, value, quality, received_at FROM ingest_stage
+    ON CONFLICT (sensor_id, ts) DO NOTHING
+    RETURNING sensor_id, ts, value, quality, received_at
+)
+"""
+_LATEST: Final = """
+, latest AS (
+    INSERT INTO sensor_latest AS l (sensor_id, ts, value, quality, received_at)
+    SELECT DISTINCT ON (sensor_id) sensor_id, ts, value, quality, received_at
+    FROM new ORDER BY sensor_id, ts DESC
+    ON CONFLICT (sensor_id) DO UPDATE
+        SET ts = EXCLUDED.ts, value = EXCLUDED.value, quality = EXCLUDED.quality,
+            received_at = EXCLUDED.received_at
+        WHERE EXCLUDED.ts > l.ts
+)
+"""
+
+# Plain PostgreSQL only: fold the new good readings into the bucket rows. The batch is grouped
+# into minutes once; hours and days are grouped from those minutes (a few rows, not all).
+# Exact for late data too: readings are insert-only and first/last compare timestamps.
+_BATCH_MINUTES: Final = """
+, m1 AS (
+    SELECT sensor_id,
+           date_bin(INTERVAL '1 minute', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+           min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
+           max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value,
+           min(value) AS min_value, max(value) AS max_value, count(*) AS n
+    FROM new WHERE quality = 0 AND value IS NOT NULL
+    GROUP BY 1, 2
+)
+"""
+
+
+def _coarser(name: str, source: str, width: str) -> str:
+    return f"""
+, {name} AS (
+    SELECT sensor_id,
+           date_bin(INTERVAL '{width}', bucket, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+           min(first_ts) AS first_ts, (array_agg(first_value ORDER BY first_ts))[1] AS first_value,
+           max(last_ts) AS last_ts, (array_agg(last_value ORDER BY last_ts DESC))[1] AS last_value,
+           min(min_value) AS min_value, max(max_value) AS max_value, sum(n)::bigint AS n
+    FROM {source} GROUP BY 1, 2
+)
+"""
+
+
+def _upsert(suffix: str, source: str) -> str:
+    return f"""
+, w{suffix} AS (
+    INSERT INTO rollup_{suffix} AS r (sensor_id, bucket, first_ts, first_value, last_ts,
+                                      last_value, min_value, max_value, n)
+    SELECT * FROM {source} ORDER BY sensor_id, bucket
+    ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+        first_value = CASE WHEN EXCLUDED.first_ts < r.first_ts
+                           THEN EXCLUDED.first_value ELSE r.first_value END,
+        first_ts = LEAST(r.first_ts, EXCLUDED.first_ts),
+        last_value = CASE WHEN EXCLUDED.last_ts > r.last_ts
+                          THEN EXCLUDED.last_value ELSE r.last_value END,
+        last_ts = GREATEST(r.last_ts, EXCLUDED.last_ts),
+        min_value = LEAST(r.min_value, EXCLUDED.min_value),
+        max_value = GREATEST(r.max_value, EXCLUDED.max_value),
+        n = r.n + EXCLUDED.n
+)
+"""
+
+
+_ROLLUPS: Final = (
+    _BATCH_MINUTES
+    + _coarser("h1", "m1", "1 hour")
+    + _coarser("d1", "h1", "1 day")
+    + _upsert("1m", "m1")
+    + _upsert("1h", "h1")
+    + _upsert("1d", "d1")
+)
+_COUNT: Final = "SELECT count(*) FROM new"
+
+MERGE_FAST_TIMESCALE: Final = _FAST_HEAD + _LATEST + _COUNT
+MERGE_SAFE_TIMESCALE: Final = _SAFE_HEAD + _LATEST + _COUNT
+MERGE_FAST_POSTGRES: Final = _FAST_HEAD + _LATEST + _ROLLUPS + _COUNT
+MERGE_SAFE_POSTGRES: Final = _SAFE_HEAD + _LATEST + _ROLLUPS + _COUNT
+
+# Run only when fewer rows were inserted than staged: a staged row whose stored twin differs
+# (value or quality) is a conflict; an identical one is a harmless redelivery.
+RECORD_CONFLICTS: Final = """
+INSERT INTO reading_conflicts (sensor_id, ts, stored_value, stored_quality, new_value,
+                               new_quality, topic, received_at)
+SELECT s.sensor_id, s.ts, r.value, r.quality, s.value, s.quality, t.topic, s.received_at
+FROM ingest_stage s
+JOIN readings r ON r.sensor_id = s.sensor_id AND r.ts = s.ts
+JOIN unnest(%s::text[]) WITH ORDINALITY AS t (topic, i) ON t.i = s.src
+WHERE r.value IS DISTINCT FROM s.value OR r.quality <> s.quality
+ON CONFLICT DO NOTHING
+"""
+
+INSERT_DEAD_LETTER: Final = """
+INSERT INTO dead_letters (received_at, topic, payload, payload_size, reason)
+VALUES (%s, %s, %s, %s, %s)
+"""
+
+INSERT_QUARANTINE: Final = """
+INSERT INTO quarantine (received_at, topic, site, gateway, sensor, ts, value, unit, quality,
+                        reason, payload)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
+ON CONFLICT DO NOTHING
+"""
+
+# Any message from a gateway: it is alive as far as ingest can tell.
+TOUCH_GATEWAY: Final = """
+INSERT INTO gateway_status AS g (gateway_id, last_seen, last_data_seq)
+VALUES (%s, %s, %s)
+ON CONFLICT (gateway_id) DO UPDATE SET
+    last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen),
+    last_data_seq = COALESCE(GREATEST(g.last_data_seq, EXCLUDED.last_data_seq), g.last_data_seq)
+"""
+
+# Birth always applies; a death (the Will) only for the session it belongs to (Sparkplug's
+# bd_seq rule), so a late Will of an old session does not mark a live gateway offline.
+APPLY_STATE: Final = """
+INSERT INTO gateway_status AS g (gateway_id, last_seen, online, bd_seq, version, config_hash,
+                                 state_at)
+VALUES (%(gw)s, %(at)s, %(online)s, %(bd_seq)s, %(version)s, %(config_hash)s, %(at)s)
+ON CONFLICT (gateway_id) DO UPDATE SET
+    last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen),
+    online = CASE WHEN EXCLUDED.online THEN true
+                  WHEN g.bd_seq IS NULL OR g.bd_seq = EXCLUDED.bd_seq THEN false
+                  ELSE g.online END,
+    bd_seq = CASE WHEN EXCLUDED.online THEN EXCLUDED.bd_seq
+                  ELSE COALESCE(g.bd_seq, EXCLUDED.bd_seq) END,
+    version = CASE WHEN EXCLUDED.online THEN EXCLUDED.version ELSE g.version END,
+    config_hash = CASE WHEN EXCLUDED.online THEN EXCLUDED.config_hash ELSE g.config_hash END,
+    state_at = EXCLUDED.state_at
+"""
+
+APPLY_STATUS: Final = """
+UPDATE gateway_status SET
+    status_ts = %(ts)s, outbox_depth = %(outbox_depth)s, outbox_oldest = %(outbox_oldest)s,
+    evicted_total = %(evicted_total)s, published_total = %(published_total)s,
+    devices = %(devices)s::jsonb, alarms = %(alarms)s::jsonb
+WHERE gateway_id = %(gw)s AND (status_ts IS NULL OR status_ts <= %(ts)s)
+"""
+
+INSERT_HISTORY: Final = """
+INSERT INTO gateway_status_history (gateway_id, received_at, kind, online, bd_seq,
+                                    outbox_depth, evicted_total, payload)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)
+ON CONFLICT DO NOTHING
+"""
+
+RECOMPUTE: Final = "SELECT rollup_recompute(%s, %s, %s)"
+REFRESH_CAGG: Final = "CALL refresh_continuous_aggregate(%s::regclass, %s, %s)"
+RETENTION: Final = "SELECT apply_readings_retention()"

@@ -1,0 +1,36 @@
+"""Recompute rollup buckets after corrections or a new calibration version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from ingest import queries
+
+ROLLUPS = ("rollup_1m", "rollup_1h", "rollup_1d")
+
+
+def recompute(conn: psycopg.Connection[Any], sensor_id: int, start: datetime, end: datetime) -> int:
+    """Rebuild the 1 min/1 h/1 day buckets of `sensor_id` overlapping [start, end].
+
+    Plain PostgreSQL: rewrites the writer-maintained buckets in the caller's transaction and
+    returns the number of buckets written. TimescaleDB: refreshes the continuous aggregates over
+    the whole buckets of that window (for every sensor; it cannot be limited to one), which must
+    run outside a transaction, so `conn` must be in autocommit mode there; returns 0.
+    """
+    row = conn.execute(queries.STORAGE_KIND).fetchone()
+    if row and row[0] == "timescaledb":
+        if not conn.autocommit:
+            raise ValueError("refresh_continuous_aggregate needs an autocommit connection")
+        for name, width in zip(ROLLUPS, ("1 minute", "1 hour", "1 day"), strict=True):
+            lo, hi = conn.execute(
+                "SELECT time_bucket(%s::interval, %s::timestamptz),"
+                " time_bucket(%s::interval, %s::timestamptz) + %s::interval",
+                (width, start, width, end, width),
+            ).fetchone() or (start, end)
+            conn.execute(queries.REFRESH_CAGG, (name, lo, hi))
+        return 0
+    got = conn.execute(queries.RECOMPUTE, (sensor_id, start, end)).fetchone()
+    return int(got[0]) if got else 0

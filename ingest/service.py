@@ -1,0 +1,300 @@
+"""The ingest service: receive → decode → batch → resolve → write → commit → ack.
+
+Two threads besides paho's network loop: this one decodes messages (pure CPU) and cuts batches
+by size and time; the writer thread resolves a batch against the registry, writes it in one
+transaction and only then acknowledges its messages. While the database is down the writer
+retries the same batch and acks nothing, so the broker keeps every later message (its
+in-flight window fills and it queues the rest in the persistent session).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import psycopg
+
+from ingest import queries
+from ingest.batch import Batch, Rows, decode_inbound
+from ingest.consumer import IngestError, MqttSource, Protocol
+from ingest.metrics import Metrics
+from ingest.registry import SensorCache
+from ingest.resolve import resolve
+from ingest.writer import LoadMethod, Writer, WriteResult
+from oxy.contract import DataMessage, StateMessage, StatusMessage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Everything one ingest worker needs (built from Settings by the CLI)."""
+
+    mqtt_url: str
+    database_url: str
+    client_id: str = "oxy-ingest-1"
+    group: str = "oxy-ingest"
+    protocol: Protocol | Literal["auto"] = "auto"
+    batch_size: int = 5000  # readings
+    batch_ms: int = 200
+    max_unacked: int = 1000  # messages in flight from the broker (MQTT v5 Receive Maximum)
+    max_future_s: int = 300
+    metrics_port: int = 0
+    load_method: LoadMethod = "copy"
+    retention_every_s: float = 3600.0
+
+
+def _kind(message: object) -> str:
+    if isinstance(message, DataMessage):
+        return "data"
+    if isinstance(message, StateMessage):
+        return "state"
+    if isinstance(message, StatusMessage):
+        return "status"
+    return "invalid"
+
+
+class IngestService:
+    """One ingest worker. `run()` blocks until `stop()` (from a signal handler or a thread)."""
+
+    def __init__(self, cfg: IngestConfig, metrics: Metrics | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = metrics or Metrics()
+        self.cache = SensorCache()
+        self.writer = Writer(cfg.database_url, cfg.load_method)
+        self.source = MqttSource(
+            cfg.mqtt_url,
+            cfg.client_id,
+            cfg.group,
+            protocol=cfg.protocol,
+            max_unacked=cfg.max_unacked,
+            on_state=lambda up: self.metrics.mqtt_connected.set(1 if up else 0),
+        )
+        self._stop = threading.Event()
+        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
+        self._writer_thread = threading.Thread(target=self._write_loop, name="ingest-writer")
+        self._db_ok = True
+        self._unacked = 0
+        self._unacked_lock = threading.Lock()
+        self.committed_batches = 0
+        self.failure: Exception | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the service to finish: the open batch is committed (if the database is up)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume until stopped."""
+        if self.cfg.metrics_port:
+            self.metrics.serve(self.cfg.metrics_port)
+        self._writer_thread.start()
+        self.source.start(self._stop)
+        logger.info(
+            "ingest running: client id %s, filter %s, batches of %d readings / %d ms",
+            self.cfg.client_id,
+            self.source.topic_filter,
+            self.cfg.batch_size,
+            self.cfg.batch_ms,
+        )
+        try:
+            self._decode_loop()
+        finally:
+            self._hand_off(None, force=True)
+            self._writer_thread.join()
+            self.source.stop()
+            self.writer.close()
+            logger.info("ingest stopped")
+        if self.failure is not None:
+            raise IngestError(f"ingest writer failed: {self.failure!r}") from self.failure
+
+    # -- decoding and batching (this thread) -------------------------------------------------
+
+    def _decode_loop(self) -> None:
+        inbox = self.source.inbox
+        batch = Batch()
+        deadline = float("inf")
+        flush_messages = max(1, self.cfg.max_unacked // 2)
+        window = self.cfg.batch_ms / 1000.0
+        while not self._stop.is_set():
+            timeout = min(0.25, max(0.0, deadline - time.monotonic()))
+            try:
+                item = inbox.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                if not batch.items:
+                    deadline = item.monotonic + window
+                batch.add(decode_inbound(item))
+                self._count_unacked(1)
+            full = batch.readings >= self.cfg.batch_size or len(batch.items) >= flush_messages
+            # The time limit bounds how long a message waits here; when more are already
+            # waiting in the inbox we are behind, and small batches would only fall further back.
+            due = time.monotonic() >= deadline and inbox.empty()
+            if batch.items and (full or due):
+                self._hand_off(batch)  # waits while the writer is behind: backpressure
+                batch = Batch()
+                deadline = float("inf")
+        if batch.items:
+            self._hand_off(batch, force=True)
+
+    def _hand_off(self, batch: Batch | None, force: bool = False) -> None:
+        # Checks for a stop (or a dead writer) while waiting, so neither can wedge this thread.
+        while force or not self._stop.is_set():
+            if not self._writer_thread.is_alive() and self._writer_thread.ident is not None:
+                return
+            try:
+                self._batches.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _count_unacked(self, n: int) -> None:
+        with self._unacked_lock:
+            self._unacked += n
+            self.metrics.unacked.set(self._unacked)
+
+    # -- writing (writer thread) -------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        try:
+            self._write_batches()
+        except Exception as exc:
+            # A bug, not an outage: stop (nothing of the batch was acked) so that a supervisor
+            # restarts the process and the broker redelivers.
+            logger.exception("ingest writer failed; stopping")
+            self.failure = exc
+            self._stop.set()
+
+    def _write_batches(self) -> None:
+        next_retention = time.monotonic() + 60.0
+        while True:
+            batch = self._batches.get()
+            if batch is None:
+                return
+            result = self._commit(batch)
+            if result is None:  # stopping while the database is down: leave it to the broker
+                continue
+            sent = self.source.ack([d.inbound for d in batch.items])
+            self._count_unacked(-len(batch.items))
+            self._observe(batch, result, sent)
+            if time.monotonic() >= next_retention:
+                next_retention = time.monotonic() + self.cfg.retention_every_s
+                self._retention()
+
+    def _commit(self, batch: Batch) -> WriteResult | None:
+        delay = 0.5
+        max_future = timedelta(seconds=self.cfg.max_future_s)
+        while True:
+            try:
+                rows = resolve(batch, self.cache, self.writer.conn, max_future)
+                try:
+                    result = self.writer.write(rows)
+                except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+                    # Telegraf drops such a batch; we isolate the message the database refuses.
+                    self.metrics.db_errors.labels("rejected").inc()
+                    logger.warning(
+                        "batch %d refused by the database (%s); writing message by message",
+                        batch.batch_id,
+                        exc,
+                        extra={"batch_id": batch.batch_id},
+                    )
+                    result = self._commit_one_by_one(batch, max_future)
+            except psycopg.OperationalError as exc:
+                self.writer.close()
+                self.metrics.db_errors.labels("unavailable").inc()
+                self.metrics.db_up.set(0)
+                if self._db_ok:
+                    logger.error(
+                        "database unavailable (%s); holding %d messages unacked, retrying",
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                        len(batch.items),
+                        extra={"batch_id": batch.batch_id},
+                    )
+                    self._db_ok = False
+                if self._stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 5.0)
+                continue
+            if not self._db_ok:
+                logger.info(
+                    "database available again; resuming", extra={"batch_id": batch.batch_id}
+                )
+                self._db_ok = True
+            self.metrics.db_up.set(1)
+            return result
+
+    def _commit_one_by_one(self, batch: Batch, max_future: timedelta) -> WriteResult:
+        total = WriteResult(0, 0, 0, 0, 0, 0.0)
+        for d in batch.items:
+            one = Batch(items=[d])
+            try:
+                r = self.writer.write(resolve(one, self.cache, self.writer.conn, max_future))
+            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+                rows = Rows()
+                rows.dead_letter(d.inbound, f"database rejected the message: {exc}")
+                r = self.writer.write(rows)
+            total = WriteResult(
+                total.staged + r.staged,
+                total.inserted + r.inserted,
+                total.conflicts + r.conflicts,
+                total.dead_letters + r.dead_letters,
+                total.quarantined + r.quarantined,
+                total.commit_s + r.commit_s,
+            )
+        return total
+
+    def _observe(self, batch: Batch, result: WriteResult, acked: int) -> None:
+        m = self.metrics
+        kinds: dict[str, int] = {}
+        now = datetime.now(UTC)
+        worst_lag = 0.0
+        for d in batch.items:
+            k = _kind(d.message)
+            kinds[k] = kinds.get(k, 0) + 1
+            if isinstance(d.message, DataMessage):
+                lag = (now - d.message.sent_at).total_seconds()
+                m.lag_seconds.observe(max(lag, 0.0))
+                worst_lag = max(worst_lag, lag)
+        for k, n in kinds.items():
+            m.messages.labels(k).inc(n)
+        m.readings.inc(result.inserted)
+        m.duplicates.inc(max(result.staged - result.inserted - result.conflicts, 0))
+        m.dead_letters.inc(result.dead_letters)
+        m.quarantined.inc(result.quarantined)
+        m.conflicts.inc(result.conflicts)
+        m.batch_readings.observe(batch.readings)
+        m.commit_seconds.observe(result.commit_s)
+        m.last_lag.set(worst_lag)
+        self.committed_batches += 1
+        logger.debug(
+            "batch committed",
+            extra={
+                "batch_id": batch.batch_id,
+                "messages": len(batch.items),
+                "readings": result.inserted,
+                "staged": result.staged,
+                "conflicts": result.conflicts,
+                "dead_letters": result.dead_letters,
+                "quarantined": result.quarantined,
+                "commit_ms": round(result.commit_s * 1000, 2),
+                "acked": acked,
+            },
+        )
+
+    def _retention(self) -> None:
+        try:
+            conn = self.writer.conn
+            row = conn.execute(queries.RETENTION).fetchone()
+            conn.commit()
+            if row and row[0]:
+                logger.info("retention removed %s chunks/rows of raw readings", row[0])
+        except psycopg.Error as exc:
+            self.writer.rollback()
+            logger.warning("retention run failed: %s", exc)

@@ -1,0 +1,138 @@
+"""The database side: one transaction per batch (bulk COPY into a staging table, one merge
+statement), reconnecting when the database goes away."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+
+from ingest import queries
+from ingest.batch import Rows
+from oxy.database import connect
+
+logger = logging.getLogger(__name__)
+
+LoadMethod = Literal["copy", "unnest"]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one committed batch did."""
+
+    staged: int
+    inserted: int
+    conflicts: int
+    dead_letters: int
+    quarantined: int
+    commit_s: float
+
+
+class Writer:
+    """Writes resolved batches; `conn` is (re)opened lazily so a database outage is survivable."""
+
+    def __init__(self, url: str, method: LoadMethod = "copy") -> None:
+        self.url = url
+        self.method = method
+        self._conn: psycopg.Connection[Any] | None = None
+        self._fast, self._safe = queries.MERGE_FAST_POSTGRES, queries.MERGE_SAFE_POSTGRES
+        self.storage = "unknown"
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The open connection, connecting (and preparing the session) if needed."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self.close()
+            conn = connect(self.url, connect_timeout=5)
+            row = conn.execute(queries.STORAGE_KIND).fetchone()
+            self.storage = str(row[0]) if row else "postgresql"
+            # Continuous aggregates maintain the rollups on TimescaleDB; the writer does here.
+            if self.storage == "timescaledb":
+                self._fast = queries.MERGE_FAST_TIMESCALE
+                self._safe = queries.MERGE_SAFE_TIMESCALE
+            conn.execute(queries.CREATE_STAGE)
+            conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection (ignoring errors: it may already be gone)."""
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+
+    def write(self, rows: Rows) -> WriteResult:
+        """Write everything of one batch in one transaction and commit it."""
+        conn = self.conn
+        started = time.perf_counter()
+        inserted = conflicts = 0
+        try:
+            with conn.cursor() as cur:
+                if rows.readings:
+                    self._stage(cur, rows)
+                    inserted = self._merge(cur)
+                    if inserted < len(rows.readings):
+                        cur.execute(queries.RECORD_CONFLICTS, (rows.topics,))
+                        conflicts = max(cur.rowcount, 0)
+                if rows.dead_letters:
+                    cur.executemany(queries.INSERT_DEAD_LETTER, rows.dead_letters)
+                if rows.quarantine:
+                    cur.executemany(queries.INSERT_QUARANTINE, rows.quarantine)
+                if rows.touches:
+                    cur.executemany(
+                        queries.TOUCH_GATEWAY,
+                        [(gw, at, seq) for gw, (at, seq) in sorted(rows.touches.items())],
+                    )
+                for state in rows.states:  # in arrival order: births and deaths must not swap
+                    cur.execute(queries.APPLY_STATE, state)
+                if rows.statuses:
+                    cur.executemany(queries.APPLY_STATUS, rows.statuses)
+                if rows.history:
+                    cur.executemany(queries.INSERT_HISTORY, rows.history)
+            conn.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        return WriteResult(
+            staged=len(rows.readings),
+            inserted=inserted,
+            conflicts=conflicts,
+            dead_letters=len(rows.dead_letters),
+            quarantined=len(rows.quarantine),
+            commit_s=time.perf_counter() - started,
+        )
+
+    def _merge(self, cur: psycopg.Cursor[Any]) -> int:
+        cur.execute("SAVEPOINT fast_merge")
+        try:
+            cur.execute(self._fast)
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT fast_merge")
+            cur.execute(self._safe)
+        got = cur.fetchone()
+        return int(got[0]) if got else 0
+
+    def _stage(self, cur: psycopg.Cursor[Any], rows: Rows) -> None:
+        if self.method == "copy":
+            with cur.copy(queries.COPY_STAGE) as copy:
+                copy.set_types(list(queries.STAGE_COLUMNS))
+                write = copy.write_row
+                for r in rows.readings:
+                    write(r)
+        else:
+            cols = list(zip(*rows.readings, strict=True))
+            cur.execute(queries.UNNEST_STAGE, [list(c) for c in cols])
+
+    def rollback(self) -> None:
+        """Roll back the open transaction; a broken connection is dropped instead."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.rollback()
+        except psycopg.Error:
+            self.close()
