@@ -15,11 +15,22 @@ from urllib.parse import unquote, urlsplit
 
 from gateway.registers import Function, Order, Profile, ValueType
 from oxy import OxyError
-from oxy.contract import CANONICAL_UNIT, CODE_RE, QUANTITY_DIMENSION, UNITS, Quantity
+from oxy.contract import (
+    CANONICAL_UNIT,
+    CODE_RE,
+    QUANTITY_DIMENSION,
+    UNITS,
+    Quality,
+    Quantity,
+    to_canonical,
+)
 
 
 class ConfigError(OxyError):
     """A site configuration that cannot be used."""
+
+
+ALARM_KINDS = ("low_level", "sensor_fault")  # edge alarms; their keys are "<kind>:<tank|sensor>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +114,62 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TankAlarm:
+    """Low-level alarm of one tank, on its level sensor (DP or percent), in the sensor's unit.
+
+    `low` and `clear_at` are in the canonical unit of the sensor's quantity (inH2O for DP,
+    percent for level_pct): the alarm raises below `low` and clears at or above `clear_at`.
+    """
+
+    tank: str
+    sensor: str
+    low: float
+    clear_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """A local output (relay coil or holding register) set while any driving alarm is active."""
+
+    transport: TcpTransport | RtuTransport
+    unit_id: int = 1
+    kind: Literal["coil", "register"] = "coil"
+    address: int = 0
+    on_value: int = 1  # register only
+    off_value: int = 0  # register only
+    active_low: bool = False  # coil only: fail-safe wiring, coil OFF = alarm
+    refresh_s: float = 10.0
+    timeout_s: float = 1.0
+    reconnect_max_s: float = 5.0
+    drive: tuple[str, ...] = ("low_level", "sensor_fault")
+
+    @property
+    def name(self) -> str:
+        """Where the output is, for logs and the status."""
+        t = self.transport
+        where = f"{t.host}:{t.port}" if isinstance(t, TcpTransport) else t.port
+        return f"{where}/{self.unit_id}/{self.kind}:{self.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmConfig:
+    """The edge alarm: works on readings as they are polled, with no broker or centre needed."""
+
+    tanks: tuple[TankAlarm, ...] = ()
+    raise_after_s: float = 10.0
+    clear_after_s: float = 30.0
+    fault_after_s: float = 60.0  # 0 = no sensor-fault alarm
+    fault_qualities: tuple[Quality, ...] = (
+        Quality.COMM_ERROR,
+        Quality.OUT_OF_RANGE,
+        Quality.STALE,
+    )
+    fault_sensors: tuple[str, ...] = ()  # empty = every sensor
+    relay: RelayConfig | None = None
+    log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SiteConfig:
     """Everything one gateway needs; several may run in one process."""
 
@@ -114,6 +181,7 @@ class SiteConfig:
     status_interval_s: float = 30.0
     config_hash: str = ""
     source: Path | None = None
+    alarm: AlarmConfig | None = None
 
     @property
     def sensors(self) -> list[SensorBinding]:
@@ -223,25 +291,27 @@ def _sensor(r: _Reader, profiles: dict[str, Profile]) -> SensorBinding:
     return s
 
 
-def _device(r: _Reader, profiles: dict[str, Profile]) -> DeviceConfig:
-    name = r.text("name", required=True)
+def _transport(r: _Reader) -> TcpTransport | RtuTransport:
     kind = r.text("transport", "tcp")
-    transport: TcpTransport | RtuTransport
     if kind == "tcp":
-        transport = TcpTransport(r.text("host", required=True), r.integer("port", 502))
-    elif kind == "rtu":
+        return TcpTransport(r.text("host", required=True), r.integer("port", 502))
+    if kind == "rtu":
         parity = r.text("parity", "N")
         if parity not in ("N", "E", "O"):
             raise ConfigError(f"{r.where}.parity: expected N, E or O")
-        transport = RtuTransport(
+        return RtuTransport(
             r.text("serial_port", required=True),
             r.integer("baudrate", 19200),
             parity,
             r.integer("stopbits", 1),
             r.integer("bytesize", 8),
         )
-    else:
-        raise ConfigError(f"{r.where}.transport: expected 'tcp' or 'rtu', got {kind!r}")
+    raise ConfigError(f"{r.where}.transport: expected 'tcp' or 'rtu', got {kind!r}")
+
+
+def _device(r: _Reader, profiles: dict[str, Profile]) -> DeviceConfig:
+    name = r.text("name", required=True)
+    transport = _transport(r)
     sensors = []
     for i, item in enumerate(r.items("sensors")):
         if not isinstance(item, dict):
@@ -308,6 +378,126 @@ def _mqtt(r: _Reader, gateway: str, base: Path) -> MqttConfig:
     return m
 
 
+def _tank_alarm(r: _Reader, sensors: list[SensorBinding]) -> TankAlarm:
+    tank = r.text("tank", required=True)
+    level = (Quantity.DIFF_PRESSURE, Quantity.LEVEL_PCT)
+    candidates = [s for s in sensors if s.tank == tank and s.quantity in level]
+    code = r.text("sensor")
+    if code is not None:
+        candidates = [s for s in candidates if s.code == code]
+        if not candidates:
+            raise ConfigError(f"{r.where}.sensor: no dp or level_pct sensor {code!r} on {tank!r}")
+    elif not candidates:
+        raise ConfigError(f"{r.where}.tank: no dp or level_pct sensor is bound to tank {tank!r}")
+    elif len(candidates) > 1:
+        raise ConfigError(f"{r.where}: tank {tank!r} has several level sensors; name one (sensor)")
+    sensor = candidates[0]
+    low_dp, low_pct = r.number("low_dp"), r.number("low_pct")
+    hysteresis = r.number("hysteresis", 0.0)
+    if hysteresis < 0:
+        raise ConfigError(f"{r.where}.hysteresis: must not be negative")
+    if (low_dp is None) == (low_pct is None):
+        raise ConfigError(f"{r.where}: give exactly one of low_dp or low_pct")
+    if sensor.quantity is Quantity.LEVEL_PCT:
+        if low_pct is None:
+            raise ConfigError(f"{r.where}: {sensor.code} reports percent; use low_pct")
+        low, clear_at = low_pct, low_pct + hysteresis
+    elif low_dp is not None:
+        unit = r.text("unit", CANONICAL_UNIT[Quantity.DIFF_PRESSURE])
+        if unit not in UNITS or UNITS[unit].dimension != QUANTITY_DIMENSION[sensor.quantity]:
+            raise ConfigError(f"{r.where}.unit: {unit!r} is not a differential-pressure unit")
+        low = to_canonical(sensor.quantity, low_dp, unit)
+        clear_at = to_canonical(sensor.quantity, low_dp + hysteresis, unit)
+    else:
+        assert low_pct is not None
+        # Percent of the DP span 0..full_dp: the commissioning sheet's figure, not a calibration.
+        full_dp = r.number("full_dp")
+        if full_dp is None or full_dp <= 0:
+            raise ConfigError(f"{r.where}: low_pct on a DP sensor needs full_dp (> 0)")
+        unit = r.text("unit", CANONICAL_UNIT[Quantity.DIFF_PRESSURE])
+        if unit not in UNITS or UNITS[unit].dimension != QUANTITY_DIMENSION[sensor.quantity]:
+            raise ConfigError(f"{r.where}.unit: {unit!r} is not a differential-pressure unit")
+        full = to_canonical(sensor.quantity, full_dp, unit)
+        low, clear_at = full * low_pct / 100.0, full * (low_pct + hysteresis) / 100.0
+    r.done()
+    return TankAlarm(tank=tank, sensor=sensor.code, low=low, clear_at=clear_at)
+
+
+def _relay(r: _Reader, devices: list[DeviceConfig]) -> RelayConfig:
+    transport = _transport(r)
+    if isinstance(transport, RtuTransport) and any(
+        isinstance(d.transport, RtuTransport) and d.transport.port == transport.port
+        for d in devices
+    ):
+        # Two clients on one serial line would garble each other's frames.
+        raise ConfigError(f"{r.where}.serial_port: {transport.port} is already polled")
+    kind = r.text("kind", "coil")
+    if kind not in ("coil", "register"):
+        raise ConfigError(f"{r.where}.kind: expected 'coil' or 'register'")
+    drive = r.items("drive") or ["low_level", "sensor_fault"]
+    for d in drive:
+        if d not in ALARM_KINDS:
+            raise ConfigError(f"{r.where}.drive: {d!r} is not one of {', '.join(ALARM_KINDS)}")
+    relay = RelayConfig(
+        transport=transport,
+        unit_id=r.integer("unit_id", 1),
+        kind=kind,
+        address=r.integer("address", 0),
+        on_value=r.integer("on_value", 1),
+        off_value=r.integer("off_value", 0),
+        active_low=r.flag("active_low", False),
+        refresh_s=r.number("refresh_s", 10.0),
+        timeout_s=r.number("timeout_s", 1.0),
+        reconnect_max_s=r.number("reconnect_max_s", 5.0),
+        drive=tuple(drive),
+    )
+    if not 0 <= relay.address <= 0xFFFF:
+        raise ConfigError(f"{r.where}.address: {relay.address} is outside 0..65535")
+    if not (0 <= relay.on_value <= 0xFFFF and 0 <= relay.off_value <= 0xFFFF):
+        raise ConfigError(f"{r.where}: on_value and off_value must be within 0..65535")
+    if relay.refresh_s <= 0 or relay.timeout_s <= 0:
+        raise ConfigError(f"{r.where}: refresh_s and timeout_s must be positive")
+    r.done()
+    return relay
+
+
+def _alarm(r: _Reader, devices: list[DeviceConfig]) -> AlarmConfig:
+    sensors = [s for d in devices for s in d.sensors]
+    tanks = []
+    for i, item in enumerate(r.items("tanks")):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{r.where}.tanks[{i}]: expected a table")
+        tanks.append(_tank_alarm(_Reader(item, f"{r.where}.tanks[{i}]"), sensors))
+    if len({t.tank for t in tanks}) != len(tanks):
+        raise ConfigError(f"{r.where}.tanks: a tank is listed twice")
+    qualities = tuple(
+        _enum(Quality, q, f"{r.where}.fault_qualities")
+        for q in r.items("fault_qualities") or ["comm_error", "out_of_range", "stale"]
+    )
+    if Quality.GOOD in qualities:
+        raise ConfigError(f"{r.where}.fault_qualities: 'good' is not a fault")
+    fault_sensors = tuple(r.items("fault_sensors"))
+    known = {s.code for s in sensors}
+    for code in fault_sensors:
+        if code not in known:
+            raise ConfigError(f"{r.where}.fault_sensors: no sensor {code!r}")
+    relay = _relay(r.table("relay"), devices) if "relay" in r.data else None
+    a = AlarmConfig(
+        tanks=tuple(tanks),
+        raise_after_s=r.number("raise_after_s", 10.0),
+        clear_after_s=r.number("clear_after_s", 30.0),
+        fault_after_s=r.number("fault_after_s", 60.0),
+        fault_qualities=qualities,
+        fault_sensors=fault_sensors,
+        relay=relay,
+        log=r.flag("log", True),
+    )
+    if min(a.raise_after_s, a.clear_after_s, a.fault_after_s) < 0:
+        raise ConfigError(f"{r.where}: raise_after_s, clear_after_s, fault_after_s must be >= 0")
+    r.done()
+    return a
+
+
 def parse(text: str, source: Path | None = None) -> SiteConfig:
     """Parse the TOML text of one site configuration."""
     where = str(source) if source else "config"
@@ -347,6 +537,7 @@ def parse(text: str, source: Path | None = None) -> SiteConfig:
         if not isinstance(item, dict):
             raise ConfigError(f"devices[{i}]: expected a table")
         devices.append(_device(_Reader(item, f"devices[{i}]"), profiles))
+    alarm = _alarm(root.table("alarm"), devices) if "alarm" in root.data else None
     root.done()
     seen: set[str] = set()
     for s in (s for d in devices for s in d.sensors):
@@ -364,6 +555,7 @@ def parse(text: str, source: Path | None = None) -> SiteConfig:
         status_interval_s=status_interval,
         config_hash=hashlib.sha256(text.encode()).hexdigest()[:16],
         source=source,
+        alarm=alarm,
     )
 
 

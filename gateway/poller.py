@@ -27,15 +27,18 @@ DeviceState = Literal["ok", "failing", "unknown"]
 
 def make_client(device: DeviceConfig) -> Any:
     """A pymodbus async client for the device, with pymodbus' own retries and reconnects off."""
+    return client_for(device.transport, device.timeout_s)
+
+
+def client_for(t: TcpTransport | RtuTransport, timeout_s: float) -> Any:
+    """A pymodbus async client for a transport (also used by the alarm relay)."""
     from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
     from pymodbus.framer import FramerType
 
-    t = device.transport
     if isinstance(t, TcpTransport):
         return AsyncModbusTcpClient(
-            t.host, port=t.port, timeout=device.timeout_s, retries=0, reconnect_delay=0
+            t.host, port=t.port, timeout=timeout_s, retries=0, reconnect_delay=0
         )
-    assert isinstance(t, RtuTransport)
     return AsyncModbusSerialClient(
         t.port,
         framer=FramerType.RTU,
@@ -43,7 +46,7 @@ def make_client(device: DeviceConfig) -> Any:
         parity=t.parity,
         stopbits=t.stopbits,
         bytesize=t.bytesize,
-        timeout=device.timeout_s,
+        timeout=timeout_s,
         retries=0,
         reconnect_delay=0,
     )

@@ -17,11 +17,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.alarm import EdgeAlarm
 from gateway.config import ConfigError, SiteConfig
 from gateway.engineering import Row
 from gateway.mqtt_link import MqttLink
 from gateway.outbox import Outbox
 from gateway.poller import DevicePoller
+from gateway.relay import RelayOutput
 from oxy.contract import (
     DataMessage,
     DeviceHealth,
@@ -40,6 +42,7 @@ BOUND_CHECK_S = 60.0
 REJECT_HOLD_S = 10.0
 MAX_PENDING_ROWS = 100_000  # readings held in memory while the outbox cannot be written
 EVICTION_ALARM_S = 3600.0  # the alarm stays up this long after the last eviction
+ALARM_TICK_S = 0.5  # edge alarm hold times and silence are checked this often
 
 
 def release_memory() -> None:
@@ -84,6 +87,18 @@ class Gateway:
         self._connected_at_mono = 0.0
         self._stopping = False
         self._evicted_at: float | None = None
+        self.edge_alarm: EdgeAlarm | None = None
+        self.relay: RelayOutput | None = None
+        if cfg.alarm is not None:
+            self.edge_alarm = EdgeAlarm(cfg, self._on_alarm)
+            if cfg.alarm.relay is not None:
+                drive = cfg.alarm.relay.drive
+                edge = self.edge_alarm
+                self.relay = RelayOutput(
+                    cfg.alarm.relay,
+                    lambda: edge.any_active(drive),
+                    lambda _relay: self._status_soon(),
+                )
 
     # ---- lifecycle
 
@@ -123,6 +138,11 @@ class Gateway:
         self.link.start()
         tasks = [asyncio.create_task(p.run(), name=f"poll-{p.device.name}") for p in self.pollers]
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        if self.edge_alarm is not None:
+            # Local only: runs whether or not the broker or the centre can be reached.
+            tasks.append(asyncio.create_task(self._alarm_ticks(), name="edge-alarm"))
+        if self.relay is not None:
+            tasks.append(asyncio.create_task(self.relay.run(), name="alarm-relay"))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -150,9 +170,22 @@ class Gateway:
                     self._evicted_at = time.monotonic()
                 next_bound = time.monotonic() + BOUND_CHECK_S
 
+    async def _alarm_ticks(self) -> None:
+        assert self.edge_alarm is not None
+        while True:
+            await asyncio.sleep(ALARM_TICK_S)
+            self.edge_alarm.evaluate()
+
+    def _on_alarm(self, key: str, active: bool, detail: str) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+        self._status_soon()
+
     # ---- readings in
 
     def _on_rows(self, rows: list[Row]) -> None:
+        if self.edge_alarm is not None:
+            self.edge_alarm.observe(rows)
         self._pending.extend(rows)
         if self._flush_handle is None and self._loop is not None:
             self._flush_handle = self._loop.call_later(FLUSH_DELAY_S, self._flush)
@@ -308,6 +341,10 @@ class Gateway:
             alarms.add("device_failing")
         if self.link is None or not self.link.connected:
             alarms.add("broker_unreachable")
+        if self.edge_alarm is not None:
+            alarms.update(self.edge_alarm.active)
+        if self.relay is not None and self.relay.state == "failing":
+            alarms.add("relay_failing")
         return StatusMessage(
             gw=self.cfg.gateway,
             ts=datetime.now(UTC),
@@ -347,6 +384,13 @@ class Gateway:
             seq=self.seq,
             requests={p.device.name: p.requests for p in self.pollers},
         )
+        if self.relay is not None:
+            doc["relay"] = {
+                "output": self.relay.cfg.name,
+                "state": self.relay.state,
+                "error": self.relay.error,
+                "alarm_written": self.relay.written,
+            }
         self.outbox.put_json("status", doc)
 
     def publish_status(self) -> None:

@@ -63,6 +63,13 @@ def format_status(s: dict[str, Any]) -> str:
         lines.append(
             f"  device {d['device']}: {d['state']}, last good poll {d['last_good_poll']}{err}"
         )
+    relay = s.get("relay")
+    if relay:
+        err = f"  error: {relay['error']}" if relay.get("error") else ""
+        lines.append(
+            f"  alarm relay {relay['output']}: {relay['state']}, "
+            f"alarm written {relay['alarm_written']}{err}"
+        )
     if s.get("alarms"):
         lines.append(f"  alarms: {', '.join(s['alarms'])}")
     return "\n".join(lines)
