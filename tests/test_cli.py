@@ -7,7 +7,12 @@ def _oxy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("OXY_")}
     full.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "oxy", *args], capture_output=True, text=True, env=full, timeout=60
+        [sys.executable, "-m", "oxy", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=60,
     )
 
 
