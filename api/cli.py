@@ -199,30 +199,27 @@ def users_add(  # noqa: PLR0917 - typer options
         typer.echo(f"temporary password: {password}")
 
 
-@users_app.command("disable")
-def users_disable(username: str) -> None:
-    """Disable an account; its sessions and tokens stop working at once."""
+def _set_active(username: str, active: bool) -> None:
     from api.users import find_user, set_active
 
     async def go(conn: Any) -> None:
         user = await find_user(conn, username)
-        await set_active(conn, _actor(), user["id"], False)
+        await set_active(conn, _actor(), user["id"], active)
 
     _run_users(go)
-    typer.echo(f"account {username} disabled")
+    typer.echo(f"account {username} {'enabled' if active else 'disabled'}")
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable an account; its sessions and tokens stop working at once."""
+    _set_active(username, False)
 
 
 @users_app.command("enable")
 def users_enable(username: str) -> None:
     """Enable a disabled account."""
-    from api.users import find_user, set_active
-
-    async def go(conn: Any) -> None:
-        user = await find_user(conn, username)
-        await set_active(conn, _actor(), user["id"], True)
-
-    _run_users(go)
-    typer.echo(f"account {username} enabled")
+    _set_active(username, True)
 
 
 @users_app.command("reset-password")

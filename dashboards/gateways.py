@@ -20,6 +20,49 @@ FROM grafana.gateway_health WHERE province_code IN ($province) ORDER BY 2
 
 _OFFLINE = f"(online IS NOT TRUE OR silent_s IS NULL OR silent_s > {SILENT_AFTER_S})"
 
+
+def _fleet_stat(title: str, select: str, thresholds: tuple[Threshold, ...]) -> Panel:
+    """A stat panel over the selected facilities' gateways that are not revoked."""
+    return Panel(
+        title=title,
+        type="stat",
+        width=6,
+        height=5,
+        thresholds=thresholds,
+        targets=(
+            SqlTarget(
+                f"""
+SELECT {select}
+FROM grafana.gateway_health
+WHERE facility_id IN ($facility) AND revoked_at IS NULL
+""",
+                format="table",
+            ),
+        ),
+    )
+
+
+def _status_series(title: str, column: str) -> Panel:
+    """A time series, one line per gateway, of a counter its status messages carry."""
+    return Panel(
+        title=title,
+        type="timeseries",
+        unit="short",
+        targets=(
+            SqlTarget(
+                f"""
+SELECT $__timeGroupAlias(received_at, $__interval), gateway AS metric,
+       max({column}) AS value
+FROM grafana.gateway_history
+WHERE $__timeFilter(received_at) AND kind = 'status' AND facility_id IN ($facility)
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+            ),
+        ),
+    )
+
+
 DASHBOARD = Dashboard(
     uid="oxy-gateways",
     title="Gateway / Gateway health",
@@ -32,73 +75,25 @@ DASHBOARD = Dashboard(
     time_from="now-24h",
     variables=(PROVINCE, FACILITY),
     panels=(
-        Panel(
-            title="Trực tuyến / Online",
-            type="stat",
-            width=6,
-            height=5,
-            thresholds=(Threshold("green"),),
-            targets=(
-                SqlTarget(
-                    f"""
-SELECT count(*) FILTER (WHERE NOT {_OFFLINE}) AS online
-FROM grafana.gateway_health
-WHERE facility_id IN ($facility) AND revoked_at IS NULL
-""",
-                    format="table",
-                ),
-            ),
+        _fleet_stat(
+            "Trực tuyến / Online",
+            f"count(*) FILTER (WHERE NOT {_OFFLINE}) AS online",
+            (Threshold("green"),),
         ),
-        Panel(
-            title="Mất kết nối / Offline",
-            type="stat",
-            width=6,
-            height=5,
-            thresholds=(Threshold("green"), Threshold("red", 1.0)),
-            targets=(
-                SqlTarget(
-                    f"""
-SELECT count(*) FILTER (WHERE {_OFFLINE}) AS offline
-FROM grafana.gateway_health
-WHERE facility_id IN ($facility) AND revoked_at IS NULL
-""",
-                    format="table",
-                ),
-            ),
+        _fleet_stat(
+            "Mất kết nối / Offline",
+            f"count(*) FILTER (WHERE {_OFFLINE}) AS offline",
+            (Threshold("green"), Threshold("red", 1.0)),
         ),
-        Panel(
-            title="Hàng đợi chưa gửi / Outbox depth (readings)",
-            type="stat",
-            width=6,
-            height=5,
-            thresholds=(Threshold("green"), Threshold("orange", 10000.0)),
-            targets=(
-                SqlTarget(
-                    """
-SELECT coalesce(sum(outbox_depth), 0) AS readings
-FROM grafana.gateway_health
-WHERE facility_id IN ($facility) AND revoked_at IS NULL
-""",
-                    format="table",
-                ),
-            ),
+        _fleet_stat(
+            "Hàng đợi chưa gửi / Outbox depth (readings)",
+            "coalesce(sum(outbox_depth), 0) AS readings",
+            (Threshold("green"), Threshold("orange", 10000.0)),
         ),
-        Panel(
-            title="Bị loại khỏi hàng đợi / Evicted (total)",
-            type="stat",
-            width=6,
-            height=5,
-            thresholds=(Threshold("green"), Threshold("red", 1.0)),
-            targets=(
-                SqlTarget(
-                    """
-SELECT coalesce(sum(evicted_total), 0) AS evicted
-FROM grafana.gateway_health
-WHERE facility_id IN ($facility) AND revoked_at IS NULL
-""",
-                    format="table",
-                ),
-            ),
+        _fleet_stat(
+            "Bị loại khỏi hàng đợi / Evicted (total)",
+            "coalesce(sum(evicted_total), 0) AS evicted",
+            (Threshold("green"), Threshold("red", 1.0)),
         ),
         Panel(
             title="Danh sách gateway / Gateways",
@@ -140,40 +135,8 @@ ORDER BY (state = 'failing') DESC, gateway, device
                 ),
             ),
         ),
-        Panel(
-            title="Độ sâu hàng đợi / Outbox depth",
-            type="timeseries",
-            unit="short",
-            targets=(
-                SqlTarget(
-                    """
-SELECT $__timeGroupAlias(received_at, $__interval), gateway AS metric,
-       max(outbox_depth) AS value
-FROM grafana.gateway_history
-WHERE $__timeFilter(received_at) AND kind = 'status' AND facility_id IN ($facility)
-GROUP BY 1, 2
-ORDER BY 1, 2
-"""
-                ),
-            ),
-        ),
-        Panel(
-            title="Số bị loại (lũy kế) / Evictions (cumulative)",
-            type="timeseries",
-            unit="short",
-            targets=(
-                SqlTarget(
-                    """
-SELECT $__timeGroupAlias(received_at, $__interval), gateway AS metric,
-       max(evicted_total) AS value
-FROM grafana.gateway_history
-WHERE $__timeFilter(received_at) AND kind = 'status' AND facility_id IN ($facility)
-GROUP BY 1, 2
-ORDER BY 1, 2
-"""
-                ),
-            ),
-        ),
+        _status_series("Độ sâu hàng đợi / Outbox depth", "outbox_depth"),
+        _status_series("Số bị loại (lũy kế) / Evictions (cumulative)", "evicted_total"),
         Panel(
             title="Kết nối / Online over time (1 = online)",
             type="timeseries",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -105,6 +105,20 @@ def _scope(principal: Principal) -> dict[str, Any]:
     }
 
 
+async def fetch_visible(
+    conn: AsyncConnection[Any],
+    principal: Principal,
+    query: LiteralString,
+    filters: dict[str, Any],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Rows of a list query (assignments, deliveries) within the principal's scope, capped."""
+    params = {**_scope(principal), **filters, "limit": max(1, min(limit, 5000))}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return list(await cur.fetchall())
+
+
 async def fetch_assignments(
     conn: AsyncConnection[Any],
     principal: Principal,
@@ -116,17 +130,8 @@ async def fetch_assignments(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Assignments the principal may see, newest first."""
-    params = {
-        **_scope(principal),
-        "id": assignment_id,
-        "request": request_id,
-        "source": source_id,
-        "states": states,
-        "limit": max(1, min(limit, 5000)),
-    }
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_ASSIGNMENTS, params)
-        return list(await cur.fetchall())
+    filters = {"id": assignment_id, "request": request_id, "source": source_id, "states": states}
+    return await fetch_visible(conn, principal, SELECT_ASSIGNMENTS, filters, limit)
 
 
 async def _check_source(

@@ -22,7 +22,7 @@ from api.accounting.windows import window
 from api.audit import audit
 from api.scope import NATIONAL_ROLES, Principal, Role
 
-from .assignments import _own_assignment
+from .assignments import _own_assignment, fetch_visible
 from .errors import CoordinationError, NotFound
 from .matching import AFTER_DELIVERY, BEFORE_DISPATCH, match_delivery, match_pending, tolerance_kg
 from .messages import message
@@ -164,15 +164,6 @@ RETURNING id
 """
 
 
-def _scope(principal: Principal) -> dict[str, Any]:
-    national = principal.role in NATIONAL_ROLES
-    return {
-        "scope_national": national,
-        "scope_facilities": [] if national else sorted(principal.facility_ids or ()),
-        "scope_org": principal.org_id if principal.role in (Role.SUPPLIER, Role.FACILITY) else None,
-    }
-
-
 def render(d: dict[str, Any], locale: str) -> dict[str, Any]:
     """A delivery row as JSON, with the match verdict as a translated message."""
     out = dict(d)
@@ -207,18 +198,14 @@ async def fetch_deliveries(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Deliveries the principal may see, latest first."""
-    params = {
-        **_scope(principal),
+    filters = {
         "id": delivery_id,
         "facility": facility_id,
         "source": source_id,
         "states": states,
         "match": match,
-        "limit": max(1, min(limit, 5000)),
     }
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_DELIVERIES, params)
-        return list(await cur.fetchall())
+    return await fetch_visible(conn, principal, SELECT_DELIVERIES, filters, limit)
 
 
 async def _get(

@@ -8,6 +8,8 @@ audited in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -65,10 +67,15 @@ def _cfg(request: Request) -> AccountingConfig:
     return get_config(request)
 
 
-def _fail(exc: CoordinationError, locale: str) -> HTTPException:
-    if exc.status == 404:
-        return HTTPException(404, "not found")
-    return HTTPException(exc.status, {"errors": [exc.as_dict(locale)]})
+@contextmanager
+def _refusals(locale: str) -> Iterator[None]:
+    # Every route answers the package's refusals the same way; out of scope is a plain 404.
+    try:
+        yield
+    except CoordinationError as exc:
+        if exc.status == 404:
+            raise HTTPException(404, "not found") from None
+        raise HTTPException(exc.status, {"errors": [exc.as_dict(locale)]}) from None
 
 
 def _iso(row: dict[str, Any]) -> dict[str, Any]:
@@ -104,10 +111,8 @@ async def create_request(
 ) -> dict[str, Any]:
     """Store a request; its urgency comes from the facility's live days of supply."""
     cfg = _cfg(request)
-    try:
+    with _refusals(locale):
         r = await support.create_request(conn, me, facility_id, body, cfg=cfg, now=_now())
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     return _request_json(r, cfg)
 
 
@@ -168,16 +173,7 @@ REQUEST_COLUMNS = [
 
 
 def _export(kind: ExportKind, title: str, cols: list[tuple[str, str]], rows: Any) -> Response:
-    data = [_iso(r) for r in rows]
-    if kind is ExportKind.CSV:
-        body, media = exports.to_csv(cols, data), exports.CSV_TYPE
-    else:
-        body, media = exports.to_xlsx(title, cols, data), exports.XLSX_TYPE
-    return Response(
-        body,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{title}.{kind.value}"'},
-    )
+    return exports.download(kind.value, title, cols, [_iso(r) for r in rows])
 
 
 @router.get(
@@ -201,10 +197,8 @@ async def get_request(
     request_id: Id, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
 ) -> dict[str, Any]:
     """The request (404 outside the caller's scope), its parts and their deliveries."""
-    try:
+    with _refusals(locale):
         r = await support.get_request(conn, me, request_id)
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     out = _request_json(r, _cfg(request))
     parts = await asg.fetch_assignments(conn, me, request_id=request_id)
     out["assignments"] = [_iso(a) for a in parts]
@@ -231,10 +225,8 @@ async def escalate_request(
     body: support.EscalateIn | None = None,
 ) -> dict[str, Any]:
     """Hand the uncovered rest of the request to the Ministry."""
-    try:
+    with _refusals(locale):
         r = await support.escalate(conn, me, request_id, body or support.EscalateIn(), _now())
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     return _request_json(r, _cfg(request))
 
 
@@ -247,10 +239,8 @@ async def cancel_request(
     request_id: Id, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
 ) -> dict[str, Any]:
     """Cancel the request and its assignments not yet dispatched."""
-    try:
+    with _refusals(locale):
         r = await support.cancel(conn, me, request_id, _now())
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     return _request_json(r, _cfg(request))
 
 
@@ -273,10 +263,8 @@ async def assign_request(
     locale: LocaleDep,
 ) -> list[dict[str, Any]]:
     """Create one assignment per part; each source then accepts or declines."""
-    try:
+    with _refusals(locale):
         rows = await asg.assign(conn, me, request_id, body, cfg=_cfg(request), now=_now())
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     return [_iso(a) for a in rows]
 
 
@@ -350,10 +338,8 @@ async def accept_assignment(
     assignment_id: Id, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> dict[str, Any]:
     """Accept (only the source organisation's staff)."""
-    try:
+    with _refusals(locale):
         a = await asg.respond(conn, me, assignment_id, accept=True, reason=None, now=_now())
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     return _iso(a)
 
 
@@ -366,10 +352,8 @@ async def decline_assignment(
     assignment_id: Id, body: asg.DeclineIn, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> dict[str, Any]:
     """Decline; the request's part reopens for the coordinator."""
-    try:
+    with _refusals(locale):
         a = await asg.respond(conn, me, assignment_id, accept=False, reason=body.reason, now=_now())
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     return _iso(a)
 
 
@@ -389,12 +373,10 @@ async def dispatch_assignment(
     body: dlv.DispatchIn | None = None,
 ) -> dict[str, Any]:
     """Open the delivery (state dispatched)."""
-    try:
+    with _refusals(locale):
         d = await dlv.dispatch(
             conn, me, assignment_id, body or dlv.DispatchIn(), cfg=_cfg(request), now=_now()
         )
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     return _iso(dlv.render(d, locale))
 
 
@@ -468,10 +450,8 @@ async def advance_delivery(
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """One step forward; on delivered the refill match runs."""
-    try:
+    with _refusals(locale):
         d = await dlv.advance(conn, me, delivery_id, body, cfg=_cfg(request), now=_now())
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     return _iso(dlv.render(d, locale))
 
 
@@ -490,12 +470,10 @@ async def confirm_delivery(
     body: dlv.ConfirmIn | None = None,
 ) -> dict[str, Any]:
     """Confirm (optionally with the amount counted); the refill match runs."""
-    try:
+    with _refusals(locale):
         d = await dlv.confirm(
             conn, me, delivery_id, body or dlv.ConfirmIn(), cfg=_cfg(request), now=_now()
         )
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     return _iso(dlv.render(d, locale))
 
 
@@ -524,7 +502,7 @@ async def suggestions(
     horizon_days: Annotated[float, Query(gt=0, le=14)] = 1.0,
 ) -> dict[str, Any]:
     """Runs the allocation LP on live figures; assign a shipment to make it real."""
-    try:
+    with _refusals(locale):
         params = SuggestParams(
             province=province if me.role != Role.SYT else None,
             suppliers_down=tuple(down or ()),
@@ -533,8 +511,6 @@ async def suggestions(
             horizon_days=horizon_days,
         )
         out = await suggest(conn, me, params, cfg=_cfg(request), now=_now(), locale=locale)
-    except CoordinationError as exc:
-        raise _fail(exc, locale) from None
     result: dict[str, Any] = _jsonable(out)
     return result
 

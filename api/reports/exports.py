@@ -1,7 +1,7 @@
 """Exports: CSV and XLSX for every list, and a print-styled HTML page of the SYT report.
 
-No PDF library is installed in the platform's environment, so the official SYT report is a
-print-ready HTML page (A4, the browser's "Save as PDF"); every column header carries its unit.
+The HTML page (A4, for the browser's print) links to the PDF of the same report made by
+`api.reports.pdf` for official submission; every column header carries its unit.
 """
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from fastapi.responses import Response
 from openpyxl import Workbook
+
+from api.i18n import gettext
 
 from .messages import text
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+KINDS = ("csv", "xlsx")
 
 
 def _cell(v: Any) -> Any:
@@ -52,6 +56,23 @@ def to_xlsx(
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def download(
+    kind: str, title: str, columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]
+) -> Response:
+    """The rows as an attachment `<title>.<kind>`, kind one of KINDS (csv or xlsx)."""
+    if kind == "csv":
+        body, media = to_csv(columns, rows), CSV_TYPE
+    elif kind == "xlsx":
+        body, media = to_xlsx(title, columns, rows), XLSX_TYPE
+    else:
+        raise ValueError(f"unknown export kind {kind!r}")
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{title}.{kind}"'},
+    )
 
 
 def facility_columns(gas: str) -> list[tuple[str, str]]:
@@ -192,8 +213,10 @@ body {{ font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10pt; }}
 table {{ border-collapse: collapse; width: 100%; margin-bottom: 8mm; }}
 th, td {{ border: 1px solid #444; padding: 2px 4px; text-align: left; }}
 .lock {{ font-weight: bold; }}
+@media print {{ .noprint {{ display: none; }} }}
 @media screen {{ body {{ max-width: 297mm; margin: auto; }} }}
 </style></head><body>
+<p class="noprint"><a href="print.pdf" download>{e(gettext(locale, "Download PDF"))}</a></p>
 <h1>{e(org_name)} — Báo cáo gửi Bộ Y tế / Report to the Ministry of Health</h1>
 <p>Ngày báo cáo / Report date: {e(report["report_day"])} · Trạng thái / State: {state}
  · Phiên bản / Revision: {revision}</p>

@@ -7,6 +7,10 @@ Refused figures answer 422 with one message per field; a locked report answers 4
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -22,9 +26,11 @@ from api.policy import Scope, policy
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
-from . import exports, facility, national, supplier, syt
+from . import exports, facility, national, pdf, supplier, syt
 from .errors import Conflict, Locked, ValidationFailed
 from .messages import text
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["reports"])
 
@@ -50,8 +56,30 @@ def _locked(key: str, locale: str) -> HTTPException:
     )
 
 
+@contextmanager
+def _refusals(locale: str) -> Iterator[None]:
+    # A report's writes answer refused figures with 422, field by field, and a locked report 409.
+    try:
+        yield
+    except ValidationFailed as exc:
+        raise _refused(exc, locale) from None
+    except Locked as exc:
+        raise _locked(exc.key, locale) from None
+
+
+async def _check_facility(conn: DbDep, facility_id: int) -> None:
+    if await facility.facility_ref(conn, facility_id) is None:
+        raise not_found()
+
+
 async def _org_name(conn: DbDep, org_id: int) -> str:
     cur = await conn.execute("SELECT name FROM organisations WHERE id = %(id)s", {"id": org_id})
+    row = await cur.fetchone()
+    return str(row[0]) if row else str(org_id)
+
+
+async def _org_code(conn: DbDep, org_id: int) -> str:
+    cur = await conn.execute("SELECT code FROM organisations WHERE id = %(id)s", {"id": org_id})
     row = await cur.fetchone()
     return str(row[0]) if row else str(org_id)
 
@@ -78,8 +106,7 @@ async def get_facility_report(
     facility_id: int, day: date, conn: DbDep, request: Request
 ) -> dict[str, Any]:
     """The report with its live figures, pre-filled telemetry, lock reason and revisions."""
-    if await facility.facility_ref(conn, facility_id) is None:
-        raise not_found()
+    await _check_facility(conn, facility_id)
     return await facility.report_view(conn, facility_id, day, cfg=get_config(request), now=_now())
 
 
@@ -99,10 +126,9 @@ async def put_facility_report(
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """All-or-nothing: refused fields are listed one by one, nothing is stored."""
-    if await facility.facility_ref(conn, facility_id) is None:
-        raise not_found()
+    await _check_facility(conn, facility_id)
     cfg = get_config(request)
-    try:
+    with _refusals(locale):
         async with conn.transaction():
             saved = await facility.file_report(
                 conn, facility_id, day, body, author=me.username, cfg=cfg, now=_now()
@@ -118,10 +144,6 @@ async def put_facility_report(
                 snap,
                 org_id=facility_id,
             )
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
-    except Locked as exc:
-        raise _locked(exc.key, locale) from None
     return {
         "revision": saved["revision"],
         "late": saved["late"],
@@ -145,9 +167,8 @@ async def put_morning_update(
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """Record the morning discharge figure."""
-    if await facility.facility_ref(conn, facility_id) is None:
-        raise not_found()
-    try:
+    await _check_facility(conn, facility_id)
+    with _refusals(locale):
         async with conn.transaction():
             saved = await facility.morning_update(
                 conn,
@@ -168,10 +189,6 @@ async def put_morning_update(
                 {"discharged_morning": body.discharged_morning},
                 org_id=facility_id,
             )
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
-    except Locked as exc:
-        raise _locked(exc.key, locale) from None
     return {"revision": saved["revision"]}
 
 
@@ -231,7 +248,7 @@ async def put_syt_report(
 ) -> dict[str, Any]:
     """Save a revision of the SYT's own fields."""
     await _check_parent(conn, org_id)
-    try:
+    with _refusals(locale):
         async with conn.transaction():
             out = await syt.save(
                 conn, org_id, day, body, author=me.username, cfg=get_config(request), now=_now()
@@ -246,10 +263,6 @@ async def put_syt_report(
                 body.model_dump(mode="json"),
                 org_id=org_id,
             )
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
-    except Locked as exc:
-        raise _locked(exc.key, locale) from None
     return out
 
 
@@ -263,7 +276,7 @@ async def send_syt_report(
 ) -> dict[str, Any]:
     """Send (or send again) to the Ministry."""
     await _check_parent(conn, org_id)
-    try:
+    with _refusals(locale):
         async with conn.transaction():
             out = await syt.send(
                 conn,
@@ -275,10 +288,6 @@ async def send_syt_report(
                 now=_now(),
             )
             await audit(conn, me, "send", "syt_report", out["id"], None, out, org_id=org_id)
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
-    except Locked as exc:
-        raise _locked(exc.key, locale) from None
     return out
 
 
@@ -301,19 +310,9 @@ async def list_sent(
 def _export(
     kind: str, title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]
 ) -> Response:
-    if kind == "csv":
-        return Response(
-            exports.to_csv(columns, rows),
-            media_type=exports.CSV_TYPE,
-            headers={"Content-Disposition": f'attachment; filename="{title}.csv"'},
-        )
-    if kind == "xlsx":
-        return Response(
-            exports.to_xlsx(title, columns, rows),
-            media_type=exports.XLSX_TYPE,
-            headers={"Content-Disposition": f'attachment; filename="{title}.xlsx"'},
-        )
-    raise not_found()
+    if kind not in exports.KINDS:
+        raise not_found()
+    return exports.download(kind, title, columns, rows)
 
 
 @router.get(
@@ -351,7 +350,7 @@ async def export_syt_facilities(
     "/syt/{org_id}/reports/{day}/print",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     response_class=HTMLResponse,
-    summary="Printable SYT report (print-styled HTML: no PDF library is installed)",
+    summary="Printable SYT report (print-styled HTML; the PDF is at print.pdf)",
 )
 async def print_syt_report(
     *, org_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
@@ -362,6 +361,46 @@ async def print_syt_report(
         conn, org_id, day, visible=me.facility_ids, cfg=get_config(request), now=_now()
     )
     return HTMLResponse(exports.syt_print_html(report, await _org_name(conn, org_id), locale))
+
+
+async def _org_province(conn: DbDep, org_id: int) -> str | None:
+    cur = await conn.execute(
+        "SELECT a.name FROM organisations o JOIN admin_units a ON a.code = o.province_code "
+        "WHERE o.id = %(id)s",
+        {"id": org_id},
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
+
+
+@router.get(
+    "/syt/{org_id}/reports/{day}/print.pdf",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    response_class=Response,
+    responses={200: {"content": {pdf.PDF_TYPE: {}}, "description": "The report as a PDF"}},
+    summary="SYT report as an A4 PDF for official submission",
+)
+async def print_syt_report_pdf(
+    *, org_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+) -> Response:
+    """The same content as the printable page, as a PDF download (signature block included)."""
+    await _check_parent(conn, org_id)
+    report = await syt.details(
+        conn, org_id, day, visible=me.facility_ids, cfg=get_config(request), now=_now()
+    )
+    name = await _org_name(conn, org_id)
+    try:
+        body = pdf.syt_report_pdf(report, name, locale, province=await _org_province(conn, org_id))
+    except pdf.FontMissing as exc:
+        logger.error("%s", exc)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    code = re.sub(r"[^a-z0-9]+", "-", (await _org_code(conn, org_id)).lower()).strip("-")
+    filename = f"bao-cao-syt-{code}-{day.isoformat()}.pdf"
+    return Response(
+        body,
+        media_type=pdf.PDF_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -552,15 +591,10 @@ async def put_supplier_report(
     return out
 
 
-@router.get(
-    "/suppliers/{supplier_id}/reports/{day}",
-    dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
-    summary="Supplier report with deliveries cross-checked against facilities' refills",
-)
-async def get_supplier_report(
-    *, supplier_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request
-) -> JSONResponse:
-    """The report; facility refill figures are shown to national roles only."""
+async def _supplier_view(
+    conn: DbDep, me: Principal, request: Request, supplier_id: int, day: date
+) -> dict[str, Any]:
+    """The supplier's report of the day (404 when it has none); refills to national roles only."""
     out = await supplier.view(
         conn,
         supplier_id,
@@ -571,7 +605,19 @@ async def get_supplier_report(
     )
     if out is None:
         raise not_found()
-    return JSONResponse(out)
+    return out
+
+
+@router.get(
+    "/suppliers/{supplier_id}/reports/{day}",
+    dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
+    summary="Supplier report with deliveries cross-checked against facilities' refills",
+)
+async def get_supplier_report(
+    *, supplier_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request
+) -> JSONResponse:
+    """The report; facility refill figures are shown to national roles only."""
+    return JSONResponse(await _supplier_view(conn, me, request, supplier_id, day))
 
 
 @router.get(
@@ -583,16 +629,7 @@ async def export_deliveries(
     *, supplier_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
 ) -> Response:
     """CSV or XLSX of the deliveries."""
-    out = await supplier.view(
-        conn,
-        supplier_id,
-        day,
-        cfg=get_config(request),
-        now=_now(),
-        show_facility_figures=me.role in NATIONAL_ROLES,
-    )
-    if out is None:
-        raise not_found()
+    out = await _supplier_view(conn, me, request, supplier_id, day)
     return _export(
         kind,
         f"deliveries-{supplier_id}-{day}",

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from psycopg import AsyncConnection
+from starlette.responses import Response
+
 from api import i18n
+from api.reports.errors import FieldError
+from api.reports.messages import text
+from api.templating import flash
 
 
 @dataclass
@@ -21,8 +30,39 @@ class FormErrors:
         """Record the first error of a field (translating the English message id)."""
         self.errors.setdefault(name, i18n.gettext(self.locale, message))
 
+    def refused(
+        self, refused: Iterable[FieldError], form_field: Callable[[str], str] | None = None
+    ) -> None:
+        """Record the figures the reports package refused next to their form fields."""
+        for e in refused:
+            name = form_field(e.field) if form_field else e.field
+            self.errors.setdefault(name, text(e.key, self.locale))
+
     def __bool__(self) -> bool:
         return bool(self.errors)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The submitted form's text fields (these forms upload no files)."""
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
+def past_day(raw: str | None, today: date, default: date | None = None) -> date:
+    """The day a page asks for: `default` (today) when missing or not a date, never after today."""
+    fallback = today if default is None else default
+    try:
+        day = date.fromisoformat(raw) if raw else fallback
+    except ValueError:
+        day = fallback
+    return min(day, today)
+
+
+async def redirect_saved(conn: AsyncConnection[Any], url: str, message: str) -> Response:
+    """Commit what the form saved, then redirect to `url` with `message` (already translated)."""
+    await conn.commit()
+    response = RedirectResponse(url, status_code=303)
+    flash(response, message, "success")
+    return response
 
 
 def parse_number(raw: str | None, locale: str) -> float | None:

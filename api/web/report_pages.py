@@ -20,10 +20,10 @@ from api.reports import facility as frep
 from api.reports.errors import Locked, ValidationFailed
 from api.reports.messages import text
 from api.reports.units import EntryUnit
-from api.templating import flash, render
+from api.templating import render
 
 from .deps import CfgDep, NowDep
-from .forms import FormErrors, number_field, text_field
+from .forms import FormErrors, number_field, past_day, read_form, redirect_saved, text_field
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +87,11 @@ SOURCE_LABELS: dict[str, str] = {
 }
 
 
-def _day(raw: str | None, today: date) -> date:
-    try:
-        day = date.fromisoformat(raw) if raw else today
-    except ValueError:
-        day = today
-    return min(day, today)
+def _form_field(name: str) -> str:
+    # The data layer names therapies `on_oxygen.<therapy>`; the form names them `o2_<therapy>`.
+    if name.startswith("on_oxygen."):
+        return "o2_" + name.split(".")[1]
+    return name.split(".", maxsplit=1)[0]
 
 
 @router.get("/facility/report", dependencies=[policy(roles=FILE_ROLES, scope=Scope.SELF)])
@@ -183,7 +182,7 @@ async def report_page(
     day: str | None = None,
 ) -> Response:
     """The 16:00 report of day D (default today), with telemetry figures and their sources."""
-    d = _day(day, local_today(now, cfg))
+    d = past_day(day, local_today(now, cfg))
     return await _render(request, conn, facility_id, d, me=me, locale=locale, cfg=cfg, now=now)
 
 
@@ -234,8 +233,8 @@ async def file_report(
     now: NowDep,
 ) -> Response:
     """File (or edit) the 16:00 report; all-or-nothing with every refused field explained."""
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    d = _day(form.get("day"), local_today(now, cfg))
+    form = await read_form(request)
+    d = past_day(form.get("day"), local_today(now, cfg))
     errors = FormErrors(locale)
     body = parse_report(form, errors)
     lock_message = None
@@ -245,10 +244,7 @@ async def file_report(
                 conn, facility_id, d, body, author=me.username, cfg=cfg, now=now
             )
         except ValidationFailed as exc:
-            for e in exc.errors:
-                field = e.field.split(".")[0]
-                field = "o2_" + e.field.split(".")[1] if e.field.startswith("on_oxygen.") else field
-                errors.errors.setdefault(field, text(e.key, locale))
+            errors.refused(exc.errors, _form_field)
         except Locked as exc:
             lock_message = text(exc.key, locale)
         else:
@@ -261,13 +257,10 @@ async def file_report(
                 after={"report_day": d, "revision": saved["revision"]},
                 org_id=facility_id,
             )
-            await conn.commit()
-            response = RedirectResponse(
-                f"/facilities/{facility_id}/report?day={d.isoformat()}", status_code=303
-            )
             msg = i18n.gettext(locale, "Report saved (revision %(n)d).") % {"n": saved["revision"]}
-            flash(response, msg, "success")
-            return response
+            return await redirect_saved(
+                conn, f"/facilities/{facility_id}/report?day={d.isoformat()}", msg
+            )
     return await _render(
         request,
         conn,
@@ -299,8 +292,8 @@ async def morning_update(
     now: NowDep,
 ) -> Response:
     """The short morning update: discharges since 16:00 yesterday, as of 08:00."""
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    d = _day(form.get("day"), local_today(now, cfg))
+    form = await read_form(request)
+    d = past_day(form.get("day"), local_today(now, cfg))
     errors = FormErrors(locale)
     value = number_field(form, "discharged_morning", errors, required=True, integer=True)
     lock_message = None
@@ -316,8 +309,7 @@ async def morning_update(
                 now=now,
             )
         except ValidationFailed as exc:
-            for e in exc.errors:
-                errors.errors.setdefault(e.field, text(e.key, locale))
+            errors.refused(exc.errors)
         except Locked as exc:
             lock_message = text(exc.key, locale)
         else:
@@ -330,12 +322,11 @@ async def morning_update(
                 after={"report_day": d, "discharged_morning": int(value)},
                 org_id=facility_id,
             )
-            await conn.commit()
-            response = RedirectResponse(
-                f"/facilities/{facility_id}/report?day={d.isoformat()}", status_code=303
+            return await redirect_saved(
+                conn,
+                f"/facilities/{facility_id}/report?day={d.isoformat()}",
+                i18n.gettext(locale, "Morning update saved."),
             )
-            flash(response, i18n.gettext(locale, "Morning update saved."), "success")
-            return response
     return await _render(
         request,
         conn,

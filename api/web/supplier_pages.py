@@ -18,13 +18,12 @@ from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
 from api.reports import supplier as srep
 from api.reports.errors import ValidationFailed
 from api.reports.facility import QuantityIn
-from api.reports.messages import text
 from api.reports.units import EntryUnit
-from api.templating import flash, render
+from api.templating import render
 
 from . import queries as q
 from .deps import CfgDep, NowDep
-from .forms import FormErrors, number_field
+from .forms import FormErrors, number_field, past_day, read_form, redirect_saved
 from .tank_pages import fetch_all, fetch_one
 
 logger = logging.getLogger(__name__)
@@ -43,13 +42,6 @@ UNIT_LABELS = {"kg": "kg LOX", "t": "t LOX", "m3_liquid": "m3 liquid", "nm3": "N
 async def my_supplier(me: PrincipalDep) -> Response:
     """Supplier staff: straight to their own daily report."""
     return RedirectResponse(f"/suppliers/{me.org_id}/report", status_code=303)
-
-
-def _day(raw: str | None, today: date) -> date:
-    try:
-        return min(date.fromisoformat(raw), today) if raw else today
-    except ValueError:
-        return today
 
 
 async def _render(
@@ -144,7 +136,7 @@ async def report_page(
     day: str | None = None,
 ) -> Response:
     """Production, capacity, stock and deliveries of day D (default today)."""
-    d = _day(day, local_today(now, cfg))
+    d = past_day(day, local_today(now, cfg))
     return await _render(request, conn, supplier_id, d, me=me, locale=locale, cfg=cfg, now=now)
 
 
@@ -194,6 +186,14 @@ def parse_report(form: dict[str, Any], errors: FormErrors) -> srep.SupplierRepor
     )
 
 
+def _form_field(name: str) -> str:
+    # The data layer names a delivery's fields `deliveries.<i>.<field>`; the form `d<i>_<field>`.
+    parts = name.split(".")
+    if parts[0] != "deliveries":
+        return name
+    return f"d{parts[1]}_{'facility' if parts[2] == 'facility_id' else parts[2]}"
+
+
 @router.post(
     "/suppliers/{supplier_id}/report",
     dependencies=[policy(roles=FILE_ROLES, scope=Scope.SUPPLIER)],
@@ -209,8 +209,8 @@ async def save_report(
     now: NowDep,
 ) -> Response:
     """Save the production and delivery report (all or nothing, a revision each time)."""
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    d = _day(form.get("day"), local_today(now, cfg))
+    form = await read_form(request)
+    d = past_day(form.get("day"), local_today(now, cfg))
     errors = FormErrors(locale)
     body = parse_report(form, errors)
     if body is not None:
@@ -219,14 +219,7 @@ async def save_report(
                 conn, supplier_id, d, body, author=me.username, cfg=cfg, now=now
             )
         except ValidationFailed as exc:
-            for e in exc.errors:
-                parts = e.field.split(".")
-                name = (
-                    f"d{parts[1]}_{'facility' if parts[2] == 'facility_id' else parts[2]}"
-                    if parts[0] == "deliveries"
-                    else e.field
-                )
-                errors.errors.setdefault(name, text(e.key, locale))
+            errors.refused(exc.errors, _form_field)
         else:
             await audit(
                 conn,
@@ -237,16 +230,11 @@ async def save_report(
                 after={"report_day": d, "revision": saved["revision"]},
                 org_id=supplier_id,
             )
-            await conn.commit()
-            response = RedirectResponse(
-                f"/suppliers/{supplier_id}/report?day={d.isoformat()}", status_code=303
-            )
-            flash(
-                response,
+            return await redirect_saved(
+                conn,
+                f"/suppliers/{supplier_id}/report?day={d.isoformat()}",
                 i18n.gettext(locale, "Report saved (revision %(n)d).") % {"n": saved["revision"]},
-                "success",
             )
-            return response
     return await _render(
         request,
         conn,

@@ -21,10 +21,10 @@ from api.reports.errors import Conflict, Locked, ValidationFailed
 from api.reports.facility import QuantityIn
 from api.reports.messages import text
 from api.reports.units import EntryUnit
-from api.templating import flash, render
+from api.templating import render
 
 from .deps import CfgDep, NowDep
-from .forms import FormErrors, number_field, text_field
+from .forms import FormErrors, number_field, past_day, redirect_saved, text_field
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +49,6 @@ async def _org(conn: Any, org_id: int) -> dict[str, Any]:
     if row is None:
         raise HTTPException(404, "not found")
     return dict(row)
-
-
-def _parse_day(raw: str | None, default: date, today: date) -> date:
-    try:
-        d = date.fromisoformat(raw) if raw else default
-    except ValueError:
-        d = default
-    return min(d, today)
 
 
 def _filters(status_raw: str | None, ids: list[str]) -> syt.SytFilters:
@@ -151,7 +143,7 @@ async def composer(
 ) -> Response:
     """The report to BYT for day D (default yesterday) with the seed's filters (fields 1–3)."""
     qp = request.query_params
-    day = _parse_day(qp.get("day"), default_syt_day(now, cfg), local_today(now, cfg))
+    day = past_day(qp.get("day"), local_today(now, cfg), default_syt_day(now, cfg))
     filters = (
         _filters(qp.get("status"), qp.getlist("facility_ids"))
         if "status" in qp or "facility_ids" in qp
@@ -187,7 +179,7 @@ async def save_or_send(
     """Save fields 12, 15, 16 and the filters; with action=send, also send to BYT."""
     raw = await request.form()
     form = {k: v for k, v in raw.items() if isinstance(v, str)}
-    day = _parse_day(form.get("day"), default_syt_day(now, cfg), local_today(now, cfg))
+    day = past_day(form.get("day"), local_today(now, cfg), default_syt_day(now, cfg))
     filters = _filters(
         form.get("status"), [v for v in raw.getlist("facility_ids") if isinstance(v, str)]
     )
@@ -214,8 +206,7 @@ async def save_or_send(
                     now=now,
                 )
         except ValidationFailed as exc:
-            for e in exc.errors:
-                errors.errors.setdefault(e.field, text(e.key, locale))
+            errors.refused(exc.errors)
         except (Locked, Conflict) as exc:
             lock_message = text(exc.key, locale)
         else:
@@ -228,16 +219,13 @@ async def save_or_send(
                 after={"report_day": day, "revision": saved["revision"]},
                 org_id=org_id,
             )
-            await conn.commit()
             target = (
                 f"/provinces/{org_id}/reports/{day.isoformat()}"
                 if sending
                 else f"/provinces/{org_id}/report?day={day.isoformat()}"
             )
-            response = RedirectResponse(target, status_code=303)
             msg = "Report sent to the Ministry of Health." if sending else "Draft saved."
-            flash(response, i18n.gettext(locale, msg), "success")
-            return response
+            return await redirect_saved(conn, target, i18n.gettext(locale, msg))
     return await _composer(
         request,
         conn,

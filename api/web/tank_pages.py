@@ -30,7 +30,7 @@ from api.templating import flash, render
 
 from . import queries as q
 from .deps import CfgDep, NowDep
-from .forms import FormErrors, local_datetime_field, number_field, text_field
+from .forms import FormErrors, local_datetime_field, number_field, redirect_saved, text_field
 
 logger = logging.getLogger(__name__)
 
@@ -305,12 +305,11 @@ async def add_correction(
                 },
                 org_id=facility_id,
             )
-            await conn.commit()
-            response = RedirectResponse(
-                f"/facilities/{facility_id}/tanks/{tank_id}#corrections", status_code=303
+            return await redirect_saved(
+                conn,
+                f"/facilities/{facility_id}/tanks/{tank_id}#corrections",
+                i18n.gettext(locale, "Correction saved."),
             )
-            flash(response, i18n.gettext(locale, "Correction saved."), "success")
-            return response
     ctx = await _tank_context(
         conn=conn, facility_id=facility_id, tank_id=tank_id, cfg=cfg, now=now, locale=locale
     )

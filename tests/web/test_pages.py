@@ -7,7 +7,9 @@ facility report filed before it; the BYT approves what the SYT sent).
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,18 @@ from tests.web.conftest import FAULT, LiveServer, login
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `OXY_SCREENSHOTS=update pytest tests/web` refreshes the committed docs/screenshots; an ordinary
+# run takes the same screenshots into a temporary folder, so a test run never edits the tree.
+SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("OXY_SCREENSHOTS") == "update"
+    else Path(tempfile.gettempdir()) / "oxy-screenshots"
+)
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def shot(page: Any, name: str) -> None:
-    """Keep a screenshot of a key page in docs/screenshots."""
+    """Take a screenshot of a key page (kept in docs/screenshots with OXY_SCREENSHOTS=update)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
