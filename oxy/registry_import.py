@@ -536,25 +536,45 @@ class Registry:
     tanks: dict[tuple[str, str], tuple[int, float]]  # (facility code, tank code) → (id, kg)
 
 
+# What `load_registry` reads, named so that an async caller (the web forms) can run the same.
+REGISTRY_QUERIES: tuple[str, str, str, str] = (
+    "SELECT code, id, kind FROM organisations",
+    "SELECT code, name FROM admin_units",
+    "SELECT old_code, old_name, new_code FROM legacy_admin_units",
+    "SELECT o.code, t.code, t.id, t.capacity_kg FROM tanks t "
+    "JOIN organisations o ON o.id = t.facility_id",
+)
+
+
+def registry_from_rows(
+    orgs: Iterable[Any], provinces: Iterable[Any], legacy: Iterable[Any], tanks: Iterable[Any]
+) -> Registry:
+    """A Registry from the rows of `REGISTRY_QUERIES` (in that order)."""
+    return Registry(
+        {str(c): (int(i), str(k)) for c, i, k in orgs},
+        {str(c): str(n) for c, n in provinces},
+        {str(o): (str(n), str(c)) for o, n, c in legacy},
+        {(str(fc), str(tc)): (int(i), float(kg)) for fc, tc, i, kg in tanks},
+    )
+
+
 def load_registry(conn: psycopg.Connection[Any]) -> Registry:
     """Read the codes the import refers to."""
-    orgs = {
-        str(c): (int(i), str(k))
-        for c, i, k in conn.execute("SELECT code, id, kind FROM organisations").fetchall()
-    }
-    provinces = {str(c): str(n) for c, n in conn.execute("SELECT code, name FROM admin_units")}
-    legacy = {
-        str(o): (str(n), str(c))
-        for o, n, c in conn.execute("SELECT old_code, old_name, new_code FROM legacy_admin_units")
-    }
-    tanks = {
-        (str(fc), str(tc)): (int(i), float(kg))
-        for fc, tc, i, kg in conn.execute(
-            "SELECT o.code, t.code, t.id, t.capacity_kg FROM tanks t "
-            "JOIN organisations o ON o.id = t.facility_id"
-        )
-    }
-    return Registry(orgs, provinces, legacy, tanks)
+    return registry_from_rows(*(conn.execute(q).fetchall() for q in REGISTRY_QUERIES))
+
+
+def validate_rows(
+    registry: Registry, kind: str, rows: Iterable[Mapping[str, object]], source: str = "form"
+) -> Validator:
+    """Validate records of one kind typed outside a file (the web forms) exactly as an import
+    would; rows are numbered from 1. The result holds the issues, notes, records and tables."""
+    columns = tuple(c.name for c in COLUMNS[kind])
+    sheet = Sheet(
+        kind, source, columns, tuple(Row(source, n, dict(r)) for n, r in enumerate(rows, 1))
+    )
+    validator = Validator(registry)
+    validator.run([sheet])
+    return validator
 
 
 class Validator:

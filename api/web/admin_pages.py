@@ -1,20 +1,35 @@
 """Administrator pages: facilities, tanks with their calibration tables, gateways and sensors
-(the accounts page is api.views.admin_users). Read-only views of the registry."""
+(the accounts page is api.views.admin_users): lists, and forms to create and edit them. The
+checks and writes are in admin_registry; every write is audited in its own transaction."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request
+from psycopg import AsyncConnection
+from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
+from api import i18n
+from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.scope import Principal
 from api.templating import render
+from oxy.contract import UNITS, Quantity
 
+from . import admin_registry as reg
 from . import queries as q
-from .tank_pages import fetch_all
+from .deps import NowDep
+from .forms import FormErrors, local_datetime_field, number_field, read_form, redirect_saved
+from .tank_pages import fetch_all, fetch_one
 
 router = APIRouter(include_in_schema=False)
 
 ADMIN = (Role.ADMIN,)
+ADMIN_ONLY = policy(roles=ADMIN, scope=Scope.NATIONAL)
+
+Conn = AsyncConnection[Any]  # the request's connection (DbDep)
 
 
 @router.get("/admin/facilities", dependencies=[policy(roles=ADMIN, scope=Scope.NATIONAL)])
@@ -48,6 +63,18 @@ async def calibration(
     *, request: Request, tank_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """A tank's calibration (strapping) tables, every version: DP (inH2O) to contents (kg)."""
+    return await _calibration_page(request, conn, me, locale, tank_id, {}, {})
+
+
+async def _calibration_page(  # noqa: PLR0917
+    request: Request,
+    conn: Conn,
+    me: Principal,
+    locale: str,
+    tank_id: int,
+    form: dict[str, str],
+    errors: dict[str, str],
+) -> Response:
     tank = next((t for t in await fetch_all(conn, q.ADMIN_TANKS) if t["id"] == tank_id), None)
     if tank is None:
         raise HTTPException(404, "not found")
@@ -67,9 +94,10 @@ async def calibration(
     return render(
         request,
         "pages/admin_calibration.html",
-        {"tank": tank, "versions": list(versions.values())},
+        {"tank": tank, "versions": list(versions.values()), "form": form, "errors": errors},
         locale=locale,
         principal=me,
+        status_code=422 if errors else 200,
     )
 
 
@@ -77,14 +105,362 @@ async def calibration(
 async def gateways(
     *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
-    """Gateways (last reading received) and their sensors."""
+    """Gateways (last reading received) and their sensors, with forms to add both."""
+    return await _gateways_page(request, conn, me, locale, {}, {})
+
+
+async def _gateways_page(  # noqa: PLR0917
+    request: Request,
+    conn: Conn,
+    me: Principal,
+    locale: str,
+    form: dict[str, str],
+    errors: dict[str, str],
+) -> Response:
     return render(
         request,
         "pages/admin_gateways.html",
         {
             "gateways": await fetch_all(conn, q.ADMIN_GATEWAYS),
             "sensors": await fetch_all(conn, q.ADMIN_SENSORS),
+            "facilities": await fetch_all(conn, reg.FACILITY_OPTIONS),
+            "tanks": await fetch_all(conn, q.ADMIN_TANKS),
+            "quantities": [x.value for x in Quantity],
+            "units": sorted(UNITS),
+            "form": form,
+            "errors": errors,
         },
         locale=locale,
         principal=me,
+        status_code=422 if errors else 200,
     )
+
+
+# ------------------------------------------------------------------------------- facilities
+
+
+async def _facility_form(  # noqa: PLR0917
+    request: Request,
+    conn: Conn,
+    me: Principal,
+    locale: str,
+    form: dict[str, str],
+    errors: dict[str, str],
+    facility: dict[str, Any] | None,
+) -> Response:
+    return render(
+        request,
+        "pages/admin_facility_form.html",
+        {
+            "facility": facility,
+            "form": form,
+            "errors": errors,
+            "parents": await fetch_all(conn, q.REPORTING_PARENTS),
+            "provinces": await fetch_all(conn, reg.PROVINCE_OPTIONS),
+            "types": reg.FACILITY_TYPES,
+        },
+        locale=locale,
+        principal=me,
+        status_code=422 if errors else 200,
+    )
+
+
+def _saved_message(locale: str, notes: list[str]) -> str:
+    saved = i18n.gettext(locale, "Saved.")
+    return " ".join([saved, *(i18n.gettext(locale, n) for n in notes)])
+
+
+@router.get("/admin/facilities/new", dependencies=[ADMIN_ONLY])
+async def facility_new(
+    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """The form for a new facility."""
+    return await _facility_form(request, conn, me, locale, {}, {}, None)
+
+
+@router.post("/admin/facilities/new", dependencies=[ADMIN_ONLY])
+async def facility_create(
+    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Create a facility, checked exactly like a row of the registry import."""
+    form = await read_form(request)
+    errors = FormErrors(locale)
+    checked = await reg.check_facility(conn, form, errors, existing=None)
+    if checked is None:
+        return await _facility_form(request, conn, me, locale, form, errors.errors, None)
+    org_id = await reg.write_facility(conn, checked.values)
+    await audit(conn, me, "create", "facility", org_id, after=checked.values, org_id=org_id)
+    return await redirect_saved(conn, "/admin/facilities", _saved_message(locale, checked.notes))
+
+
+async def _facility(conn: Conn, fac_id: int) -> dict[str, Any]:
+    row = await fetch_one(conn, reg.FACILITY_FOR_EDIT, facility=fac_id)
+    if row is None:
+        raise HTTPException(404, "not found")
+    return row
+
+
+@router.get("/admin/facilities/{fac_id}/edit", dependencies=[ADMIN_ONLY])
+async def facility_edit(
+    *, request: Request, fac_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """The form to edit a facility (its code stays)."""
+    row = await _facility(conn, fac_id)
+    form = {name: reg.form_text(row.get(name)) for name in reg.FACILITY_FIELDS}
+    return await _facility_form(request, conn, me, locale, form, {}, row)
+
+
+@router.post("/admin/facilities/{fac_id}/edit", dependencies=[ADMIN_ONLY])
+async def facility_update(
+    *, request: Request, fac_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Save a facility's changes, checked exactly like a row of the registry import."""
+    row = await _facility(conn, fac_id)
+    form = await read_form(request)
+    errors = FormErrors(locale)
+    checked = await reg.check_facility(conn, form, errors, existing=str(row["code"]))
+    if checked is None:
+        return await _facility_form(request, conn, me, locale, form, errors.errors, row)
+    await reg.write_facility(conn, checked.values)
+    await audit(
+        conn, me, "update", "facility", fac_id, before=row, after=checked.values, org_id=fac_id
+    )
+    return await redirect_saved(conn, "/admin/facilities", _saved_message(locale, checked.notes))
+
+
+# ------------------------------------------------------------------------------------ tanks
+
+
+async def _tank_form(  # noqa: PLR0917
+    request: Request,
+    conn: Conn,
+    me: Principal,
+    locale: str,
+    form: dict[str, str],
+    errors: dict[str, str],
+    tank: dict[str, Any] | None,
+) -> Response:
+    return render(
+        request,
+        "pages/admin_tank_form.html",
+        {
+            "tank": tank,
+            "form": form,
+            "errors": errors,
+            "facilities": await fetch_all(conn, reg.FACILITY_OPTIONS),
+        },
+        locale=locale,
+        principal=me,
+        status_code=422 if errors else 200,
+    )
+
+
+async def _tank(conn: Conn, tank_id: int) -> dict[str, Any]:
+    row = await fetch_one(conn, reg.TANK_FOR_EDIT, tank=tank_id)
+    if row is None:
+        raise HTTPException(404, "not found")
+    return row
+
+
+@router.get("/admin/tanks/new", dependencies=[ADMIN_ONLY])
+async def tank_new(
+    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """The form for a new tank."""
+    form = {"facility_id": request.query_params.get("facility", "")}
+    return await _tank_form(request, conn, me, locale, form, {}, None)
+
+
+@router.post("/admin/tanks/new", dependencies=[ADMIN_ONLY])
+async def tank_create(
+    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Create a tank, checked exactly like a row of the registry import."""
+    form = await read_form(request)
+    errors = FormErrors(locale)
+    checked = await reg.check_tank(conn, form, errors, existing=None)
+    if checked is None:
+        return await _tank_form(request, conn, me, locale, form, errors.errors, None)
+    tank_id = await reg.write_tank(conn, checked.values)
+    tank = await _tank(conn, tank_id)
+    await audit(
+        conn, me, "create", "tank", tank_id, after=checked.values, org_id=tank["facility_id"]
+    )
+    return await redirect_saved(
+        conn, f"/admin/tanks/{tank_id}/calibration", _saved_message(locale, checked.notes)
+    )
+
+
+@router.get("/admin/tanks/{tank_id}/edit", dependencies=[ADMIN_ONLY])
+async def tank_edit(
+    *, request: Request, tank_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """The form to edit a tank (its facility and code stay)."""
+    row = await _tank(conn, tank_id)
+    form = {name: reg.form_text(row.get(name)) for name in reg.TANK_FORM_FIELDS}
+    return await _tank_form(request, conn, me, locale, form, {}, row)
+
+
+@router.post("/admin/tanks/{tank_id}/edit", dependencies=[ADMIN_ONLY])
+async def tank_update(
+    *, request: Request, tank_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Save a tank's changes, checked exactly like a row of the registry import."""
+    row = await _tank(conn, tank_id)
+    form = await read_form(request)
+    errors = FormErrors(locale)
+    checked = await reg.check_tank(conn, form, errors, existing=row)
+    if checked is None:
+        return await _tank_form(request, conn, me, locale, form, errors.errors, row)
+    await reg.write_tank(conn, checked.values)
+    await audit(
+        conn,
+        me,
+        "update",
+        "tank",
+        tank_id,
+        before=row,
+        after=checked.values,
+        org_id=row["facility_id"],
+    )
+    return await redirect_saved(conn, "/admin/tanks", _saved_message(locale, checked.notes))
+
+
+@router.post("/admin/tanks/{tank_id}/calibration", dependencies=[ADMIN_ONLY])
+async def calibration_add(
+    *,
+    request: Request,
+    tank_id: int,
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    now: NowDep,
+) -> Response:
+    """Add a new calibration version (versions are never edited: history stays as computed)."""
+    tank = await _tank(conn, tank_id)
+    raw = await request.form()
+    form = {k: v for k, v in raw.items() if isinstance(v, str)}
+    upload = raw.get("points_file")
+    text = form.get("points", "")
+    if isinstance(upload, UploadFile) and upload.filename:
+        try:
+            text = (await upload.read()).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = ""
+        form["points"] = text
+    errors = FormErrors(locale)
+    valid_from = local_datetime_field(form, "valid_from", errors, required=False) or now
+    note = form.get("note", "").strip()
+    new = None
+    if not errors:
+        new = await reg.check_calibration(conn, tank, text, valid_from, note, errors=errors)
+    if new is None:
+        if not errors:
+            errors.add("points", "This value is refused.")
+        return await _calibration_page(request, conn, me, locale, tank_id, form, errors.errors)
+    cal_id = await reg.write_calibration(conn, tank_id, new)
+    await audit(
+        conn,
+        me,
+        "create",
+        "tank_calibration",
+        cal_id,
+        after={
+            "tank_id": tank_id,
+            "version": new.version,
+            "valid_from": new.valid_from,
+            "note": new.note,
+            "points": list(zip(new.table.dp, new.table.kg, strict=True)),
+        },
+        org_id=tank["facility_id"],
+    )
+    return await redirect_saved(
+        conn, f"/admin/tanks/{tank_id}/calibration", i18n.gettext(locale, "Saved.")
+    )
+
+
+# ------------------------------------------------------------------------ gateways, sensors
+
+
+def _choice(form: dict[str, str], name: str, allowed: set[int], errors: FormErrors) -> int:
+    try:
+        value = int(form.get(name, ""))
+    except ValueError:
+        value = -1
+    if value not in allowed:
+        errors.add(name, "Choose one of the listed values.")
+    return value
+
+
+@router.post("/admin/gateways", dependencies=[ADMIN_ONLY])
+async def gateway_create(
+    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Register a gateway for a facility (its MQTT credentials come from `oxy devices add`)."""
+    form = await read_form(request)
+    errors = FormErrors(locale)
+    facilities = {int(f["id"]) for f in await fetch_all(conn, reg.FACILITY_OPTIONS)}
+    facility = _choice(form, "gw_facility_id", facilities, errors)
+    sub = FormErrors(locale)
+    code = reg.check_code({"code": form.get("gw_code", "")}, sub)
+    errors.errors.update({f"gw_{k}": v for k, v in sub.errors.items()})
+    name = form.get("gw_name", "").strip() or None
+    gateway_id = None
+    if not errors:
+        gateway_id = await reg.insert_gateway(conn, facility, code, name)
+        if gateway_id is None:
+            errors.add("gw_code", "This code is already used.")
+    if gateway_id is None:
+        return await _gateways_page(request, conn, me, locale, form, errors.errors)
+    after = {"facility_id": facility, "code": code, "name": name}
+    await audit(conn, me, "create", "gateway", gateway_id, after=after, org_id=facility)
+    return await redirect_saved(conn, "/admin/gateways", i18n.gettext(locale, "Saved."))
+
+
+@router.post("/admin/sensors", dependencies=[ADMIN_ONLY])
+async def sensor_create(
+    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Add a sensor to a gateway: its quantity, a unit that measures it, its valid range."""
+    form = await read_form(request)
+    errors = FormErrors(locale)
+    gateways = {int(g["id"]) for g in await fetch_all(conn, q.ADMIN_GATEWAYS)}
+    gateway_id = _choice(form, "gateway_id", gateways, errors)
+    code = reg.check_code(form, errors)
+    gateway = await fetch_one(conn, reg.GATEWAY, gateway=gateway_id) if gateway_id > 0 else None
+    tank_id: int | None = None
+    if form.get("tank_id"):
+        try:
+            tank_id = int(form["tank_id"])
+        except ValueError:
+            tank_id = -1
+        if gateway is not None and not await fetch_one(
+            conn, reg.TANK_OF_FACILITY, tank=tank_id, facility=gateway["facility_id"]
+        ):
+            errors.add("tank_id", "Choose a tank of the gateway's facility.")
+    quantity = reg.check_unit(form.get("quantity", ""), form.get("unit", ""), errors)
+    low = number_field(form, "valid_min", errors, minimum=None)
+    high = number_field(form, "valid_max", errors, minimum=None)
+    if low is not None and high is not None and high <= low:
+        errors.add("valid_max", "The maximum must be above the minimum.")
+    sensor_id = None
+    params: dict[str, Any] = {}
+    if not errors and gateway is not None and quantity is not None:
+        params = {
+            "gateway": gateway_id,
+            "code": code,
+            "tank": tank_id,
+            "quantity": quantity.value,
+            "unit": form["unit"],
+            "valid_min": low,
+            "valid_max": high,
+        }
+        sensor_id = await reg.insert_sensor(conn, params)
+        if sensor_id is None:
+            errors.add("code", "This code is already used.")
+    if sensor_id is None or gateway is None:
+        return await _gateways_page(request, conn, me, locale, form, errors.errors)
+    await audit(
+        conn, me, "create", "sensor", sensor_id, after=params, org_id=gateway["facility_id"]
+    )
+    return await redirect_saved(conn, "/admin/gateways", i18n.gettext(locale, "Saved."))

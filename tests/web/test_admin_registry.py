@@ -1,0 +1,295 @@
+"""The Administrator's registry forms against the real app and database: facilities (checked by
+the registry import's validator), tanks with new calibration versions, gateways and sensors;
+non-administrators refused; every write audited."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+
+import psycopg
+from fastapi.testclient import TestClient
+
+from api import i18n
+from api.auth import SESSION_COOKIE, csrf_for_session
+from api.web import admin_registry
+from tests.api import conftest as api_fixtures
+from tests.api.conftest import USERNAMES, World, csrf_of, login
+
+# The API tests' fixtures (a small registry, one user per role, the app under TestClient).
+client = api_fixtures.client
+settings = api_fixtures.settings
+world = api_fixtures.world
+
+GOOD_FACILITY = {
+    "code": "BV-NEW",
+    "name": "Bệnh viện Mới",
+    "facility_type": "hospital",
+    "province_code": "79",
+    "parent_code": "",
+    "address": "1 Lê Lợi",
+    "latitude": "10.7578",
+    "longitude": "106.6590",
+    "beds": "300",
+    "icu_beds": "20",
+    "active_from": "2021-07-01",
+    "active_to": "",
+}
+
+POINTS = "dp_inh2o,contents_kg\n0,0\n10,2000\n20,4200\n30,6000\n"
+
+
+def _admin(client: TestClient) -> TestClient:
+    return login(client, USERNAMES["admin"])
+
+
+def _post(client: TestClient, form_url: str, action: str, data: dict[str, str]) -> object:
+    token = csrf_of(client.get(form_url).text)
+    return client.post(action, data={**data, "csrf_token": token}, follow_redirects=False)
+
+
+def _one(db_url: str, sql: str, *params: object) -> tuple[object, ...] | None:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+
+
+def _audits(db_url: str, entity: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            "SELECT action, entity_id, before, after, username FROM audit_log "
+            "WHERE entity = %s ORDER BY id",
+            (entity,),
+        ).fetchall()
+
+
+def _field_error(html: str, name: str) -> str:
+    m = re.search(rf'id="err-{name}" role="alert">([^<]+)<', html)
+    assert m, f"no error next to {name}"
+    return html_lib.unescape(m.group(1))
+
+
+def test_create_and_edit_a_facility(client: TestClient, world: World) -> None:
+    _admin(client)
+    r = _post(client, "/admin/facilities/new", "/admin/facilities/new", GOOD_FACILITY)
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    row = _one(
+        world.db_url,
+        "SELECT o.id, o.name, o.province_code, p.code, f.beds, f.icu_beds, f.latitude "
+        "FROM organisations o JOIN facilities f ON f.org_id = o.id "
+        "JOIN organisations p ON p.id = o.parent_id WHERE o.code = 'BV-NEW'",
+    )
+    assert row is not None
+    fac_id = row[0]
+    # No parent chosen: the province's SYT, as the import does.
+    assert row[1:] == ("Bệnh viện Mới", "79", "SYT-79", 300, 20, 10.7578)
+    assert [a[0] for a in _audits(world.db_url, "facility")] == ["create"]
+
+    edit = f"/admin/facilities/{fac_id}/edit"
+    page = client.get(edit)
+    assert page.status_code == 200 and 'value="Bệnh viện Mới"' in page.text
+    r = _post(client, edit, edit, {**GOOD_FACILITY, "name": "BV Mới 2", "beds": "350"})
+    assert r.status_code == 303  # type: ignore[attr-defined]
+    assert _one(world.db_url, "SELECT name FROM organisations WHERE id = %s", fac_id) == (
+        "BV Mới 2",
+    )
+    action, entity_id, before, after, user = _audits(world.db_url, "facility")[-1]
+    assert (action, entity_id, user) == ("update", str(fac_id), "admin1")
+    assert before["name"] == "Bệnh viện Mới" and after["name"] == "BV Mới 2"  # type: ignore[index]
+    assert after["beds"] == 350  # type: ignore[index]
+
+
+def test_bad_facility_shows_field_errors_and_stores_nothing(
+    client: TestClient, world: World
+) -> None:
+    _admin(client)
+    bad = {
+        **GOOD_FACILITY,
+        "code": "BV BAD",  # a space
+        "province_code": "99",  # no such province
+        "latitude": "48.85",  # Paris
+        "beds": "10",
+        "icu_beds": "12",  # more ICU beds than beds
+        "active_to": "2020-01-01",  # before active_from
+        "parent_code": "NCC-IN",  # a supplier cannot be a reporting parent
+    }
+    r = _post(client, "/admin/facilities/new", "/admin/facilities/new", bad)
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    html = r.text  # type: ignore[attr-defined]
+    vi = i18n.translator("vi")
+    assert _field_error(html, "code") == vi(
+        "Use letters, digits, '.', '_' or '-' (at most 64), without spaces."
+    )
+    assert _field_error(html, "province_code") == vi("Unknown province code.")
+    assert _field_error(html, "latitude") == vi("The position is outside Vietnam.")
+    assert _field_error(html, "icu_beds") == vi("ICU beds must not exceed beds.")
+    assert _field_error(html, "active_to") == vi("The end must not be before the start.")
+    assert "Sở Y tế" in _field_error(html, "parent_code")
+    assert 'value="BV BAD"' in html  # what was typed is kept
+    assert _one(
+        world.db_url, "SELECT count(*) FROM organisations WHERE name = %s", "Bệnh viện Mới"
+    ) == (0,)
+    assert _audits(world.db_url, "facility") == []
+    # A code already taken is refused, not silently upserted over the other facility.
+    r = _post(
+        client, "/admin/facilities/new", "/admin/facilities/new", {**GOOD_FACILITY, "code": "bv-in"}
+    )
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "code") == vi("This code is already used.")  # type: ignore[attr-defined]
+
+
+def test_legacy_province_code_is_mapped_like_the_import(client: TestClient, world: World) -> None:
+    legacy = _one(
+        world.db_url,
+        "SELECT old_code, new_code FROM legacy_admin_units "
+        "WHERE old_code NOT IN (SELECT code FROM admin_units) ORDER BY old_code LIMIT 1",
+    )
+    assert legacy is not None
+    old, new = legacy
+    _admin(client)
+    form = {**GOOD_FACILITY, "province_code": str(old), "latitude": "", "longitude": ""}
+    r = _post(client, "/admin/facilities/new", "/admin/facilities/new", form)
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    assert _one(world.db_url, "SELECT province_code FROM organisations WHERE code = 'BV-NEW'") == (
+        new,
+    )
+    flash = i18n.gettext("vi", "The pre-2025 province code was replaced by its 2025 code.")
+    assert flash in client.get("/admin/facilities").text
+
+
+def test_tank_and_calibration_versions(client: TestClient, world: World) -> None:
+    _admin(client)
+    tank_form = {
+        "facility_id": str(world.fac_in),
+        "code": "T9",
+        "name": "Bồn 9",
+        "capacity_kg": "6000",
+        "diameter_m": "2.2",
+        "min_usable_kg": "300",
+        "max_pressure_bar": "17",
+    }
+    # Minimum usable above the capacity: refused next to the field, nothing stored.
+    r = _post(
+        client, "/admin/tanks/new", "/admin/tanks/new", {**tank_form, "min_usable_kg": "7000"}
+    )
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "min_usable_kg")  # type: ignore[attr-defined]
+    r = _post(client, "/admin/tanks/new", "/admin/tanks/new", tank_form)
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    row = _one(
+        world.db_url,
+        "SELECT id, capacity_kg, min_usable_kg, diameter_m FROM tanks WHERE code = 'T9'",
+    )
+    assert row is not None and row[1:] == (6000.0, 300.0, 2.2)
+    tank_id = row[0]
+    page = f"/admin/tanks/{tank_id}/calibration"
+
+    r = _post(client, page, page, {"points": POINTS, "note": "lắp đặt"})
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    # Contents falling as DP rises: refused with the line, nothing added.
+    r = _post(client, page, page, {"points": "0,0\n10,2500\n20,2400\n", "note": "sai"})
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    err = _field_error(r.text, "points")  # type: ignore[attr-defined]
+    assert err.startswith("Dòng 3:") and "không được giảm" in err
+    # Over the tank's capacity: refused too.
+    r = _post(client, page, page, {"points": "0,0\n10,9000\n"})
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert "vượt quá dung tích" in _field_error(r.text, "points")  # type: ignore[attr-defined]
+    # A second, valid version uploaded as a file is added beside the first.
+    token = csrf_of(client.get(page).text)
+    r = client.post(
+        page,
+        data={"csrf_token": token, "points": ""},
+        files={"points_file": ("t9.csv", b"0,0\n15,3100\n30,5900\n", "text/csv")},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    with psycopg.connect(world.db_url) as conn:
+        versions = conn.execute(
+            "SELECT c.version, c.note, count(p.*) FROM tank_calibrations c "
+            "JOIN calibration_points p ON p.calibration_id = c.id WHERE c.tank_id = %s "
+            "GROUP BY c.id ORDER BY c.version",
+            (tank_id,),
+        ).fetchall()
+    assert versions == [(1, "lắp đặt", 4), (2, None, 3)]
+    audits = _audits(world.db_url, "tank_calibration")
+    assert [a[3]["version"] for a in audits] == [1, 2]  # type: ignore[index]
+    assert [a[0] for a in _audits(world.db_url, "tank")] == ["create"]
+
+    # Editing keeps the facility and code; the change is audited with before/after.
+    edit = f"/admin/tanks/{tank_id}/edit"
+    r = _post(client, edit, edit, {**tank_form, "capacity_kg": "6200"})
+    assert r.status_code == 303  # type: ignore[attr-defined]
+    assert _one(world.db_url, "SELECT capacity_kg FROM tanks WHERE id = %s", tank_id) == (6200.0,)
+    last = _audits(world.db_url, "tank")[-1]
+    assert last[0] == "update" and last[2]["capacity_kg"] == 6000.0  # type: ignore[index]
+
+
+def test_gateway_and_sensor(client: TestClient, world: World) -> None:
+    _admin(client)
+    page = client.get("/admin/gateways")
+    assert "oxy devices add" in page.text
+    gw = {"gw_facility_id": str(world.fac_in), "gw_code": "gw-bv-in-2", "gw_name": "Tầng 1"}
+    r = _post(client, "/admin/gateways", "/admin/gateways", gw)
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    row = _one(world.db_url, "SELECT id, facility_id FROM gateways WHERE code = 'gw-bv-in-2'")
+    assert row is not None and row[1] == world.fac_in
+    gateway_id = row[0]
+    # The same code again is refused.
+    r = _post(client, "/admin/gateways", "/admin/gateways", gw)
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "gw_code")  # type: ignore[attr-defined]
+
+    sensor = {
+        "gateway_id": str(gateway_id),
+        "code": "T1-p",
+        "tank_id": "",
+        "quantity": "head_pressure",
+        "unit": "inH2O",  # measures differential pressure, not head pressure
+        "valid_min": "0",
+        "valid_max": "20",
+    }
+    r = _post(client, "/admin/gateways", "/admin/sensors", sensor)
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "unit") == i18n.gettext(  # type: ignore[attr-defined]
+        "vi", "This unit does not measure the chosen quantity."
+    )
+    assert _one(world.db_url, "SELECT count(*) FROM sensors WHERE code = 'T1-p'") == (0,)
+    r = _post(client, "/admin/gateways", "/admin/sensors", {**sensor, "unit": "psi"})
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    assert _one(
+        world.db_url,
+        "SELECT quantity, unit, valid_min, valid_max FROM sensors WHERE code = 'T1-p'",
+    ) == ("head_pressure", "psi", 0.0, 20.0)
+    assert [a[0] for a in _audits(world.db_url, "gateway")] == ["create"]
+    assert _audits(world.db_url, "sensor")[0][3]["unit"] == "psi"  # type: ignore[index]
+
+
+def test_non_admin_is_refused(client: TestClient, world: World) -> None:
+    for role in ("byt", "syt", "facility", "engineer"):
+        client.cookies.clear()
+        login(client, USERNAMES[role])
+        token = csrf_for_session(client.cookies[SESSION_COOKIE])
+        assert client.get("/admin/facilities/new").status_code == 403
+        for url, data in (
+            ("/admin/facilities/new", GOOD_FACILITY),
+            ("/admin/gateways", {"gw_facility_id": str(world.fac_in), "gw_code": "gw-x"}),
+        ):
+            r = client.post(url, data={**data, "csrf_token": token}, follow_redirects=False)
+            assert r.status_code == 403, (role, url)
+    assert _one(world.db_url, "SELECT count(*) FROM gateways WHERE code = 'gw-x'") == (0,)
+    assert _one(world.db_url, "SELECT count(*) FROM organisations WHERE code = 'BV-NEW'") == (0,)
+
+
+def test_every_issue_message_is_translated() -> None:
+    vi = i18n.translator("vi")
+    for _fragment, message in admin_registry.ISSUE_MESSAGES:
+        assert vi(message) != message, message
+    assert vi(admin_registry.REFUSED) != admin_registry.REFUSED
+
+
+def test_points_text_header_and_separators() -> None:
+    read = admin_registry.read_points
+    assert read("dp_inh2o,contents_kg\n0,0\n10.5,2000\n") == [("0", "0"), ("10.5", "2000")]
+    assert read("0;0\r\n5;100\n\n") == [("0", "0"), ("5", "100")]
+    assert read("1e1,5\n20,9") == [("1e1", "5"), ("20", "9")]  # a number is never a header
+    assert read("0,0,1\n") is None
