@@ -85,7 +85,10 @@ def main() -> None:
     """Entry point: run the CLI, turning expected errors into one clear line."""
     _register_packages(sys.argv[1:])
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # Without standalone mode click returns a command's `typer.Exit(code)` instead of exiting.
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            sys.exit(code)
     except OxyError as exc:
         typer.echo(f"oxy: error: {exc}", err=True)
         sys.exit(2)

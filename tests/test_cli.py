@@ -37,3 +37,13 @@ def test_migrate_against_configured_database(db_url: str) -> None:
     r = _oxy("db", "migrate", OXY_DATABASE_URL=db_url)
     assert r.returncode == 0, r.stderr
     assert "migrations applied: 0" in r.stdout
+
+
+def test_a_commands_exit_code_reaches_the_shell(tmp_path: object) -> None:
+    # `oxy dashboards build --check` exits 1 when files are out of date (an empty folder is).
+    r = _oxy("dashboards", "build", "--check", "--out", str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "out of date" in r.stdout
+    r = _oxy("dashboards", "build", "--out", str(tmp_path))
+    assert r.returncode == 0
+    assert _oxy("dashboards", "build", "--check", "--out", str(tmp_path)).returncode == 0
