@@ -242,6 +242,32 @@ def users_reset_password(
         typer.echo(f"temporary password: {password}")
 
 
+@users_app.command("scope")
+def users_scope(
+    username: str,
+    national: Annotated[
+        bool, typer.Option("--national/--no-national", help="National engineer scope.")
+    ] = False,
+    facility: Annotated[
+        list[str] | None, typer.Option(help="An assigned facility code (repeatable).")
+    ] = None,
+) -> None:
+    """Replace an engineer's scope (national flag and facilities); ends their sessions."""
+    from api.users import find_user, set_engineer_scope
+
+    codes = tuple(facility or ())
+
+    async def go(conn: Any) -> None:
+        user = await find_user(conn, username)
+        await set_engineer_scope(
+            conn, _actor(), user["id"], national=national, facility_codes=codes
+        )
+
+    _run_users(go)
+    where = "national" if national else "not national"
+    typer.echo(f"scope of {username} set: {where}, facilities: {' '.join(codes) or '-'}")
+
+
 @users_app.command("list")
 def users_list() -> None:
     """List the accounts."""

@@ -6,6 +6,7 @@ Every change is audited in the same transaction; password hashes never enter the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,18 @@ ORG_KINDS: dict[Role, frozenset[str]] = {
 class UserError(OxyError):
     """An account operation was refused; the message is an English message id."""
 
+    def __init__(self, message: str, **params: str) -> None:
+        # `message` may hold %(name)s placeholders so that the translated text can be filled in
+        # after translation; str(exc) stays the filled-in English text (CLI, logs).
+        super().__init__(message % params if params else message)
+        self.message_id = message
+        self.params = params
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        """The message in the language of `gettext`, placeholders filled in."""
+        text = gettext(self.message_id)
+        return text % self.params if self.params else text
+
 
 @dataclass(frozen=True, slots=True)
 class NewUser:
@@ -50,7 +63,7 @@ async def _org(conn: AsyncConnection[Any], code: str) -> tuple[int, str]:
     cur = await conn.execute("SELECT id, kind FROM organisations WHERE code = %(c)s", {"c": code})
     row = await cur.fetchone()
     if row is None:
-        raise UserError(f"Unknown organisation code: {code}")
+        raise UserError("Unknown organisation code: %(code)s", code=code)
     return int(row[0]), str(row[1])
 
 
@@ -94,7 +107,7 @@ async def create_user(conn: AsyncConnection[Any], actor: Principal | str, new: N
     for code in new.facility_codes:
         fid, kind = await _org(conn, code)
         if kind != "facility":
-            raise UserError(f"Not a facility: {code}")
+            raise UserError("Not a facility: %(code)s", code=code)
         facility_ids.append(fid)
         await conn.execute(
             "INSERT INTO user_facilities (user_id, facility_id) VALUES (%(u)s, %(f)s) "
@@ -182,6 +195,72 @@ async def set_active(
         org_id=user["org_id"],
     )
     logger.info("account %s %s", user["username"], "enabled" if active else "disabled")
+
+
+async def set_engineer_scope(
+    conn: AsyncConnection[Any],
+    actor: Principal | str,
+    user_id: int,
+    *,
+    national: bool,
+    facility_codes: Sequence[str],
+) -> None:
+    """Replace an engineer's scope (national flag and assigned facilities); ends their sessions.
+
+    Sessions are revoked so the person logs in again under the new scope. Bearer tokens are
+    kept: scope is resolved from `users`/`user_facilities` on every request (api.auth), so a
+    token acts with the new scope from its next request on.
+    """
+    # Lock the account row: two administrators editing at once must not interleave the
+    # delete/insert of the facility rows.
+    cur = await conn.execute("SELECT 1 FROM users WHERE id = %(id)s FOR UPDATE", {"id": user_id})
+    if await cur.fetchone() is None:
+        raise UserError("No such account.")
+    user = await find_user(conn, user_id)
+    if user["role"] != Role.ENGINEER.value:
+        raise UserError("Only an engineer's scope can be changed.")
+    facility_ids: list[int] = []
+    for raw in facility_codes:
+        code = raw.strip()
+        if not code:
+            continue
+        fid, kind = await _org(conn, code)
+        if kind != "facility":
+            raise UserError("Not a facility: %(code)s", code=code)
+        if fid not in facility_ids:
+            facility_ids.append(fid)
+    facility_ids.sort()
+    cur = await conn.execute(
+        "SELECT facility_id FROM user_facilities WHERE user_id = %(u)s ORDER BY facility_id",
+        {"u": user_id},
+    )
+    before_ids = [int(r[0]) for r in await cur.fetchall()]
+    await conn.execute("DELETE FROM user_facilities WHERE user_id = %(u)s", {"u": user_id})
+    for fid in facility_ids:
+        await conn.execute(
+            "INSERT INTO user_facilities (user_id, facility_id) VALUES (%(u)s, %(f)s)",
+            {"u": user_id, "f": fid},
+        )
+    await conn.execute(
+        "UPDATE users SET national = %(n)s WHERE id = %(id)s", {"n": national, "id": user_id}
+    )
+    await revoke_user_sessions(conn, user_id)
+    await audit(
+        conn,
+        actor,
+        "set_scope",
+        "user",
+        user_id,
+        {"national": bool(user["national"]), "facility_ids": before_ids},
+        {"national": national, "facility_ids": facility_ids},
+        org_id=user["org_id"],
+    )
+    logger.info(
+        "engineer %s scope set (national %s, %d facilities)",
+        user["username"],
+        national,
+        len(facility_ids),
+    )
 
 
 async def reset_password(

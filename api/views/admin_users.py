@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import RedirectResponse
@@ -17,7 +17,15 @@ from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.policy import Scope, policy
 from api.scope import Role
 from api.templating import flash, render
-from api.users import NewUser, UserError, create_user, list_users, reset_password, set_active
+from api.users import (
+    NewUser,
+    UserError,
+    create_user,
+    list_users,
+    reset_password,
+    set_active,
+    set_engineer_scope,
+)
 
 router = APIRouter()
 ADMIN = [policy(roles=[Role.ADMIN], scope=Scope.NATIONAL)]
@@ -51,6 +59,29 @@ async def _orgs(conn: DbDep) -> list[dict[str, object]]:
         return [dict(r) for r in await cur.fetchall()]
 
 
+def _codes(text: str) -> tuple[str, ...]:
+    # Codes may be separated by commas, spaces or new lines.
+    return tuple(c for c in text.replace(",", " ").split() if c)
+
+
+async def _engineer_facilities(conn: DbDep) -> dict[int, str]:
+    """Each engineer's assigned facility codes, space separated (to prefill the scope form)."""
+    cur = await conn.execute(
+        "SELECT uf.user_id, string_agg(o.code, ' ' ORDER BY o.code) FROM user_facilities uf "
+        "JOIN organisations o ON o.id = uf.facility_id GROUP BY uf.user_id"
+    )
+    return {int(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
+async def _page_context(conn: DbDep) -> dict[str, Any]:
+    return {
+        "users": await list_users(conn),
+        "orgs": await _orgs(conn),
+        "roles": list(Role),
+        "engineer_facilities": await _engineer_facilities(conn),
+    }
+
+
 def _temp_password() -> str:
     # Readable temporary passwords (no 0/O, 1/l confusion), 15 characters.
     alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -65,7 +96,7 @@ async def users_page(
     return render(
         request,
         "admin_users.html",
-        {"users": await list_users(conn), "orgs": await _orgs(conn), "roles": list(Role)},
+        await _page_context(conn),
         locale=locale,
         principal=me,
     )
@@ -94,24 +125,19 @@ async def users_create(
         password=password,
         org_code=org_code.strip() or None,
         national=national,
-        facility_codes=tuple(c.strip() for c in facility_codes.replace(",", " ").split() if c),
+        facility_codes=_codes(facility_codes),
     )
     try:
         async with conn.transaction():
             await create_user(conn, me, new)
     except UserError as exc:
         response = RedirectResponse("/admin/users", status_code=303)
-        flash(response, i18n.gettext(locale, str(exc)), "error")
+        flash(response, exc.translated(i18n.translator(locale)), "error")
         return response
     return render(
         request,
         "admin_users.html",
-        {
-            "users": await list_users(conn),
-            "orgs": await _orgs(conn),
-            "roles": list(Role),
-            "issued": (new.username.strip().lower(), password),
-        },
+        {**await _page_context(conn), "issued": (new.username.strip().lower(), password)},
         locale=locale,
         principal=me,
     )
@@ -138,7 +164,7 @@ async def _toggle(
     except UserError as exc:
         if str(exc) == "No such account.":
             raise HTTPException(status.HTTP_404_NOT_FOUND, "not found") from exc
-        flash(response, i18n.gettext(locale, str(exc)), "error")
+        flash(response, exc.translated(i18n.translator(locale)), "error")
         return response
     done = (
         i18n.gettext(locale, "Account enabled.")
@@ -159,17 +185,38 @@ async def users_reset(
         await reset_password(conn, me, user_id, password)
     except UserError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found") from exc
-    users = await list_users(conn)
-    name = next((u["username"] for u in users if u["id"] == user_id), "")
+    ctx = await _page_context(conn)
+    name = next((u["username"] for u in ctx["users"] if u["id"] == user_id), "")
     return render(
         request,
         "admin_users.html",
-        {
-            "users": users,
-            "orgs": await _orgs(conn),
-            "roles": list(Role),
-            "issued": (name, password),
-        },
+        {**ctx, "issued": (name, password)},
         locale=locale,
         principal=me,
     )
+
+
+@router.post("/admin/users/{user_id}/scope", include_in_schema=False, dependencies=ADMIN)
+async def users_scope(
+    *,
+    user_id: int,
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    national: Annotated[bool, Form()] = False,
+    facility_codes: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Change an engineer's scope; their sessions end so the new scope applies at once."""
+    response = RedirectResponse("/admin/users", status_code=303)
+    try:
+        async with conn.transaction():
+            await set_engineer_scope(
+                conn, me, user_id, national=national, facility_codes=_codes(facility_codes)
+            )
+    except UserError as exc:
+        if str(exc) == "No such account.":
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "not found") from exc
+        flash(response, exc.translated(i18n.translator(locale)), "error")
+        return response
+    flash(response, i18n.gettext(locale, "Engineer scope changed."), "success")
+    return response
