@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)
@@ -22,6 +24,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 fi
 echo "the test suite needs these system packages: ${need[*]}" >&2
 echo "  Debian/Ubuntu: sudo apt-get install ${need[*]}" >&2
-echo "  Fedora: sudo dnf install mosquitto socat nodejs npm chromium" >&2
-echo "  macOS: brew install mosquitto socat node chromium" >&2
+echo "  Fedora: sudo dnf install mosquitto socat openssl procps-ng nodejs npm chromium" >&2
+echo "  macOS: brew install mosquitto socat openssl node chromium" >&2
 exit 1
