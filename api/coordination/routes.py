@@ -152,28 +152,30 @@ async def list_requests(
 
 
 REQUEST_COLUMNS = [
-    ("id", "Mã yêu cầu / Request"),
-    ("facility_code", "Mã CSYT / Facility code"),
-    ("facility_name", "CSYT / Facility"),
-    ("province_code", "Tỉnh / Province"),
-    ("form", "Dạng / Form"),
-    ("amount_value", "Số lượng đã nhập / Amount as typed"),
-    ("amount_unit", "Đơn vị đã nhập / Unit as typed"),
-    ("amount_kg", "Số lượng (kg LOX) / Amount (kg LOX)"),
-    ("assigned_kg", "Đã phân công (kg) / Assigned (kg)"),
-    ("remaining_kg", "Còn thiếu (kg) / Remaining (kg)"),
-    ("needed_by", "Cần trước / Needed by (UTC)"),
-    ("days_of_supply", "Số ngày đủ dùng / Days of supply"),
-    ("urgency", "Mức khẩn cấp / Urgency"),
-    ("state", "Trạng thái / State"),
-    ("escalated", "Đã chuyển BYT / Escalated"),
-    ("created_by", "Người tạo / Created by"),
-    ("created_at", "Thời điểm tạo / Created at (UTC)"),
+    ("id", "Request"),
+    ("facility_code", "Facility code"),
+    ("facility_name", "Facility"),
+    ("province_code", "Province"),
+    ("form", "Form"),
+    ("amount_value", "Amount as typed"),
+    ("amount_unit", "Unit as typed"),
+    ("amount_kg", "Amount (kg LOX)"),
+    ("assigned_kg", "Assigned (kg)"),
+    ("remaining_kg", "Remaining (kg)"),
+    ("needed_by", "Needed by (UTC)"),
+    ("days_of_supply", "Days of supply"),
+    ("urgency", "Urgency"),
+    ("state", "State"),
+    ("escalated", "Escalated"),
+    ("created_by", "Created by"),
+    ("created_at", "Created at (UTC)"),
 ]
 
 
-def _export(kind: ExportKind, title: str, cols: list[tuple[str, str]], rows: Any) -> Response:
-    return exports.download(kind.value, title, cols, [_iso(r) for r in rows])
+def _export(
+    kind: ExportKind, title: str, cols: list[tuple[str, str]], rows: Any, locale: str
+) -> Response:
+    return exports.download(kind.value, title, cols, [_iso(r) for r in rows], locale=locale)
 
 
 @router.get(
@@ -182,10 +184,12 @@ def _export(kind: ExportKind, title: str, cols: list[tuple[str, str]], rows: Any
     summary="Export the support requests in the caller's scope (csv or xlsx)",
     response_class=Response,
 )
-async def export_requests(kind: ExportKind, conn: DbDep, me: PrincipalDep) -> Response:
+async def export_requests(
+    kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
     """CSV or XLSX of the requests list."""
     rows = await support.fetch_requests(conn, me, limit=5000)
-    return _export(kind, "support-requests", REQUEST_COLUMNS, rows)
+    return _export(kind, "support-requests", REQUEST_COLUMNS, rows, locale)
 
 
 @router.get(
@@ -300,20 +304,20 @@ async def supplier_assignments(
 
 
 ASSIGNMENT_COLUMNS = [
-    ("id", "Mã phân công / Assignment"),
-    ("request_id", "Mã yêu cầu / Request"),
-    ("source_code", "Mã nguồn cấp / Source code"),
-    ("source_name", "Nguồn cấp / Source"),
-    ("facility_code", "Mã CSYT / Facility code"),
-    ("facility_name", "CSYT / Facility"),
-    ("form", "Dạng / Form"),
-    ("amount_kg", "Số lượng (kg LOX) / Amount (kg LOX)"),
-    ("level", "Cấp điều phối / Level"),
-    ("state", "Trạng thái / State"),
-    ("decline_reason", "Lý do từ chối / Decline reason"),
-    ("assigned_by", "Người phân công / Assigned by"),
-    ("assigned_at", "Thời điểm / Assigned at (UTC)"),
-    ("needed_by", "Cần trước / Needed by (UTC)"),
+    ("id", "Assignment"),
+    ("request_id", "Request"),
+    ("source_code", "Source code"),
+    ("source_name", "Source"),
+    ("facility_code", "Facility code"),
+    ("facility_name", "Facility"),
+    ("form", "Form"),
+    ("amount_kg", "Amount (kg LOX)"),
+    ("level", "Level"),
+    ("state", "State"),
+    ("decline_reason", "Decline reason"),
+    ("assigned_by", "Assigned by"),
+    ("assigned_at", "Assigned at (UTC)"),
+    ("needed_by", "Needed by (UTC)"),
 ]
 
 
@@ -323,10 +327,12 @@ ASSIGNMENT_COLUMNS = [
     summary="Export the assignments in the caller's scope (csv or xlsx)",
     response_class=Response,
 )
-async def export_assignments(kind: ExportKind, conn: DbDep, me: PrincipalDep) -> Response:
+async def export_assignments(
+    kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
     """CSV or XLSX of the assignments list."""
     rows = await asg.fetch_assignments(conn, me, limit=5000)
-    return _export(kind, "assignments", ASSIGNMENT_COLUMNS, rows)
+    return _export(kind, "assignments", ASSIGNMENT_COLUMNS, rows, locale)
 
 
 @router.post(
@@ -405,21 +411,21 @@ async def list_deliveries(
 
 
 DELIVERY_COLUMNS = [
-    ("id", "Mã giao hàng / Delivery"),
-    ("request_id", "Mã yêu cầu / Request"),
-    ("supplier_report_id", "Báo cáo NCC / Supplier report"),
-    ("source_name", "Nguồn cấp / Source"),
-    ("facility_code", "Mã CSYT / Facility code"),
-    ("facility_name", "CSYT / Facility"),
-    ("form", "Dạng / Form"),
-    ("amount_kg", "Số lượng (kg LOX) / Amount (kg LOX)"),
-    ("cylinders", "Số chai / Cylinders"),
-    ("state", "Trạng thái / State"),
-    ("dispatched_at", "Xuất phát / Dispatched (UTC)"),
-    ("delivered_at", "Đã giao / Delivered (UTC)"),
-    ("confirmed_at", "Xác nhận / Confirmed (UTC)"),
-    ("match_state", "Đối chiếu cảm biến / Telemetry match"),
-    ("matched_kg", "Cảm biến ghi nhận (kg) / Seen by sensors (kg)"),
+    ("id", "Delivery"),
+    ("request_id", "Request"),
+    ("supplier_report_id", "Supplier report"),
+    ("source_name", "Source"),
+    ("facility_code", "Facility code"),
+    ("facility_name", "Facility"),
+    ("form", "Form"),
+    ("amount_kg", "Amount (kg LOX)"),
+    ("cylinders", "Cylinders"),
+    ("state", "State"),
+    ("dispatched_at", "Dispatched (UTC)"),
+    ("delivered_at", "Delivered (UTC)"),
+    ("confirmed_at", "Confirmed (UTC)"),
+    ("match_state", "Telemetry match"),
+    ("matched_kg", "Seen by sensors (kg)"),
 ]
 
 
@@ -429,10 +435,12 @@ DELIVERY_COLUMNS = [
     summary="Export the deliveries in the caller's scope (csv or xlsx)",
     response_class=Response,
 )
-async def export_deliveries(kind: ExportKind, conn: DbDep, me: PrincipalDep) -> Response:
+async def export_deliveries(
+    kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
     """CSV or XLSX of the deliveries list."""
     rows = await dlv.fetch_deliveries(conn, me, limit=5000)
-    return _export(kind, "deliveries", DELIVERY_COLUMNS, rows)
+    return _export(kind, "deliveries", DELIVERY_COLUMNS, rows, locale)
 
 
 @router.post(

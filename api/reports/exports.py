@@ -58,10 +58,26 @@ def to_xlsx(
     return buf.getvalue()
 
 
+def localize(
+    columns: Sequence[tuple[str, str]], locale: str, **params: str
+) -> list[tuple[str, str]]:
+    """Column headings in `locale`: English message ids through the catalogs (api/i18n), with
+    `%(gas)s` filled in from `params`."""
+    return [(key, gettext(locale, label) % params) for key, label in columns]
+
+
 def download(
-    kind: str, title: str, columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]
+    kind: str,
+    title: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[dict[str, Any]],
+    *,
+    locale: str,
+    **params: str,
 ) -> Response:
-    """The rows as an attachment `<title>.<kind>`, kind one of KINDS (csv or xlsx)."""
+    """The rows as an attachment `<title>.<kind>`, kind one of KINDS (csv or xlsx), headed in
+    the caller's language."""
+    columns = localize(columns, locale, **params)
     if kind == "csv":
         body, media = to_csv(columns, rows), CSV_TYPE
     elif kind == "xlsx":
@@ -75,66 +91,66 @@ def download(
     )
 
 
-def facility_columns(gas: str) -> list[tuple[str, str]]:
+def facility_columns() -> list[tuple[str, str]]:
     """Columns of a facility list (SYT report body), each label with its unit."""
     return [
-        ("code", "Mã / Code"),
-        ("name", "Cơ sở / Facility"),
-        ("reported", "Đã báo cáo / Reported"),
-        ("late", "Muộn / Late"),
-        ("patients_current", "Người bệnh hiện tại / Current patients"),
-        ("patients_new", "Tăng mới / New"),
-        ("discharged", "Ra viện / Discharged"),
-        ("refilled_liquid_kg", "Oxy lỏng nạp / Liquid refilled (kg)"),
-        ("refilled_gas_nm3", f"Oxy khí nạp / Gas refilled ({gas})"),
-        ("stock_liquid_kg", "Tồn oxy lỏng / Liquid stock (kg)"),
-        ("stock_gas_nm3", f"Tồn oxy khí / Gas stock ({gas})"),
-        ("capacity_nm3", f"Khả năng chứa / Capacity ({gas})"),
-        ("avg_need_nm3", f"Nhu cầu TB/ngày / Avg need ({gas}/day)"),
-        ("days_of_supply", "Số ngày đủ dùng / Days of supply"),
-        ("status", "Tình trạng / Status"),
+        ("code", "Code"),
+        ("name", "Facility"),
+        ("reported", "Reported"),
+        ("late", "Late"),
+        ("patients_current", "Current patients"),
+        ("patients_new", "New"),
+        ("discharged", "Discharged"),
+        ("refilled_liquid_kg", "Liquid refilled (kg)"),
+        ("refilled_gas_nm3", "Gas refilled (%(gas)s)"),
+        ("stock_liquid_kg", "Liquid stock (kg)"),
+        ("stock_gas_nm3", "Gas stock (%(gas)s)"),
+        ("capacity_nm3", "Capacity (%(gas)s)"),
+        ("avg_need_nm3", "Avg need (%(gas)s/day)"),
+        ("days_of_supply", "Days of supply"),
+        ("status", "Status"),
     ]
 
 
-def province_columns(gas: str) -> list[tuple[str, str]]:
+def province_columns() -> list[tuple[str, str]]:
     """Columns of the national view's per-province list."""
     return [
-        ("province_code", "Mã tỉnh / Province"),
-        ("name", "Đơn vị / Reporting parent"),
-        ("expected", "Số CSYT / Expected"),
-        ("reported", "Đã báo cáo / Reported"),
-        ("on_time", "Đúng hạn / On time"),
-        ("patients_current", "Người bệnh / Patients"),
-        ("stock_nm3", f"Tồn kho / Stock ({gas})"),
-        ("need_nm3_per_day", f"Nhu cầu / Need ({gas}/day)"),
-        ("days_of_supply", "Số ngày đủ dùng / Days of supply"),
-        ("needs_more", "Số CSYT cần bổ sung / Facilities needing more"),
-        ("status", "Tình trạng / Status"),
+        ("province_code", "Province code"),
+        ("name", "Reporting parent"),
+        ("expected", "Expected"),
+        ("reported", "Reported"),
+        ("on_time", "On time"),
+        ("patients_current", "Patients"),
+        ("stock_nm3", "Stock (%(gas)s)"),
+        ("need_nm3_per_day", "Need (%(gas)s/day)"),
+        ("days_of_supply", "Days of supply"),
+        ("needs_more", "Facilities needing more"),
+        ("status", "Status"),
     ]
 
 
 SENT_COLUMNS: list[tuple[str, str]] = [
-    ("report_day", "Ngày báo cáo / Report date"),
-    ("org_name", "Đơn vị / Reporting parent"),
-    ("state", "Trạng thái / State"),
-    ("revision", "Phiên bản / Revision"),
-    ("sent_at", "Gửi lúc / Sent at (UTC)"),
-    ("sent_by", "Người gửi / Sent by"),
-    ("approved_at", "Duyệt lúc / Approved at (UTC)"),
-    ("revisions", "Số lần sửa / Revisions"),
+    ("report_day", "Report date"),
+    ("org_name", "Reporting parent"),
+    ("state", "State"),
+    ("revision", "Revision"),
+    ("sent_at", "Sent at (UTC)"),
+    ("sent_by", "Sent by"),
+    ("approved_at", "Approved at (UTC)"),
+    ("revisions", "Revisions"),
 ]
 
 
-def delivery_columns(gas: str) -> list[tuple[str, str]]:
+def delivery_columns() -> list[tuple[str, str]]:
     """Columns of a supplier's deliveries with the cross-check."""
     return [
-        ("code", "Mã / Code"),
-        ("name", "Cơ sở nhận / Recipient facility"),
-        ("liquid_kg", "Oxy lỏng / Liquid (kg)"),
-        ("gas_nm3", f"Oxy khí / Gas ({gas})"),
-        ("cylinders", "Số chai / Cylinders"),
-        ("match", "Khớp với CSYT / Matches the facility's refill"),
-        ("facility_refilled_liquid_kg", "CSYT báo nạp / Facility's refill (kg)"),
+        ("code", "Code"),
+        ("name", "Recipient facility"),
+        ("liquid_kg", "Liquid (kg)"),
+        ("gas_nm3", "Gas (%(gas)s)"),
+        ("cylinders", "Cylinders"),
+        ("match", "Matches the facility's refill"),
+        ("facility_refilled_liquid_kg", "Facility's refill (kg)"),
     ]
 
 
@@ -190,7 +206,7 @@ def syt_print_html(report: dict[str, Any], org_name: str, locale: str) -> str:
     rows = "".join(
         f"<tr><th>{e(n)}</th><td>{e(label)}</td><td>{e(str(v))}</td></tr>" for n, label, v in lines
     )
-    cols = facility_columns(gas)
+    cols = localize(facility_columns(), locale, gas=gas)
     head = "".join(f"<th>{e(label)}</th>" for _, label in cols)
     body = "".join(
         "<tr>"

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from api.accounting.routes import get_config, not_found
 from api.accounting.windows import default_syt_day
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
 from api.policy import Scope, policy
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
@@ -307,12 +307,18 @@ async def list_sent(
     return await syt.sent_list(conn, parents=frozenset({org_id}), first=first, last=last)
 
 
-def _export(
-    kind: str, title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]
+async def _export(
+    request: Request,
+    kind: str,
+    title: str,
+    columns: list[tuple[str, str]],
+    rows: list[dict[str, Any]],
 ) -> Response:
     if kind not in exports.KINDS:
         raise not_found()
-    return exports.download(kind, title, columns, rows)
+    locale = await get_locale(request)
+    gas = get_config(request).reference.label
+    return exports.download(kind, title, columns, rows, locale=locale, gas=gas)
 
 
 @router.get(
@@ -320,10 +326,10 @@ def _export(
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="Export the sent-reports list (csv or xlsx)",
 )
-async def export_sent(*, org_id: int, kind: str, conn: DbDep) -> Response:
+async def export_sent(*, org_id: int, kind: str, conn: DbDep, request: Request) -> Response:
     """CSV or XLSX of the sent reports."""
     rows = await syt.sent_list(conn, parents=frozenset({org_id}))
-    return _export(kind, f"syt-{org_id}-sent", exports.SENT_COLUMNS, rows)
+    return await _export(request, kind, f"syt-{org_id}-sent", exports.SENT_COLUMNS, rows)
 
 
 @router.get(
@@ -338,11 +344,8 @@ async def export_syt_facilities(
     await _check_parent(conn, org_id)
     cfg = get_config(request)
     live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=_now())
-    return _export(
-        kind,
-        f"syt-{org_id}-{day}",
-        exports.facility_columns(cfg.reference.label),
-        live["facilities"],
+    return await _export(
+        request, kind, f"syt-{org_id}-{day}", exports.facility_columns(), live["facilities"]
     )
 
 
@@ -491,12 +494,13 @@ async def export_all_sent(
     *,
     kind: str,
     conn: DbDep,
+    request: Request,
     first: Annotated[date | None, Query()] = None,
     last: Annotated[date | None, Query()] = None,
 ) -> Response:
     """CSV or XLSX of the sent reports of every reporting parent."""
     rows = await syt.sent_list(conn, parents=None, first=first, last=last)
-    return _export(kind, "syt-reports", exports.SENT_COLUMNS, rows)
+    return await _export(request, kind, "syt-reports", exports.SENT_COLUMNS, rows)
 
 
 @router.get(
@@ -540,8 +544,8 @@ async def export_national(
     now = _now()
     d = day or default_syt_day(now, cfg)
     view = await national.national_view(conn, d, visible=me.facility_ids, cfg=cfg, now=now)
-    return _export(
-        kind, f"national-{d}", exports.province_columns(cfg.reference.label), view["provinces"]
+    return await _export(
+        request, kind, f"national-{d}", exports.province_columns(), view["provinces"]
     )
 
 
@@ -630,10 +634,11 @@ async def export_deliveries(
 ) -> Response:
     """CSV or XLSX of the deliveries."""
     out = await _supplier_view(conn, me, request, supplier_id, day)
-    return _export(
+    return await _export(
+        request,
         kind,
         f"deliveries-{supplier_id}-{day}",
-        exports.delivery_columns(get_config(request).reference.label),
+        exports.delivery_columns(),
         out["deliveries"],
     )
 

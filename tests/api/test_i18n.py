@@ -84,3 +84,31 @@ def test_numbers_and_dates_per_locale() -> None:
     assert i18n.gettext("vi", "Log in") == "Đăng nhập"
     assert i18n.gettext("en", "Log in") == "Log in"
     assert i18n.gettext("xx", "Log in") == "Đăng nhập"  # unknown locale → default (vi)
+
+
+def test_export_headings_keep_their_units_in_vietnamese() -> None:
+    """A heading with a unit in English keeps it in Vietnamese: every figure says its unit."""
+    import re
+
+    from api.coordination import routes as coordination
+    from api.reports import exports
+
+    tables = [
+        exports.facility_columns(),
+        exports.province_columns(),
+        exports.delivery_columns(),
+        exports.SENT_COLUMNS,
+        coordination.REQUEST_COLUMNS,
+        coordination.ASSIGNMENT_COLUMNS,
+        coordination.DELIVERY_COLUMNS,
+    ]
+    for columns in tables:
+        for (_, en), (_, vi) in zip(
+            exports.localize(columns, "en", gas="Nm3"),
+            exports.localize(columns, "vi", gas="Nm3"),
+            strict=True,
+        ):
+            unit = re.search(r"\((kg|UTC|Nm3)", en)
+            if unit:
+                assert unit.group(1) in vi, (en, vi)
+            assert vi != en or en in {"Mã", "CSYT"}, f"untranslated heading {en!r}"

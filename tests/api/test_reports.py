@@ -486,7 +486,9 @@ def test_supplier_report_cross_checks_deliveries(
         "utf-8-sig"
     )
     assert "BV-A" in csv_rows and "(kg)" in csv_rows.splitlines()[0]
-    assert "Facility's refill" in csv_rows.splitlines()[0]
+    assert "CSYT báo nạp" in csv_rows.splitlines()[0]  # headings in the user's language
+    english = client.get(url + "/deliveries.csv?lang=en", headers=h(world, "sup"))
+    assert "Facility's refill" in english.content.decode("utf-8-sig").splitlines()[0]
     assert client.get("/api/byt/syt-reports.xlsx", headers=h(world, "byt")).status_code == 200
     n = client.get("/api/byt/national", params={"day": d}, headers=h(world, "byt")).json()
     assert n["supply"]["production_t"] == 120.0 and n["supply"]["capacity_full_t_per_day"] == 180.0

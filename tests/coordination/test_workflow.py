@@ -295,7 +295,9 @@ def test_exports(client: TestClient, world: World) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     lines = r.content.decode("utf-8-sig").strip().splitlines()
-    assert lines[0].startswith("Mã yêu cầu / Request")
+    assert lines[0].startswith("Mã yêu cầu,")  # Vietnamese by default
+    en = client.get("/api/coordination/requests.csv?lang=en", headers=w.h("syt79"))
+    assert en.content.decode("utf-8-sig").startswith("Request,")
     assert len(lines) == 3  # header + the two requests of its province
     r = client.get("/api/coordination/requests.xlsx", headers=w.h("byt"))
     ws = load_workbook(io.BytesIO(r.content)).active
