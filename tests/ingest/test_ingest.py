@@ -375,9 +375,14 @@ def test_auto_protocol_falls_back_to_311_on_the_demo_broker(
 
     import paho.mqtt.client as mqtt
 
-    from tests.fix_mqtt import free_port, wait_port
+    from tests.fix_mqtt import IN_CI, free_port, wait_port
 
-    pytest.importorskip("amqtt")
+    try:
+        import amqtt  # noqa: F401
+    except ImportError:
+        if IN_CI:
+            pytest.fail("amqtt (the demo's broker) is required under CI")
+        pytest.skip("amqtt not installed")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "oxy.embedded_broker", str(port)])
     try:
