@@ -17,6 +17,7 @@ from openpyxl import Workbook
 
 from api.i18n import gettext
 
+from .layout import field_rows
 from .messages import text
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -157,52 +158,9 @@ def delivery_columns() -> list[tuple[str, str]]:
 def syt_print_html(report: dict[str, Any], org_name: str, locale: str) -> str:
     """A print-styled A4 page of the SYT report (fields 1–16 and the facility list)."""
     e = html.escape
-    f = report["fields"]
-    units = report["units"]
-    gas = units["gas"]
-    entered = report.get("entered") or {}
+    gas = report["units"]["gas"]
     locked = report.get("locked")
-    own_cap = (entered.get("15") or {}).get("nm3")
-    own_need = (entered.get("16") or {}).get("nm3_per_day")
-    lines = [
-        ("1", "Lọc theo tình trạng / Status filter", report["filters"]["status"]),
-        (
-            "2",
-            "Đơn vị sử dụng / Facilities",
-            "all"
-            if not report["filters"].get("facility_ids")
-            else ", ".join(map(str, report["filters"]["facility_ids"])),
-        ),
-        ("3", "Ngày báo cáo / Report date", report["report_day"]),
-        ("5", "Số người bệnh hiện tại / Current patients", f["5"]),
-        ("6", "Số tăng mới trong ngày / New today", f["6"]),
-        ("7", "Số ra viện / Discharged", f["7"]),
-        ("8", "Tổng cơ sở chưa gửi báo cáo / Facilities not reported", f["8"]),
-        (
-            "9",
-            "Tổng Oxy lỏng nạp thêm / Liquid refilled",
-            f"{f['9']['m3_liquid']} m3 LOX ≈ {f['9']['nm3']} {gas}",
-        ),
-        ("10", "Tổng CSYT thuộc SYT / Facilities", f["10"]),
-        ("11", "Tổng Oxy khí đã nạp thêm / Gas refilled", f"{f['11']} {gas}"),
-        ("12", "Thông báo tình hình / Situation notice", entered.get("12") or ""),
-        (
-            "13",
-            "Khả năng chứa (CSYT đã báo cáo; tất cả) / Capacity (reporting; all)",
-            f"{f['13']['reporting_nm3']}; {f['13']['registry_all_nm3']} {gas}",
-        ),
-        ("14", "Nhu cầu sử dụng TB/ngày / Average daily need", f"{f['14']} {gas}/day"),
-        (
-            "15",
-            "Khả năng chứa (SYT) / Capacity (SYT's figure)",
-            f"{own_cap if own_cap is not None else '—'} {gas}",
-        ),
-        (
-            "16",
-            "Nhu cầu TB/ngày (SYT) / Daily need (SYT's figure)",
-            f"{own_need if own_need is not None else '—'} {gas}/day",
-        ),
-    ]
+    lines = field_rows(report, locale)
     rows = "".join(
         f"<tr><th>{e(n)}</th><td>{e(label)}</td><td>{e(str(v))}</td></tr>" for n, label, v in lines
     )
@@ -220,9 +178,13 @@ def syt_print_html(report: dict[str, Any], org_name: str, locale: str) -> str:
     state = e(str(report.get("state", "draft")))
     revision = e(str(report.get("revision", 0)))
     lock = f"<p class='lock'>{e(text(locked, locale))}</p>" if locked else ""
+
+    def _(msg: str) -> str:
+        return e(gettext(locale, msg))
+
     return f"""<!doctype html>
 <html lang="{e(locale)}"><head><meta charset="utf-8">
-<title>Báo cáo SYT {e(org_name)} {e(report["report_day"])}</title>
+<title>{_("Report to the Ministry of Health")} {e(org_name)} {e(report["report_day"])}</title>
 <style>
 @page {{ size: A4 landscape; margin: 12mm; }}
 body {{ font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10pt; }}
@@ -233,10 +195,10 @@ th, td {{ border: 1px solid #444; padding: 2px 4px; text-align: left; }}
 @media screen {{ body {{ max-width: 297mm; margin: auto; }} }}
 </style></head><body>
 <p class="noprint"><a href="print.pdf" download>{e(gettext(locale, "Download PDF"))}</a></p>
-<h1>{e(org_name)} — Báo cáo gửi Bộ Y tế / Report to the Ministry of Health</h1>
-<p>Ngày báo cáo / Report date: {e(report["report_day"])} · Trạng thái / State: {state}
- · Phiên bản / Revision: {revision}</p>
-<p>Đơn vị khí / Gas unit: {e(gas)}; oxy lỏng / liquid: kg, m3 LOX</p>
+<h1>{e(org_name)} — {_("Report to the Ministry of Health")}</h1>
+<p>{_("Report date")}: {e(report["report_day"])} · {_("State")}: {state}
+ · {_("Revision")}: {revision}</p>
+<p>{_("Gas unit")}: {e(gas)}; {_("liquid oxygen")}: kg, m3 LOX</p>
 {lock}
 <table>{rows}</table>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>

@@ -9,7 +9,7 @@ The DejaVu Sans TrueType font comes from the npm package `dejavu-fonts-ttf` inst
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,12 @@ from fpdf import FPDF
 from fpdf.enums import TableCellFillMode
 from fpdf.fonts import FontFace
 
-from api.i18n import format_date, format_datetime, format_number, gettext
+from api.i18n import format_date, format_datetime, gettext
 from api.web.assets import INSTALL_COMMAND, NODE_MODULES
 
+from .layout import day_of as _day
+from .layout import field_rows as _field_rows
+from .layout import num as _num
 from .messages import text
 
 logger = logging.getLogger(__name__)
@@ -73,77 +76,8 @@ def _para(pdf: FPDF, w: float, h: float, txt: str, align: str = "L") -> None:
     pdf.multi_cell(w, h, txt, align=align, new_x="LMARGIN", new_y="NEXT")
 
 
-def _num(v: Any, locale: str, digits: int = 0) -> str:
-    return format_number(v, locale, digits) if isinstance(v, int | float) else "—"
-
-
 def _when(iso: str | None, locale: str) -> str:
     return format_datetime(datetime.fromisoformat(iso), locale) if iso else "—"
-
-
-def _field_rows(report: dict[str, Any], locale: str) -> list[tuple[str, str, str]]:
-    """(number, label, value with unit) for seed fields 1–16, labels from the catalogs."""
-
-    def _(msg: str) -> str:
-        return gettext(locale, msg)
-
-    f = report["fields"]
-    gas = report["units"]["gas"]
-    per_day = _("%(unit)s/day") % {"unit": gas}
-    entered = report.get("entered") or {}
-    filters = report["filters"]
-    names = {x["facility_id"]: x["name"] for x in report["facilities"]}
-    chosen = filters.get("facility_ids") or []
-    status_label = {"all": _("All"), "enough": _("Enough"), "needs_more": _("Needs more")}
-    own_cap = (entered.get("15") or {}).get("nm3")
-    own_need = (entered.get("16") or {}).get("nm3_per_day")
-    return [
-        (
-            "1",
-            _("Filter by current status"),
-            status_label.get(filters["status"], filters["status"]),
-        ),
-        (
-            "2",
-            _("Choose facilities (none chosen: all)"),
-            ", ".join(names.get(i, str(i)) for i in chosen) if chosen else _("All"),
-        ),
-        ("3", _("Report date"), format_date(_day(report), locale)),
-        ("5", _("Current patients"), _num(f["5"], locale)),
-        ("6", _("New patients today"), _num(f["6"], locale)),
-        ("7", _("Discharged (morning and 16:00 reports)"), _num(f["7"], locale)),
-        ("8", _("Facilities that have not sent their report"), _num(f["8"], locale)),
-        (
-            "9",
-            _("Liquid oxygen refilled"),
-            f"{_num(f['9']['m3_liquid'], locale, 2)} {_('m3 liquid')} = "
-            f"{_num(f['9']['kg'], locale)} kg ≈ {_num(f['9']['nm3'], locale)} {gas}",
-        ),
-        ("10", _("Facilities under this department"), _num(f["10"], locale)),
-        ("11", _("Gas oxygen (cylinders) refilled"), f"{_num(f['11'], locale)} {gas}"),
-        ("12", _("Situation notice to the Ministry"), entered.get("12") or "—"),
-        (
-            "13",
-            _("Storage capacity of the facilities that reported"),
-            f"{_num(f['13']['reporting_nm3'], locale)} {gas}; "
-            f"{_('all facilities (registry)')}: {_num(f['13']['registry_all_nm3'], locale)} {gas}",
-        ),
-        ("14", _("Average daily need"), f"{_num(f['14'], locale)} {per_day}"),
-        (
-            "15",
-            _("Storage capacity of the facilities (department's figure)"),
-            f"{_num(own_cap, locale)} {gas}",
-        ),
-        (
-            "16",
-            _("Average daily need (department's figure, per day)"),
-            f"{_num(own_need, locale)} {per_day}",
-        ),
-    ]
-
-
-def _day(report: dict[str, Any]) -> date:
-    return date.fromisoformat(report["report_day"])
 
 
 def _facility_rows(report: dict[str, Any], locale: str) -> tuple[list[str], list[list[str]]]:
