@@ -448,10 +448,21 @@ def test_ingest_under_the_product_acl_with_shared_subscription(
             )
             with contextlib.suppress(RuntimeError, ValueError):
                 denied.wait_for_publish(5)
-            wait_for(gw.is_connected, timeout=15, what="gateway (re)connected")
-            gw.publish(
-                registry.data_topic(), data_message(GATEWAY, series("T1-dp", 3)), qos=1
-            ).wait_for_publish(10)
+            # The drop may come after is_connected() is read: retry until a publish goes
+            # through (readings are idempotent, so a repeat cannot double-count).
+            payload = data_message(GATEWAY, series("T1-dp", 3))
+
+            def published() -> bool:
+                if not gw.is_connected():
+                    return False
+                info = gw.publish(registry.data_topic(), payload, qos=1)
+                try:
+                    info.wait_for_publish(5)
+                    return info.is_published()
+                except (RuntimeError, ValueError):
+                    return False
+
+            wait_for(published, timeout=30, what="gateway publish after the denial")
             wait_for(lambda: count(db_url, "SELECT count(*) FROM readings") == 3)
             wait_for(lambda: svc.metrics.unacked._value.get() == 0)
         assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
