@@ -24,6 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.alerts.config import AlertSettings
+from api.alerts.details import detail_lines
 from api.i18n import format_datetime, gettext
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,8 @@ def render(row: dict[str, Any], cfg: AlertSettings) -> Notice:
     event = gettext(loc, EVENT_TITLES.get(row["kind"], row["kind"]))
     severity = gettext(loc, SEVERITY_TITLES.get(row["severity"], row["severity"]))
     subject = f"[{severity}] {event}: {rule} — {row['facility']}"
-    details = "\n".join(f"  {k}: {v}" for k, v in sorted(row["details"].items()))
+    lines = [f"{label}: {value}" for label, value in detail_lines(row["rule"], row["details"], loc)]
+    details = "\n".join(f"  {line}" for line in lines)
     link = f"{cfg.public_url.rstrip('/')}/alerts/{row['alert_id']}"
     body = (
         f"{rule}\n{row['facility']}\n{format_datetime(row['at'], loc)}\n\n{details}\n\n"
@@ -155,6 +157,7 @@ def render(row: dict[str, Any], cfg: AlertSettings) -> Notice:
         "facility": row["facility"],
         "at": row["at"].isoformat(),
         "details": row["details"],
+        "details_text": lines,
         "title": subject,
         "url": link,
     }

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from api import i18n
 from api.alerts import engine
+from api.alerts.details import detail_lines
 from api.alerts.notify import RULE_TITLES
 from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
 from api.audit import audit
@@ -40,6 +41,7 @@ async def alerts_page(
     rows = await cur.fetchall()
     for r in rows:
         r["title"] = i18n.gettext(locale, RULE_TITLES.get(str(r["rule"]), str(r["rule"])))
+        r["detail_lines"] = detail_lines(str(r["rule"]), r["details"], locale)
     return render(request, "pages/alerts.html", {"rows": rows}, locale=locale, principal=me)
 
 
