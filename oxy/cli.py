@@ -65,6 +65,7 @@ COMMAND_MODULES: dict[str, str] = {
     "users": "api.cli",
     "devices": "api.cli",
     "alerts": "api.alerts.cli",
+    "coordination": "api.coordination.cli",
     "dashboards": "dashboards.cli",
     "bridge": "firmware_bridge.cli",
     "registry": "oxy.registry_cli",

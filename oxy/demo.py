@@ -209,6 +209,7 @@ def _start_components(sup: Supervisor, workdir: Path, mqtt_url: str) -> None:
     sup.oxy("gateways", "gateway", "run", *gw_args)
     sup.oxy("api", "api", "run")
     sup.oxy("alerts", "alerts", "run")
+    sup.oxy("coordination", "coordination", "sync")
 
 
 def _seed_accounts(db_url: str, workdir: Path) -> list[tuple[str, str, str]]:

@@ -34,7 +34,16 @@ SCHEMA_INTEGRITY = (
     "gOOfyJfIqA=="
 )
 SCHEMA_MEMBER = "package/lib/compose-spec/schema/compose-spec.json"
-APP_IMAGE_SERVICES = {"migrate", "grafana-db-role", "ingest", "api", "alerts", "sim", "gateway"}
+APP_IMAGE_SERVICES = {
+    "migrate",
+    "grafana-db-role",
+    "ingest",
+    "api",
+    "alerts",
+    "coordination",
+    "sim",
+    "gateway",
+}
 ONE_SHOT = {"migrate", "grafana-db-role"}
 VAR = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
 
@@ -210,7 +219,8 @@ def test_services_have_health_checks_restart_policies_and_order(compose: dict[st
     assert commands["gateway"].startswith("oxy gateway run --config ")
     assert commands["sim"].startswith("oxy sim run --config ")
     assert commands["alerts"] == "oxy alerts run"
-    for name in ("api", "ingest", "alerts", "grafana-db-role"):
+    assert commands["coordination"] == "oxy coordination sync"
+    for name in ("api", "ingest", "alerts", "coordination", "grafana-db-role"):
         dep = services[name]["depends_on"]
         assert dep["migrate"] == {"condition": "service_completed_successfully"}, name
     assert services["grafana"]["depends_on"]["grafana-db-role"]["condition"] == (

@@ -4,6 +4,9 @@ A delivery opens when a source dispatches an assignment, or when a supplier's da
 a delivery to a facility (the report's lines feed the same records: a line is linked to the
 open delivery of that supplier to that facility, else it becomes one). Delivered deliveries are
 matched with the refills the facility's tank sensors saw (see `matching`).
+
+Reading deliveries never writes: taking in supplier-report lines and re-matching the deliveries
+still waiting for their refill is the periodic job's work (`api.coordination.service`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from api.accounting.config import AccountingConfig
 from api.accounting.windows import window
 from api.audit import audit
-from api.scope import NATIONAL_ROLES, Principal, Role
+from api.scope import Principal, Role
 
 from .assignments import _own_assignment, fetch_visible
 from .errors import CoordinationError, NotFound
-from .matching import AFTER_DELIVERY, BEFORE_DISPATCH, match_delivery, match_pending, tolerance_kg
+from .matching import AFTER_DELIVERY, BEFORE_DISPATCH, match_delivery, tolerance_kg
 from .messages import message
 from .quantities import CYLINDER_NM3
 from .support import AmountIn, refresh_state
@@ -397,15 +400,19 @@ async def sync_supplier_reports(
     *,
     supplier_id: int | None = None,
 ) -> int:
-    """Bring supplier reports' deliveries into `deliveries`; returns how many lines were new."""
+    """Bring supplier reports' deliveries into `deliveries`; returns how many lines were new.
+
+    Run it under the job's lock (`service.run_once`): two syncs at once would both see the same
+    new lines.
+    """
     ref = cfg.reference
     kg_per_nm3 = ref.m3_to_kg(1.0)
     cyl_kg = ref.m3_to_kg(CYLINDER_NM3)
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_UNSYNCED_LINES, {"supplier": supplier_id})
-        lines = list(await cur.fetchall())
     changed: list[Any] = []
     async with conn.transaction():
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_UNSYNCED_LINES, {"supplier": supplier_id})
+            lines = list(await cur.fetchall())
         cur2 = await conn.execute(
             _CHANGED_LINES, {"kg_per_nm3": kg_per_nm3, "cyl_kg": cyl_kg, "now": now}
         )
@@ -479,22 +486,3 @@ async def sync_supplier_reports(
             "supplier reports: %d new delivery line(s), %d changed", len(lines), len(changed)
         )
     return len(lines)
-
-
-async def refresh(
-    conn: AsyncConnection[Any],
-    principal: Principal,
-    cfg: AccountingConfig,
-    now: datetime,
-) -> None:
-    """Before a delivery list: take in new supplier-report lines, re-match waiting deliveries."""
-    await sync_supplier_reports(conn, cfg, now)
-    ids = None if principal.role in NATIONAL_ROLES else sorted(principal.facility_ids or ())
-    if principal.role == Role.SUPPLIER:
-        cur = await conn.execute(
-            "SELECT DISTINCT facility_id FROM deliveries WHERE source_id = %s AND "
-            "match_state = 'pending'",
-            (principal.org_id,),
-        )
-        ids = [int(r[0]) for r in await cur.fetchall()]
-    await match_pending(conn, cfg, now, facility_ids=ids)

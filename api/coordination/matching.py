@@ -83,10 +83,21 @@ WHERE id = %(id)s
 """
 
 
+# One matcher per facility at a time (until the caller's transaction ends): the sync job and a
+# delivery's transition would otherwise both see a refill unclaimed and both claim it.
+_FACILITY_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('oxy.coordination.match:' || %s, 0))"
+)
+
+
 async def match_delivery(
     conn: AsyncConnection[Any], delivery: dict[str, Any], cfg: AccountingConfig, now: datetime
 ) -> str:
-    """Compare one delivered delivery with the refills; store and audit the verdict."""
+    """Compare one delivered delivery with the refills; store and audit the verdict.
+
+    Call it inside a transaction holding the delivery's row (its update, or FOR UPDATE).
+    """
+    await conn.execute(_FACILITY_LOCK, (str(delivery["facility_id"]),))
     state, kg_seen, refills, note = await _verdict(conn, delivery, cfg, now)
     if state == delivery["match_state"] and state in ("pending", "not_applicable"):
         return state
@@ -159,15 +170,22 @@ async def match_pending(
     *,
     facility_ids: list[int] | None,
 ) -> int:
-    """Re-examine delivered deliveries still waiting for their refill; returns how many."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT * FROM deliveries WHERE match_state = 'pending' "
-            "AND state IN ('delivered', 'confirmed') "
-            "AND (%(ids)s::bigint[] IS NULL OR facility_id = ANY(%(ids)s)) ORDER BY id",
-            {"ids": facility_ids},
-        )
-        rows = list(await cur.fetchall())
-    for d in rows:
-        await match_delivery(conn, d, cfg, now)
+    """Re-examine delivered deliveries still waiting for their refill; returns how many.
+
+    In one transaction. A delivery another transaction holds (a transition being saved, which
+    matches it itself) is skipped: the rows are locked before any facility's matcher lock, in
+    the order a transition takes them, so the two never wait on each other in a cycle.
+    """
+    async with conn.transaction():
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "SELECT * FROM deliveries WHERE match_state = 'pending' "
+                "AND state IN ('delivered', 'confirmed') "
+                "AND (%(ids)s::bigint[] IS NULL OR facility_id = ANY(%(ids)s)) "
+                "ORDER BY id FOR UPDATE SKIP LOCKED",
+                {"ids": facility_ids},
+            )
+            rows = list(await cur.fetchall())
+        for d in rows:
+            await match_delivery(conn, d, cfg, now)
     return len(rows)

@@ -398,14 +398,14 @@ async def list_deliveries(
     *,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
     locale: LocaleDep,
     state: Annotated[list[str] | None, Query()] = None,
     match: Annotated[list[str] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict[str, Any]]:
-    """Deliveries (supplier reports' lines included), latest first."""
-    await dlv.refresh(conn, me, _cfg(request), _now())
+    """Deliveries (supplier reports' lines included), latest first; read only."""
+    # Supplier-report lines and pending matches are brought up to date by `oxy coordination
+    # sync` (api.coordination.service), never by a read.
     rows = await dlv.fetch_deliveries(conn, me, states=state, match=match, limit=limit)
     return [_iso(dlv.render(d, locale)) for d in rows]
 

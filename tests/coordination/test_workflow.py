@@ -3,8 +3,9 @@ deliveries and their match with the refills the tank sensors saw, supplier repor
 
 from __future__ import annotations
 
+import asyncio
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -14,10 +15,21 @@ from openpyxl import load_workbook
 
 from api.accounting.config import AccountingConfig
 from api.accounting.windows import report_day_of
+from api.coordination.service import SyncRound, run_once
 
 from .conftest import REFILL_KG, World
 
 CFG = AccountingConfig()
+
+
+def sync(db_url: str, now: datetime | None = None) -> SyncRound:
+    """One round of the periodic job (`oxy coordination sync`), as its service runs it."""
+
+    async def go() -> SyncRound:
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+            return await run_once(conn, CFG, now or datetime.now(UTC))
+
+    return asyncio.run(go())
 
 
 def _request(client: TestClient, w: World, who: str, fac: str, kg: float, **kw: Any) -> Any:
@@ -243,7 +255,9 @@ def test_mismatches_are_flagged(client: TestClient, world: World) -> None:
     assert all("tank sensors" in x["match"]["message"] for x in en.json())
 
 
-def test_supplier_report_feeds_the_delivery_records(client: TestClient, world: World) -> None:
+def test_supplier_report_feeds_the_delivery_records(
+    client: TestClient, world: World, db_url: str
+) -> None:
     w = world
     day = report_day_of(w.refill_at, CFG)
     r = client.put(
@@ -258,6 +272,7 @@ def test_supplier_report_feeds_the_delivery_records(client: TestClient, world: W
         headers=w.h("S79"),
     )
     assert r.status_code == 200, r.text
+    assert sync(db_url).new_lines == 2
     rows = client.get("/api/coordination/deliveries", headers=w.h("syt79")).json()
     by_fac = {x["facility_id"]: x for x in rows}
     assert set(by_fac) == {w.ids["A"], w.ids["B"]}
@@ -282,6 +297,7 @@ def test_supplier_report_feeds_the_delivery_records(client: TestClient, world: W
         headers=w.h("S79"),
     )
     assert r.status_code == 200, r.text
+    assert sync(db_url).new_lines == 0  # the revision's line A is the one already taken in
     rows = client.get("/api/coordination/deliveries", headers=w.h("byt")).json()
     assert [(x["facility_id"], x["state"]) for x in rows] == [(w.ids["A"], "confirmed")]
 
@@ -338,7 +354,7 @@ def test_map_shows_open_requests_and_flows_in_scope(client: TestClient, world: W
 
 
 def test_supplier_report_line_links_to_the_assigned_delivery(
-    client: TestClient, world: World
+    client: TestClient, world: World, db_url: str
 ) -> None:
     w = world
     aid = _assigned(client, w, "A", REFILL_KG)
@@ -366,6 +382,7 @@ def test_supplier_report_line_links_to_the_assigned_delivery(
         headers=w.h("S79"),
     )
     assert r.status_code == 200, r.text
+    assert sync(db_url).new_lines == 1
     rows = client.get("/api/coordination/deliveries", headers=w.h("A")).json()
     (only,) = rows  # the report's line is the assigned delivery, not a second one
     assert only["id"] == d["id"]
