@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,14 +74,21 @@ class Batch:
             self.readings += len(d.message.readings)
 
 
+ReadingRow = tuple[int, datetime, float | None, int, datetime]
+
+
 @dataclass(slots=True)
 class Rows:
     """A batch resolved against the registry: everything one transaction writes."""
 
-    readings: list[tuple[int, datetime, float | None, int, datetime, int]] = field(
-        default_factory=list
-    )
+    # (sensor_id, ts, value, quality, received_at): the columns COPY writes into readings.
+    readings: list[ReadingRow] = field(default_factory=list)
+    # Message k (1-based, its topic topics[k-1]) holds readings[ends[k-2]:ends[k-1]].
     topics: list[str] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    # Per sensor: its newest row and its oldest ts in this batch (sensor_latest, rollup queue).
+    latest: dict[int, ReadingRow] = field(default_factory=dict)
+    oldest: dict[int, datetime] = field(default_factory=dict)
     dead_letters: list[tuple[datetime, str, bytes, int, str]] = field(default_factory=list)
     quarantine: list[tuple[Any, ...]] = field(default_factory=list)
     touches: dict[int, tuple[datetime, int | None]] = field(default_factory=dict)
@@ -100,6 +108,19 @@ class Rows:
                 reason[:2000],
             )
         )
+
+    def staged(self) -> Iterator[tuple[int, datetime, float | None, int, datetime, int]]:
+        """Every reading row with the 1-based number of its message (the staging columns)."""
+        start = 0
+        for src, end in enumerate(self.ends, start=1):
+            for row in self.readings[start:end]:
+                yield (*row, src)
+            start = end
+
+    def dirty(self) -> tuple[list[int], list[datetime], list[datetime]]:
+        """(sensor ids, oldest ts, newest ts) of this batch, as arrays for the rollup queue."""
+        ids = list(self.latest)
+        return ids, [self.oldest[i] for i in ids], [self.latest[i][1] for i in ids]
 
     def touch(self, gateway_id: int, at: datetime, seq: int | None) -> None:
         """Note that a gateway was heard from (and its newest data `seq`)."""

@@ -35,7 +35,7 @@ def run(
     """Consume gateway messages and write them to the database (ack after commit)."""
     import signal
 
-    from ingest.service import IngestConfig, IngestService
+    from ingest.service import IngestConfig, IngestService, tune_gc
     from oxy.database import database_url as resolve_db
     from oxy.logs import setup_logging
     from oxy.settings import load_settings
@@ -59,10 +59,12 @@ def run(
             batch_size=settings.ingest_batch_size,
             batch_ms=settings.ingest_batch_ms,
             max_future_s=settings.ingest_max_future_s,
+            rollup_every_s=settings.ingest_rollup_s,
             metrics_port=settings.metrics_port,
             load_method="copy" if load == "copy" else "unnest",
         )
         service = IngestService(cfg)
+        tune_gc()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: service.stop())
         service.run()

@@ -52,6 +52,15 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
             registry=r,
         )
+        self.rollup_seconds = Histogram(
+            "oxy_ingest_rollup_flush_seconds",
+            "Time to rebuild the queued rollup buckets (plain PostgreSQL)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.rollup_buckets = Counter(
+            "oxy_ingest_rollup_buckets", "1 minute rollup buckets rebuilt", registry=r
+        )
         self.last_lag = Gauge(
             "oxy_ingest_consumer_lag_last_seconds",
             "Largest consumer lag in the last committed batch",

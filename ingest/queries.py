@@ -35,31 +35,44 @@ SELECT * FROM unnest(%s::int8[], %s::timestamptz[], %s::float8[], %s::int2[],
                      %s::timestamptz[], %s::int4[])
 """
 
-# Two ways to merge the stage into readings (idempotent on (sensor, time)), each keeping
-# sensor_latest and (plain PostgreSQL) the rollups current in the same statement:
-# * FAST: a plain INSERT ... SELECT, tried first under a savepoint. Nearly every batch holds only
-#   new readings, and a plain insert runs several times faster than ON CONFLICT's speculative
-#   insertion. A unique violation (a redelivery, a replay, a conflict) rolls back to the
-#   savepoint and the batch takes
-# * SAFE: INSERT ... ON CONFLICT DO NOTHING RETURNING, where only the rows really inserted
-#   reach the rollups, so duplicates never count twice.
-_FAST_HEAD: Final = """
-WITH ins AS (
-    INSERT INTO readings (sensor_id, ts, value, quality, received_at)
-    SELECT sensor_id, ts, value, quality, received_at FROM ingest_stage
-),
-new AS (SELECT sensor_id, ts, value, quality, received_at FROM ingest_stage)
+# The fast path, tried first under a savepoint: nearly every batch holds only new readings, so
+# its rows are COPied straight into readings (the database's own limit, no staging). A unique
+# violation (a redelivery, a replay, a conflict) rolls back to the savepoint and the batch
+# takes the safe path below. Latest values and dirty rollup ranges were computed by the resolver.
+COPY_READINGS: Final = (
+    "COPY readings (sensor_id, ts, value, quality, received_at) FROM STDIN (FORMAT BINARY)"
+)
+READING_COLUMNS: Final = STAGE_COLUMNS[:5]
+UNNEST_READINGS: Final = """
+INSERT INTO readings (sensor_id, ts, value, quality, received_at)
+SELECT * FROM unnest(%s::int8[], %s::timestamptz[], %s::float8[], %s::int2[], %s::timestamptz[])
 """
+UPSERT_LATEST: Final = """
+INSERT INTO sensor_latest AS l (sensor_id, ts, value, quality, received_at)
+SELECT * FROM unnest(%s::int8[], %s::timestamptz[], %s::float8[], %s::int2[], %s::timestamptz[])
+ON CONFLICT (sensor_id) DO UPDATE
+    SET ts = EXCLUDED.ts, value = EXCLUDED.value, quality = EXCLUDED.quality,
+        received_at = EXCLUDED.received_at
+    WHERE EXCLUDED.ts > l.ts
+"""
+# Plain PostgreSQL: the ranges whose rollup buckets rollup_flush() rebuilds (0060_rollup_queue).
+QUEUE_DIRTY: Final = """
+INSERT INTO rollup_dirty (sensor_id, lo, hi)
+SELECT * FROM unnest(%s::int8[], %s::timestamptz[], %s::timestamptz[])
+"""
+FLUSH_ROLLUPS: Final = "SELECT rollup_flush()"
+
+# The safe path: the batch staged (with each row's message, for the conflict record), then
+# INSERT ... ON CONFLICT DO NOTHING RETURNING, so only the rows really inserted reach
+# sensor_latest and the rollup queue: duplicates never count twice.
 _SAFE_HEAD: Final = """
 WITH new AS (
     INSERT INTO readings (sensor_id, ts, value, quality, received_at)
     SELECT sensor_id, ts, value, quality, received_at FROM ingest_stage
     ON CONFLICT (sensor_id, ts) DO NOTHING
     RETURNING sensor_id, ts, value, quality, received_at
-)
-"""
-_LATEST: Final = """
-, latest AS (
+),
+latest AS (
     INSERT INTO sensor_latest AS l (sensor_id, ts, value, quality, received_at)
     SELECT DISTINCT ON (sensor_id) sensor_id, ts, value, quality, received_at
     FROM new ORDER BY sensor_id, ts DESC
@@ -69,70 +82,16 @@ _LATEST: Final = """
         WHERE EXCLUDED.ts > l.ts
 )
 """
-
-# Plain PostgreSQL only: fold the new good readings into the bucket rows. The batch is grouped
-# into minutes once; hours and days are grouped from those minutes (a few rows, not all).
-# Exact for late data too: readings are insert-only and first/last compare timestamps.
-_BATCH_MINUTES: Final = """
-, m1 AS (
-    SELECT sensor_id,
-           date_bin(INTERVAL '1 minute', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
-           min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
-           max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value,
-           min(value) AS min_value, max(value) AS max_value, count(*) AS n
-    FROM new WHERE quality = 0 AND value IS NOT NULL
-    GROUP BY 1, 2
+_SAFE_QUEUE: Final = """
+, queued AS (
+    INSERT INTO rollup_dirty (sensor_id, lo, hi)
+    SELECT sensor_id, min(ts), max(ts) FROM new GROUP BY sensor_id
 )
 """
-
-
-def _coarser(name: str, source: str, width: str) -> str:
-    return f"""
-, {name} AS (
-    SELECT sensor_id,
-           date_bin(INTERVAL '{width}', bucket, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
-           min(first_ts) AS first_ts, (array_agg(first_value ORDER BY first_ts))[1] AS first_value,
-           max(last_ts) AS last_ts, (array_agg(last_value ORDER BY last_ts DESC))[1] AS last_value,
-           min(min_value) AS min_value, max(max_value) AS max_value, sum(n)::bigint AS n
-    FROM {source} GROUP BY 1, 2
-)
-"""
-
-
-def _upsert(suffix: str, source: str) -> str:
-    return f"""
-, w{suffix} AS (
-    INSERT INTO rollup_{suffix} AS r (sensor_id, bucket, first_ts, first_value, last_ts,
-                                      last_value, min_value, max_value, n)
-    SELECT * FROM {source} ORDER BY sensor_id, bucket
-    ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-        first_value = CASE WHEN EXCLUDED.first_ts < r.first_ts
-                           THEN EXCLUDED.first_value ELSE r.first_value END,
-        first_ts = LEAST(r.first_ts, EXCLUDED.first_ts),
-        last_value = CASE WHEN EXCLUDED.last_ts > r.last_ts
-                          THEN EXCLUDED.last_value ELSE r.last_value END,
-        last_ts = GREATEST(r.last_ts, EXCLUDED.last_ts),
-        min_value = LEAST(r.min_value, EXCLUDED.min_value),
-        max_value = GREATEST(r.max_value, EXCLUDED.max_value),
-        n = r.n + EXCLUDED.n
-)
-"""
-
-
-_ROLLUPS: Final = (
-    _BATCH_MINUTES
-    + _coarser("h1", "m1", "1 hour")
-    + _coarser("d1", "h1", "1 day")
-    + _upsert("1m", "m1")
-    + _upsert("1h", "h1")
-    + _upsert("1d", "d1")
-)
 _COUNT: Final = "SELECT count(*) FROM new"
 
-MERGE_FAST_TIMESCALE: Final = _FAST_HEAD + _LATEST + _COUNT
-MERGE_SAFE_TIMESCALE: Final = _SAFE_HEAD + _LATEST + _COUNT
-MERGE_FAST_POSTGRES: Final = _FAST_HEAD + _LATEST + _ROLLUPS + _COUNT
-MERGE_SAFE_POSTGRES: Final = _SAFE_HEAD + _LATEST + _ROLLUPS + _COUNT
+MERGE_SAFE_TIMESCALE: Final = _SAFE_HEAD + _COUNT
+MERGE_SAFE_POSTGRES: Final = _SAFE_HEAD + _SAFE_QUEUE + _COUNT
 
 # Run only when fewer rows were inserted than staged: a staged row whose stored twin differs
 # (value or quality) is a conflict; an identical one is a harmless redelivery.

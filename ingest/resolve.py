@@ -86,12 +86,14 @@ def _data(
             )  # fmt: skip
         return
     rows.touch(gw.id, item.received_at, msg.seq)
-    src = len(rows.topics) + 1  # 1-based, matches WITH ORDINALITY in RECORD_CONFLICTS
-    rows.topics.append(item.topic)
     bad: list[str] = []
     append = rows.readings.append
+    latest, oldest = rows.latest, rows.oldest
     sensors = gw.sensors
     received = item.received_at
+    # The horizon in the readings' own tzinfo object: comparing datetimes that share one is a
+    # field compare; across tzinfo objects it costs two utcoffset() calls per reading.
+    horizon = horizon.astimezone(msg.readings[0].ts.tzinfo)
     for i, r in enumerate(msg.readings):
         s = sensors.get(r.sensor)
         if s is None:
@@ -104,8 +106,9 @@ def _data(
                      None)
                 )  # fmt: skip
                 continue
-        if r.ts > horizon:
-            bad.append(f"readings.{i} ({r.sensor}): timestamp {r.ts.isoformat()} is in the future")
+        ts = r.ts
+        if ts > horizon:
+            bad.append(f"readings.{i} ({r.sensor}): timestamp {ts.isoformat()} is in the future")
             continue
         value = r.value
         if value is not None:
@@ -114,7 +117,19 @@ def _data(
             except ContractError as exc:
                 bad.append(f"readings.{i} ({r.sensor}): {exc.reason}")
                 continue
-        append((s.id, r.ts, value, QUALITY_CODE[r.q], received, src))
+        sid = s.id
+        row = (sid, ts, value, QUALITY_CODE[r.q], received)
+        append(row)
+        newest = latest.get(sid)
+        if newest is None:
+            latest[sid] = row
+            oldest[sid] = ts
+        elif ts > newest[1]:
+            latest[sid] = row
+        elif ts < oldest[sid]:
+            oldest[sid] = ts
+    rows.topics.append(item.topic)  # message number len(topics): matches RECORD_CONFLICTS
+    rows.ends.append(len(rows.readings))
     if bad:
         more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
         rows.dead_letter(

@@ -1,4 +1,6 @@
-"""Recompute rollup buckets after corrections or a new calibration version."""
+"""Rollup maintenance on plain PostgreSQL: rebuild the buckets of newly stored readings from the
+queue the writer fills (`flush`), and recompute buckets after corrections or a new calibration
+version (`recompute`)."""
 
 from __future__ import annotations
 
@@ -34,3 +36,14 @@ def recompute(conn: psycopg.Connection[Any], sensor_id: int, start: datetime, en
         return 0
     got = conn.execute(queries.RECOMPUTE, (sensor_id, start, end)).fetchone()
     return int(got[0]) if got else 0
+
+
+def flush(conn: psycopg.Connection[Any]) -> int:
+    """Rebuild the rollup buckets the ingest writer queued, in one transaction (committed here).
+
+    Returns the 1 minute buckets rebuilt, 0 when nothing was queued (always on TimescaleDB,
+    whose continuous aggregates need no queue), -1 when another session was flushing.
+    """
+    row = conn.execute(queries.FLUSH_ROLLUPS).fetchone()
+    conn.commit()
+    return int(row[0]) if row else 0

@@ -9,17 +9,19 @@ in-flight window fills and it queues the rest in the persistent session).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 
-from ingest import queries
+from ingest import queries, rollups
 from ingest.batch import Batch, Rows, decode_inbound
 from ingest.consumer import IngestError, MqttSource, Protocol
 from ingest.metrics import Metrics
@@ -27,6 +29,7 @@ from ingest.registry import SensorCache
 from ingest.resolve import resolve
 from ingest.writer import LoadMethod, Writer, WriteResult
 from oxy.contract import DataMessage, StateMessage, StatusMessage
+from oxy.database import connect
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +43,27 @@ class IngestConfig:
     client_id: str = "oxy-ingest-1"
     group: str = "oxy-ingest"
     protocol: Protocol | Literal["auto"] = "auto"
-    batch_size: int = 5000  # readings
+    batch_size: int = 20000  # readings
     batch_ms: int = 200
     max_unacked: int = 1000  # messages in flight from the broker (MQTT v5 Receive Maximum)
     max_future_s: int = 300
     metrics_port: int = 0
     load_method: LoadMethod = "copy"
     retention_every_s: float = 3600.0
+    rollup_every_s: float = 2.0
+
+
+def tune_gc() -> None:
+    """Set the garbage collector for a process that holds whole batches of decoded messages.
+
+    With CPython's default thresholds (a collection every 700 container allocations) every
+    young collection walks the thousands of readings a batch keeps alive, so decoding cost four
+    times what it costs alone (measured: 3.4 vs 0.9 us per reading). Readings form no reference
+    cycles; collections every 100,000 allocations, with the start-up objects frozen out of them,
+    bring decoding back to its own cost. Call it once, in the process that runs the service.
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
 
 
 def _kind(message: object) -> str:
@@ -78,6 +95,8 @@ class IngestService:
         self._stop = threading.Event()
         self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
         self._writer_thread = threading.Thread(target=self._write_loop, name="ingest-writer")
+        self._rollup_thread = threading.Thread(target=self._rollup_loop, name="ingest-rollups")
+        self._writer_done = threading.Event()
         self._db_ok = True
         self._unacked = 0
         self._unacked_lock = threading.Lock()
@@ -95,6 +114,7 @@ class IngestService:
         if self.cfg.metrics_port:
             self.metrics.serve(self.cfg.metrics_port)
         self._writer_thread.start()
+        self._rollup_thread.start()
         self.source.start(self._stop)
         logger.info(
             "ingest running: client id %s, filter %s, batches of %d readings / %d ms",
@@ -108,6 +128,8 @@ class IngestService:
         finally:
             self._hand_off(None, force=True)
             self._writer_thread.join()
+            self._writer_done.set()
+            self._rollup_thread.join()
             self.source.stop()
             self.writer.close()
             logger.info("ingest stopped")
@@ -287,6 +309,40 @@ class IngestService:
                 "acked": acked,
             },
         )
+
+    # -- rollups (own thread and connection, plain PostgreSQL) -------------------------------
+
+    def _rollup_loop(self) -> None:
+        """Rebuild the queued rollup buckets every `rollup_every_s`, and once more at the end so
+        that a stopped worker leaves none of its readings out of the rollups."""
+        conn: psycopg.Connection[Any] | None = None
+        failing = False
+        while True:
+            last = self._writer_done.wait(self.cfg.rollup_every_s)
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = connect(self.cfg.database_url, connect_timeout=5)
+                started = time.perf_counter()
+                buckets = rollups.flush(conn)
+                if buckets > 0:
+                    self.metrics.rollup_seconds.observe(time.perf_counter() - started)
+                    self.metrics.rollup_buckets.inc(buckets)
+                if buckets == 0 and self.writer.storage == "timescaledb":
+                    last = True  # continuous aggregates: nothing is ever queued
+                if failing:
+                    logger.info("rollup maintenance resumed")
+                failing = False
+            except psycopg.Error as exc:
+                if conn is not None and not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.rollback()
+                if not failing:  # the queue waits in the database: nothing is lost
+                    logger.warning("rollup maintenance failed (%s); retrying", exc)
+                failing = True
+            if last:
+                break
+        if conn is not None:
+            conn.close()
 
     def _retention(self) -> None:
         try:

@@ -1,5 +1,6 @@
-"""The database side: one transaction per batch (bulk COPY into a staging table, one merge
-statement), reconnecting when the database goes away."""
+"""The database side: one transaction per batch (binary COPY straight into readings, or on a
+duplicate, COPY into a staging table and one merge statement), reconnecting when the database
+goes away."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class Writer:
         self.url = url
         self.method = method
         self._conn: psycopg.Connection[Any] | None = None
-        self._fast, self._safe = queries.MERGE_FAST_POSTGRES, queries.MERGE_SAFE_POSTGRES
+        self._safe = queries.MERGE_SAFE_POSTGRES
         self.storage = "unknown"
 
     @property
@@ -50,9 +51,9 @@ class Writer:
             conn = connect(self.url, connect_timeout=5)
             row = conn.execute(queries.STORAGE_KIND).fetchone()
             self.storage = str(row[0]) if row else "postgresql"
-            # Continuous aggregates maintain the rollups on TimescaleDB; the writer does here.
+            # Continuous aggregates maintain the rollups on TimescaleDB; here the writer queues
+            # the ranges that rollup_flush() rebuilds.
             if self.storage == "timescaledb":
-                self._fast = queries.MERGE_FAST_TIMESCALE
                 self._safe = queries.MERGE_SAFE_TIMESCALE
             conn.execute(queries.CREATE_STAGE)
             conn.commit()
@@ -74,8 +75,7 @@ class Writer:
         try:
             with conn.cursor() as cur:
                 if rows.readings:
-                    self._stage(cur, rows)
-                    inserted = self._merge(cur)
+                    inserted = self._insert(cur, rows)
                     if inserted < len(rows.readings):
                         cur.execute(queries.RECORD_CONFLICTS, (rows.topics,))
                         conflicts = max(cur.rowcount, 0)
@@ -107,25 +107,40 @@ class Writer:
             commit_s=time.perf_counter() - started,
         )
 
-    def _merge(self, cur: psycopg.Cursor[Any]) -> int:
-        cur.execute("SAVEPOINT fast_merge")
+    def _insert(self, cur: psycopg.Cursor[Any], rows: Rows) -> int:
+        """Store the readings; return how many were new (the rest were already stored)."""
+        cur.execute("SAVEPOINT fast_path")
         try:
-            cur.execute(self._fast)
+            if self.method == "copy":
+                with cur.copy(queries.COPY_READINGS) as copy:
+                    copy.set_types(list(queries.READING_COLUMNS))
+                    write = copy.write_row
+                    for r in rows.readings:
+                        write(r)
+            else:
+                columns = zip(*rows.readings, strict=True)
+                cur.execute(queries.UNNEST_READINGS, [list(c) for c in columns])
         except psycopg.errors.UniqueViolation:
-            cur.execute("ROLLBACK TO SAVEPOINT fast_merge")
+            cur.execute("ROLLBACK TO SAVEPOINT fast_path")
+            self._stage(cur, rows)
             cur.execute(self._safe)
-        got = cur.fetchone()
-        return int(got[0]) if got else 0
+            got = cur.fetchone()
+            return int(got[0]) if got else 0
+        latest = list(zip(*rows.latest.values(), strict=True))
+        cur.execute(queries.UPSERT_LATEST, [list(column) for column in latest], binary=True)
+        if self.storage != "timescaledb":
+            cur.execute(queries.QUEUE_DIRTY, rows.dirty(), binary=True)
+        return len(rows.readings)
 
     def _stage(self, cur: psycopg.Cursor[Any], rows: Rows) -> None:
         if self.method == "copy":
             with cur.copy(queries.COPY_STAGE) as copy:
                 copy.set_types(list(queries.STAGE_COLUMNS))
                 write = copy.write_row
-                for r in rows.readings:
+                for r in rows.staged():
                     write(r)
         else:
-            cols = list(zip(*rows.readings, strict=True))
+            cols = list(zip(*rows.staged(), strict=True))
             cur.execute(queries.UNNEST_STAGE, [list(c) for c in cols])
 
     def rollback(self) -> None:

@@ -58,9 +58,11 @@ class Settings(BaseSettings):
     # Ingest.
     ingest_group: str = "oxy-ingest"
     ingest_client_id: str = "oxy-ingest-1"
-    ingest_batch_size: Annotated[int, Field(ge=1)] = 5000
+    ingest_batch_size: Annotated[int, Field(ge=1)] = 20000
     ingest_batch_ms: Annotated[int, Field(ge=1)] = 200
     ingest_max_future_s: Annotated[int, Field(ge=0)] = 300
+    # Plain PostgreSQL: how often the rollup buckets of newly stored readings are rebuilt.
+    ingest_rollup_s: Annotated[float, Field(gt=0)] = 2.0
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
 
     log_json: bool = False

@@ -1,0 +1,92 @@
+"""Plain PostgreSQL rollups rebuilt from the writer's queue (sql/0060_rollup_queue.sql): exact
+against a GROUP BY over the raw readings, for live data, late data in another hour and day,
+bad-quality readings and ranges queued twice; one flusher at a time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from ingest.rollups import flush
+from tests.ingest.conftest import T0, Registry
+
+WIDTHS = {"readings_1m": "1 minute", "readings_1h": "1 hour", "readings_1d": "1 day"}
+
+
+def _expected(conn: psycopg.Connection, view: str) -> list[tuple[object, ...]]:
+    return conn.execute(
+        "SELECT sensor_id, date_bin(%s::interval, ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') b,"
+        " (array_agg(value ORDER BY ts))[1], (array_agg(value ORDER BY ts DESC))[1],"
+        " min(value), max(value), count(*)"
+        " FROM readings WHERE quality = 0 AND value IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+        (WIDTHS[view],),
+    ).fetchall()
+
+
+def _actual(conn: psycopg.Connection, view: str) -> list[tuple[object, ...]]:
+    return conn.execute(
+        f"SELECT sensor_id, bucket, first_value, last_value, min_value, max_value, n FROM {view}"
+        " ORDER BY 1, 2"
+    ).fetchall()
+
+
+def _store(conn: psycopg.Connection, sensor: int, rows: list[tuple[timedelta, float, int]]) -> None:
+    """Insert readings as the writer does, queueing their range in the same transaction."""
+    for offset, value, quality in rows:
+        conn.execute(
+            "INSERT INTO readings (sensor_id, ts, value, quality) VALUES (%s, %s, %s, %s)",
+            (sensor, T0 + offset, value, quality),
+        )
+    lo = min(T0 + o for o, _, _ in rows)
+    hi = max(T0 + o for o, _, _ in rows)
+    conn.execute("INSERT INTO rollup_dirty VALUES (%s, %s, %s)", (sensor, lo, hi))
+
+
+def test_flush_rebuilds_exactly_what_the_readings_say(db_url: str, registry: Registry) -> None:
+    dp, p = registry.sensors["T1-dp"], registry.sensors["T1-p"]
+    with psycopg.connect(db_url) as conn:
+        live = [(timedelta(seconds=s), float(s % 17), 0) for s in range(0, 600, 5)]
+        _store(conn, dp, live)
+        _store(conn, p, [(timedelta(seconds=s), 2.0 + s / 100, 0) for s in range(0, 90)])
+        conn.commit()
+        assert flush(conn) == 10 + 2  # 1 minute buckets: 10 of dp, 2 of p
+        for view in WIDTHS:
+            assert _actual(conn, view) == _expected(conn, view), view
+        # Late data: the previous day, and earlier in the same minute (new first value), a
+        # bad-quality reading (not counted) and the same range queued twice.
+        late = [(timedelta(days=-1, minutes=3), 99.0, 0), (timedelta(seconds=-0.5), -5.0, 0)]
+        _store(conn, dp, late)
+        _store(conn, dp, [(timedelta(seconds=601), 1000.0, 3)])
+        conn.execute("INSERT INTO rollup_dirty SELECT * FROM rollup_dirty")
+        conn.commit()
+        assert flush(conn) > 0
+        for view in WIDTHS:
+            assert _actual(conn, view) == _expected(conn, view), view
+        assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (0,)
+        assert flush(conn) == 0  # nothing queued: nothing to do
+
+
+def test_one_flusher_at_a_time_and_nothing_queued_is_lost(db_url: str, registry: Registry) -> None:
+    dp = registry.sensors["T1-dp"]
+    with psycopg.connect(db_url) as a, psycopg.connect(db_url) as b:
+        _store(a, dp, [(timedelta(seconds=1), 1.0, 0)])
+        a.commit()
+        # `a` flushes without committing yet: `b` skips (-1), and what it would have taken stays.
+        a.execute("SELECT rollup_flush()")
+        _store(b, dp, [(timedelta(seconds=2), 2.0, 0)])
+        b.commit()
+        assert flush(b) == -1
+        a.commit()
+        assert flush(b) == 1
+        assert _actual(b, "readings_1m") == _expected(b, "readings_1m")
+        assert _actual(b, "readings_1m")[0][-1] == 2
+
+
+def test_the_queue_refuses_an_inverted_range(db_url: str, registry: Registry) -> None:
+    lo, hi = T0 + timedelta(seconds=1), T0
+    with psycopg.connect(db_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(
+            "INSERT INTO rollup_dirty VALUES (%s, %s, %s)", (registry.sensors["T1-dp"], lo, hi)
+        )
