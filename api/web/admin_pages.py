@@ -417,17 +417,12 @@ async def gateway_create(
     return await redirect_saved(conn, "/admin/gateways", i18n.gettext(locale, "Saved."))
 
 
-@router.post("/admin/sensors", dependencies=[ADMIN_ONLY])
-async def sensor_create(
-    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """Add a sensor to a gateway: its quantity, a unit that measures it, its valid range."""
-    form = await read_form(request)
-    errors = FormErrors(locale)
-    gateways = {int(g["id"]) for g in await fetch_all(conn, q.ADMIN_GATEWAYS)}
-    gateway_id = _choice(form, "gateway_id", gateways, errors)
+async def _sensor_values(
+    conn: Conn, form: dict[str, str], errors: FormErrors, gateway: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The sensor fields a form typed (code, tank of the gateway's facility, quantity with a unit
+    that measures it, valid range), or None with errors recorded next to the fields."""
     code = reg.check_code(form, errors)
-    gateway = await fetch_one(conn, reg.GATEWAY, gateway=gateway_id) if gateway_id > 0 else None
     tank_id: int | None = None
     if form.get("tank_id"):
         try:
@@ -443,18 +438,32 @@ async def sensor_create(
     high = number_field(form, "valid_max", errors, minimum=None)
     if low is not None and high is not None and high <= low:
         errors.add("valid_max", "The maximum must be above the minimum.")
+    if errors or gateway is None or quantity is None:
+        return None
+    return {
+        "gateway": gateway["id"],
+        "code": code,
+        "tank": tank_id,
+        "quantity": quantity.value,
+        "unit": form["unit"],
+        "valid_min": low,
+        "valid_max": high,
+    }
+
+
+@router.post("/admin/sensors", dependencies=[ADMIN_ONLY])
+async def sensor_create(
+    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Add a sensor to a gateway: its quantity, a unit that measures it, its valid range."""
+    form = await read_form(request)
+    errors = FormErrors(locale)
+    gateways = {int(g["id"]) for g in await fetch_all(conn, q.ADMIN_GATEWAYS)}
+    gateway_id = _choice(form, "gateway_id", gateways, errors)
+    gateway = await fetch_one(conn, reg.GATEWAY, gateway=gateway_id) if gateway_id > 0 else None
+    params = await _sensor_values(conn, form, errors, gateway)
     sensor_id = None
-    params: dict[str, Any] = {}
-    if not errors and gateway is not None and quantity is not None:
-        params = {
-            "gateway": gateway_id,
-            "code": code,
-            "tank": tank_id,
-            "quantity": quantity.value,
-            "unit": form["unit"],
-            "valid_min": low,
-            "valid_max": high,
-        }
+    if params is not None:
         sensor_id = await reg.insert_sensor(conn, params)
         if sensor_id is None:
             errors.add("code", "This code is already used.")
@@ -464,3 +473,126 @@ async def sensor_create(
         conn, me, "create", "sensor", sensor_id, after=params, org_id=gateway["facility_id"]
     )
     return await redirect_saved(conn, "/admin/gateways", i18n.gettext(locale, "Saved."))
+
+
+SENSOR_FORM_FIELDS = ("code", "tank_id", "quantity", "unit", "valid_min", "valid_max")
+
+
+def _sensor_form_values(row: dict[str, Any], locale: str) -> dict[str, str]:
+    form = {name: reg.form_text(row.get(name)) for name in SENSOR_FORM_FIELDS}
+    if locale == "vi":  # read back by number_field: ',' is the Vietnamese decimal mark
+        for name in ("valid_min", "valid_max"):
+            form[name] = form[name].replace(".", ",")
+    return form
+
+
+async def _sensor(conn: Conn, sensor_id: int) -> dict[str, Any]:
+    row = await fetch_one(conn, reg.SENSOR_FOR_EDIT, sensor=sensor_id)
+    if row is None:
+        raise HTTPException(404, "not found")
+    return row
+
+
+async def _sensor_form(  # noqa: PLR0917
+    request: Request,
+    conn: Conn,
+    me: Principal,
+    locale: str,
+    sensor: dict[str, Any],
+    form: dict[str, str],
+    errors: dict[str, str],
+    *,
+    refusal: str | None = None,
+) -> Response:
+    status = 200
+    if refusal is not None:
+        status = 409
+    elif errors:
+        status = 422
+    return render(
+        request,
+        "pages/admin_sensor_form.html",
+        {
+            "sensor": sensor,
+            "form": form,
+            "errors": errors,
+            "refusal": refusal,
+            "telemetry": await reg.has_telemetry(conn, sensor["id"]),
+            "tanks": await fetch_all(conn, reg.TANKS_OF_FACILITY, facility=sensor["facility_id"]),
+            "quantities": [x.value for x in Quantity],
+            "units": sorted(UNITS),
+        },
+        locale=locale,
+        principal=me,
+        status_code=status,
+    )
+
+
+@router.get("/admin/sensors/{sensor_id}/edit", dependencies=[ADMIN_ONLY])
+async def sensor_edit(
+    *, request: Request, sensor_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """The form to edit a sensor (its gateway stays), and to delete one that has no readings."""
+    row = await _sensor(conn, sensor_id)
+    form = _sensor_form_values(row, locale)
+    return await _sensor_form(request, conn, me, locale, row, form, {})
+
+
+@router.post("/admin/sensors/{sensor_id}/edit", dependencies=[ADMIN_ONLY])
+async def sensor_update(
+    *, request: Request, sensor_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Save a sensor's code, tank, quantity, unit and valid range (audited before/after); the
+    quantity of a sensor with readings stays, as its readings are stored in that quantity's unit."""
+    row = await _sensor(conn, sensor_id)
+    form = await read_form(request)
+    errors = FormErrors(locale)
+    gateway = {"id": row["gateway_id"], "facility_id": row["facility_id"]}
+    params = await _sensor_values(conn, form, errors, gateway)
+    if (
+        params is not None
+        and params["quantity"] != row["quantity"]
+        and await reg.has_telemetry(conn, sensor_id)
+    ):
+        errors.add("quantity", reg.QUANTITY_FIXED)
+    saved = False
+    if params is not None and not errors:
+        saved = await reg.update_sensor(conn, {**params, "sensor": sensor_id})
+        if not saved:
+            errors.add("code", "This code is already used.")
+    if not saved or params is None:
+        return await _sensor_form(request, conn, me, locale, row, form, errors.errors)
+    before = {k: row[k] for k in ("code", "tank_id", "quantity", "unit", "valid_min", "valid_max")}
+    after = {
+        "code": params["code"],
+        "tank_id": params["tank"],
+        "quantity": params["quantity"],
+        "unit": params["unit"],
+        "valid_min": params["valid_min"],
+        "valid_max": params["valid_max"],
+    }
+    await audit(
+        conn,
+        me,
+        "update",
+        "sensor",
+        sensor_id,
+        before={"gateway": row["gateway"], **before},
+        after={"gateway": row["gateway"], **after},
+        org_id=row["facility_id"],
+    )
+    return await redirect_saved(conn, "/admin/gateways", i18n.gettext(locale, "Saved."))
+
+
+@router.post("/admin/sensors/{sensor_id}/delete", dependencies=[ADMIN_ONLY])
+async def sensor_delete(
+    *, request: Request, sensor_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Delete a sensor that never stored telemetry; one with readings is refused (kept)."""
+    row = await _sensor(conn, sensor_id)
+    if not await reg.delete_sensor(conn, sensor_id):
+        form = _sensor_form_values(row, locale)
+        refusal = i18n.gettext(locale, reg.HAS_READINGS)
+        return await _sensor_form(request, conn, me, locale, row, form, {}, refusal=refusal)
+    await audit(conn, me, "delete", "sensor", sensor_id, before=row, org_id=row["facility_id"])
+    return await redirect_saved(conn, "/admin/gateways", i18n.gettext(locale, "Sensor deleted."))

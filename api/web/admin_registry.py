@@ -119,6 +119,46 @@ VALUES (%(gateway)s, %(code)s, %(tank)s, %(quantity)s, %(unit)s, %(valid_min)s, 
 RETURNING id
 """
 
+SENSOR_FOR_EDIT = """
+SELECT s.id, s.gateway_id, g.code AS gateway, g.facility_id, o.name AS facility, s.code,
+       s.tank_id, s.quantity, s.unit, s.valid_min, s.valid_max
+FROM sensors s JOIN gateways g ON g.id = s.gateway_id
+JOIN organisations o ON o.id = g.facility_id
+WHERE s.id = %(sensor)s
+"""
+TANKS_OF_FACILITY = (
+    "SELECT id, code, name FROM tanks WHERE facility_id = %(facility)s ORDER BY code"
+)
+OTHER_SENSOR_BY_CODE = """
+SELECT id FROM sensors WHERE gateway_id = %(gateway)s AND code = %(code)s AND id <> %(sensor)s
+"""
+UPDATE_SENSOR = """
+UPDATE sensors SET code = %(code)s, tank_id = %(tank)s, quantity = %(quantity)s, unit = %(unit)s,
+                   valid_min = %(valid_min)s, valid_max = %(valid_max)s
+WHERE id = %(sensor)s
+"""
+# Readings carry no foreign key to sensors (a hypertable), so whether a sensor has telemetry is
+# asked here; the tables that do reference it would refuse the delete anyway.
+SENSOR_HAS_TELEMETRY = """
+SELECT EXISTS (SELECT 1 FROM readings WHERE sensor_id = %(sensor)s)
+    OR EXISTS (SELECT 1 FROM sensor_latest WHERE sensor_id = %(sensor)s)
+    OR EXISTS (SELECT 1 FROM reading_conflicts WHERE sensor_id = %(sensor)s)
+    OR EXISTS (SELECT 1 FROM corrections WHERE sensor_id = %(sensor)s) AS telemetry
+"""
+DELETE_SENSOR = """
+DELETE FROM sensors WHERE id = %(sensor)s
+  AND NOT EXISTS (SELECT 1 FROM readings WHERE sensor_id = %(sensor)s)
+RETURNING id
+"""
+HAS_READINGS = (
+    "This sensor cannot be deleted: it has stored readings, and deleting it would cut that "
+    "telemetry off from the registry. Sensors have no retired state, so it stays registered."
+)
+QUANTITY_FIXED = (
+    "Readings are stored in the unit of the sensor's quantity, so the quantity of a sensor that "
+    "has readings cannot change. Add a new sensor for the new quantity."
+)
+
 
 def issue_message(reason: str) -> str:
     """The message id shown for one of the import validator's reasons."""
@@ -411,3 +451,41 @@ async def insert_sensor(conn: AsyncConnection[Any], params: Mapping[str, Any]) -
         return None
     assert row is not None
     return int(row[0])
+
+
+async def has_telemetry(conn: AsyncConnection[Any], sensor_id: int) -> bool:
+    """Whether any reading, latest value, conflict or correction refers to the sensor."""
+    row = await fetch_one(conn, SENSOR_HAS_TELEMETRY, sensor=sensor_id)
+    return bool(row and row["telemetry"])
+
+
+async def update_sensor(conn: AsyncConnection[Any], params: Mapping[str, Any]) -> bool:
+    """Save a sensor's fields; False when another sensor of its gateway has the code."""
+    taken = await fetch_one(
+        conn,
+        OTHER_SENSOR_BY_CODE,
+        gateway=params["gateway"],
+        code=params["code"],
+        sensor=params["sensor"],
+    )
+    if taken is not None:
+        return False
+    try:
+        async with conn.transaction():
+            await conn.execute(UPDATE_SENSOR, dict(params))
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
+
+
+async def delete_sensor(conn: AsyncConnection[Any], sensor_id: int) -> bool:
+    """Delete a sensor that has no telemetry; False (nothing deleted) when it has some."""
+    if await has_telemetry(conn, sensor_id):
+        return False
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(DELETE_SENSOR, {"sensor": sensor_id})
+            row = await cur.fetchone()
+    except psycopg.errors.ForeignKeyViolation:
+        return False  # telemetry arrived since the check
+    return row is not None

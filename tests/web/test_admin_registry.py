@@ -264,7 +264,152 @@ def test_gateway_and_sensor(client: TestClient, world: World) -> None:
     assert _audits(world.db_url, "sensor")[0][3]["unit"] == "psi"  # type: ignore[index]
 
 
+def _sensor(db_url: str, gateway: int, code: str, quantity: str, unit: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "INSERT INTO sensors (gateway_id, code, quantity, unit, valid_min, valid_max) "
+            "VALUES (%s, %s, %s, %s, 0, 400) RETURNING id",
+            (gateway, code, quantity, unit),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])  # type: ignore[call-overload]
+
+
+def _refusal(html: str) -> str:
+    m = re.search(r'data-testid="sensor-refusal">([^<]+)<', html)
+    assert m, "no refusal shown"
+    return html_lib.unescape(m.group(1))
+
+
+def test_edit_a_sensor_audits_code_and_quantity(client: TestClient, world: World) -> None:
+    with psycopg.connect(world.db_url) as conn:
+        tanks = [
+            conn.execute(
+                "INSERT INTO tanks (facility_id, code, name, capacity_kg) "
+                "VALUES (%s, 'T1', 'Bồn 1', 6000) RETURNING id",
+                (fid,),
+            ).fetchone()[0]  # type: ignore[index]
+            for fid in (world.fac_in, world.fac_out)
+        ]
+    sensor = _sensor(world.db_url, world.gw_in, "T1-dp", "dp", "inH2O")
+    _sensor(world.db_url, world.gw_in, "T1-p", "head_pressure", "bar")
+    _admin(client)
+    edit = f"/admin/sensors/{sensor}/edit"
+    page = client.get(edit)
+    assert page.status_code == 200 and 'value="T1-dp"' in page.text
+    assert f'href="{edit}"' in client.get("/admin/gateways").text
+    good = {
+        "code": "T1-dp2",
+        "tank_id": str(tanks[0]),
+        "quantity": "head_pressure",
+        "unit": "psi",
+        "valid_min": "0",
+        "valid_max": "250,5",  # typed the Vietnamese way
+    }
+    vi = i18n.translator("vi")
+    # Another sensor's code on the same gateway, a tank of another facility, a unit that does
+    # not measure the quantity: each refused next to its field, nothing changed.
+    for bad, name, message in (
+        ({"code": "T1-p"}, "code", "This code is already used."),
+        ({"tank_id": str(tanks[1])}, "tank_id", "Choose a tank of the gateway's facility."),
+        ({"unit": "inH2O"}, "unit", "This unit does not measure the chosen quantity."),
+    ):
+        r = _post(client, edit, edit, {**good, **bad})
+        assert r.status_code == 422, name  # type: ignore[attr-defined]
+        assert _field_error(r.text, name) == vi(message)  # type: ignore[attr-defined]
+    assert _one(world.db_url, "SELECT code, quantity FROM sensors WHERE id = %s", sensor) == (
+        "T1-dp",
+        "dp",
+    )
+    assert _audits(world.db_url, "sensor") == []
+
+    r = _post(client, edit, edit, good)
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    assert _one(
+        world.db_url,
+        "SELECT code, tank_id, quantity, unit, valid_min, valid_max FROM sensors WHERE id = %s",
+        sensor,
+    ) == ("T1-dp2", tanks[0], "head_pressure", "psi", 0.0, 250.5)
+    [(action, entity_id, before, after, user)] = _audits(world.db_url, "sensor")
+    assert (action, entity_id, user) == ("update", str(sensor), "admin1")
+    assert (before["code"], after["code"]) == ("T1-dp", "T1-dp2")  # type: ignore[index]
+    assert (before["quantity"], after["quantity"]) == ("dp", "head_pressure")  # type: ignore[index]
+    assert before["gateway"] == after["gateway"] == "gw-bv-in"  # type: ignore[index]
+    # The form shows the stored range back in the user's number format.
+    assert 'value="250,5"' in client.get(edit).text
+
+    # Once it has readings, its quantity stays (they are stored in that quantity's unit); the
+    # rest can still change.
+    with psycopg.connect(world.db_url) as conn:
+        conn.execute(
+            "INSERT INTO readings (sensor_id, ts, value) VALUES (%s, now(), 3.2)", (sensor,)
+        )
+    r = _post(client, edit, edit, {**good, "quantity": "dp", "unit": "inH2O"})
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "quantity") == vi(admin_registry.QUANTITY_FIXED)  # type: ignore[attr-defined]
+    assert vi(admin_registry.QUANTITY_FIXED) != admin_registry.QUANTITY_FIXED
+    r = _post(client, edit, edit, {**good, "unit": "bar", "valid_max": "17"})
+    assert r.status_code == 303  # type: ignore[attr-defined]
+    assert _one(world.db_url, "SELECT quantity, unit FROM sensors WHERE id = %s", sensor) == (
+        "head_pressure",
+        "bar",
+    )
+    assert [a[0] for a in _audits(world.db_url, "sensor")] == ["update", "update"]
+
+
+def test_delete_a_sensor_only_without_readings(client: TestClient, world: World) -> None:
+    kept = _sensor(world.db_url, world.gw_in, "T1-dp", "dp", "inH2O")
+    spare = _sensor(world.db_url, world.gw_in, "T2-dp", "dp", "inH2O")
+    with psycopg.connect(world.db_url) as conn:
+        conn.execute(
+            "INSERT INTO readings (sensor_id, ts, value) "
+            "SELECT %s, now() - n * interval '1 minute', 40 FROM generate_series(1, 5) n",
+            (kept,),
+        )
+    _admin(client)
+    # Without the form's CSRF token nothing is deleted.
+    r = client.post(f"/admin/sensors/{spare}/delete", follow_redirects=False)
+    assert r.status_code == 403
+    r = client.post(
+        f"/admin/sensors/{spare}/delete", data={"csrf_token": "forged"}, follow_redirects=False
+    )
+    assert r.status_code == 403
+    assert _one(world.db_url, "SELECT count(*) FROM sensors WHERE id = %s", spare) == (1,)
+
+    # A sensor with readings: the page offers no delete, and a delete is refused with the
+    # reason; the sensor and every reading stay.
+    edit = f"/admin/sensors/{kept}/edit"
+    page = client.get(edit)
+    assert 'data-testid="sensor-kept"' in page.text
+    assert f'action="/admin/sensors/{kept}/delete"' not in page.text
+    r = _post(client, edit, f"/admin/sensors/{kept}/delete", {})
+    assert r.status_code == 409  # type: ignore[attr-defined]
+    message = i18n.gettext("vi", admin_registry.HAS_READINGS)
+    assert message != admin_registry.HAS_READINGS
+    assert _refusal(r.text) == message  # type: ignore[attr-defined]
+    assert _one(world.db_url, "SELECT count(*) FROM sensors WHERE id = %s", kept) == (1,)
+    assert _one(world.db_url, "SELECT count(*) FROM readings WHERE sensor_id = %s", kept) == (5,)
+    # The same refusal in English for an English reader.
+    client.cookies.set(i18n.LANG_COOKIE, "en")
+    r = _post(client, edit, f"/admin/sensors/{kept}/delete", {})
+    assert r.status_code == 409  # type: ignore[attr-defined]
+    assert _refusal(r.text) == admin_registry.HAS_READINGS  # type: ignore[attr-defined]
+    client.cookies.delete(i18n.LANG_COOKIE)
+
+    # A sensor that never reported is deleted, and the deletion audited with what it was.
+    edit = f"/admin/sensors/{spare}/edit"
+    assert f'action="/admin/sensors/{spare}/delete"' in client.get(edit).text
+    r = _post(client, edit, f"/admin/sensors/{spare}/delete", {})
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    assert _one(world.db_url, "SELECT count(*) FROM sensors WHERE id = %s", spare) == (0,)
+    [(action, entity_id, before, after, user)] = _audits(world.db_url, "sensor")
+    assert (action, entity_id, after, user) == ("delete", str(spare), None, "admin1")
+    assert before["code"] == "T2-dp" and before["gateway"] == "gw-bv-in"  # type: ignore[index]
+    assert client.get(edit).status_code == 404
+
+
 def test_non_admin_is_refused(client: TestClient, world: World) -> None:
+    sensor = _sensor(world.db_url, world.gw_in, "T1-dp", "dp", "inH2O")
     for role in ("byt", "syt", "facility", "engineer"):
         client.cookies.clear()
         login(client, USERNAMES[role])
@@ -276,6 +421,14 @@ def test_non_admin_is_refused(client: TestClient, world: World) -> None:
         ):
             r = client.post(url, data={**data, "csrf_token": token}, follow_redirects=False)
             assert r.status_code == 403, (role, url)
+        assert client.get(f"/admin/sensors/{sensor}/edit").status_code == 403
+        for url, data in (
+            (f"/admin/sensors/{sensor}/edit", {"code": "hijacked", "quantity": "dp"}),
+            (f"/admin/sensors/{sensor}/delete", {}),
+        ):
+            r = client.post(url, data={**data, "csrf_token": token}, follow_redirects=False)
+            assert r.status_code == 403, (role, url)
+    assert _one(world.db_url, "SELECT code FROM sensors WHERE id = %s", sensor) == ("T1-dp",)
     assert _one(world.db_url, "SELECT count(*) FROM gateways WHERE code = 'gw-x'") == (0,)
     assert _one(world.db_url, "SELECT count(*) FROM organisations WHERE code = 'BV-NEW'") == (0,)
 

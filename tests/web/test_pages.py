@@ -316,6 +316,45 @@ def test_byt_map_dashboard_and_approval(browser: Any, live_server: LiveServer) -
     no_js_errors(page)
 
 
+def test_map_markers_are_reachable_and_operable_by_keyboard(
+    browser: Any, live_server: LiveServer
+) -> None:
+    page = login(browser, live_server, "byt")
+    page.goto(live_server.url + "/byt")
+    page.wait_for_selector("#map path.fac-marker")
+    # Every facility marker is a named tab stop.
+    markers = page.locator("#map path.fac-marker")
+    assert markers.count() == 13
+    for i in range(markers.count()):
+        m = markers.nth(i)
+        assert (m.get_attribute("tabindex"), m.get_attribute("role")) == ("0", "button")
+        assert m.get_attribute("aria-label")
+    # From the map, Tab moves through the markers to a facility marker.
+    page.focus("#map")
+    label = None
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('fac-marker')"):
+            label = page.evaluate("document.activeElement.getAttribute('aria-label')")
+            break
+    assert label, "Tab never reached a facility marker"
+    name, _, status = label.partition(" — ")
+    assert status.split(",")[0] in {"Đủ", "Cần bổ sung", "Chưa rõ"}
+    assert page.locator(".leaflet-popup").count() == 0
+    # Enter opens the same popup as a click: the facility's details and a link to its tanks.
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".leaflet-popup-content a")
+    popup = page.inner_text(".leaflet-popup-content")
+    assert name in popup and "Số ngày đủ dùng" in popup
+    # Escape closes it; Space opens it again.
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".leaflet-popup", state="detached")
+    page.keyboard.press(" ")
+    page.wait_for_selector(".leaflet-popup-content a")
+    assert name in page.inner_text(".leaflet-popup-content")
+    no_js_errors(page)
+
+
 def test_admin_registry_pages_and_english_switch(browser: Any, live_server: LiveServer) -> None:
     page = login(browser, live_server, "admin")
     page.goto(live_server.url + "/admin/facilities")

@@ -53,6 +53,29 @@
     });
   }
 
+  // Vector markers (SVG paths) take no keyboard focus of their own: each one gets a tab stop, a
+  // name (read by screen readers), Enter/Space opening the same popup as a click and Escape
+  // closing it (Leaflet's own Escape only listens while the map container itself has focus).
+  // The path element is created every time the layer is added to the map, hence "add".
+  function keyboardable(layer, label) {
+    layer.on("add", function () {
+      var el = layer.getElement();
+      if (!el) return;
+      el.setAttribute("tabindex", "0");
+      el.setAttribute("role", "button");
+      el.setAttribute("aria-label", label);
+      el.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" || e.key === " " || e.key === "Spacebar") {
+          e.preventDefault();
+          layer.openPopup();
+        } else if (e.key === "Escape" || e.key === "Esc") {
+          layer.closePopup();
+        }
+      });
+    });
+    return layer;
+  }
+
   fetch("/vendor/world-atlas/countries-50m.json")
     .then(function (r) { return r.json(); })
     .then(drawBase)
@@ -60,8 +83,9 @@
 
   var provinces = L.layerGroup();
   data.provinces.forEach(function (p) {
-    L.circle([p.lat, p.lon], { radius: 25000 + 8000 * p.facilities, color: COLOURS[p.status],
-                               weight: 1, fillOpacity: 0.12 })
+    var circle = L.circle([p.lat, p.lon], { radius: 25000 + 8000 * p.facilities, color: COLOURS[p.status],
+                                            weight: 1, fillOpacity: 0.12 });
+    keyboardable(circle, p.name + " — " + t[p.status] + ", " + t.facilities + ": " + p.facilities)
       .bindPopup("<strong>" + esc(p.name) + "</strong><br>" + esc(t.facilities) + ": " +
                  p.facilities + " · " + p.needs_more + " " + esc(t.needing))
       .addTo(provinces);
@@ -70,8 +94,11 @@
 
   var facilities = L.layerGroup();
   data.facilities.forEach(function (f) {
-    L.circleMarker([f.lat, f.lon], { radius: 7, color: "#222", weight: 1, className: "fac-marker fac-" + f.id,
-                                     fillColor: COLOURS[f.status] || COLOURS.unknown, fillOpacity: 0.95 })
+    var marker = L.circleMarker([f.lat, f.lon], { radius: 7, color: "#222", weight: 1,
+                                                  className: "fac-marker fac-" + f.id,
+                                                  fillColor: COLOURS[f.status] || COLOURS.unknown,
+                                                  fillOpacity: 0.95 });
+    keyboardable(marker, f.name + " — " + (t[f.status] || t.unknown) + ", " + t.days + ": " + f.days)
       .bindPopup("<strong>" + esc(f.name) + "</strong><br>" + esc(t.province) + ": " + esc(f.province) +
                  "<br>" + esc(t.parent) + ": " + esc(f.parent) +
                  "<br>" + esc(t[f.status]) + " · " + esc(t.days) + ": " + esc(f.days) +
@@ -86,8 +113,9 @@
   var suppliers = L.layerGroup();
   data.suppliers.forEach(function (s) {
     var d = 0.06;
-    L.rectangle([[s.lat - d, s.lon - d], [s.lat + d, s.lon + d]], { color: "#6b4d00", weight: 1,
-                                                                   fillColor: "#f0b400", fillOpacity: 0.95 })
+    var site = L.rectangle([[s.lat - d, s.lon - d], [s.lat + d, s.lon + d]], { color: "#6b4d00", weight: 1,
+                                                                              fillColor: "#f0b400", fillOpacity: 0.95 });
+    keyboardable(site, s.name + " — " + t.supplier)
       .bindPopup("<strong>" + esc(s.name) + "</strong><br>" + esc(t.capacity) + ": " + esc(s.normal) +
                  " / " + esc(s.full) + "<br>" + esc(t.contact) + ": " + esc(s.contact) + " " + esc(s.phone))
       .bindTooltip(esc(s.name))
@@ -104,16 +132,18 @@
       if (!c) return;
       (c.flows || []).forEach(function (f) {
         if (f.from_lat == null || f.to_lat == null) return;
-        L.polyline([[f.from_lat, f.from_lon], [f.to_lat, f.to_lon]],
-                   { color: "#6a3d9a", weight: 3, dashArray: "8 6", className: "flow-line" })
+        var line = L.polyline([[f.from_lat, f.from_lon], [f.to_lat, f.to_lon]],
+                              { color: "#6a3d9a", weight: 3, dashArray: "8 6", className: "flow-line" });
+        keyboardable(line, f.source_name + " → " + f.facility_name + ", " + kg(f.amount_kg) + " kg")
           .bindPopup("<strong>" + esc(f.source_name) + " → " + esc(f.facility_name) + "</strong><br>" +
                      esc(kg(f.amount_kg)) + " kg · " + esc(f.state))
           .addTo(flows);
       });
       (c.requests || []).forEach(function (q) {
         if (q.lat == null) return;
-        L.circleMarker([q.lat, q.lon], { radius: 13, color: "#6a3d9a", weight: 2, fill: false,
-                                         className: "request-ring" })
+        var ring = L.circleMarker([q.lat, q.lon], { radius: 13, color: "#6a3d9a", weight: 2, fill: false,
+                                                    className: "request-ring" });
+        keyboardable(ring, t.request + ": " + q.name)
           .bindPopup("<strong>" + esc(t.request) + ": " + esc(q.name) + "</strong><br>" +
                      esc(t.remaining) + ": " + esc(kg(q.remaining_kg)) + " kg · " + esc(q.urgency))
           .addTo(flows);
