@@ -308,8 +308,9 @@ class TimedService(IngestService):
     def _observe(self, batch: Batch, result: WriteResult, acked: int) -> None:
         now = datetime.now(UTC)
         for d in batch.items:
-            if isinstance(d.message, DataMessage):
-                self.latencies.append((now - d.message.sent_at).total_seconds())
+            data = d.data
+            if data is not None:
+                self.latencies.append((now - data["sent_at"]).total_seconds())
         super()._observe(batch, result, acked)
 
 
@@ -473,7 +474,7 @@ def load_methods(url: str, batches: int = 20, size: int = 5000) -> dict[str, flo
     from ingest.registry import SensorCache
     from ingest.resolve import resolve
     from ingest.rollups import flush
-    from oxy.contract import decode
+    from oxy.contract import decode_record
 
     out: dict[str, float] = {}
     t = topic(SITE, GW, TopicKind.DATA)
@@ -486,7 +487,7 @@ def load_methods(url: str, batches: int = 20, size: int = 5000) -> dict[str, flo
             batch = Batch()
             for j, p in enumerate(messages(size, 50, offset_s=b * 1000)):
                 item = Inbound(t, p, j, 1, datetime.now(UTC), 0)
-                parsed, msg = decode(t, p)
+                parsed, msg = decode_record(t, p)
                 batch.add(Decoded(item, parsed, msg, None))
             rows_list.append(resolve(batch, cache, w.conn, timedelta(minutes=5)))
         t0 = time.perf_counter()
@@ -511,7 +512,7 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     name, url = make_db()
     broker = Mosquitto()
-    total50 = int(os.environ.get("BENCH_READINGS_50", "1000000"))
+    total50 = int(os.environ.get("BENCH_READINGS_50", "2000000"))
     total1 = int(os.environ.get("BENCH_READINGS_1", "40000"))
     try:
         print(f"database {name}; broker {broker.url}; cpus {os.cpu_count()}")

@@ -11,11 +11,11 @@ from typing import Any
 
 from oxy.contract import (
     ContractError,
-    DataMessage,
+    DataRecord,
     StateMessage,
     StatusMessage,
     Topic,
-    decode,
+    decode_record,
 )
 
 _batch_ids = itertools.count(1)
@@ -43,14 +43,20 @@ class Decoded:
 
     inbound: Inbound
     topic: Topic | None
-    message: DataMessage | StateMessage | StatusMessage | None
+    message: DataRecord | StateMessage | StatusMessage | None
     error: str | None
+
+    @property
+    def data(self) -> DataRecord | None:
+        """The data message, or None (state, status, or a message that broke the contract)."""
+        m = self.message
+        return None if m is None or isinstance(m, StateMessage | StatusMessage) else m
 
 
 def decode_inbound(item: Inbound) -> Decoded:
     """Validate one message with the shared wire contract (no database needed)."""
     try:
-        t, msg = decode(item.topic, item.payload)
+        t, msg = decode_record(item.topic, item.payload)
     except ContractError as exc:
         return Decoded(item, None, None, exc.reason)
     except (ValueError, UnicodeDecodeError) as exc:  # defensive: the contract should catch all
@@ -70,8 +76,9 @@ class Batch:
     def add(self, d: Decoded) -> None:
         """Append a decoded message, counting its readings."""
         self.items.append(d)
-        if isinstance(d.message, DataMessage):
-            self.readings += len(d.message.readings)
+        data = d.data
+        if data is not None:
+            self.readings += len(data["readings"])
 
 
 ReadingRow = tuple[int, datetime, float | None, int, datetime]

@@ -12,7 +12,7 @@ from ingest.batch import Batch, Decoded, Rows
 from ingest.registry import GatewayInfo, SensorCache
 from oxy.contract import (
     ContractError,
-    DataMessage,
+    DataRecord,
     Quality,
     StateMessage,
     StatusMessage,
@@ -20,6 +20,8 @@ from oxy.contract import (
     to_canonical,
 )
 
+GOOD: Final = Quality.GOOD
+_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 QUALITY_CODE: Final[dict[Quality, int]] = {
     Quality.GOOD: 0,
     Quality.STALE: 1,
@@ -54,19 +56,19 @@ def resolve(
             )
             continue
         msg = d.message
-        if isinstance(msg, DataMessage):
+        if isinstance(msg, StateMessage | StatusMessage):
+            _state_or_status(d, d.topic, msg, gw, rows)
+        else:
             _data(
                 d, d.topic, msg, gw=gw, cache=cache, conn=conn, horizon=horizon, now=now, rows=rows
             )
-        else:
-            _state_or_status(d, d.topic, msg, gw, rows)
     return rows
 
 
 def _data(
     d: Decoded,
     t: Topic,
-    msg: DataMessage,
+    msg: DataRecord,
     *,
     gw: GatewayInfo | None,
     cache: SensorCache,
@@ -76,49 +78,53 @@ def _data(
     rows: Rows,
 ) -> None:
     item = d.inbound
-    rows.lags.append((now - msg.sent_at).total_seconds())
+    readings = msg["readings"]
+    rows.lags.append((now - msg["sent_at"]).total_seconds())
     if gw is None or gw.revoked:
         why = "unknown gateway" if gw is None else "revoked gateway"
-        for r in msg.readings:
+        for r in readings:
             rows.quarantine.append(
-                (item.received_at, item.topic, t.site, t.gateway, r.sensor, r.ts, r.value,
-                 r.unit, QUALITY_CODE[r.q], why, None)
+                (item.received_at, item.topic, t.site, t.gateway, r["sensor"], r["ts"],
+                 r["value"], r["unit"], QUALITY_CODE[r.get("q", GOOD)], why, None)
             )  # fmt: skip
         return
-    rows.touch(gw.id, item.received_at, msg.seq)
+    rows.touch(gw.id, item.received_at, msg["seq"])
     bad: list[str] = []
     append = rows.readings.append
     latest, oldest = rows.latest, rows.oldest
     sensors = gw.sensors
     received = item.received_at
-    # The horizon in the readings' own tzinfo object: comparing datetimes that share one is a
-    # field compare; across tzinfo objects it costs two utcoffset() calls per reading.
-    horizon = horizon.astimezone(msg.readings[0].ts.tzinfo)
-    for i, r in enumerate(msg.readings):
-        s = sensors.get(r.sensor)
+    # Timestamps are moved onto datetime.UTC: pydantic parses them with its own tzinfo, and
+    # every compare or COPY of such a datetime calls its utcoffset() through Python (0.3 us per
+    # reading in the COPY alone). Subtracting an epoch that shares their tzinfo object is a
+    # plain field subtraction, so the move costs less than it saves; any offset stays exact.
+    epoch = _EPOCH.astimezone(readings[0]["ts"].tzinfo)
+    for i, r in enumerate(readings):
+        code = r["sensor"]
+        s = sensors.get(code)
         if s is None:
-            gw, s = cache.sensor(gw, r.sensor, conn)
+            gw, s = cache.sensor(gw, code, conn)
             sensors = gw.sensors
             if s is None:
                 rows.quarantine.append(
-                    (received, item.topic, t.site, t.gateway, r.sensor, r.ts, r.value, r.unit,
-                     QUALITY_CODE[r.q], f"unknown sensor {r.sensor!r} for gateway {gw.code!r}",
-                     None)
+                    (received, item.topic, t.site, t.gateway, code, r["ts"], r["value"],
+                     r["unit"], QUALITY_CODE[r.get("q", GOOD)],
+                     f"unknown sensor {code!r} for gateway {gw.code!r}", None)
                 )  # fmt: skip
                 continue
-        ts = r.ts
+        ts = _EPOCH + (r["ts"] - epoch)
         if ts > horizon:
-            bad.append(f"readings.{i} ({r.sensor}): timestamp {ts.isoformat()} is in the future")
+            bad.append(f"readings.{i} ({code}): timestamp {ts.isoformat()} is in the future")
             continue
-        value = r.value
+        value = r["value"]
         if value is not None:
             try:
-                value = to_canonical(s.quantity, value, r.unit)
+                value = to_canonical(s.quantity, value, r["unit"])
             except ContractError as exc:
-                bad.append(f"readings.{i} ({r.sensor}): {exc.reason}")
+                bad.append(f"readings.{i} ({code}): {exc.reason}")
                 continue
         sid = s.id
-        row = (sid, ts, value, QUALITY_CODE[r.q], received)
+        row = (sid, ts, value, QUALITY_CODE[r.get("q", GOOD)], received)
         append(row)
         newest = latest.get(sid)
         if newest is None:
@@ -134,7 +140,7 @@ def _data(
         more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
         rows.dead_letter(
             item,
-            f"{len(bad)} of {len(msg.readings)} readings rejected: " + "; ".join(bad[:5]) + more,
+            f"{len(bad)} of {len(readings)} readings rejected: " + "; ".join(bad[:5]) + more,
         )
 
 

@@ -28,7 +28,7 @@ from ingest.metrics import Metrics
 from ingest.registry import SensorCache
 from ingest.resolve import resolve
 from ingest.writer import LoadMethod, Writer, WriteResult
-from oxy.contract import DataMessage, StateMessage, StatusMessage
+from oxy.contract import StateMessage, StatusMessage
 from oxy.database import connect
 
 logger = logging.getLogger(__name__)
@@ -67,13 +67,11 @@ def tune_gc() -> None:
 
 
 def _kind(message: object) -> str:
-    if isinstance(message, DataMessage):
-        return "data"
     if isinstance(message, StateMessage):
         return "state"
     if isinstance(message, StatusMessage):
         return "status"
-    return "invalid"
+    return "invalid" if message is None else "data"
 
 
 class IngestService:
@@ -280,8 +278,9 @@ class IngestService:
         for d in batch.items:
             k = _kind(d.message)
             kinds[k] = kinds.get(k, 0) + 1
-            if isinstance(d.message, DataMessage):
-                lag = (now - d.message.sent_at).total_seconds()
+            data = d.data
+            if data is not None:
+                lag = (now - data["sent_at"]).total_seconds()
                 m.lag_seconds.observe(max(lag, 0.0))
                 worst_lag = max(worst_lag, lag)
         for k, n in kinds.items():

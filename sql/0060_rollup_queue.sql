@@ -4,8 +4,9 @@
 -- The ingest writer appends (sensor, first ts, last ts) of every committed batch to
 -- `rollup_dirty` in the batch's own transaction, so no committed reading can miss its rollup;
 -- `rollup_flush()` (the ingest service calls it every couple of seconds) takes the queue and
--- rebuilds the 1 minute buckets it covers from the raw readings, then the hours from those
--- minutes and the days from those hours. Rebuilding (not folding) keeps the rollups exact for
+-- rebuilds the closed 1 minute buckets it covers from the raw readings, then the hours from
+-- those minutes and the days from those hours; what falls in the minute still open (by the
+-- database clock) waits in the queue until that minute has closed. Rebuilding (not folding) keeps the rollups exact for
 -- late data and redeliveries, and the rebuild is idempotent: a range queued twice costs time,
 -- never a wrong count. On TimescaleDB nothing is queued (continuous aggregates).
 -- depends: 0004_rollups
@@ -23,11 +24,12 @@ CREATE FUNCTION rollup_lock_key() RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
     SELECT 7305431902817335601::bigint
 $$;
 
--- Rebuild the buckets the queue names; returns the 1 minute buckets rebuilt, or -1 when another
--- session is flushing (the queue stays for the next call).
+-- Rebuild the closed buckets the queue names; returns the 1 minute buckets rebuilt, or -1 when
+-- another session is flushing (the queue stays for the next call).
 CREATE FUNCTION rollup_flush() RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     origin CONSTANT timestamptz := TIMESTAMPTZ '2000-01-03 00:00:00+00';
+    open_minute CONSTANT timestamptz := date_bin(INTERVAL '1 minute', now(), origin);
     k integer;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
@@ -45,68 +47,96 @@ BEGIN
     TRUNCATE rollup_work_1m, rollup_work_1h, rollup_work_1d;  -- a second flush, one transaction
     -- Ranges of one sensor within the same hour collapse into one; a late range stays apart
     -- from the live one, so a reading from last week does not rebuild the whole week.
+    -- Only closed minutes are rebuilt: the part of a range in the minute still open goes back
+    -- into the queue. Rebuilding the open minute at every flush would read each of its
+    -- readings again and again (30 times a minute at one flush every 2 s).
     WITH taken AS (DELETE FROM rollup_dirty RETURNING sensor_id, lo, hi),
     ranges AS (
         SELECT sensor_id, min(lo) AS lo, max(hi) AS hi
         FROM taken GROUP BY sensor_id, date_bin(INTERVAL '1 hour', lo, origin)
+    ),
+    open_part AS (
+        INSERT INTO rollup_dirty (sensor_id, lo, hi)
+        SELECT sensor_id, greatest(lo, open_minute), hi FROM ranges WHERE hi >= open_minute
     )
     INSERT INTO rollup_work_1m (sensor_id, bucket)
     SELECT DISTINCT w.sensor_id, b.bucket
     FROM ranges w
     CROSS JOIN LATERAL generate_series(date_bin(INTERVAL '1 minute', w.lo, origin),
-                                       date_bin(INTERVAL '1 minute', w.hi, origin),
-                                       INTERVAL '1 minute') AS b (bucket);
+                                       least(date_bin(INTERVAL '1 minute', w.hi, origin),
+                                             open_minute - INTERVAL '1 minute'),
+                                       INTERVAL '1 minute') AS b (bucket)
+    WHERE w.lo < open_minute;
     GET DIAGNOSTICS k = ROW_COUNT;
     IF k = 0 THEN
         RETURN 0;
     END IF;
     ANALYZE rollup_work_1m;
 
-    DELETE FROM rollup_1m r USING rollup_work_1m w
-    WHERE r.sensor_id = w.sensor_id AND r.bucket = w.bucket;
+    -- One index range scan per bucket (LATERAL) and an upsert by primary key: no join the
+    -- planner could turn into a scan of a whole table, which it picks while the statistics
+    -- still describe a table much smaller than it has become. Readings are insert-only, so a
+    -- bucket never loses its good readings: rewriting the rows is enough, nothing to delete.
     INSERT INTO rollup_1m (sensor_id, bucket, first_ts, first_value, last_ts, last_value,
                            min_value, max_value, n)
-    SELECT w.sensor_id, w.bucket,
-           min(r.ts), (array_agg(r.value ORDER BY r.ts))[1],
-           max(r.ts), (array_agg(r.value ORDER BY r.ts DESC))[1],
-           min(r.value), max(r.value), count(*)
+    SELECT w.sensor_id, w.bucket, a.*
     FROM rollup_work_1m w
-    JOIN readings r ON r.sensor_id = w.sensor_id
-                   AND r.ts >= w.bucket AND r.ts < w.bucket + INTERVAL '1 minute'
-    WHERE r.quality = 0 AND r.value IS NOT NULL
-    GROUP BY w.sensor_id, w.bucket;
+    CROSS JOIN LATERAL (
+        SELECT min(r.ts), (array_agg(r.value ORDER BY r.ts))[1],
+               max(r.ts), (array_agg(r.value ORDER BY r.ts DESC))[1],
+               min(r.value), max(r.value), count(*) AS n
+        FROM readings r
+        WHERE r.sensor_id = w.sensor_id
+          AND r.ts >= w.bucket AND r.ts < w.bucket + INTERVAL '1 minute'
+          AND r.quality = 0 AND r.value IS NOT NULL
+    ) a
+    WHERE a.n > 0
+    ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+        first_ts = EXCLUDED.first_ts, first_value = EXCLUDED.first_value,
+        last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value,
+        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value, n = EXCLUDED.n;
 
     INSERT INTO rollup_work_1h (sensor_id, bucket)
     SELECT DISTINCT sensor_id, date_bin(INTERVAL '1 hour', bucket, origin) AS bucket
     FROM rollup_work_1m;
-    DELETE FROM rollup_1h r USING rollup_work_1h w
-    WHERE r.sensor_id = w.sensor_id AND r.bucket = w.bucket;
     INSERT INTO rollup_1h (sensor_id, bucket, first_ts, first_value, last_ts, last_value,
                            min_value, max_value, n)
-    SELECT w.sensor_id, w.bucket,
-           min(m.first_ts), (array_agg(m.first_value ORDER BY m.first_ts))[1],
-           max(m.last_ts), (array_agg(m.last_value ORDER BY m.last_ts DESC))[1],
-           min(m.min_value), max(m.max_value), sum(m.n)
+    SELECT w.sensor_id, w.bucket, a.*
     FROM rollup_work_1h w
-    JOIN rollup_1m m ON m.sensor_id = w.sensor_id
-                    AND m.bucket >= w.bucket AND m.bucket < w.bucket + INTERVAL '1 hour'
-    GROUP BY w.sensor_id, w.bucket;
+    CROSS JOIN LATERAL (
+        SELECT min(m.first_ts), (array_agg(m.first_value ORDER BY m.first_ts))[1],
+               max(m.last_ts), (array_agg(m.last_value ORDER BY m.last_ts DESC))[1],
+               min(m.min_value), max(m.max_value), sum(m.n) AS n
+        FROM rollup_1m m
+        WHERE m.sensor_id = w.sensor_id
+          AND m.bucket >= w.bucket AND m.bucket < w.bucket + INTERVAL '1 hour'
+    ) a
+    WHERE a.n > 0
+    ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+        first_ts = EXCLUDED.first_ts, first_value = EXCLUDED.first_value,
+        last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value,
+        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value, n = EXCLUDED.n;
 
     INSERT INTO rollup_work_1d (sensor_id, bucket)
     SELECT DISTINCT sensor_id, date_bin(INTERVAL '1 day', bucket, origin) AS bucket
     FROM rollup_work_1h;
-    DELETE FROM rollup_1d r USING rollup_work_1d w
-    WHERE r.sensor_id = w.sensor_id AND r.bucket = w.bucket;
     INSERT INTO rollup_1d (sensor_id, bucket, first_ts, first_value, last_ts, last_value,
                            min_value, max_value, n)
-    SELECT w.sensor_id, w.bucket,
-           min(h.first_ts), (array_agg(h.first_value ORDER BY h.first_ts))[1],
-           max(h.last_ts), (array_agg(h.last_value ORDER BY h.last_ts DESC))[1],
-           min(h.min_value), max(h.max_value), sum(h.n)
+    SELECT w.sensor_id, w.bucket, a.*
     FROM rollup_work_1d w
-    JOIN rollup_1h h ON h.sensor_id = w.sensor_id
-                    AND h.bucket >= w.bucket AND h.bucket < w.bucket + INTERVAL '1 day'
-    GROUP BY w.sensor_id, w.bucket;
+    CROSS JOIN LATERAL (
+        SELECT min(h.first_ts), (array_agg(h.first_value ORDER BY h.first_ts))[1],
+               max(h.last_ts), (array_agg(h.last_value ORDER BY h.last_ts DESC))[1],
+               min(h.min_value), max(h.max_value), sum(h.n) AS n
+        FROM rollup_1h h
+        WHERE h.sensor_id = w.sensor_id
+          AND h.bucket >= w.bucket AND h.bucket < w.bucket + INTERVAL '1 day'
+    ) a
+    WHERE a.n > 0
+    ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+        first_ts = EXCLUDED.first_ts, first_value = EXCLUDED.first_value,
+        last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value,
+        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value, n = EXCLUDED.n;
     RETURN k;
 END
 $$;

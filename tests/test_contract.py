@@ -1,5 +1,6 @@
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -7,11 +8,13 @@ from oxy.contract import (
     NORMAL,
     ContractError,
     DataMessage,
+    Quality,
     Quantity,
     Reading,
     Reference,
     TopicKind,
     decode,
+    decode_record,
     encode,
     parse_topic,
     subscription,
@@ -104,10 +107,56 @@ def test_encode_decode_wire_form() -> None:
         (json.dumps(_msg(readings=[])).encode(), "readings"),
     ],
 )
-def test_decode_rejects_with_reason(payload: bytes, reason: str) -> None:
+@pytest.mark.parametrize("decoder", [decode, decode_record], ids=["model", "record"])
+def test_decode_rejects_with_reason(payload: bytes, reason: str, decoder: Any) -> None:
     with pytest.raises(ContractError) as err:
-        decode("oxy/v1/S1/gw1/data", payload)
+        decoder("oxy/v1/S1/gw1/data", payload)
     assert reason in err.value.reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"v": 0},
+        {"seq": -1},
+        {"gw": "bad code!"},
+        {"extra": 1},
+        {"sent_at": "2026-11-28T10:00:00"},
+        {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": 1, "unit": "bar",
+                       "q": "perfect"}]},
+        {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": 1, "unit": "bar",
+                       "more": 1}]},
+        {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": None, "unit": "bar",
+                       "q": "comm_error"}]},
+        {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00+07:00", "value": "1.5",
+                       "unit": "psi", "q": "stale"}]},
+        {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": 1, "unit": "bar"}]
+         * 5001},
+    ],
+)  # fmt: skip
+def test_record_decoder_agrees_with_the_models(change: dict[str, Any]) -> None:
+    """ingest decodes into dicts (decode_record): it accepts and rejects exactly what the models
+    do, and what it accepts carries the same values."""
+    payload = json.dumps({**_msg(), **change}).encode()
+    try:
+        _, model = decode("oxy/v1/S1/gw1/data", payload)
+    except ContractError:
+        with pytest.raises(ContractError):
+            decode_record("oxy/v1/S1/gw1/data", payload)
+        return
+    _, record = decode_record("oxy/v1/S1/gw1/data", payload)
+    assert isinstance(model, DataMessage) and isinstance(record, dict)
+    assert (record["gw"], record["seq"], record["sent_at"]) == (model.gw, model.seq, model.sent_at)
+    assert [
+        (r["sensor"], r["ts"], r["value"], r["unit"], r.get("q", Quality.GOOD))
+        for r in record["readings"]
+    ] == [(r.sensor, r.ts, r.value, r.unit, r.q) for r in model.readings]
+
+
+def test_record_decoder_passes_state_and_status_to_the_models() -> None:
+    state = b'{"v": 1, "gw": "gw1", "online": true, "bd_seq": 3}'
+    assert decode_record("oxy/v1/S1/gw1/state", state) == decode("oxy/v1/S1/gw1/state", state)
 
 
 def test_bad_value_travels_as_null_with_quality() -> None:

@@ -4,6 +4,7 @@ bad-quality readings and ranges queued twice; one flusher at a time."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import psycopg
@@ -90,3 +91,27 @@ def test_the_queue_refuses_an_inverted_range(db_url: str, registry: Registry) ->
         conn.execute(
             "INSERT INTO rollup_dirty VALUES (%s, %s, %s)", (registry.sensors["T1-dp"], lo, hi)
         )
+
+
+def test_the_open_minute_waits_in_the_queue(db_url: str, registry: Registry) -> None:
+    """Readings of the minute still open (database clock) are not rolled up yet: their range goes
+    back into the queue, so a live minute is rebuilt once, after it closed, not at every flush."""
+    dp = registry.sensors["T1-dp"]
+    with psycopg.connect(db_url) as conn:
+        (second,) = conn.execute("SELECT extract(second FROM now())").fetchone()
+        if second > 50:  # let the test run inside one minute
+            time.sleep(60.5 - float(second))
+        conn.commit()
+        (now,) = conn.execute("SELECT date_bin('1 minute', now(), %s)", (T0,)).fetchone()
+        conn.commit()
+        closed = [(timedelta(minutes=-2, seconds=s), float(s), 0) for s in range(0, 120, 10)]
+        live = [(timedelta(seconds=s), 100.0 + s, 0) for s in (0, 1)]
+        _store(conn, dp, [(now - T0 + o, v, q) for o, v, q in closed + live])
+        conn.commit()
+        assert flush(conn) == 2  # the two closed minutes
+        assert [b for _, b, *_ in _actual(conn, "readings_1m")] == [
+            now - timedelta(minutes=2),
+            now - timedelta(minutes=1),
+        ]
+        queued = conn.execute("SELECT sensor_id, lo, hi FROM rollup_dirty").fetchall()
+        assert queued == [(dp, now, now + timedelta(seconds=1))]
