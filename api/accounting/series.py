@@ -146,6 +146,25 @@ def value_at(points: Sequence[Point], ts: datetime, max_gap: timedelta) -> float
     return a.kg + (b.kg - a.kg) * (ts - a.ts) / (b.ts - a.ts)
 
 
+def delivered_by(
+    points: Sequence[Point], refill: Refill, ts: datetime, max_gap: timedelta
+) -> float:
+    """Part of a refill's amount delivered by `ts`: its rise so far in the contents series plus
+    the draw estimated for the time elapsed; time-proportional where the series cannot say."""
+    if ts <= refill.started_at:
+        return 0.0
+    if ts >= refill.ended_at:
+        return refill.amount_kg
+    share = (ts - refill.started_at) / (refill.ended_at - refill.started_at)
+    kg = value_at(points, ts, max_gap)
+    if kg is None:
+        return refill.amount_kg * share
+    # amount = rise + draw during the refill; the draw is spread evenly over its duration.
+    draw = refill.amount_kg - (refill.after_kg - refill.before_kg)
+    part = kg - refill.before_kg + draw * share
+    return min(max(part, 0.0), refill.amount_kg)
+
+
 def window_figures(
     points: Sequence[Point],
     refills: Sequence[Refill],
@@ -166,8 +185,14 @@ def window_figures(
         close_kg, t_close = inside[-1].kg, inside[-1].ts
     if open_kg is None or close_kg is None or t_close <= t_open:
         return WindowFigures(None, None, None, None, 0.0, 0, 0.0, len(inside))
-    mine = [r for r in refills if t_open <= r.started_at < t_close]
-    refilled = sum(r.amount_kg for r in mine)
+    # A refill straddling 16:00 counts in each window for the part delivered on its side, so
+    # that open + refilled − close holds in both and the two parts add up to the event.
+    refilled = sum(
+        delivered_by(points, r, end, gap) - delivered_by(points, r, start, gap)
+        for r in refills
+        if r.started_at < end and r.ended_at > start
+    )
+    mine = [r for r in refills if start <= r.started_at < end]
     consumption = max(0.0, open_kg + refilled - close_kg)
     lows = [p.kg for p in inside] + [open_kg, close_kg]
     coverage = min(1.0, (t_close - t_open) / (end - start))

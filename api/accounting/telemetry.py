@@ -32,6 +32,17 @@ logger = logging.getLogger(__name__)
 # Context around a range so that a refill at its edge sees the neighbouring draw rate.
 CONTEXT = timedelta(hours=3)
 
+# Version of the window arithmetic, kept above the reading count in a stored window's fingerprint
+# so that rows computed under an older rule are redone on read. 2: a refill straddling the cutoff
+# is split between the two windows.
+RULES = 2
+_RULES_SHIFT = 40  # far above any count of readings over a window's UTC days
+
+
+def _stamp(readings: int) -> int:
+    """The fingerprint stored with (and expected of) a window: rule version and reading count."""
+    return (RULES << _RULES_SHIFT) | readings
+
 
 class Source(StrEnum):
     """Where window figures come from: stored windows (rollups) or raw readings every time."""
@@ -254,7 +265,7 @@ async def ensure_windows(
     }
     for r in await cur.fetchall():
         key = (int(r[0]), r[1])
-        if r[10] >= fresh_after[r[1]] and (r[11] or 0) == prints.get(key, 0):
+        if r[10] >= fresh_after[r[1]] and (r[11] or 0) == _stamp(prints.get(key, 0)):
             have[key] = WindowFigures(r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
     wanted = [d for d in days(first, last) if window(d, cfg).start <= now]
     todo: dict[int, list[date]] = defaultdict(list)
@@ -317,7 +328,7 @@ async def _store(
                     "coverage": f.coverage,
                     "readings": f.readings,
                     "computed_at": now,
-                    "fingerprint": prints.get((tank_id, w.day), 0),
+                    "fingerprint": _stamp(prints.get((tank_id, w.day), 0)),
                 }
                 for w, f in zip(wins, figs, strict=True)
             ],
@@ -347,7 +358,7 @@ class FacilityTelemetry:
     monitored_tanks: int
     stock_kg: float | None  # contents at 16:00 D, all monitored tanks
     usable_kg: float | None  # above each tank's minimum usable level
-    refilled_kg: float  # refills detected in the window of D
+    refilled_kg: float  # delivered in the window of D (a refill across 16:00 is split)
     refills: int
     consumption_kg: float | None  # in the window of D, refills excluded
     avg_daily_kg: float | None  # last 7 complete windows, adjusted for days without data

@@ -67,6 +67,14 @@ SELECT d.facility_id, o.code, o.name, d.liquid_kg, d.gas_nm3, d.cylinders
 FROM supplier_deliveries d JOIN organisations o ON o.id = d.facility_id
 WHERE d.report_id = %(id)s ORDER BY o.code
 """
+# Whole refill events that started in day D's window, per facility: a delivery crossing 16:00 is
+# split between two windows in the facility's figures, but it is one delivery for the supplier.
+_REFILLS_STARTED = """
+SELECT t.facility_id, sum(e.amount_kg) AS kg
+FROM refill_events e JOIN tanks t ON t.id = e.tank_id
+WHERE t.facility_id = ANY(%(facilities)s) AND e.report_day = %(d)s
+GROUP BY t.facility_id
+"""
 _INSERT_DELIVERY = """
 INSERT INTO supplier_deliveries (report_id, facility_id, liquid_kg, gas_nm3, cylinders)
 VALUES (%s, %s, %s, %s, %s)
@@ -210,10 +218,15 @@ async def view(
         conn, day, parents=None, visible=None, ids=[d["facility_id"] for d in deliveries]
     )
     figs = {f.facility_id: f for f in await figures_for(conn, refs, day, cfg, now=now)}
+    async with conn.cursor() as cur:  # figures_for has stored the refill events of day D
+        await cur.execute(_REFILLS_STARTED, {"facilities": list(figs), "d": day})
+        started = {int(fid): float(kg) for fid, kg in await cur.fetchall()}
     checked = []
     for d in deliveries:
         f = figs.get(d["facility_id"])
         got = f.refilled_liquid_kg if f else None
+        if f is not None and f.sources.get("refilled_liquid") == "telemetry":
+            got = started.get(f.facility_id, 0.0)
         match = None
         if got is not None:
             match = abs(got - d["liquid_kg"]) <= max(50.0, MATCH_TOLERANCE * d["liquid_kg"])

@@ -28,6 +28,7 @@ from api.accounting.stock import DayUse, Status, average_daily, days_of_supply, 
 from api.accounting.telemetry import Source, compute_windows, ensure_windows, facility_telemetry
 from api.accounting.therapy import Therapy, need_m3_per_day
 from api.accounting.windows import deadline, report_day_of, window
+from api.reports.supplier import view as supplier_view
 from oxy.calibration import CalibrationTable
 
 CFG = AccountingConfig()
@@ -331,3 +332,108 @@ def test_late_readings_reach_stored_windows(db_url: str) -> None:
     assert before.consumption_kg is None and before.coverage == 0.0
     assert after.coverage == 1.0
     assert after.consumption_kg == pytest.approx(want, rel=0.02)
+
+
+# A delivery from 15:40 to 16:30 local: 20 of its 50 minutes fall in the window of day 2.
+STRADDLE = PlannedRefill(W0 + timedelta(days=1, minutes=-20), 50, 6000.0)
+
+
+async def _straddle(url: str) -> dict[str, Any]:
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    async with conn:
+        cur = await conn.execute("SELECT id FROM organisations WHERE code = 'SYT-01'")
+        row = await cur.fetchone()
+        assert row
+        fac = await add_facility(conn, "BV-ST", int(row[0]), "01")
+        p = TankPlan(
+            capacity_kg=20000.0,
+            diameter_m=2.5,
+            start_kg=9000.0,
+            draw_kg_per_day=1500.0,
+            refills=(STRADDLE,),
+        )
+        tank, sensor = await add_tank(conn, fac, "T1", p, valid_from=W0 - timedelta(days=30))
+        assert sensor is not None
+        start, end = W0 - timedelta(hours=4), W0 + timedelta(days=3, hours=4)
+        await copy_readings(conn, readings(p, sensor, start, end, seed=11))
+        await refresh_rollups(conn, sensor, start, end)
+        last = DAY0 + timedelta(days=2)
+        now = end + timedelta(days=1)
+        stored = await ensure_windows(conn, [tank], DAY0, last, CFG, now=now)
+        raw, refills = await compute_windows(conn, [tank], DAY0, last, CFG, source=Source.RAW)
+        cur = await conn.execute(
+            "SELECT report_day, started_at, ended_at, amount_kg FROM refill_events "
+            "WHERE tank_id = %s",
+            (tank,),
+        )
+        events = await cur.fetchall()
+        # A window stored under the old rule (fingerprint = reading count only) is redone.
+        await conn.execute(
+            "UPDATE tank_windows SET refilled_kg = 0, consumption_kg = 0, "
+            "fingerprint = fingerprint & %s WHERE tank_id = %s",
+            ((1 << 40) - 1, tank),
+        )
+        again = await ensure_windows(conn, [tank], DAY0, last, CFG, now=now)
+        # The supplier reports the whole delivery on day 1: its cross-check compares it with the
+        # whole refill event, not with day 1's share of the refilled figure.
+        cur = await conn.execute(
+            "INSERT INTO organisations (code, kind, name) VALUES ('NCC-ST', 'supplier', 'NCC')"
+            " RETURNING id"
+        )
+        sup = (await cur.fetchone() or [0])[0]
+        await conn.execute(
+            "INSERT INTO suppliers (org_id, supplier_kind) VALUES (%s, 'producer')", (sup,)
+        )
+        cur = await conn.execute(
+            "INSERT INTO supplier_reports (supplier_id, report_day, production_t)"
+            " VALUES (%s, %s, 100) RETURNING id",
+            (sup, DAY0),
+        )
+        report = (await cur.fetchone() or [0])[0]
+        await conn.execute(
+            "INSERT INTO supplier_deliveries (report_id, facility_id, liquid_kg)"
+            " VALUES (%s, %s, %s)",
+            (report, fac, STRADDLE.amount_kg),
+        )
+        checked = await supplier_view(conn, sup, DAY0, cfg=CFG, now=now, show_facility_figures=True)
+        return {
+            "supplier": checked,
+            "tank": tank,
+            "plan": p,
+            "stored": stored,
+            "raw": raw,
+            "again": again,
+            "refills": refills[tank],
+            "events": events,
+        }
+
+
+def test_refill_across_1600_is_split_between_the_two_windows(db_url: str) -> None:
+    out = asyncio.run(_straddle(db_url))
+    p: TankPlan = out["plan"]
+    tank = out["tank"]
+    d1, d2 = DAY0, DAY0 + timedelta(days=1)
+    assert window(d1, CFG).end == window(d2, CFG).start
+    # One event, kept whole and on the day it started.
+    assert len(out["refills"]) == 1
+    day, event = out["refills"][0]
+    assert day == d1
+    assert event.started_at < window(d1, CFG).end < event.ended_at
+    assert event.amount_kg == pytest.approx(STRADDLE.amount_kg, rel=0.02)
+    assert [(r[0], r[3]) for r in out["events"]] == [(d1, pytest.approx(event.amount_kg))]
+    for source in ("stored", "raw", "again"):
+        figs = out[source]
+        f1, f2 = figs[(tank, d1)], figs[(tank, d2)]
+        for d, f in ((d1, f1), (d2, f2)):
+            w = window(d, CFG)
+            assert f.coverage == 1.0
+            assert f.consumption_kg == pytest.approx(
+                true_consumption(p, w.start, w.end), rel=0.02
+            ), (source, d)
+        assert f1.refilled_kg + f2.refilled_kg == pytest.approx(event.amount_kg, abs=1e-6)
+        # 20 of 50 minutes of pumping before 16:00: 2,400 kg, then 3,600 kg.
+        assert f1.refilled_kg == pytest.approx(2400.0, rel=0.05), source
+        assert f1.refills == 1 and f2.refills == 0
+    (delivery,) = out["supplier"]["deliveries"]
+    assert delivery["match"] is True
+    assert delivery["facility_refilled_liquid_kg"] == pytest.approx(event.amount_kg)
