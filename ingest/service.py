@@ -50,7 +50,7 @@ class IngestConfig:
     metrics_port: int = 0
     load_method: LoadMethod = "copy"
     retention_every_s: float = 3600.0
-    rollup_every_s: float = 2.0
+    rollup_every_s: float = 5.0
 
 
 def tune_gc() -> None:

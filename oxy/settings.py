@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     ingest_batch_ms: Annotated[int, Field(ge=1)] = 200
     ingest_max_future_s: Annotated[int, Field(ge=0)] = 300
     # Plain PostgreSQL: how often the rollup buckets of newly stored readings are rebuilt.
-    ingest_rollup_s: Annotated[float, Field(gt=0)] = 2.0
+    ingest_rollup_s: Annotated[float, Field(gt=0)] = 5.0
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
 
     log_json: bool = False

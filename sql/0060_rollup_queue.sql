@@ -3,7 +3,7 @@
 --
 -- The ingest writer appends (sensor, first ts, last ts) of every committed batch to
 -- `rollup_dirty` in the batch's own transaction, so no committed reading can miss its rollup;
--- `rollup_flush()` (the ingest service calls it every couple of seconds) takes the queue and
+-- `rollup_flush()` (the ingest service calls it every few seconds) takes the queue and
 -- rebuilds the closed 1 minute buckets it covers from the raw readings, then the hours from
 -- those minutes and the days from those hours; what falls in the minute still open (by the
 -- database clock) waits in the queue until that minute has closed. Rebuilding (not folding) keeps the rollups exact for
@@ -49,7 +49,7 @@ BEGIN
     -- from the live one, so a reading from last week does not rebuild the whole week.
     -- Only closed minutes are rebuilt: the part of a range in the minute still open goes back
     -- into the queue. Rebuilding the open minute at every flush would read each of its
-    -- readings again and again (30 times a minute at one flush every 2 s).
+    -- readings again and again (12 times a minute at one flush every 5 s).
     WITH taken AS (DELETE FROM rollup_dirty RETURNING sensor_id, lo, hi),
     ranges AS (
         SELECT sensor_id, min(lo) AS lo, max(hi) AS hi
@@ -71,7 +71,6 @@ BEGIN
     IF k = 0 THEN
         RETURN 0;
     END IF;
-    ANALYZE rollup_work_1m;
 
     -- One index range scan per bucket (LATERAL) and an upsert by primary key: no join the
     -- planner could turn into a scan of a whole table, which it picks while the statistics
