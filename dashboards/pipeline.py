@@ -101,6 +101,22 @@ DASHBOARD = Dashboard(
             ),
         ),
         Panel(
+            title="Tổng hợp phút/giờ/ngày / Rollup rebuild time and age (plain PostgreSQL)",
+            type="timeseries",
+            unit="s",
+            targets=(
+                PromTarget(
+                    "histogram_quantile(0.99, sum by (le) "
+                    "(rate(oxy_ingest_rollup_flush_seconds_bucket[$__rate_interval])))",
+                    legend="flush p99 (s)",
+                ),
+                PromTarget(
+                    "time() - max(oxy_ingest_rollup_last_success_seconds)",
+                    legend="since the last flush (s)",
+                ),
+            ),
+        ),
+        Panel(
             title="Kết nối / Database and broker connection",
             type="stat",
             width=12,

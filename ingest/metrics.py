@@ -61,6 +61,11 @@ class Metrics:
         self.rollup_buckets = Counter(
             "oxy_ingest_rollup_buckets", "1 minute rollup buckets rebuilt", registry=r
         )
+        self.rollup_ok_at = Gauge(
+            "oxy_ingest_rollup_last_success_seconds",
+            "Unix time of the last rollup flush that succeeded (or found another worker at it)",
+            registry=r,
+        )
         self.last_lag = Gauge(
             "oxy_ingest_consumer_lag_last_seconds",
             "Largest consumer lag in the last committed batch",

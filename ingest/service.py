@@ -326,6 +326,7 @@ class IngestService:
                 if buckets > 0:
                     self.metrics.rollup_seconds.observe(time.perf_counter() - started)
                     self.metrics.rollup_buckets.inc(buckets)
+                self.metrics.rollup_ok_at.set_to_current_time()
                 if buckets == 0 and self.writer.storage == "timescaledb":
                     last = True  # continuous aggregates: nothing is ever queued
                 if failing:
