@@ -169,6 +169,24 @@ WHERE revoked_at IS NULL
         dashboard_uid="oxy-gateways",
     ),
     AlertRule(
+        uid="oxy-rollups-behind",
+        title="Tổng hợp bị chậm / Rollups behind",
+        # Plain PostgreSQL: the ranges the ingest writer queues wait at most for their minute to
+        # close and the next flush (seconds); on TimescaleDB nothing is ever queued.
+        sql="""
+SELECT coalesce(extract(epoch FROM now() - oldest_queued_at), 0) AS oldest_queued_s
+FROM grafana.rollup_queue
+""",
+        op="gt",
+        threshold=600.0,
+        summary=(
+            "Số liệu tổng hợp phút/giờ/ngày chậm hơn 10 phút / The minute, hour and day rollups "
+            "are more than 10 minutes behind the raw readings: check that an ingest worker runs "
+            "and its log for 'rollup maintenance failed'."
+        ),
+        dashboard_uid="oxy-pipeline",
+    ),
+    AlertRule(
         uid="oxy-database-down",
         title="CSDL không truy cập được / Database down",
         sql="SELECT 1 AS up",

@@ -9,14 +9,21 @@
 -- database clock) waits in the queue until that minute has closed. Rebuilding (not folding) keeps the rollups exact for
 -- late data and redeliveries, and the rebuild is idempotent: a range queued twice costs time,
 -- never a wrong count. On TimescaleDB nothing is queued (continuous aggregates).
--- depends: 0004_rollups
+-- depends: 0004_rollups 0030_grafana_views
 
 CREATE TABLE rollup_dirty (
     sensor_id bigint NOT NULL,
     lo timestamptz NOT NULL,
     hi timestamptz NOT NULL,
+    queued_at timestamptz NOT NULL DEFAULT now(),
     CHECK (lo <= hi)
 );
+
+-- For the engineers (Grafana, read-only role): how far behind the rollups are. Only the open
+-- minute should wait here (about a minute); anything older means no flush is running.
+CREATE VIEW grafana.rollup_queue AS
+    SELECT count(*) AS ranges, min(queued_at) AS oldest_queued_at FROM rollup_dirty;
+GRANT SELECT ON grafana.rollup_queue TO oxy_grafana;
 
 -- One key for everything that rewrites rollup rows on plain PostgreSQL, so that a flush and a
 -- recompute (or two ingest replicas' flushes) never interleave their delete + insert.
