@@ -562,15 +562,8 @@ async def sensor_update(
             errors.add("code", "This code is already used.")
     if not saved or params is None:
         return await _sensor_form(request, conn, me, locale, row, form, errors.errors)
-    before = {k: row[k] for k in ("code", "tank_id", "quantity", "unit", "valid_min", "valid_max")}
-    after = {
-        "code": params["code"],
-        "tank_id": params["tank"],
-        "quantity": params["quantity"],
-        "unit": params["unit"],
-        "valid_min": params["valid_min"],
-        "valid_max": params["valid_max"],
-    }
+    before = {k: row[k] for k in SENSOR_FORM_FIELDS}
+    after = {k: params["tank" if k == "tank_id" else k] for k in SENSOR_FORM_FIELDS}
     await audit(
         conn,
         me,

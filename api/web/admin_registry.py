@@ -112,7 +112,6 @@ RETURNING id
 """
 GATEWAY = "SELECT id, code, facility_id FROM gateways WHERE id = %(gateway)s"
 TANK_OF_FACILITY = "SELECT id FROM tanks WHERE id = %(tank)s AND facility_id = %(facility)s"
-SENSOR_BY_CODE = "SELECT id FROM sensors WHERE gateway_id = %(gateway)s AND code = %(code)s"
 INSERT_SENSOR = """
 INSERT INTO sensors (gateway_id, code, tank_id, quantity, unit, valid_min, valid_max)
 VALUES (%(gateway)s, %(code)s, %(tank)s, %(quantity)s, %(unit)s, %(valid_min)s, %(valid_max)s)
@@ -129,9 +128,6 @@ WHERE s.id = %(sensor)s
 TANKS_OF_FACILITY = (
     "SELECT id, code, name FROM tanks WHERE facility_id = %(facility)s ORDER BY code"
 )
-OTHER_SENSOR_BY_CODE = """
-SELECT id FROM sensors WHERE gateway_id = %(gateway)s AND code = %(code)s AND id <> %(sensor)s
-"""
 UPDATE_SENSOR = """
 UPDATE sensors SET code = %(code)s, tank_id = %(tank)s, quantity = %(quantity)s, unit = %(unit)s,
                    valid_min = %(valid_min)s, valid_max = %(valid_max)s
@@ -440,9 +436,8 @@ async def insert_gateway(
 
 
 async def insert_sensor(conn: AsyncConnection[Any], params: Mapping[str, Any]) -> int | None:
-    """Add a sensor to a gateway; None when the gateway already has that code."""
-    if await fetch_one(conn, SENSOR_BY_CODE, gateway=params["gateway"], code=params["code"]):
-        return None
+    """Add a sensor to a gateway; None when the gateway already has that code (the unique
+    constraint decides, under a savepoint, so two admins saving at once cannot both win)."""
     try:
         async with conn.transaction():
             cur = await conn.execute(INSERT_SENSOR, dict(params))
@@ -461,15 +456,6 @@ async def has_telemetry(conn: AsyncConnection[Any], sensor_id: int) -> bool:
 
 async def update_sensor(conn: AsyncConnection[Any], params: Mapping[str, Any]) -> bool:
     """Save a sensor's fields; False when another sensor of its gateway has the code."""
-    taken = await fetch_one(
-        conn,
-        OTHER_SENSOR_BY_CODE,
-        gateway=params["gateway"],
-        code=params["code"],
-        sensor=params["sensor"],
-    )
-    if taken is not None:
-        return False
     try:
         async with conn.transaction():
             await conn.execute(UPDATE_SENSOR, dict(params))
