@@ -37,6 +37,7 @@ CREATE FUNCTION rollup_flush() RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     origin CONSTANT timestamptz := TIMESTAMPTZ '2000-01-03 00:00:00+00';
     open_minute CONSTANT timestamptz := date_bin(INTERVAL '1 minute', now(), origin);
+    lvl record;
     k integer;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
@@ -102,47 +103,32 @@ BEGIN
         last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value,
         min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value, n = EXCLUDED.n;
 
-    INSERT INTO rollup_work_1h (sensor_id, bucket)
-    SELECT DISTINCT sensor_id, date_bin(INTERVAL '1 hour', bucket, origin) AS bucket
-    FROM rollup_work_1m;
-    INSERT INTO rollup_1h (sensor_id, bucket, first_ts, first_value, last_ts, last_value,
-                           min_value, max_value, n)
-    SELECT w.sensor_id, w.bucket, a.*
-    FROM rollup_work_1h w
-    CROSS JOIN LATERAL (
-        SELECT min(m.first_ts), (array_agg(m.first_value ORDER BY m.first_ts))[1],
-               max(m.last_ts), (array_agg(m.last_value ORDER BY m.last_ts DESC))[1],
-               min(m.min_value), max(m.max_value), sum(m.n) AS n
-        FROM rollup_1m m
-        WHERE m.sensor_id = w.sensor_id
-          AND m.bucket >= w.bucket AND m.bucket < w.bucket + INTERVAL '1 hour'
-    ) a
-    WHERE a.n > 0
-    ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-        first_ts = EXCLUDED.first_ts, first_value = EXCLUDED.first_value,
-        last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value,
-        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value, n = EXCLUDED.n;
-
-    INSERT INTO rollup_work_1d (sensor_id, bucket)
-    SELECT DISTINCT sensor_id, date_bin(INTERVAL '1 day', bucket, origin) AS bucket
-    FROM rollup_work_1h;
-    INSERT INTO rollup_1d (sensor_id, bucket, first_ts, first_value, last_ts, last_value,
-                           min_value, max_value, n)
-    SELECT w.sensor_id, w.bucket, a.*
-    FROM rollup_work_1d w
-    CROSS JOIN LATERAL (
-        SELECT min(h.first_ts), (array_agg(h.first_value ORDER BY h.first_ts))[1],
-               max(h.last_ts), (array_agg(h.last_value ORDER BY h.last_ts DESC))[1],
-               min(h.min_value), max(h.max_value), sum(h.n) AS n
-        FROM rollup_1h h
-        WHERE h.sensor_id = w.sensor_id
-          AND h.bucket >= w.bucket AND h.bucket < w.bucket + INTERVAL '1 day'
-    ) a
-    WHERE a.n > 0
-    ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-        first_ts = EXCLUDED.first_ts, first_value = EXCLUDED.first_value,
-        last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value,
-        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value, n = EXCLUDED.n;
+    -- Hours from their minutes, then days from their hours: the same statement one level up.
+    FOR lvl IN SELECT * FROM (VALUES ('1h', '1m', INTERVAL '1 hour'),
+                                     ('1d', '1h', INTERVAL '1 day')) AS t (name, finer, width)
+    LOOP
+        EXECUTE format('INSERT INTO %I (sensor_id, bucket) '
+                       'SELECT DISTINCT sensor_id, date_bin($1, bucket, $2) FROM %I',
+                       'rollup_work_' || lvl.name, 'rollup_work_' || lvl.finer)
+            USING lvl.width, origin;
+        EXECUTE format(
+            'INSERT INTO %I (sensor_id, bucket, first_ts, first_value, last_ts, last_value,'
+            '                min_value, max_value, n) '
+            'SELECT w.sensor_id, w.bucket, a.* FROM %I w '
+            'CROSS JOIN LATERAL ('
+            '    SELECT min(f.first_ts), (array_agg(f.first_value ORDER BY f.first_ts))[1],'
+            '           max(f.last_ts), (array_agg(f.last_value ORDER BY f.last_ts DESC))[1],'
+            '           min(f.min_value), max(f.max_value), sum(f.n) AS n'
+            '    FROM %I f WHERE f.sensor_id = w.sensor_id'
+            '      AND f.bucket >= w.bucket AND f.bucket < w.bucket + $1'
+            ') a WHERE a.n > 0 '
+            'ON CONFLICT (sensor_id, bucket) DO UPDATE SET'
+            '    first_ts = EXCLUDED.first_ts, first_value = EXCLUDED.first_value,'
+            '    last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value,'
+            '    min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value, n = EXCLUDED.n',
+            'rollup_' || lvl.name, 'rollup_work_' || lvl.name, 'rollup_' || lvl.finer)
+            USING lvl.width;
+    END LOOP;
     RETURN k;
 END
 $$;
