@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from api.alerts.config import AlertSettings
 from api.alerts.engine import Outcome, apply
 from api.alerts.notify import EmailSender, Sender, WebhookSender, dispatch
 from api.alerts.rules import evaluate_rules
+from api.periodic import run_forever
 from oxy.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,27 +41,21 @@ async def run_once(
 
 async def serve(settings: Settings, cfg: AlertSettings | None = None) -> None:
     """Run until cancelled; a failing round is logged once per transition and retried."""
-    cfg = cfg or AlertSettings()
+    alert_cfg = cfg or AlertSettings()
     acc = build_config(settings)
-    failing = False
     async with httpx.AsyncClient() as client:
         senders: dict[str, Sender] = {
-            "email": EmailSender(cfg),
-            "webhook": WebhookSender(cfg, client),
+            "email": EmailSender(alert_cfg),
+            "webhook": WebhookSender(alert_cfg, client),
         }
-        while True:
-            try:
-                async with await AsyncConnection.connect(settings.database_url) as conn:
-                    await conn.execute("SET TIME ZONE 'UTC'")
-                    while True:
-                        await run_once(conn, datetime.now(UTC), cfg, acc, senders)
-                        HEARTBEAT.touch()  # the container health check reads its age
-                        if failing:
-                            logger.info("alert evaluation recovered")
-                            failing = False
-                        await asyncio.sleep(cfg.alert_interval_seconds)
-            except (OSError, Exception) as exc:  # database down: retry, log the transition
-                if not failing:
-                    logger.error("alert evaluation failing: %s", exc)
-                    failing = True
-                await asyncio.sleep(min(cfg.alert_interval_seconds, 10))
+
+        async def one_round(conn: AsyncConnection[Any]) -> None:
+            await run_once(conn, datetime.now(UTC), alert_cfg, acc, senders)
+
+        await run_forever(
+            "alert evaluation",
+            settings.database_url,
+            one_round,
+            interval_s=alert_cfg.alert_interval_seconds,
+            heartbeat=HEARTBEAT,
+        )

@@ -9,7 +9,6 @@ Everything it does is idempotent: a round with nothing new writes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from api.accounting.config import AccountingConfig, build_config
+from api.periodic import run_forever
 from oxy.settings import Settings
 
 from .deliveries import sync_supplier_reports
@@ -77,22 +77,15 @@ async def once(settings: Settings) -> SyncRound:
 async def serve(settings: Settings, interval_s: float = DEFAULT_INTERVAL_S) -> None:
     """Run a round every `interval_s` until cancelled; failures logged once per transition."""
     cfg = build_config(settings)
-    failing = False
-    while True:
-        try:
-            async with await AsyncConnection.connect(
-                settings.database_url, autocommit=True
-            ) as conn:
-                await conn.execute("SET TIME ZONE 'UTC'")
-                while True:
-                    await run_once(conn, cfg, datetime.now(UTC))
-                    HEARTBEAT.touch()  # the container health check reads its age
-                    if failing:
-                        logger.info("coordination sync recovered")
-                        failing = False
-                    await asyncio.sleep(interval_s)
-        except Exception as exc:  # database down, a bad round: retry, log the transition
-            if not failing:
-                logger.error("coordination sync failing: %s", exc)
-                failing = True
-            await asyncio.sleep(min(interval_s, 10.0))
+
+    async def one_round(conn: AsyncConnection[Any]) -> None:
+        await run_once(conn, cfg, datetime.now(UTC))
+
+    await run_forever(
+        "coordination sync",
+        settings.database_url,
+        one_round,
+        interval_s=interval_s,
+        heartbeat=HEARTBEAT,
+        autocommit=True,
+    )
