@@ -37,6 +37,9 @@ class Unknown:
     ts: datetime | None
     reason: str
     detail: object  # JSON-able view of what was received
+    # One row per device, with a count and the last time seen, instead of one per message (a
+    # Sparkplug node whose own metrics are not mapped sends them with every NBIRTH and NDATA).
+    aggregate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Outcome:
     states: list[StateChange] = field(default_factory=list)
     health: list[tuple[GatewayRef, Health]] = field(default_factory=list)
     alarms: list[tuple[GatewayRef, str]] = field(default_factory=list)
+    cleared: list[GatewayRef] = field(default_factory=list)  # gateways whose alarms are over
     unknown: list[Unknown] = field(default_factory=list)
     commands: list[tuple[str, bytes]] = field(default_factory=list)  # back to the foreign broker
     dead: list[str] = field(default_factory=list)  # reasons to dead-letter (the message is kept)

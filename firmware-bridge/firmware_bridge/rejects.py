@@ -12,6 +12,7 @@ import json
 import logging
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -28,6 +29,20 @@ INSERT_QUARANTINE: Final = """
 INSERT INTO quarantine (topic, site, gateway, sensor, ts, reason, payload)
 VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT DO NOTHING
+"""
+
+# Aggregated quarantine (Unknown.aggregate): one row per (source, foreign device, reason) whose
+# payload is {"count", "first_seen", "last_seen", "first", "last"}.
+UPDATE_QUARANTINE_SEEN: Final = """
+UPDATE quarantine
+SET payload = payload
+    || jsonb_build_object('count', (payload->>'count')::bigint + 1, 'last_seen', %s::text,
+                          'last', %s::jsonb)
+WHERE gateway = %s AND sensor = %s AND reason = %s AND payload ? 'count'
+"""
+INSERT_QUARANTINE_SEEN: Final = """
+INSERT INTO quarantine (topic, site, gateway, sensor, ts, reason, payload)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 """
 
 _SQLITE_SCHEMA: Final = """
@@ -47,6 +62,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
 _SQLITE_DEAD: Final = (
     "INSERT INTO dead_letters (topic, payload, payload_size, reason) VALUES (?, ?, ?, ?)"
 )
+_SQLITE_SEEN: Final = """
+UPDATE quarantine
+SET payload = json_set(payload, '$.count', json_extract(payload, '$.count') + 1,
+                       '$.last_seen', ?, '$.last', json(?))
+WHERE gateway = ? AND sensor = ? AND reason = ? AND json_extract(payload, '$.count') IS NOT NULL
+"""
 _SQLITE_QUARANTINE: Final = """
 INSERT OR IGNORE INTO quarantine (topic, site, gateway, sensor, ts, reason, payload)
 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -71,6 +92,15 @@ def _quarantine_gateway(source: str) -> str:
     return f"bridge:{source}"
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _first_seen(item: Unknown, now: str) -> dict[str, object]:
+    return {"count": 1, "first_seen": now, "last_seen": now, "first": item.detail,
+            "last": item.detail}  # fmt: skip
+
+
 class PostgresRejects:
     """Rejects in the platform database (autocommit: each record is durable when we return)."""
 
@@ -79,7 +109,7 @@ class PostgresRejects:
         self._lock = threading.Lock()
         self._conn: Any = None
 
-    def _execute(self, query: str, params: tuple[object, ...]) -> None:
+    def _execute(self, query: str, params: tuple[object, ...]) -> int:
         import psycopg
 
         with self._lock:
@@ -87,14 +117,14 @@ class PostgresRejects:
                 try:
                     if self._conn is None or self._conn.closed:
                         self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
-                    self._conn.execute(query, params)
-                    return
+                    return int(self._conn.execute(query, params).rowcount)
                 except psycopg.OperationalError:
                     # A dropped connection is retried once on a fresh one; then the caller
                     # leaves the message unacknowledged so the broker redelivers it later.
                     self._conn = None
                     if attempt == 2:
                         raise
+            raise AssertionError("unreachable")
 
     def dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
         """Insert into dead_letters."""
@@ -104,6 +134,17 @@ class PostgresRejects:
         """Insert into quarantine (a redelivered message is recorded once)."""
         from psycopg.types.json import Jsonb
 
+        if item.aggregate:
+            now = _now()
+            last = json.dumps(item.detail, default=str)
+            key = (_quarantine_gateway(source), item.device, item.reason)
+            if self._execute(UPDATE_QUARANTINE_SEEN, (now, last, *key)) == 0:
+                self._execute(
+                    INSERT_QUARANTINE_SEEN,
+                    (topic, source, key[0], item.device, item.ts, item.reason,
+                     Jsonb(_first_seen(item, now))),
+                )  # fmt: skip
+            return
         self._execute(
             INSERT_QUARANTINE,
             (
@@ -145,6 +186,16 @@ class SqliteRejects:
         ts = item.ts.isoformat() if item.ts else None
         detail = json.dumps(item.detail, default=str)
         with self._lock:
+            if item.aggregate:
+                now = _now()
+                key = (_quarantine_gateway(source), item.device, item.reason)
+                if self._db.execute(_SQLITE_SEEN, (now, detail, *key)).rowcount == 0:
+                    first = json.dumps(_first_seen(item, now), default=str)
+                    self._db.execute(
+                        _SQLITE_QUARANTINE,
+                        (topic, source, key[0], item.device, ts, item.reason, first),
+                    )
+                return
             self._db.execute(
                 _SQLITE_QUARANTINE,
                 (topic, source, _quarantine_gateway(source), item.device, ts, item.reason, detail),

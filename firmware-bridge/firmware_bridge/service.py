@@ -46,6 +46,36 @@ from oxy.contract import (
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], Outcome]
+STATE_OFFLINE_TIMEOUT_S = 5.0
+
+
+def merge_health(old: Health | None, new: Health) -> Health:
+    """A device's health after one more event: what the event does not tell (a ChirpStack
+    `status` has no RSSI, an `up` no battery level) is kept, and an older event (a late uplink,
+    a redelivery) never moves `last_good_poll` back nor overrides what a newer one said."""
+    if old is None:
+        return new
+    newer, older = (new, old) if new.ts >= old.ts else (old, new)
+    return Health(
+        device=new.device,
+        ts=newer.ts,
+        battery_pct=newer.battery_pct if newer.battery_pct is not None else older.battery_pct,
+        rssi_dbm=newer.rssi_dbm if newer.rssi_dbm is not None else older.rssi_dbm,
+        snr_db=newer.snr_db if newer.snr_db is not None else older.snr_db,
+    )
+
+
+def _says_online(payload: bytes) -> bool:
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("online") is True
+
+
+def host_state_topic(host_id: str) -> str:
+    """The Sparkplug 3.0 host application STATE topic."""
+    return f"{SPARKPLUG_NAMESPACE}/STATE/{host_id}"
 
 
 @dataclass
@@ -161,12 +191,30 @@ class Bridge:
         if self._stopped:
             return
         self._stopped = True
-        for client in self._clients.values():
+        for name, client in self._clients.items():
+            self._host_offline(name, client)
             client.disconnect()
             client.loop_stop()
         self.publisher.stop()
         self.seq.close()
         self.rejects.close()
+
+    def _host_offline(self, name: str, client: mqtt.Client) -> None:
+        """Sparkplug host STATE offline before a clean disconnect (the Will only fires on a
+        lost connection): edge nodes that wait for this primary host stop publishing and store
+        their data until it is back (tck-id-host-topic-phid-death-payload-disconnect-clean)."""
+        source = self.config.source(name)
+        if source is None or source.protocol != "sparkplug" or not source.host_id:
+            return
+        body = json.dumps({"online": False, "timestamp": int(time.time() * 1000)})
+        info = client.publish(host_state_topic(source.host_id), body, qos=1, retain=True)
+        try:
+            info.wait_for_publish(STATE_OFFLINE_TIMEOUT_S)
+        except (RuntimeError, ValueError) as exc:  # not connected: the Will tells the same
+            logger.warning("source %s: host STATE offline not sent: %s", name, exc)
+            return
+        if not info.is_published():
+            logger.warning("source %s: host STATE offline not confirmed in time", name)
 
     def _start_source(self, source: Source) -> None:
         ep = Endpoint(
@@ -181,7 +229,7 @@ class Bridge:
         state_topic = state_body = None
         if source.protocol == "sparkplug" and source.host_id:
             # Sparkplug 3.0 host STATE: retained JSON; the Will carries the same timestamp.
-            state_topic = f"{SPARKPLUG_NAMESPACE}/STATE/{source.host_id}"
+            state_topic = host_state_topic(source.host_id)
             born = int(time.time() * 1000)
             state_body = json.dumps({"online": True, "timestamp": born})
             client.will_set(
@@ -193,11 +241,16 @@ class Bridge:
                 logger.error("source %s: broker refused the connection: %s", source.name, reason)
                 return
             logger.info("source %s connected to %s", source.name, ep.url)
-            c.subscribe(source.topic_filter, qos=source.qos)
-            if state_topic and state_body:
-                c.publish(state_topic, state_body, qos=1, retain=True)
+            if state_topic:
+                # Our own STATE too (tck-id-host-topic-phid-birth-sub-required), one SUBACK.
+                c.subscribe([(source.topic_filter, source.qos), (state_topic, 1)])
+            else:
+                c.subscribe(source.topic_filter, qos=source.qos)
 
         def on_subscribe(c: mqtt.Client, u: Any, mid: int, codes: Any, props: Any) -> None:
+            if state_topic and state_body:
+                # The birth follows the subscriptions (tck-id-host-topic-phid-birth-required).
+                c.publish(state_topic, state_body, qos=1, retain=True)
             subscribed.set()
 
         def on_disconnect(c: mqtt.Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -211,6 +264,16 @@ class Bridge:
 
             def ack(_d: Delivery) -> None:
                 c.ack(mid, qos)
+
+            if state_topic is not None and msg.topic == state_topic:
+                # Someone said we are offline while we are not (a stale retained Will, another
+                # instance): say online again (tck-id-message-flow-hid-sparkplug-state-message-
+                # delivered).
+                if state_body and not self._stopped and not _says_online(bytes(msg.payload)):
+                    logger.warning("source %s: host STATE said offline; republishing", source.name)
+                    c.publish(state_topic, state_body, qos=1, retain=True)
+                c.ack(mid, qos)
+                return
 
             self.process(source, msg.topic, bytes(msg.payload), done=ack, command=c.publish)
 
@@ -323,6 +386,7 @@ class Bridge:
                 )
                 send(topic(ref.site, ref.gateway, TopicKind.DATA), encode(msg), False)
         refs = {ref for ref, _ in outcome.health} | {ref for ref, _ in outcome.alarms}
+        refs |= set(outcome.cleared)
         for ref in sorted(refs, key=lambda r: (r.site, r.gateway)):
             status = self._status(ref, outcome, now)
             send(topic(ref.site, ref.gateway, TopicKind.STATUS), encode(status), False)
@@ -333,7 +397,7 @@ class Bridge:
             known = self._health.setdefault(ref, {})
             for r, h in outcome.health:
                 if r == ref:
-                    known[h.device] = h
+                    known[h.device] = merge_health(known.get(h.device), h)
             devices = [
                 DeviceHealth(
                     device=h.device,

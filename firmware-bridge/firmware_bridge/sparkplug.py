@@ -21,7 +21,13 @@ from typing import Final
 from firmware_bridge.config import Device, Point, Source
 from firmware_bridge.errors import PayloadError
 from firmware_bridge.model import GatewayRef, Outcome, StateChange, Unknown, point_reading
-from firmware_bridge.sparkplug_wire import Metric, Payload, decode_payload, encode_rebirth
+from firmware_bridge.sparkplug_wire import (
+    Metric,
+    Payload,
+    decode_payload,
+    encode_rebirth,
+    typed_value,
+)
 from oxy.contract import Reading
 
 logger = logging.getLogger(__name__)
@@ -36,8 +42,15 @@ class _Node:
     bd_seq: int | None = None
     seq: int | None = None
     aliases: dict[int, str] = field(default_factory=dict)
+    # (device or None for the node, metric name) → datatype declared by this session's births:
+    # data messages need not repeat it (tck-id-payloads-metric-datatype-not-req).
+    types: dict[tuple[str | None, str], int] = field(default_factory=dict)
     born: bool = False
     devices: set[str] = field(default_factory=set)  # devices born and not dead
+    # After a rebirth's NBIRTH: devices of the previous session not yet reborn. They stay online
+    # (no offline/online flip) until the node's first data message; then they are offline.
+    stale: set[str] = field(default_factory=set)
+    alarmed: bool = False  # a seq-gap alarm was published; the next NBIRTH clears it
     rebirth_at: float = float("-inf")
 
 
@@ -112,9 +125,17 @@ class SparkplugHost:
                 self._request_rebirth(t, node, out, f"{t.kind} from {t.node_id} before its NBIRTH")
             else:
                 self._check_seq(t, node, p.seq, out)
+                if t.kind == "DDATA" and t.device not in node.devices:
+                    self._request_rebirth(
+                        t, node, out, f"{t.kind} from {t.device_id}, which has no DBIRTH (alive)"
+                    )
             node.seq = p.seq % 256
+            if t.kind != "DBIRTH":
+                self._flush_stale(t, node, out)
         if t.kind == "DBIRTH":
-            self._learn_aliases(node, p)
+            assert t.device is not None
+            self._learn(node, p, t.device)
+            node.stale.discard(t.device)
         if t.kind == "DDEATH":
             if t.device is not None:
                 node.devices.discard(t.device)
@@ -134,12 +155,15 @@ class SparkplugHost:
         if bd is None or not isinstance(bd.value, int) or isinstance(bd.value, bool):
             raise PayloadError(f"NBIRTH from {t.node_id} has no integer bdSeq metric")
         old = self._nodes.get(t.node_id)
-        if old is not None and old.devices:
-            # A new session: devices of the old one are gone until their DBIRTH.
-            for dev in list(old.devices):
-                self._went_offline(f"{t.node_id}/{dev}", bd.value, out)
         node = _Node(bd_seq=bd.value, seq=(p.seq or 0) % 256, born=True)
-        self._learn_aliases(node, p)
+        if old is not None:
+            # A new session (a rebirth, or a reconnect): devices of the old one are reborn by
+            # the DBIRTHs that follow; those that are not go offline at the first data message.
+            node.stale = old.devices | old.stale
+            node.rebirth_at = old.rebirth_at
+            if old.alarmed:
+                out.cleared.extend(self._node_gateways(t.node_id))
+        self._learn(node, p, None)
         self._nodes[t.node_id] = node
         logger.info("sparkplug node %s born (bdSeq %d)", t.node_id, bd.value)
         return node
@@ -148,18 +172,36 @@ class SparkplugHost:
         bd = next((m for m in p.metrics if m.name == "bdSeq"), None)
         if bd is None or not isinstance(bd.value, int):
             raise PayloadError(f"NDEATH from {t.node_id} has no integer bdSeq metric")
-        if node is None or not node.born or node.bd_seq != bd.value:
+        if (
+            node is not None
+            and node.bd_seq is not None
+            and (node.bd_seq != bd.value or not node.born)
+        ):
+            # A late Will of an earlier session, or the death of a session already dead.
             logger.info(
                 "sparkplug NDEATH of %s with bdSeq %s ignored (current session %s)",
                 t.node_id,
                 bd.value,
-                None if node is None else node.bd_seq,
+                node.bd_seq,
             )
             return
+        if node is None or node.bd_seq is None:
+            # We never saw this session's NBIRTH (the bridge restarted since, and the node ignored
+            # the rebirth request): the death still counts, for every device mapped under it.
+            node = self._nodes.setdefault(t.node_id, _Node())
+            node.devices = {
+                d.id.rsplit("/", 1)[1]
+                for d in self.source.devices
+                if d.id.startswith(t.node_id + "/")
+            }
+            node.bd_seq = bd.value
         node.born = False
-        for dev in list(node.devices):
+        for dev in sorted(node.devices | node.stale):
             self._went_offline(f"{t.node_id}/{dev}", bd.value, out)
         node.devices.clear()
+        node.stale.clear()
+        node.types.clear()
+        node.aliases.clear()
         self._went_offline(t.node_id, bd.value, out)
         logger.info("sparkplug node %s dead (bdSeq %d)", t.node_id, bd.value)
 
@@ -172,6 +214,7 @@ class SparkplugHost:
         logger.warning("%s; requesting rebirth", reason)
         for ref in self._node_gateways(t.node_id):
             out.alarms.append((ref, reason))
+            node.alarmed = True
         self._request_rebirth(t, node, out, reason)
 
     def _request_rebirth(self, t: _Topic, node: _Node, out: Outcome, why: str) -> None:
@@ -186,10 +229,21 @@ class SparkplugHost:
         )
 
     @staticmethod
-    def _learn_aliases(node: _Node, p: Payload) -> None:
+    def _learn(node: _Node, p: Payload, device: str | None) -> None:
+        """Aliases and datatypes of a birth's metrics, for the rest of the session."""
         for m in p.metrics:
-            if m.name is not None and m.alias is not None:
+            if m.name is None:
+                continue
+            if m.alias is not None:
                 node.aliases[m.alias] = m.name
+            if m.datatype:
+                node.types[(device, m.name)] = m.datatype
+
+    def _flush_stale(self, t: _Topic, node: _Node, out: Outcome) -> None:
+        """Devices of the previous session that were not reborn after an NBIRTH are offline."""
+        for dev in sorted(node.stale):
+            self._went_offline(f"{t.node_id}/{dev}", node.bd_seq or 0, out)
+        node.stale.clear()
 
     def _node_gateways(self, node_id: str) -> list[GatewayRef]:
         refs = {
@@ -220,11 +274,12 @@ class SparkplugHost:
                         device=t.device_id,
                         ts=_ms(p.timestamp),
                         reason=f"sparkplug device {t.device_id} is not in the bridge mapping",
+                        aggregate=True,
                         detail={
                             "kind": t.kind,
                             "seq": p.seq,
                             "metrics": [
-                                {"name": n, "alias": m.alias, "value": _jsonable(m.value)}
+                                {"name": n, "alias": m.alias, "value": _shown(node, t, n, m)}
                                 for n, m in named
                             ],
                         },
@@ -236,25 +291,29 @@ class SparkplugHost:
         fallback = _ms(p.timestamp) or datetime.now(UTC)
         for name, m in named:
             point = points.get(name) if name is not None else None
-            if point is None:
+            if point is None or name is None:
                 continue  # metrics the mapping does not ask for (properties, controls, ...)
+            datatype = m.datatype or node.types.get((t.device, name))
+            if not datatype:
+                # Never a guessed value: an Int64 of -2000 read as unsigned is 1.8e19.
+                out.dead.append(
+                    f"{t.kind} {t.device_id} metric {name!r}: datatype unknown (not in this"
+                    " message and no birth of this session declared it; rebirth requested)"
+                )
+                self._request_rebirth(t, node, out, f"datatype of {name!r} unknown")
+                continue
             try:
-                out.add_reading(ref, self._reading(point, m, fallback))
+                out.add_reading(ref, self._reading(point, m, datatype, fallback))
             except PayloadError as exc:
                 out.dead.append(f"{t.kind} {t.device_id} metric {name!r}: {exc.reason}")
 
     @staticmethod
-    def _reading(point: Point, m: Metric, fallback: datetime) -> Reading:
+    def _reading(point: Point, m: Metric, datatype: int, fallback: datetime) -> Reading:
         ts = _ms(m.timestamp) or fallback
-        if m.is_null or m.value is None:
+        v = typed_value(m, datatype)
+        if v is None:
             return point_reading(point, ts, None)
-        v = m.value
-        if isinstance(v, bool):
-            value = 1.0 if v else 0.0
-        elif isinstance(v, int | float):
-            value = float(v)
-        else:
-            raise PayloadError(f"value of type {type(v).__name__} is not a number")
+        value = (1.0 if v else 0.0) if isinstance(v, bool) else float(v)
         if not math.isfinite(value):
             raise PayloadError(f"value {value} is not finite")
         return point_reading(point, ts, value)
@@ -276,6 +335,17 @@ class SparkplugHost:
         online.discard(device_id)
         if not online:
             out.states.append(StateChange(ref, False, bd_seq))
+
+
+def _shown(node: _Node, t: _Topic, name: str | None, m: Metric) -> object:
+    """A metric's value for a person reading the quarantine: typed by its birth when known."""
+    datatype = m.datatype or (node.types.get((t.device, name)) if name else None)
+    if datatype and not m.datatype:
+        try:
+            return _jsonable(typed_value(m, datatype))
+        except PayloadError:
+            pass
+    return _jsonable(m.value)
 
 
 def _jsonable(value: object) -> object:

@@ -51,6 +51,19 @@ _SIGNED_BITS: Final[dict[int, int]] = {
     DataType.INT64: 64,
 }
 
+_UNSIGNED_BITS: Final[dict[int, int]] = {
+    DataType.UINT8: 8,
+    DataType.UINT16: 16,
+    DataType.UINT32: 32,
+    DataType.UINT64: 64,
+}
+# The specification's spelling of each type, for reasons people read.
+_TYPE_NAMES: Final = [
+    "Unknown", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float",
+    "Double", "Boolean", "String", "DateTime", "Text", "UUID", "DataSet", "Bytes", "File",
+    "Template",
+]  # fmt: skip
+
 Value = int | float | bool | str | bytes | None
 
 
@@ -63,8 +76,9 @@ class Metric:
     timestamp: int | None
     datatype: int | None
     is_null: bool
-    value: Value
+    value: Value  # as far as this message alone tells (see `typed_value` for data messages)
     value_field: int | None  # which oneof field carried the value (10..19), None if none
+    raw: int | bytes | None = None  # the value's field as it came off the wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,15 +183,20 @@ def _decode_metric(data: bytes) -> Metric:
             value_field, raw_value = field, raw
     if raw_value is not None and value_field is not None and not is_null:
         value = _metric_value(value_field, raw_value, datatype)
-    return Metric(name, alias, timestamp, datatype, is_null, value, value_field)
+    return Metric(name, alias, timestamp, datatype, is_null, value, value_field, raw_value)
 
 
 def _metric_value(field: int, raw: int | bytes, datatype: int | None) -> Value:
     if field in (10, 11):
         v = _int(raw, "integer value")
-        bits = _SIGNED_BITS.get(datatype) if datatype is not None else None
+        if datatype is None:
+            return v
         # Signed types travel as two's complement in uint32/uint64 (spec 3.0, 6.4.16).
-        return _signed(v, bits) if bits else v
+        if datatype in _SIGNED_BITS:
+            return _signed(v, _SIGNED_BITS[datatype])
+        if datatype in _UNSIGNED_BITS:
+            return v & ((1 << _UNSIGNED_BITS[datatype]) - 1)
+        return v
     if field == 12:
         if not isinstance(raw, bytes):
             raise PayloadError("protobuf: float value has the wrong wire type")
@@ -193,6 +212,46 @@ def _metric_value(field: int, raw: int | bytes, datatype: int | None) -> Value:
     if field == 16:
         return raw if isinstance(raw, bytes) else None
     return None  # DataSet, Template, extension: not readings
+
+
+# The types a reading can be made of, and the value field each must travel in (spec 6.4.16).
+_INTEGER_FIELDS: Final = (10, 11)
+_NUMERIC_FIELDS: Final[dict[int, tuple[int, ...]]] = {
+    **{int(t): _INTEGER_FIELDS for t in range(DataType.INT8, DataType.UINT64 + 1)},
+    DataType.FLOAT: (12,),
+    DataType.DOUBLE: (13,),
+    DataType.BOOLEAN: (14,),
+}
+
+
+def type_name(datatype: int) -> str:
+    """`Int64`, `DataSet`, ... for a datatype code (the number itself when unknown)."""
+    if 0 <= datatype < len(_TYPE_NAMES):
+        return _TYPE_NAMES[datatype]
+    return f"datatype {datatype}"
+
+
+def typed_value(metric: Metric, datatype: int | None) -> int | float | bool | None:
+    """The metric's value read as `datatype` (from the metric itself or from its birth).
+
+    Data messages SHOULD NOT carry the datatype (spec 3.0, tck-id-payloads-metric-datatype-not-req),
+    and integers travel as unsigned two's complement, so an Int64 of -2000 is only readable with
+    the type the birth declared. Returns None for a null value; PayloadError for a datatype that
+    is not a number (String, DataSet, Template, ...), for none at all (never a guessed value) or
+    for a value in the wrong field.
+    """
+    if not datatype:
+        raise PayloadError("metric has no datatype (neither in this message nor in its birth)")
+    fields = _NUMERIC_FIELDS.get(datatype)
+    if fields is None:
+        raise PayloadError(f"{type_name(datatype)} is not supported as a reading")
+    if metric.is_null or metric.raw is None:
+        return None
+    if metric.value_field not in fields:
+        raise PayloadError(
+            f"{type_name(datatype)} value travels in the wrong field ({metric.value_field})"
+        )
+    return _metric_value(metric.value_field, metric.raw, datatype)  # type: ignore[return-value]
 
 
 def decode_payload(data: bytes) -> Payload:

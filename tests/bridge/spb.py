@@ -9,7 +9,9 @@ from tests.bridge import sparkplug_b_pb2 as pb
 
 INT8, INT16, INT32, INT64 = 1, 2, 3, 4
 UINT32, UINT64 = 7, 8
+UINT8, UINT16 = 5, 6
 FLOAT, DOUBLE, BOOLEAN, STRING = 9, 10, 11, 12
+DATASET = 16
 
 
 def metric(
@@ -19,9 +21,12 @@ def metric(
     value: Any = None,
     timestamp: int | None = None,
     is_null: bool = False,
+    typed: bool = True,
 ) -> dict[str, Any]:
-    """A metric description for `payload`."""
+    """A metric description for `payload`; `typed=False` leaves the datatype out of the wire
+    message, as data messages should (the value is still encoded as `datatype` says)."""
     return {
+        "typed": typed,
         "name": name,
         "alias": alias,
         "datatype": datatype,
@@ -46,7 +51,8 @@ def payload(seq: int | None, metrics: list[dict[str, Any]], timestamp: int | Non
             m.alias = spec["alias"]
         if spec["timestamp"] is not None:
             m.timestamp = spec["timestamp"]
-        m.datatype = spec["datatype"]
+        if spec["typed"]:
+            m.datatype = spec["datatype"]
         if spec["is_null"]:
             m.is_null = True
             continue
@@ -69,6 +75,9 @@ def payload(seq: int | None, metrics: list[dict[str, Any]], timestamp: int | Non
             m.boolean_value = v
         elif dt in (STRING, 14):
             m.string_value = v
+        elif dt == DATASET:
+            m.dataset_value.num_of_columns = len(v)
+            m.dataset_value.columns.extend(v)
         else:
             m.bytes_value = v
     return p.SerializeToString()

@@ -64,7 +64,7 @@ CORPUS: list[tuple[str, bytes, str]] = [
     (
         "spBv1.0/Plant/DDATA/Edge1/Tank1",
         spb.payload(2, [spb.metric(None, 10, spb.STRING, "full")]),
-        "is not a number",
+        "String is not supported as a reading",
     ),
     (
         "spBv1.0/Plant/DDATA/Edge1/Tank1",

@@ -212,4 +212,67 @@ def test_data_before_birth_and_unknown_node(
         db_url, "SELECT site, gateway, sensor, ts, payload FROM quarantine", 1
     )
     assert (site, gw, sensor, ts) == ("plant", "bridge:plant", "Plant/Other", _ts(T0))
-    assert {"name": "Tank9/DP", "alias": 1, "value": 55.5} in detail["metrics"]
+    assert {"name": "Tank9/DP", "alias": 1, "value": 55.5} in detail["first"]["metrics"]
+    assert detail["count"] == 1
+
+
+def test_host_state_offline_on_a_clean_stop(
+    broker, db_url, bridge_factory, collector_factory, foreign_factory
+):
+    out = collector_factory(broker.port, "spBv1.0/STATE/#")
+    bridge = bridge_factory(broker.port, db_url, [{**SOURCE, "host_id": "oxy-bridge"}])
+    [(_, birth)] = out.wait(lambda t, p: t == "spBv1.0/STATE/oxy-bridge")
+    born = json.loads(birth)
+    assert born["online"] is True
+
+    # Someone (a stale retained Will, a misconfigured client) says we are offline: the host
+    # says online again (tck-id-message-flow-hid-sparkplug-state-message-delivered).
+    other = foreign_factory(broker.port)
+    other.send("spBv1.0/STATE/oxy-bridge", json.dumps({"online": False, "timestamp": 1}))
+    states = out.wait(lambda t, p: t == "spBv1.0/STATE/oxy-bridge", count=3)
+    assert json.loads(states[-1][1]) == born
+
+    bridge.stop()  # what SIGTERM does in `oxy bridge run`
+    states = out.wait(lambda t, p: t == "spBv1.0/STATE/oxy-bridge", count=4)
+    offline = json.loads(states[-1][1])
+    assert offline["online"] is False
+    assert offline["timestamp"] >= born["timestamp"]
+    # Retained: an edge node connecting later learns the primary host is offline.
+    late = collector_factory(broker.port, "spBv1.0/STATE/#")
+    [(_, retained)] = late.wait(lambda t, p: True)
+    assert json.loads(retained) == offline
+
+
+def test_unmapped_node_metrics_are_quarantined_once(
+    broker, db_url, bridge_factory, collector_factory, foreign_factory
+):
+    source = {**SOURCE, "devices": [SOURCE["devices"][1]]}  # only the device is mapped
+    out = collector_factory(broker.port)
+    bridge_factory(broker.port, db_url, [source])
+    dev = foreign_factory(broker.port)
+    dev.send(
+        "spBv1.0/Plant/NBIRTH/Edge1",
+        spb.payload(
+            0,
+            [
+                spb.metric("bdSeq", None, spb.INT64, 1),
+                spb.metric("Line/Pressure", 1, spb.DOUBLE, 4.25),
+            ],
+            timestamp=T0,
+        ),
+    )
+    for seq in range(1, 11):
+        dev.send(
+            "spBv1.0/Plant/NDATA/Edge1",
+            spb.payload(seq, [spb.metric(None, 1, spb.DOUBLE, 4.0 + seq, typed=False)]),
+        )
+    dev.send(
+        "spBv1.0/Plant/DBIRTH/Edge1/Tank1",
+        spb.payload(11, [spb.metric("Level/DP", 10, spb.FLOAT, 100.0)], timestamp=T0),
+    )
+    out.wait(lambda t, p: t == "oxy/v1/BV-A/gw-tank1/data")
+    [(sensor, detail)] = rows(db_url, "SELECT sensor, payload FROM quarantine")
+    assert sensor == "Plant/Edge1"
+    assert detail["count"] == 11
+    assert detail["first"]["kind"] == "NBIRTH" and detail["last"]["kind"] == "NDATA"
+    assert detail["last"]["metrics"] == [{"name": "Line/Pressure", "alias": 1, "value": 14.0}]
