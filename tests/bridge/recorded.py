@@ -125,3 +125,81 @@ def chirpstack_status() -> dict[str, Any]:
 def tts_up() -> dict[str, Any]:
     """A fresh copy of The Things Stack v3 uplink."""
     return copy.deepcopy(_TTS_UP)
+
+
+# More ChirpStack v4 events (integration/event.proto as JSON): join, log, ack, txack.
+_CHIRPSTACK_JOIN: dict[str, Any] = {
+    "deduplicationId": "c9dbe358-2578-4fb7-b295-66b44edc45a6",
+    "time": "2026-11-28T03:10:00.000000+00:00",
+    "deviceInfo": _CHIRPSTACK_UP["deviceInfo"],
+    "devAddr": "01f2a3b4",
+    "relayRxInfo": None,
+}
+_CHIRPSTACK_LOG: dict[str, Any] = {
+    "time": "2026-11-28T03:15:42.160000+00:00",
+    "deviceInfo": _CHIRPSTACK_UP["deviceInfo"],
+    "level": "ERROR",
+    "code": "UPLINK_CODEC",
+    "description": "js vm error: TypeError: cannot read property 'length' of undefined",
+    "context": {"deduplication_id": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d"},
+}
+_CHIRPSTACK_ACK: dict[str, Any] = {
+    "deduplicationId": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d",
+    "time": "2026-11-28T03:15:43.000000+00:00",
+    "deviceInfo": _CHIRPSTACK_UP["deviceInfo"],
+    "queueItemId": "1b7b9f5e-2f3d-4c7c-8e5f-0f0e0d0c0b0a",
+    "acknowledged": True,
+    "fCntDown": 12,
+}
+_CHIRPSTACK_TXACK: dict[str, Any] = {
+    "downlinkId": 1234567,
+    "time": "2026-11-28T03:15:43.500000+00:00",
+    "deviceInfo": _CHIRPSTACK_UP["deviceInfo"],
+    "queueItemId": "1b7b9f5e-2f3d-4c7c-8e5f-0f0e0d0c0b0a",
+    "fCntDown": 12,
+    "gatewayId": "0016c001f153a14c",
+    "txInfo": {"frequency": 923200000, "power": 14},
+}
+
+
+def chirpstack_event(event: str) -> dict[str, Any]:
+    """A fresh copy of a ChirpStack v4 event: up, status, join, log, ack, txack."""
+    return copy.deepcopy(
+        {
+            "up": _CHIRPSTACK_UP,
+            "status": _CHIRPSTACK_STATUS,
+            "join": _CHIRPSTACK_JOIN,
+            "log": _CHIRPSTACK_LOG,
+            "ack": _CHIRPSTACK_ACK,
+            "txack": _CHIRPSTACK_TXACK,
+        }[event]
+    )
+
+
+# The Things Stack v3: the battery as the network server last learned it (DevStatusAns), and
+# the other application-up messages (join accept, downlink ack).
+TTS_LAST_BATTERY: dict[str, Any] = {
+    "f_cnt": 300,
+    "value": 73.2,
+    "received_at": "2026-11-28T02:00:00.123Z",
+}
+_TTS_JOIN: dict[str, Any] = {
+    "end_device_ids": _TTS_UP["end_device_ids"],
+    "correlation_ids": ["as:up:01HZX1AA"],
+    "received_at": "2026-11-28T03:00:01.000000000Z",
+    "join_accept": {
+        "session_key_id": "AYr3Zp1t0GvWQ0nC5mXH5g==",
+        "received_at": "2026-11-28T03:00:00.950Z",
+    },
+}
+_TTS_DOWN_ACK: dict[str, Any] = {
+    "end_device_ids": _TTS_UP["end_device_ids"],
+    "correlation_ids": ["as:downlink:01HZX4BB"],
+    "received_at": "2026-11-28T03:17:00.000000000Z",
+    "downlink_ack": {"session_key_id": "AYr3Zp1t0GvWQ0nC5mXH5g==", "f_port": 1, "f_cnt": 5},
+}
+
+
+def tts_event(kind: str) -> dict[str, Any]:
+    """A fresh copy of a TTS v3 application-up message: up, join, down/ack."""
+    return copy.deepcopy({"up": _TTS_UP, "join": _TTS_JOIN, "down/ack": _TTS_DOWN_ACK}[kind])
