@@ -7,12 +7,21 @@ deploy/bridge/bridge.example.toml.
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from firmware_bridge.errors import BridgeError
 from oxy.contract import CODE_RE, UNITS
@@ -28,6 +37,33 @@ _DEFAULT_TOPIC: dict[str, str] = {
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _secrets(data: Any, info: ValidationInfo, *names: str) -> Any:
+    """`<name>_file` (a file, relative to the configuration's folder) or `<name>_env` (an
+    environment variable) instead of the secret itself in the TOML; at most one of the three."""
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    base = (info.context or {}).get("base")
+    for name in names:
+        from_file, from_env = out.pop(f"{name}_file", None), out.pop(f"{name}_env", None)
+        if sum(x is not None for x in (out.get(name), from_file, from_env)) > 1:
+            raise ValueError(f"give only one of `{name}`, `{name}_file` and `{name}_env`")
+        if from_file is not None:
+            path = Path(str(from_file))
+            if not path.is_absolute() and base is not None:
+                path = Path(base) / path
+            try:
+                out[name] = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"{name}_file {path}: cannot read it ({exc.strerror})") from None
+        if from_env is not None:
+            value = os.environ.get(str(from_env), "")
+            if not value:
+                raise ValueError(f"{name}_env: environment variable {from_env} is not set")
+            out[name] = value
+    return out
 
 
 class Point(_Model):
@@ -84,11 +120,19 @@ class Source(_Model):
 
     name: str
     protocol: Protocol
+    # "mqtt": subscribe on a broker; "webhook": the network server's HTTP integration posts
+    # its events to `POST /v1/webhook/<name>` (chirpstack and tts only).
+    transport: Literal["mqtt", "webhook"] = "mqtt"
     mqtt_url: str | None = None  # default: the onward broker
     mqtt_version: Literal["3.1.1", "5"] = "3.1.1"
     client_id: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = None  # or password_file / password_env (a TTS API key, ...)
+    # Webhook: the header the network server sends with each request (ChirpStack: a custom
+    # header; TTS: the webhook's custom header or its "Downlink API key", X-Downlink-Apikey)
+    # and the sha256 of its value (a leading "Bearer " is not part of the token).
+    webhook_header: str | None = None
+    webhook_token_sha256: str | None = None
     topic: str | None = None
     qos: Annotated[int, Field(ge=0, le=2)] = 1
     # Vendor JSON / HTTP push mapping.
@@ -104,12 +148,24 @@ class Source(_Model):
     battery_path: str | None = None
     devices: list[Device] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _secret(cls, data: Any, info: ValidationInfo) -> Any:
+        return _secrets(data, info, "password")
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not CODE_RE.match(v):
             raise ValueError(f"invalid source name {v!r}")
         return v
+
+    @field_validator("webhook_token_sha256")
+    @classmethod
+    def _webhook_hex(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower())):
+            raise ValueError("webhook_token_sha256 must be 64 hex digits (sha256 of the token)")
+        return v.lower() if v else v
 
     @field_validator("timezone")
     @classmethod
@@ -126,6 +182,13 @@ class Source(_Model):
             raise ValueError("a json source needs `topic`")
         if self.protocol == "json" and not (self.device_id_path or self.device_id_topic_level):
             raise ValueError("a json source needs `device_id_path` or `device_id_topic_level`")
+        if self.transport == "webhook":
+            if self.protocol not in ("chirpstack", "tts"):
+                raise ValueError("transport `webhook` is for chirpstack and tts sources")
+            if not (self.webhook_header and self.webhook_token_sha256):
+                raise ValueError(
+                    "a webhook source needs `webhook_header` and `webhook_token_sha256`"
+                )
         seen: set[str] = set()
         for d in self.devices:
             key = self.device_key(d.id)
@@ -167,11 +230,16 @@ class Source(_Model):
 class Onward(_Model):
     """The platform broker the bridge publishes the wire contract to."""
 
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_url: str  # required: no silent fallback to a local broker
     mqtt_version: Literal["3.1.1", "5"] = "5"
     client_id: str = "oxy-bridge"
     username: str | None = None
-    password: str | None = None
+    password: str | None = None  # or password_file / password_env
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret(cls, data: Any, info: ValidationInfo) -> Any:
+        return _secrets(data, info, "password")
 
 
 class Rejects(_Model):
@@ -193,7 +261,7 @@ class Http(_Model):
 class BridgeConfig(_Model):
     """The whole bridge configuration."""
 
-    onward: Onward = Field(default_factory=Onward)
+    onward: Onward  # required: where the readings go
     rejects: Rejects = Field(default_factory=Rejects)
     http: Http = Field(default_factory=Http)
     state_dir: Path | None = None  # per-gateway seq counters survive restarts when set
@@ -225,13 +293,15 @@ def load_config(path: Path) -> BridgeConfig:
         raise BridgeError(f"cannot read bridge config {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise BridgeError(f"bridge config {path} is not valid TOML: {exc}") from None
-    return parse_config(raw, str(path))
+    return parse_config(raw, str(path), base=path.parent)
 
 
-def parse_config(raw: dict[str, object], where: str = "config") -> BridgeConfig:
-    """Validate an already-parsed configuration mapping."""
+def parse_config(
+    raw: dict[str, object], where: str = "config", base: Path | None = None
+) -> BridgeConfig:
+    """Validate an already-parsed configuration mapping (`*_file` secrets relative to `base`)."""
     try:
-        return BridgeConfig.model_validate(raw)
+        return BridgeConfig.model_validate(raw, context={"base": base})
     except ValidationError as exc:
         problems = [
             f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"

@@ -50,7 +50,7 @@ def create_app(bridge: Bridge, timeout_s: float = 10.0) -> FastAPI:
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         """Liveness and counters."""
-        return {"connected": bridge.publisher.connected, "counters": dict(bridge.counters)}
+        return bridge.health()
 
     @app.post("/v1/push/{source_name}/{device_id}", status_code=202, response_model=None)
     async def push(
@@ -96,4 +96,6 @@ def _deliver(
         return JSONResponse({"detail": "; ".join(d.refused)}, status_code=502)
     if d.dead is not None and d.published == 0:
         return JSONResponse({"detail": d.dead, "recorded": True}, status_code=422)
-    return JSONResponse({"published": d.published, "rejected": d.dead}, status_code=202)
+    return JSONResponse(
+        {"published": d.published, "readings": d.readings, "rejected": d.dead}, status_code=202
+    )

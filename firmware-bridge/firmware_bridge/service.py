@@ -82,7 +82,8 @@ def host_state_topic(host_id: str) -> str:
 class Delivery:
     """What became of one foreign message (reported to HTTP clients and tests)."""
 
-    published: int = 0
+    published: int = 0  # platform messages confirmed (data, state, status)
+    readings: int = 0  # readings inside the confirmed data messages
     refused: list[str] = field(default_factory=list)
     dead: str | None = None  # the reason, when (part of) the message was dead-lettered
     quarantined: int = 0
@@ -94,6 +95,15 @@ class Delivery:
 
 
 DeliveryDone = Callable[[Delivery], None]
+
+
+@dataclass
+class SourceLink:
+    """The state of one source's connection to its broker."""
+
+    connected: bool = False
+    since: datetime | None = None
+    error: str | None = None
 
 
 class _Countdown:
@@ -110,12 +120,14 @@ class _Countdown:
         with self._lock:
             self._left += 1
 
-    def confirm(self, accepted: bool, reason: str, what: str) -> None:
+    def confirm(self, accepted: bool, reason: str, what: str, readings: int = 0) -> None:
         if not accepted:
             self._delivery.refused.append(f"{what}: {reason}")
             self._on_refused(f"platform broker refused {what}: {reason}")
         else:
-            self._delivery.published += 1
+            with self._lock:
+                self._delivery.published += 1
+                self._delivery.readings += readings
         self._tick()
 
     def arm(self) -> None:
@@ -150,8 +162,11 @@ class Bridge:
         self.sparkplug: dict[str, SparkplugHost] = {}
         self._handlers: dict[str, Handler] = {s.name: self._handler(s) for s in config.sources}
         self.counters: dict[str, int] = {
-            "messages": 0, "dead_letters": 0, "quarantined": 0, "refused": 0, "errors": 0,
+            "messages": 0, "published": 0, "readings": 0, "dead_letters": 0, "quarantined": 0,
+            "refused": 0, "errors": 0,
         }  # fmt: skip
+        # Per MQTT source: is its broker reachable (shown in /healthz, logged on change).
+        self.links: dict[str, SourceLink] = {}
         self._count_lock = threading.Lock()
         self._stopped = False
         self._rejects_ok = True
@@ -216,6 +231,41 @@ class Bridge:
         if not info.is_published():
             logger.warning("source %s: host STATE offline not confirmed in time", name)
 
+    def _link(self, name: str, up: bool, why: str = "") -> None:
+        """Record a source's broker link; log only when it changes."""
+        with self._count_lock:
+            link = self.links.setdefault(name, SourceLink())
+            changed = link.connected != up or (not up and link.error is None)
+            link.connected, link.error = up, (None if up else why)
+            if changed:
+                link.since = datetime.now(UTC)
+        if not changed or self._stopped:
+            return
+        if up:
+            logger.info("source %s: broker reachable", name)
+        else:
+            logger.error("source %s: broker unreachable: %s (retrying)", name, why)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz shows: the platform link, every source's link, the counters."""
+        with self._count_lock:
+            sources = {
+                name: {
+                    "connected": link.connected,
+                    "since": link.since.isoformat() if link.since else None,
+                    "error": link.error,
+                }
+                for name, link in sorted(self.links.items())
+            }
+            counters = dict(self.counters)
+        ok = self.publisher.connected and all(s["connected"] for s in sources.values())
+        return {
+            "ok": ok,
+            "connected": self.publisher.connected,
+            "sources": sources,
+            "counters": counters,
+        }
+
     def _start_source(self, source: Source) -> None:
         ep = Endpoint(
             source.mqtt_url or self.config.onward.mqtt_url,
@@ -236,11 +286,14 @@ class Bridge:
                 state_topic, json.dumps({"online": False, "timestamp": born}), qos=1, retain=True
             )
 
+        self.links[source.name] = SourceLink()
+
         def on_connect(c: mqtt.Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
             if reason.is_failure:
-                logger.error("source %s: broker refused the connection: %s", source.name, reason)
+                self._link(source.name, False, f"{ep.url} refused the connection: {reason}")
                 return
-            logger.info("source %s connected to %s", source.name, ep.url)
+            self._link(source.name, True)
+            logger.debug("source %s connected to %s", source.name, ep.url)
             if state_topic:
                 # Our own STATE too (tck-id-host-topic-phid-birth-sub-required), one SUBACK.
                 c.subscribe([(source.topic_filter, source.qos), (state_topic, 1)])
@@ -255,9 +308,11 @@ class Bridge:
 
         def on_disconnect(c: mqtt.Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
             # Logged once per lost connection; paho reconnects by itself with backoff.
-            if subscribed.is_set() and not self._stopped:
-                logger.warning("source %s disconnected: %s (reconnecting)", source.name, reason)
             subscribed.clear()
+            self._link(source.name, False, f"disconnected from {ep.url}: {reason}")
+
+        def on_connect_fail(c: mqtt.Client, u: Any) -> None:
+            self._link(source.name, False, f"cannot connect to {ep.url}")
 
         def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
             mid, qos = msg.mid, msg.qos
@@ -280,6 +335,7 @@ class Bridge:
         client.on_connect = on_connect
         client.on_subscribe = on_subscribe
         client.on_disconnect = on_disconnect
+        client.on_connect_fail = on_connect_fail
         client.on_message = on_message
         self._clients[source.name] = client
         connect_async(client, ep)
@@ -365,9 +421,15 @@ class Bridge:
         countdown = _Countdown(delivery, done, self._refused(topic_name, payload))
         now = datetime.now(UTC)
 
-        def send(t: str, body: bytes, retain: bool) -> None:
+        def send(t: str, body: bytes, retain: bool, readings: int = 0) -> None:
+            def confirmed(ok: bool, reason: str) -> None:
+                if ok:
+                    self._count("published")
+                    self._count("readings", readings)
+                countdown.confirm(ok, reason, t, readings)
+
             countdown.add()
-            self.publisher.publish(t, body, retain, lambda ok, r: countdown.confirm(ok, r, t))
+            self.publisher.publish(t, body, retain, confirmed)
 
         # Births before data: a consumer sees the gateway online before its readings.
         for change in outcome.states:
@@ -384,7 +446,7 @@ class Bridge:
                     sent_at=now,
                     readings=chunk,
                 )
-                send(topic(ref.site, ref.gateway, TopicKind.DATA), encode(msg), False)
+                send(topic(ref.site, ref.gateway, TopicKind.DATA), encode(msg), False, len(chunk))
         refs = {ref for ref, _ in outcome.health} | {ref for ref, _ in outcome.alarms}
         refs |= set(outcome.cleared)
         for ref in sorted(refs, key=lambda r: (r.site, r.gateway)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +12,7 @@ from firmware_bridge.errors import BridgeError, PayloadError
 from firmware_bridge.paths import parse_time, resolve
 
 DEV = {"id": "d", "site": "S", "gateway": "g"}
+ONWARD = {"mqtt_url": "mqtt://platform:1883"}
 
 
 @pytest.mark.parametrize(
@@ -52,14 +54,14 @@ DEV = {"id": "d", "site": "S", "gateway": "g"}
 )  # fmt: skip
 def test_bad_config_names_the_problem(source: dict, phrase: str) -> None:
     with pytest.raises(BridgeError, match="bad bridge config") as err:
-        parse_config({"sources": [source]})
+        parse_config({"onward": ONWARD, "sources": [source]})
     assert phrase in str(err.value)
 
 
 def test_duplicate_source_names() -> None:
     s = {"name": "x", "protocol": "tts"}
     with pytest.raises(BridgeError, match="unique"):
-        parse_config({"sources": [s, s]})
+        parse_config({"onward": ONWARD, "sources": [s, s]})
 
 
 def test_paths() -> None:
@@ -94,3 +96,38 @@ def test_timestamps() -> None:
     ]:
         with pytest.raises(PayloadError):
             parse_time(value, fmt)
+
+
+def test_onward_is_required() -> None:
+    # No silent fallback to a broker on localhost: the readings must go somewhere on purpose.
+    with pytest.raises(BridgeError, match="onward: Field required"):
+        parse_config({"sources": []})
+    with pytest.raises(BridgeError, match=r"onward\.mqtt_url: Field required"):
+        parse_config({"onward": {"client_id": "b"}, "sources": []})
+
+
+def test_secrets_from_a_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "tts.key").write_text("NNSXS.FROM-FILE\n")
+    monkeypatch.setenv("OXY_TEST_BRIDGE_PW", "from-env")
+    config = parse_config(
+        {
+            "onward": {**ONWARD, "password_env": "OXY_TEST_BRIDGE_PW"},
+            "sources": [{"name": "tts", "protocol": "tts", "password_file": "tts.key"}],
+        },
+        base=tmp_path,
+    )
+    assert config.onward.password == "from-env"
+    assert config.sources[0].password == "NNSXS.FROM-FILE"
+    bad = [
+        ({"password_file": "missing.key"}, "cannot read it"),
+        ({"password_env": "OXY_TEST_BRIDGE_UNSET"}, "OXY_TEST_BRIDGE_UNSET is not set"),
+        ({"password": "x", "password_env": "OXY_TEST_BRIDGE_PW"}, "give only one of"),
+    ]
+    for extra, phrase in bad:
+        with pytest.raises(BridgeError, match=phrase):
+            parse_config(
+                {"onward": ONWARD, "sources": [{"name": "t", "protocol": "tts", **extra}]},
+                base=tmp_path,
+            )

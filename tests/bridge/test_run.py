@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from firmware_bridge.config import hash_token
 
 from tests.bridge.conftest import wait_rows
@@ -163,8 +164,10 @@ def test_bad_config_is_one_clear_line(tmp_path: Path):
     assert "a json source needs `topic`" in lines[0] or "unknown unit 'furlongs'" in lines[0]
 
 
-def test_example_config_is_valid():
+def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch):
     from firmware_bridge.config import load_config
+
+    monkeypatch.setenv("OXY_BRIDGE_TTS_API_KEY", "NNSXS.EXAMPLE")
 
     example = Path(__file__).parents[2] / "deploy" / "bridge" / "bridge.example.toml"
     config = load_config(example)
@@ -176,6 +179,7 @@ def test_example_config_is_valid():
         "http",
     }
     assert config.source("chirpstack").device("0004A30B001C0530") is not None  # EUI case
+    assert config.source("tts").password == "NNSXS.EXAMPLE"
 
 
 def test_reject_not_acked_until_recorded(broker, db_url, bridge_factory, foreign_factory):

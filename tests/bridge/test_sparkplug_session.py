@@ -61,7 +61,7 @@ class Clock:
 
 def host() -> tuple[SparkplugHost, Clock]:
     clock = Clock()
-    config = parse_config({"onward": {}, "sources": [SOURCE]})
+    config = parse_config({"onward": {"mqtt_url": "mqtt://x"}, "sources": [SOURCE]})
     return SparkplugHost(config.sources[0], clock=clock), clock
 
 
