@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Request
@@ -64,16 +65,85 @@ def create_app(bridge: Bridge, timeout_s: float = 10.0) -> FastAPI:
         if source is None or source.protocol != "http":
             raise HTTPException(status_code=404, detail="unknown source / không có nguồn này")
         device = _authenticate(source, device_id, authorization)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(status_code=413, detail="body too large / dữ liệu quá lớn")
-        return await run_in_threadpool(_deliver, bridge, source, device, body, timeout_s)
+        body = await read_body(request, MAX_BODY_BYTES)
+
+        def handler(topic_name: str, payload: bytes) -> Outcome:
+            return handle_vendor(source, parse_json(payload), topic_name, device_id=device.id)
+
+        where = f"http/{source.name}/{device.id}"
+        return await run_in_threadpool(
+            _deliver, bridge, source, where, body, timeout_s, handler=handler
+        )  # fmt: skip
+
+    @app.post("/v1/webhook/{source_name}", status_code=202, response_model=None)
+    @app.post("/v1/webhook/{source_name}/{path:path}", status_code=202, response_model=None)
+    async def webhook(
+        source_name: str, request: Request, path: str = "", event: str | None = None
+    ) -> JSONResponse:
+        """A network server's HTTP integration: every event of every device, as it sends them.
+
+        ChirpStack v4 names the event in `?event=up|status|join|ack|txack|log|location|...`;
+        The Things Stack v3 posts every message type to the base URL (or base + a per-type
+        path, ignored here): the body's own key tells which (`uplink_message`, `join_accept`).
+        """
+        source = bridge.config.source(source_name)
+        if source is None or source.transport != "webhook":
+            raise HTTPException(status_code=404, detail="unknown source / không có nguồn này")
+        _authenticate_webhook(source, request)
+        if source.protocol == "chirpstack":
+            if not event or "/" in event:
+                raise HTTPException(
+                    status_code=422,
+                    detail="missing ?event= (ChirpStack HTTP integration) / thiếu ?event=",
+                )
+            where = f"webhook/{source.name}/event/{event}"
+        else:
+            where = f"webhook/{source.name}/{path or 'up'}"
+        body = await read_body(request, MAX_BODY_BYTES)
+        return await run_in_threadpool(
+            _deliver, bridge, source, where, body, timeout_s, handler=None
+        )  # fmt: skip
 
     return app
 
 
+def _authenticate_webhook(source: Source, request: Request) -> None:
+    assert source.webhook_header is not None and source.webhook_token_sha256 is not None
+    value = request.headers.get(source.webhook_header, "").strip()
+    if value.lower().startswith("bearer "):
+        value = value[7:].strip()
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    if not value or not hmac.compare_digest(digest, source.webhook_token_sha256):
+        raise HTTPException(
+            status_code=401, detail="invalid webhook token / mã xác thực không hợp lệ"
+        )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit`: a declared length over
+    it is refused before reading, and a chunked body is read piece by piece, never beyond."""
+    too_large = HTTPException(status_code=413, detail="body too large / dữ liệu quá lớn")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _deliver(
-    bridge: Bridge, source: Source, device: Device, body: bytes, timeout_s: float
+    bridge: Bridge,
+    source: Source,
+    where: str,
+    body: bytes,
+    timeout_s: float,
+    *,
+    handler: Callable[[str, bytes], Outcome] | None,
 ) -> JSONResponse:
     finished = threading.Event()
     result: list[Delivery] = []
@@ -82,10 +152,7 @@ def _deliver(
         result.append(d)
         finished.set()
 
-    def handler(topic_name: str, payload: bytes) -> Outcome:
-        return handle_vendor(source, parse_json(payload), topic_name, device_id=device.id)
-
-    bridge.process(source, f"http/{source.name}/{device.id}", body, done=done, handler=handler)
+    bridge.process(source, where, body, done=done, handler=handler)
     if not finished.wait(timeout_s):
         return JSONResponse(
             {"detail": "platform broker did not confirm in time; retry / thử lại sau"},
@@ -97,5 +164,11 @@ def _deliver(
     if d.dead is not None and d.published == 0:
         return JSONResponse({"detail": d.dead, "recorded": True}, status_code=422)
     return JSONResponse(
-        {"published": d.published, "readings": d.readings, "rejected": d.dead}, status_code=202
+        {
+            "published": d.published,
+            "readings": d.readings,
+            "quarantined": d.quarantined,
+            "rejected": d.dead,
+        },
+        status_code=202,
     )

@@ -192,7 +192,7 @@ class Bridge:
         """Connect to the platform broker and subscribe to every MQTT source."""
         self.publisher.start()
         for source in self.config.sources:
-            if source.protocol != "http":
+            if source.protocol != "http" and source.transport == "mqtt":
                 self._start_source(source)
 
     def wait_ready(self, timeout: float = 10.0) -> bool:

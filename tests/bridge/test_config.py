@@ -50,6 +50,17 @@ ONWARD = {"mqtt_url": "mqtt://platform:1883"}
             "Extra inputs",
         ),
         ({"name": "x", "protocol": "modbus"}, "protocol"),
+        (
+            {"name": "x", "protocol": "json", "topic": "a", "device_id_path": "i",
+             "transport": "webhook"},
+            "for chirpstack and tts",
+        ),
+        ({"name": "x", "protocol": "tts", "transport": "webhook"}, "needs `webhook_header`"),
+        (
+            {"name": "x", "protocol": "tts", "transport": "webhook", "webhook_header": "X-K",
+             "webhook_token_sha256": "plain-token"},
+            "64 hex digits",
+        ),
     ],
 )  # fmt: skip
 def test_bad_config_names_the_problem(source: dict, phrase: str) -> None:
