@@ -3,11 +3,17 @@ publishes onward, and a plain foreign publisher."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -177,3 +183,108 @@ def wait_rows(
             return found
         time.sleep(0.05)
     raise AssertionError(f"expected {count} rows, got {len(found)}: {found}")
+
+
+# -- A third-party Sparkplug B edge node (pysparkplug) in its own process -------------------
+
+REPO = Path(__file__).resolve().parents[2]
+SPB_EDGE_LOCK = REPO / "requirements" / "spb-edge.lock"
+SPB_EDGE_DIR = REPO / ".venv" / "thirdparty" / "spb-edge"
+
+
+def _spb_edge_path() -> Path:
+    """pysparkplug and its paho-mqtt 1.x, installed apart from the platform's venv (whose
+    paho-mqtt is 2.x) from their hashed lock; reinstalled when the lock changes."""
+    stamp = SPB_EDGE_DIR / ".lock-sha256"
+    digest = hashlib.sha256(SPB_EDGE_LOCK.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return SPB_EDGE_DIR
+    shutil.rmtree(SPB_EDGE_DIR, ignore_errors=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--require-hashes",
+         "--target", str(SPB_EDGE_DIR), "-r", str(SPB_EDGE_LOCK)],
+        check=False, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if r.returncode != 0:
+        msg = f"cannot install the third-party Sparkplug edge node: {r.stderr[-500:]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    stamp.write_text(digest)
+    return SPB_EDGE_DIR
+
+
+class EdgeNode:
+    """tests/bridge/edge_node.py (pysparkplug) in a subprocess, driven by JSON lines."""
+
+    def __init__(self, lib: Path, port: int, bd_seq: int) -> None:
+        env = {**os.environ, "PYTHONPATH": str(lib)}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("edge_node.py")), str(port), str(bd_seq)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=env,
+        )  # fmt: skip
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"ev": "garbled", "line": line}
+            with self._lock:
+                self.events.append(event)
+
+    def send(self, op: str, **args: Any) -> None:
+        """Send a command and wait until the node has done it."""
+        assert self.proc.stdin is not None
+        before = len(self.of("ok"))
+        self.proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
+        self.proc.stdin.flush()
+        if op != "quit":
+            self.wait("ok", before + 1)
+
+    def of(self, ev: str) -> list[dict[str, Any]]:
+        """Events of one kind so far."""
+        with self._lock:
+            return [e for e in self.events if e["ev"] == ev]
+
+    def wait(self, ev: str, count: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Wait for `count` events of a kind."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.of(ev)
+            if len(found) >= count:
+                return found
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        stderr = (
+            self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+        )
+        raise AssertionError(f"edge node: expected {count} {ev!r}, events {self.events} {stderr}")
+
+    def close(self) -> None:
+        """Stop the process (if still running)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def edge_factory() -> Iterator[Callable[[int, int], EdgeNode]]:
+    """Start third-party edge nodes: edge_factory(broker_port, bd_seq)."""
+    lib = _spb_edge_path()
+    made: list[EdgeNode] = []
+
+    def make(port: int, bd_seq: int = 0) -> EdgeNode:
+        node = EdgeNode(lib, port, bd_seq)
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.close()
