@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -88,6 +89,12 @@ id = "unit-17"
 site = "BV-E"
 gateway = "gw-bv-e"
 points = [{{ path = "ma", sensor = "T1-level", unit = "%", scale = 0.00625, offset = -25 }}]
+
+[[sources]]
+name = "plant"
+protocol = "sparkplug"
+topic = "spBv1.0/Plant/#"
+host_id = "oxy-cli"
 """
 
 
@@ -140,6 +147,11 @@ def test_oxy_bridge_run(broker, tmp_path: Path, collector_factory, foreign_facto
             proc.kill()
             raise
     assert proc.returncode == 0, output
+    # SIGTERM: the Sparkplug host said offline (retained) before it disconnected; the Will
+    # (which only fires on a lost connection) would not have.
+    late = collector_factory(broker.port, "spBv1.0/STATE/#")
+    [(_, state)] = late.wait(lambda t, p: t == "spBv1.0/STATE/oxy-cli")
+    assert json.loads(state)["online"] is False
 
 
 def test_bad_config_is_one_clear_line(tmp_path: Path):
