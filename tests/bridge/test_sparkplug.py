@@ -276,3 +276,18 @@ def test_unmapped_node_metrics_are_quarantined_once(
     assert detail["count"] == 11
     assert detail["first"]["kind"] == "NBIRTH" and detail["last"]["kind"] == "NDATA"
     assert detail["last"]["metrics"] == [{"name": "Line/Pressure", "alias": 1, "value": 14.0}]
+
+
+def test_host_will_on_a_lost_connection(broker, db_url, bridge_factory, collector_factory):
+    out = collector_factory(broker.port, "spBv1.0/STATE/#")
+    bridge = bridge_factory(broker.port, db_url, [{**SOURCE, "host_id": "oxy-bridge"}])
+    [(_, birth)] = out.wait(lambda t, p: t == "spBv1.0/STATE/oxy-bridge")
+    # The connection drops without a DISCONNECT (network loss, kill -9): the broker publishes
+    # the Will, offline with the birth's timestamp; the reconnected host says online again.
+    sock = bridge._clients["plant"].socket()
+    assert sock is not None
+    sock.shutdown(2)
+    states = out.wait(lambda t, p: t == "spBv1.0/STATE/oxy-bridge", count=3, timeout=20)
+    will, again = json.loads(states[1][1]), json.loads(states[2][1])
+    assert will == {"online": False, "timestamp": json.loads(birth)["timestamp"]}
+    assert again == json.loads(birth)

@@ -214,3 +214,16 @@ def test_a_rebirth_does_not_flip_gateways_offline() -> None:
     # Types are per session: after the rebirth they still hold, and no new alarm.
     out = nbirth(h, bd=1)
     assert out.cleared == []
+
+
+def test_seq_wraps_from_255_to_0_without_a_gap() -> None:
+    h, _ = host()
+    nbirth(h)
+    dbirth(h, 1)
+    for seq in range(2, 256):
+        assert h.handle(*ddata(seq, spb.metric(None, 10, spb.INT64, seq, typed=False))).alarms == []
+    out = h.handle(*ddata(0, spb.metric(None, 10, spb.INT64, 0, typed=False)))
+    assert out.alarms == [] and out.commands == []
+    out = h.handle(*ddata(2, spb.metric(None, 10, spb.INT64, 2, typed=False)))
+    assert next(a for _, a in out.alarms).endswith("expected 1, got 2 (DDATA)")
+    assert h.gaps == 1
