@@ -3,15 +3,18 @@ readings counted as well as the messages."""
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from firmware_bridge.config import parse_config
+from firmware_bridge.model import Unknown
 from firmware_bridge.push import create_app
-from firmware_bridge.rejects import PostgresRejects
+from firmware_bridge.rejects import PostgresRejects, SqliteRejects
 from firmware_bridge.service import Bridge
 
 from tests.bridge.test_vendor_http import GASCO, HTTP, TOKEN
@@ -75,3 +78,22 @@ def test_healthz_and_published_readings(broker, db_url, bridge_factory):
     assert health["sources"]["gasco"]["connected"] is True
     assert "push" not in health["sources"]  # no broker behind an HTTP source
     assert (health["counters"]["published"], health["counters"]["readings"]) == (1, 3)
+
+
+def test_sqlite_rejects_aggregate_an_unmapped_node(tmp_path) -> None:
+    # A site bridge without the platform database keeps the same one-row-per-node quarantine.
+    sink = SqliteRejects(tmp_path / "r.sqlite")
+    for n in range(3):
+        sink.quarantine(
+            "spBv1.0/G/NDATA/E",
+            "plant",
+            Unknown("G/E", None, "not mapped", {"seq": n}, aggregate=True),
+        )
+    sink.quarantine("t", "plant", Unknown("G/F", None, "not mapped", {"seq": 9}, aggregate=True))
+    sink.close()
+    with sqlite3.connect(tmp_path / "r.sqlite") as db:
+        found = dict(db.execute("SELECT sensor, payload FROM quarantine").fetchall())
+    assert set(found) == {"G/E", "G/F"}
+    ge = json.loads(found["G/E"])
+    assert (ge["count"], ge["first"], ge["last"]) == (3, {"seq": 0}, {"seq": 2})
+    assert json.loads(found["G/F"])["count"] == 1
