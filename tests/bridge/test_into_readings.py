@@ -179,3 +179,14 @@ def test_every_protocol_into_readings(broker, db_url, bridge_factory, foreign_fa
     by_device = {d["device"]: d for d in devices}
     assert by_device[recorded.CHIRPSTACK_DEV_EUI]["rssi_dbm"] == -97.0
     assert by_device[recorded.TTS_DEV_EUI.lower()]["battery_pct"] is None  # no battery_path
+
+    # A seq gap is an alarm in the engineers' gateway view until the node's next birth.
+    alarms_q = (
+        "SELECT alarms FROM gateway_status gs JOIN gateways g ON g.id = gs.gateway_id "
+        "WHERE g.code = %s AND (jsonb_array_length(alarms) > 0) = %s"
+    )
+    dev.send("spBv1.0/G/DDATA/E/T1", spb.payload(9, [spb.metric(None, 5, spb.FLOAT, 1.0)]))
+    [(alarms,)] = wait_rows(db_url, alarms_q, 1, GW, True)
+    assert "expected 3, got 9" in alarms[0]
+    dev.send("spBv1.0/G/NBIRTH/E", spb.payload(0, [spb.metric("bdSeq", None, spb.INT64, 0)]))
+    wait_rows(db_url, alarms_q, 1, GW, False)
