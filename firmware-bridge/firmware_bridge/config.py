@@ -7,6 +7,7 @@ deploy/bridge/bridge.example.toml.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -25,6 +26,8 @@ from pydantic import (
 
 from firmware_bridge.errors import BridgeError
 from oxy.contract import CODE_RE, UNITS
+
+logger = logging.getLogger(__name__)
 
 Protocol = Literal["sparkplug", "chirpstack", "tts", "json", "http"]
 
@@ -50,6 +53,14 @@ def _secrets(data: Any, info: ValidationInfo, *names: str) -> Any:
         from_file, from_env = out.pop(f"{name}_file", None), out.pop(f"{name}_env", None)
         if sum(x is not None for x in (out.get(name), from_file, from_env)) > 1:
             raise ValueError(f"give only one of `{name}`, `{name}_file` and `{name}_env`")
+        if out.get(name) is not None:
+            logger.warning(
+                "bridge config: a `%s` is written in the file (%s); prefer `%s_file` or `%s_env`",
+                name,
+                out.get("name") or out.get("client_id") or "onward",
+                name,
+                name,
+            )
         if from_file is not None:
             path = Path(str(from_file))
             if not path.is_absolute() and base is not None:

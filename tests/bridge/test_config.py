@@ -118,7 +118,7 @@ def test_onward_is_required() -> None:
 
 
 def test_secrets_from_a_file_or_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "tts.key").write_text("NNSXS.FROM-FILE\n")
     monkeypatch.setenv("OXY_TEST_BRIDGE_PW", "from-env")
@@ -131,6 +131,9 @@ def test_secrets_from_a_file_or_the_environment(
     )
     assert config.onward.password == "from-env"
     assert config.sources[0].password == "NNSXS.FROM-FILE"
+    assert not [r for r in caplog.records if "written in the file" in r.getMessage()]
+    parse_config({"onward": {**ONWARD, "password": "plain"}, "sources": []})
+    assert [r for r in caplog.records if "written in the file" in r.getMessage()]
     bad = [
         ({"password_file": "missing.key"}, "cannot read it"),
         ({"password_env": "OXY_TEST_BRIDGE_UNSET"}, "OXY_TEST_BRIDGE_UNSET is not set"),
