@@ -26,6 +26,7 @@ from firmware_bridge.sparkplug_wire import (
     Payload,
     decode_payload,
     encode_rebirth,
+    type_name,
     typed_value,
 )
 from oxy.contract import Reading
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 NAMESPACE: Final = "spBv1.0"
 REBIRTH_INTERVAL_S: Final = 5.0  # at most one rebirth request per node in this window
+_DATA_KINDS: Final = ("NDATA", "DDATA")
 _KINDS: Final = {"NBIRTH", "NDATA", "NDEATH", "DBIRTH", "DDATA", "DDEATH", "NCMD", "DCMD"}
 
 
@@ -293,7 +295,14 @@ class SparkplugHost:
             point = points.get(name) if name is not None else None
             if point is None or name is None:
                 continue  # metrics the mapping does not ask for (properties, controls, ...)
-            datatype = m.datatype or node.types.get((t.device, name))
+            born_as = node.types.get((t.device, name))
+            if m.datatype and born_as and m.datatype != born_as and t.kind in _DATA_KINDS:
+                out.dead.append(
+                    f"{t.kind} {t.device_id} metric {name!r}: datatype {type_name(m.datatype)}"
+                    f" differs from its birth's {type_name(born_as)}"
+                )
+                continue
+            datatype = m.datatype or born_as
             if not datatype:
                 # Never a guessed value: an Int64 of -2000 read as unsigned is 1.8e19.
                 out.dead.append(

@@ -64,11 +64,11 @@ CORPUS: list[tuple[str, bytes, str]] = [
     (
         "spBv1.0/Plant/DDATA/Edge1/Tank1",
         spb.payload(2, [spb.metric(None, 10, spb.STRING, "full")]),
-        "String is not supported as a reading",
+        "datatype String differs from its birth's Float",
     ),
     (
         "spBv1.0/Plant/DDATA/Edge1/Tank1",
-        spb.payload(3, [spb.metric(None, 10, spb.UINT64, 1, timestamp=2**63)]),
+        spb.payload(3, [spb.metric(None, 10, spb.FLOAT, 1.0, timestamp=2**63)]),
         "out of range",
     ),
     # ChirpStack v4

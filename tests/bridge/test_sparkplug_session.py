@@ -227,3 +227,14 @@ def test_seq_wraps_from_255_to_0_without_a_gap() -> None:
     out = h.handle(*ddata(2, spb.metric(None, 10, spb.INT64, 2, typed=False)))
     assert next(a for _, a in out.alarms).endswith("expected 1, got 2 (DDATA)")
     assert h.gaps == 1
+
+
+def test_a_datatype_that_contradicts_the_birth_is_a_dead_letter() -> None:
+    h, _ = host()
+    nbirth(h)
+    dbirth(h)
+    out = h.handle(*ddata(2, spb.metric(None, 10, spb.UINT64, 5)))  # born Int64
+    assert out.readings == {}
+    assert out.dead == [
+        "DDATA G/E/T1 metric 'Level/DP': datatype UInt64 differs from its birth's Int64"
+    ]
