@@ -15,6 +15,7 @@ from oxy.contract import (
     StateMessage,
     StatusMessage,
     Topic,
+    TopicKind,
     decode_record,
 )
 
@@ -35,6 +36,8 @@ class Inbound:
     received_at: datetime
     generation: int
     monotonic: float = field(default_factory=time.monotonic)
+    retain: bool = False  # the publisher set retain (MQTT v5 retain-as-published), or a stored copy
+    dup: bool = False  # the broker delivered it before (to a worker that never acked it)
 
 
 @dataclass(slots=True)
@@ -59,9 +62,19 @@ def decode_inbound(item: Inbound) -> Decoded:
         t, msg = decode_record(item.topic, item.payload)
     except ContractError as exc:
         return Decoded(item, None, None, exc.reason)
-    except (ValueError, UnicodeDecodeError) as exc:  # defensive: the contract should catch all
-        return Decoded(item, None, None, f"undecodable payload: {exc}")
+    except Exception as exc:  # defensive: the contract should catch all; one message only
+        return Decoded(item, None, None, f"undecodable payload: {type(exc).__name__}: {exc}")
+    if item.retain and t.kind is TopicKind.DATA:
+        return Decoded(item, None, None, RETAINED_DATA)
     return Decoded(item, t, msg, None)
+
+
+# A retained data message would be delivered again to every new subscription (a replay of old
+# readings each time ingest subscribes afresh); the contract publishes data with retain=false.
+RETAINED_DATA = (
+    "retained data message: data is published with retain=false (the broker would deliver "
+    "this copy to every new subscriber); clear it with an empty retained publish on the topic"
+)
 
 
 @dataclass(slots=True)
@@ -103,6 +116,31 @@ class Rows:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     history: list[tuple[Any, ...]] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
+
+    def mark(self) -> tuple[int, ...]:
+        """The length of every list, to take back the rows of one message (`undo`)."""
+        return (len(self.readings), len(self.topics), len(self.ends), len(self.dead_letters),
+                len(self.quarantine), len(self.states), len(self.statuses), len(self.history),
+                len(self.lags))  # fmt: skip
+
+    def undo(self, mark: tuple[int, ...]) -> None:
+        """Remove what was added since `mark` (a message that failed half-way)."""
+        lists: tuple[list[Any], ...] = (
+            self.readings, self.topics, self.ends, self.dead_letters, self.quarantine,
+            self.states, self.statuses, self.history, self.lags,
+        )  # fmt: skip
+        for lst, n in zip(lists, mark, strict=True):
+            del lst[n:]
+        # Latest/oldest per sensor are rebuilt from the rows that stay (rare: a failure only).
+        self.latest.clear()
+        self.oldest.clear()
+        for row in self.readings:
+            sid, ts = row[0], row[1]
+            newest = self.latest.get(sid)
+            if newest is None or ts > newest[1]:
+                self.latest[sid] = row
+            if sid not in self.oldest or ts < self.oldest[sid]:
+                self.oldest[sid] = ts
 
     def dead_letter(self, item: Inbound, reason: str) -> None:
         """Record a message that breaks the contract or a rule, with its raw bytes bounded."""

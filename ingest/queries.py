@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Final
 
 REGISTRY: Final = """
-SELECT g.id, g.code, o.code, g.revoked_at IS NOT NULL, s.id, s.code, s.quantity
+SELECT g.id, g.code, o.code, g.revoked_at IS NOT NULL, s.id, s.code, s.quantity, s.unit,
+       s.valid_min, s.valid_max
 FROM gateways g
 JOIN organisations o ON o.id = g.facility_id
 LEFT JOIN sensors s ON s.gateway_id = g.id
@@ -111,6 +112,16 @@ INSERT INTO dead_letters (received_at, topic, payload, payload_size, reason)
 VALUES (%s, %s, %s, %s, %s)
 """
 
+# A retained data message comes back on every fresh subscription: one dead letter is enough.
+INSERT_DEAD_LETTER_ONCE: Final = """
+INSERT INTO dead_letters (received_at, topic, payload, payload_size, reason)
+SELECT %(at)s, %(topic)s, %(payload)s, %(size)s, %(reason)s
+WHERE NOT EXISTS (
+    SELECT 1 FROM dead_letters
+    WHERE topic = %(topic)s AND reason = %(reason)s AND payload = %(payload)s
+)
+"""
+
 INSERT_QUARANTINE: Final = """
 INSERT INTO quarantine (received_at, topic, site, gateway, sensor, ts, value, unit, quality,
                         reason, payload)
@@ -163,3 +174,13 @@ ON CONFLICT DO NOTHING
 RECOMPUTE: Final = "SELECT rollup_recompute(%s, %s, %s)"
 REFRESH_CAGG: Final = "CALL refresh_continuous_aggregate(%s::regclass, %s, %s)"
 RETENTION: Final = "SELECT apply_readings_retention()"
+
+# Deliveries of redelivered messages without a commit (0070_ingest_attempts): returns this
+# delivery's count; deleted once the message is committed.
+COUNT_ATTEMPT: Final = """
+INSERT INTO ingest_attempts AS a (key, topic)
+SELECT * FROM unnest(%s::bytea[], %s::text[])
+ON CONFLICT (key) DO UPDATE SET attempts = a.attempts + 1, last_at = now()
+RETURNING key, attempts - 1
+"""
+FORGET_ATTEMPTS: Final = "DELETE FROM ingest_attempts WHERE key = ANY(%s)"
