@@ -6,7 +6,7 @@ import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from oxy.contract import (
@@ -20,6 +20,7 @@ from oxy.contract import (
 )
 
 _batch_ids = itertools.count(1)
+_HOUR = timedelta(hours=1)
 
 # Raw payloads are kept in dead letters up to this many bytes (payload_size says the rest).
 DEAD_LETTER_PAYLOAD_BYTES = 16_384
@@ -163,9 +164,36 @@ class Rows:
             start = end
 
     def dirty(self) -> tuple[list[int], list[datetime], list[datetime]]:
-        """(sensor ids, oldest ts, newest ts) of this batch, as arrays for the rollup queue."""
-        ids = list(self.latest)
-        return ids, [self.oldest[i] for i in ids], [self.latest[i][1] for i in ids]
+        """(sensor ids, oldest ts, newest ts) of this batch, as arrays for the rollup queue.
+
+        One range per sensor when its readings span at most an hour (nearly always); otherwise
+        one per hour that holds its readings, so a late reading queues its own hour and not
+        every minute between it and the live data."""
+        ids: list[int] = []
+        los: list[datetime] = []
+        his: list[datetime] = []
+        wide: set[int] = set()
+        for sid, row in self.latest.items():
+            lo, hi = self.oldest[sid], row[1]
+            if hi - lo <= _HOUR:
+                ids.append(sid)
+                los.append(lo)
+                his.append(hi)
+            else:
+                wide.add(sid)
+        if wide:
+            spans: dict[tuple[int, datetime], tuple[datetime, datetime]] = {}
+            for r in self.readings:
+                if r[0] in wide:
+                    ts = r[1]
+                    key = (r[0], ts.replace(minute=0, second=0, microsecond=0))
+                    lo, hi = spans.get(key, (ts, ts))
+                    spans[key] = (min(lo, ts), max(hi, ts))
+            for (sid, _), (lo, hi) in spans.items():
+                ids.append(sid)
+                los.append(lo)
+                his.append(hi)
+        return ids, los, his
 
     def touch(self, gateway_id: int, at: datetime, seq: int | None) -> None:
         """Note that a gateway was heard from (and its newest data `seq`)."""

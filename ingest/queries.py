@@ -61,7 +61,8 @@ QUEUE_DIRTY: Final = """
 INSERT INTO rollup_dirty (sensor_id, lo, hi)
 SELECT * FROM unnest(%s::int8[], %s::timestamptz[], %s::timestamptz[])
 """
-FLUSH_ROLLUPS: Final = "SELECT rollup_flush()"
+FLUSH_ROLLUPS: Final = "SELECT rollup_flush(%s)"
+FLUSH_PENDING: Final = "SELECT rollup_flush_pending()"
 
 # The safe path: the batch staged (with each row's message, for the conflict record), then
 # INSERT ... ON CONFLICT DO NOTHING RETURNING, so only the rows really inserted reach
@@ -86,7 +87,8 @@ latest AS (
 _SAFE_QUEUE: Final = """
 , queued AS (
     INSERT INTO rollup_dirty (sensor_id, lo, hi)
-    SELECT sensor_id, min(ts), max(ts) FROM new GROUP BY sensor_id
+    SELECT sensor_id, min(ts), max(ts) FROM new
+    GROUP BY sensor_id, date_bin('1 hour', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00')
 )
 """
 _COUNT: Final = "SELECT count(*) FROM new"

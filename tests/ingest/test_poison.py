@@ -300,3 +300,34 @@ def test_a_message_that_keeps_killing_workers_becomes_a_poison_pill(
         reason, payload = conn.execute("SELECT reason, payload FROM dead_letters").fetchone()
         assert conn.execute("SELECT count(*) FROM ingest_attempts").fetchone() == (0,)
     assert reason.startswith("poison pill: delivered 4 times") and bytes(payload) == pill
+
+
+def test_the_database_refuses_a_non_finite_value_even_past_the_resolver(
+    db_url: str,
+    broker: Any,
+    registry: Registry,
+    publisher: Publisher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Suppose the resolver's value check were gone: the CHECK of 0070 still refuses the row,
+    # the COPY fast path fails as a whole, and the message-by-message fallback dead-letters
+    # the one message while its batch neighbours are stored.
+    monkeypatch.setattr(ingest.resolve, "VALUE_LIMIT", float("inf"))
+    data = registry.data_topic()
+    bad = raw([reading("T1-p", iso(T0), 1.7e308, "MPa")])
+    with running_ingest(db_url, broker.url, batch_ms=500):
+        publisher.publish_many(
+            [
+                (data, data_message(GATEWAY, series("T1-dp", 3))),
+                (data, bad),
+                (data, data_message(GATEWAY, series("T1-p", 3, T0 + timedelta(minutes=1)))),
+            ]
+        )
+        wait_for(lambda: count(db_url, "SELECT count(*) FROM readings") == 6, what="good rows")
+        wait_for(lambda: count(db_url, "SELECT count(*) FROM dead_letters") == 1)
+    with psycopg.connect(db_url) as conn:
+        (reason,) = conn.execute("SELECT reason FROM dead_letters").fetchone()
+        assert conn.execute(
+            "SELECT count(*) FROM sensor_latest WHERE value = 'Infinity'"
+        ).fetchone() == (0,)
+    assert reason.startswith("database rejected the message") and "finite" in reason
