@@ -449,6 +449,23 @@ def encode(message: DataMessage | StateMessage | StatusMessage) -> bytes:
     return message.model_dump_json(exclude_none=False).encode()
 
 
+def encode_data(gw: str, seq: int, sent_at: datetime, readings: list[Reading]) -> tuple[bytes, int]:
+    """Encode a data message of as many of `readings` (from the first) as fit in
+    MAX_PAYLOAD_BYTES; returns the payload and how many readings it holds.
+
+    Gateways build every data message with it, so none is ever larger than ingest accepts or
+    than the broker's packet limit (oxy.broker.MAX_PACKET_BYTES, which leaves room for the
+    longest topic and the MQTT headers): the broker would drop such a message by closing the
+    gateway's connection, and the gateway would resend it for ever. One reading always fits.
+    """
+    n = min(len(readings), MAX_READINGS_PER_MESSAGE)
+    while True:
+        payload = encode(DataMessage(gw=gw, seq=seq, sent_at=sent_at, readings=readings[:n]))
+        if len(payload) <= MAX_PAYLOAD_BYTES or n == 1:
+            return payload, n
+        n = max(1, min(n - 1, int(n * MAX_PAYLOAD_BYTES / len(payload) * 0.98)))
+
+
 def decode(
     topic_name: str, payload: bytes
 ) -> tuple[Topic, DataMessage | StateMessage | StatusMessage]:
