@@ -151,7 +151,8 @@ class Rows:
                 item.topic,
                 item.payload[:DEAD_LETTER_PAYLOAD_BYTES],
                 len(item.payload),
-                reason[:2000],
+                # PostgreSQL text cannot hold NUL, and a reason may quote a key of the message.
+                reason[:2000].replace("\x00", "\\x00"),
             )
         )
 
