@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from ingest import queries
-from oxy.contract import ContractError, Quantity, to_canonical
+from oxy.contract import VALUE_LIMIT, ContractError, Quantity, to_canonical
 
 logger = logging.getLogger(__name__)
 
@@ -18,12 +18,13 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class SensorInfo:
     """A sensor's database id, the quantity (hence canonical unit) it measures, and its valid
-    range from the registry converted to that canonical unit (infinite when not set)."""
+    range from the registry converted to that canonical unit, within the contract's
+    ±VALUE_LIMIT (which is the range when the registry sets none)."""
 
     id: int
     quantity: Quantity
-    lo: float = float("-inf")
-    hi: float = float("inf")
+    lo: float = -VALUE_LIMIT
+    hi: float = VALUE_LIMIT
 
 
 def valid_range(
@@ -34,7 +35,7 @@ def valid_range(
     A bound in a unit the contract cannot convert is ignored with a warning: the readings are
     still stored (a wrong registry entry must not drop telemetry), only not range-checked."""
     bounds = []
-    for bound, default in ((valid_min, float("-inf")), (valid_max, float("inf"))):
+    for bound, default in ((valid_min, -VALUE_LIMIT), (valid_max, VALUE_LIMIT)):
         if bound is None:
             bounds.append(default)
             continue
@@ -43,8 +44,8 @@ def valid_range(
         except ContractError as exc:
             logger.warning("sensor valid range ignored: %s", exc.reason)
             bounds.append(default)
-    lo, hi = bounds
-    return (lo, hi) if lo <= hi else (hi, lo)  # an affine map with a negative scale swaps them
+    lo, hi = sorted(bounds)  # an affine map with a negative scale would swap them
+    return max(lo, -VALUE_LIMIT), min(hi, VALUE_LIMIT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,11 +174,14 @@ def _data(
             except ContractError as exc:
                 bad.append(f"readings.{i} ({code}): {exc.reason}")
                 continue
-            if not -limit <= value <= limit:  # also false for NaN; inf fails the bound
-                bad.append(f"readings.{i} ({code}): {value_problem(value)}")
-                continue
-            if not s.lo <= value <= s.hi and quality != _COMM_ERROR:
-                quality = _OUT_OF_RANGE
+            # One comparison on the way of a good value: the sensor's range, already clipped
+            # to the contract's ±VALUE_LIMIT (registry.valid_range). NaN fails it too.
+            if not s.lo <= value <= s.hi:
+                if not -limit <= value <= limit:  # infinite, NaN or absurd: not storable
+                    bad.append(f"readings.{i} ({code}): {value_problem(value)}")
+                    continue
+                if quality != _COMM_ERROR:
+                    quality = _OUT_OF_RANGE
         sid = s.id
         row = (sid, ts, value, quality, received)
         append(row)
