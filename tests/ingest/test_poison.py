@@ -331,3 +331,36 @@ def test_the_database_refuses_a_non_finite_value_even_past_the_resolver(
             "SELECT count(*) FROM sensor_latest WHERE value = 'Infinity'"
         ).fetchone() == (0,)
     assert reason.startswith("database rejected the message") and "finite" in reason
+
+
+def test_quarantine_replay_applies_the_same_domains(
+    db_url: str, broker: Any, registry: Registry, publisher: Publisher
+) -> None:
+    """Readings of a sensor registered later are replayed under the same rules as live ones:
+    an infinite value stays in quarantine with its reason (it would break the replay on the
+    database's CHECK), a value outside the valid range is stored out_of_range."""
+    from ingest.quarantine import replay
+
+    with running_ingest(db_url, broker.url):
+        publisher.publish(
+            registry.data_topic(),
+            raw([
+                reading("T7-p", iso(T0), 1.7e308, "MPa"),
+                reading("T7-p", iso(T0 + timedelta(seconds=1)), 30.0, "bar"),
+                reading("T7-p", iso(T0 + timedelta(seconds=2)), 5.0, "bar"),
+            ]),
+        )  # fmt: skip
+        wait_for(lambda: count(db_url, "SELECT count(*) FROM quarantine") == 3)
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO sensors (gateway_id, code, quantity, unit, valid_min, valid_max) "
+            "VALUES (%s, 'T7-p', 'head_pressure', 'bar', 0, 25)",
+            (registry.gateway_id,),
+        )
+        conn.commit()
+        result = replay(conn)
+        assert (result.released, result.inserted, result.kept) == (2, 2, 1)
+        got = conn.execute("SELECT value, quality FROM readings ORDER BY ts").fetchall()
+        (reason,) = conn.execute("SELECT reason FROM quarantine").fetchone()
+    assert got == [(30.0, QUALITY_CODE[Quality.OUT_OF_RANGE]), (5.0, QUALITY_CODE[Quality.GOOD])]
+    assert "not finite after unit conversion" in reason
