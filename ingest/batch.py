@@ -17,6 +17,7 @@ from oxy.contract import (
     Topic,
     TopicKind,
     decode_record,
+    parse_topic,
 )
 
 _batch_ids = itertools.count(1)
@@ -43,7 +44,8 @@ class Inbound:
 
 @dataclass(slots=True)
 class Decoded:
-    """A message after the wire contract: either a typed message or the contract's reason."""
+    """A message after the wire contract: either a typed message or the contract's reason
+    (neither: a retained-message deletion, acknowledged and otherwise ignored)."""
 
     inbound: Inbound
     topic: Topic | None
@@ -59,6 +61,13 @@ class Decoded:
 
 def decode_inbound(item: Inbound) -> Decoded:
     """Validate one message with the shared wire contract (no database needed)."""
+    if item.retain and not item.payload:
+        # A zero-length retained publish deletes the broker's stored copy (ingest sends one
+        # after refusing retained data); it carries nothing to store or to dead-letter.
+        try:
+            return Decoded(item, parse_topic(item.topic), None, None)
+        except ContractError as exc:
+            return Decoded(item, None, None, exc.reason)
     try:
         t, msg = decode_record(item.topic, item.payload)
     except ContractError as exc:

@@ -87,6 +87,8 @@ def _one(
     rows: Rows,
 ) -> None:
     item = d.inbound
+    if d.error is None and d.topic is not None and d.message is None:
+        return  # a retained-message deletion (batch.decode_inbound): nothing to write
     if d.error is not None or d.topic is None or d.message is None:
         rows.dead_letter(item, d.error or "undecodable message")
         return
