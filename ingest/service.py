@@ -318,8 +318,11 @@ class IngestService:
                 rows = resolve(batch, self.cache, self.writer.conn, max_future)
                 try:
                     result = self.writer.write(rows)
-                except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
-                    # Telegraf drops such a batch; we isolate the message the database refuses.
+                except psycopg.OperationalError:
+                    raise
+                except Exception as exc:
+                    # Telegraf drops such a batch; we isolate the message the database refuses
+                    # (or, for anything else that fails while writing, the message it fails on).
                     self.metrics.db_errors.labels("rejected").inc()
                     logger.warning(
                         "batch %d refused by the database (%s); writing message by message",
@@ -358,9 +361,16 @@ class IngestService:
             one = Batch(items=[d])
             try:
                 r = self.writer.write(resolve(one, self.cache, self.writer.conn, max_future))
-            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+            except psycopg.OperationalError:
+                raise
+            except Exception as exc:
                 rows = Rows()
-                rows.dead_letter(d.inbound, f"database rejected the message: {exc}")
+                rows.dead_letter(
+                    d.inbound,
+                    f"database rejected the message: {exc}"
+                    if isinstance(exc, psycopg.Error)
+                    else f"ingest failed on this message: {type(exc).__name__}: {exc}",
+                )
                 r = self.writer.write(rows)
             total = WriteResult(
                 total.staged + r.staged,
