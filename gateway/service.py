@@ -25,13 +25,13 @@ from gateway.outbox import Outbox
 from gateway.poller import DevicePoller
 from gateway.relay import RelayOutput
 from oxy.contract import (
-    DataMessage,
     DeviceHealth,
     Quality,
     Reading,
     StatusMessage,
     TopicKind,
     encode,
+    encode_data,
     topic,
 )
 
@@ -252,12 +252,12 @@ class Gateway:
                 for r in rows
             ]
             self.seq += 1
-            msg = DataMessage(
-                gw=self.cfg.gateway, seq=self.seq, sent_at=datetime.now(UTC), readings=readings
-            )
+            # Split by encoded size too: never a message the broker would drop (issue 14).
+            payload, fits = encode_data(self.cfg.gateway, self.seq, datetime.now(UTC), readings)
+            rows = rows[:fits]
             # The sequence number is durable before the message leaves, so it never repeats.
             outbox.put_meta("seq", self.seq)
-            mid = link.publish(self.data_topic, encode(msg))
+            mid = link.publish(self.data_topic, payload)
             self.inflight[mid] = (rows[0][0], rows[-1][0], len(rows))
             self.cursor = rows[-1][0]
             if self.first_publish_after_connect is None:

@@ -6,7 +6,7 @@ import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from oxy.contract import (
@@ -15,10 +15,13 @@ from oxy.contract import (
     StateMessage,
     StatusMessage,
     Topic,
+    TopicKind,
     decode_record,
+    parse_topic,
 )
 
 _batch_ids = itertools.count(1)
+_HOUR = timedelta(hours=1)
 
 # Raw payloads are kept in dead letters up to this many bytes (payload_size says the rest).
 DEAD_LETTER_PAYLOAD_BYTES = 16_384
@@ -35,11 +38,14 @@ class Inbound:
     received_at: datetime
     generation: int
     monotonic: float = field(default_factory=time.monotonic)
+    retain: bool = False  # the publisher set retain (MQTT v5 retain-as-published), or a stored copy
+    dup: bool = False  # the broker delivered it before (to a worker that never acked it)
 
 
 @dataclass(slots=True)
 class Decoded:
-    """A message after the wire contract: either a typed message or the contract's reason."""
+    """A message after the wire contract: either a typed message or the contract's reason
+    (neither: a retained-message deletion, acknowledged and otherwise ignored)."""
 
     inbound: Inbound
     topic: Topic | None
@@ -55,13 +61,30 @@ class Decoded:
 
 def decode_inbound(item: Inbound) -> Decoded:
     """Validate one message with the shared wire contract (no database needed)."""
+    if item.retain and not item.payload:
+        # A zero-length retained publish deletes the broker's stored copy (ingest sends one
+        # after refusing retained data); it carries nothing to store or to dead-letter.
+        try:
+            return Decoded(item, parse_topic(item.topic), None, None)
+        except ContractError as exc:
+            return Decoded(item, None, None, exc.reason)
     try:
         t, msg = decode_record(item.topic, item.payload)
     except ContractError as exc:
         return Decoded(item, None, None, exc.reason)
-    except (ValueError, UnicodeDecodeError) as exc:  # defensive: the contract should catch all
-        return Decoded(item, None, None, f"undecodable payload: {exc}")
+    except Exception as exc:  # defensive: the contract should catch all; one message only
+        return Decoded(item, None, None, f"undecodable payload: {type(exc).__name__}: {exc}")
+    if item.retain and t.kind is TopicKind.DATA:
+        return Decoded(item, None, None, RETAINED_DATA)
     return Decoded(item, t, msg, None)
+
+
+# A retained data message would be delivered again to every new subscription (a replay of old
+# readings each time ingest subscribes afresh); the contract publishes data with retain=false.
+RETAINED_DATA = (
+    "retained data message: data is published with retain=false (the broker would deliver "
+    "this copy to every new subscriber); clear it with an empty retained publish on the topic"
+)
 
 
 @dataclass(slots=True)
@@ -104,6 +127,31 @@ class Rows:
     history: list[tuple[Any, ...]] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
 
+    def mark(self) -> tuple[int, ...]:
+        """The length of every list, to take back the rows of one message (`undo`)."""
+        return (len(self.readings), len(self.topics), len(self.ends), len(self.dead_letters),
+                len(self.quarantine), len(self.states), len(self.statuses), len(self.history),
+                len(self.lags))  # fmt: skip
+
+    def undo(self, mark: tuple[int, ...]) -> None:
+        """Remove what was added since `mark` (a message that failed half-way)."""
+        lists: tuple[list[Any], ...] = (
+            self.readings, self.topics, self.ends, self.dead_letters, self.quarantine,
+            self.states, self.statuses, self.history, self.lags,
+        )  # fmt: skip
+        for lst, n in zip(lists, mark, strict=True):
+            del lst[n:]
+        # Latest/oldest per sensor are rebuilt from the rows that stay (rare: a failure only).
+        self.latest.clear()
+        self.oldest.clear()
+        for row in self.readings:
+            sid, ts = row[0], row[1]
+            newest = self.latest.get(sid)
+            if newest is None or ts > newest[1]:
+                self.latest[sid] = row
+            if sid not in self.oldest or ts < self.oldest[sid]:
+                self.oldest[sid] = ts
+
     def dead_letter(self, item: Inbound, reason: str) -> None:
         """Record a message that breaks the contract or a rule, with its raw bytes bounded."""
         self.dead_letters.append(
@@ -112,7 +160,8 @@ class Rows:
                 item.topic,
                 item.payload[:DEAD_LETTER_PAYLOAD_BYTES],
                 len(item.payload),
-                reason[:2000],
+                # PostgreSQL text cannot hold NUL, and a reason may quote a key of the message.
+                reason[:2000].replace("\x00", "\\x00"),
             )
         )
 
@@ -125,9 +174,36 @@ class Rows:
             start = end
 
     def dirty(self) -> tuple[list[int], list[datetime], list[datetime]]:
-        """(sensor ids, oldest ts, newest ts) of this batch, as arrays for the rollup queue."""
-        ids = list(self.latest)
-        return ids, [self.oldest[i] for i in ids], [self.latest[i][1] for i in ids]
+        """(sensor ids, oldest ts, newest ts) of this batch, as arrays for the rollup queue.
+
+        One range per sensor when its readings span at most an hour (nearly always); otherwise
+        one per hour that holds its readings, so a late reading queues its own hour and not
+        every minute between it and the live data."""
+        ids: list[int] = []
+        los: list[datetime] = []
+        his: list[datetime] = []
+        wide: set[int] = set()
+        for sid, row in self.latest.items():
+            lo, hi = self.oldest[sid], row[1]
+            if hi - lo <= _HOUR:
+                ids.append(sid)
+                los.append(lo)
+                his.append(hi)
+            else:
+                wide.add(sid)
+        if wide:
+            spans: dict[tuple[int, datetime], tuple[datetime, datetime]] = {}
+            for r in self.readings:
+                if r[0] in wide:
+                    ts = r[1]
+                    key = (r[0], ts.replace(minute=0, second=0, microsecond=0))
+                    lo, hi = spans.get(key, (ts, ts))
+                    spans[key] = (min(lo, ts), max(hi, ts))
+            for (sid, _), (lo, hi) in spans.items():
+                ids.append(sid)
+                los.append(lo)
+                his.append(hi)
+        return ids, los, his
 
     def touch(self, gateway_id: int, at: datetime, seq: int | None) -> None:
         """Note that a gateway was heard from (and its newest data `seq`)."""

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.batch import Inbound
 from oxy import OxyError
@@ -214,6 +215,13 @@ class MqttSource:
                     sent += 1
         return sent
 
+    def clear_retained(self, topic_name: str) -> None:
+        """Ask the broker to forget a retained message on `topic_name` (an empty retained
+        publish). The product ACL gives ingest read access only, so there the broker refuses
+        it and an operator clears it (docs/ingest.md); the dead letter is written once anyway."""
+        if self.client is not None:
+            self.client.publish(topic_name, b"", qos=1, retain=True)
+
     def _on_connect(
         self,
         client: mqtt.Client,
@@ -234,7 +242,14 @@ class MqttSource:
             flags.session_present,
             self.topic_filter,
         )
-        client.subscribe(self.topic_filter, qos=1)
+        if self.protocol == "5":
+            # Retain as published: a data message the gateway published retained arrives with
+            # its retain flag even live, so ingest refuses it the first time (contract: data is
+            # never retained), not only when the broker's stored copy comes back.
+            options = SubscribeOptions(qos=1, retainAsPublished=True)
+            client.subscribe(self.topic_filter, options=options)
+        else:
+            client.subscribe(self.topic_filter, qos=1)
         self.connected.set()
         self._on_state(True)
 
@@ -274,5 +289,7 @@ class MqttSource:
                 qos=msg.qos,
                 received_at=datetime.now(UTC),
                 generation=self.generation,
+                retain=bool(msg.retain),
+                dup=bool(msg.dup),
             )
         )

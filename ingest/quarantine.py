@@ -10,13 +10,22 @@ from typing import Any, Final
 import psycopg
 
 from ingest import queries
+from ingest.registry import valid_range
 from ingest.rollups import recompute
-from oxy.contract import ContractError, Quantity, to_canonical
+from oxy.contract import (
+    QUALITY_CODE,
+    ContractError,
+    Quality,
+    Quantity,
+    to_canonical,
+    value_problem,
+)
 
 logger = logging.getLogger(__name__)
 
 _RELEASABLE: Final = """
-SELECT q.id, s.id, s.quantity, q.ts, q.value, q.unit, q.quality, q.received_at
+SELECT q.id, s.id, s.quantity, q.ts, q.value, q.unit, q.quality, q.received_at,
+       s.unit, s.valid_min, s.valid_max
 FROM quarantine q
 JOIN gateways g ON g.code = q.gateway AND g.revoked_at IS NULL
 JOIN organisations o ON o.id = g.facility_id AND o.code = q.site
@@ -48,7 +57,7 @@ class ReplayResult:
 
     released: int  # left quarantine (stored, or already stored)
     inserted: int  # new rows in readings
-    kept: int  # still not storable (unit mismatch); reason updated
+    kept: int  # still not storable (unit mismatch, value out of the domain); reason updated
 
 
 def replay(conn: psycopg.Connection[Any]) -> ReplayResult:
@@ -58,15 +67,28 @@ def replay(conn: psycopg.Connection[Any]) -> ReplayResult:
     inserted = kept = 0
     spans: dict[int, tuple[datetime, datetime]] = {}
     with conn.transaction():
-        for qid, sid, quantity, ts, value, unit, quality, received in conn.execute(
-            _RELEASABLE
-        ).fetchall():
+        for (
+            qid, sid, quantity, ts, value, unit, sent_quality, received, s_unit, vmin, vmax
+        ) in conn.execute(_RELEASABLE).fetchall():  # fmt: skip
+            q = Quantity(quantity)
+            quality = sent_quality
             try:
-                canonical = None if value is None else to_canonical(Quantity(quantity), value, unit)
+                canonical = None if value is None else to_canonical(q, value, unit)
             except ContractError as exc:
                 conn.execute(_REASON, (f"sensor now known, but {exc.reason}", qid))
                 kept += 1
                 continue
+            if canonical is not None:
+                # The same domains as live ingest (issue 14): never a non-finite value, and a
+                # value outside the sensor's valid range is out_of_range, not good.
+                problem = value_problem(canonical)
+                if problem:
+                    conn.execute(_REASON, (f"sensor now known, but {problem}", qid))
+                    kept += 1
+                    continue
+                low, high = valid_range(q, s_unit, vmin, vmax)
+                if not low <= canonical <= high and quality != QUALITY_CODE[Quality.COMM_ERROR]:
+                    quality = QUALITY_CODE[Quality.OUT_OF_RANGE]
             cur = conn.execute(_INSERT, (sid, ts, canonical, quality, received))
             inserted += max(cur.rowcount, 0)
             released.append(qid)

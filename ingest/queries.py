@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Final
 
 REGISTRY: Final = """
-SELECT g.id, g.code, o.code, g.revoked_at IS NOT NULL, s.id, s.code, s.quantity
+SELECT g.id, g.code, o.code, g.revoked_at IS NOT NULL, s.id, s.code, s.quantity, s.unit,
+       s.valid_min, s.valid_max
 FROM gateways g
 JOIN organisations o ON o.id = g.facility_id
 LEFT JOIN sensors s ON s.gateway_id = g.id
@@ -60,7 +61,8 @@ QUEUE_DIRTY: Final = """
 INSERT INTO rollup_dirty (sensor_id, lo, hi)
 SELECT * FROM unnest(%s::int8[], %s::timestamptz[], %s::timestamptz[])
 """
-FLUSH_ROLLUPS: Final = "SELECT rollup_flush()"
+FLUSH_ROLLUPS: Final = "SELECT rollup_flush(%s)"
+FLUSH_PENDING: Final = "SELECT rollup_flush_pending()"
 
 # The safe path: the batch staged (with each row's message, for the conflict record), then
 # INSERT ... ON CONFLICT DO NOTHING RETURNING, so only the rows really inserted reach
@@ -85,7 +87,8 @@ latest AS (
 _SAFE_QUEUE: Final = """
 , queued AS (
     INSERT INTO rollup_dirty (sensor_id, lo, hi)
-    SELECT sensor_id, min(ts), max(ts) FROM new GROUP BY sensor_id
+    SELECT sensor_id, min(ts), max(ts) FROM new
+    GROUP BY sensor_id, date_bin('1 hour', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00')
 )
 """
 _COUNT: Final = "SELECT count(*) FROM new"
@@ -109,6 +112,16 @@ ON CONFLICT DO NOTHING
 INSERT_DEAD_LETTER: Final = """
 INSERT INTO dead_letters (received_at, topic, payload, payload_size, reason)
 VALUES (%s, %s, %s, %s, %s)
+"""
+
+# A retained data message comes back on every fresh subscription: one dead letter is enough.
+INSERT_DEAD_LETTER_ONCE: Final = """
+INSERT INTO dead_letters (received_at, topic, payload, payload_size, reason)
+SELECT %(at)s, %(topic)s, %(payload)s, %(size)s, %(reason)s
+WHERE NOT EXISTS (
+    SELECT 1 FROM dead_letters
+    WHERE topic = %(topic)s AND reason = %(reason)s AND payload = %(payload)s
+)
 """
 
 INSERT_QUARANTINE: Final = """
@@ -163,3 +176,13 @@ ON CONFLICT DO NOTHING
 RECOMPUTE: Final = "SELECT rollup_recompute(%s, %s, %s)"
 REFRESH_CAGG: Final = "CALL refresh_continuous_aggregate(%s::regclass, %s, %s)"
 RETENTION: Final = "SELECT apply_readings_retention()"
+
+# Deliveries of redelivered messages without a commit (0070_ingest_attempts): returns this
+# delivery's count; deleted once the message is committed.
+COUNT_ATTEMPT: Final = """
+INSERT INTO ingest_attempts AS a (key, topic)
+SELECT * FROM unnest(%s::bytea[], %s::text[])
+ON CONFLICT (key) DO UPDATE SET attempts = a.attempts + 1, last_at = now()
+RETURNING key, attempts - 1
+"""
+FORGET_ATTEMPTS: Final = "DELETE FROM ingest_attempts WHERE key = ANY(%s)"

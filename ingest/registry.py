@@ -10,17 +10,42 @@ from typing import Any
 import psycopg
 
 from ingest import queries
-from oxy.contract import Quantity
+from oxy.contract import VALUE_LIMIT, ContractError, Quantity, to_canonical
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class SensorInfo:
-    """A sensor's database id and the quantity (hence canonical unit) it measures."""
+    """A sensor's database id, the quantity (hence canonical unit) it measures, and its valid
+    range from the registry converted to that canonical unit, within the contract's
+    ±VALUE_LIMIT (which is the range when the registry sets none)."""
 
     id: int
     quantity: Quantity
+    lo: float = -VALUE_LIMIT
+    hi: float = VALUE_LIMIT
+
+
+def valid_range(
+    quantity: Quantity, unit: str, valid_min: float | None, valid_max: float | None
+) -> tuple[float, float]:
+    """The registry's valid_min/valid_max (in the sensor's registered unit) in canonical units.
+
+    A bound in a unit the contract cannot convert is ignored with a warning: the readings are
+    still stored (a wrong registry entry must not drop telemetry), only not range-checked."""
+    bounds = []
+    for bound, default in ((valid_min, -VALUE_LIMIT), (valid_max, VALUE_LIMIT)):
+        if bound is None:
+            bounds.append(default)
+            continue
+        try:
+            bounds.append(to_canonical(quantity, float(bound), unit))
+        except ContractError as exc:
+            logger.warning("sensor valid range ignored: %s", exc.reason)
+            bounds.append(default)
+    lo, hi = sorted(bounds)  # an affine map with a negative scale would swap them
+    return max(lo, -VALUE_LIMIT), min(hi, VALUE_LIMIT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +80,16 @@ class SensorCache:
         """Reload the whole registry view (a few rows per sensor; cheap up to 10^5 sensors)."""
         signature = conn.execute(queries.REGISTRY_SIGNATURE).fetchone()
         gateways: dict[str, GatewayInfo] = {}
-        for gw_id, gw_code, site, revoked, s_id, s_code, quantity in conn.execute(queries.REGISTRY):
+        for (
+            gw_id, gw_code, site, revoked, s_id, s_code, quantity, unit, vmin, vmax
+        ) in conn.execute(queries.REGISTRY):  # fmt: skip
             info = gateways.get(gw_code)
             if info is None:
                 info = gateways[gw_code] = GatewayInfo(gw_id, gw_code, site, bool(revoked))
             if s_id is not None:
-                info.sensors[s_code] = SensorInfo(s_id, Quantity(quantity))
+                q = Quantity(quantity)
+                lo, hi = valid_range(q, unit, vmin, vmax)
+                info.sensors[s_code] = SensorInfo(s_id, q, lo, hi)
         self._gateways = gateways
         self._signature = tuple(signature) if signature else None
         self._loaded_at = time.monotonic()

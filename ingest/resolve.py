@@ -1,8 +1,18 @@
 """Resolve decoded messages against the registry: readings become rows in canonical units;
-what cannot be stored lands in dead letters or quarantine with its reason, never nowhere."""
+what cannot be stored lands in dead letters or quarantine with its reason, never nowhere.
+
+Every reading is checked against the contract's domains (oxy.contract.Domain, value_problem):
+a timestamp before the floor or too far in the future, or a value that is not finite (or
+absurd) after unit conversion, is dead-lettered with its reason while the message's other
+readings are stored. A value outside the sensor's registered valid range is stored with
+quality out_of_range, never good. Anything unexpected while resolving one message is caught
+for that message alone: its partial rows are taken back and it is dead-lettered with the
+exception, and the rest of the batch goes on.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -11,58 +21,90 @@ import psycopg
 from ingest.batch import Batch, Decoded, Rows
 from ingest.registry import GatewayInfo, SensorCache
 from oxy.contract import (
+    QUALITY_CODE,
+    VALUE_LIMIT,
     ContractError,
     DataRecord,
+    Domain,
     Quality,
     StateMessage,
     StatusMessage,
     Topic,
     to_canonical,
+    value_problem,
 )
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["QUALITY_CODE", "resolve"]
 
 GOOD: Final = Quality.GOOD
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
-QUALITY_CODE: Final[dict[Quality, int]] = {
-    Quality.GOOD: 0,
-    Quality.STALE: 1,
-    Quality.OUT_OF_RANGE: 2,
-    Quality.COMM_ERROR: 3,
-}
+_OUT_OF_RANGE: Final = QUALITY_CODE[Quality.OUT_OF_RANGE]
+_COMM_ERROR: Final = QUALITY_CODE[Quality.COMM_ERROR]
 
 
 def resolve(
     batch: Batch,
     cache: SensorCache,
     conn: psycopg.Connection[Any],
-    max_future: timedelta,
+    domain: Domain | timedelta,
     now: datetime | None = None,
 ) -> Rows:
-    """Turn a decoded batch into the rows of one transaction."""
+    """Turn a decoded batch into the rows of one transaction.
+
+    `domain` bounds reading times (a timedelta is the allowed future, with the default floor).
+    Raises only what the database raises (an outage is the caller's to retry); anything else
+    is the fault of one message and dead-letters that message.
+    """
+    if isinstance(domain, timedelta):
+        domain = Domain(max_future=domain)
     rows = Rows()
     now = now or datetime.now(UTC)
-    horizon = now + max_future
     cache.refresh_if_old(conn)
     for d in batch.items:
-        item = d.inbound
-        if d.error is not None or d.topic is None or d.message is None:
-            rows.dead_letter(item, d.error or "undecodable message")
-            continue
-        gw = cache.gateway(d.topic.gateway, conn)
-        if gw is not None and gw.site != d.topic.site:
-            # The broker ACL should have refused this publish: a gateway writes for its own site.
+        mark = rows.mark()
+        try:
+            _one(d, cache, conn=conn, domain=domain, now=now, rows=rows)
+        except psycopg.Error:
+            raise
+        except Exception as exc:  # a bug or an input nobody foresaw: this message only
+            rows.undo(mark)
+            logger.exception("message on %s could not be resolved; dead-lettered", d.inbound.topic)
             rows.dead_letter(
-                item,
-                f"gateway {gw.code!r} belongs to site {gw.site!r}, not {d.topic.site!r}",
-            )
-            continue
-        msg = d.message
-        if isinstance(msg, StateMessage | StatusMessage):
-            _state_or_status(d, d.topic, msg, gw, rows)
-        else:
-            _data(
-                d, d.topic, msg, gw=gw, cache=cache, conn=conn, horizon=horizon, now=now, rows=rows
+                d.inbound, f"ingest failed on this message: {type(exc).__name__}: {exc}"
             )
     return rows
+
+
+def _one(
+    d: Decoded,
+    cache: SensorCache,
+    *,
+    conn: psycopg.Connection[Any],
+    domain: Domain,
+    now: datetime,
+    rows: Rows,
+) -> None:
+    item = d.inbound
+    if d.error is None and d.topic is not None and d.message is None:
+        return  # a retained-message deletion (batch.decode_inbound): nothing to write
+    if d.error is not None or d.topic is None or d.message is None:
+        rows.dead_letter(item, d.error or "undecodable message")
+        return
+    gw = cache.gateway(d.topic.gateway, conn)
+    if gw is not None and gw.site != d.topic.site:
+        # The broker ACL should have refused this publish: a gateway writes for its own site.
+        rows.dead_letter(
+            item,
+            f"gateway {gw.code!r} belongs to site {gw.site!r}, not {d.topic.site!r}",
+        )
+        return
+    msg = d.message
+    if isinstance(msg, StateMessage | StatusMessage):
+        _state_or_status(d, d.topic, msg, gw, rows)
+    else:
+        _data(d, d.topic, msg, gw=gw, cache=cache, conn=conn, domain=domain, now=now, rows=rows)
 
 
 def _data(
@@ -73,34 +115,47 @@ def _data(
     gw: GatewayInfo | None,
     cache: SensorCache,
     conn: psycopg.Connection[Any],
-    horizon: datetime,
+    domain: Domain,
     now: datetime,
     rows: Rows,
 ) -> None:
     item = d.inbound
     readings = msg["readings"]
     rows.lags.append((now - msg["sent_at"]).total_seconds())
-    if gw is None or gw.revoked:
-        why = "unknown gateway" if gw is None else "revoked gateway"
-        for r in readings:
-            rows.quarantine.append(
-                (item.received_at, item.topic, t.site, t.gateway, r["sensor"], r["ts"],
-                 r["value"], r["unit"], QUALITY_CODE[r.get("q", GOOD)], why, None)
-            )  # fmt: skip
-        return
-    rows.touch(gw.id, item.received_at, msg["seq"])
-    bad: list[str] = []
-    append = rows.readings.append
-    latest, oldest = rows.latest, rows.oldest
-    sensors = gw.sensors
-    received = item.received_at
     # Timestamps are moved onto datetime.UTC: pydantic parses them with its own tzinfo, and
     # every compare or COPY of such a datetime calls its utcoffset() through Python (0.3 us per
     # reading in the COPY alone). Subtracting an epoch that shares their tzinfo object is a
     # plain field subtraction, so the move costs less than it saves; any offset stays exact.
+    # The domain is checked on that difference too, before any datetime is built from it (a
+    # year-1 or year-9999 time cannot overflow a subtraction, only an addition).
     epoch = _EPOCH.astimezone(readings[0]["ts"].tzinfo)
+    floor = domain.ts_floor - _EPOCH
+    horizon = now + domain.max_future - _EPOCH
+    bad: list[str] = []
+    if gw is None or gw.revoked:
+        why = "unknown gateway" if gw is None else "revoked gateway"
+        for i, r in enumerate(readings):
+            if not floor <= r["ts"] - epoch <= horizon:
+                bad.append(f"readings.{i} ({r['sensor']}): {domain.ts_problem(r['ts'], now)}")
+                continue
+            rows.quarantine.append(
+                (item.received_at, item.topic, t.site, t.gateway, r["sensor"], r["ts"],
+                 r["value"], r["unit"], QUALITY_CODE[r.get("q", GOOD)], why, None)
+            )  # fmt: skip
+        _reject(rows, item, bad, len(readings))
+        return
+    rows.touch(gw.id, item.received_at, msg["seq"])
+    append = rows.readings.append
+    latest, oldest = rows.latest, rows.oldest
+    sensors = gw.sensors
+    received = item.received_at
+    limit = VALUE_LIMIT
     for i, r in enumerate(readings):
         code = r["sensor"]
+        delta = r["ts"] - epoch
+        if not floor <= delta <= horizon:
+            bad.append(f"readings.{i} ({code}): {domain.ts_problem(r['ts'], now)}")
+            continue
         s = sensors.get(code)
         if s is None:
             gw, s = cache.sensor(gw, code, conn)
@@ -112,19 +167,25 @@ def _data(
                      f"unknown sensor {code!r} for gateway {gw.code!r}", None)
                 )  # fmt: skip
                 continue
-        ts = _EPOCH + (r["ts"] - epoch)
-        if ts > horizon:
-            bad.append(f"readings.{i} ({code}): timestamp {ts.isoformat()} is in the future")
-            continue
+        ts = _EPOCH + delta
         value = r["value"]
+        quality = QUALITY_CODE[r.get("q", GOOD)]
         if value is not None:
             try:
                 value = to_canonical(s.quantity, value, r["unit"])
             except ContractError as exc:
                 bad.append(f"readings.{i} ({code}): {exc.reason}")
                 continue
+            # One comparison on the way of a good value: the sensor's range, already clipped
+            # to the contract's ±VALUE_LIMIT (registry.valid_range). NaN fails it too.
+            if not s.lo <= value <= s.hi:
+                if not -limit <= value <= limit:  # infinite, NaN or absurd: not storable
+                    bad.append(f"readings.{i} ({code}): {value_problem(value)}")
+                    continue
+                if quality != _COMM_ERROR:
+                    quality = _OUT_OF_RANGE
         sid = s.id
-        row = (sid, ts, value, QUALITY_CODE[r.get("q", GOOD)], received)
+        row = (sid, ts, value, quality, received)
         append(row)
         newest = latest.get(sid)
         if newest is None:
@@ -136,11 +197,14 @@ def _data(
             oldest[sid] = ts
     rows.topics.append(item.topic)  # message number len(topics): matches RECORD_CONFLICTS
     rows.ends.append(len(rows.readings))
+    _reject(rows, item, bad, len(readings))
+
+
+def _reject(rows: Rows, item: Any, bad: list[str], total: int) -> None:
     if bad:
         more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
         rows.dead_letter(
-            item,
-            f"{len(bad)} of {len(readings)} readings rejected: " + "; ".join(bad[:5]) + more,
+            item, f"{len(bad)} of {total} readings rejected: " + "; ".join(bad[:5]) + more
         )
 
 

@@ -4,14 +4,18 @@ version (`recompute`)."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 
 from ingest import queries
 
 ROLLUPS = ("rollup_1m", "rollup_1h", "rollup_1d")
+# Queued ranges one rollup_flush() call takes: its slice of work is at most this many times
+# 60 minute buckets (each range is rebuilt an hour at a time).
+FLUSH_RANGES: Final = 2000
 
 
 def recompute(conn: psycopg.Connection[Any], sensor_id: int, start: datetime, end: datetime) -> int:
@@ -38,12 +42,28 @@ def recompute(conn: psycopg.Connection[Any], sensor_id: int, start: datetime, en
     return int(got[0]) if got else 0
 
 
-def flush(conn: psycopg.Connection[Any]) -> int:
-    """Rebuild the rollup buckets the ingest writer queued, in one transaction (committed here).
+def flush(conn: psycopg.Connection[Any], budget_s: float = 10.0) -> int:
+    """Rebuild the rollup buckets the ingest writer queued, slice by slice (each committed here).
 
+    Each `rollup_flush()` call is one bounded slice of work in its own transaction (at most
+    `FLUSH_RANGES` queued ranges, at most an hour of each, 0071_rollup_flush_bounded), so the
+    rollup lock is never held for long; slices follow each other while work remains, up to
+    `budget_s`, and the next call goes on where this one stopped (the queue is in the database).
     Returns the 1 minute buckets rebuilt, 0 when nothing was queued (always on TimescaleDB,
     whose continuous aggregates need no queue), -1 when another session was flushing.
     """
-    row = conn.execute(queries.FLUSH_ROLLUPS).fetchone()
-    conn.commit()
-    return int(row[0]) if row else 0
+    deadline = time.monotonic() + budget_s
+    total = 0
+    while True:
+        row = conn.execute(queries.FLUSH_ROLLUPS, (FLUSH_RANGES,)).fetchone()
+        conn.commit()
+        k = int(row[0]) if row else 0
+        if k < 0:
+            return total or -1
+        total += k
+        if time.monotonic() >= deadline:
+            return total
+        more = conn.execute(queries.FLUSH_PENDING).fetchone()
+        conn.commit()
+        if k == 0 or not more or not more[0]:
+            return total

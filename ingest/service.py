@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -22,13 +24,13 @@ from typing import Any, Literal
 import psycopg
 
 from ingest import queries, rollups
-from ingest.batch import Batch, Rows, decode_inbound
+from ingest.batch import RETAINED_DATA, Batch, Rows, decode_inbound
 from ingest.consumer import IngestError, MqttSource, Protocol
 from ingest.metrics import Metrics
 from ingest.registry import SensorCache
 from ingest.resolve import resolve
 from ingest.writer import LoadMethod, Writer, WriteResult
-from oxy.contract import StateMessage, StatusMessage
+from oxy.contract import TS_FLOOR_DEFAULT, Domain, StateMessage, StatusMessage
 from oxy.database import connect
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,13 @@ class IngestConfig:
     batch_ms: int = 200
     max_unacked: int = 1000  # messages in flight from the broker (MQTT v5 Receive Maximum)
     max_future_s: int = 300
+    ts_floor: datetime = TS_FLOOR_DEFAULT  # readings before it are dead-lettered
+    # A message delivered this many times without ever being committed (each delivery killed
+    # the worker that held it) is dead-lettered as a poison pill on its next delivery.
+    poison_after: int = 3
+    # The CLI process exits at once when the writer thread dies (a supervisor restarts it and
+    # the broker redelivers what was not acked); in a test thread the service only stops.
+    exit_on_writer_death: bool = False
     metrics_port: int = 0
     load_method: LoadMethod = "copy"
     retention_every_s: float = 3600.0
@@ -64,6 +73,30 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
+
+
+def _isolate_redeliveries(batch: Batch) -> list[Batch]:
+    """The batch, with every redelivered message (DUP) in a transaction of its own first: if one
+    of them kills the worker again, only it is counted towards a poison-pill verdict, and the
+    innocent messages that shared its batch are committed on their own."""
+    suspects = [d for d in batch.items if d.inbound.dup]
+    if not suspects or len(batch.items) == 1:
+        return [batch]
+    rest = Batch(batch_id=batch.batch_id, opened=batch.opened)
+    for d in batch.items:
+        if not d.inbound.dup:
+            rest.add(d)
+    parts = []
+    for d in suspects:
+        one = Batch(batch_id=batch.batch_id, opened=batch.opened)
+        one.add(d)
+        parts.append(one)
+    return [*parts, rest] if rest.items else parts
+
+
+def _message_key(topic: str, payload: bytes) -> bytes:
+    """What identifies one message across deliveries (ingest_attempts.key)."""
+    return hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=16).digest()
 
 
 def _kind(message: object) -> str:
@@ -185,39 +218,111 @@ class IngestService:
     def _write_loop(self) -> None:
         try:
             self._write_batches()
-        except Exception as exc:
-            # A bug, not an outage: stop (nothing of the batch was acked) so that a supervisor
-            # restarts the process and the broker redelivers.
+        except BaseException as exc:
+            # A bug, not an outage (every message's own faults are caught where it is resolved):
+            # nothing of the batch was acked, so the broker redelivers it to the next worker.
+            if self.cfg.exit_on_writer_death:
+                logger.critical(
+                    "ingest writer thread died (%s: %s); exiting now (exit status 70) so that "
+                    "the supervisor restarts ingest and the broker redelivers the unacked "
+                    "messages",
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
+                for handler in logging.getLogger().handlers:
+                    with contextlib.suppress(Exception):
+                        handler.flush()
+                os._exit(70)
             logger.exception("ingest writer failed; stopping")
-            self.failure = exc
+            self.failure = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
             self._stop.set()
 
     def _write_batches(self) -> None:
         next_retention = time.monotonic() + 60.0
         while True:
-            batch = self._batches.get()
-            if batch is None:
+            whole = self._batches.get()
+            if whole is None:
                 return
-            result = self._commit(batch)
-            if result is None:  # stopping while the database is down: leave it to the broker
-                continue
-            sent = self.source.ack([d.inbound for d in batch.items])
-            self._count_unacked(-len(batch.items))
-            self._observe(batch, result, sent)
+            for batch in _isolate_redeliveries(whole):
+                result = self._commit(batch)
+                if result is None:  # stopping while the database is down: the broker keeps it
+                    break
+                sent = self.source.ack([d.inbound for d in batch.items])
+                self._count_unacked(-len(batch.items))
+                self._after_commit(batch)
+                self._observe(batch, result, sent)
             if time.monotonic() >= next_retention:
                 next_retention = time.monotonic() + self.cfg.retention_every_s
                 self._retention()
 
+    def _domain(self) -> Domain:
+        return Domain(
+            ts_floor=self.cfg.ts_floor, max_future=timedelta(seconds=self.cfg.max_future_s)
+        )
+
+    def _screen_redeliveries(self, batch: Batch) -> None:
+        """Count the deliveries of redelivered messages (the broker's DUP flag: a worker got
+        them before and never acked them, most often because it died holding them); one that
+        has now been delivered `poison_after` times without a commit is dead-lettered.
+
+        First deliveries cost nothing here; the count is kept in the database (ingest_attempts),
+        so it survives the crashes it counts, and is deleted once the message is committed."""
+        suspects = [d for d in batch.items if d.inbound.dup and d.inbound.qos > 0]
+        if not suspects:
+            return
+        keys = [_message_key(d.inbound.topic, d.inbound.payload) for d in suspects]
+        unique = dict(zip(keys, (d.inbound.topic for d in suspects), strict=True))
+        conn = self.writer.conn
+        earlier = dict(
+            conn.execute(queries.COUNT_ATTEMPT, (list(unique), list(unique.values()))).fetchall()
+        )
+        conn.commit()
+        for key, d in zip(keys, suspects, strict=True):
+            # The first delivery (no DUP flag) was not counted; every later one was, and a
+            # commit deletes the count: so each delivery before this one crashed its worker.
+            crashed = int(earlier.get(key, 0)) + 1
+            if crashed >= self.cfg.poison_after:
+                logger.error(
+                    "poison pill on %s: %d deliveries, none committed; dead-lettered",
+                    d.inbound.topic,
+                    crashed + 1,
+                )
+                d.error = (
+                    f"poison pill: delivered {crashed + 1} times; each of the {crashed} earlier "
+                    "deliveries ended without a commit (the worker holding it died)"
+                )
+                d.topic = d.message = None
+
+    def _after_commit(self, batch: Batch) -> None:
+        done = [
+            _message_key(d.inbound.topic, d.inbound.payload) for d in batch.items if d.inbound.dup
+        ]
+        for d in batch.items:
+            if d.error == RETAINED_DATA:
+                self.source.clear_retained(d.inbound.topic)
+        if done:
+            try:
+                self.writer.conn.execute(queries.FORGET_ATTEMPTS, (done,))
+                self.writer.conn.commit()
+            except psycopg.Error as exc:  # a stale count only delays a later poison verdict
+                self.writer.rollback()
+                logger.warning("could not clear delivery counts: %s", exc)
+
     def _commit(self, batch: Batch) -> WriteResult | None:
         delay = 0.5
-        max_future = timedelta(seconds=self.cfg.max_future_s)
+        max_future = self._domain()
         while True:
             try:
+                self._screen_redeliveries(batch)
                 rows = resolve(batch, self.cache, self.writer.conn, max_future)
                 try:
                     result = self.writer.write(rows)
-                except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
-                    # Telegraf drops such a batch; we isolate the message the database refuses.
+                except psycopg.OperationalError:
+                    raise
+                except Exception as exc:
+                    # Telegraf drops such a batch; we isolate the message the database refuses
+                    # (or, for anything else that fails while writing, the message it fails on).
                     self.metrics.db_errors.labels("rejected").inc()
                     logger.warning(
                         "batch %d refused by the database (%s); writing message by message",
@@ -250,15 +355,22 @@ class IngestService:
             self.metrics.db_up.set(1)
             return result
 
-    def _commit_one_by_one(self, batch: Batch, max_future: timedelta) -> WriteResult:
+    def _commit_one_by_one(self, batch: Batch, max_future: Domain) -> WriteResult:
         total = WriteResult(0, 0, 0, 0, 0, 0.0)
         for d in batch.items:
             one = Batch(items=[d])
             try:
                 r = self.writer.write(resolve(one, self.cache, self.writer.conn, max_future))
-            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+            except psycopg.OperationalError:
+                raise
+            except Exception as exc:
                 rows = Rows()
-                rows.dead_letter(d.inbound, f"database rejected the message: {exc}")
+                rows.dead_letter(
+                    d.inbound,
+                    f"database rejected the message: {exc}"
+                    if isinstance(exc, psycopg.Error)
+                    else f"ingest failed on this message: {type(exc).__name__}: {exc}",
+                )
                 r = self.writer.write(rows)
             total = WriteResult(
                 total.staged + r.staged,

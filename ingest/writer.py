@@ -13,7 +13,7 @@ from typing import Any, Literal
 import psycopg
 
 from ingest import queries
-from ingest.batch import Rows
+from ingest.batch import RETAINED_DATA, Rows
 from oxy.database import connect
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,16 @@ class Writer:
                         cur.execute(queries.RECORD_CONFLICTS, (rows.topics,))
                         conflicts = max(cur.rowcount, 0)
                 if rows.dead_letters:
-                    cur.executemany(queries.INSERT_DEAD_LETTER, rows.dead_letters)
+                    once = [r for r in rows.dead_letters if r[4] == RETAINED_DATA]
+                    other = [r for r in rows.dead_letters if r[4] != RETAINED_DATA]
+                    if other:
+                        cur.executemany(queries.INSERT_DEAD_LETTER, other)
+                    for at, topic, payload, size, reason in once:
+                        cur.execute(
+                            queries.INSERT_DEAD_LETTER_ONCE,
+                            {"at": at, "topic": topic, "payload": payload, "size": size,
+                             "reason": reason},
+                        )  # fmt: skip
                 if rows.quarantine:
                     cur.executemany(queries.INSERT_QUARANTINE, rows.quarantine)
                 if rows.touches:

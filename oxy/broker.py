@@ -10,6 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
+
+from oxy.contract import MAX_PAYLOAD_BYTES
+
+# The broker's limit on one MQTT packet. A data message's payload is at most MAX_PAYLOAD_BYTES
+# (gateways split their batches by encoded size: oxy.contract.encode_data); the topic (at most
+# 5 + 2 × 64 + 10 bytes), the fixed header and the MQTT v5 properties add far less than the
+# other half. A larger packet is dropped by Mosquitto, which closes the publisher's connection
+# and logs "Client <id> disconnected due to oversize packet." (docs/ingest.md).
+MAX_PACKET_BYTES: Final = 2 * MAX_PAYLOAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +60,8 @@ def render(cfg: BrokerConfig) -> str:
         f"max_inflight_messages {cfg.max_inflight}",
         "queue_qos0_messages false",
         f"persistent_client_expiration {cfg.session_expiry}",
-        "max_packet_size 2097152",
-        "message_size_limit 0",
+        f"max_packet_size {MAX_PACKET_BYTES}",
+        "message_size_limit 0",  # deprecated in Mosquitto 2; max_packet_size is the limit
         "set_tcp_nodelay true",
         f"log_dest {cfg.log_dest}",
         "log_type error",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Final, Literal, NotRequired
 
@@ -255,7 +255,8 @@ NORMAL: Final = Reference()
 
 
 class Quality(StrEnum):
-    """Quality of one reading, decided where the reading was taken."""
+    """Quality of one reading, decided where the reading was taken (or by ingest, for a value
+    outside the sensor's registered valid range: out_of_range)."""
 
     GOOD = "good"
     STALE = "stale"
@@ -263,14 +264,74 @@ class Quality(StrEnum):
     COMM_ERROR = "comm_error"
 
 
+# How each quality is stored (readings.quality, smallint); 0 is the only "good".
+QUALITY_CODE: Final[dict[Quality, int]] = {
+    Quality.GOOD: 0,
+    Quality.STALE: 1,
+    Quality.OUT_OF_RANGE: 2,
+    Quality.COMM_ERROR: 3,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Domains: what a reading may carry to be stored. The decoders check the types (strict JSON:
+# a number is a number, a time is an ISO 8601 string with a zone); ingest checks each reading
+# against these domains after unit conversion and dead-letters the reading with its reason.
+
+# The earliest reading time accepted by default (setting OXY_INGEST_TS_FLOOR): nothing of this
+# platform was measured before it, and an older time is a gateway clock that was never set.
+TS_FLOOR_DEFAULT: Final = datetime(2020, 1, 1, tzinfo=UTC)
+# How far ahead of the centre's clock a reading may be (setting OXY_INGEST_MAX_FUTURE_S).
+MAX_FUTURE_DEFAULT: Final = timedelta(minutes=5)
+# Largest magnitude of a stored value in its canonical unit (inH2O, bar, degC, %, kg, Nm3/h):
+# no oxygen sensor reads anywhere near it, and it keeps every sum, product and JSON document
+# built from readings finite. Infinity and NaN fail the same test.
+VALUE_LIMIT: Final = 1e12
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The time window a reading's timestamp must fall in, relative to the centre's clock."""
+
+    ts_floor: datetime = TS_FLOOR_DEFAULT
+    max_future: timedelta = MAX_FUTURE_DEFAULT
+
+    def ts_problem(self, ts: datetime, now: datetime) -> str | None:
+        """Why `ts` cannot be stored, or None (never raises, whatever the year or offset)."""
+        # Differences of aware datetimes never overflow (datetime + timedelta can, near year 1
+        # or 9999, which is the OverflowError that once stopped ingest).
+        if ts - self.ts_floor < timedelta(0):
+            return f"timestamp {ts.isoformat()} is before {self.ts_floor.date().isoformat()}"
+        if ts - now > self.max_future:
+            return f"timestamp {ts.isoformat()} is in the future"
+        return None
+
+
+def value_problem(value: float) -> str | None:
+    """Why a converted value cannot be stored, or None (infinite, NaN or absurdly large)."""
+    if -VALUE_LIMIT <= value <= VALUE_LIMIT:
+        return None
+    if math.isnan(value) or math.isinf(value):
+        return f"value is not finite after unit conversion ({value!r})"
+    return f"value {value!r} is beyond the contract's limit of ±{VALUE_LIMIT:g}"
+
+
 def _utc_ms(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must carry a timezone (UTC, ending in Z)")
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+        raise ValueError("timestamp is outside the years 1..9999 in UTC") from None
     return value.replace(microsecond=(value.microsecond // 1000) * 1000)
 
 
-UtcTime = Annotated[datetime, AfterValidator(_utc_ms)]
+# Strict: a JSON string only (an integer epoch is refused, not guessed at).
+UtcTime = Annotated[datetime, Field(strict=True), AfterValidator(_utc_ms)]
+WireTime = Annotated[AwareDatetime, Field(strict=True)]
+# Strict: a JSON number only (true/false and "1.5" are refused); integers are numbers.
+WireValue = Annotated[float, Field(strict=True)]
+Seq = Annotated[int, Field(ge=0, strict=True)]
 Code = Annotated[str, Field(pattern=f"^{_CODE}$")]
 
 
@@ -299,8 +360,8 @@ class Reading(_Message):
     """
 
     sensor: Code
-    ts: AwareDatetime
-    value: float | None
+    ts: WireTime
+    value: WireValue | None
     unit: str
     q: Quality = Quality.GOOD
 
@@ -323,7 +384,7 @@ class DataMessage(_Message):
 
     v: Literal[1] = CONTRACT_VERSION
     gw: Code
-    seq: Annotated[int, Field(ge=0)]
+    seq: Seq
     sent_at: UtcTime
     readings: Annotated[list[Reading], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)]
 
@@ -388,6 +449,23 @@ def encode(message: DataMessage | StateMessage | StatusMessage) -> bytes:
     return message.model_dump_json(exclude_none=False).encode()
 
 
+def encode_data(gw: str, seq: int, sent_at: datetime, readings: list[Reading]) -> tuple[bytes, int]:
+    """Encode a data message of as many of `readings` (from the first) as fit in
+    MAX_PAYLOAD_BYTES; returns the payload and how many readings it holds.
+
+    Gateways build every data message with it, so none is ever larger than ingest accepts or
+    than the broker's packet limit (oxy.broker.MAX_PACKET_BYTES, which leaves room for the
+    longest topic and the MQTT headers): the broker would drop such a message by closing the
+    gateway's connection, and the gateway would resend it for ever. One reading always fits.
+    """
+    n = min(len(readings), MAX_READINGS_PER_MESSAGE)
+    while True:
+        payload = encode(DataMessage(gw=gw, seq=seq, sent_at=sent_at, readings=readings[:n]))
+        if len(payload) <= MAX_PAYLOAD_BYTES or n == 1:
+            return payload, n
+        n = max(1, min(n - 1, int(n * MAX_PAYLOAD_BYTES / len(payload) * 0.98)))
+
+
 def decode(
     topic_name: str, payload: bytes
 ) -> tuple[Topic, DataMessage | StateMessage | StatusMessage]:
@@ -414,8 +492,8 @@ class ReadingRecord(TypedDict):
     """A :class:`Reading` validated into a dict (no ``q`` means good)."""
 
     sensor: Code
-    ts: AwareDatetime
-    value: float | None
+    ts: WireTime
+    value: WireValue | None
     unit: str
     q: NotRequired[Quality]
 
@@ -426,7 +504,7 @@ class DataRecord(TypedDict):
 
     v: NotRequired[Literal[1]]
     gw: Code
-    seq: Annotated[int, Field(ge=0)]
+    seq: Seq
     sent_at: UtcTime
     readings: Annotated[
         list[ReadingRecord], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)

@@ -9,10 +9,11 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from oxy import OxyError
+from oxy.contract import TS_FLOOR_DEFAULT
 
 
 def default_data_dir() -> Path:
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     ingest_batch_size: Annotated[int, Field(ge=1)] = 20000
     ingest_batch_ms: Annotated[int, Field(ge=1)] = 200
     ingest_max_future_s: Annotated[int, Field(ge=0)] = 300
+    # Readings timed before this are dead-lettered (a gateway clock that was never set).
+    ingest_ts_floor: AwareDatetime = TS_FLOOR_DEFAULT
+    # Deliveries without a commit (each killed its worker) before a message is a poison pill.
+    ingest_poison_after: Annotated[int, Field(ge=1)] = 3
     # Plain PostgreSQL: how often the rollup buckets of newly stored readings are rebuilt.
     ingest_rollup_s: Annotated[float, Field(gt=0)] = 5.0
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0

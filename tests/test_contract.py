@@ -6,8 +6,10 @@ import pytest
 
 from oxy.contract import (
     NORMAL,
+    QUALITY_CODE,
     ContractError,
     DataMessage,
+    Domain,
     Quality,
     Quantity,
     Reading,
@@ -20,6 +22,7 @@ from oxy.contract import (
     subscription,
     to_canonical,
     topic,
+    value_problem,
 )
 
 
@@ -54,7 +57,7 @@ def test_bad_topics_rejected(bad: str) -> None:
 
 
 def test_encode_decode_wire_form() -> None:
-    msg = DataMessage.model_validate(_msg())
+    msg = DataMessage.model_validate_json(json.dumps(_msg()))
     raw = encode(msg)
     wire = json.loads(raw)
     assert wire["sent_at"] == "2026-11-28T10:00:00.000Z"
@@ -104,6 +107,24 @@ def test_encode_decode_wire_form() -> None:
             "good",
         ),
         (json.dumps(_msg(gw="other")).encode(), "does not match"),
+        (
+            json.dumps(
+                _msg(
+                    readings=[
+                        {"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": True, "unit": "bar"}
+                    ]
+                )
+            ).encode(),
+            "readings.0.value",
+        ),
+        (
+            json.dumps(
+                _msg(readings=[{"sensor": "s", "ts": 1764324000, "value": 1, "unit": "bar"}])
+            ).encode(),
+            "readings.0.ts",
+        ),
+        (json.dumps(_msg(seq=True)).encode(), "seq"),
+        (json.dumps(_msg(sent_at="9999-12-31T23:00:00-05:00")).encode(), "outside the years"),
         (json.dumps(_msg(readings=[])).encode(), "readings"),
     ],
 )
@@ -133,6 +154,25 @@ def test_decode_rejects_with_reason(payload: bytes, reason: str, decoder: Any) -
                        "unit": "psi", "q": "stale"}]},
         {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": 1, "unit": "bar"}]
          * 5001},
+        # Strict JSON types (issue 14): no bool as a number, no epoch as a time, no bool seq.
+        {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": True, "unit": "bar"}]},
+        {"readings": [{"sensor": "s", "ts": 1764324000, "value": 1, "unit": "bar"}]},
+        {"readings": [{"sensor": "s", "ts": 1764324000.5, "value": 1, "unit": "bar"}]},
+        {"seq": True},
+        {"seq": 1.0},
+        {"sent_at": 1764324000},
+        {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": 1e400,
+                       "unit": "bar"}]},
+        {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": 1.7e308,
+                       "unit": "MPa"}]},
+        # Extreme times: year 1 and 9999 with offsets that leave the calendar in UTC.
+        {"sent_at": "9999-12-31T23:00:00-05:00"},
+        {"sent_at": "0001-01-01T00:00:00+05:00"},
+        {"readings": [{"sensor": "s", "ts": "0001-01-01T00:00:00+05:00", "value": 1,
+                       "unit": "bar"}]},
+        {"readings": [{"sensor": "s", "ts": "9999-12-31T23:00:00-05:00", "value": 1,
+                       "unit": "bar"}]},
+        {"readings": [{"sensor": "s", "ts": "2026-11-28T10:00:00Z", "value": 12, "unit": "bar"}]},
     ],
 )  # fmt: skip
 def test_record_decoder_agrees_with_the_models(change: dict[str, Any]) -> None:
@@ -181,3 +221,60 @@ def test_reference_conditions_match_domain_figures() -> None:
     assert NORMAL.liquid_m3_to_gas_m3(1.0) == pytest.approx(799, abs=1)
     assert Reference(temp_c=15).kg_to_m3(1.0) == pytest.approx(0.739, abs=0.001)
     assert Reference(temp_c=20).liquid_m3_to_gas_m3(1.0) == pytest.approx(858, abs=1)
+
+
+def test_strict_types_accept_integers_as_numbers() -> None:
+    payload = json.dumps(_msg(readings=[{"sensor": "s", "ts": "2026-11-28T10:00:00+07:00",
+                                         "value": 12, "unit": "bar"}])).encode()  # fmt: skip
+    for decoder in (decode, decode_record):
+        _, msg = decoder("oxy/v1/S1/gw1/data", payload)
+        assert msg is not None
+
+
+@pytest.mark.parametrize(
+    ("ts", "problem"),
+    [
+        ("0001-01-01T00:00:00+05:00", "before 2020-01-01"),
+        ("9999-12-31T23:00:00-05:00", "in the future"),
+        ("1970-01-01T00:00:00Z", "before 2020-01-01"),
+        ("2019-12-31T23:59:59.999Z", "before 2020-01-01"),
+        ("2026-11-28T10:05:01Z", "in the future"),
+        ("2020-01-01T00:00:00Z", None),
+        ("2026-11-28T10:05:00Z", None),
+        ("2026-11-28T17:04:00+07:00", None),
+    ],
+)
+def test_time_domain_never_overflows(ts: str, problem: str | None) -> None:
+    _, msg = decode_record(
+        "oxy/v1/S1/gw1/data",
+        json.dumps(_msg(readings=[{"sensor": "s", "ts": ts, "value": 1, "unit": "bar"}])).encode(),
+    )
+    assert isinstance(msg, dict)
+    now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    got = Domain().ts_problem(msg["readings"][0]["ts"], now)
+    assert (got is None) if problem is None else (got is not None and problem in got)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "problem"),
+    [
+        (1.7e308, "MPa", "not finite"),
+        (-1.7e308, "kPa_dp", "not finite"),
+        (1e300, "bar", "beyond"),
+        (-1e13, "kg", "beyond"),
+        (112.4, "inH2O", None),
+        (-500.0, "inH2O", None),  # the contract's domain; the sensor's own range is the registry's
+    ],
+)
+def test_value_domain_after_conversion(value: float, unit: str, problem: str | None) -> None:
+    quantity = {"MPa": Quantity.HEAD_PRESSURE, "bar": Quantity.HEAD_PRESSURE,
+                "kPa_dp": Quantity.DIFF_PRESSURE, "inH2O": Quantity.DIFF_PRESSURE,
+                "kg": Quantity.CONTENTS}[unit]  # fmt: skip
+    got = value_problem(to_canonical(quantity, value, unit))
+    assert (got is None) if problem is None else (got is not None and problem in got)
+    assert value_problem(float("nan")) is not None
+
+
+def test_quality_codes_live_in_the_contract() -> None:
+    assert QUALITY_CODE == {Quality.GOOD: 0, Quality.STALE: 1, Quality.OUT_OF_RANGE: 2,
+                            Quality.COMM_ERROR: 3}  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -125,6 +126,25 @@ async def _queue(
     return queued
 
 
+def _details_json(c: Condition) -> str:
+    """The condition's details as JSON; a non-finite number (which jsonb refuses, and which
+    once failed every evaluation round) becomes null, logged."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            logger.warning(
+                "alert %s/%s: non-finite detail %r stored as null", c.rule, c.subject_id, value
+            )
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(c.details), default=str, allow_nan=False)
+
+
 def _escalate_after(cfg: AlertSettings, severity: str) -> timedelta:
     minutes = (
         cfg.alert_escalate_critical_minutes
@@ -167,7 +187,7 @@ async def apply(
                         c.severity.value,
                         now,
                         now,
-                        json.dumps(c.details, default=str),
+                        _details_json(c),
                     ),
                 )
                 alert = await cur.fetchone()
@@ -185,7 +205,7 @@ async def apply(
             await conn.execute(
                 "UPDATE alerts SET last_true_at = %s, details = %s, severity = %s, "
                 "cleared_since = NULL, flaps = flaps + %s WHERE id = %s",
-                (now, json.dumps(c.details, default=str), severity, int(flapped), alert["id"]),
+                (now, _details_json(c), severity, int(flapped), alert["id"]),
             )
             alert["severity"] = severity
             alert["cleared_since"] = None

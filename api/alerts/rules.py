@@ -7,6 +7,7 @@ Thresholds are settings (api.alerts.config.AlertSettings, and the platform's `ne
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from psycopg import AsyncConnection
 from api.accounting.config import AccountingConfig
 from api.alerts.config import AlertSettings
 from oxy.calibration import CalibrationError, CalibrationTable
+from oxy.contract import VALUE_LIMIT
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +129,22 @@ WHERE s.quantity = 'dp'
 """
 
 
+def _usable(value: Any, what: str, subject: object) -> float | None:
+    """A stored value as a finite float, or None (logged) for one that is not: a NaN, an
+    infinity or an absurd number that reached storage before the contract refused it must not
+    stop the evaluation of every other tank (issue 14)."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isfinite(number) and abs(number) <= VALUE_LIMIT:
+        return number
+    logger.warning("alerts: %s of %s is %r, not a usable number; row skipped", what, subject, value)
+    return None
+
+
 async def tank_levels(
     conn: AsyncConnection[Any], now: datetime, cfg: AlertSettings
 ) -> list[Condition]:
@@ -137,7 +155,8 @@ async def tank_levels(
     for cid, dp, kg in await (await conn.execute(_CAL_POINTS, {"ids": cal_ids})).fetchall():
         points.setdefault(int(cid), []).append((float(dp), float(kg)))
     out = []
-    for tank, facility, min_kg, ts, value, quality, cid in rows:
+    for tank, facility, min_kg, ts, raw, quality, cid in rows:
+        value = _usable(raw, "the latest DP reading", f"tank {tank}")
         if quality != 0 or value is None:
             continue
         try:
@@ -145,7 +164,12 @@ async def tank_levels(
         except CalibrationError:
             logger.warning("tank %s has an unusable calibration table %s", tank, cid)
             continue
-        kg = table.contents_kg(float(value))
+        kg = table.contents_kg(value)
+        if not math.isfinite(kg):
+            logger.warning(
+                "alerts: tank %s contents from DP %r is %r; row skipped", tank, value, kg
+            )
+            continue
         if kg < float(min_kg):
             out.append(
                 Condition(
@@ -169,9 +193,10 @@ async def head_pressure(
 ) -> list[Condition]:
     """Head pressure above the tank's maximum or below the supply floor."""
     out = []
-    for sensor, facility, tank, max_bar, value in await (
+    for sensor, facility, tank, max_bar, raw in await (
         await conn.execute(_PRESSURE_SENSORS)
     ).fetchall():
+        value = _usable(raw, "the latest head pressure", f"sensor {sensor}")
         if value is None:
             continue
         high = max_bar is not None and value > float(max_bar)

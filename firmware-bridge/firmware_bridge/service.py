@@ -33,13 +33,12 @@ from firmware_bridge.rejects import RejectSink
 from firmware_bridge.sparkplug import NAMESPACE as SPARKPLUG_NAMESPACE
 from firmware_bridge.sparkplug import SparkplugHost
 from oxy.contract import (
-    MAX_READINGS_PER_MESSAGE,
-    DataMessage,
     DeviceHealth,
     StateMessage,
     StatusMessage,
     TopicKind,
     encode,
+    encode_data,
     topic,
 )
 
@@ -438,15 +437,13 @@ class Bridge:
             )
             send(topic(change.ref.site, change.ref.gateway, TopicKind.STATE), encode(state), True)
         for ref, readings in outcome.readings.items():
-            for i in range(0, len(readings), MAX_READINGS_PER_MESSAGE):
-                chunk = readings[i : i + MAX_READINGS_PER_MESSAGE]
-                msg = DataMessage(
-                    gw=ref.gateway,
-                    seq=self.seq.take(ref.site, ref.gateway),
-                    sent_at=now,
-                    readings=chunk,
+            i = 0
+            while i < len(readings):  # split by count and by encoded size (encode_data)
+                body, fits = encode_data(
+                    ref.gateway, self.seq.take(ref.site, ref.gateway), now, readings[i:]
                 )
-                send(topic(ref.site, ref.gateway, TopicKind.DATA), encode(msg), False, len(chunk))
+                send(topic(ref.site, ref.gateway, TopicKind.DATA), body, False, fits)
+                i += fits
         refs = {ref for ref, _ in outcome.health} | {ref for ref, _ in outcome.alarms}
         refs |= set(outcome.cleared)
         for ref in sorted(refs, key=lambda r: (r.site, r.gateway)):

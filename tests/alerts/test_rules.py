@@ -259,3 +259,58 @@ def test_delivery_overdue_fires_until_delivered(world: World) -> None:
             (NOW + timedelta(hours=8),),
         )
     assert evaluate(url, NOW + timedelta(hours=9), Rule.DELIVERY_OVERDUE) == []
+
+
+def test_one_unusable_stored_value_is_skipped_and_the_rest_evaluated(world: World) -> None:
+    """Issue 14: an infinite head pressure in sensor_latest (1.7e308 MPa stored before the
+    contract checked values after conversion) made every round fail on jsonb's "Infinity" and
+    opened no alert anywhere. Now that row is skipped and logged; the other tank still alerts."""
+    url = world.db_url
+    with psycopg.connect(url) as conn:
+        ids = tank_with_sensors(conn, world)
+        # What got in before 0070: the guard is lifted to put it back, as an old database has it.
+        conn.execute("ALTER TABLE sensor_latest DROP CONSTRAINT sensor_latest_value_finite")
+        tank2 = conn.execute(
+            "INSERT INTO tanks (facility_id, code, name, capacity_kg, min_usable_kg,"
+            " max_pressure_bar) VALUES (%s, 'T2', 'T2', 11410, 570, 17) RETURNING id",
+            (world.fac_in,),
+        ).fetchone()[0]
+        p2 = conn.execute(
+            "INSERT INTO sensors (gateway_id, code, tank_id, quantity, unit) "
+            "VALUES (%s, 'T2-p', %s, 'head_pressure', 'bar') RETURNING id",
+            (world.gw_in, tank2),
+        ).fetchone()[0]
+        latest(conn, ids["T1-p"], NOW - timedelta(minutes=1), float("inf"))
+        latest(conn, ids["T1-dp"], NOW - timedelta(minutes=1), float("nan"))
+        latest(conn, p2, NOW - timedelta(minutes=1), 18.2)
+
+    async def round_() -> list[Condition]:
+        async with await AsyncConnection.connect(url) as conn:
+            found = await evaluate_rules(conn, NOW, CFG, ACC)
+            await conn.commit()
+            await apply(conn, found, NOW, CFG)
+            return found
+
+    found = asyncio.run(round_())
+    pressure = [c for c in found if c.rule is Rule.HEAD_PRESSURE]
+    assert [c.subject_id for c in pressure] == [tank2]
+    assert not [c for c in found if c.rule is Rule.CONTENTS_LOW]
+    with psycopg.connect(url) as conn:
+        opened = conn.execute(
+            "SELECT subject_id FROM alerts WHERE rule = 'head_pressure_out_of_range'"
+        ).fetchall()
+    assert opened == [(tank2,)]
+
+
+def test_a_non_finite_detail_is_stored_as_null_not_a_failed_round(world: World) -> None:
+    cond = Condition(Rule.HEAD_PRESSURE, "tank", 1, world.fac_in, Severity.WARNING,
+                     {"pressure_bar": float("inf"), "history": [1.0, float("nan")]})  # fmt: skip
+
+    async def go() -> None:
+        async with await AsyncConnection.connect(world.db_url) as conn:
+            await apply(conn, [cond], NOW, CFG)
+
+    asyncio.run(go())
+    with psycopg.connect(world.db_url) as conn:
+        (details,) = conn.execute("SELECT details FROM alerts").fetchone()
+    assert details == {"pressure_bar": None, "history": [1.0, None]}

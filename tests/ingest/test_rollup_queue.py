@@ -115,3 +115,72 @@ def test_the_open_minute_waits_in_the_queue(db_url: str, registry: Registry) -> 
         ]
         queued = conn.execute("SELECT sensor_id, lo, hi FROM rollup_dirty").fetchall()
         assert queued == [(dp, now, now + timedelta(seconds=1))]
+
+
+def test_a_wide_queued_range_is_rebuilt_in_bounded_slices(db_url: str, registry: Registry) -> None:
+    """A range queued from 1970 to now (as the writer did before issue 14, or any range over
+    years) costs its readings, not its minutes: each rollup_flush() call rebuilds at most an
+    hour of it and queues the rest from the next stored reading."""
+    dp = registry.sensors["T1-dp"]
+    with psycopg.connect(db_url) as conn:
+        (now,) = conn.execute("SELECT date_bin('1 minute', now(), %s)", (T0,)).fetchone()
+        old = T0.replace(year=1970)
+        conn.execute(
+            "INSERT INTO readings (sensor_id, ts, value, quality) VALUES (%s, %s, 1, 0),"
+            " (%s, %s, 2, 0), (%s, %s, 3, 0)",
+            (dp, old, dp, old + timedelta(days=400), dp, now - timedelta(minutes=2)),
+        )
+        conn.execute(
+            "INSERT INTO rollup_dirty VALUES (%s, %s, %s)", (dp, old, now - timedelta(minutes=2))
+        )
+        conn.commit()
+        started = time.monotonic()
+        (first,) = conn.execute("SELECT rollup_flush()").fetchone()
+        conn.commit()
+        assert 1 <= first <= 60  # the 1970 hour only; the rest is queued from the next reading
+        (queued,) = conn.execute("SELECT array_agg(lo) FROM rollup_dirty").fetchone()
+        assert queued == [old + timedelta(days=400)]
+        assert 2 <= flush(conn) <= 120  # the 1971 hour, then the live one
+        assert time.monotonic() - started < 5  # ~30 M minutes took 6.5 min before
+        for view in WIDTHS:
+            assert _actual(conn, view) == _expected(conn, view), view
+        assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (0,)
+
+
+def test_the_writer_queues_a_late_reading_as_its_own_hour(
+    db_url: str, broker: object, registry: Registry
+) -> None:
+    """A 1970 reading (allowed here by a lowered OXY_INGEST_TS_FLOOR) in one message with a
+    current one queues two small ranges, never 1970 → now."""
+    from datetime import UTC, datetime
+
+    from tests.ingest.conftest import Publisher, count, data_message, running_ingest, wait_for
+
+    dp = registry.sensors["T1-dp"]
+    live = (datetime.now(UTC) - timedelta(minutes=2)).replace(microsecond=0)
+    old = datetime(1970, 1, 1, 0, 0, 30, tzinfo=UTC)
+    pub = Publisher(broker.port)  # type: ignore[attr-defined]
+    floor = datetime(1960, 1, 1, tzinfo=UTC)
+    try:
+        with running_ingest(
+            db_url,
+            broker.url,
+            ts_floor=floor,
+            rollup_every_s=3600.0,  # type: ignore[attr-defined]
+        ):
+            pub.publish(
+                registry.data_topic(),
+                data_message(registry.gateway, [("T1-dp", old, 1.0), ("T1-dp", live, 2.0)]),
+            )
+            wait_for(lambda: count(db_url, "SELECT count(*) FROM readings") == 2, what="rows")
+            with psycopg.connect(db_url) as conn:
+                spans = conn.execute(
+                    "SELECT lo, hi FROM rollup_dirty WHERE sensor_id = %s ORDER BY lo", (dp,)
+                ).fetchall()
+            assert spans == [(old, old), (live, live)]
+            started = time.monotonic()
+        assert time.monotonic() - started < 10  # the final flush at stop is small
+    finally:
+        pub.close()
+    with psycopg.connect(db_url) as conn:
+        assert _actual(conn, "readings_1m") == _expected(conn, "readings_1m")
