@@ -20,15 +20,22 @@ WHERE (%(scope_national)s OR g.facility_id = ANY(%(scope_facilities)s))
 ORDER BY o.province_code, o.code, g.code
 """
 
-# The last reading of each sensor (any quality) and the tank it measures.
+# The last reading of each sensor (any quality) and the tank it measures: `sensor_latest` (kept
+# by ingest), else the newest stored reading (readings loaded another way, e.g. a backfill).
 SENSORS: Final = """
 SELECT s.id, s.code, s.quantity, s.unit, s.valid_min, s.valid_max, s.gateway_id,
        g.code AS gateway, t.id AS tank_id, t.code AS tank,
-       sl.ts, sl.value, sl.quality, sl.received_at
+       coalesce(sl.ts, r.ts) AS ts, CASE WHEN sl.sensor_id IS NULL THEN r.value ELSE sl.value END
+       AS value, coalesce(sl.quality, r.quality) AS quality,
+       coalesce(sl.received_at, r.received_at) AS received_at
 FROM sensors s
 JOIN gateways g ON g.id = s.gateway_id
 LEFT JOIN tanks t ON t.id = s.tank_id
 LEFT JOIN sensor_latest sl ON sl.sensor_id = s.id
+LEFT JOIN LATERAL (
+    SELECT x.ts, x.value, x.quality, x.received_at FROM readings x
+    WHERE sl.sensor_id IS NULL AND x.sensor_id = s.id ORDER BY x.ts DESC LIMIT 1
+) r ON TRUE
 WHERE (%(gateway)s::bigint IS NULL OR s.gateway_id = %(gateway)s)
   AND (%(tank)s::bigint IS NULL OR s.tank_id = %(tank)s)
 ORDER BY g.code, s.code

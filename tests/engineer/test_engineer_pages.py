@@ -65,6 +65,8 @@ def site(world: World) -> Site:
         dp = _sensor(conn, world.gw_in, "T1-dp", tank_in, "dp", "inH2O")
         head = _sensor(conn, world.gw_in, "T1-pt", tank_in, "head_pressure", "bar")
         out = _sensor(conn, world.gw_out, "T9-dp", tank_out, "dp", "inH2O")
+        # Readings loaded without ingest (no sensor_latest row): the newest stored one shows.
+        backfilled = _sensor(conn, world.gw_in, "T1-line", tank_in, "line_pressure", "bar")
         _sensor(conn, world.gw_in, "T1-temp", tank_in, "temperature", "degC")  # never read
         # Two hours of 1-minute DP readings before NOW, with a 20-minute silence and two
         # communication errors; head pressure every 10 minutes.
@@ -79,6 +81,7 @@ def site(world: World) -> Site:
             if i % 10 == 0:
                 rows.append((head, ts, 4.2, 0))
         rows.append((out, start, 77.0, 0))
+        rows += [(backfilled, start, 3.25, 0), (backfilled, start + timedelta(minutes=5), 3.5, 1)]
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO readings (sensor_id, ts, value, quality) VALUES (%s, %s, %s, %s)", rows
@@ -169,6 +172,8 @@ def test_gateway_page(fixed: TestClient, world: World, site: Site) -> None:
     text = page.text
     assert "Online" in text and "Modbus timeout (unit 2)" in text and "cfg0123456789abcdef" in text
     assert "T1-dp" in text and "T1-pt" in text and "51.19" in text and "4.20" in text
+    line = text.split("<td>T1-line</td>", 1)[1].split("</tr>", 1)[0]
+    assert "3.50" in line and "Stale" in line
     assert "T1-lvl" in text and "T9-lvl" not in text  # quarantined readings of this gateway
     assert f"/d/oxy-gateways?var-province=79&amp;var-facility={world.fac_in}" in text
     assert f"/facilities/{world.fac_in}/tanks/{site.tank_in}/diagnostics" in text
@@ -185,12 +190,14 @@ def test_tank_diagnostics(fixed: TestClient, world: World, site: Site) -> None:
     # Last hour (08:30–09:29 UTC readings fall in 08:00 and 09:00 buckets): DP 51.19 → 5,119 kg.
     assert "51.2" in hourly and "5,119" in hourly and "4.20" in hourly
     gaps = text.split('data-testid="gaps"', 1)[1].split("</table>", 1)[0]
-    # The 20-minute hole of T1-dp; T1-temp never read (silent since ever). T1-pt reads every 10
-    # minutes: its usual interval makes that no gap.
+    # Sensors silent now first, then the 20-minute hole of T1-dp; T1-temp was never read. T1-pt
+    # reads every 10 minutes: its usual interval makes that no gap.
     rows = gaps.split("<tr")[2:]
-    assert len(rows) == 2, gaps
-    assert "T1-temp" in rows[0] and "no reading yet" in rows[0] and "still silent" in rows[0]
-    assert "T1-dp" in rows[1] and "16:09" in rows[1] and "16:30" in rows[1]
+    assert len(rows) == 3, gaps
+    # T1-line last read 55 minutes ago (every 5 minutes before): silent now.
+    assert "T1-line" in rows[0] and "15:35" in rows[0] and "still silent" in rows[0]
+    assert "T1-temp" in rows[1] and "no reading yet" in rows[1] and "still silent" in rows[1]
+    assert "T1-dp" in rows[2] and "16:09" in rows[2] and "16:30" in rows[2]
     assert "T1-pt" not in gaps
     assert "12.50" in text.split('data-testid="conflicts"', 1)[1].split("</table>", 1)[0]
     quarantine = text.split('data-testid="quarantine"', 1)[1].split("</table>", 1)[0]

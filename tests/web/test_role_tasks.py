@@ -13,6 +13,7 @@ import pytest
 
 from api import i18n
 from tests.web.conftest import LiveServer, login
+from tests.web.test_pages import shot
 
 pytestmark = pytest.mark.browser
 
@@ -41,6 +42,7 @@ def test_reporting_rate_byt_and_syt(browser: Any, live_server: LiveServer) -> No
     facilities = page.inner_text("[data-testid=rate-facilities]")
     assert "Chợ Rẫy" in facilities and "Bạch Mai" not in facilities
     assert page.locator("[data-testid=rate-missing] tbody tr").count() >= 1
+    shot(page, "syt-reporting-rate")
     _no_errors(page)
     # The department itself lands on its own province and cannot open another.
     syt = login(browser, live_server, "syt79")
@@ -71,6 +73,7 @@ def test_engineer_gateways_and_tank_diagnostics(browser: Any, live_server: LiveS
     hourly = page.locator("[data-testid=hourly] tbody tr")
     assert hourly.count() == 48
     assert page.locator("[data-testid=grafana-link]").count() == 1
+    shot(page, "engineer-tank-diagnostics")
     _no_errors(page)
     bachmai = _id(live_server, "BV-BACHMAI")
     r = page.goto(f"{live_server.url}/facilities/{bachmai}/tanks/1/diagnostics")
@@ -114,6 +117,7 @@ def test_coordination_from_request_to_receipt(browser: Any, live_server: LiveSer
     request_url = syt.url
     syt.click("[data-testid=show-suggestion]")
     syt.wait_for_selector("[data-testid=suggested]")
+    shot(syt, "coordination-request")
     _no_errors(syt)
     # The Ministry assigns the supplier (it is in another province than the department).
     byt = login(browser, live_server, "byt")
