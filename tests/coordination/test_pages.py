@@ -84,6 +84,7 @@ def test_each_role_does_its_coordination_step_on_screen(
     detail = client.get(f"/coordination/requests/{rid}?suggested=true")
     assert detail.status_code == 200 and 'data-testid="suggested"' in detail.text
     assert 'data-testid="reasons"' in detail.text
+    assert "coord.note.proposal" not in detail.text  # the note as a sentence, not a structure
     # Assign by hand: a source of another province is refused with the reason.
     bad = _post(
         client,
@@ -210,4 +211,5 @@ def test_scope_and_roles(client: TestClient, world: World, db_url: str) -> None:
         assert client.get(path).status_code == 403, (user, path)
     _as(client, "byt.one")
     assert f'data-request="{rid}"' in client.get("/coordination").text
-    assert client.get("/coordination/suggestions").status_code == 200
+    plan = client.get("/coordination/suggestions")
+    assert plan.status_code == 200 and "coord.note.proposal" not in plan.text
