@@ -204,6 +204,7 @@ def run(url: str) -> None:
         ("syt79", f"/provinces/{ids['SYT-79']}/report"),
         ("syt79", f"/provinces/{ids['SYT-79']}/facilities"),
         ("byt", "/byt"),
+        ("byt", "/byt/supply-chart"),
         ("byt", "/byt/reporting-rate"),
         ("byt", f"/provinces/{ids['SYT-79']}/reporting-rate"),
         ("byt", "/coordination"),

@@ -31,6 +31,11 @@ def _no_errors(page: Any) -> None:
 
 def test_reporting_rate_byt_and_syt(browser: Any, live_server: LiveServer) -> None:
     page = login(browser, live_server, "byt")
+    # The map page's chart arrives after the page (GET /byt/supply-chart) and is drawn.
+    page.goto(live_server.url + "/byt")
+    page.wait_for_function(
+        "() => window.Chart && Chart.getChart(document.getElementById('supply-chart'))"
+    )
     page.click("nav a[href='/byt/reporting-rate']")
     page.wait_for_selector("[data-testid=rate-parents]")
     parents = page.inner_text("[data-testid=rate-parents]")
