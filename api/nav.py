@@ -38,6 +38,13 @@ NAV_ITEMS: list[NavItem] = [
         910,
     ),
     NavItem(
+        "/accounts",
+        "Accounts",
+        "Issue and disable the accounts of those who report to you.",
+        frozenset({Role.BYT, Role.SYT}),
+        910,
+    ),
+    NavItem(
         "/account",
         "My account",
         "Change your password, language and API tokens.",

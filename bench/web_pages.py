@@ -3,9 +3,11 @@
 Seeds a fresh database (demo country, one account per role, 8 days of 1-minute readings on every
 demo tank), serves the real app with uvicorn and times each key page: the first request (cold:
 accounting windows computed and stored) and the median of the next ones (warm).
+`--facilities N` adds N generated facilities (registry, coordinates, 8 days of filed reports for
+most of them) to the demo country, to time the national pages at the size of the country.
 Run:
     OXY_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
-        .venv/bin/python bench/web_pages.py
+        .venv/bin/python bench/web_pages.py [--facilities 2000]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ ACCOUNTS = (
     ("syt79", "syt", "SYT-79"),
     ("choray", "facility", "BV-CHORAY"),
     ("ncc", "supplier", "NCC-KHIMIENNAM"),
+    ("kysu", "engineer", None),  # national engineer
 )
 WARM_RUNS = 5
 
@@ -48,7 +51,12 @@ async def seed(url: str) -> int:
     n = 0
     async with await AsyncConnection.connect(url) as conn:
         for username, role, org in ACCOUNTS:
-            await create_user(conn, "bench", NewUser(username, username, Role(role), PASSWORD, org))
+            national = role == "engineer"
+            await create_user(
+                conn,
+                "bench",
+                NewUser(username, username, Role(role), PASSWORD, org, national=national),
+            )
         await conn.execute("UPDATE users SET must_change_password = false")
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         start = now - timedelta(days=8)
@@ -62,6 +70,41 @@ async def seed(url: str) -> int:
             await refresh_rollups(conn, sensor, start, now)
         await conn.commit()
     return n
+
+
+# Generated facilities: spread over the departments (SYT), scattered over the country, each with
+# a filed report on most of the last 8 days (some late, some missing).
+_GEN_ORGS = """
+INSERT INTO organisations (code, kind, name, province_code, parent_id)
+SELECT 'GEN-' || lpad(i::text, 5, '0'), 'facility', 'Cơ sở sinh ' || i, p.province_code, p.id
+FROM generate_series(1, %(n)s) AS i
+CROSS JOIN LATERAL (
+    SELECT id, province_code FROM organisations WHERE kind = 'syt'
+    ORDER BY md5(i::text || id::text) LIMIT 1
+) p
+"""
+_GEN_FACILITIES = """
+INSERT INTO facilities (org_id, latitude, longitude, beds)
+SELECT id, 8.6 + random() * 14.7, 102.2 + random() * 7.2, 100 + (random() * 900)::int
+FROM organisations WHERE code LIKE 'GEN-%%'
+"""
+_GEN_REPORTS = """
+INSERT INTO facility_reports (facility_id, report_day, submitted_at, late, patients_current,
+    patients_new, stock_gas_nm3, avg_need_nm3, capacity_nm3)
+SELECT o.id, d::date, d + interval '16 hours', random() < 0.1, (random() * 200)::int,
+       (random() * 20)::int, 2000 + random() * 8000, 500 + random() * 1500, 12000
+FROM organisations o CROSS JOIN generate_series(%(first)s::date, %(last)s::date, '1 day') d
+WHERE o.code LIKE 'GEN-%%' AND random() < 0.85
+"""
+
+
+def generate(url: str, n: int) -> None:
+    """Add `n` facilities with 8 days of reports to the seeded database."""
+    today = datetime.now(UTC).date()
+    with psycopg.connect(url) as c:
+        c.execute(_GEN_ORGS, {"n": n})
+        c.execute(_GEN_FACILITIES)
+        c.execute(_GEN_REPORTS, {"first": today - timedelta(days=8), "last": today})
 
 
 def timed(client: httpx.Client, path: str) -> float:
@@ -88,6 +131,13 @@ def login(base: str, username: str) -> httpx.Client:
     return client
 
 
+def _facilities_arg() -> int:
+    args = sys.argv[1:]
+    if "--facilities" in args:
+        return int(args[args.index("--facilities") + 1])
+    return 0
+
+
 def main() -> None:
     """Seed, serve, time, print."""
     admin = os.environ.get("OXY_BENCH_DATABASE_URL") or os.environ.get("OXY_TEST_DATABASE_URL")
@@ -104,10 +154,15 @@ def main() -> None:
         seed_demo(url)
         n = asyncio.run(seed(url))
         print(f"seeded: demo country, {n:,} readings (8 days, 1 per minute per tank)")
+        extra = _facilities_arg()
+        if extra:
+            generate(url, extra)
+            print(f"generated: {extra:,} more facilities with 8 days of reports")
         run(url)
     finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute('DROP DATABASE IF EXISTS "oxy_bench_web" WITH (FORCE)')
+        if not os.environ.get("OXY_BENCH_KEEP"):  # keep it to profile a page afterwards
+            with psycopg.connect(admin, autocommit=True) as c:
+                c.execute('DROP DATABASE IF EXISTS "oxy_bench_web" WITH (FORCE)')
 
 
 def run(url: str) -> None:
@@ -149,15 +204,21 @@ def run(url: str) -> None:
         ("syt79", f"/provinces/{ids['SYT-79']}/report"),
         ("syt79", f"/provinces/{ids['SYT-79']}/facilities"),
         ("byt", "/byt"),
+        ("byt", "/byt/supply-chart"),
+        ("byt", "/byt/reporting-rate"),
+        ("byt", f"/provinces/{ids['SYT-79']}/reporting-rate"),
+        ("byt", "/coordination"),
+        ("kysu", "/gateways"),
+        ("kysu", f"/facilities/{ids['BV-CHORAY']}/tanks/{tank[0]}/diagnostics"),
         ("ncc", f"/suppliers/{ids['NCC-KHIMIENNAM']}/report"),
         ("admin", "/admin/gateways"),
     )
     clients = {u: login(base, u) for u, _, _ in ACCOUNTS}
-    print(f"{'page':<44} {'cold ms':>8} {'warm ms (median of 5)':>22}")
+    print(f"{'page':<52} {'cold ms':>8} {'warm ms (median of 5)':>22}")
     for user, path in pages:
         cold = timed(clients[user], path)
         warm = statistics.median(timed(clients[user], path) for _ in range(WARM_RUNS))
-        print(f"{path:<44} {cold * 1000:>8.0f} {warm * 1000:>22.0f}")
+        print(f"{path:<52} {cold * 1000:>8.0f} {warm * 1000:>22.0f}")
     server.should_exit = True
     thread.join(timeout=10)
 

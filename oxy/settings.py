@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
     default_locale: str = "vi"
+    # Grafana as the browser reaches it (the engineers' pages link to its dashboards); empty:
+    # no links. The compose file publishes it at http://localhost:3000 by default.
+    grafana_url: str = "http://localhost:3000"
 
     # Oxygen reference conditions for every m3 shown: default 0 °C, 1 atm (Nm3).
     reference_temp_c: float = 0.0

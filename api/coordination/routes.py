@@ -567,3 +567,8 @@ def _jsonable(v: Any) -> Any:
 
 
 ROUTERS.append(router)
+
+# The screens (api/coordination/pages.py) use the same services, scope and audit.
+from . import pages  # noqa: E402
+
+ROUTERS.append(pages.router)

@@ -114,16 +114,15 @@ async def dashboard(
         d = min(date.fromisoformat(day), today) if day else default_syt_day(now, cfg)
     except ValueError:
         d = default_syt_day(now, cfg)
-    # One national view per chart day; today's is the map's, D's the table's when in range.
-    views = {
-        day_: await national.national_view(
-            conn, day_, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=True
-        )
-        for day_ in (today - timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1))
-    }
-    live = views[today]
-    view = views.get(d) or await national.national_view(
-        conn, d, visible=me.facility_ids, cfg=cfg, now=now
+    # Today's view is the map's, D's the table's; the 7-day chart comes apart
+    # (GET /byt/supply-chart, fetched by the page) so that the page does not wait for it.
+    live = await national.national_view(
+        conn, today, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=True
+    )
+    view = (
+        live
+        if d == today
+        else await national.national_view(conn, d, visible=me.facility_ids, cfg=cfg, now=now)
     )
     figures = {
         int(f["facility_id"]): f for row in live["provinces"] for f in row.get("facilities", [])
@@ -132,7 +131,6 @@ async def dashboard(
         conn, q.FACILITIES_IN_SCOPE, scope_national=True, scope_facilities=[], parent=None
     )
     suppliers = await fetch_all(conn, q.SUPPLIERS)
-    chart = supply_chart(views, locale)
     waiting = await syt.sent_list(conn, parents=None, first=d - timedelta(days=30))
     response = render(
         request,
@@ -144,7 +142,6 @@ async def dashboard(
             "nation": view["nation"],
             "supply": view["supply"],
             "map": map_data(facilities, figures, suppliers, locale),
-            "chart": chart,
             "reports": waiting,
             "reports_by_org": {(r["org_id"], r["report_day"]): r for r in waiting},
         },
@@ -157,6 +154,19 @@ async def dashboard(
             "img-src 'self' data:", f"img-src 'self' data: {ONLINE_TILES_HOST}"
         )
     return response
+
+
+@router.get("/byt/supply-chart", dependencies=[policy(roles=VIEW_ROLES, scope=Scope.NATIONAL)])
+async def supply_chart_data(
+    *, conn: DbDep, me: PrincipalDep, locale: LocaleDep, cfg: CfgDep, now: NowDep
+) -> dict[str, Any]:
+    """The dashboard's chart (demand vs production vs capacity over the last 7 days), as JSON."""
+    today = local_today(now, cfg)
+    views = {
+        day_: await national.national_view(conn, day_, visible=me.facility_ids, cfg=cfg, now=now)
+        for day_ in (today - timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1))
+    }
+    return supply_chart(views, locale)
 
 
 def supply_chart(views: dict[date, dict[str, Any]], locale: str) -> dict[str, Any]:

@@ -31,9 +31,20 @@
   }
 
   function supplyChart() {
-    var data = readJson("supply-data");
     var canvas = document.getElementById("supply-chart");
-    if (!data || !canvas || typeof Chart === "undefined") return;
+    if (!canvas || typeof Chart === "undefined") return;
+    var data = readJson("supply-data");
+    if (data) {
+      drawSupply(canvas, data);
+    } else if (canvas.dataset.src) {
+      // Fetched after the page: seven days of national figures take longer than the page.
+      fetch(canvas.dataset.src, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (d) { if (d) drawSupply(canvas, d); });
+    }
+  }
+
+  function drawSupply(canvas, data) {
     var colours = ["#b3261e", "#1d7a3a", "#0b5fa5", "#a86400"];
     new Chart(canvas, {
       type: "line",

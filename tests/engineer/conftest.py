@@ -1,0 +1,3 @@
+"""The API test fixtures (registry, one user per role, TestClient) reused by the rate tests."""
+
+from tests.api.conftest import client, settings, world  # noqa: F401
