@@ -27,6 +27,17 @@ MESSAGES: Final[dict[str, str]] = {
     "report.error.notes_too_long": "The notes are too long (2000 characters at most).",
     "report.error.future_day": "A report cannot be filed for a future day.",
     "report.error.not_active": "The facility is not active on that day.",
+    "report.error.required": "This figure is required.",
+    "report.error.too_large": "The figure is far too large to be right: check it.",
+    "report.error.new_exceeds_current": "More new patients than current patients.",
+    "report.warning.over_beds": "More current patients than the facility's beds.",
+    "report.warning.over_registry_capacity": ("Far above the storage capacity in the registry."),
+    "report.warning.confirm": "Check the figure; if it is right, confirm it with a reason.",
+    "registry.error.icu_beds": "More intensive-care beds than beds.",
+    "supplier.error.production_above_capacity": (
+        "Production is far above the supplier's full capacity."
+    ),
+    "supplier.warning.production_above_capacity": "Production is above the full capacity.",
     "report.locked.approved": "Locked: the SYT report of that day was approved by the Ministry.",
     "report.locked.past_deadline": "Locked: the report is past its edit window.",
     "report.locked.closed": "Locked: the facility is closed.",

@@ -26,7 +26,7 @@ from api.policy import Scope, policy
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
-from . import exports, facility, national, pdf, supplier, syt
+from . import exports, facility, national, pdf, rules, supplier, syt
 from .errors import Conflict, Locked, ValidationFailed
 from .messages import text
 
@@ -44,9 +44,13 @@ def _now() -> datetime:
 
 
 def _refused(exc: ValidationFailed, locale: str) -> HTTPException:
+    # `confirmable`: every refusal is a warning the user may confirm with a reason (`confirm`).
     return HTTPException(
         422,
-        {"errors": [e.as_dict(locale) for e in exc.errors]},
+        {
+            "errors": [e.as_dict(locale) for e in exc.errors],
+            "confirmable": rules.is_confirmable(exc.errors),
+        },
     )
 
 

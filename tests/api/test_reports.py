@@ -267,6 +267,7 @@ def test_validation_refuses_field_by_field_and_stores_nothing(
     bad = {
         "patients_current": -1,
         "patients_new": 2,
+        "discharged_evening": 0,
         "on_oxygen": {"mask": 3},
         "refilled_liquid": {"value": 50000, "unit": "kg"},
     }
@@ -281,7 +282,10 @@ def test_validation_refuses_field_by_field_and_stores_nothing(
     r = client.put(
         url, json={"patients_current": 2, "on_oxygen": {"mask": 3}}, headers=h(world, "B")
     )
-    assert r.json()["detail"]["errors"][0]["key"] == "report.error.on_oxygen_exceeds_patients"
+    assert {e["key"] for e in r.json()["detail"]["errors"]} == {
+        "report.error.on_oxygen_exceeds_patients",
+        "report.error.required",  # patients_new and discharged_evening
+    }
     got = client.get(url, headers=h(world, "B")).json()
     assert got["revision"] == 0 and got["submitted_at"] is None and got["revisions"] == []
     # Overriding a pre-filled (telemetry) figure needs a reason.

@@ -83,7 +83,8 @@ async def _run(url: str) -> dict[str, object]:
             )
         except ValidationFailed as exc:
             out["discharged"] = [e.key for e in exc.errors]
-        # Implausible against its own history (median/MAD): stored, with a warning SYT sees.
+        # Implausible against its own history (median/MAD): refused until confirmed with a
+        # reason, then stored with the warning (and the reason) SYT sees.
         for i in range(1, 12):
             day = D - timedelta(days=i)
             b = facility.FacilityReportIn(
@@ -93,6 +94,11 @@ async def _run(url: str) -> dict[str, object]:
         spike = facility.FacilityReportIn(
             patients_current=400, patients_new=4, discharged_evening=2
         )
+        try:
+            await facility.file_report(conn, f1, D, spike, author="a", cfg=CFG, now=at(D, 21))
+        except ValidationFailed as exc:
+            out["unconfirmed"] = [(e.key, (e.params or {}).get("importance")) for e in exc.errors]
+        spike = spike.model_copy(update={"confirm": {"patients_current": "mass casualty"}})
         saved = await facility.file_report(conn, f1, D, spike, author="a", cfg=CFG, now=at(D, 21))
         out["warnings"] = [w["field"] for w in saved["warnings"]]
         details = await syt.details(conn, parent, D, visible=None, cfg=CFG, now=at(D, 22))
@@ -111,6 +117,7 @@ def test_deadline_locks_and_warnings(db_url: str) -> None:
     assert out["past"] == "report.locked.past_deadline"
     assert out["future"] == ["report.error.future_day"]
     assert out["discharged"] == ["report.error.discharged_exceeds_patients"]
+    assert out["unconfirmed"] == [("report.warning.implausible", "warning")]
     assert out["warnings"] == ["patients_current"]
     assert out["syt_sees"] == ["patients_current"]
     assert out["on_time"] == (True, False)
