@@ -55,6 +55,8 @@ MESSAGES: Final[dict[str, str]] = {
     "correction.error.reason_required": "A correction needs a reason.",
     "correction.error.value": "A replacement value must be a number zero or above.",
     "correction.error.value_not_allowed": "Marking readings invalid takes no value.",
+    "correction.error.future": "A correction cannot cover a time in the future.",
+    "correction.error.out_of_range": "The value is outside what the sensor can read.",
 }
 
 

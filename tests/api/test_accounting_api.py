@@ -122,6 +122,21 @@ def test_correction_lifecycle_over_http(
     )
     assert r.status_code == 422
     assert r.json()["detail"]["errors"][0]["key"] == "correction.error.reason_required"
+    # A value the sensor cannot read, and a window in the future, are refused.
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE sensors SET valid_min = 0, valid_max = 120.2 WHERE id = %s",
+            (world["sensor"],),
+        )
+    replace = {**body, "action": "replace", "value": 1e12}
+    r = client.post(f"/api/facilities/{a}/corrections", json=replace, headers=auth(world, "A"))
+    assert r.status_code == 422
+    assert r.json()["detail"]["errors"][0]["key"] == "correction.error.out_of_range"
+    soon = datetime.now(UTC) + timedelta(days=1)
+    future = {**body, "ts_from": soon.isoformat(), "ts_to": (soon + timedelta(hours=1)).isoformat()}
+    r = client.post(f"/api/facilities/{a}/corrections", json=future, headers=auth(world, "A"))
+    assert r.status_code == 422
+    assert r.json()["detail"]["errors"][0]["key"] == "correction.error.future"
     # Scope and role: another facility's staff and SYT officers cannot correct A's readings.
     assert (
         client.post(
