@@ -45,6 +45,10 @@ MESSAGES: Final[dict[str, str]] = {
     "report.warning.leak": "Consumption is abnormally high compared with this tank's history.",
     "syt.error.notice_required": "The situation notice to the Ministry is required.",
     "syt.error.not_sent": "Only a report sent to the Ministry can be approved or sent back.",
+    "syt.error.changed_since_sent": (
+        "The report changed since it was sent: the department must send it again before approval."
+    ),
+    "syt.error.confirm_approval": "Tick the confirmation to approve the report as sent.",
     "syt.error.reason_required": "Sending a report back needs a reason.",
     "syt.locked.approved": "Locked: approved by the Ministry.",
     "supplier.error.capacity_order": "Full capacity must be at least the normal capacity.",

@@ -18,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
+from api.accounting.config import AccountingConfig
 from api.accounting.routes import get_config, not_found
 from api.accounting.windows import default_syt_day
 from api.audit import audit
@@ -421,7 +422,14 @@ class SendBack(BaseModel):
 
 
 async def _decide(
-    conn: DbDep, me: Principal, report_id: int, *, approve: bool, reason: str | None, locale: str
+    conn: DbDep,
+    me: Principal,
+    report_id: int,
+    *,
+    approve: bool,
+    reason: str | None,
+    locale: str,
+    cfg: AccountingConfig,
 ) -> dict[str, Any]:
     found = await syt.report_org(conn, report_id)
     if found is None or not me.can_see_parent(found[0]):
@@ -429,7 +437,13 @@ async def _decide(
     try:
         async with conn.transaction():
             out = await syt.decide(
-                conn, report_id, approve=approve, author=me.username, reason=reason, now=_now()
+                conn,
+                report_id,
+                approve=approve,
+                author=me.username,
+                reason=reason,
+                now=_now(),
+                cfg=cfg,
             )
             await audit(
                 conn,
@@ -456,10 +470,12 @@ async def _decide(
     summary="Approve a sent SYT report (locks it and that day's facility reports)",
 )
 async def approve(
-    *, report_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    *, report_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep, request: Request
 ) -> dict[str, Any]:
-    """Approve."""
-    return await _decide(conn, me, report_id, approve=True, reason=None, locale=locale)
+    """Approve what was sent (409 when the report changed since it was sent)."""
+    return await _decide(
+        conn, me, report_id, approve=True, reason=None, locale=locale, cfg=get_config(request)
+    )
 
 
 @router.post(
@@ -468,10 +484,24 @@ async def approve(
     summary="Send a report back to the SYT with a reason (reopens it)",
 )
 async def send_back(
-    *, report_id: int, body: SendBack, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    *,
+    report_id: int,
+    body: SendBack,
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    request: Request,
 ) -> dict[str, Any]:
     """Send back."""
-    return await _decide(conn, me, report_id, approve=False, reason=body.reason, locale=locale)
+    return await _decide(
+        conn,
+        me,
+        report_id,
+        approve=False,
+        reason=body.reason,
+        locale=locale,
+        cfg=get_config(request),
+    )
 
 
 @router.get(
