@@ -1177,9 +1177,9 @@ def _issue_order(sheets: list[Sheet]) -> Callable[[Issue], tuple[int, int, str]]
     return lambda i: (order.get(i.source, len(order)), i.row, i.column)
 
 
+# Through audit_append (sql/0085): the application's role cannot insert into the trail itself.
 AUDIT_INSERT = """
-INSERT INTO audit_log (username, action, entity, entity_id, after)
-VALUES (%s, 'registry.import', 'registry', %s, %s)
+SELECT audit_append(NULL, %s, 'registry.import', 'registry', %s, NULL, NULL, %s)
 """
 
 
@@ -1189,7 +1189,10 @@ def _audit(
     """One audit entry per stored import, in the same transaction (when the trail exists)."""
     from psycopg.types.json import Jsonb
 
-    row = conn.execute("SELECT to_regclass('audit_log') IS NOT NULL").fetchone()
+    row = conn.execute(
+        "SELECT to_regprocedure('audit_append(bigint, text, text, text, text, bigint, jsonb, "
+        "jsonb)') IS NOT NULL"
+    ).fetchone()
     if not row or not row[0]:
         return
     sources = sorted({s.source.split(":")[0] for s in sheets})

@@ -380,7 +380,14 @@ async def _write(
         author,
         kind,
     )
-    return {**merged, "revision": revision, "submitted_at": submitted_at, "late": late}
+    # `before`: the figures this revision replaced (None for the first), for the audit trail.
+    return {
+        **merged,
+        "revision": revision,
+        "submitted_at": submitted_at,
+        "late": late,
+        "before": old if int(row["revision"]) > 0 else None,
+    }
 
 
 async def file_report(

@@ -145,7 +145,7 @@ async def put_facility_report(
                 "file",
                 "facility_report",
                 f"{facility_id}/{day}",
-                None,
+                saved["before"],
                 snap,
                 org_id=facility_id,
             )
@@ -190,7 +190,7 @@ async def put_morning_update(
                 "morning_update",
                 "facility_report",
                 f"{facility_id}/{day}",
-                None,
+                {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
                 {"discharged_morning": body.discharged_morning},
                 org_id=facility_id,
             )
@@ -258,16 +258,8 @@ async def put_syt_report(
             out = await syt.save(
                 conn, org_id, day, body, author=me.username, cfg=get_config(request), now=_now()
             )
-            await audit(
-                conn,
-                me,
-                "save",
-                "syt_report",
-                out["id"],
-                None,
-                body.model_dump(mode="json"),
-                org_id=org_id,
-            )
+            before, after = out.pop("before"), out.pop("after")
+            await audit(conn, me, "save", "syt_report", out["id"], before, after, org_id=org_id)
     return out
 
 
@@ -614,13 +606,14 @@ async def put_supplier_report(
                 cfg=get_config(request),
                 now=_now(),
             )
+            before = out.pop("before")
             await audit(
                 conn,
                 me,
                 "file",
                 "supplier_report",
                 out["id"],
-                None,
+                before,
                 body.model_dump(mode="json"),
                 org_id=supplier_id,
             )

@@ -216,7 +216,8 @@ async def save(
             (report_id, revision, author, now, Jsonb(snap), Jsonb(changed)),
         )
     logger.info("supplier report %s/%s revision %s by %s", supplier_id, day, revision, author)
-    return {"id": report_id, "revision": revision}
+    # `before`: the report this revision replaced (None for the first), for the audit trail.
+    return {"id": report_id, "revision": revision, "before": prev[0] if prev else None}
 
 
 async def view(

@@ -380,7 +380,14 @@ async def save(
         )
         await conn.execute(_SAVE, {**new, "revision": revision, "now": now, "id": row["id"]})
     logger.info("SYT report %s/%s saved by %s (revision %s)", org_id, day, author, revision)
-    return {"id": row["id"], "revision": revision, "state": row["state"]}
+    # `before` / `after`: the SYT's fields this save replaced and stored, for the audit trail.
+    return {
+        "id": row["id"],
+        "revision": revision,
+        "state": row["state"],
+        "before": before,
+        "after": after,
+    }
 
 
 async def send(

@@ -268,7 +268,8 @@ async def file_report(
                 "file",
                 "facility_report",
                 saved["id"],
-                after={"report_day": d, "revision": saved["revision"]},
+                saved["before"],
+                {**frep.snapshot(saved), "report_day": d, "revision": saved["revision"]},
                 org_id=facility_id,
             )
             msg = i18n.gettext(locale, "Report saved (revision %(n)d).") % {"n": saved["revision"]}
@@ -334,7 +335,8 @@ async def morning_update(
                 "morning_update",
                 "facility_report",
                 saved["id"],
-                after={"report_day": d, "discharged_morning": int(value)},
+                {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
+                {"report_day": d, "discharged_morning": int(value)},
                 org_id=facility_id,
             )
             return await redirect_saved(

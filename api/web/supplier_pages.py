@@ -227,7 +227,8 @@ async def save_report(
                 "file",
                 "supplier_report",
                 saved["id"],
-                after={"report_day": d, "revision": saved["revision"]},
+                saved["before"],
+                {**body.model_dump(mode="json"), "report_day": d, "revision": saved["revision"]},
                 org_id=supplier_id,
             )
             return await redirect_saved(

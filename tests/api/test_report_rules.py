@@ -254,3 +254,18 @@ def test_rules_are_data() -> None:
         rules.parse("a | a ~ b | error | k")
     bounds = rules.history_bounds([{"n": v} for v in (40, 41, 42, 40, 41, 42, 40)], ["n"], 3.5)
     assert 45 < bounds["max.n"] < 60
+
+
+def test_report_edits_are_audited_with_before_and_after(
+    client: TestClient, w: W, db_url: str
+) -> None:
+    url = f"/api/facilities/{w.ids['F']}/reports/{w.day.isoformat()}"
+    assert client.put(url, json=GOOD, headers=_h(w, "F")).status_code == 200
+    edited = {**GOOD, "patients_current": 45}
+    assert client.put(url, json=edited, headers=_h(w, "F")).status_code == 200
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT before, after FROM audit_log WHERE entity = 'facility_report' ORDER BY id"
+        ).fetchall()
+    assert rows[0][0] is None and rows[0][1]["patients_current"] == 40
+    assert rows[1][0]["patients_current"] == 40 and rows[1][1]["patients_current"] == 45
