@@ -59,6 +59,12 @@ MESSAGES: Final[dict[str, str]] = {
     "correction.error.reason_required": "A correction needs a reason.",
     "correction.error.value": "A replacement value must be a number zero or above.",
     "correction.error.value_not_allowed": "Marking readings invalid takes no value.",
+    "correction.error.confirm": (
+        "This correction creates a refill or changes the status: confirm it to save it."
+    ),
+    "correction.error.unit": "This sensor's value cannot be given in that unit.",
+    "correction.error.no_calibration": "The tank has no calibration for that time.",
+    "correction.error.sensor": "Choose a sensor of this tank.",
     "correction.error.future": "A correction cannot cover a time in the future.",
     "correction.error.out_of_range": "The value is outside what the sensor can read.",
 }
