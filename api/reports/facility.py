@@ -258,6 +258,15 @@ def validate(
         errors.append(FieldError(field, "report.error.no_tank"))
     if body.notes is not None and len(body.notes) > 2000:
         errors.append(FieldError("notes", "report.error.notes_too_long"))
+    # PostgreSQL text cannot hold NUL: refuse it by field rather than fail on storing.
+    texts = {"notes": body.notes or ""}
+    texts |= {f"reason_{k}": v for k, v in body.reasons.items()}
+    texts |= {f"confirm_{k}": v for k, v in body.confirm.items()}
+    errors += [
+        FieldError(k.split("_", 1)[1] if k != "notes" else k, "report.error.invalid_text")
+        for k, v in texts.items()
+        if "\x00" in v or "\x00" in k
+    ]
     for name in COUNT_FIELDS:
         cols[name] = getattr(body, name)
     for therapy, column in THERAPY_COLUMNS.items():

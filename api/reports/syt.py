@@ -343,6 +343,8 @@ async def save(
 ) -> dict[str, Any]:
     """Save fields 12, 15, 16 and the filters (a revision); refused once approved."""
     errors: list[FieldError] = []
+    if "\x00" in (body.notice or ""):
+        errors.append(FieldError("notice", "report.error.invalid_text"))
     cap = _quantity("own_capacity", body.own_capacity, cfg, errors)
     need = _quantity("own_need", body.own_need, cfg, errors)
     if errors:
