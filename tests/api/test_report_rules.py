@@ -269,3 +269,45 @@ def test_report_edits_are_audited_with_before_and_after(
         ).fetchall()
     assert rows[0][0] is None and rows[0][1]["patients_current"] == 40
     assert rows[1][0]["patients_current"] == 40 and rows[1][1]["patients_current"] == 45
+
+
+def test_national_capacity_counts_suppliers_that_did_not_report(
+    client: TestClient, w: W, db_url: str
+) -> None:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "INSERT INTO organisations (code, kind, name) VALUES "
+            "('NCC-LAST', 'supplier', 'Last'), ('NCC-REG', 'supplier', 'Reg') RETURNING id"
+        ).fetchall()
+        last, reg = (int(r[0]) for r in rows)
+        conn.execute(
+            "INSERT INTO suppliers (org_id, supplier_kind, capacity_normal_tpd, "
+            "capacity_full_tpd) VALUES (%s, 'producer', 90, 100), (%s, 'producer', 50, 60)",
+            (last, reg),
+        )
+        # NCC-LAST reported a capacity three days ago, not today.
+        conn.execute(
+            "INSERT INTO supplier_reports (supplier_id, report_day, production_t, "
+            "capacity_normal_tpd, capacity_full_tpd, updated_by) "
+            "VALUES (%s, %s, 80, 110, 120, 't')",
+            (last, w.day - timedelta(days=3)),
+        )
+    url = f"/api/suppliers/{w.ids['sup']}/reports/{w.day.isoformat()}"
+    body = {"production_t": 200, "capacity_normal_tpd": 220, "capacity_full_tpd": 250}
+    assert client.put(url, json=body, headers=_h(w, "sup")).status_code == 200
+    national = asyncio.run(_supply(db_url, w.day))
+    assert national["supplier_reports"] == 1 and national["production_t"] == 200
+    # Today's report 250 + the last report 120 + the registry 60: not just the one that reported.
+    assert national["capacity_full_t_per_day"] == 250 + 120 + 60
+    by = {s["code"]: (s["capacity_source"], s["capacity_as_of"]) for s in national["by_supplier"]}
+    assert by["NCC-R"] == ("report", None)
+    assert by["NCC-LAST"] == ("last_report", (w.day - timedelta(days=3)).isoformat())
+    assert by["NCC-REG"] == ("registry", None)
+
+
+async def _supply(url: str, day: date) -> dict[str, Any]:
+    from api.reports.national import supply_figures
+
+    conn = await psycopg.AsyncConnection.connect(url)
+    async with conn:
+        return await supply_figures(conn, day)
