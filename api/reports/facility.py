@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.accounting.config import AccountingConfig
 from api.accounting.telemetry import FacilityTelemetry, facility_telemetry
 from api.accounting.therapy import Therapy
-from api.accounting.windows import local_today
+from api.accounting.windows import local_today, morning_cutoff, window
 
 from . import rules
 from .errors import FieldError, Locked, ValidationFailed
@@ -376,7 +376,8 @@ async def _write(
             "author": author,
             "now": now,
             "kind": kind if (kind != "report" or row["submitted_at"] is None) else "edit",
-            "late": is_late(now, day, cfg),
+            # The morning update is due as of 08:00 (setting), the report by 17:00 (setting).
+            "late": now > morning_cutoff(day, cfg) if kind == "morning" else is_late(now, day, cfg),
             "snapshot": Jsonb(snap),
             "diff": Jsonb(diff(old, snap)),
         },
@@ -448,11 +449,23 @@ async def morning_update(
     cfg: AccountingConfig,
     now: datetime,
 ) -> dict[str, Any]:
-    """Record the morning discharge update (does not make the facility 'reported')."""
+    """Record the morning discharge update (does not make the facility 'reported').
+
+    The update describes the discharges since 16:00 D−1 as of 08:00 D (MISSION.md): it opens with
+    the window of D, is marked late after 08:00, and closes once the 16:00 report of D is filed
+    (later discharges go in that report, whose field 7 adds both)."""
     if body.discharged_morning < 0:
         raise ValidationFailed([FieldError("discharged_morning", "report.error.negative")])
+    if body.discharged_morning > rules.MAX_PATIENTS:
+        raise ValidationFailed([FieldError("discharged_morning", "report.error.too_large")])
+    if now < window(day, cfg).start:
+        raise ValidationFailed([FieldError("discharged_morning", "report.error.morning_not_open")])
     async with conn.transaction():
         _ref, row = await _prepare(conn, facility_id, day, cfg, now)
+        if row["submitted_at"] is not None:
+            raise ValidationFailed(
+                [FieldError("discharged_morning", "report.error.morning_closed")]
+            )
         return await _write(
             conn,
             row,

@@ -28,6 +28,12 @@ MESSAGES: Final[dict[str, str]] = {
     "report.error.future_day": "A report cannot be filed for a future day.",
     "report.error.not_active": "The facility is not active on that day.",
     "report.error.required": "This figure is required.",
+    "report.error.morning_not_open": (
+        "The morning update of that day opens at 16:00 the day before."
+    ),
+    "report.error.morning_closed": (
+        "The 16:00 report of that day is filed: put the discharges in that report."
+    ),
     "report.error.invalid_text": "The text contains a character that cannot be stored.",
     "report.error.too_large": "The figure is far too large to be right: check it.",
     "report.error.new_exceeds_current": "More new patients than current patients.",
