@@ -27,9 +27,15 @@ from api.accounting.telemetry import Source
 from .errors import Conflict, FieldError, Locked, ValidationFailed
 from .facility import QuantityIn
 from .figures import FacilityFigures, active_facilities, figures_for
+from .rules import MAX_NM3
 from .units import EntryUnit, kg_to_liquid_m3, to_nm3, unit_labels
 
 logger = logging.getLogger(__name__)
+
+
+# A department's own capacity / daily need (fields 15, 16): far above any province's figure
+# (a thousand facilities at the facility limit) is a typing slip.
+MAX_PROVINCE_NM3 = 1000 * MAX_NM3
 
 
 class StatusFilter(StrEnum):
@@ -328,7 +334,11 @@ def _quantity(
     if q.value < 0:
         errors.append(FieldError(name, "report.error.negative"))
         return None
-    return to_nm3(q.value, EntryUnit(q.unit), cfg.reference)
+    value = to_nm3(q.value, EntryUnit(q.unit), cfg.reference)
+    if value > MAX_PROVINCE_NM3:
+        errors.append(FieldError(name, "report.error.too_large"))
+        return None
+    return value
 
 
 async def save(

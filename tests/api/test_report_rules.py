@@ -311,3 +311,26 @@ async def _supply(url: str, day: date) -> dict[str, Any]:
     conn = await psycopg.AsyncConnection.connect(url)
     async with conn:
         return await supply_figures(conn, day)
+
+
+def test_syt_own_figures_have_hard_limits(w: W, db_url: str) -> None:
+    from api.reports import syt
+    from api.reports.errors import ValidationFailed
+
+    async def run() -> list[str]:
+        conn = await psycopg.AsyncConnection.connect(db_url)
+        async with conn:
+            body = syt.SytReportIn(
+                notice="x",
+                own_capacity={"value": 1e20, "unit": "nm3"},  # type: ignore[arg-type]
+                own_need={"value": 2000, "unit": "nm3"},  # type: ignore[arg-type]
+            )
+            try:
+                await syt.save(
+                    conn, w.ids["syt01"], w.day, body, author="t", cfg=CFG, now=datetime.now(UTC)
+                )
+            except ValidationFailed as exc:
+                return [f"{e.field}:{e.key}" for e in exc.errors]
+        return []
+
+    assert asyncio.run(run()) == ["own_capacity:report.error.too_large"]
