@@ -23,6 +23,8 @@ from .stock import days_of_supply, status
 from .telemetry import FacilityTelemetry, calibrations, facility_telemetry
 from .windows import report_day_of
 
+# The longest correction that can be previewed (and so saved): its report days are recomputed.
+MAX_RANGE = timedelta(days=31)
 # Readings shown around the window (context either side) and at most this many points.
 READINGS_MARGIN = timedelta(minutes=30)
 MAX_POINTS = 400
@@ -192,6 +194,8 @@ async def preview(
     if info is None:
         raise corr.CorrectionError("correction.error.sensor", "sensor_id")
     corr.check(ts_from, ts_to, action, value, reason)
+    if ts_to - ts_from > MAX_RANGE:
+        raise corr.CorrectionError("correction.error.range_too_long", "ts_from")
     stored = (
         await to_sensor_unit(conn, info, value, unit, ts_from)
         if value is not None and action is corr.CorrectionAction.REPLACE

@@ -72,6 +72,9 @@ MESSAGES: Final[dict[str, str]] = {
     "correction.error.unit": "This sensor's value cannot be given in that unit.",
     "correction.error.no_calibration": "The tank has no calibration for that time.",
     "correction.error.sensor": "Choose a sensor of this tank.",
+    "correction.error.range_too_long": (
+        "A correction covers at most 31 days: split a longer range."
+    ),
     "correction.error.future": "A correction cannot cover a time in the future.",
     "correction.error.out_of_range": "The value is outside what the sensor can read.",
 }
