@@ -201,6 +201,18 @@ def test_facility_files_its_daily_report(browser: Any, live_server: LiveServer) 
     )
     fits_phone(page)
     shot(page, "facility-report-phone")
+    # More patients than the hospital's 1,800 beds: a warning confirmed with a reason, stored.
+    earlier = yesterday - timedelta(days=2)
+    page.goto(page.url.split("?")[0] + f"?day={earlier.isoformat()}")
+    page.fill("#f-patients_current", "2000")
+    page.fill("#f-patients_new", "10")
+    page.fill("#f-discharged_evening", "5")
+    page.click("[data-testid=file-report]")
+    assert page.locator("#err-patients_current").is_visible()
+    page.fill("[data-testid=confirm-patients_current]", "Mở thêm khu điều trị dã chiến")
+    page.click("[data-testid=file-report]")
+    page.wait_for_selector(".flash-success")
+    assert "Mở thêm khu điều trị dã chiến" in page.inner_text("[data-testid=confirmed-warnings]")
     no_js_errors(page)
 
 
