@@ -58,6 +58,26 @@ class Harness:
         )
         return out
 
+    def supplier(self) -> int:
+        """A supplier with a registry full capacity of 240 t/day (made once)."""
+        if not hasattr(self, "_supplier"):
+            cur = self.run(
+                self.conn.execute(
+                    "INSERT INTO organisations (code, kind, name) "
+                    "VALUES ('NCC-PROP', 'supplier', 'P') RETURNING id"
+                )
+            )
+            row = self.run(cur.fetchone())
+            self.run(
+                self.conn.execute(
+                    "INSERT INTO suppliers (org_id, supplier_kind, capacity_full_tpd) "
+                    "VALUES (%s, 'producer', 240)",
+                    (row[0],),
+                )
+            )
+            self._supplier = int(row[0])
+        return self._supplier
+
     def close(self) -> None:
         self.run(self.conn.close())
         self.loop.close()
@@ -199,3 +219,54 @@ def test_a_nul_character_is_a_field_error_not_a_server_error(harness: Harness) -
     with pytest.raises(ValidationFailed) as exc:
         harness.file(body, DAY - timedelta(days=5))
     assert [(e.field, e.key) for e in exc.value.errors] == [("notes", "report.error.invalid_text")]
+
+
+tpd = st.none() | st.floats(min_value=-1, max_value=1e12, allow_nan=False)
+
+
+@PROPS
+@given(
+    production=st.floats(min_value=-1, max_value=1e12, allow_nan=False),
+    normal=tpd,
+    full=tpd,
+    cylinders=st.none() | st.integers(-1, 2**40),
+    confirm=st.booleans(),
+)
+def test_any_supplier_report_is_refused_or_stored_within_the_rules(
+    harness: Harness,
+    production: float,
+    normal: float | None,
+    full: float | None,
+    cylinders: int | None,
+    confirm: bool,
+) -> None:
+    from api.reports import supplier
+
+    sup = harness.supplier()
+    body = supplier.SupplierReportIn(
+        production_t=production,
+        capacity_normal_tpd=normal,
+        capacity_full_tpd=full,
+        cylinders_filled=cylinders,
+        confirm={"production_t": "checked"} if confirm else {},
+    )
+    day = DAY - timedelta(days=2)
+    try:
+        harness.run(
+            supplier.save(harness.conn, sup, day, body, author="p", cfg=CFG, now=datetime.now(UTC))
+        )
+    except ValidationFailed as exc:
+        assert exc.errors
+        return
+    got = harness.run(
+        supplier.view(
+            harness.conn, sup, day, cfg=CFG, now=datetime.now(UTC), show_facility_figures=False
+        )
+    )
+    assert got is not None
+    cap = got["capacity_full_tpd"] if got["capacity_full_tpd"] is not None else 240.0
+    assert 0 <= got["production_t"] <= 1.5 * cap and got["production_t"] <= rules.MAX_SUPPLIER_TPD
+    assert confirm or got["production_t"] <= cap  # above capacity only when confirmed
+    for v in (got["capacity_normal_tpd"], got["capacity_full_tpd"]):
+        assert v is None or 0 <= v <= rules.MAX_SUPPLIER_TPD
+    assert got["cylinders_filled"] is None or 0 <= got["cylinders_filled"] <= rules.MAX_CYLINDERS
