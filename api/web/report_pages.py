@@ -120,6 +120,7 @@ async def _render(
     warnings: dict[str, str] | None = None,
     status_code: int = 200,
     lock_message: str | None = None,
+    morning_typed: str | None = None,
 ) -> Response:
     found = await frep.facility_ref(conn, facility_id)
     if found is None:
@@ -158,6 +159,8 @@ async def _render(
             "values": values,
             "errors": errors or {},
             "warnings": warnings or {},
+            # A refused morning figure is shown as typed, not replaced by the stored one.
+            "morning_typed": morning_typed,
             "confirmed": (view.get("figures") or {}).get("warnings") or [],
             "quantities": QUANTITIES,
             "unit_labels": UNIT_LABELS,
@@ -356,4 +359,5 @@ async def morning_update(
         errors=errors.errors,
         status_code=422,
         lock_message=lock_message,
+        morning_typed=str(form.get("discharged_morning") or ""),
     )

@@ -334,3 +334,19 @@ def test_syt_own_figures_have_hard_limits(w: W, db_url: str) -> None:
         return []
 
     assert asyncio.run(run()) == ["own_capacity:report.error.too_large"]
+
+
+def test_morning_form_keeps_a_refused_figure(client: TestClient, w: W) -> None:
+    _login(client, "staff.rules")
+    page = client.get(f"/facilities/{w.ids['F']}/report?day={w.day.isoformat()}")
+    r = client.post(
+        f"/facilities/{w.ids['F']}/report/morning",
+        data={
+            "csrf_token": _csrf(page.text),
+            "day": w.day.isoformat(),
+            "discharged_morning": "99999999999",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 422
+    assert 'id="err-discharged_morning"' in r.text and 'value="99999999999"' in r.text
