@@ -350,3 +350,19 @@ def test_morning_form_keeps_a_refused_figure(client: TestClient, w: W) -> None:
     )
     assert r.status_code == 422
     assert 'id="err-discharged_morning"' in r.text and 'value="99999999999"' in r.text
+
+
+def test_supplier_form_confirms_production_above_capacity(client: TestClient, w: W) -> None:
+    _login(client, "sup.rules")
+    page = client.get(f"/suppliers/{w.ids['sup']}/report?day={w.day.isoformat()}")
+    assert page.status_code == 200, page.text
+    form = {"csrf_token": _csrf(page.text), "day": w.day.isoformat(), "production_t": "250"}
+    url = f"/suppliers/{w.ids['sup']}/report"
+    r = client.post(url, data=form, follow_redirects=False)
+    assert r.status_code == 422 and 'name="confirm_production_t"' in r.text
+    r = client.post(url, data={**form, "production_t": "999999"}, follow_redirects=False)
+    assert r.status_code == 422 and 'name="confirm_production_t"' not in r.text  # refused
+    r = client.post(
+        url, data={**form, "confirm_production_t": "extra shift"}, follow_redirects=False
+    )
+    assert r.status_code == 303, r.text
