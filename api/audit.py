@@ -1,6 +1,8 @@
 """The audit trail: every write records who, when, what, and the before/after values.
 
-`audit_log` is append-only in the database (trigger + privileges, sql/0011_audit.sql). Call
+`audit_log` is append-only in the database (trigger + privileges, sql/0011_audit.sql), and the
+application's role appends only through `audit_append()` (sql/0085_unforgeable_audit.sql), which
+stamps the time from the database clock and the name and role from the user's account. Call
 `audit(...)` in the same transaction as the write it describes, so both commit or neither does.
 """
 
@@ -18,10 +20,8 @@ from psycopg.types.json import Jsonb
 from api.scope import Principal
 
 _INSERT = """
-INSERT INTO audit_log (user_id, username, role, action, entity, entity_id, org_id, before, after)
-VALUES (%(uid)s, %(username)s, %(role)s, %(action)s, %(entity)s, %(entity_id)s, %(org_id)s,
-        %(before)s, %(after)s)
-RETURNING id
+SELECT audit_append(%(uid)s, %(username)s, %(action)s, %(entity)s, %(entity_id)s, %(org_id)s,
+                    %(before)s, %(after)s)
 """
 
 # Never written into the trail, whatever a caller passes.

@@ -709,6 +709,20 @@ class Validator:
             missing = "longitude" if values["longitude"] is None else "latitude"
             self.fail(row, missing, "latitude and longitude go together; one is missing")
 
+    def _check_limits(self, row: Row, v: dict[str, Any]) -> None:
+        """The registry's hard limits from the shared validation rules (api/reports/rules.py)
+        that the checks above do not already cover: an implausibly large figure is a row issue."""
+        from api.reports.messages import MESSAGES
+        from api.reports.rules import REGISTRY_RULES, check
+
+        for f in check(REGISTRY_RULES, v):
+            if f.rule.key == "report.error.too_large" and f.rule.field not in self.failed:
+                self.fail(
+                    row,
+                    f.rule.field,
+                    f"{MESSAGES[f.rule.key]} ({f.left:g} > {f.right:g})",
+                )
+
     def _check_suppliers(self, row: Row, v: dict[str, Any]) -> None:
         if v["code"] is not None:
             self._claim_org_code(row, "suppliers", v["code"])
@@ -719,6 +733,7 @@ class Validator:
             self.fail(
                 row, "capacity_full_tpd", f"full capacity {full:g} t/day is below normal {normal:g}"
             )
+        self._check_limits(row, v)
         self._keep("suppliers", row, v)
 
     def _check_facilities(self, row: Row, v: dict[str, Any]) -> None:
@@ -749,6 +764,7 @@ class Validator:
         start, end = v["active_from"], v["active_to"]
         if start and end and end < start:
             self.fail(row, "active_to", f"active_to {end} is before active_from {start}")
+        self._check_limits(row, v)
         v["facility_type"] = v["facility_type"] or "hospital"
         self._keep("facilities", row, v)
 
@@ -919,7 +935,7 @@ UPSERT_FACILITY = """
 INSERT INTO facilities (org_id, facility_type, address, latitude, longitude, beds, icu_beds,
                         active_from, active_to)
 VALUES (%(org_id)s, %(facility_type)s, %(address)s, %(latitude)s, %(longitude)s, %(beds)s,
-        %(icu_beds)s, COALESCE(%(active_from)s, DATE '2020-01-01'), %(active_to)s)
+        %(icu_beds)s, COALESCE(%(active_from)s, facility_first_day(%(org_id)s)), %(active_to)s)
 ON CONFLICT (org_id) DO UPDATE SET facility_type = EXCLUDED.facility_type,
     address = EXCLUDED.address, latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude,
     beds = EXCLUDED.beds, icu_beds = EXCLUDED.icu_beds, active_from = EXCLUDED.active_from,
@@ -1177,9 +1193,9 @@ def _issue_order(sheets: list[Sheet]) -> Callable[[Issue], tuple[int, int, str]]
     return lambda i: (order.get(i.source, len(order)), i.row, i.column)
 
 
+# Through audit_append (sql/0085): the application's role cannot insert into the trail itself.
 AUDIT_INSERT = """
-INSERT INTO audit_log (username, action, entity, entity_id, after)
-VALUES (%s, 'registry.import', 'registry', %s, %s)
+SELECT audit_append(NULL, %s, 'registry.import', 'registry', %s, NULL, NULL, %s)
 """
 
 
@@ -1189,7 +1205,10 @@ def _audit(
     """One audit entry per stored import, in the same transaction (when the trail exists)."""
     from psycopg.types.json import Jsonb
 
-    row = conn.execute("SELECT to_regclass('audit_log') IS NOT NULL").fetchone()
+    row = conn.execute(
+        "SELECT to_regprocedure('audit_append(bigint, text, text, text, text, bigint, jsonb, "
+        "jsonb)') IS NOT NULL"
+    ).fetchone()
     if not row or not row[0]:
         return
     sources = sorted({s.source.split(":")[0] for s in sheets})

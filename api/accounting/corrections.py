@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -82,6 +82,48 @@ SELECT g.facility_id, s.tank_id FROM sensors s JOIN gateways g ON g.id = s.gatew
 WHERE s.id = %(sensor)s
 """
 TANK_FACILITY = "SELECT facility_id FROM tanks WHERE id = %(tank)s"
+# The values a sensor can read: its declared valid range, else (a DP gauge in inH2O) 0 up to the
+# full tank's DP from its calibration tables, 5 % over.
+SENSOR_RANGE = """
+SELECT s.valid_min, s.valid_max, s.unit,
+       CASE WHEN s.quantity = 'dp' AND s.unit = 'inH2O' THEN
+           (SELECT 1.05 * max(p.dp_inh2o) FROM tank_calibrations c
+            JOIN calibration_points p ON p.calibration_id = c.id WHERE c.tank_id = s.tank_id)
+       END AS calibrated_max
+FROM sensors s WHERE s.id = %(sensor)s
+"""
+# A correction may reach a little into the future (clocks differ), not more.
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorRange:
+    """The values a sensor can read (None: not known) and its unit."""
+
+    low: float | None
+    high: float | None
+    unit: str
+
+
+async def sensor_range(conn: AsyncConnection[Any], sensor_id: int) -> SensorRange:
+    """The valid range of a sensor's values (declared, else from the tank's calibration)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SENSOR_RANGE, {"sensor": sensor_id})
+        r = await cur.fetchone()
+    if r is None:
+        return SensorRange(None, None, "")
+    high = r["valid_max"] if r["valid_max"] is not None else r["calibrated_max"]
+    return SensorRange(r["valid_min"], None if high is None else float(high), r["unit"])
+
+
+def check_against(ts_to: datetime, value: float | None, rng: SensorRange, now: datetime) -> None:
+    """Refuse a window in the future and a value the sensor cannot read."""
+    if ts_to > now + FUTURE_SLACK:
+        raise CorrectionError("correction.error.future", "ts_to")
+    if value is None:
+        return
+    if (rng.low is not None and value < rng.low) or (rng.high is not None and value > rng.high):
+        raise CorrectionError("correction.error.out_of_range", "value")
 
 
 def _row(r: dict[str, Any]) -> Correction:
@@ -144,9 +186,11 @@ async def create(
     reason: str,
     author: str,
     cfg: AccountingConfig,
+    now: datetime | None = None,
 ) -> Correction:
     """Store a correction and drop the derived windows it touches (caller commits and audits)."""
     check(ts_from, ts_to, action, value, reason)
+    check_against(ts_to, value, await sensor_range(conn, sensor_id), now or datetime.now(UTC))
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             _INSERT,

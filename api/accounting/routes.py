@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.policy import Scope, policy
+from api.reports.messages import text
 from api.routes import ROUTERS
 from api.scope import Role
 from oxy.settings import Settings
 
+from . import correction_preview as cp
 from . import corrections as corr
 from .config import AccountingConfig, build_config
 from .series import detect_refills
@@ -56,7 +58,11 @@ class CorrectionIn(BaseModel):
     ts_to: datetime
     action: corr.CorrectionAction
     value: float | None = None
+    # The unit `value` is typed in: the sensor's own, kg of LOX in the tank, or % of capacity.
+    value_unit: cp.ValueUnit = cp.ValueUnit.SENSOR
     reason: str
+    # A correction that creates a refill or flips the status is saved only when confirmed.
+    confirm: bool = False
 
 
 class RevertIn(BaseModel):
@@ -84,8 +90,6 @@ def _correction_json(c: corr.Correction) -> dict[str, Any]:
 
 
 def _error(exc: corr.CorrectionError, locale: str) -> HTTPException:
-    from api.reports.messages import text
-
     return HTTPException(
         422,
         {"errors": [{"field": exc.field, "key": exc.key, "message": text(exc.key, locale)}]},
@@ -218,28 +222,84 @@ async def create_correction(
     request: Request,
     locale: LocaleDep,
 ) -> dict[str, Any]:
-    """Create a correction; derived figures are recomputed from raw + corrections."""
+    """Create a correction; derived figures are recomputed from raw + corrections.
+
+    The value may be typed in kg or % and is stored in the sensor's unit. When the preview shows
+    a refill created or a status flipped, the answer is 409 with the preview unless `confirm`."""
     if await corr.sensor_facility(conn, body.sensor_id) != facility_id:
         raise not_found()
     cfg = get_config(request)
     try:
         async with conn.transaction():
+            effect = await _preview(conn, body, me.username, cfg)
+            if effect.needs_confirmation and not body.confirm:
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    {
+                        "key": "correction.error.confirm",
+                        "message": text("correction.error.confirm", locale),
+                        "preview": effect.as_dict(),
+                    },
+                )
             c = await corr.create(
                 conn,
                 sensor_id=body.sensor_id,
                 ts_from=body.ts_from,
                 ts_to=body.ts_to,
                 action=body.action,
-                value=body.value,
+                value=effect.value_sensor,
                 reason=body.reason,
                 author=me.username,
                 cfg=cfg,
             )
             out = _correction_json(c)
-            await audit(conn, me, "create", "correction", c.id, None, out, org_id=facility_id)
+            after = {**out, "typed": {"value": body.value, "unit": body.value_unit.value}}
+            await audit(conn, me, "create", "correction", c.id, None, after, org_id=facility_id)
     except corr.CorrectionError as exc:
         raise _error(exc, locale) from None
-    return out
+    return {**out, "preview": effect.as_dict()}
+
+
+async def _preview(
+    conn: DbDep, body: CorrectionIn, author: str, cfg: AccountingConfig
+) -> cp.Preview:
+    return await cp.preview(
+        conn,
+        sensor_id=body.sensor_id,
+        ts_from=body.ts_from,
+        ts_to=body.ts_to,
+        action=body.action,
+        value=body.value,
+        unit=body.value_unit,
+        reason=body.reason,
+        author=author,
+        cfg=cfg,
+        now=datetime.now(UTC),
+    )
+
+
+@router.post(
+    "/facilities/{facility_id}/corrections/preview",
+    dependencies=[policy(roles=CORRECTORS, scope=Scope.FACILITY)],
+    summary="What a correction would change (readings, refills, consumption, days of supply)",
+)
+async def preview_correction(
+    *,
+    facility_id: int,
+    body: CorrectionIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+) -> dict[str, Any]:
+    """Nothing is saved: the correction is applied in a transaction that is rolled back."""
+    if await corr.sensor_facility(conn, body.sensor_id) != facility_id:
+        raise not_found()
+    try:
+        effect = await _preview(conn, body, me.username, get_config(request))
+    except corr.CorrectionError as exc:
+        raise _error(exc, locale) from None
+    return effect.as_dict()
 
 
 @router.post(

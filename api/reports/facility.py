@@ -19,11 +19,11 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.accounting.config import AccountingConfig
-from api.accounting.stock import is_outlier
 from api.accounting.telemetry import FacilityTelemetry, facility_telemetry
 from api.accounting.therapy import Therapy
-from api.accounting.windows import local_today
+from api.accounting.windows import local_today, morning_cutoff, window
 
+from . import rules
 from .errors import FieldError, Locked, ValidationFailed
 from .figures import THERAPY_COLUMNS, FacilityRef, is_late, resolve
 from .units import EntryUnit, to_kg, to_nm3
@@ -58,6 +58,8 @@ class FacilityReportIn(BaseModel):
     notes: Annotated[str | None, Field(max_length=20000)] = None
     # Reason for each pre-filled figure the staff member changes: field -> reason.
     reasons: dict[str, str] = Field(default_factory=dict)
+    # Reason confirming each figure a rule warns about (field -> reason), stored with it.
+    confirm: dict[str, str] = Field(default_factory=dict)
 
 
 class MorningUpdateIn(BaseModel):
@@ -115,6 +117,7 @@ FROM facility_reports
 WHERE facility_id = %(f)s AND report_day < %(d)s AND report_day >= %(d)s - 28
   AND submitted_at IS NOT NULL
 """
+_BEDS = "SELECT beds FROM facilities WHERE org_id = %(f)s"
 _INSERT = """
 INSERT INTO facility_reports (facility_id, report_day) VALUES (%(f)s, %(d)s)
 ON CONFLICT (facility_id, report_day) DO NOTHING
@@ -187,40 +190,17 @@ def validate(
     tele: FacilityTelemetry | None,
     capacity_kg: float,
     cfg: AccountingConfig,
+    beds: int | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[FieldError]]:
-    """Check a filed report; return the stored columns and the refused fields (all of them)."""
+    """Check a filed report against the rules (api.reports.rules); return the stored columns and
+    the refused fields (all of them: errors, and warnings not confirmed with a reason). The
+    confirmed warnings are in `cols["warnings"]`."""
     errors: list[FieldError] = []
     for name in COUNT_FIELDS:
         errors += _count_errors(name, getattr(body, name))
     for therapy, n in body.on_oxygen.items():
         errors += _count_errors(f"on_oxygen.{therapy.value}", n)
-    on_o2 = sum(max(0, n) for n in body.on_oxygen.values())
-    if (
-        body.patients_current is not None
-        and body.patients_current >= 0
-        and on_o2 > body.patients_current
-    ):
-        errors.append(
-            FieldError(
-                "on_oxygen",
-                "report.error.on_oxygen_exceeds_patients",
-                {"on_oxygen": on_o2, "patients": body.patients_current},
-            )
-        )
-    discharged = (discharged_morning or 0) + max(0, body.discharged_evening or 0)
-    if (
-        prev_patients is not None
-        and body.patients_new is not None
-        and body.patients_new >= 0
-        and discharged > prev_patients + body.patients_new
-    ):
-        errors.append(
-            FieldError(
-                "discharged_evening",
-                "report.error.discharged_exceeds_patients",
-                {"discharged": discharged, "available": prev_patients + body.patients_new},
-            )
-        )
     cols: dict[str, Any] = {}
     units: dict[str, Any] = {}
     monitored = tele is not None and tele.monitored_tanks > 0
@@ -235,6 +215,8 @@ def validate(
         else None,
     }
     overrides: dict[str, str] = {}
+    # A changed pre-filled figure without a reason: reported unless a rule refuses it anyway.
+    missing_reason: list[FieldError] = []
     for name, (column, kind) in QUANTITY_FIELDS.items():
         q: QuantityIn | None = getattr(body, name)
         if q is None:
@@ -262,63 +244,62 @@ def validate(
         if pre is not None and abs(value - pre) > max(1.0, 0.005 * abs(pre)):
             reason = (body.reasons.get(name) or "").strip()
             if not reason:
-                errors.append(
+                missing_reason.append(
                     FieldError(
                         name, "report.error.override_reason_required", {"prefilled": round(pre, 1)}
                     )
                 )
             else:
                 overrides[name] = reason
-    if capacity_kg > 0:
-        if (cols.get("refilled_liquid_kg") or 0.0) > capacity_kg * 1.05:
-            errors.append(
-                FieldError(
-                    "refilled_liquid",
-                    "report.error.refill_exceeds_capacity",
-                    {"capacity_kg": round(capacity_kg)},
-                )
-            )
-        if (cols.get("stock_liquid_kg") or 0.0) > capacity_kg * 1.05:
-            errors.append(
-                FieldError(
-                    "stock_liquid",
-                    "report.error.stock_exceeds_capacity",
-                    {"capacity_kg": round(capacity_kg)},
-                )
-            )
-    elif (cols.get("refilled_liquid_kg") or 0.0) > 0 or (cols.get("stock_liquid_kg") or 0.0) > 0:
+    if capacity_kg <= 0 and (
+        (cols.get("refilled_liquid_kg") or 0.0) > 0 or (cols.get("stock_liquid_kg") or 0.0) > 0
+    ):
         field = "refilled_liquid" if cols.get("refilled_liquid_kg") else "stock_liquid"
         errors.append(FieldError(field, "report.error.no_tank"))
     if body.notes is not None and len(body.notes) > 2000:
         errors.append(FieldError("notes", "report.error.notes_too_long"))
+    # PostgreSQL text cannot hold NUL: refuse it by field rather than fail on storing.
+    texts = {"notes": body.notes or ""}
+    texts |= {f"reason_{k}": v for k, v in body.reasons.items()}
+    texts |= {f"confirm_{k}": v for k, v in body.confirm.items()}
+    errors += [
+        FieldError(k.split("_", 1)[1] if k != "notes" else k, "report.error.invalid_text")
+        for k, v in texts.items()
+        if "\x00" in v or "\x00" in k
+    ]
     for name in COUNT_FIELDS:
         cols[name] = getattr(body, name)
     for therapy, column in THERAPY_COLUMNS.items():
         cols[column] = body.on_oxygen.get(therapy)
+    # The rules see the typed figures with their context; refused fields already explained
+    # (negative, unit, reason) are not judged again.
+    refused = {e.field.split(".")[0] for e in errors}
+    values: dict[str, Any] = {
+        **{k: v for k, v in cols.items() if k not in refused},
+        "on_oxygen": sum(max(0, n) for n in body.on_oxygen.values()) if body.on_oxygen else None,
+        "discharged": (discharged_morning or 0) + max(0, body.discharged_evening or 0),
+        "prev_patients_current": prev_patients,
+        "tank_kg": capacity_kg if capacity_kg > 0 else None,
+        "beds": beds or None,
+        "registry_capacity_nm3": prefilled["capacity"],
+        **rules.history_bounds(history or [], HISTORY_COLUMNS, cfg.outlier_z),
+    }
+    for name in COUNT_FIELDS:
+        if name in refused:
+            values.pop(name, None)
+    findings = [f for f in rules.check(rules.FACILITY_RULES, values) if f.rule.field not in refused]
+    rule_errors, warnings = rules.split(findings, body.confirm)
+    errors += rule_errors
+    refused |= {e.field for e in rule_errors}
+    errors += [e for e in missing_reason if e.field not in refused]
     cols["notes"] = body.notes
     cols["overrides"] = overrides
     cols["entered_units"] = units
+    cols["warnings"] = warnings
     return cols, errors
 
 
-def implausible(
-    cols: dict[str, Any], history: list[dict[str, Any]], z: float
-) -> list[dict[str, Any]]:
-    """Warnings for figures far from the facility's own history (median/MAD), stored anyway."""
-    out = []
-    for column in ("patients_current", "patients_new", "refilled_liquid_kg", "avg_need_nm3"):
-        value = cols.get(column)
-        past = [float(h[column]) for h in history if h[column] is not None]
-        if value is not None and is_outlier(float(value), past, z):
-            out.append(
-                {
-                    "field": column,
-                    "key": "report.warning.implausible",
-                    "value": value,
-                    "median": sorted(past)[len(past) // 2],
-                }
-            )
-    return out
+HISTORY_COLUMNS = ("patients_current", "patients_new", "refilled_liquid_kg", "avg_need_nm3")
 
 
 def _jsonable(v: Any) -> Any:
@@ -395,7 +376,8 @@ async def _write(
             "author": author,
             "now": now,
             "kind": kind if (kind != "report" or row["submitted_at"] is None) else "edit",
-            "late": is_late(now, day, cfg),
+            # The morning update is due as of 08:00 (setting), the report by 17:00 (setting).
+            "late": now > morning_cutoff(day, cfg) if kind == "morning" else is_late(now, day, cfg),
             "snapshot": Jsonb(snap),
             "diff": Jsonb(diff(old, snap)),
         },
@@ -408,7 +390,14 @@ async def _write(
         author,
         kind,
     )
-    return {**merged, "revision": revision, "submitted_at": submitted_at, "late": late}
+    # `before`: the figures this revision replaced (None for the first), for the audit trail.
+    return {
+        **merged,
+        "revision": revision,
+        "submitted_at": submitted_at,
+        "late": late,
+        "before": old if int(row["revision"]) > 0 else None,
+    }
 
 
 async def file_report(
@@ -427,6 +416,12 @@ async def file_report(
         tele = (await facility_telemetry(conn, [facility_id], day, cfg, now=now)).get(facility_id)
         cur = await conn.execute(_PREV_PATIENTS, {"f": facility_id, "d": day - timedelta(days=1)})
         prev = await cur.fetchone()
+        cur = await conn.execute(_BEDS, {"f": facility_id})
+        beds = await cur.fetchone()
+        async with conn.cursor(row_factory=dict_row) as hc:
+            await hc.execute(_HISTORY, {"f": facility_id, "d": day})
+            history = list(await hc.fetchall())
+        # Typed figures only are judged against the typed history (telemetry is not).
         cols, errors = validate(
             body,
             discharged_morning=row["discharged_morning"],
@@ -434,14 +429,11 @@ async def file_report(
             tele=tele,
             capacity_kg=tele.capacity_kg if tele else 0.0,
             cfg=cfg,
+            beds=int(beds[0]) if beds and beds[0] is not None else None,
+            history=history,
         )
         if errors:
             raise ValidationFailed(errors)
-        async with conn.cursor(row_factory=dict_row) as hc:
-            await hc.execute(_HISTORY, {"f": facility_id, "d": day})
-            history = list(await hc.fetchall())
-        # Typed figures only: telemetry is not judged against the typed history.
-        cols["warnings"] = implausible(cols, history, cfg.outlier_z)
         return await _write(
             conn, row, cols, kind="report", author=author, now=now, day=day, cfg=cfg
         )
@@ -457,11 +449,23 @@ async def morning_update(
     cfg: AccountingConfig,
     now: datetime,
 ) -> dict[str, Any]:
-    """Record the morning discharge update (does not make the facility 'reported')."""
+    """Record the morning discharge update (does not make the facility 'reported').
+
+    The update describes the discharges since 16:00 D−1 as of 08:00 D (MISSION.md): it opens with
+    the window of D, is marked late after 08:00, and closes once the 16:00 report of D is filed
+    (later discharges go in that report, whose field 7 adds both)."""
     if body.discharged_morning < 0:
         raise ValidationFailed([FieldError("discharged_morning", "report.error.negative")])
+    if body.discharged_morning > rules.MAX_PATIENTS:
+        raise ValidationFailed([FieldError("discharged_morning", "report.error.too_large")])
+    if now < window(day, cfg).start:
+        raise ValidationFailed([FieldError("discharged_morning", "report.error.morning_not_open")])
     async with conn.transaction():
         _ref, row = await _prepare(conn, facility_id, day, cfg, now)
+        if row["submitted_at"] is not None:
+            raise ValidationFailed(
+                [FieldError("discharged_morning", "report.error.morning_closed")]
+            )
         return await _write(
             conn,
             row,

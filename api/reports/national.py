@@ -31,18 +31,37 @@ _UNITS = """
 SELECT code, code AS province_code, name, 'province' AS kind FROM admin_units
 WHERE code = ANY(%(codes)s)
 """
+# Every supplier with today's report, its last earlier report giving a capacity, and the
+# registry's capacity: a supplier that did not report still counts (national capacity must not
+# drop because a supplier was silent), marked with where its figure comes from.
 _SUPPLY = """
-SELECT count(*) AS reports,
-       coalesce(sum(r.production_t), 0) AS production_t,
-       coalesce(sum(coalesce(r.capacity_normal_tpd, s.capacity_normal_tpd)), 0) AS normal_tpd,
-       coalesce(sum(coalesce(r.capacity_full_tpd, s.capacity_full_tpd)), 0) AS full_tpd,
-       coalesce(sum(r.lox_stock_kg), 0) AS lox_stock_kg
-FROM supplier_reports r LEFT JOIN suppliers s ON s.org_id = r.supplier_id
-WHERE r.report_day = %(day)s
+SELECT s.org_id, o.code,
+       t.supplier_id IS NOT NULL AS reported, t.production_t, t.lox_stock_kg,
+       t.capacity_normal_tpd AS t_normal, t.capacity_full_tpd AS t_full,
+       l.report_day AS l_day, l.capacity_normal_tpd AS l_normal, l.capacity_full_tpd AS l_full,
+       s.capacity_normal_tpd AS r_normal, s.capacity_full_tpd AS r_full
+FROM suppliers s JOIN organisations o ON o.id = s.org_id
+LEFT JOIN supplier_reports t ON t.supplier_id = s.org_id AND t.report_day = %(day)s
+LEFT JOIN LATERAL (
+    SELECT r.report_day, r.capacity_normal_tpd, r.capacity_full_tpd FROM supplier_reports r
+    WHERE r.supplier_id = s.org_id AND r.report_day < %(day)s
+      AND (r.capacity_normal_tpd IS NOT NULL OR r.capacity_full_tpd IS NOT NULL)
+    ORDER BY r.report_day DESC LIMIT 1
+) l ON true
+ORDER BY o.code
 """
-_REGISTRY_CAPACITY = """
-SELECT coalesce(sum(capacity_normal_tpd), 0), coalesce(sum(capacity_full_tpd), 0) FROM suppliers
-"""
+
+
+def _capacity(r: dict[str, Any]) -> tuple[float | None, float | None, str, str | None]:
+    """(normal, full, source, as-of day) of one supplier's capacity: today's report, else its
+    last report, else the registry; `unknown` when none gives a figure."""
+    if r["reported"] and (r["t_normal"] is not None or r["t_full"] is not None):
+        return r["t_normal"], r["t_full"], "report", None
+    if r["l_day"] is not None:
+        return r["l_normal"], r["l_full"], "last_report", r["l_day"].isoformat()
+    if r["r_normal"] is not None or r["r_full"] is not None:
+        return r["r_normal"], r["r_full"], "registry", None
+    return None, None, "unknown", None
 
 
 class Grouping(StrEnum):
@@ -172,17 +191,40 @@ async def national_view(
 
 
 async def supply_figures(conn: AsyncConnection[Any], day: date) -> dict[str, Any]:
-    """National production today and capacity (supplier reports, registry as the fall-back)."""
+    """National production today and capacity. Capacity counts every supplier: its report of
+    the day, else its last report, else the registry (each supplier says which)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_SUPPLY, {"day": day})
-        s = await cur.fetchone()
-    cur2 = await conn.execute(_REGISTRY_CAPACITY)
-    reg = await cur2.fetchone()
-    assert s is not None and reg is not None
+        rows = await cur.fetchall()
+    suppliers = []
+    normal = full = 0.0
+    sources: dict[str, int] = {"report": 0, "last_report": 0, "registry": 0, "unknown": 0}
+    for r in rows:
+        n, f, source, as_of = _capacity(r)
+        sources[source] += 1
+        normal += float(n or 0.0)
+        full += float(f or 0.0)
+        suppliers.append(
+            {
+                "supplier_id": r["org_id"],
+                "code": r["code"],
+                "reported": bool(r["reported"]),
+                "production_t": None if r["production_t"] is None else float(r["production_t"]),
+                "capacity_normal_t_per_day": None if n is None else float(n),
+                "capacity_full_t_per_day": None if f is None else float(f),
+                "capacity_source": source,
+                "capacity_as_of": as_of,
+            }
+        )
+    reported = [r for r in rows if r["reported"]]
     return {
-        "supplier_reports": int(s["reports"]),
-        "production_t": float(s["production_t"]),
-        "capacity_normal_t_per_day": float(s["normal_tpd"]) or float(reg[0]),
-        "capacity_full_t_per_day": float(s["full_tpd"]) or float(reg[1]),
-        "lox_stock_kg": float(s["lox_stock_kg"]),
+        "supplier_reports": len(reported),
+        "suppliers": len(rows),
+        # Production is known only from the suppliers that reported today.
+        "production_t": sum(float(r["production_t"] or 0.0) for r in reported),
+        "capacity_normal_t_per_day": normal,
+        "capacity_full_t_per_day": full,
+        "capacity_sources": sources,
+        "lox_stock_kg": sum(float(r["lox_stock_kg"] or 0.0) for r in reported),
+        "by_supplier": suppliers,
     }

@@ -18,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
+from api.accounting.config import AccountingConfig
 from api.accounting.routes import get_config, not_found
 from api.accounting.windows import default_syt_day
 from api.audit import audit
@@ -26,7 +27,7 @@ from api.policy import Scope, policy
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
-from . import exports, facility, national, pdf, supplier, syt
+from . import exports, facility, national, pdf, rules, supplier, syt
 from .errors import Conflict, Locked, ValidationFailed
 from .messages import text
 
@@ -44,9 +45,13 @@ def _now() -> datetime:
 
 
 def _refused(exc: ValidationFailed, locale: str) -> HTTPException:
+    # `confirmable`: every refusal is a warning the user may confirm with a reason (`confirm`).
     return HTTPException(
         422,
-        {"errors": [e.as_dict(locale) for e in exc.errors]},
+        {
+            "errors": [e.as_dict(locale) for e in exc.errors],
+            "confirmable": rules.is_confirmable(exc.errors),
+        },
     )
 
 
@@ -140,7 +145,7 @@ async def put_facility_report(
                 "file",
                 "facility_report",
                 f"{facility_id}/{day}",
-                None,
+                saved["before"],
                 snap,
                 org_id=facility_id,
             )
@@ -185,7 +190,7 @@ async def put_morning_update(
                 "morning_update",
                 "facility_report",
                 f"{facility_id}/{day}",
-                None,
+                {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
                 {"discharged_morning": body.discharged_morning},
                 org_id=facility_id,
             )
@@ -253,16 +258,8 @@ async def put_syt_report(
             out = await syt.save(
                 conn, org_id, day, body, author=me.username, cfg=get_config(request), now=_now()
             )
-            await audit(
-                conn,
-                me,
-                "save",
-                "syt_report",
-                out["id"],
-                None,
-                body.model_dump(mode="json"),
-                org_id=org_id,
-            )
+            before, after = out.pop("before"), out.pop("after")
+            await audit(conn, me, "save", "syt_report", out["id"], before, after, org_id=org_id)
     return out
 
 
@@ -417,7 +414,14 @@ class SendBack(BaseModel):
 
 
 async def _decide(
-    conn: DbDep, me: Principal, report_id: int, *, approve: bool, reason: str | None, locale: str
+    conn: DbDep,
+    me: Principal,
+    report_id: int,
+    *,
+    approve: bool,
+    reason: str | None,
+    locale: str,
+    cfg: AccountingConfig,
 ) -> dict[str, Any]:
     found = await syt.report_org(conn, report_id)
     if found is None or not me.can_see_parent(found[0]):
@@ -425,7 +429,13 @@ async def _decide(
     try:
         async with conn.transaction():
             out = await syt.decide(
-                conn, report_id, approve=approve, author=me.username, reason=reason, now=_now()
+                conn,
+                report_id,
+                approve=approve,
+                author=me.username,
+                reason=reason,
+                now=_now(),
+                cfg=cfg,
             )
             await audit(
                 conn,
@@ -452,10 +462,12 @@ async def _decide(
     summary="Approve a sent SYT report (locks it and that day's facility reports)",
 )
 async def approve(
-    *, report_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    *, report_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep, request: Request
 ) -> dict[str, Any]:
-    """Approve."""
-    return await _decide(conn, me, report_id, approve=True, reason=None, locale=locale)
+    """Approve what was sent (409 when the report changed since it was sent)."""
+    return await _decide(
+        conn, me, report_id, approve=True, reason=None, locale=locale, cfg=get_config(request)
+    )
 
 
 @router.post(
@@ -464,10 +476,24 @@ async def approve(
     summary="Send a report back to the SYT with a reason (reopens it)",
 )
 async def send_back(
-    *, report_id: int, body: SendBack, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    *,
+    report_id: int,
+    body: SendBack,
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    request: Request,
 ) -> dict[str, Any]:
     """Send back."""
-    return await _decide(conn, me, report_id, approve=False, reason=body.reason, locale=locale)
+    return await _decide(
+        conn,
+        me,
+        report_id,
+        approve=False,
+        reason=body.reason,
+        locale=locale,
+        cfg=get_config(request),
+    )
 
 
 @router.get(
@@ -580,13 +606,14 @@ async def put_supplier_report(
                 cfg=get_config(request),
                 now=_now(),
             )
+            before = out.pop("before")
             await audit(
                 conn,
                 me,
                 "file",
                 "supplier_report",
                 out["id"],
-                None,
+                before,
                 body.model_dump(mode="json"),
                 org_id=supplier_id,
             )

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.accounting.config import AccountingConfig
 
+from . import rules
 from .errors import FieldError, ValidationFailed
 from .facility import QuantityIn
 from .figures import active_facilities, figures_for
@@ -47,6 +48,8 @@ class SupplierReportIn(BaseModel):
     lox_stock: QuantityIn | None = None
     cylinders_filled: int | None = None
     deliveries: list[DeliveryIn] = Field(default_factory=list)
+    # Reason confirming each figure a rule warns about (field -> reason), stored with it.
+    confirm: dict[str, str] = Field(default_factory=dict)
 
 
 _UPSERT = """
@@ -87,6 +90,7 @@ _REVISIONS = """
 SELECT revision, author, created_at, diff FROM supplier_report_revisions
 WHERE report_id = %(id)s ORDER BY revision
 """
+_REGISTRY = "SELECT capacity_full_tpd FROM suppliers WHERE org_id = %(s)s"
 _KNOWN = "SELECT id FROM organisations WHERE kind = 'facility' AND id = ANY(%(ids)s)"
 
 
@@ -115,12 +119,6 @@ async def save(
         v = getattr(body, name)
         if v is not None and v < 0:
             errors.append(FieldError(name, "report.error.negative"))
-    if (
-        body.capacity_full_tpd is not None
-        and body.capacity_normal_tpd is not None
-        and body.capacity_full_tpd < body.capacity_normal_tpd
-    ):
-        errors.append(FieldError("capacity_full_tpd", "supplier.error.capacity_order"))
     stock = None
     if body.lox_stock is not None:
         if body.lox_stock.value < 0:
@@ -141,6 +139,8 @@ async def save(
                 errors.append(FieldError(f"deliveries.{i}.{name}", "report.error.negative"))
         if d.cylinders < 0:
             errors.append(FieldError(f"deliveries.{i}.cylinders", "report.error.negative"))
+        elif d.cylinders > rules.MAX_CYLINDERS:
+            errors.append(FieldError(f"deliveries.{i}.cylinders", "report.error.too_large"))
         if d.liquid is not None and d.liquid.value >= 0:
             liquid = to_kg(d.liquid.value, d.liquid.unit, cfg.reference)
         if d.gas is not None and d.gas.value >= 0:
@@ -156,6 +156,30 @@ async def save(
                 errors.append(
                     FieldError(f"deliveries.{i}.facility_id", "supplier.error.unknown_facility")
                 )
+    cur = await conn.execute(_REGISTRY, {"s": supplier_id})
+    registry = await cur.fetchone()
+    full = body.capacity_full_tpd
+    if full is None and registry is not None and registry[0] is not None:
+        full = float(registry[0])  # the registry's full capacity when the report gives none
+    refused = {e.field for e in errors}
+    values = {
+        "production_t": body.production_t,
+        "capacity_normal_tpd": body.capacity_normal_tpd,
+        "capacity_full_tpd": body.capacity_full_tpd,
+        "full_capacity": full,
+        "lox_stock_kg": stock,
+        "cylinders_filled": body.cylinders_filled,
+    }
+    findings = [
+        f
+        for f in rules.check(
+            rules.SUPPLIER_RULES, {k: v for k, v in values.items() if k not in refused}
+        )
+        if f.rule.field not in refused
+    ]
+    # Confirmed warnings are kept in the revision snapshot (the body with its `confirm`).
+    rule_errors, _confirmed = rules.split(findings, body.confirm)
+    errors += rule_errors
     if errors:
         raise ValidationFailed(errors)
     async with conn.transaction():
@@ -192,7 +216,8 @@ async def save(
             (report_id, revision, author, now, Jsonb(snap), Jsonb(changed)),
         )
     logger.info("supplier report %s/%s revision %s by %s", supplier_id, day, revision, author)
-    return {"id": report_id, "revision": revision}
+    # `before`: the report this revision replaced (None for the first), for the audit trail.
+    return {"id": report_id, "revision": revision, "before": prev[0] if prev else None}
 
 
 async def view(

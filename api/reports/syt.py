@@ -27,9 +27,15 @@ from api.accounting.telemetry import Source
 from .errors import Conflict, FieldError, Locked, ValidationFailed
 from .facility import QuantityIn
 from .figures import FacilityFigures, active_facilities, figures_for
+from .rules import MAX_NM3
 from .units import EntryUnit, kg_to_liquid_m3, to_nm3, unit_labels
 
 logger = logging.getLogger(__name__)
+
+
+# A department's own capacity / daily need (fields 15, 16): far above any province's figure
+# (a thousand facilities at the facility limit) is a typing slip.
+MAX_PROVINCE_NM3 = 1000 * MAX_NM3
 
 
 class StatusFilter(StrEnum):
@@ -126,20 +132,26 @@ async def compute(
     now: datetime | None = None,
     source: Source = Source.STORED,
 ) -> dict[str, Any]:
-    """The live figures of the SYT report for D (fields 5–11, 13, 14 and the facility list)."""
-    refs = await active_facilities(
-        conn, day, parents=[org_id], visible=visible, ids=filters.facility_ids
-    )
+    """The live figures of the SYT report for D (fields 5–11, 13, 14 and the facility list).
+
+    Fields 8 and 10 are the department's totals (facilities not reported / all facilities
+    expected that day), whatever the status filter or the facility selection shows."""
+    refs = await active_facilities(conn, day, parents=[org_id], visible=visible)
+    every = await figures_for(conn, refs, day, cfg, source=source, now=now)
+    chosen = set(filters.facility_ids) if filters.facility_ids is not None else None
     figs = [
         f
-        for f in await figures_for(conn, refs, day, cfg, source=source, now=now)
-        if _status_ok(f, filters.status)
+        for f in every
+        if (chosen is None or f.facility_id in chosen) and _status_ok(f, filters.status)
     ]
+    fields = aggregate(figs, cfg)
+    fields["8"] = sum(1 for f in every if not f.reported)
+    fields["10"] = len(every)
     return {
         "org_id": org_id,
         "report_day": day.isoformat(),
         "filters": filters.model_dump(mode="json"),
-        "fields": aggregate(figs, cfg),
+        "fields": fields,
         "facilities": [f.as_dict() for f in figs],
         "units": unit_labels(cfg.reference),
     }
@@ -212,6 +224,13 @@ def lock_reason(row: dict[str, Any] | None) -> str | None:
 
 def _flat(snapshot: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    # The SYT's own fields (12, 15, 16) count as much as the computed ones.
+    for k, v in (snapshot.get("entered") or {}).items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                out[f"entered.{k}.{k2}"] = _r(v2) if isinstance(v2, float) else v2
+        else:
+            out[f"entered.{k}"] = v
     for k, v in snapshot.get("fields", {}).items():
         if isinstance(v, dict):
             for k2, v2 in v.items():
@@ -233,6 +252,35 @@ def changes(sent: dict[str, Any], live: dict[str, Any]) -> list[dict[str, Any]]:
         for k in sorted(set(a) | set(b))
         if a.get(k) != b.get(k)
     ]
+
+
+async def live_snapshot(
+    conn: AsyncConnection[Any],
+    row: dict[str, Any],
+    *,
+    visible: frozenset[int] | None,
+    cfg: AccountingConfig,
+    now: datetime,
+) -> dict[str, Any]:
+    """What sending the report now would freeze: the live figures with the report's own filters,
+    and the SYT's fields 12, 15, 16."""
+    live = await compute(
+        conn,
+        row["org_id"],
+        row["report_day"],
+        SytFilters.model_validate(row["filters"] or {}),
+        visible=visible,
+        cfg=cfg,
+        now=now,
+    )
+    return {**live, "entered": entered(row)}
+
+
+async def last_sent(conn: AsyncConnection[Any], report_id: int) -> dict[str, Any] | None:
+    """The last copy sent to BYT (revision, created_at, snapshot), or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_LAST_SENT, {"id": report_id})
+        return await cur.fetchone()
 
 
 async def _row(conn: AsyncConnection[Any], org_id: int, day: date) -> dict[str, Any] | None:
@@ -286,7 +334,11 @@ def _quantity(
     if q.value < 0:
         errors.append(FieldError(name, "report.error.negative"))
         return None
-    return to_nm3(q.value, EntryUnit(q.unit), cfg.reference)
+    value = to_nm3(q.value, EntryUnit(q.unit), cfg.reference)
+    if value > MAX_PROVINCE_NM3:
+        errors.append(FieldError(name, "report.error.too_large"))
+        return None
+    return value
 
 
 async def save(
@@ -301,6 +353,8 @@ async def save(
 ) -> dict[str, Any]:
     """Save fields 12, 15, 16 and the filters (a revision); refused once approved."""
     errors: list[FieldError] = []
+    if "\x00" in (body.notice or ""):
+        errors.append(FieldError("notice", "report.error.invalid_text"))
     cap = _quantity("own_capacity", body.own_capacity, cfg, errors)
     need = _quantity("own_need", body.own_need, cfg, errors)
     if errors:
@@ -338,7 +392,14 @@ async def save(
         )
         await conn.execute(_SAVE, {**new, "revision": revision, "now": now, "id": row["id"]})
     logger.info("SYT report %s/%s saved by %s (revision %s)", org_id, day, author, revision)
-    return {"id": row["id"], "revision": revision, "state": row["state"]}
+    # `before` / `after`: the SYT's fields this save replaced and stored, for the audit trail.
+    return {
+        "id": row["id"],
+        "revision": revision,
+        "state": row["state"],
+        "before": before,
+        "after": after,
+    }
 
 
 async def send(
@@ -358,19 +419,8 @@ async def send(
             raise Locked(lock)
         if not (row["notice"] or "").strip():
             raise ValidationFailed([FieldError("notice", "syt.error.notice_required")])
-        live = await compute(
-            conn,
-            org_id,
-            day,
-            SytFilters.model_validate(row["filters"] or {}),
-            visible=visible,
-            cfg=cfg,
-            now=now,
-        )
-        snapshot = {**live, "entered": entered(row)}
-        async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_LAST_SENT, {"id": row["id"]})
-            last = await cur.fetchone()
+        snapshot = await live_snapshot(conn, row, visible=visible, cfg=cfg, now=now)
+        last = await last_sent(conn, row["id"])
         diff = changes(last["snapshot"], snapshot) if last else []
         revision = await _revision(
             conn, row, "send", author=author, now=now, snapshot=snapshot, diff=diff
@@ -398,8 +448,12 @@ async def decide(
     author: str,
     reason: str | None,
     now: datetime,
+    cfg: AccountingConfig,
 ) -> dict[str, Any]:
-    """BYT approves (locks) or sends back (reopens) a sent report."""
+    """BYT approves (locks) or sends back (reopens) a sent report.
+
+    Only what was sent can be approved: a report whose figures or fields changed since it was
+    sent must be sent again first."""
     if not approve and not (reason or "").strip():
         raise ValidationFailed([FieldError("reason", "syt.error.reason_required")])
     async with conn.transaction():
@@ -410,6 +464,11 @@ async def decide(
             raise LookupError(report_id)
         if row["state"] != "sent":
             raise Conflict("syt.error.not_sent")
+        if approve:
+            last = await last_sent(conn, report_id)
+            live = await live_snapshot(conn, row, visible=None, cfg=cfg, now=now)
+            if last is None or changes(last["snapshot"], live):
+                raise Conflict("syt.error.changed_since_sent")
         state = "approved" if approve else "sent_back"
         revision = await _revision(
             conn,
@@ -475,16 +534,24 @@ async def details(
         "entered": None,
         "changed_since_sent": None,
         "changes": [],
+        "as_sent": None,
         "revisions": [],
     }
     if row is None:
         return out
+    last = await last_sent(conn, row["id"])
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_LAST_SENT, {"id": row["id"]})
-        last = await cur.fetchone()
         await cur.execute(_REVISIONS, {"id": row["id"]})
         revs = await cur.fetchall()
-    diffs = changes(last["snapshot"], live) if last else []
+    diffs: list[dict[str, Any]] = []
+    if last is not None:
+        # Compared with the report's own filters, whatever the page filters by.
+        now_snap = (
+            {**live, "entered": entered(row)}
+            if use == SytFilters.model_validate(row["filters"] or {})
+            else await live_snapshot(conn, row, visible=visible, cfg=cfg, now=now)
+        )
+        diffs = changes(last["snapshot"], now_snap)
     out.update(
         id=row["id"],
         state=row["state"],
@@ -496,6 +563,16 @@ async def details(
         sent_back_reason=row["sent_back_reason"],
         changed_since_sent=bool(diffs) if last else None,
         changes=diffs,
+        # The copy that was sent, whole (immutable: revisions are append-only).
+        as_sent=(
+            {
+                "revision": last["revision"],
+                "sent_at": last["created_at"].isoformat(),
+                **last["snapshot"],
+            }
+            if last
+            else None
+        ),
         revisions=[
             {
                 "revision": r["revision"],

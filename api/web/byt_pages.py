@@ -193,7 +193,15 @@ def supply_chart(views: dict[date, dict[str, Any]], locale: str) -> dict[str, An
 
 
 async def _decide(
-    *, request: Request, report_id: int, conn: Any, me: Any, locale: str, now: Any, approve: bool
+    *,
+    request: Request,
+    report_id: int,
+    conn: Any,
+    me: Any,
+    locale: str,
+    now: Any,
+    approve: bool,
+    cfg: Any,
 ) -> Response:
     form = await request.form()
     reason = str(form.get("reason") or "").strip() or None
@@ -204,9 +212,13 @@ async def _decide(
     response = RedirectResponse(
         f"/provinces/{org_id}/reports/{day.isoformat()}#history", status_code=303
     )
+    if approve and form.get("confirm") != "1":
+        # Approval locks the department's and its facilities' reports: asked for explicitly.
+        flash(response, text("syt.error.confirm_approval", locale), "error")
+        return response
     try:
         done = await syt.decide(
-            conn, report_id, approve=approve, author=me.username, reason=reason, now=now
+            conn, report_id, approve=approve, author=me.username, reason=reason, now=now, cfg=cfg
         )
     except ValidationFailed as exc:
         flash(response, text(exc.errors[0].key, locale), "error")
@@ -233,10 +245,18 @@ async def approve(
     me: PrincipalDep,
     locale: LocaleDep,
     now: NowDep,
+    cfg: CfgDep,
 ) -> Response:
-    """Approve a sent SYT report (locks it and its facility reports)."""
+    """Approve a sent SYT report (locks it and its facility reports), after a confirmation."""
     return await _decide(
-        request=request, report_id=report_id, conn=conn, me=me, locale=locale, now=now, approve=True
+        request=request,
+        report_id=report_id,
+        conn=conn,
+        me=me,
+        locale=locale,
+        now=now,
+        approve=True,
+        cfg=cfg,
     )
 
 
@@ -252,6 +272,7 @@ async def send_back(
     me: PrincipalDep,
     locale: LocaleDep,
     now: NowDep,
+    cfg: CfgDep,
 ) -> Response:
     """Send a report back to its department with a reason (reopens it)."""
     return await _decide(
@@ -262,4 +283,5 @@ async def send_back(
         locale=locale,
         now=now,
         approve=False,
+        cfg=cfg,
     )

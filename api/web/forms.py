@@ -16,6 +16,7 @@ from starlette.responses import Response
 from api import i18n
 from api.reports.errors import FieldError
 from api.reports.messages import text
+from api.reports.rules import INT_MAX
 from api.templating import flash
 
 
@@ -25,6 +26,8 @@ class FormErrors:
 
     locale: str
     errors: dict[str, str] = field(default_factory=dict)
+    # Fields refused only by a warning rule: the form offers a reason to confirm them.
+    warnings: dict[str, str] = field(default_factory=dict)
 
     def add(self, name: str, message: str) -> None:
         """Record the first error of a field (translating the English message id)."""
@@ -37,6 +40,10 @@ class FormErrors:
         for e in refused:
             name = form_field(e.field) if form_field else e.field
             self.errors.setdefault(name, text(e.key, self.locale))
+            if (e.params or {}).get("importance") == "warning":
+                self.warnings.setdefault(name, text(e.key, self.locale))
+            else:
+                self.warnings.pop(name, None)
 
     def __bool__(self) -> bool:
         return bool(self.errors)
@@ -106,6 +113,10 @@ def number_field(
     if value is None:
         if required:
             errors.add(name, "This field is required.")
+        return None
+    if integer and abs(value) > INT_MAX:
+        # Beyond what a count column holds: a field error, never a database error page.
+        errors.add(name, "The number is too large.")
         return None
     if integer and value != int(value):
         errors.add(name, "Enter a whole number.")

@@ -17,6 +17,7 @@ from api.accounting.windows import local_today
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
 from api.reports import facility as frep
+from api.reports import rules
 from api.reports.errors import Locked, ValidationFailed
 from api.reports.messages import text
 from api.reports.units import EntryUnit
@@ -87,6 +88,10 @@ SOURCE_LABELS: dict[str, str] = {
 }
 
 
+# The figures the rules require (api/reports/rules.py), checked before anything else is judged.
+REQUIRED = frozenset(r.left for r in rules.FACILITY_RULES if r.op is rules.Op.REQUIRED)
+
+
 def _form_field(name: str) -> str:
     # The data layer names therapies `on_oxygen.<therapy>`; the form names them `o2_<therapy>`.
     if name.startswith("on_oxygen."):
@@ -112,8 +117,10 @@ async def _render(
     now: Any,
     form: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    warnings: dict[str, str] | None = None,
     status_code: int = 200,
     lock_message: str | None = None,
+    morning_typed: str | None = None,
 ) -> Response:
     found = await frep.facility_ref(conn, facility_id)
     if found is None:
@@ -151,6 +158,10 @@ async def _render(
             "figures": figures,
             "values": values,
             "errors": errors or {},
+            "warnings": warnings or {},
+            # A refused morning figure is shown as typed, not replaced by the stored one.
+            "morning_typed": morning_typed,
+            "confirmed": (view.get("figures") or {}).get("warnings") or [],
             "quantities": QUANTITIES,
             "unit_labels": UNIT_LABELS,
             "therapies": [(t.value, THERAPY_LABELS[t.value]) for t in Therapy],
@@ -190,7 +201,7 @@ def parse_report(form: dict[str, Any], errors: FormErrors) -> frep.FacilityRepor
     """The report body from the form fields, recording field errors in `errors`."""
     data: dict[str, Any] = {}
     for name in ("patients_current", "patients_new", "discharged_evening"):
-        v = number_field(form, name, errors, integer=True)
+        v = number_field(form, name, errors, integer=True, required=name in REQUIRED)
         data[name] = None if v is None else int(v)
     on_o2: dict[Therapy, int] = {}
     for t in Therapy:
@@ -211,6 +222,12 @@ def parse_report(form: dict[str, Any], errors: FormErrors) -> frep.FacilityRepor
         if reason:
             reasons[name] = reason
     data["reasons"] = reasons
+    confirm: dict[str, str] = {}
+    for key, value in form.items():
+        if key.startswith("confirm_") and isinstance(value, str) and value.strip():
+            # The form's names are the rules' field names (therapies: `o2_<therapy>`).
+            confirm[key.removeprefix("confirm_")] = value.strip()
+    data["confirm"] = confirm
     notes = text_field(form, "notes", errors)
     data["notes"] = notes or None
     if errors:
@@ -254,7 +271,8 @@ async def file_report(
                 "file",
                 "facility_report",
                 saved["id"],
-                after={"report_day": d, "revision": saved["revision"]},
+                saved["before"],
+                {**frep.snapshot(saved), "report_day": d, "revision": saved["revision"]},
                 org_id=facility_id,
             )
             msg = i18n.gettext(locale, "Report saved (revision %(n)d).") % {"n": saved["revision"]}
@@ -272,6 +290,7 @@ async def file_report(
         now=now,
         form=form,
         errors=errors.errors,
+        warnings=errors.warnings,
         status_code=422,
         lock_message=lock_message,
     )
@@ -319,7 +338,8 @@ async def morning_update(
                 "morning_update",
                 "facility_report",
                 saved["id"],
-                after={"report_day": d, "discharged_morning": int(value)},
+                {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
+                {"report_day": d, "discharged_morning": int(value)},
                 org_id=facility_id,
             )
             return await redirect_saved(
@@ -339,4 +359,5 @@ async def morning_update(
         errors=errors.errors,
         status_code=422,
         lock_message=lock_message,
+        morning_typed=str(form.get("discharged_morning") or ""),
     )

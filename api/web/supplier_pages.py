@@ -56,6 +56,7 @@ async def _render(
     now: Any,
     form: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    warnings: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     sup = await fetch_one(conn, q.SUPPLIER, supplier=supplier_id)
@@ -107,6 +108,7 @@ async def _render(
             "view": view,
             "values": values,
             "errors": errors or {},
+            "warnings": warnings or {},
             "facilities": facilities,
             "rows": range(rows),
             "liquid_units": LIQUID_UNITS,
@@ -176,7 +178,13 @@ def parse_report(form: dict[str, Any], errors: FormErrors) -> srep.SupplierRepor
         i += 1
     if errors or production is None:
         return None
+    confirm = {
+        k.removeprefix("confirm_"): v.strip()
+        for k, v in form.items()
+        if k.startswith("confirm_") and isinstance(v, str) and v.strip()
+    }
     return srep.SupplierReportIn(
+        confirm=confirm,
         production_t=production,
         capacity_normal_tpd=normal,
         capacity_full_tpd=full,
@@ -227,7 +235,8 @@ async def save_report(
                 "file",
                 "supplier_report",
                 saved["id"],
-                after={"report_day": d, "revision": saved["revision"]},
+                saved["before"],
+                {**body.model_dump(mode="json"), "report_day": d, "revision": saved["revision"]},
                 org_id=supplier_id,
             )
             return await redirect_saved(
@@ -246,5 +255,6 @@ async def save_report(
         now=now,
         form=form,
         errors=errors.errors,
+        warnings=errors.warnings,
         status_code=422,
     )

@@ -195,6 +195,16 @@ async def save_or_send(
         )
         try:
             saved = await syt.save(conn, org_id, day, body, author=me.username, cfg=cfg, now=now)
+            await audit(
+                conn,
+                me,
+                "save",
+                "syt_report",
+                saved["id"],
+                saved["before"],
+                saved["after"],
+                org_id=org_id,
+            )
             if sending:
                 saved = await syt.send(
                     conn,
@@ -210,15 +220,16 @@ async def save_or_send(
         except (Locked, Conflict) as exc:
             lock_message = text(exc.key, locale)
         else:
-            await audit(
-                conn,
-                me,
-                "send" if sending else "save",
-                "syt_report",
-                saved["id"],
-                after={"report_day": day, "revision": saved["revision"]},
-                org_id=org_id,
-            )
+            if sending:
+                await audit(
+                    conn,
+                    me,
+                    "send",
+                    "syt_report",
+                    saved["id"],
+                    after={"report_day": day, "revision": saved["revision"]},
+                    org_id=org_id,
+                )
             target = (
                 f"/provinces/{org_id}/reports/{day.isoformat()}"
                 if sending

@@ -19,12 +19,14 @@ from starlette.responses import Response
 
 from api import i18n
 from api.accounting import AccountingConfig, Status, average_daily, days_of_supply, status
+from api.accounting import correction_preview as cp
 from api.accounting import corrections as corr
 from api.accounting.stock import DayUse
 from api.accounting.telemetry import calibrations, contents_series, ensure_windows, level_sensors
 from api.accounting.windows import days, report_day_of
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.reports.messages import text
 from api.scope import scope_params
 from api.templating import flash, render
 
@@ -229,7 +231,7 @@ async def tank_page(
     ctx = await _tank_context(
         conn=conn, facility_id=facility_id, tank_id=tank_id, cfg=cfg, now=now, locale=locale
     )
-    ctx.update(form={}, errors={}, can_correct=me.role in CORRECT_ROLES)
+    ctx.update(form={}, errors={}, can_correct=me.role in CORRECT_ROLES, preview=None, spark=None)
     return render(request, "pages/tank.html", ctx, locale=locale, principal=me)
 
 
@@ -270,51 +272,106 @@ async def add_correction(
     value = number_field(form, "value", errors, required=action is corr.CorrectionAction.REPLACE)
     if action is corr.CorrectionAction.INVALIDATE:
         value = None
+    try:
+        unit = cp.ValueUnit(str(form.get("value_unit") or "sensor"))
+    except ValueError:
+        unit = cp.ValueUnit.SENSOR
+        errors.add("value_unit", "Choose the unit of the value.")
     reason = text_field(form, "reason", errors, required=True)
     if not errors and ts_from and ts_to and ts_to < ts_from:
         errors.add("ts_to", "The end must not be before the start.")
+    effect = None
+    wants_preview = form.get("op") == "preview"
     if not errors and ts_from and ts_to and action is not None:
         try:
-            made = await corr.create(
+            effect = await cp.preview(
                 conn,
                 sensor_id=sensor_id,
                 ts_from=ts_from,
                 ts_to=ts_to,
                 action=action,
                 value=value,
+                unit=unit,
                 reason=reason,
                 author=me.username,
                 cfg=cfg,
+                now=now,
             )
+            if not wants_preview and effect.needs_confirmation and form.get("confirm") != "1":
+                raise corr.CorrectionError("correction.error.confirm", "confirm")
+            if not wants_preview:
+                made = await corr.create(
+                    conn,
+                    sensor_id=sensor_id,
+                    ts_from=ts_from,
+                    ts_to=ts_to,
+                    action=action,
+                    value=effect.value_sensor,
+                    reason=reason,
+                    author=me.username,
+                    cfg=cfg,
+                    now=now,
+                )
         except corr.CorrectionError as exc:
-            errors.add(exc.field or "reason", exc.key)
+            errors.errors.setdefault(exc.field or "reason", text(exc.key, locale))
         else:
-            await audit(
-                conn,
-                me,
-                "create",
-                "correction",
-                made.id,
-                after={
-                    "sensor_id": sensor_id,
-                    "ts_from": ts_from,
-                    "ts_to": ts_to,
-                    "action": action.value,
-                    "value": value,
-                    "reason": reason,
-                },
-                org_id=facility_id,
-            )
-            return await redirect_saved(
-                conn,
-                f"/facilities/{facility_id}/tanks/{tank_id}#corrections",
-                i18n.gettext(locale, "Correction saved."),
-            )
+            if not wants_preview:
+                await audit(
+                    conn,
+                    me,
+                    "create",
+                    "correction",
+                    made.id,
+                    after={
+                        "sensor_id": sensor_id,
+                        "ts_from": ts_from,
+                        "ts_to": ts_to,
+                        "action": action.value,
+                        "value": effect.value_sensor,
+                        "typed": {"value": value, "unit": unit.value},
+                        "reason": reason,
+                    },
+                    org_id=facility_id,
+                )
+                return await redirect_saved(
+                    conn,
+                    f"/facilities/{facility_id}/tanks/{tank_id}#corrections",
+                    i18n.gettext(locale, "Correction saved."),
+                )
     ctx = await _tank_context(
         conn=conn, facility_id=facility_id, tank_id=tank_id, cfg=cfg, now=now, locale=locale
     )
-    ctx.update(form=form, errors=errors.errors, can_correct=True)
-    return render(request, "pages/tank.html", ctx, locale=locale, principal=me, status_code=422)
+    ctx.update(
+        form=form,
+        errors=errors.errors,
+        can_correct=True,
+        preview=effect,
+        spark=_sparkline(effect.readings, ts_from, ts_to) if effect and ts_from and ts_to else None,
+    )
+    code = 200 if wants_preview and not errors else 422
+    return render(request, "pages/tank.html", ctx, locale=locale, principal=me, status_code=code)
+
+
+def _sparkline(
+    readings: list[tuple[str, float]], ts_from: datetime, ts_to: datetime
+) -> dict[str, Any] | None:
+    """A small SVG chart of the readings (300×80): the polyline and the corrected window."""
+    if len(readings) < 2:
+        return None
+    ts = [datetime.fromisoformat(t).timestamp() for t, _v in readings]
+    vs = [v for _t, v in readings]
+    t0, t1 = ts[0], ts[-1]
+    lo, hi = min(vs), max(vs)
+    span_t, span_v = max(t1 - t0, 1.0), max(hi - lo, 1e-9)
+
+    def x(t: float) -> float:
+        return round(300 * (t - t0) / span_t, 1)
+
+    points = " ".join(
+        f"{x(t)},{round(78 - 76 * (v - lo) / span_v, 1)}" for t, v in zip(ts, vs, strict=True)
+    )
+    a, b = x(max(t0, ts_from.timestamp())), x(min(t1, ts_to.timestamp()))
+    return {"points": points, "x": a, "width": max(1.0, b - a), "low": lo, "high": hi}
 
 
 @router.post(

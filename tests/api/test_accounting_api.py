@@ -122,6 +122,26 @@ def test_correction_lifecycle_over_http(
     )
     assert r.status_code == 422
     assert r.json()["detail"]["errors"][0]["key"] == "correction.error.reason_required"
+    # A value the sensor cannot read, and a window in the future, are refused.
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE sensors SET valid_min = 0, valid_max = 120.2 WHERE id = %s",
+            (world["sensor"],),
+        )
+    replace = {**body, "action": "replace", "value": 1e12}
+    r = client.post(f"/api/facilities/{a}/corrections", json=replace, headers=auth(world, "A"))
+    assert r.status_code == 422
+    assert r.json()["detail"]["errors"][0]["key"] == "correction.error.out_of_range"
+    soon = datetime.now(UTC) + timedelta(days=1)
+    future = {**body, "ts_from": soon.isoformat(), "ts_to": (soon + timedelta(hours=1)).isoformat()}
+    r = client.post(f"/api/facilities/{a}/corrections", json=future, headers=auth(world, "A"))
+    assert r.status_code == 422
+    assert r.json()["detail"]["errors"][0]["key"] == "correction.error.future"
+    # A range of years would recompute every day of it: refused.
+    ages = {**body, "ts_from": "1990-01-01T00:00:00+07:00"}
+    r = client.post(f"/api/facilities/{a}/corrections", json=ages, headers=auth(world, "A"))
+    assert r.status_code == 422
+    assert r.json()["detail"]["errors"][0]["key"] == "correction.error.range_too_long"
     # Scope and role: another facility's staff and SYT officers cannot correct A's readings.
     assert (
         client.post(
@@ -199,3 +219,58 @@ def test_tank_series_and_scope(client: TestClient, world: dict[str, Any]) -> Non
     assert date.fromisoformat(
         client.get(f"/api/facilities/{a}/accounting", headers=auth(world, "A")).json()["report_day"]
     )
+
+
+def test_correction_preview_units_and_confirmation(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    a = world["a"]
+    w = window(world["day"], CFG)
+    quiet = w.start + timedelta(hours=18)  # the tank is only drawn from at this time
+    body = {
+        "sensor_id": world["sensor"],
+        "ts_from": quiet.isoformat(),
+        "ts_to": (quiet + timedelta(minutes=10)).isoformat(),
+        "action": "replace",
+        "value": 19000,
+        "value_unit": "kg",
+        "reason": "gauge stuck high",
+    }
+    url = f"/api/facilities/{a}/corrections"
+    r = client.post(url + "/preview", json=body, headers=auth(world, "A"))
+    assert r.status_code == 200, r.text
+    p = r.json()
+    # The value typed in kg is converted to the sensor's unit through the calibration.
+    assert p["sensor_unit"] == "inH2O" and 0 < p["value_sensor"] < 200
+    same = client.post(
+        url + "/preview",
+        json={**body, "value": 95, "value_unit": "pct"},  # 95 % of 20,000 kg
+        headers=auth(world, "A"),
+    ).json()
+    assert same["value_sensor"] == pytest.approx(p["value_sensor"], rel=1e-6)
+    # The readings of the window are shown, and the effect: a phantom refill on that day.
+    assert len(p["readings"]) >= 10
+    day = {d["day"]: d for d in p["days"]}[world["day"].isoformat()]
+    assert day["refills_after"] > day["refills_before"] and p["refills_created"] >= 1
+    assert p["needs_confirmation"] is True
+    # A preview saves nothing; saving such a correction needs a confirmation.
+    listed = client.get(
+        f"/api/facilities/{a}/tanks/{world['tank']}/corrections", headers=auth(world, "A")
+    )
+    assert listed.json() == []
+    r = client.post(url, json=body, headers=auth(world, "A"))
+    assert r.status_code == 409 and r.json()["detail"]["key"] == "correction.error.confirm"
+    assert r.json()["detail"]["preview"]["refills_created"] >= 1
+    r = client.post(url, json={**body, "confirm": True}, headers=auth(world, "A"))
+    assert r.status_code == 201, r.text
+    assert r.json()["value"] == pytest.approx(p["value_sensor"])
+    # Invalidating the gauge fault removes its false refill (no confirmation needed).
+    fault = {
+        "sensor_id": world["sensor"],
+        "ts_from": world["fault"][0].isoformat(),
+        "ts_to": world["fault"][1].isoformat(),
+        "action": "invalidate",
+        "reason": "kẹt cảm biến",
+    }
+    p = client.post(url + "/preview", json=fault, headers=auth(world, "A")).json()
+    assert p["refills_removed"] == 1 and p["refills_created"] == 0

@@ -55,9 +55,9 @@ def test_application_role_cannot_alter_the_trail(
 ) -> None:
     entry = _one_entry(world.db_url)
     with psycopg.connect(app_role_url) as conn:
-        # The application role may read and append ...
+        # The application role may read and append (through audit_append only) ...
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone() is not None
-        conn.execute("INSERT INTO audit_log (username, action, entity) VALUES ('app', 'x', 'y')")
+        conn.execute("SELECT audit_append(NULL, 'app', 'x', 'y', NULL, NULL, NULL, NULL)")
         conn.commit()
         # ... but not change or remove.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -153,3 +153,72 @@ def test_secrets_never_enter_the_trail(client: TestClient, world: World) -> None
     for (after,) in rows:
         assert "argon2" not in (after or "") and "password" not in (after or "")
     assert all(h[0].startswith("$argon2id$") for h in hashes)
+
+
+def test_application_role_cannot_forge_or_backdate_audit_rows(
+    world: World, app_role_url: str
+) -> None:
+    admin = world.users["admin"]
+    with psycopg.connect(app_role_url) as conn:
+        # No direct insert: a row with a chosen time, name or role cannot be written.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO audit_log (at, user_id, username, role, action, entity) "
+                "VALUES ('2020-01-01', %s, 'someone', 'byt', 'approve', 'syt_report')",
+                (admin,),
+            )
+        conn.rollback()
+        # Through the function, the name and role come from the account, the time from the clock.
+        row = conn.execute(
+            "SELECT audit_append(%s, 'someone else', 'approve', 'syt_report', '1', NULL, NULL, "
+            "'{}'::jsonb)",
+            (admin,),
+        ).fetchone()
+        assert row is not None
+        entry = conn.execute(
+            "SELECT username, role, now() - at < interval '1 minute' FROM audit_log WHERE id = %s",
+            (row[0],),
+        ).fetchone()
+        conn.commit()
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute(
+                "SELECT audit_append(-1, 'x', 'approve', 'syt_report', '1', NULL, NULL, NULL)"
+            )
+        conn.rollback()
+    with psycopg.connect(world.db_url) as conn:
+        name = conn.execute("SELECT username FROM users WHERE id = %s", (admin,)).fetchone()
+    assert name is not None
+    assert entry == (name[0], "admin", True)
+
+
+@pytest.mark.parametrize(
+    "table", ["facility_report_revisions", "syt_report_revisions", "supplier_report_revisions"]
+)
+def test_report_revisions_are_append_only(world: World, app_role_url: str, table: str) -> None:
+    with psycopg.connect(app_role_url) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() is not None
+        for statement in (
+            f"UPDATE {table} SET snapshot = '{{}}'::jsonb",
+            f"DELETE FROM {table}",
+            f"TRUNCATE {table}",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.rollback()
+    # Even the owner cannot rewrite a revision (the trigger).
+    with psycopg.connect(world.db_url) as conn:
+        org = world.fac_in
+        rid = conn.execute(
+            "INSERT INTO facility_reports (facility_id, report_day) VALUES (%s, '2026-01-05') "
+            "RETURNING id",
+            (org,),
+        ).fetchone()
+        assert rid is not None
+        conn.execute(
+            "INSERT INTO facility_report_revisions (report_id, revision, author, kind, snapshot, "
+            "diff) VALUES (%s, 1, 'a', 'report', '{}', '{}')",
+            (rid[0],),
+        )
+        conn.commit()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("UPDATE facility_report_revisions SET author = 'forged'")

@@ -248,6 +248,9 @@ def test_status_filter_and_facility_selection(client: TestClient, world: World) 
         base, params={"day": d, "status": "needs_more"}, headers=h(world, "syt01")
     ).json()
     assert all(x["status"] == "needs_more" for x in needs["facilities"])
+    # Fields 8 and 10 are the department's totals whatever the filters show.
+    assert (needs["fields"]["8"], needs["fields"]["10"]) == (1, 3)
+    assert (only_b["fields"]["8"], only_b["fields"]["10"]) == (1, 3)
     enough = client.get(
         base, params={"day": d, "status": "enough"}, headers=h(world, "syt01")
     ).json()
@@ -256,7 +259,7 @@ def test_status_filter_and_facility_selection(client: TestClient, world: World) 
     leak = client.get(
         base, params={"day": d, "facility_ids": [world.ids["D"]]}, headers=h(world, "syt01")
     ).json()
-    assert leak["facilities"] == [] and leak["fields"]["10"] == 0
+    assert leak["facilities"] == [] and leak["fields"]["5"] == 0
 
 
 def test_validation_refuses_field_by_field_and_stores_nothing(
@@ -267,6 +270,7 @@ def test_validation_refuses_field_by_field_and_stores_nothing(
     bad = {
         "patients_current": -1,
         "patients_new": 2,
+        "discharged_evening": 0,
         "on_oxygen": {"mask": 3},
         "refilled_liquid": {"value": 50000, "unit": "kg"},
     }
@@ -281,7 +285,10 @@ def test_validation_refuses_field_by_field_and_stores_nothing(
     r = client.put(
         url, json={"patients_current": 2, "on_oxygen": {"mask": 3}}, headers=h(world, "B")
     )
-    assert r.json()["detail"]["errors"][0]["key"] == "report.error.on_oxygen_exceeds_patients"
+    assert {e["key"] for e in r.json()["detail"]["errors"]} == {
+        "report.error.on_oxygen_exceeds_patients",
+        "report.error.required",  # patients_new and discharged_evening
+    }
     got = client.get(url, headers=h(world, "B")).json()
     assert got["revision"] == 0 and got["submitted_at"] is None and got["revisions"] == []
     # Overriding a pre-filled (telemetry) figure needs a reason.
@@ -338,10 +345,31 @@ def test_revisions_send_change_approve_lock_send_back(client: TestClient, world:
     fb = client.get(f"/api/facilities/{world.ids['B']}/reports/{d}", headers=h(world, "B")).json()
     assert [x["revision"] for x in fb["revisions"]] == [1, 2, 3]
     assert fb["revisions"][2]["diff"]["patients_current"] == [20, 25]
-    # BYT approves: everything locks, and says why.
+    # The copy that was sent stays whole beside the live figures.
+    assert det["as_sent"]["revision"] == 2
+    assert det["as_sent"]["fields"]["5"] == 60 and det["fields"]["5"] == 65
+    sent_b = {f["code"]: f for f in det["as_sent"]["facilities"]}["BV-B"]
+    assert sent_b["patients_current"] == 20
+    assert det["as_sent"]["entered"]["12"] == "Ổn định"
+    # BYT cannot approve figures that were never sent.
     report_id = det["id"]
     hb = h(world, "byt")
     assert client.post(f"/api/byt/syt-reports/{report_id}/approve", headers=hs).status_code == 403
+    r = client.post(f"/api/byt/syt-reports/{report_id}/approve", headers=hb)
+    assert r.status_code == 409 and r.json()["detail"]["key"] == "syt.error.changed_since_sent"
+    assert client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs).status_code == 200
+    # A change of the SYT's own typed fields (12, 15, 16) counts too.
+    edited = {**body, "notice": "Ổn định, cần theo dõi", "own_need": {"value": 2100, "unit": "nm3"}}
+    assert client.put(f"/api/syt/{org}/reports/{d}", json=edited, headers=hs).status_code == 200
+    det = client.get(f"/api/syt/{org}/report", params={"day": d}, headers=hs).json()
+    assert det["state"] == "sent" and det["changed_since_sent"] is True
+    items = {c["item"]: (c["sent"], c["now"]) for c in det["changes"]}
+    assert items["entered.12"] == ("Ổn định", "Ổn định, cần theo dõi")
+    assert items["entered.16.nm3_per_day"] == (2000.0, 2100.0)
+    r = client.post(f"/api/byt/syt-reports/{report_id}/approve", headers=hb)
+    assert r.status_code == 409
+    assert client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs).status_code == 200
+    # BYT approves what was sent: everything locks, and says why.
     r = client.post(f"/api/byt/syt-reports/{report_id}/approve", headers=hb)
     assert r.status_code == 200 and r.json()["state"] == "approved"
     r = client.put(f"/api/syt/{org}/reports/{d}", json=body, headers=hs)
@@ -357,7 +385,8 @@ def test_revisions_send_change_approve_lock_send_back(client: TestClient, world:
     r = client.post(f"/api/byt/syt-reports/{report_id}/send-back", json={"reason": "x"}, headers=hb)
     assert r.status_code == 409
     listing = client.get(f"/api/syt/{org}/reports", headers=hs).json()
-    assert listing[0]["state"] == "approved" and listing[0]["revisions"] == 3  # save, send, approve
+    # save, send, send, save, send, approve
+    assert listing[0]["state"] == "approved" and listing[0]["revisions"] == 6
 
 
 def test_send_back_reopens(client: TestClient, world: World) -> None:

@@ -57,22 +57,46 @@ async def _run(url: str) -> dict[str, object]:
             )
         except ValidationFailed as exc:
             out["future"] = [e.key for e in exc.errors]
+        # The morning update closes once the 16:00 report is filed, and opens at 16:00 D−1.
+        for name, when in (
+            ("morning_closed", at(D, 18)),
+            ("morning_early", at(D - timedelta(2), 9)),
+        ):
+            try:
+                await facility.morning_update(
+                    conn,
+                    f2,
+                    D,
+                    facility.MorningUpdateIn(discharged_morning=1),
+                    author="b",
+                    cfg=CFG,
+                    now=when,
+                )
+            except ValidationFailed as exc:
+                out[name] = [e.key for e in exc.errors]
         # Discharges: morning update + evening cannot exceed yesterday's patients + new.
+        f4 = await add_facility(conn, "BV-4", parent, "01")
         prev = D - timedelta(days=1)
-        await facility.file_report(conn, f2, prev, body, author="b", cfg=CFG, now=at(prev, 16))
+        await facility.file_report(conn, f4, prev, body, author="b", cfg=CFG, now=at(prev, 16))
         await facility.morning_update(
             conn,
-            f2,
+            f4,
             D,
             facility.MorningUpdateIn(discharged_morning=30),
             author="b",
             cfg=CFG,
-            now=at(D, 8),
+            now=at(D, 9),
         )
+        cur = await conn.execute(
+            "SELECT r.late FROM facility_report_revisions r JOIN facility_reports f "
+            "ON f.id = r.report_id WHERE f.facility_id = %s AND f.report_day = %s",
+            (f4, D),
+        )
+        out["morning_late"] = [bool(r[0]) for r in await cur.fetchall()]
         try:
             await facility.file_report(
                 conn,
-                f2,
+                f4,
                 D,
                 facility.FacilityReportIn(
                     patients_current=10, patients_new=4, discharged_evening=15
@@ -83,7 +107,8 @@ async def _run(url: str) -> dict[str, object]:
             )
         except ValidationFailed as exc:
             out["discharged"] = [e.key for e in exc.errors]
-        # Implausible against its own history (median/MAD): stored, with a warning SYT sees.
+        # Implausible against its own history (median/MAD): refused until confirmed with a
+        # reason, then stored with the warning (and the reason) SYT sees.
         for i in range(1, 12):
             day = D - timedelta(days=i)
             b = facility.FacilityReportIn(
@@ -93,6 +118,11 @@ async def _run(url: str) -> dict[str, object]:
         spike = facility.FacilityReportIn(
             patients_current=400, patients_new=4, discharged_evening=2
         )
+        try:
+            await facility.file_report(conn, f1, D, spike, author="a", cfg=CFG, now=at(D, 21))
+        except ValidationFailed as exc:
+            out["unconfirmed"] = [(e.key, (e.params or {}).get("importance")) for e in exc.errors]
+        spike = spike.model_copy(update={"confirm": {"patients_current": "mass casualty"}})
         saved = await facility.file_report(conn, f1, D, spike, author="a", cfg=CFG, now=at(D, 21))
         out["warnings"] = [w["field"] for w in saved["warnings"]]
         details = await syt.details(conn, parent, D, visible=None, cfg=CFG, now=at(D, 22))
@@ -111,10 +141,14 @@ def test_deadline_locks_and_warnings(db_url: str) -> None:
     assert out["past"] == "report.locked.past_deadline"
     assert out["future"] == ["report.error.future_day"]
     assert out["discharged"] == ["report.error.discharged_exceeds_patients"]
+    assert out["morning_closed"] == ["report.error.morning_closed"]
+    assert out["morning_early"] == ["report.error.morning_not_open"]
+    assert out["morning_late"] == [True]  # after 08:00
+    assert out["unconfirmed"] == [("report.warning.implausible", "warning")]
     assert out["warnings"] == ["patients_current"]
     assert out["syt_sees"] == ["patients_current"]
     assert out["on_time"] == (True, False)
-    assert out["expected"] == 2  # the closed facility is not expected
+    assert out["expected"] == 3  # the closed facility is not expected
 
 
 def test_units_are_explicit() -> None:

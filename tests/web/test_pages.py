@@ -117,13 +117,23 @@ def test_correcting_a_faulty_reading_changes_days_of_supply(
     # A missing reason is refused next to the field, in Vietnamese, and nothing is stored.
     page.fill("#f-ts_from", start.strftime("%Y-%m-%dT%H:%M"))
     page.fill("#f-ts_to", end.strftime("%Y-%m-%dT%H:%M"))
-    page.click("text=Lưu hiệu chỉnh")
+    page.click("[data-testid=correction-save]")
     err = page.locator("#err-reason")
     assert err.is_visible()
     assert "bắt buộc" in err.inner_text()
     assert page.locator("#f-reason").get_attribute("aria-invalid") == "true"
     page.fill("#f-reason", "Đồng hồ chênh áp báo 0 do lỗi cảm biến")
-    page.click("text=Lưu hiệu chỉnh")
+    # Before saving, the page shows the readings of the window and the effect of the correction.
+    page.click("[data-testid=correction-preview-button]")
+    preview = page.locator("[data-testid=correction-preview]")
+    assert preview.is_visible() and page.locator("[data-testid=preview-chart]").is_visible()
+    assert "Cần bổ sung" in preview.inner_text() and "Đủ" in preview.inner_text()
+    # It flips the status: saving it needs an explicit confirmation.
+    page.click("[data-testid=correction-save]")
+    assert page.locator("#err-confirm").is_visible()
+    assert page.input_value("#f-reason") == "Đồng hồ chênh áp báo 0 do lỗi cảm biến"
+    page.check("[data-testid=correction-confirm]")
+    page.click("[data-testid=correction-save]")
     page.wait_for_selector(".flash-success")
     after = dos(page)
     assert after > before + 1.0
@@ -151,6 +161,13 @@ def test_facility_files_its_daily_report(browser: Any, live_server: LiveServer) 
     page.click("[data-testid=morning-submit]")
     page.wait_for_selector(".flash-success")
     assert page.inner_text("[data-testid=morning-value]") == "4"
+    # A number beyond any count is a field error next to the field, and nothing typed is lost.
+    page.fill("#f-patients_current", "3000000000")
+    page.fill("#f-notes", "ghi chú đã nhập")
+    page.click("[data-testid=file-report]")
+    assert page.locator("#err-patients_current").is_visible()
+    assert page.input_value("#f-patients_current") == "3000000000"
+    assert page.input_value("#f-notes") == "ghi chú đã nhập"
     page.fill("#f-patients_current", "120")
     page.fill("#f-patients_new", "14")
     page.fill("#f-discharged_evening", "6")
@@ -184,6 +201,18 @@ def test_facility_files_its_daily_report(browser: Any, live_server: LiveServer) 
     )
     fits_phone(page)
     shot(page, "facility-report-phone")
+    # More patients than the hospital's 1,800 beds: a warning confirmed with a reason, stored.
+    earlier = yesterday - timedelta(days=2)
+    page.goto(page.url.split("?")[0] + f"?day={earlier.isoformat()}")
+    page.fill("#f-patients_current", "2000")
+    page.fill("#f-patients_new", "10")
+    page.fill("#f-discharged_evening", "5")
+    page.click("[data-testid=file-report]")
+    assert page.locator("#err-patients_current").is_visible()
+    page.fill("[data-testid=confirm-patients_current]", "Mở thêm khu điều trị dã chiến")
+    page.click("[data-testid=file-report]")
+    page.wait_for_selector(".flash-success")
+    assert "Mở thêm khu điều trị dã chiến" in page.inner_text("[data-testid=confirmed-warnings]")
     no_js_errors(page)
 
 
@@ -220,6 +249,7 @@ def test_syt_composes_sends_and_views_edit_history(browser: Any, live_server: Li
     page.wait_for_selector("[data-testid=edit-history]")
     history = page.inner_text("[data-testid=edit-history]")
     assert history.count("Gửi Bộ Y tế") >= 2
+    assert "Cập nhật: BV Thủ Đức" in page.inner_text("[data-testid=as-sent]")
     shot(page, "syt-report-history")
     page.goto(live_server.url + "/syt/reports")
     sent = page.inner_text("[data-testid=sent-reports]")
@@ -307,6 +337,10 @@ def test_byt_map_dashboard_and_approval(browser: Any, live_server: LiveServer) -
     no_js_errors(syt)
     page.goto(live_server.url + "/byt")
     page.click("[data-testid=received-reports] a:has-text('Duyệt hoặc trả lại')")
+    # The copy as sent is shown whole beside the live figures; approval asks for a confirmation.
+    assert page.locator("[data-testid=as-sent]").is_visible()
+    assert page.locator("[data-testid=changed-since-sent]").count() == 0
+    page.check("[data-testid=approve-confirm]")
     page.click("[data-testid=approve]")
     page.wait_for_selector(".flash-success")
     assert "Đã duyệt" in page.inner_text("[data-testid=syt-state]")
