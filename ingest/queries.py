@@ -163,3 +163,10 @@ ON CONFLICT DO NOTHING
 RECOMPUTE: Final = "SELECT rollup_recompute(%s, %s, %s)"
 REFRESH_CAGG: Final = "CALL refresh_continuous_aggregate(%s::regclass, %s, %s)"
 RETENTION: Final = "SELECT apply_readings_retention()"
+
+# End-to-end acknowledgement (sql/0075): record the batch's handled data seqs per stream and
+# return each stream's watermark, in the batch's own transaction.
+ACK_ADVANCE: Final = """
+SELECT site, gateway, epoch, watermark, high
+FROM ack_advance(%s::text[], %s::text[], %s::int8[], %s::int8[], %s::int8[], %s::int8[])
+"""
