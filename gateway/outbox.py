@@ -192,13 +192,14 @@ class Outbox:
             self.confirmed_total += n
             self._db.execute(Q_META_PUT, ("confirmed_total", str(self.confirmed_total)))
             self._db.execute(Q_META_PUT, ("acked_seq", str(watermark)))
+            self._db.execute(Q_META_PUT, ("published_total", str(self.published_total)))
         self.depth -= n
         return n
 
     def note_published(self, readings: int) -> None:
-        """Count readings whose message the broker acknowledged (rows stay for the centre)."""
+        """Count readings whose message the broker acknowledged (rows stay for the centre).
+        Persisted with the next confirmation (no disk write per PUBACK)."""
         self.published_total += readings
-        self.put_meta("published_total", self.published_total)
 
     def enforce_bound(self, now: float | None = None) -> int:
         """Evict the oldest rows beyond the size and age bounds; count them; return how many."""

@@ -181,6 +181,7 @@ class Gateway:
             self._stopping = True
             self.write_status()
             await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
+            self.outbox.put_meta("published_total", self.outbox.published_total)
             self.outbox.close()
             logger.info("gateway %s stopped", self.cfg.gateway)
 
