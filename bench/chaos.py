@@ -16,9 +16,9 @@ dropped at the end). Faults, one after the other, each lasting `--fault-s`:
 
 "Published" is every reading a gateway wrote into its outbox: the gateway processes journal
 each committed outbox write (`--gateway-worker` mode below). After each fault the suite waits
-until every reading published before the fault ended is stored (at most 60 s): lost = those
-still missing then, duplicated = rows stored twice or as conflicts, recovery = time from the end
-of the fault until nothing was missing.
+until every reading published before the fault ended, or up to 3 s after it (the recovery tail),
+is stored (at most `--settle-s`, 60 s): lost = those still missing then, duplicated = rows stored
+twice or as conflicts, recovery = time from the end of the fault until nothing was missing.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SITE = "CHAOS"
+TAIL_S = 3.0  # readings published this long after a fault ends count for that fault
 
 
 def free_port() -> int:
@@ -244,6 +245,7 @@ status_interval_s = 5
 [mqtt]
 url = "mqtt://127.0.0.1:{port}"
 reconnect_max_s = 1.0
+end_to_end_ack = {e2e}
 
 [outbox]
 synchronous = "full"
@@ -276,7 +278,7 @@ sensors = [
 
 
 class GatewayProc:
-    def __init__(self, work: Path, code: str, tank: str, proxy_port: int) -> None:
+    def __init__(self, work: Path, code: str, tank: str, proxy_port: int, e2e: bool) -> None:
         self.code, self.tank = code, tank
         self.work = work
         self.modbus = free_port()
@@ -284,7 +286,13 @@ class GatewayProc:
         self.config = work / f"{code}.toml"
         self.config.write_text(
             GATEWAY_TOML.format(
-                site=SITE, code=code, state=work, port=proxy_port, tank=tank, modbus=self.modbus
+                site=SITE,
+                code=code,
+                state=work,
+                port=proxy_port,
+                tank=tank,
+                modbus=self.modbus,
+                e2e="true" if e2e else "false",
             )
         )
         self.outbox = work / f"{code}.outbox.sqlite"
@@ -376,12 +384,25 @@ def stored(url: str) -> tuple[set[tuple[str, int]], int]:
     return have, len(rows) - len(have) + int(conflicts[0] if conflicts else 0)
 
 
+def wait_stored(
+    url: str, want: set[tuple[str, int]], given_up: set[tuple[str, int]], deadline: float
+) -> tuple[set[tuple[str, int]], int, set[tuple[str, int]]]:
+    """Wait until `want` is stored (earlier faults' losses aside) or the deadline passes;
+    returns (still missing, duplicates, stored)."""
+    while True:
+        have, dups = stored(url)
+        missing = want - have - given_up
+        if not missing or time.monotonic() > deadline:
+            return missing, dups, have
+        time.sleep(0.25)
+
+
 # ------------------------------------------------------------------------------------------
 # The run
 
 
 def run(
-    admin_url: str, fault_s: float, replay: int, settle_s: float = 60.0
+    admin_url: str, fault_s: float, replay: int, settle_s: float = 60.0, e2e: bool = True
 ) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -408,7 +429,7 @@ def run(
         ingest = IngestProc(work, db_url, f"mqtt://127.0.0.1:{broker.cfg.port}")
         ingest.start()
         time.sleep(3.0)  # its session and subscription exist before the gateways publish
-        gateways = [GatewayProc(work, c, t, proxy.port) for c, t in codes.items()]
+        gateways = [GatewayProc(work, c, t, proxy.port, e2e) for c, t in codes.items()]
         gateways[2].prefill(replay)
         for g in gateways:
             g.start()
@@ -459,19 +480,21 @@ def run(
             ("gateway SIGKILL mid outbox write + restart", gateway_kill),
         ]
         before: set[tuple[str, int]] = set()
+        given_up: set[tuple[str, int]] = set()
         for label, inject in faults:
             inject()
             ended = time.monotonic()
+            deadline = ended + settle_s
+            # recovery: until what was published before the fault ended is stored
+            before_end = set().union(*(g.published() for g in gateways))
+            missing, dups, have = wait_stored(db_url, before_end, given_up, deadline)
+            recovered = time.monotonic() - ended
+            # and what is published while the system recovers belongs to this fault too
+            time.sleep(max(0.0, ended + TAIL_S - time.monotonic()))
             published = set().union(*(g.published() for g in gateways))
             phase = published - before
-            deadline = ended + settle_s
-            while True:
-                have, dups = stored(db_url)
-                missing = published - have
-                if not missing or time.monotonic() > deadline:
-                    break
-                time.sleep(0.25)
-            recovered = time.monotonic() - ended
+            missing, dups, have = wait_stored(db_url, published, given_up, deadline)
+            given_up |= missing
             row = {
                 "fault": label,
                 "published": len(phase),
@@ -483,7 +506,6 @@ def run(
             results.append(row)
             print(_line(row), flush=True)
             before = published
-            time.sleep(2.0)
     finally:
         for g in gateways:
             g.stop()
@@ -518,10 +540,15 @@ def main() -> None:
     ap.add_argument("--fault-s", type=float, default=10.0, help="how long each fault lasts")
     ap.add_argument("--replay", type=int, default=20_000, help="readings in the long outbox")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
+    ap.add_argument("--settle-s", type=float, default=60.0, help="longest wait for recovery")
+    ap.add_argument(
+        "--puback-only", action="store_true", help="gateways without the end-to-end ack"
+    )
     args = ap.parse_args()
-    print(f"chaos suite: 3 gateways x 20 readings/s, faults of {args.fault_s:g} s")
+    mode = "PUBACK only" if args.puback_only else "end-to-end acknowledgement"
+    print(f"chaos suite: 3 gateways x 20 readings/s, faults of {args.fault_s:g} s, {mode}")
     print(HEADER, flush=True)
-    results = run(args.db_admin_url, args.fault_s, args.replay)
+    results = run(args.db_admin_url, args.fault_s, args.replay, args.settle_s, not args.puback_only)
     if args.json:
         print(json.dumps(results))
 
