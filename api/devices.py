@@ -27,7 +27,14 @@ from psycopg.rows import dict_row
 
 from api.audit import audit_sync
 from oxy import OxyError
-from oxy.contract import CODE_RE, TOPIC_ROOT, gateway_prefix
+from oxy.contract import (
+    ACK_SUFFIX,
+    CODE_RE,
+    TOPIC_ROOT,
+    TopicKind,
+    ack_topic,
+    gateway_prefix,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -263,11 +270,19 @@ def acl_lines(a: Account) -> list[str]:
     """The ACL block for one active account."""
     lines = [f"user {a.username}"]
     if a.kind == "gateway" and a.site and a.gateway:
-        # Its own prefix only: data, state (incl. the Will) and status; readwrite so that it
-        # can read back its own retained birth message.
-        lines.append(f"topic readwrite {gateway_prefix(a.site, a.gateway)}#")
+        # Its own topics only: data, state (incl. the Will) and status (readwrite so that it
+        # can read back its own retained birth); the centre's watermark it may only read:
+        # nobody but ingest can confirm a gateway's readings (end-to-end acknowledgement).
+        prefix = gateway_prefix(a.site, a.gateway)
+        lines += [
+            f"topic write {prefix}{TopicKind.DATA.value}",
+            f"topic readwrite {prefix}{TopicKind.STATE.value}",
+            f"topic readwrite {prefix}{TopicKind.STATUS.value}",
+            f"topic read {ack_topic(a.site, a.gateway)}",
+        ]
     elif a.kind == "ingest":
         lines.append(f"topic read {TOPIC_ROOT}/#")
+        lines.append(f"topic write {TOPIC_ROOT}/+/+/{ACK_SUFFIX}")
     elif a.kind == "bridge":
         lines.append(f"topic readwrite {TOPIC_ROOT}/#")
         lines.append("topic read spBv1.0/#")

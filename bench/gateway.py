@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from gateway.engineering import Row  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
 from oxy.broker import BrokerConfig, render  # noqa: E402
+from oxy.contract import AckMessage, encode_ack  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 DP_AT_0 = 'profile = "dp", address = 0'
@@ -91,6 +93,8 @@ class Sub:
         self.gw = gw
         self.lock = threading.Lock()
         self.data: list[tuple[float, dict[str, Any]]] = []
+        self.seqs: dict[int, set[int]] = {}
+        self.wm: dict[int, int] = {}
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         c.on_connect = lambda cl, u, f, rc, p: cl.subscribe("oxy/+/+/+/data", qos=1)
         c.on_message = self._on_message
@@ -107,6 +111,22 @@ class Sub:
             return
         with self.lock:
             self.data.append((time.time(), doc))
+        if doc.get("epoch") is not None:
+            self._confirm(cl, msg.topic, doc)
+
+    def _confirm(self, cl: Any, topic_name: str, doc: dict[str, Any]) -> None:
+        """Stand in for ingest's end-to-end acknowledgement: one watermark per message (ingest
+        sends one per batch), so the gateway's cost of trimming is in the figure."""
+        seqs = self.seqs.setdefault(doc["epoch"], set())
+        seqs.add(doc["seq"])
+        wm = max(self.wm.get(doc["epoch"], doc.get("floor", 1) - 1), doc.get("floor", 1) - 1)
+        while wm + 1 in seqs:
+            wm += 1
+        self.wm[doc["epoch"]] = wm
+        ack = AckMessage(
+            gw=self.gw, epoch=doc["epoch"], seq=wm, high=max(seqs), ts=datetime.now(UTC)
+        )
+        cl.publish(topic_name + "/ack", encode_ack(ack), qos=1, retain=True)
 
     def readings(self) -> int:
         with self.lock:

@@ -40,6 +40,7 @@ from oxy.migrate import migrate
 ADMIN = os.environ.get("OXY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SITE, GW = "BV-BENCH", "gw-bv-bench"
 TANKS = 50  # 100 sensors
+WATERMARKS = os.environ.get("BENCH_WATERMARKS", "1") != "0"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -136,7 +137,10 @@ def messages(total: int, per_message: int, offset_s: int = 0) -> list[bytes]:
             ts = T0 + timedelta(seconds=offset_s + i // len(names))
             unit = "bar" if s.endswith("-p") else "inH2O"
             rs.append(Reading(sensor=s, ts=ts, value=float(i % 1000), unit=unit))
-        out.append(encode(DataMessage(gw=GW, seq=seq, sent_at=now, readings=rs)))
+        # With the end-to-end acknowledgement (the gateway's default): every batch then also
+        # records its seqs and publishes one watermark (BENCH_WATERMARKS=0: without).
+        ack = {"epoch": 1, "floor": 0} if WATERMARKS else {}
+        out.append(encode(DataMessage(gw=GW, seq=seq, sent_at=now, readings=rs, **ack)))
     return out
 
 

@@ -101,6 +101,12 @@ class MqttConfig:
     inflight: int = 20
     reconnect_max_s: float = 2.0
     protocol: Literal["auto", "5", "3.1.1"] = "auto"  # auto: MQTT 5, else 3.1.1 if refused
+    # End-to-end acknowledgement: keep readings until the centre has committed them (its
+    # watermark on .../data/ack), re-send what stays unconfirmed after `ack_timeout_s`
+    # (doubling while nothing progresses, up to `ack_timeout_max_s`) and after a reconnect.
+    end_to_end_ack: bool = True
+    ack_timeout_s: float = 30.0
+    ack_timeout_max_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +377,12 @@ def _mqtt(r: _Reader, gateway: str, base: Path) -> MqttConfig:
         inflight=r.integer("inflight", 20),
         reconnect_max_s=r.number("reconnect_max_s", 2.0),
         protocol=protocol,
+        end_to_end_ack=r.flag("end_to_end_ack", True),
+        ack_timeout_s=r.number("ack_timeout_s", 30.0),
+        ack_timeout_max_s=r.number("ack_timeout_max_s", 600.0),
     )
+    if not 0.5 <= m.ack_timeout_s <= m.ack_timeout_max_s:
+        raise ConfigError(f"{r.where}.ack_timeout_s: must be >= 0.5 and <= ack_timeout_max_s")
     if not 1 <= m.batch_max_readings <= 5000:
         raise ConfigError(f"{r.where}.batch_max_readings: must be within 1..5000 (the contract)")
     r.done()

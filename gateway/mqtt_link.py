@@ -48,6 +48,8 @@ class MqttLink:
         on_disconnected: Callable[[str], None],
         on_ack: Callable[[int, bool, str], None],
         on_reset: Callable[[], None],
+        ack_topic: str | None = None,
+        on_watermark: Callable[[bytes], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.gateway = gateway
@@ -59,8 +61,9 @@ class MqttLink:
         self._on_disconnected = on_disconnected
         self._on_ack = on_ack
         self._on_reset = on_reset
+        self.ack_topic = ack_topic
+        self._on_watermark = on_watermark
         self._downgrade = False
-        self._connack = False
         self._connack = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,6 +94,7 @@ class MqttLink:
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_publish = self._handle_publish
+        c.on_message = self._handle_message
         return c
 
     def start(self) -> None:
@@ -194,6 +198,9 @@ class MqttLink:
         self.next_bd_seq = bd + 1
         self._backoff.reset()
         client.publish(self.state_topic, self._state(True, bd), qos=1, retain=True)
+        if self.ack_topic:
+            # The centre's watermark (retained: the last one arrives at once).
+            client.subscribe(self.ack_topic, qos=1)
         self.connected = True
         self._loop.call_soon_threadsafe(self._on_connected, bd)
 
@@ -216,6 +223,10 @@ class MqttLink:
         properties: Properties | None,
     ) -> None:
         self._loop.call_soon_threadsafe(self._on_ack, mid, not reason.is_failure, str(reason))
+
+    def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if self._on_watermark is not None and msg.topic == self.ack_topic:
+            self._loop.call_soon_threadsafe(self._on_watermark, bytes(msg.payload))
 
     def _disconnected(self, why: str) -> None:
         # Report the loss of a connection and each new reason, not every failed attempt.

@@ -1,8 +1,16 @@
-"""The durable outbox: SQLite in WAL mode, written before publishing, deleted only after PUBACK.
+"""The durable outbox: SQLite in WAL mode, written before publishing, deleted only once the
+centre has committed the readings (end-to-end acknowledgement, docs/gateway.md), or after the
+PUBACK when that is switched off.
 
 Rows keep insertion order (AUTOINCREMENT ids are never reused, so a replay cursor stays valid even
-when the table empties). The bound (row count and age) evicts the oldest rows first and counts
-every evicted row in `evicted_total`, which the status message reports: never a silent drop.
+when the table empties). Each data message sent is recorded in `sent` (its `seq` and the id range
+of its rows), so a re-send repeats the same `seq` with the same readings: the centre's contiguous
+watermark can always close a gap. The outbox stream is named by `epoch` (set when the file is
+created): a new file starts a new stream whose sequence numbers begin again at 1.
+
+The bound (row count and age) evicts the oldest rows first, always a prefix of ids (so a sent
+message loses its rows from the front and the stream's floor moves up), and counts every evicted
+row in `evicted_total`, which the status message reports: never a silent drop.
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     q TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sent (
+    seq INTEGER PRIMARY KEY,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL
+);
 """
 
 Q_INSERT = "INSERT INTO outbox (sensor, ts_ms, value, unit, q) VALUES (?, ?, ?, ?, ?)"
@@ -38,7 +51,23 @@ Q_COUNT = "SELECT count(*) FROM outbox"
 Q_OLDEST = "SELECT ts_ms FROM outbox ORDER BY id LIMIT 1"
 Q_NTH_ID = "SELECT id FROM outbox ORDER BY id LIMIT 1 OFFSET ?"
 Q_DELETE_UPTO = "DELETE FROM outbox WHERE id <= ?"
-Q_DELETE_OLDER = "DELETE FROM outbox WHERE ts_ms < ?"
+# By age, too, only a prefix of ids goes (a row with a wrong old clock further on waits for the
+# size bound instead): evictions never open a hole in the middle of the sent messages.
+Q_DELETE_OLDER = (
+    "DELETE FROM outbox WHERE id < coalesce("
+    "(SELECT min(id) FROM outbox WHERE ts_ms >= ?), (SELECT max(id) + 1 FROM outbox))"
+)
+Q_SENT_ADD = "INSERT OR REPLACE INTO sent (seq, first_id, last_id) VALUES (?, ?, ?)"
+Q_SENT_ABOVE = "SELECT seq, first_id, last_id FROM sent WHERE seq > ? ORDER BY seq"
+Q_SENT_ONE = "SELECT first_id, last_id FROM sent WHERE seq = ?"
+Q_SENT_MIN = "SELECT min(seq), count(*), max(last_id) FROM sent"
+Q_SENT_UPTO = "SELECT max(last_id) FROM sent WHERE seq <= ?"
+Q_SENT_DELETE_UPTO = "DELETE FROM sent WHERE seq <= ?"
+Q_SENT_DELETE_ONE = "DELETE FROM sent WHERE seq = ?"
+Q_SENT_TRIM = "DELETE FROM sent WHERE last_id < coalesce((SELECT min(id) FROM outbox), 1 << 62)"
+Q_ROWS_BETWEEN = (
+    "SELECT id, sensor, ts_ms, value, unit, q FROM outbox WHERE id BETWEEN ? AND ? ORDER BY id"
+)
 Q_META_GET = "SELECT value FROM meta WHERE key = ?"
 Q_META_PUT = (
     "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -69,6 +98,12 @@ class Outbox:
         self.depth = int(self._db.execute(Q_COUNT).fetchone()[0])
         self.evicted_total = int(self.get_meta("evicted_total", "0"))
         self.published_total = int(self.get_meta("published_total", "0"))
+        self.confirmed_total = int(self.get_meta("confirmed_total", "0"))
+        epoch = self.get_meta("epoch", "")
+        if not epoch:  # a new file: a new stream (milliseconds since 1970 name it)
+            epoch = str(int(time.time() * 1000))
+            self.put_meta("epoch", epoch)
+        self.epoch = int(epoch)
         self.written_total = 0  # this process only (tests and the bench count with it)
 
     def close(self) -> None:
@@ -116,6 +151,56 @@ class Outbox:
         self.depth -= n
         return n
 
+    # ---- sent messages (end-to-end acknowledgement)
+
+    def assign(self, seq: int, first_id: int, last_id: int) -> None:
+        """Record data message `seq` (rows first_id..last_id) and make `seq` durable, before it
+        is published: it is never reused, and a re-send repeats it."""
+        with self._tx():
+            self._db.execute(Q_SENT_ADD, (seq, first_id, last_id))
+            self._db.execute(Q_META_PUT, ("seq", str(seq)))
+
+    def sent_above(self, seq: int) -> list[tuple[int, int, int]]:
+        """(seq, first_id, last_id) of every recorded message above `seq`, in order."""
+        return self._db.execute(Q_SENT_ABOVE, (seq,)).fetchall()
+
+    def sent_rows(self, seq: int) -> list[tuple[int, str, int, float | None, str, str]]:
+        """The rows of sent message `seq` still in the outbox (fewer after an eviction)."""
+        entry = self._db.execute(Q_SENT_ONE, (seq,)).fetchone()
+        if entry is None:
+            return []
+        return self._db.execute(Q_ROWS_BETWEEN, entry).fetchall()
+
+    def forget_sent(self, seq: int) -> None:
+        """Drop a sent message whose rows are all gone (evicted)."""
+        self._db.execute(Q_SENT_DELETE_ONE, (seq,))
+
+    def sent_summary(self) -> tuple[int | None, int, int]:
+        """(lowest seq waiting for confirmation or None, how many, highest row id assigned)."""
+        low, n, last = self._db.execute(Q_SENT_MIN).fetchone()
+        return (int(low) if low is not None else None, int(n), int(last or 0))
+
+    def confirm(self, watermark: int) -> int:
+        """The centre committed every message up to `watermark`: delete their rows and
+        records (one transaction); returns how many readings went."""
+        with self._tx():
+            row = self._db.execute(Q_SENT_UPTO, (watermark,)).fetchone()
+            n = 0
+            if row and row[0] is not None:
+                n = self._db.execute(Q_DELETE_UPTO, (row[0],)).rowcount
+            self._db.execute(Q_SENT_DELETE_UPTO, (watermark,))
+            self.confirmed_total += n
+            self._db.execute(Q_META_PUT, ("confirmed_total", str(self.confirmed_total)))
+            self._db.execute(Q_META_PUT, ("acked_seq", str(watermark)))
+            self._db.execute(Q_META_PUT, ("published_total", str(self.published_total)))
+        self.depth -= n
+        return n
+
+    def note_published(self, readings: int) -> None:
+        """Count readings whose message the broker acknowledged (rows stay for the centre).
+        Persisted with the next confirmation (no disk write per PUBACK)."""
+        self.published_total += readings
+
     def enforce_bound(self, now: float | None = None) -> int:
         """Evict the oldest rows beyond the size and age bounds; count them; return how many."""
         evicted = 0
@@ -128,6 +213,7 @@ class Outbox:
             cutoff = int(((now or time.time()) - self.max_age_s) * 1000)
             evicted += self._db.execute(Q_DELETE_OLDER, (cutoff,)).rowcount
             if evicted:
+                self._db.execute(Q_SENT_TRIM)
                 self.evicted_total += evicted
                 self._db.execute(Q_META_PUT, ("evicted_total", str(self.evicted_total)))
         if evicted:

@@ -25,11 +25,14 @@ from gateway.outbox import Outbox
 from gateway.poller import DevicePoller
 from gateway.relay import RelayOutput
 from oxy.contract import (
+    ContractError,
     DeviceHealth,
     Quality,
     Reading,
     StatusMessage,
     TopicKind,
+    ack_topic,
+    decode_ack,
     encode,
     encode_data,
     topic,
@@ -43,6 +46,9 @@ REJECT_HOLD_S = 10.0
 MAX_PENDING_ROWS = 100_000  # readings held in memory while the outbox cannot be written
 EVICTION_ALARM_S = 3600.0  # the alarm stays up this long after the last eviction
 ALARM_TICK_S = 0.5  # edge alarm hold times and silence are checked this often
+ACK_GRACE_S = 3.0  # a gap below the centre's `high` older than this is re-sent at once
+RESEND_AFTER_CONNECT_S = 1.0  # lets the retained watermark arrive before re-sending
+ACK_WATCH_S = 1.0  # how often the acknowledgement timeout is checked
 
 
 def release_memory() -> None:
@@ -64,6 +70,8 @@ class Gateway:
         self.cfg = cfg
         self.data_topic = topic(cfg.site, cfg.gateway, TopicKind.DATA)
         self.status_topic = topic(cfg.site, cfg.gateway, TopicKind.STATUS)
+        self.ack_topic = ack_topic(cfg.site, cfg.gateway)
+        self.e2e = cfg.mqtt.end_to_end_ack
         self.outbox: Outbox | None = None
         self.link: MqttLink | None = None
         self.pollers = [DevicePoller(d, self._on_rows) for d in cfg.devices]
@@ -71,7 +79,19 @@ class Gateway:
             p.on_transition = self._on_device_transition
         self.seq = 0
         self.cursor = 0
-        self.inflight: dict[int, tuple[int, int, int]] = {}
+        # mid -> (seq, first row id, last row id, readings, first send?)
+        self.inflight: dict[int, tuple[int, int, int, int, bool]] = {}
+        self.acked_seq = 0  # the centre's watermark of this outbox stream
+        self.resent_total = 0
+        self._resend: list[int] = []  # seqs to send again, in order
+        self._sent_at: dict[int, float] = {}  # seq -> when it last left (monotonic)
+        self._rejected: list[int] = []
+        self._ack_wait = cfg.mqtt.ack_timeout_s
+        self._progress_at = time.monotonic()
+        self._resend_handle: asyncio.TimerHandle | None = None
+        self._ever_connected = False
+        self._seq_at_connect = 0
+        self._bad_ack_logged = False
         self.connected_since: datetime | None = None
         self.broker_error: str | None = None
         self.alarms: set[str] = set()
@@ -111,6 +131,10 @@ class Gateway:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the outbox {oc.path}: {exc}") from None
         self.seq = int(self.outbox.get_meta("seq", "0"))
+        self.acked_seq = int(self.outbox.get_meta("acked_seq", "0"))
+        # Rows up to the last one recorded as sent belong to sent messages (re-sent with their
+        # own seq); fresh messages start after them.
+        self.cursor = self.outbox.sent_summary()[2]
         bd_seq = int(self.outbox.get_meta("bd_seq", "-1")) + 1
         self.link = MqttLink(
             cfg=self.cfg.mqtt,
@@ -123,6 +147,8 @@ class Gateway:
             on_disconnected=self._on_disconnected,
             on_ack=self._on_ack,
             on_reset=self._on_session_reset,
+            ack_topic=self.ack_topic if self.e2e else None,
+            on_watermark=self._on_watermark,
         )
         logger.info(
             "gateway %s/%s starting: %d devices, %d sensors, outbox %s (%d waiting)",
@@ -138,6 +164,8 @@ class Gateway:
         self.link.start()
         tasks = [asyncio.create_task(p.run(), name=f"poll-{p.device.name}") for p in self.pollers]
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        if self.e2e:
+            tasks.append(asyncio.create_task(self._ack_watch(), name="ack-watch"))
         if self.edge_alarm is not None:
             # Local only: runs whether or not the broker or the centre can be reached.
             tasks.append(asyncio.create_task(self._alarm_ticks(), name="edge-alarm"))
@@ -153,6 +181,7 @@ class Gateway:
             self._stopping = True
             self.write_status()
             await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
+            self.outbox.put_meta("published_total", self.outbox.published_total)
             self.outbox.close()
             logger.info("gateway %s stopped", self.cfg.gateway)
 
@@ -228,7 +257,8 @@ class Gateway:
             self._fill_handle = self._loop.call_later(delay, self._fill)
 
     def _fill(self) -> None:
-        """Publish the oldest waiting readings, in order, while the in-flight window has room."""
+        """Publish re-sends first, then the oldest fresh readings, while the in-flight window has
+        room. A fresh message gets the next `seq`, recorded with its rows before it leaves."""
         self._fill_handle = None
         link, outbox, m = self.link, self.outbox, self.cfg.mqtt
         if link is None or outbox is None or not link.connected:
@@ -237,10 +267,24 @@ class Gateway:
         if now < self._hold_until:
             self._schedule_fill(self._hold_until - now)
             return
+        flying = {e[0] for e in self.inflight.values()} if self._resend else set()
         while len(self.inflight) < m.inflight:
-            rows = outbox.batch(self.cursor, m.batch_max_readings)
-            if not rows:
-                break
+            if self._resend:
+                seq = self._resend.pop(0)
+                if seq in flying or (self.e2e and seq <= self.acked_seq):
+                    continue
+                rows = outbox.sent_rows(seq)
+                if not rows:  # every reading of it was evicted (counted there)
+                    outbox.forget_sent(seq)
+                    continue
+                fresh = False
+                self.resent_total += 1
+            else:
+                rows = outbox.batch(self.cursor, m.batch_max_readings)
+                if not rows:
+                    break
+                seq = self.seq + 1
+                fresh = True
             readings = [
                 Reading(
                     sensor=r[1],
@@ -251,26 +295,43 @@ class Gateway:
                 )
                 for r in rows
             ]
-            self.seq += 1
+            epoch = floor = None
+            if self.e2e:
+                epoch, floor = outbox.epoch, outbox.sent_summary()[0]
+                if floor is None or floor > seq:
+                    floor = seq
             # Split by encoded size too: never a message the broker would drop (issue 14).
-            payload, fits = encode_data(self.cfg.gateway, self.seq, datetime.now(UTC), readings)
-            rows = rows[:fits]
-            # The sequence number is durable before the message leaves, so it never repeats.
-            outbox.put_meta("seq", self.seq)
+            payload, fits = encode_data(
+                self.cfg.gateway, seq, datetime.now(UTC), readings, epoch=epoch, floor=floor
+            )
+            if fresh:
+                rows = rows[:fits]
+                # Durable before the message leaves: a seq never repeats with other readings.
+                outbox.assign(seq, rows[0][0], rows[-1][0])
+                self.seq = seq
+                self.cursor = rows[-1][0]
             mid = link.publish(self.data_topic, payload)
-            self.inflight[mid] = (rows[0][0], rows[-1][0], len(rows))
-            self.cursor = rows[-1][0]
+            self.inflight[mid] = (seq, rows[0][0], rows[-1][0], len(rows), fresh)
+            self._sent_at[seq] = now
             if self.first_publish_after_connect is None:
                 self.first_publish_after_connect = time.monotonic() - self._connected_at_mono
 
     def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
+        """A PUBACK. With the end-to-end acknowledgement the rows stay until the centre's
+        watermark covers them; without it the PUBACK confirms the message."""
         entry = self.inflight.pop(mid, None)
         if entry is None or self.outbox is None:
             return  # birth or status
-        first, last, n = entry
+        seq, first, last, n, fresh = entry
         if ok:
-            self.outbox.acked(first, last, n)
-            if "broker_rejected" in self.alarms and self._rejected_from is None:
+            if self.e2e:
+                if fresh:
+                    self.outbox.note_published(n)
+            else:
+                self.outbox.acked(first, last, n)
+                self.outbox.forget_sent(seq)
+                self._sent_at.pop(seq, None)
+            if "broker_rejected" in self.alarms and not self._rejected:
                 self.alarms.discard("broker_rejected")
                 logger.info("broker accepts publishes again")
         else:
@@ -278,19 +339,117 @@ class Gateway:
             if "broker_rejected" not in self.alarms:
                 logger.error("broker rejected a data message: %s; keeping it", reason)
             self.alarms.add("broker_rejected")
-            self._rejected_from = (
-                first if self._rejected_from is None else min(first, self._rejected_from)
-            )
-        if self._rejected_from is not None and not self.inflight:
-            self.cursor = self._rejected_from - 1
-            self._rejected_from = None
+            self._rejected.append(seq)
+        if self._rejected and not self.inflight:
+            self._queue_resend(self._rejected)
+            self._rejected = []
             self._hold_until = time.monotonic() + REJECT_HOLD_S
         self._schedule_fill(0.0)
+
+    def _queue_resend(self, seqs: list[int]) -> None:
+        queued = set(self._resend)
+        self._resend.extend(q for q in seqs if q not in queued)
+        self._resend.sort()
+        self._schedule_fill(0.0)
+
+    def _unconfirmed(self) -> list[int]:
+        assert self.outbox is not None
+        after = self.acked_seq if self.e2e else 0
+        return [q for q, _first, _last in self.outbox.sent_above(after)]
+
+    def _resend_unconfirmed(self) -> None:
+        """After a (re)connect: whatever the broker may have lost goes again (same seqs)."""
+        self._resend_handle = None
+        if self.link is None or not self.link.connected:
+            return
+        flying = {e[0] for e in self.inflight.values()}
+        upto = self._seq_at_connect  # what this connection sent itself is not in doubt yet
+        todo = [q for q in self._unconfirmed() if q <= upto and q not in flying]
+        if todo:
+            logger.info("gateway %s re-sends %d unconfirmed messages", self.cfg.gateway, len(todo))
+            self._queue_resend(todo)
+
+    def _on_watermark(self, payload: bytes) -> None:
+        """The centre's watermark: trim what it committed, re-send a gap it shows."""
+        outbox = self.outbox
+        if outbox is None:
+            return
+        try:
+            ack = decode_ack(self.ack_topic, payload)
+        except ContractError as exc:
+            if not self._bad_ack_logged:
+                logger.warning("gateway %s: unreadable ack ignored: %s", self.cfg.gateway, exc)
+                self._bad_ack_logged = True
+            return
+        if ack.epoch != outbox.epoch:
+            return  # a watermark of an earlier outbox file (stream)
+        if ack.seq > self.seq:
+            if not self._bad_ack_logged:
+                logger.warning(
+                    "gateway %s: ack %d beyond the last seq sent %d ignored",
+                    self.cfg.gateway,
+                    ack.seq,
+                    self.seq,
+                )
+                self._bad_ack_logged = True
+            return
+        now = time.monotonic()
+        if ack.seq > self.acked_seq:
+            outbox.confirm(ack.seq)
+            self.acked_seq = ack.seq
+            for q in [q for q in self._sent_at if q <= ack.seq]:
+                del self._sent_at[q]
+            self._ack_wait = self.cfg.mqtt.ack_timeout_s
+            self._progress_at = now
+        if ack.high > ack.seq:
+            # Later messages are committed, these are not: lost on the way (e.g. by a broker
+            # restart while ingest had no subscription), or still in another worker's batch.
+            flying = {e[0] for e in self.inflight.values()}
+            gap = [
+                q
+                for q, _first, _last in outbox.sent_above(ack.seq)
+                if q < ack.high
+                and q not in flying
+                and now - self._sent_at.get(q, 0.0) > ACK_GRACE_S
+            ]
+            if gap:
+                for q in gap:
+                    self._sent_at[q] = now  # not again before the grace has passed
+                self._queue_resend(gap)
+
+    async def _ack_watch(self) -> None:
+        """Re-send what the centre has not confirmed after the acknowledgement timeout (the
+        timeout doubles while nothing progresses: a long centre outage costs few re-sends)."""
+        while True:
+            await asyncio.sleep(ACK_WATCH_S)
+            if self.seq <= self.acked_seq or self.link is None or not self.link.connected:
+                continue
+            now = time.monotonic()
+            wait = self._ack_wait
+            if now - self._progress_at < wait:
+                continue
+            late = [q for q, t in self._sent_at.items() if q > self.acked_seq and now - t > wait]
+            if not late and self._sent_at:
+                continue
+            flying = {e[0] for e in self.inflight.values()}
+            todo = [q for q in self._unconfirmed() if q not in flying]
+            if todo:
+                logger.info(
+                    "gateway %s: no acknowledgement for %.0f s; re-sending %d messages",
+                    self.cfg.gateway,
+                    wait,
+                    len(todo),
+                )
+                for q in todo:
+                    self._sent_at[q] = now
+                self._queue_resend(todo)
+            self._progress_at = now
+            self._ack_wait = min(wait * 2, self.cfg.mqtt.ack_timeout_max_s)
 
     def _on_session_reset(self) -> None:
         """The MQTT client was replaced: its unacknowledged messages are gone, so replay them."""
         self.inflight.clear()
-        self.cursor = 0
+        self._queue_resend(self._unconfirmed())
 
     def _on_connected(self, bd_seq: int) -> None:
         assert self.outbox is not None
@@ -307,6 +466,17 @@ class Gateway:
             bd_seq,
             self.outbox.depth,
         )
+        if self.e2e or not self._ever_connected:
+            # Messages sent before are unconfirmed: the broker may have lost them (restart,
+            # persistence off) although it acknowledged them. Without the end-to-end ack only
+            # those of an earlier process (paho re-sends its own in-flight ones).
+            if self._resend_handle is not None:
+                self._resend_handle.cancel()
+            assert self._loop is not None
+            delay = RESEND_AFTER_CONNECT_S if self.e2e else 0.0
+            self._seq_at_connect = self.seq
+            self._resend_handle = self._loop.call_later(delay, self._resend_unconfirmed)
+        self._ever_connected = True
         self._schedule_fill(0.0)
         self._status_soon()
 
@@ -382,6 +552,14 @@ class Gateway:
                 "error": self.broker_error,
             },
             seq=self.seq,
+            ack={
+                "end_to_end": self.e2e,
+                "epoch": self.outbox.epoch,
+                "acked_seq": self.acked_seq if self.e2e else None,
+                "unconfirmed_messages": self.outbox.sent_summary()[1],
+                "confirmed_total": self.outbox.confirmed_total,
+                "resent_total": self.resent_total,
+            },
             requests={p.device.name: p.requests for p in self.pollers},
         )
         if self.relay is not None:

@@ -58,6 +58,13 @@ def format_status(s: dict[str, Any]) -> str:
         f"  outbox depth {s['outbox_depth']}, oldest {s['outbox_oldest']} ({s['outbox_age_s']}s), "
         f"evicted {s['evicted_total']}, published {s['published_total']}"
     )
+    ack = s.get("ack") or {}
+    if ack.get("end_to_end"):
+        lines.append(
+            f"  centre confirmed seq {ack.get('acked_seq')} of stream {ack.get('epoch')}: "
+            f"{ack.get('unconfirmed_messages')} messages unconfirmed, "
+            f"{ack.get('confirmed_total')} readings confirmed, {ack.get('resent_total')} re-sends"
+        )
     for d in s.get("devices", []):
         err = f"  error: {d['error']}" if d.get("error") and d["state"] != "ok" else ""
         lines.append(

@@ -104,6 +104,24 @@ class Batch:
             self.readings += len(data["readings"])
 
 
+@dataclass(slots=True)
+class AckStream:
+    """The data seqs of one gateway stream handled in one batch."""
+
+    seqs: list[int] = field(default_factory=list)
+    floor: int = 0
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """The seqs as sorted, merged inclusive ranges."""
+        out: list[tuple[int, int]] = []
+        for q in sorted(set(self.seqs)):
+            if out and q == out[-1][1] + 1:
+                out[-1] = (out[-1][0], q)
+            else:
+                out.append((q, q))
+        return out
+
+
 ReadingRow = tuple[int, datetime, float | None, int, datetime]
 
 
@@ -126,6 +144,37 @@ class Rows:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     history: list[tuple[Any, ...]] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
+    # End-to-end acknowledgement: per stream (site, gateway, epoch), the data seqs this batch
+    # handles (stored, dead-lettered or quarantined) and the highest floor the gateway declared.
+    acks: dict[tuple[str, str, int], AckStream] = field(default_factory=dict)
+
+    def ack(self, site: str, gateway: str, epoch: int, seq: int, floor: int | None) -> None:
+        """Note that data message `seq` of a stream is handled by this batch's transaction."""
+        key = (site, gateway, epoch)
+        stream = self.acks.get(key)
+        if stream is None:
+            stream = self.acks[key] = AckStream()
+        stream.seqs.append(seq)
+        if floor is not None and floor > stream.floor:
+            stream.floor = floor
+
+    def ack_arrays(self) -> tuple[list[str], list[str], list[int], list[int], list[int], list[int]]:
+        """The ranges of handled seqs as the arrays of ack_advance() (sql/0075)."""
+        site: list[str] = []
+        gw: list[str] = []
+        epoch: list[int] = []
+        lo: list[int] = []
+        hi: list[int] = []
+        floor: list[int] = []
+        for (s, g, e), stream in sorted(self.acks.items()):
+            for a, b in stream.ranges():
+                site.append(s)
+                gw.append(g)
+                epoch.append(e)
+                lo.append(a)
+                hi.append(b)
+                floor.append(stream.floor)
+        return site, gw, epoch, lo, hi, floor
 
     def mark(self) -> tuple[int, ...]:
         """The length of every list, to take back the rows of one message (`undo`)."""

@@ -222,6 +222,21 @@ class MqttSource:
         if self.client is not None:
             self.client.publish(topic_name, b"", qos=1, retain=True)
 
+    def publish_retained(self, items: list[tuple[str, bytes]]) -> int:
+        """Publish QoS 1 retained messages (the end-to-end acks); returns how many were queued.
+
+        Best effort: an ack lost on the way is repeated by the next batch of that gateway, and
+        the gateway re-sends what stays unconfirmed (docs/ingest.md)."""
+        client = self.client
+        if client is None or not items:
+            return 0
+        queued = 0
+        for topic_name, payload in items:
+            info = client.publish(topic_name, payload, qos=1, retain=True)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                queued += 1
+        return queued
+
     def _on_connect(
         self,
         client: mqtt.Client,

@@ -31,6 +31,11 @@ class Metrics:
         self.conflicts = Counter(
             "oxy_ingest_conflicts", "Readings that conflict with a stored reading", registry=r
         )
+        self.acks_published = Counter(
+            "oxy_ingest_acks_published",
+            "End-to-end acknowledgements (watermarks) published to gateways",
+            registry=r,
+        )
         self.db_errors = Counter(
             "oxy_ingest_db_errors", "Failed batch writes (retried)", ["kind"], registry=r
         )

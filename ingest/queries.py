@@ -186,3 +186,10 @@ ON CONFLICT (key) DO UPDATE SET attempts = a.attempts + 1, last_at = now()
 RETURNING key, attempts - 1
 """
 FORGET_ATTEMPTS: Final = "DELETE FROM ingest_attempts WHERE key = ANY(%s)"
+
+# End-to-end acknowledgement (sql/0075): record the batch's handled data seqs per stream and
+# return each stream's watermark, in the batch's own transaction.
+ACK_ADVANCE: Final = """
+SELECT site, gateway, epoch, watermark, high
+FROM ack_advance(%s::text[], %s::text[], %s::int8[], %s::int8[], %s::int8[], %s::int8[])
+"""

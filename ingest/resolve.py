@@ -12,6 +12,7 @@ exception, and the rest of the batch goes on.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -30,6 +31,8 @@ from oxy.contract import (
     StateMessage,
     StatusMessage,
     Topic,
+    TopicKind,
+    parse_topic,
     to_canonical,
     value_problem,
 )
@@ -74,6 +77,7 @@ def resolve(
             rows.dead_letter(
                 d.inbound, f"ingest failed on this message: {type(exc).__name__}: {exc}"
             )
+            ack_handled(d, rows)  # handled all the same: the gateway's watermark goes on
     return rows
 
 
@@ -91,6 +95,7 @@ def _one(
         return  # a retained-message deletion (batch.decode_inbound): nothing to write
     if d.error is not None or d.topic is None or d.message is None:
         rows.dead_letter(item, d.error or "undecodable message")
+        _ack_dead_letter(item.topic, item.payload, rows)
         return
     gw = cache.gateway(d.topic.gateway, conn)
     if gw is not None and gw.site != d.topic.site:
@@ -99,6 +104,7 @@ def _one(
             item,
             f"gateway {gw.code!r} belongs to site {gw.site!r}, not {d.topic.site!r}",
         )
+        ack_handled(d, rows)
         return
     msg = d.message
     if isinstance(msg, StateMessage | StatusMessage):
@@ -121,6 +127,9 @@ def _data(
 ) -> None:
     item = d.inbound
     readings = msg["readings"]
+    stream = msg.get("epoch")
+    if stream is not None:  # handled once this transaction commits, whatever happens below
+        rows.ack(t.site, t.gateway, stream, msg["seq"], msg.get("floor"))
     rows.lags.append((now - msg["sent_at"]).total_seconds())
     # Timestamps are moved onto datetime.UTC: pydantic parses them with its own tzinfo, and
     # every compare or COPY of such a datetime calls its utcoffset() through Python (0.3 us per
@@ -208,6 +217,36 @@ def _reject(rows: Rows, item: Any, bad: list[str], total: int) -> None:
         )
 
 
+def ack_handled(d: Decoded, rows: Rows) -> None:
+    """Count a message for the end-to-end acknowledgement without storing its readings (it was
+    dead-lettered whole)."""
+    data = d.data
+    if data is not None and d.topic is not None:
+        epoch = data.get("epoch")
+        if epoch is not None:
+            rows.ack(d.topic.site, d.topic.gateway, epoch, data["seq"], data.get("floor"))
+    elif d.message is None:
+        _ack_dead_letter(d.inbound.topic, d.inbound.payload, rows)
+
+
+def _ack_dead_letter(topic_name: str, payload: bytes, rows: Rows) -> None:
+    """A data message that broke the contract is handled too (it is in the dead letters): its
+    seq still counts for the end-to-end acknowledgement when epoch and seq can be read."""
+    try:
+        t = parse_topic(topic_name)
+        doc = json.loads(payload)
+    except (ContractError, ValueError, UnicodeDecodeError, RecursionError):
+        return
+    if t.kind is not TopicKind.DATA or not isinstance(doc, dict):
+        return
+    seq, epoch, floor = doc.get("seq"), doc.get("epoch"), doc.get("floor")
+    if not all(type(x) is int and 0 <= x < 2**63 for x in (seq, epoch)):
+        return
+    assert isinstance(seq, int) and isinstance(epoch, int)
+    ok_floor = type(floor) is int and 0 <= floor < 2**63
+    rows.ack(t.site, t.gateway, epoch, seq, floor if ok_floor else None)
+
+
 def _state_or_status(
     d: Decoded, t: Topic, msg: StateMessage | StatusMessage, gw: GatewayInfo | None, rows: Rows
 ) -> None:
@@ -255,6 +294,4 @@ def _state_or_status(
 
 
 def _json_list(values: list[str]) -> str:
-    import json
-
     return json.dumps(values, ensure_ascii=False)

@@ -28,9 +28,18 @@ from ingest.batch import RETAINED_DATA, Batch, Rows, decode_inbound
 from ingest.consumer import IngestError, MqttSource, Protocol
 from ingest.metrics import Metrics
 from ingest.registry import SensorCache
-from ingest.resolve import resolve
+from ingest.resolve import ack_handled, resolve
 from ingest.writer import LoadMethod, Writer, WriteResult
-from oxy.contract import TS_FLOOR_DEFAULT, Domain, StateMessage, StatusMessage
+from oxy.contract import (
+    TS_FLOOR_DEFAULT,
+    AckMessage,
+    ContractError,
+    Domain,
+    StateMessage,
+    StatusMessage,
+    ack_topic,
+    encode_ack,
+)
 from oxy.database import connect
 
 logger = logging.getLogger(__name__)
@@ -250,6 +259,8 @@ class IngestService:
                     break
                 sent = self.source.ack([d.inbound for d in batch.items])
                 self._count_unacked(-len(batch.items))
+                if result.acks:  # after the commit, never before
+                    self._publish_acks(result.acks)
                 self._after_commit(batch)
                 self._observe(batch, result, sent)
             if time.monotonic() >= next_retention:
@@ -308,6 +319,21 @@ class IngestService:
             except psycopg.Error as exc:  # a stale count only delays a later poison verdict
                 self.writer.rollback()
                 logger.warning("could not clear delivery counts: %s", exc)
+
+    def _publish_acks(self, acks: list[tuple[str, str, int, int, int]]) -> None:
+        """One watermark per stream per committed batch (after the commit, never before)."""
+        latest: dict[tuple[str, str, int], tuple[int, int]] = {}
+        for site, gw, epoch, watermark, high in acks:  # one-by-one commits: the last one wins
+            latest[(site, gw, epoch)] = (watermark, high)
+        now = datetime.now(UTC)
+        items = []
+        for (site, gw, epoch), (watermark, high) in latest.items():
+            try:
+                msg = AckMessage(gw=gw, epoch=epoch, seq=watermark, high=high, ts=now)
+                items.append((ack_topic(site, gw), encode_ack(msg)))
+            except (ContractError, ValueError) as exc:  # codes came from the topic: defensive
+                logger.warning("no ack for %s/%s: %s", site, gw, exc)
+        self.metrics.acks_published.inc(self.source.publish_retained(items))
 
     def _commit(self, batch: Batch) -> WriteResult | None:
         delay = 0.5
@@ -371,6 +397,7 @@ class IngestService:
                     if isinstance(exc, psycopg.Error)
                     else f"ingest failed on this message: {type(exc).__name__}: {exc}",
                 )
+                ack_handled(d, rows)
                 r = self.writer.write(rows)
             total = WriteResult(
                 total.staged + r.staged,
@@ -379,6 +406,7 @@ class IngestService:
                 total.dead_letters + r.dead_letters,
                 total.quarantined + r.quarantined,
                 total.commit_s + r.commit_s,
+                total.acks + r.acks,
             )
         return total
 

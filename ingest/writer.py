@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
@@ -31,6 +31,8 @@ class WriteResult:
     dead_letters: int
     quarantined: int
     commit_s: float
+    # (site, gateway, epoch, watermark, high) per stream this batch advanced (sql/0075).
+    acks: list[tuple[str, str, int, int, int]] = field(default_factory=list)
 
 
 class Writer:
@@ -72,6 +74,7 @@ class Writer:
         conn = self.conn
         started = time.perf_counter()
         inserted = conflicts = 0
+        acks: list[tuple[str, str, int, int, int]] = []
         try:
             with conn.cursor() as cur:
                 if rows.readings:
@@ -103,6 +106,9 @@ class Writer:
                     cur.executemany(queries.APPLY_STATUS, rows.statuses)
                 if rows.history:
                     cur.executemany(queries.INSERT_HISTORY, rows.history)
+                if rows.acks:  # last: it locks the streams' rows until the commit just below
+                    cur.execute(queries.ACK_ADVANCE, rows.ack_arrays())
+                    acks = [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in cur]
             conn.commit()
         except BaseException:
             self.rollback()
@@ -114,6 +120,7 @@ class Writer:
             dead_letters=len(rows.dead_letters),
             quarantined=len(rows.quarantine),
             commit_s=time.perf_counter() - started,
+            acks=acks,
         )
 
     def _insert(self, cur: psycopg.Cursor[Any], rows: Rows) -> int:

@@ -10,6 +10,10 @@ Topics (Sparkplug-inspired, JSON payloads, see shared ARCHITECTURE.md):
 * ``oxy/v1/<site>/<gateway>/state``  — :class:`StateMessage`, retained birth; the MQTT Will
   publishes ``online: false`` with the same ``bd_seq``
 * ``oxy/v1/<site>/<gateway>/status`` — :class:`StatusMessage`, health, outbox depth, evictions
+* ``oxy/v1/<site>/<gateway>/data/ack`` — :class:`AckMessage`, published by ingest only (retained):
+  the highest contiguous data ``seq`` of the gateway's outbox stream the centre has committed
+  (end-to-end acknowledgement, docs/ingest.md). Six levels, so ingest's own ``+/+/+`` filter
+  never receives it.
 
 ``<site>`` is the facility code from the registry, ``<gateway>`` the gateway code.
 """
@@ -387,6 +391,10 @@ class DataMessage(_Message):
     seq: Seq
     sent_at: UtcTime
     readings: Annotated[list[Reading], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)]
+    # End-to-end acknowledgement (both or neither): the outbox stream `seq` belongs to, and the
+    # lowest `seq` the gateway may still send in it (everything below is confirmed or evicted).
+    epoch: Annotated[int, Field(ge=0)] | None = None
+    floor: Annotated[int, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _check_readings(self) -> DataMessage:
@@ -449,9 +457,18 @@ def encode(message: DataMessage | StateMessage | StatusMessage) -> bytes:
     return message.model_dump_json(exclude_none=False).encode()
 
 
-def encode_data(gw: str, seq: int, sent_at: datetime, readings: list[Reading]) -> tuple[bytes, int]:
+def encode_data(
+    gw: str,
+    seq: int,
+    sent_at: datetime,
+    readings: list[Reading],
+    *,
+    epoch: int | None = None,
+    floor: int | None = None,
+) -> tuple[bytes, int]:
     """Encode a data message of as many of `readings` (from the first) as fit in
-    MAX_PAYLOAD_BYTES; returns the payload and how many readings it holds.
+    MAX_PAYLOAD_BYTES; returns the payload and how many readings it holds. `epoch` and
+    `floor` are the end-to-end acknowledgement's stream and lowest seq still sendable.
 
     Gateways build every data message with it, so none is ever larger than ingest accepts or
     than the broker's packet limit (oxy.broker.MAX_PACKET_BYTES, which leaves room for the
@@ -460,7 +477,10 @@ def encode_data(gw: str, seq: int, sent_at: datetime, readings: list[Reading]) -
     """
     n = min(len(readings), MAX_READINGS_PER_MESSAGE)
     while True:
-        payload = encode(DataMessage(gw=gw, seq=seq, sent_at=sent_at, readings=readings[:n]))
+        msg = DataMessage(
+            gw=gw, seq=seq, sent_at=sent_at, readings=readings[:n], epoch=epoch, floor=floor
+        )
+        payload = encode(msg)
         if len(payload) <= MAX_PAYLOAD_BYTES or n == 1:
             return payload, n
         n = max(1, min(n - 1, int(n * MAX_PAYLOAD_BYTES / len(payload) * 0.98)))
@@ -509,6 +529,8 @@ class DataRecord(TypedDict):
     readings: Annotated[
         list[ReadingRecord], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
     ]
+    epoch: NotRequired[Annotated[int, Field(ge=0)] | None]
+    floor: NotRequired[Annotated[int, Field(ge=0)] | None]
 
 
 _DATA_RECORD: Final = TypeAdapter(DataRecord)
@@ -564,3 +586,55 @@ def _describe(exc: ValidationError) -> str:
 def is_finite(value: float | None) -> bool:
     """True for a real, finite number (the only kind of value that may travel as 'good')."""
     return value is not None and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------------------------
+# End-to-end acknowledgement (docs/ingest.md, "End-to-end acknowledgement")
+
+ACK_SUFFIX: Final = "data/ack"
+
+
+def ack_topic(site: str, gateway: str) -> str:
+    """`oxy/v1/<site>/<gateway>/data/ack`: where ingest confirms what the centre has committed."""
+    return topic(site, gateway, TopicKind.DATA) + "/ack"
+
+
+def parse_ack_topic(name: str) -> tuple[str, str]:
+    """(site, gateway) of an ack topic; ContractError for anything else."""
+    if not name.endswith("/" + ACK_SUFFIX):
+        raise ContractError(f"topic {name!r} is not an ack topic")
+    t = parse_topic(name[: -len("/ack")])
+    return t.site, t.gateway
+
+
+class AckMessage(_Message):
+    """The centre's watermark for one gateway's outbox stream (`epoch`).
+
+    Every data message of the stream with `seq` <= `seq` here has been committed (or handled:
+    dead-lettered, quarantined) by ingest, or lies below the stream's floor. `high` is the
+    highest `seq` committed so far: `high` > `seq` means a gap the gateway should re-send.
+    """
+
+    v: Literal[1] = CONTRACT_VERSION
+    gw: Code
+    epoch: Annotated[int, Field(ge=0)]
+    seq: Annotated[int, Field(ge=-1)]
+    high: Annotated[int, Field(ge=-1)]
+    ts: UtcTime
+
+
+def decode_ack(topic_name: str, payload: bytes) -> AckMessage:
+    """Parse an ack message for its topic; ContractError with the reason otherwise."""
+    _site, gateway = parse_ack_topic(topic_name)
+    try:
+        msg = AckMessage.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc)) from None
+    if msg.gw != gateway:
+        raise ContractError(f"gateway {msg.gw!r} in payload does not match topic {topic_name!r}")
+    return msg
+
+
+def encode_ack(message: AckMessage) -> bytes:
+    """The JSON wire form of an ack message."""
+    return message.model_dump_json().encode()

@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from api import devices
-from oxy.contract import gateway_prefix
+from oxy.contract import ack_topic, gateway_prefix
 from tests.api.conftest import World
 
 
@@ -142,6 +142,33 @@ def test_gateway_publishes_only_under_its_own_prefix(
         link.close()
 
 
+def test_only_ingest_confirms_and_only_the_gateway_reads_its_watermark(
+    world: World, creds: dict[str, str], files_dir: Path, broker_factory: Callable[..., Any]
+) -> None:
+    """The end-to-end acknowledgement topic: a gateway cannot confirm its own (or another's)
+    readings, and reads only its own watermark."""
+    broker = broker_factory(password_file=files_dir / "passwd", acl_file=files_dir / "acl")
+    gw = Link(broker.port, "gw-bv-in", creds["gw-bv-in"])
+    assert gw.connected()
+    neighbour = Link(broker.port, "gw-bv-out", creds["gw-bv-out"])
+    assert neighbour.connected()
+    ingest = Link(broker.port, "ingest-1", creds["ingest-1"])
+    assert ingest.connected()
+    own, other = ack_topic("BV-IN", "gw-bv-in"), ack_topic("BV-OUT", "gw-bv-out")
+    gw.subscribe(own)
+    neighbour.subscribe("oxy/v1/#")
+    assert not ingest.publish(own).is_failure
+    assert gw.received() == [own]
+    # 135: not authorised. Neither its own watermark nor another gateway's.
+    assert gw.publish(own).value == 135
+    assert gw.publish(other).value == 135
+    assert neighbour.received(0.5) == []  # delivery of a foreign watermark is filtered
+    # Ingest publishes watermarks only: it cannot forge data of a gateway.
+    assert ingest.publish(gateway_prefix("BV-IN", "gw-bv-in") + "data").value == 135
+    for link in (gw, neighbour, ingest):
+        link.close()
+
+
 def test_wrong_password_and_anonymous_are_refused(
     creds: dict[str, str], files_dir: Path, broker_factory: Callable[..., Any]
 ) -> None:
@@ -223,7 +250,8 @@ def test_cli_writes_files_and_signals_the_broker(
     assert r.exit_code == 0, r.output
     password = r.output.split("password: ")[1].split()[0]
     assert "gw-new:$7$" in pw.read_text()
-    assert f"topic readwrite {gateway_prefix('BV-IN', 'gw-new')}#" in acl.read_text()
+    assert f"topic write {gateway_prefix('BV-IN', 'gw-new')}data" in acl.read_text()
+    assert f"topic read {ack_topic('BV-IN', 'gw-new')}" in acl.read_text()
     time.sleep(0.3)
     link = Link(broker.port, "gw-new", password)
     assert link.connected()

@@ -59,7 +59,16 @@ def test_eviction_is_counted_and_reported(
     t1 = tank("T1")
     sim_factory(t1)
     broker.stop()
-    path = gateway_toml(tmp_path, [t1], broker.port, poll=0.1, extra_outbox="max_readings = 20")
+    # Without the end-to-end acknowledgement (no ingest here): rows leave at PUBACK, so an
+    # evicted reading was never delivered (test_end_to_end_ack covers eviction with it on).
+    path = gateway_toml(
+        tmp_path,
+        [t1],
+        broker.port,
+        poll=0.1,
+        extra_outbox="max_readings = 20",
+        extra_mqtt="end_to_end_ack = false",
+    )
     run = RunningGateway(bg, load(path))
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and (

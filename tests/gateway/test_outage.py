@@ -28,7 +28,10 @@ def test_broker_outage_loses_nothing(
     tanks = [tank(f"T{i}") for i in range(1, 6)]  # 10 sensors
     sim_factory(*tanks)
     sub = subscriber_factory(broker.port, client_id="outage-subscriber")
-    run = RunningGateway(bg, load(gateway_toml(tmp_path, tanks, broker.port, poll=1.0)))
+    # PUBACK mode: no ingest here to confirm (the end-to-end acknowledgement under broker
+    # faults is tests/ingest/test_end_to_end_ack.py and bench/chaos.py).
+    cfg = gateway_toml(tmp_path, tanks, broker.port, poll=1.0, extra_mqtt="end_to_end_ack = false")
+    run = RunningGateway(bg, load(cfg))
     sub.wait_for(lambda: len(sub.of_kind("data")) >= 5)
     time.sleep(3)
 

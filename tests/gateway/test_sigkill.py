@@ -52,7 +52,11 @@ def test_sigkill_mid_publish_then_restart(
     sim_factory(*tanks)
     sub = subscriber_factory(broker.port, client_id="kill-subscriber")
     cfg_path = gateway_toml(
-        tmp_path, tanks, broker.port, poll=0.1, extra_mqtt="batch_max_readings = 4\nlinger_s = 0.05"
+        tmp_path,
+        tanks,
+        broker.port,
+        poll=0.1,
+        extra_mqtt="batch_max_readings = 4\nlinger_s = 0.05\nend_to_end_ack = false",
     )
     cfg = load(cfg_path)
     log = tmp_path / "gateway.log"

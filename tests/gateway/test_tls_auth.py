@@ -63,7 +63,14 @@ def test_tls_and_password(
     path.write_text(text.replace("s3cret", "wrong"))
     run = RunningGateway(bg, load(path))
     sub_count = len(sub.of_kind("data"))
-    sub.wait_for(lambda: run.gw.outbox is not None and run.gw.outbox.depth >= 4)
+    # (rows of the first run stay unconfirmed, no ingest here: wait for the refusal too)
+    sub.wait_for(
+        lambda: (
+            run.gw.outbox is not None
+            and run.gw.outbox.depth >= 4
+            and run.gw.broker_error is not None
+        )
+    )
     run.stop()
     assert len(sub.of_kind("data")) == sub_count
     assert "not authorized" in (run.gw.broker_error or "").lower()
