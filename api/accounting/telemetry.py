@@ -23,7 +23,16 @@ from oxy.calibration import CalibrationTable
 
 from . import queries as q
 from .config import AccountingConfig
-from .series import Point, Refill, WindowFigures, detect_refills, window_figures
+from .series import (
+    END_HALF_WIDTH,
+    Point,
+    Refill,
+    WindowFigures,
+    detect_refills,
+    merge,
+    refill_regions,
+    window_figures,
+)
 from .stock import DayUse, average_daily
 from .windows import Window, days, report_day_of, window
 
@@ -34,8 +43,8 @@ CONTEXT = timedelta(hours=3)
 
 # Version of the window arithmetic, kept above the reading count in a stored window's fingerprint
 # so that rows computed under an older rule are redone on read. 2: a refill straddling the cutoff
-# is split between the two windows.
-RULES = 2
+# is split between the two windows. 3: refills and window ends refined on minute data.
+RULES = 3
 _RULES_SHIFT = 40  # far above any count of readings over a window's UTC days
 
 
@@ -170,17 +179,102 @@ async def contents_series(
 
 
 def figures_for_days(
-    points: Sequence[Point], windows: Sequence[Window], cfg: AccountingConfig
+    points: Sequence[Point],
+    windows: Sequence[Window],
+    cfg: AccountingConfig,
+    dense: Sequence[Point] = (),
 ) -> tuple[list[WindowFigures], list[tuple[date, Refill]]]:
-    """Window figures and the refills (with their report day) from one contents series."""
-    refills = detect_refills(points, cfg)
-    figs = [window_figures(points, refills, w.start, w.end, cfg) for w in windows]
+    """Window figures and the refills (with their report day) from one contents series; `dense`
+    (minute data around the refill candidates and window ends) refines both."""
+    refills = detect_refills(points, cfg, dense)
+    series = merge(points, dense)
+    figs = [window_figures(series, refills, w.start, w.end, cfg) for w in windows]
     found = []
     for r in refills:
         for w in windows:
             if w.start <= r.started_at < w.end:
                 found.append((w.day, r))
     return figs, found
+
+
+def dense_intervals(
+    points: Sequence[Point], windows: Sequence[Window], cfg: AccountingConfig
+) -> list[tuple[datetime, datetime]]:
+    """Disjoint intervals whose minute data the figures need: around every refill candidate of
+    the coarse series and around every window end."""
+    ivs = refill_regions(points, cfg)
+    for w in windows:
+        for ts in (w.start, w.end):
+            ivs.append((ts - END_HALF_WIDTH, ts + END_HALF_WIDTH + timedelta(minutes=1)))
+    ivs.sort()
+    out: list[tuple[datetime, datetime]] = []
+    for lo, hi in ivs:
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+async def dense_series(
+    conn: AsyncConnection[Any],
+    sensor: LevelSensor,
+    cal: Calibrations | None,
+    intervals: Sequence[tuple[datetime, datetime]],
+) -> list[Point]:
+    """Contents from the raw readings (corrections applied) over the intervals, per minute."""
+    if not intervals:
+        return []
+    cur = await conn.execute(
+        q.RAW_MINUTES_IN,
+        {
+            "sensor": sensor.sensor_id,
+            "lo": [a for a, _ in intervals],
+            "hi": [b for _, b in intervals],
+        },
+    )
+    points: list[Point] = []
+    for _bucket, first_ts, first_value, last_ts, last_value, _min, _n in await cur.fetchall():
+        for ts, value in ((first_ts, first_value), (last_ts, last_value)):
+            if points and ts <= points[-1].ts:
+                continue
+            kg = _to_kg(sensor, cal, ts, float(value))
+            if kg is not None:
+                points.append(Point(ts, kg))
+    return points
+
+
+async def tank_figures(
+    conn: AsyncConnection[Any],
+    sensor: LevelSensor,
+    cal: Calibrations | None,
+    wins: Sequence[Window],
+    cfg: AccountingConfig,
+    *,
+    source: Source = Source.STORED,
+) -> tuple[list[WindowFigures], list[tuple[date, Refill]]]:
+    """One tank's window figures and refills: the coarse series finds the candidates, minute
+    data around them and around the window ends measures them."""
+    points = await contents_series(
+        conn, sensor, cal, wins[0].start - CONTEXT, wins[-1].end + CONTEXT, source=source
+    )
+    dense = await dense_series(conn, sensor, cal, dense_intervals(points, wins, cfg))
+    return figures_for_days(points, wins, cfg, dense)
+
+
+async def tank_refills(
+    conn: AsyncConnection[Any],
+    sensor: LevelSensor,
+    cal: Calibrations | None,
+    span: tuple[datetime, datetime],
+    cfg: AccountingConfig,
+    *,
+    source: Source = Source.STORED,
+) -> tuple[list[Point], list[Refill]]:
+    """The contents series of [start, end) and its refills, refined on minute data."""
+    points = await contents_series(conn, sensor, cal, span[0], span[1], source=source)
+    dense = await dense_series(conn, sensor, cal, refill_regions(points, cfg))
+    return points, detect_refills(points, cfg, dense)
 
 
 async def compute_windows(
@@ -199,15 +293,7 @@ async def compute_windows(
     out: dict[tuple[int, date], WindowFigures] = {}
     refills: dict[int, list[tuple[date, Refill]]] = {}
     for tank_id, sensor in sensors.items():
-        points = await contents_series(
-            conn,
-            sensor,
-            cals.get(tank_id),
-            wins[0].start - CONTEXT,
-            wins[-1].end + CONTEXT,
-            source=source,
-        )
-        figs, found = figures_for_days(points, wins, cfg)
+        figs, found = await tank_figures(conn, sensor, cals.get(tank_id), wins, cfg, source=source)
         for w, f in zip(wins, figs, strict=True):
             out[(tank_id, w.day)] = f
         refills[tank_id] = found
@@ -280,10 +366,7 @@ async def ensure_windows(
         sensor = sensors[tank_id]
         lo, hi = min(ds), max(ds)
         wins = [window(d, cfg) for d in days(lo, hi)]
-        points = await contents_series(
-            conn, sensor, cals.get(tank_id), wins[0].start - CONTEXT, wins[-1].end + CONTEXT
-        )
-        figs, found = figures_for_days(points, wins, cfg)
+        figs, found = await tank_figures(conn, sensor, cals.get(tank_id), wins, cfg)
         await _store(
             conn,
             tank_id,

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.accounting.config import AccountingConfig
-from api.accounting.stock import Status, days_of_supply, is_abnormal, status
+from api.accounting.stock import Status, days_of_supply, is_leak, status
 from api.accounting.telemetry import FacilityTelemetry, Source, facility_telemetry
 from api.accounting.therapy import Therapy, need_m3_per_day
 from api.accounting.windows import deadline
@@ -195,7 +195,7 @@ def resolve(
     f.status = status(f.days_of_supply, cfg.needs_more_days)
     history = history_kg or (t.history_kg if t else ())
     if f.consumption_kg is not None and history:
-        f.leak = is_abnormal(f.consumption_kg, history, cfg.outlier_z)
+        f.leak = is_leak(f.consumption_kg, history, cfg)
     return f
 
 
