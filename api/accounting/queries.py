@@ -163,3 +163,14 @@ WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
   AND (quality = 0 OR action = 'replace')
 GROUP BY 1 ORDER BY 1
 """
+
+# DP-measured tanks with readings in [start, end) and no calibration valid at the window's end:
+# their contents cannot be known ("calibration_missing", not "no telemetry").
+UNCALIBRATED_TANKS: Final = """
+SELECT s.tank_id FROM sensors s
+WHERE s.tank_id = ANY(%(tanks)s) AND s.quantity = 'dp'
+  AND EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.id
+              AND r.ts >= %(start)s AND r.ts < %(end)s)
+  AND NOT EXISTS (SELECT 1 FROM tank_calibrations k WHERE k.tank_id = s.tank_id
+                  AND k.valid_from <= %(end)s)
+"""

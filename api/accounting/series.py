@@ -144,6 +144,8 @@ def window_figures(
 # Refinement on dense data: refill edges and amounts, and the contents at a window's end, must
 # not depend on where hourly buckets happen to cut the series.
 
+Span = tuple[datetime, datetime]
+
 # Minutes of draw either side of a refill used to fit the draw line.
 REFINE_CONTEXT = timedelta(hours=2)
 # Readings either side of a window end used for its robust estimate.
@@ -159,9 +161,7 @@ def merge(points: Sequence[Point], dense: Sequence[Point]) -> list[Point]:
     return [by_ts[t] for t in sorted(by_ts)]
 
 
-def refill_regions(
-    points: Sequence[Point], cfg: AccountingConfig
-) -> list[tuple[datetime, datetime]]:
+def refill_regions(points: Sequence[Point], cfg: AccountingConfig) -> list[Span]:
     """Where the refills of a coarse series may lie, with the draw context to refine each one."""
     return [(lo - REFINE_CONTEXT, hi + REFINE_CONTEXT) for lo, hi in _search_spans(points, cfg)]
 
@@ -194,16 +194,18 @@ def _candidates(points: Sequence[Point], cfg: AccountingConfig) -> list[tuple[in
     return out
 
 
-def _search_spans(
-    points: Sequence[Point], cfg: AccountingConfig
-) -> list[tuple[datetime, datetime]]:
-    """Each candidate widened by one step either side: a bucket boundary may hide its first or
-    last minutes inside a step too flat to count as steep."""
-    spans = []
+def _search_spans(points: Sequence[Point], cfg: AccountingConfig) -> list[Span]:
+    """Each candidate widened by two steps either side (a whole bucket of a coarse series): a
+    bucket boundary may hide the first or last minutes of pumping inside steps too flat, or too
+    short to stand above the noise, to count as steep. Overlapping spans are merged."""
+    spans: list[Span] = []
     for first, last in _candidates(points, cfg):
-        lo = points[max(first - 1, 0)].ts
-        hi = points[min(last + 1, len(points) - 1)].ts
-        spans.append((lo, hi))
+        lo = points[max(first - 2, 0)].ts
+        hi = points[min(last + 2, len(points) - 1)].ts
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(hi, spans[-1][1]))
+        else:
+            spans.append((lo, hi))
     return spans
 
 
@@ -321,14 +323,73 @@ def _refine(
     return Refill(pts[i].ts, pts[j].ts, before, after, amount)
 
 
+def _slope(pts: Sequence[Point]) -> tuple[float, float]:
+    """Least-squares slope (kg/min) of the points and the spread of its x (Σ(t − t̄)²)."""
+    xs = [_minutes(pts[0].ts, p.ts) for p in pts]
+    mx = sum(xs) / len(xs)
+    my = sum(p.kg for p in pts) / len(pts)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx <= 0:
+        return 0.0, 0.0
+    return sum((x - mx) * (p.kg - my) for x, p in zip(xs, pts, strict=True)) / sxx, sxx
+
+
+def _split(series: Sequence[Point], span: Span, cfg: AccountingConfig) -> list[Span]:
+    """Two tankers one after the other may fall in one coarse candidate: on dense data, the
+    minutes of pumping (a local slope well above the noise) that a pause of at least
+    refill_merge_minutes separates are refills of their own."""
+    pts = [p for p in series if span[0] <= p.ts <= span[1]]
+    if len(pts) < 12:
+        return [span]
+    sigma = noise_sigma(pts) / 1.4142
+    half = timedelta(minutes=5)
+    pumping: list[datetime] = []
+    lo = 0
+    hi = 0
+    for p in pts:
+        while pts[lo].ts < p.ts - half:
+            lo += 1
+        while hi < len(pts) and pts[hi].ts <= p.ts + half:
+            hi += 1
+        near = pts[lo:hi]
+        if len(near) < 4:
+            continue
+        slope, sxx = _slope(near)
+        if slope >= max(cfg.refill_min_rate_kg_min, 4.0 * sigma / sxx**0.5):
+            pumping.append(p.ts)
+    runs: list[list[datetime]] = []
+    for ts in pumping:
+        if runs and _minutes(runs[-1][-1], ts) <= cfg.refill_merge_minutes:
+            runs[-1].append(ts)
+        else:
+            runs.append([ts])
+    if len(runs) < 2:
+        return [span]
+    pad = timedelta(minutes=10)
+    out: list[Span] = []
+    for k, run in enumerate(runs):
+        a = (
+            span[0]
+            if k == 0
+            else max(run[0] - pad, runs[k - 1][-1] + (run[0] - runs[k - 1][-1]) / 2)
+        )
+        b = (
+            span[1]
+            if k == len(runs) - 1
+            else min(run[-1] + pad, run[-1] + (runs[k + 1][0] - run[-1]) / 2)
+        )
+        out.append((a, b))
+    return out
+
+
 def detect_refills(
     points: Sequence[Point], cfg: AccountingConfig, dense: Sequence[Point] = ()
 ) -> list[Refill]:
     """Refills of a contents series: candidates are sustained steep rises of the (possibly
     coarse) series; each is then located and measured on the dense readings around it (`dense`,
     else the series itself) by fitting draw line, ramp and shifted draw line."""
-    spans = _search_spans(points, cfg)
     series = merge(points, dense)
+    spans = [sub for span in _search_spans(points, cfg) for sub in _split(series, span, cfg)]
     refills: list[Refill] = []
     for k, span in enumerate(spans):
         lo = span[0] - REFINE_CONTEXT

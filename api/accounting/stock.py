@@ -39,11 +39,22 @@ def average_daily(days: Sequence[DayUse]) -> float | None:
     return sum(c for c, cov in observed if cov > 0) / covered
 
 
+# Days of supply are stated up to this horizon: beyond it (an idle tank, a tiny draw) the figure
+# says nothing useful and is shown as "> 60" (an idle tank once showed 3,159 days).
+DOS_HORIZON_DAYS = 60.0
+
+
 def days_of_supply(usable_kg: float, avg_daily_kg: float | None) -> float | None:
-    """Usable stock ÷ average daily consumption (None when consumption is unknown or zero)."""
+    """Usable stock ÷ average daily consumption, capped at DOS_HORIZON_DAYS (None when
+    consumption is unknown or zero)."""
     if avg_daily_kg is None or avg_daily_kg <= 0:
         return None
-    return max(0.0, usable_kg) / avg_daily_kg
+    return min(max(0.0, usable_kg) / avg_daily_kg, DOS_HORIZON_DAYS)
+
+
+def beyond_horizon(days: float | None) -> bool:
+    """Whether days of supply stand at the horizon (shown as "> N")."""
+    return days is not None and days >= DOS_HORIZON_DAYS
 
 
 def status(days: float | None, needs_more_days: float) -> Status:
@@ -51,6 +62,40 @@ def status(days: float | None, needs_more_days: float) -> Status:
     if days is None:
         return Status.UNKNOWN
     return Status.NEEDS_MORE if days < needs_more_days else Status.ENOUGH
+
+
+class Urgency(StrEnum):
+    """How urgent a facility's need is, from its days of supply."""
+
+    CRITICAL = "critical"  # under a day
+    HIGH = "high"  # under the "needs more" threshold (setting OXY_NEEDS_MORE_DAYS)
+    NORMAL = "normal"
+    UNKNOWN = "unknown"  # no telemetry and no report
+
+
+# Weight of one kg of unmet need in the allocation model, by urgency.
+URGENCY_WEIGHTS: dict[Urgency, float] = {
+    Urgency.CRITICAL: 10.0,
+    Urgency.HIGH: 4.0,
+    Urgency.NORMAL: 1.0,
+    Urgency.UNKNOWN: 2.0,
+}
+
+
+def urgency_of(days: float | None, needs_more_days: float) -> Urgency:
+    """Critical under a day, high under the threshold, normal otherwise, unknown without data."""
+    if days is None:
+        return Urgency.UNKNOWN
+    if days < 1.0:
+        return Urgency.CRITICAL
+    if days < needs_more_days:
+        return Urgency.HIGH
+    return Urgency.NORMAL
+
+
+def urgency_weight(days: float | None, needs_more_days: float) -> float:
+    """The allocation model's weight of one kg of unmet need at these days of supply."""
+    return URGENCY_WEIGHTS[urgency_of(days, needs_more_days)]
 
 
 def robust_z(

@@ -439,9 +439,9 @@ class FacilityTelemetry:
 
     facility_id: int
     monitored_tanks: int
-    stock_kg: float | None  # contents at 16:00 D, all monitored tanks
+    stock_kg: float | None  # contents at 16:00 D, all monitored tanks (None unless all known)
     usable_kg: float | None  # above each tank's minimum usable level
-    refilled_kg: float  # delivered in the window of D (a refill across 16:00 is split)
+    refilled_kg: float | None  # delivered in the window of D (a refill across 16:00 is split)
     refills: int
     consumption_kg: float | None  # in the window of D, refills excluded
     avg_daily_kg: float | None  # last 7 complete windows, adjusted for days without data
@@ -449,6 +449,18 @@ class FacilityTelemetry:
     cylinder_capacity_nm3: float
     coverage: float  # observed fraction of the window of D (mean over monitored tanks)
     history_kg: tuple[float, ...] = ()  # fully observed daily consumption of D−6..D−1
+    # Why the figures of D are unknown (None when known): Unknown.NO_TELEMETRY when a monitored
+    # tank has no reading in the window, Unknown.CALIBRATION_MISSING when it has readings but no
+    # calibration valid then to turn DP into contents.
+    unknown: str | None = None
+
+
+class Unknown(StrEnum):
+    """Why a figure is unknown (null in JSON, "—" with this reason on the pages)."""
+
+    NO_TELEMETRY = "no_telemetry"
+    CALIBRATION_MISSING = "calibration_missing"
+    NOT_REPORTED = "not_reported"
 
 
 async def facility_telemetry(
@@ -478,28 +490,45 @@ async def facility_telemetry(
         by_fac[fac].append((tank, cap, min_usable, mon))
     out: dict[int, FacilityTelemetry] = {}
     week = days(first, day)
+    blind = await _uncalibrated(conn, monitored, window(day, cfg))
     for fac in facility_ids:
-        stock = usable = cons = avg = None
-        refilled = 0.0
+        stock: float | None = 0.0
+        usable: float | None = 0.0
+        cons: float | None = 0.0
+        refilled: float | None = 0.0
+        avg = None
         refills = 0
         coverages = []
         n_mon = 0
         capacity = 0.0
+        unknown: str | None = None
         for tank, cap, min_usable, mon in by_fac.get(fac, []):
             capacity += cap
             if not mon:
                 continue
             n_mon += 1
             f = figs.get((tank, day))
-            if f is not None and f.close_kg is not None:
-                stock = (stock or 0.0) + f.close_kg
-                usable = (usable or 0.0) + max(0.0, f.close_kg - min_usable)
-            if f is not None:
+            # A facility figure is the sum over all its monitored tanks: one tank without data
+            # makes it unknown, never a smaller number.
+            if f is None or f.coverage <= 0:
+                stock = usable = cons = refilled = None
+                unknown = (
+                    Unknown.CALIBRATION_MISSING.value
+                    if tank in blind
+                    else Unknown.NO_TELEMETRY.value
+                )
+                coverages.append(0.0)
+                continue
+            if f.close_kg is None or stock is None or usable is None:
+                stock = usable = None
+            else:
+                stock += f.close_kg
+                usable += max(0.0, f.close_kg - min_usable)
+            if refilled is not None:
                 refilled += f.refilled_kg
-                refills += f.refills
-                coverages.append(f.coverage)
-                if f.consumption_kg is not None:
-                    cons = (cons or 0.0) + f.consumption_kg
+            refills += f.refills
+            coverages.append(f.coverage)
+            cons = None if f.consumption_kg is None or cons is None else cons + f.consumption_kg
             tank_avg = average_daily(
                 [
                     DayUse(g.consumption_kg, g.coverage)
@@ -519,6 +548,8 @@ async def facility_telemetry(
                 for g in day_figs
             ):
                 history.append(sum(g.consumption_kg or 0.0 for g in day_figs if g is not None))
+        if n_mon == 0:
+            stock = usable = cons = refilled = None
         out[fac] = FacilityTelemetry(
             fac,
             n_mon,
@@ -532,8 +563,21 @@ async def facility_telemetry(
             cylinders.get(fac, 0.0),
             sum(coverages) / len(coverages) if coverages else 0.0,
             tuple(history),
+            unknown,
         )
     return out
+
+
+async def _uncalibrated(
+    conn: AsyncConnection[Any], tank_ids: Sequence[int], win: Window
+) -> set[int]:
+    """Tanks measured by DP that have readings in the window but no calibration valid then."""
+    if not tank_ids:
+        return set()
+    cur = await conn.execute(
+        q.UNCALIBRATED_TANKS, {"tanks": list(tank_ids), "start": win.start, "end": win.end}
+    )
+    return {int(r[0]) for r in await cur.fetchall()}
 
 
 async def invalidate(

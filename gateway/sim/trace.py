@@ -63,8 +63,10 @@ def simulate(
     noise: bool = True,
     gaps: tuple[tuple[datetime, datetime], ...] = (),
     leak: tuple[datetime, datetime, float] | None = None,
+    steady: bool = False,
 ) -> Trace:
-    """Run the tank model minute by minute over [start, end]; `leak` adds kg/day over a span."""
+    """Run the tank model minute by minute over [start, end]; `leak` adds kg/day over a span;
+    `steady` holds the patient load constant (day/night cycle and minute noise remain)."""
     rng = random.Random(seed)
     # No level-triggered tanker: deliveries come when the scenario says.
     model = TankModel(replace(spec, refill_below=-1.0), rng)
@@ -85,6 +87,8 @@ def simulate(
                     )
                     model.tanker_at = nxt.at.timestamp()
             delivered = model.delivered_kg
+            if steady:
+                model.load = 1.0
             model.advance(ts.timestamp(), STEP.total_seconds())
             if leak is not None and leak[0] < ts <= leak[1]:
                 lost = min(model.contents_kg, leak[2] / 1440.0)

@@ -7,7 +7,7 @@ accounting code computes the figures, which are compared with the simulator's tr
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -139,3 +139,64 @@ def test_leak_check_has_a_floor_on_the_spread() -> None:
     assert not is_leak(1006.0, history, CFG)
     # Small tanks: the absolute floor keeps a few kg of noise from being a leak.
     assert not is_leak(61.0, [50.0, 50.5, 49.5, 50.2, 49.8, 50.1], CFG)
+
+
+async def _unknowns(url: str) -> dict[str, Any]:
+    from api.reports.figures import active_facilities, figures_for
+    from api.reports.syt import aggregate, completeness
+
+    start, end = WIN.start - timedelta(hours=4), WIN.end + timedelta(hours=4)
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    async with conn:
+        cur = await conn.execute("SELECT id FROM organisations WHERE code = 'SYT-01'")
+        row = await cur.fetchone()
+        assert row
+        out: dict[str, Any] = {}
+        ids = []
+        for code, valid_from, idle, has_data in (
+            ("BV-SILENT", start - timedelta(days=30), False, False),
+            ("BV-NOCAL", end + timedelta(days=5), False, True),
+            ("BV-IDLE", start - timedelta(days=30), True, True),
+        ):
+            fac = await add_facility(conn, code, int(row[0]), "01")
+            ids.append(fac)
+            spec = replace(_spec(code), daily_kg=0.5 if idle else 1500.0, fill=0.9)
+            plan = TankPlan(spec.capacity_kg, spec.diameter_m, 0.0, 0.0)
+            _tank, sensor = await add_tank(conn, fac, "T1", plan, valid_from=valid_from)
+            assert sensor is not None
+            if has_data:
+                trace = simulate(spec, start - timedelta(days=7), end, noise=False)
+                rows = iter((sensor, ts, dp, 0) for ts, dp in trace.readings)
+                await copy_readings(conn, rows)
+                await refresh_rollups(conn, sensor, start - timedelta(days=7), end)
+            out[code] = fac
+        refs = await active_facilities(conn, DAY, parents=None, visible=None, ids=ids)
+        figs = await figures_for(conn, refs, DAY, CFG, now=end + timedelta(days=1))
+        out["figs"] = {f.code: f for f in figs}
+        out["fields"] = aggregate(figs, CFG)
+        out["completeness"] = completeness(figs)
+        return out
+
+
+def test_unknown_is_never_zero(db_url: str) -> None:
+    """No telemetry, or readings without a calibration to read them: null with the reason, not
+    0 kg; sums of nobody's figures are null and say how many facilities they stand for; an idle
+    tank's days of supply stop at the stated horizon."""
+    from api.accounting.stock import DOS_HORIZON_DAYS
+
+    out = asyncio.run(_unknowns(db_url))
+    silent, nocal, idle = (out["figs"][c] for c in ("BV-SILENT", "BV-NOCAL", "BV-IDLE"))
+    assert silent.refilled_liquid_kg is None and silent.stock_liquid_kg is None
+    assert silent.unknown["refilled_liquid"] == "no_telemetry"
+    assert silent.as_dict()["unknown"]["stock_liquid"] == "no_telemetry"
+    assert silent.unknown["patients_current"] == "not_reported"
+    assert nocal.refilled_liquid_kg is None
+    assert nocal.unknown["refilled_liquid"] == "calibration_missing"
+    assert nocal.unknown["days_of_supply"] == "calibration_missing"
+    assert idle.refilled_liquid_kg == 0.0 and "refilled_liquid" not in idle.unknown
+    assert idle.days_of_supply == DOS_HORIZON_DAYS and idle.days_of_supply_beyond
+    # Nobody reported: fields 5–7, 9 and 14 are unknown, not 0, and say 0 of 3 contribute.
+    f = out["fields"]
+    assert (f["5"], f["6"], f["7"], f["9"]["kg"], f["14"]) == (None, None, None, None, None)
+    assert f["8"] == 3 and f["10"] == 3
+    assert out["completeness"]["9"] == {"contributors": 0, "expected": 3}
