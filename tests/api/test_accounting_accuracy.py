@@ -200,3 +200,44 @@ def test_unknown_is_never_zero(db_url: str) -> None:
     assert (f["5"], f["6"], f["7"], f["9"]["kg"], f["14"]) == (None, None, None, None, None)
     assert f["8"] == 3 and f["10"] == 3
     assert out["completeness"]["9"] == {"contributors": 0, "expected": 3}
+
+
+async def _recalibration(url: str) -> dict[str, Any]:
+    from api.accounting.simulate import add_calibration
+    from oxy.calibration import CalibrationTable
+
+    start, end = WIN.start - timedelta(days=2), WIN.end + timedelta(hours=4)
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    async with conn:
+        cur = await conn.execute("SELECT id FROM organisations WHERE code = 'SYT-01'")
+        row = await cur.fetchone()
+        assert row
+        fac = await add_facility(conn, "BV-RECAL", int(row[0]), "01")
+        spec = _spec("RECAL")
+        plan = TankPlan(spec.capacity_kg, spec.diameter_m, 0.0, 0.0)
+        tank, sensor = await add_tank(conn, fac, "T1", plan, valid_from=start - timedelta(days=1))
+        assert sensor is not None
+        trace = simulate(spec, start, end, noise=False)
+        await copy_readings(conn, iter((sensor, ts, dp, 0) for ts, dp in trace.readings))
+        await refresh_rollups(conn, sensor, start, end)
+        now = end + timedelta(days=1)
+        before = await ensure_windows(conn, [tank], DAY, DAY, CFG, now=now)
+        # The tank is re-strapped: from before the window on, the same DP means 5 % more LOX.
+        v1 = plan.table()
+        v2 = CalibrationTable(v1.dp, tuple(k * 1.05 for k in v1.kg), version=2)
+        await add_calibration(conn, tank, v2, WIN.start - timedelta(hours=6), version=2)
+        cur = await conn.execute(
+            "SELECT count(*) FROM tank_windows WHERE tank_id = %s AND report_day = %s", (tank, DAY)
+        )
+        left = (await cur.fetchone() or [None])[0]
+        after = await ensure_windows(conn, [tank], DAY, DAY, CFG, now=now)
+        return {"before": before[(tank, DAY)], "after": after[(tank, DAY)], "left": left}
+
+
+def test_a_calibration_change_recomputes_the_stored_windows_it_affects(db_url: str) -> None:
+    out = asyncio.run(_recalibration(db_url))
+    assert out["left"] == 0  # the stored window went with the change (sql 0081)
+    b, a = out["before"], out["after"]
+    assert b.consumption_kg and a.consumption_kg and a.close_kg and b.close_kg
+    assert a.close_kg == pytest.approx(b.close_kg * 1.05, rel=0.002)
+    assert a.consumption_kg == pytest.approx(b.consumption_kg * 1.05, rel=0.01)
