@@ -234,7 +234,9 @@ async def measure(url: str, tanks: Sequence[Tank], days: int) -> Results:
         for tank_id, s, e, amount in await cur.fetchall():
             found.setdefault(int(tank_id), []).append((s, e, float(amount)))
         for t in tanks:
-            _refills(res, t, found.get(t.tank_id, []), window(first, CFG).start, now)
+            _refills(
+                res, t, found.get(t.tank_id, []), window(first, CFG).start, window(last, CFG).end
+            )
             for i in range(days):
                 day = DAY0 + timedelta(days=i)
                 w = window(day, CFG)

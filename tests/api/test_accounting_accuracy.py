@@ -241,3 +241,23 @@ def test_a_calibration_change_recomputes_the_stored_windows_it_affects(db_url: s
     assert b.consumption_kg and a.consumption_kg and a.close_kg and b.close_kg
     assert a.close_kg == pytest.approx(b.close_kg * 1.05, rel=0.002)
     assert a.consumption_kg == pytest.approx(b.consumption_kg * 1.05, rel=0.01)
+
+
+def test_fast_subset_of_the_accuracy_benchmark(db_url: str) -> None:
+    """bench/accuracy.py on a few tanks (randomised sizes, noise, gaps; deliveries at varying
+    minutes, across 16:00, partial, back-to-back; steady tanks, half with a +25 % leak day):
+    the benchmark's targets hold."""
+    from bench.accuracy import load, make_tanks, measure, pct
+
+    days = 8
+    tanks = make_tanks(5, days, seed=7, steady=3)
+    asyncio.run(load(db_url, tanks))
+    res = asyncio.run(measure(db_url, tanks, days))
+    assert res.true_refills >= 8
+    assert (res.missed, res.phantom) == (0, 0), res.outliers
+    assert pct(res.refill, 100) <= 1.5, res.outliers
+    assert pct(res.plain, 95) <= 2.0
+    assert pct(res.refill_day, 95) <= 3.0
+    assert pct(res.avg7, 100) <= 1.0
+    assert res.false_leaks == 0 and res.steady_days >= 10
+    assert res.leaks >= 1 and res.leaks_found == res.leaks
