@@ -439,7 +439,7 @@ class FacilityTelemetry:
 
     facility_id: int
     monitored_tanks: int
-    stock_kg: float | None  # contents at 16:00 D, all monitored tanks (None unless all known)
+    stock_kg: float | None  # contents at 16:00 D, monitored tanks with data (None: none)
     usable_kg: float | None  # above each tank's minimum usable level
     refilled_kg: float | None  # delivered in the window of D (a refill across 16:00 is split)
     refills: int
@@ -449,10 +449,11 @@ class FacilityTelemetry:
     cylinder_capacity_nm3: float
     coverage: float  # observed fraction of the window of D (mean over monitored tanks)
     history_kg: tuple[float, ...] = ()  # fully observed daily consumption of D−6..D−1
-    # Why the figures of D are unknown (None when known): Unknown.NO_TELEMETRY when a monitored
-    # tank has no reading in the window, Unknown.CALIBRATION_MISSING when it has readings but no
-    # calibration valid then to turn DP into contents.
+    # Why the figures of D are unknown (None when known): Unknown.NO_TELEMETRY when no monitored
+    # tank has a reading in the window, Unknown.CALIBRATION_MISSING when they have readings but
+    # no calibration valid then to turn DP into contents.
     unknown: str | None = None
+    observed_tanks: int = 0  # monitored tanks with data in the window of D (the sums' scope)
 
 
 class Unknown(StrEnum):
@@ -492,43 +493,42 @@ async def facility_telemetry(
     week = days(first, day)
     blind = await _uncalibrated(conn, monitored, window(day, cfg))
     for fac in facility_ids:
-        stock: float | None = 0.0
-        usable: float | None = 0.0
-        cons: float | None = 0.0
-        refilled: float | None = 0.0
+        stock_parts: list[float] = []
+        usable_parts: list[float] = []
+        cons_parts: list[float] = []
+        refilled_parts: list[float] = []
+        reasons: list[str] = []
         avg = None
         refills = 0
         coverages = []
-        n_mon = 0
+        n_mon = observed = 0
         capacity = 0.0
-        unknown: str | None = None
         for tank, cap, min_usable, mon in by_fac.get(fac, []):
             capacity += cap
             if not mon:
                 continue
             n_mon += 1
             f = figs.get((tank, day))
-            # A facility figure is the sum over all its monitored tanks: one tank without data
-            # makes it unknown, never a smaller number.
+            # Tanks without data in the window are left out of the sums and counted (`observed`
+            # says how many tanks a figure stands for); with none observed it is unknown, not 0.
             if f is None or f.coverage <= 0:
-                stock = usable = cons = refilled = None
-                unknown = (
+                reasons.append(
                     Unknown.CALIBRATION_MISSING.value
                     if tank in blind
                     else Unknown.NO_TELEMETRY.value
                 )
-                coverages.append(0.0)
-                continue
-            if f.close_kg is None or stock is None or usable is None:
-                stock = usable = None
+                if f is not None:
+                    coverages.append(0.0)
             else:
-                stock += f.close_kg
-                usable += max(0.0, f.close_kg - min_usable)
-            if refilled is not None:
-                refilled += f.refilled_kg
-            refills += f.refills
-            coverages.append(f.coverage)
-            cons = None if f.consumption_kg is None or cons is None else cons + f.consumption_kg
+                observed += 1
+                if f.close_kg is not None:
+                    stock_parts.append(f.close_kg)
+                    usable_parts.append(max(0.0, f.close_kg - min_usable))
+                refilled_parts.append(f.refilled_kg)
+                refills += f.refills
+                coverages.append(f.coverage)
+                if f.consumption_kg is not None:
+                    cons_parts.append(f.consumption_kg)
             tank_avg = average_daily(
                 [
                     DayUse(g.consumption_kg, g.coverage)
@@ -548,8 +548,15 @@ async def facility_telemetry(
                 for g in day_figs
             ):
                 history.append(sum(g.consumption_kg or 0.0 for g in day_figs if g is not None))
-        if n_mon == 0:
-            stock = usable = cons = refilled = None
+        stock = sum(stock_parts) if stock_parts else None
+        usable = sum(usable_parts) if usable_parts else None
+        cons = sum(cons_parts) if cons_parts else None
+        refilled = sum(refilled_parts) if observed else None
+        unknown = None
+        if not observed and reasons:
+            # Calibration missing explains more than silence when both occur.
+            missing = Unknown.CALIBRATION_MISSING.value
+            unknown = missing if missing in reasons else Unknown.NO_TELEMETRY.value
         out[fac] = FacilityTelemetry(
             fac,
             n_mon,
@@ -564,6 +571,7 @@ async def facility_telemetry(
             sum(coverages) / len(coverages) if coverages else 0.0,
             tuple(history),
             unknown,
+            observed,
         )
     return out
 
