@@ -381,11 +381,10 @@ async def calibration_add(
     message = i18n.gettext(locale, "Saved.")
     left = await reg.readings_before(conn, tank_id, new.valid_from)
     if left:
-        message += " " + i18n.gettext(
-            locale,
-            "Warning: %(n)s readings of this tank come before this version and have no "
-            "calibration; they show no contents.",
-        ) % {"n": i18n.format_number(left, locale)}
+        warning = i18n.gettext(
+            locale, "Warning: %(n)s earlier readings have no calibration (no contents)."
+        )
+        message += " " + warning % {"n": i18n.format_number(left, locale)}
     return await redirect_saved(conn, f"/admin/tanks/{tank_id}/calibration", message)
 
 
