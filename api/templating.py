@@ -17,6 +17,7 @@ from jinja2.runtime import Context
 from starlette.responses import HTMLResponse, Response
 
 from api import i18n
+from api.accounting.stock import DOS_HORIZON_DAYS
 from api.csrf import csrf_token, set_csrf_cookie
 from api.nav import items_for
 from api.scope import Principal
@@ -76,6 +77,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["dos_horizon"] = DOS_HORIZON_DAYS
     env.filters["num"] = _num
     env.filters["dt"] = _dt
     env.filters["date"] = _date

@@ -46,6 +46,7 @@ def scenario(seed: int, n_fac: int = 2000, n_sup: int = 200) -> tuple[list[Need]
                 max(target - stock, 0.0),
                 cap - stock,
                 stock / daily,
+                3.0,
             )
         )
     total_need = sum(n.need_kg for n in needs)

@@ -20,6 +20,7 @@ Topics (Sparkplug-inspired, JSON payloads, see shared ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -213,6 +214,28 @@ def to_canonical(quantity: Quantity, value: float, unit: str) -> float:
 LOX_DENSITY_KG_PER_L: Final = 1.141  # at the normal boiling point, -183 °C, 1 atm
 O2_MOLAR_MASS_KG: Final = 0.031999
 GAS_CONSTANT: Final = 8.314462618
+# Second virial coefficient of O2, B(T) in cm3/mol (Dymond & Smith, "The Virial Coefficients of
+# Pure Gases and Mixtures"): at 1 atm the real gas is ~0.1 % denser than the ideal one, which is
+# the difference between the declared 1.429 kg/m3 at 0 °C (shared DOMAIN.md; 1 kg = 0.700 m3, the
+# suppliers' figure) and the ideal-gas 1.4277.
+O2_VIRIAL_B: Final = (
+    (200.0, -42.7),
+    (250.0, -27.6),
+    (273.15, -21.9),
+    (300.0, -16.2),
+    (350.0, -8.4),
+)
+
+
+def _virial_b_m3(temp_k: float) -> float:
+    """B(T) of O2 in m3/mol, interpolated linearly (clamped outside the table)."""
+    pts = O2_VIRIAL_B
+    if temp_k <= pts[0][0]:
+        return pts[0][1] * 1e-6
+    for (t0, b0), (t1, b1) in itertools.pairwise(pts):
+        if temp_k <= t1:
+            return (b0 + (b1 - b0) * (temp_k - t0) / (t1 - t0)) * 1e-6
+    return pts[-1][1] * 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,10 +247,12 @@ class Reference:
 
     @property
     def gas_density(self) -> float:
-        """O2 gas density in kg/m3 at this reference (ideal gas: 1.429 at 0 °C, 1 atm)."""
-        return (self.pressure_kpa * 1000.0 * O2_MOLAR_MASS_KG) / (
-            GAS_CONSTANT * (self.temp_c + 273.15)
-        )
+        """O2 gas density in kg/m3 at this reference: real gas, Z = 1 + B·p/(R·T) (1.429 at
+        0 °C, 1 atm; 1.331 at 20 °C)."""
+        temp_k = self.temp_c + 273.15
+        p = self.pressure_kpa * 1000.0
+        z = 1.0 + _virial_b_m3(temp_k) * p / (GAS_CONSTANT * temp_k)
+        return p * O2_MOLAR_MASS_KG / (z * GAS_CONSTANT * temp_k)
 
     @property
     def label(self) -> str:

@@ -998,6 +998,20 @@ INSERT_CALIBRATION = """
 INSERT INTO tank_calibrations (tank_id, version, valid_from, note)
 VALUES (%s, %s, COALESCE(%s, now()), %s) RETURNING id
 """
+# The tank's first level reading and how many of its readings come before a time: a first
+# calibration version left without valid_from starts at the first reading, and readings before
+# an explicit start cannot be turned into contents (warned, also on --dry-run).
+FIRST_READING = """
+SELECT min(r.ts) FROM readings r JOIN sensors s ON s.id = r.sensor_id
+WHERE s.tank_id = %(tank)s AND s.quantity = 'dp'
+"""
+READINGS_BEFORE = """
+SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id
+WHERE s.tank_id = %(tank)s AND s.quantity = 'dp' AND r.ts < %(ts)s
+  AND NOT EXISTS (SELECT 1 FROM tank_calibrations k WHERE k.tank_id = %(tank)s
+                  AND k.valid_from <= r.ts)
+"""
+HAS_CALIBRATION = "SELECT EXISTS (SELECT 1 FROM tank_calibrations WHERE tank_id = %s)"
 INSERT_POINT = (
     "INSERT INTO calibration_points (calibration_id, dp_inh2o, contents_kg) VALUES (%s, %s, %s)"
 )
@@ -1136,13 +1150,57 @@ class Writer:
                 "exists with different points; add it as a new version",
             )
             raise _Refused
+        valid_from = self._valid_from(g, int(tank[0]))
         cal = self.conn.execute(
-            INSERT_CALIBRATION, (tank[0], g.version, g.valid_from, g.note)
+            INSERT_CALIBRATION, (tank[0], g.version, valid_from, g.note)
         ).fetchone()
         assert cal is not None
         with self.conn.cursor() as cur:
             cur.executemany(INSERT_POINT, [(cal[0], dp, kg) for dp, kg in new_points])
         return True
+
+    def _valid_from(self, g: CalibrationGroup, tank_id: int) -> datetime | None:
+        """The start of a new version: as given; left blank, the tank's first reading for its
+        first version (else the import time). Notes when readings before it stay unconverted."""
+        row = g.points[0][2]
+        has = self.conn.execute(HAS_CALIBRATION, (tank_id,)).fetchone()
+        first_version = not (has and has[0])
+        valid_from = g.valid_from
+        if valid_from is None:
+            first = self.conn.execute(FIRST_READING, {"tank": tank_id}).fetchone()
+            start: datetime | None = first[0] if first else None
+            if first_version and start is not None:
+                self.v.notes.append(
+                    Note(
+                        row.source,
+                        row.number,
+                        "valid_from",
+                        f"blank: valid from the first reading ({start.isoformat()})",
+                    )
+                )
+                return start
+            self.v.notes.append(
+                Note(
+                    row.source,
+                    row.number,
+                    "valid_from",
+                    "blank: valid from the time of this import",
+                )
+            )
+            return None
+        left = self.conn.execute(READINGS_BEFORE, {"tank": tank_id, "ts": valid_from}).fetchone()
+        if left and left[0]:
+            self.v.notes.append(
+                Note(
+                    row.source,
+                    row.number,
+                    "valid_from",
+                    f"warning: {left[0]} readings of this tank before {valid_from.isoformat()} "
+                    "have no calibration and will show no contents; give an earlier valid_from "
+                    "or leave it blank (from the first reading)",
+                )
+            )
+        return valid_from
 
     def _write_contact(self, v: dict[str, Any]) -> bool | None:
         org_id = self._org_id(v["org_code"])

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -417,3 +418,56 @@ def test_template_round_trips_through_the_import(db_url: str, tmp_path: Path) ->
         "SELECT p.code FROM organisations o JOIN organisations p ON p.id = o.parent_id"
         " WHERE o.code = 'BV-T'",
     ) == ("SYT-46")
+
+
+def test_calibration_valid_from_blank_means_first_reading_and_late_start_warns(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A blank valid_from once meant "now": 28,800 earlier readings then showed no contents,
+    silently. Blank now means the tank's first reading; an explicit later start is warned
+    about (on --dry-run too)."""
+    assert _import(db_url, EXAMPLE_FILES[:3]).committed  # registry without calibrations
+    with psycopg.connect(db_url) as conn:
+        tank = conn.execute(
+            "SELECT t.id, t.facility_id FROM tanks t JOIN organisations o ON o.id = t.facility_id"
+            " WHERE o.code = 'VD-BV-HN-01' AND t.code = 'T1'"
+        ).fetchone()
+        assert tank is not None
+        gw = conn.execute(
+            "INSERT INTO gateways (facility_id, code) VALUES (%s, 'gw-cal') RETURNING id",
+            (tank[1],),
+        ).fetchone()
+        assert gw is not None
+        sensor = conn.execute(
+            "INSERT INTO sensors (gateway_id, code, tank_id, quantity, unit)"
+            " VALUES (%s, 'T1-dp', %s, 'dp', 'inH2O') RETURNING id",
+            (gw[0], tank[0]),
+        ).fetchone()
+        assert sensor is not None
+        conn.execute(
+            "INSERT INTO readings (sensor_id, ts, value, quality)"
+            " SELECT %s, TIMESTAMPTZ '2026-01-01 00:00+00' + i * INTERVAL '1 minute', 50, 0"
+            " FROM generate_series(0, 99) i",
+            (sensor[0],),
+        )
+    text = (EXAMPLES / "calibration_points.csv").read_text(encoding="utf-8")
+    late = tmp_path / "calibration_points.csv"
+    late.write_text(
+        text.replace("VD-BV-HN-01,T1,1,2021-08-20", "VD-BV-HN-01,T1,1,2026-01-01 08:00"),
+        encoding="utf-8",
+    )
+    report = _import(db_url, [late], dry_run=True)
+    warned = [n for n in report.notes if n.column == "valid_from"]
+    assert warned and "warning: 60 readings" in warned[0].message, [str(n) for n in report.notes]
+    blank = tmp_path / "blank" / "calibration_points.csv"
+    blank.parent.mkdir()
+    blank.write_text(
+        text.replace("VD-BV-HN-01,T1,1,2021-08-20", "VD-BV-HN-01,T1,1,"), encoding="utf-8"
+    )
+    report = _import(db_url, [blank])
+    assert report.committed, [str(i) for i in report.issues]
+    assert any("first reading" in n.message for n in report.notes)
+    got = _scalar(
+        db_url, "SELECT min(valid_from) FROM tank_calibrations WHERE tank_id = %s", tank[0]
+    )
+    assert got == datetime(2026, 1, 1, tzinfo=UTC)

@@ -41,6 +41,10 @@ class AccountingSettings(BaseSettings):
     max_interp_gap_hours: Annotated[float, Field(gt=0)] = 6.0
     # Robust z-score (median/MAD) above which consumption is abnormal or a figure implausible.
     outlier_z: Annotated[float, Field(gt=0)] = 3.5
+    # Leak check: the spread of a tank's daily consumption is taken as at least this share of
+    # its typical day and this many kg (the MAD of a few steady days is near the gauge noise).
+    leak_floor_pct: Annotated[float, Field(ge=0)] = 3.0
+    leak_floor_kg: Annotated[float, Field(ge=0)] = 20.0
     # A window computed less than this after it closed is recomputed (late readings).
     late_grace_minutes: Annotated[int, Field(ge=0)] = 120
     # Facility reports older than this many days are locked ("past deadline").
@@ -72,6 +76,8 @@ class AccountingConfig:
     refill_merge_minutes: float = 20.0
     max_interp_gap_hours: float = 6.0
     outlier_z: float = 3.5
+    leak_floor_pct: float = 3.0
+    leak_floor_kg: float = 20.0
     late_grace_minutes: int = 120
     edit_window_days: int = 31
 
@@ -99,6 +105,8 @@ def build_config(settings: Settings, extra: AccountingSettings | None = None) ->
         refill_merge_minutes=a.refill_merge_minutes,
         max_interp_gap_hours=a.max_interp_gap_hours,
         outlier_z=a.outlier_z,
+        leak_floor_pct=a.leak_floor_pct,
+        leak_floor_kg=a.leak_floor_kg,
         late_grace_minutes=a.late_grace_minutes,
         edit_window_days=a.edit_window_days,
     )

@@ -118,8 +118,8 @@ class DayEffect:
     day: str
     refills_before: int
     refills_after: int
-    refilled_kg_before: float
-    refilled_kg_after: float
+    refilled_kg_before: float | None
+    refilled_kg_after: float | None
     consumption_kg_before: float | None
     consumption_kg_after: float | None
 
@@ -227,8 +227,8 @@ async def preview(
             d.isoformat(),
             before[d].refills,
             after[d].refills,
-            round(before[d].refilled_kg, 1),
-            round(after[d].refilled_kg, 1),
+            _round(before[d].refilled_kg),
+            _round(after[d].refilled_kg),
             _round(before[d].consumption_kg),
             _round(after[d].consumption_kg),
         )

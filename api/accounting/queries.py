@@ -135,3 +135,42 @@ DELETE FROM tank_windows w USING sensors s
 WHERE s.id = %(sensor)s AND w.tank_id = s.tank_id
   AND w.report_day >= %(first)s AND w.report_day <= %(last)s
 """
+
+# Raw readings (with the corrections overlay, as RAW_BUCKETS) of one sensor over several
+# disjoint intervals, as 1-minute buckets: the dense data that refines refills and window ends.
+RAW_MINUTES_IN: Final = """
+WITH iv AS (
+    SELECT * FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS iv (lo, hi)
+), r AS (
+    SELECT r.ts,
+           CASE WHEN c.action = 'replace' THEN c.value ELSE r.value END AS value,
+           r.quality, c.action
+    FROM iv JOIN readings r
+      ON r.sensor_id = %(sensor)s AND r.ts >= iv.lo AND r.ts < iv.hi
+    LEFT JOIN LATERAL (
+        SELECT action, value FROM corrections c
+        WHERE c.sensor_id = r.sensor_id AND c.reverted_at IS NULL
+          AND r.ts >= c.ts_from AND r.ts <= c.ts_to
+        ORDER BY c.id DESC LIMIT 1
+    ) c ON TRUE
+)
+SELECT date_bin(INTERVAL '1 minute', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+       min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
+       max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value,
+       min(value) AS min_value, count(*) AS n
+FROM r
+WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
+  AND (quality = 0 OR action = 'replace')
+GROUP BY 1 ORDER BY 1
+"""
+
+# DP-measured tanks with readings in [start, end) and no calibration valid at the window's end:
+# their contents cannot be known ("calibration_missing", not "no telemetry").
+UNCALIBRATED_TANKS: Final = """
+SELECT s.tank_id FROM sensors s
+WHERE s.tank_id = ANY(%(tanks)s) AND s.quantity = 'dp'
+  AND EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.id
+              AND r.ts >= %(start)s AND r.ts < %(end)s)
+  AND NOT EXISTS (SELECT 1 FROM tank_calibrations k WHERE k.tank_id = s.tank_id
+                  AND k.valid_from <= %(end)s)
+"""

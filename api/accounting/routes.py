@@ -23,8 +23,15 @@ from oxy.settings import Settings
 from . import correction_preview as cp
 from . import corrections as corr
 from .config import AccountingConfig, build_config
-from .series import detect_refills
-from .telemetry import Source, calibrations, contents_series, facility_telemetry, level_sensors
+from .series import detect_refills, refill_regions
+from .telemetry import (
+    Source,
+    calibrations,
+    contents_series,
+    dense_series,
+    facility_telemetry,
+    level_sensors,
+)
 from .windows import last_complete_day, window
 
 router = APIRouter(prefix="/api", tags=["accounting"])
@@ -176,7 +183,8 @@ async def tank_series(
         width=width,
         source=Source.STORED if minutes == 60 else Source.RAW,
     )
-    refills = detect_refills(points, cfg)
+    dense = await dense_series(conn, sensor, cals.get(tank_id), refill_regions(points, cfg))
+    refills = detect_refills(points, cfg, dense)
     ref = cfg.reference
     return {
         "tank_id": tank_id,

@@ -23,7 +23,16 @@ from oxy.calibration import CalibrationTable
 
 from . import queries as q
 from .config import AccountingConfig
-from .series import Point, Refill, WindowFigures, detect_refills, window_figures
+from .series import (
+    END_HALF_WIDTH,
+    Point,
+    Refill,
+    WindowFigures,
+    detect_refills,
+    merge,
+    refill_regions,
+    window_figures,
+)
 from .stock import DayUse, average_daily
 from .windows import Window, days, report_day_of, window
 
@@ -34,8 +43,8 @@ CONTEXT = timedelta(hours=3)
 
 # Version of the window arithmetic, kept above the reading count in a stored window's fingerprint
 # so that rows computed under an older rule are redone on read. 2: a refill straddling the cutoff
-# is split between the two windows.
-RULES = 2
+# is split between the two windows. 3: refills and window ends refined on minute data.
+RULES = 3
 _RULES_SHIFT = 40  # far above any count of readings over a window's UTC days
 
 
@@ -170,17 +179,102 @@ async def contents_series(
 
 
 def figures_for_days(
-    points: Sequence[Point], windows: Sequence[Window], cfg: AccountingConfig
+    points: Sequence[Point],
+    windows: Sequence[Window],
+    cfg: AccountingConfig,
+    dense: Sequence[Point] = (),
 ) -> tuple[list[WindowFigures], list[tuple[date, Refill]]]:
-    """Window figures and the refills (with their report day) from one contents series."""
-    refills = detect_refills(points, cfg)
-    figs = [window_figures(points, refills, w.start, w.end, cfg) for w in windows]
+    """Window figures and the refills (with their report day) from one contents series; `dense`
+    (minute data around the refill candidates and window ends) refines both."""
+    refills = detect_refills(points, cfg, dense)
+    series = merge(points, dense)
+    figs = [window_figures(series, refills, w.start, w.end, cfg) for w in windows]
     found = []
     for r in refills:
         for w in windows:
             if w.start <= r.started_at < w.end:
                 found.append((w.day, r))
     return figs, found
+
+
+def dense_intervals(
+    points: Sequence[Point], windows: Sequence[Window], cfg: AccountingConfig
+) -> list[tuple[datetime, datetime]]:
+    """Disjoint intervals whose minute data the figures need: around every refill candidate of
+    the coarse series and around every window end."""
+    ivs = refill_regions(points, cfg)
+    for w in windows:
+        for ts in (w.start, w.end):
+            ivs.append((ts - END_HALF_WIDTH, ts + END_HALF_WIDTH + timedelta(minutes=1)))
+    ivs.sort()
+    out: list[tuple[datetime, datetime]] = []
+    for lo, hi in ivs:
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+async def dense_series(
+    conn: AsyncConnection[Any],
+    sensor: LevelSensor,
+    cal: Calibrations | None,
+    intervals: Sequence[tuple[datetime, datetime]],
+) -> list[Point]:
+    """Contents from the raw readings (corrections applied) over the intervals, per minute."""
+    if not intervals:
+        return []
+    cur = await conn.execute(
+        q.RAW_MINUTES_IN,
+        {
+            "sensor": sensor.sensor_id,
+            "lo": [a for a, _ in intervals],
+            "hi": [b for _, b in intervals],
+        },
+    )
+    points: list[Point] = []
+    for _bucket, first_ts, first_value, last_ts, last_value, _min, _n in await cur.fetchall():
+        for ts, value in ((first_ts, first_value), (last_ts, last_value)):
+            if points and ts <= points[-1].ts:
+                continue
+            kg = _to_kg(sensor, cal, ts, float(value))
+            if kg is not None:
+                points.append(Point(ts, kg))
+    return points
+
+
+async def tank_figures(
+    conn: AsyncConnection[Any],
+    sensor: LevelSensor,
+    cal: Calibrations | None,
+    wins: Sequence[Window],
+    cfg: AccountingConfig,
+    *,
+    source: Source = Source.STORED,
+) -> tuple[list[WindowFigures], list[tuple[date, Refill]]]:
+    """One tank's window figures and refills: the coarse series finds the candidates, minute
+    data around them and around the window ends measures them."""
+    points = await contents_series(
+        conn, sensor, cal, wins[0].start - CONTEXT, wins[-1].end + CONTEXT, source=source
+    )
+    dense = await dense_series(conn, sensor, cal, dense_intervals(points, wins, cfg))
+    return figures_for_days(points, wins, cfg, dense)
+
+
+async def tank_refills(
+    conn: AsyncConnection[Any],
+    sensor: LevelSensor,
+    cal: Calibrations | None,
+    span: tuple[datetime, datetime],
+    cfg: AccountingConfig,
+    *,
+    source: Source = Source.STORED,
+) -> tuple[list[Point], list[Refill]]:
+    """The contents series of [start, end) and its refills, refined on minute data."""
+    points = await contents_series(conn, sensor, cal, span[0], span[1], source=source)
+    dense = await dense_series(conn, sensor, cal, refill_regions(points, cfg))
+    return points, detect_refills(points, cfg, dense)
 
 
 async def compute_windows(
@@ -199,15 +293,7 @@ async def compute_windows(
     out: dict[tuple[int, date], WindowFigures] = {}
     refills: dict[int, list[tuple[date, Refill]]] = {}
     for tank_id, sensor in sensors.items():
-        points = await contents_series(
-            conn,
-            sensor,
-            cals.get(tank_id),
-            wins[0].start - CONTEXT,
-            wins[-1].end + CONTEXT,
-            source=source,
-        )
-        figs, found = figures_for_days(points, wins, cfg)
+        figs, found = await tank_figures(conn, sensor, cals.get(tank_id), wins, cfg, source=source)
         for w, f in zip(wins, figs, strict=True):
             out[(tank_id, w.day)] = f
         refills[tank_id] = found
@@ -280,10 +366,7 @@ async def ensure_windows(
         sensor = sensors[tank_id]
         lo, hi = min(ds), max(ds)
         wins = [window(d, cfg) for d in days(lo, hi)]
-        points = await contents_series(
-            conn, sensor, cals.get(tank_id), wins[0].start - CONTEXT, wins[-1].end + CONTEXT
-        )
-        figs, found = figures_for_days(points, wins, cfg)
+        figs, found = await tank_figures(conn, sensor, cals.get(tank_id), wins, cfg)
         await _store(
             conn,
             tank_id,
@@ -356,9 +439,9 @@ class FacilityTelemetry:
 
     facility_id: int
     monitored_tanks: int
-    stock_kg: float | None  # contents at 16:00 D, all monitored tanks
+    stock_kg: float | None  # contents at 16:00 D, monitored tanks with data (None: none)
     usable_kg: float | None  # above each tank's minimum usable level
-    refilled_kg: float  # delivered in the window of D (a refill across 16:00 is split)
+    refilled_kg: float | None  # delivered in the window of D (a refill across 16:00 is split)
     refills: int
     consumption_kg: float | None  # in the window of D, refills excluded
     avg_daily_kg: float | None  # last 7 complete windows, adjusted for days without data
@@ -366,6 +449,19 @@ class FacilityTelemetry:
     cylinder_capacity_nm3: float
     coverage: float  # observed fraction of the window of D (mean over monitored tanks)
     history_kg: tuple[float, ...] = ()  # fully observed daily consumption of D−6..D−1
+    # Why the figures of D are unknown (None when known): Unknown.NO_TELEMETRY when no monitored
+    # tank has a reading in the window, Unknown.CALIBRATION_MISSING when they have readings but
+    # no calibration valid then to turn DP into contents.
+    unknown: str | None = None
+    observed_tanks: int = 0  # monitored tanks with data in the window of D (the sums' scope)
+
+
+class Unknown(StrEnum):
+    """Why a figure is unknown (null in JSON, "—" with this reason on the pages)."""
+
+    NO_TELEMETRY = "no_telemetry"
+    CALIBRATION_MISSING = "calibration_missing"
+    NOT_REPORTED = "not_reported"
 
 
 async def facility_telemetry(
@@ -395,12 +491,17 @@ async def facility_telemetry(
         by_fac[fac].append((tank, cap, min_usable, mon))
     out: dict[int, FacilityTelemetry] = {}
     week = days(first, day)
+    blind = await _uncalibrated(conn, monitored, window(day, cfg))
     for fac in facility_ids:
-        stock = usable = cons = avg = None
-        refilled = 0.0
+        stock_parts: list[float] = []
+        usable_parts: list[float] = []
+        cons_parts: list[float] = []
+        refilled_parts: list[float] = []
+        reasons: list[str] = []
+        avg = None
         refills = 0
         coverages = []
-        n_mon = 0
+        n_mon = observed = 0
         capacity = 0.0
         for tank, cap, min_usable, mon in by_fac.get(fac, []):
             capacity += cap
@@ -408,15 +509,26 @@ async def facility_telemetry(
                 continue
             n_mon += 1
             f = figs.get((tank, day))
-            if f is not None and f.close_kg is not None:
-                stock = (stock or 0.0) + f.close_kg
-                usable = (usable or 0.0) + max(0.0, f.close_kg - min_usable)
-            if f is not None:
-                refilled += f.refilled_kg
+            # Tanks without data in the window are left out of the sums and counted (`observed`
+            # says how many tanks a figure stands for); with none observed it is unknown, not 0.
+            if f is None or f.coverage <= 0:
+                reasons.append(
+                    Unknown.CALIBRATION_MISSING.value
+                    if tank in blind
+                    else Unknown.NO_TELEMETRY.value
+                )
+                if f is not None:
+                    coverages.append(0.0)
+            else:
+                observed += 1
+                if f.close_kg is not None:
+                    stock_parts.append(f.close_kg)
+                    usable_parts.append(max(0.0, f.close_kg - min_usable))
+                refilled_parts.append(f.refilled_kg)
                 refills += f.refills
                 coverages.append(f.coverage)
                 if f.consumption_kg is not None:
-                    cons = (cons or 0.0) + f.consumption_kg
+                    cons_parts.append(f.consumption_kg)
             tank_avg = average_daily(
                 [
                     DayUse(g.consumption_kg, g.coverage)
@@ -436,6 +548,15 @@ async def facility_telemetry(
                 for g in day_figs
             ):
                 history.append(sum(g.consumption_kg or 0.0 for g in day_figs if g is not None))
+        stock = sum(stock_parts) if stock_parts else None
+        usable = sum(usable_parts) if usable_parts else None
+        cons = sum(cons_parts) if cons_parts else None
+        refilled = sum(refilled_parts) if observed else None
+        unknown = None
+        if not observed and reasons:
+            # Calibration missing explains more than silence when both occur.
+            missing = Unknown.CALIBRATION_MISSING.value
+            unknown = missing if missing in reasons else Unknown.NO_TELEMETRY.value
         out[fac] = FacilityTelemetry(
             fac,
             n_mon,
@@ -449,8 +570,22 @@ async def facility_telemetry(
             cylinders.get(fac, 0.0),
             sum(coverages) / len(coverages) if coverages else 0.0,
             tuple(history),
+            unknown,
+            observed,
         )
     return out
+
+
+async def _uncalibrated(
+    conn: AsyncConnection[Any], tank_ids: Sequence[int], win: Window
+) -> set[int]:
+    """Tanks measured by DP that have readings in the window but no calibration valid then."""
+    if not tank_ids:
+        return set()
+    cur = await conn.execute(
+        q.UNCALIBRATED_TANKS, {"tanks": list(tank_ids), "start": win.start, "end": win.end}
+    )
+    return {int(r[0]) for r in await cur.fetchall()}
 
 
 async def invalidate(

@@ -319,7 +319,7 @@ async def supply(
     conn: AsyncConnection[Any], now: datetime, acc: AccountingConfig, cfg: AlertSettings
 ) -> list[Condition]:
     """Days of supply under the threshold, and consumption abnormal against own history."""
-    from api.accounting.stock import days_of_supply, is_abnormal
+    from api.accounting.stock import days_of_supply, is_leak
     from api.accounting.telemetry import facility_telemetry
     from api.accounting.windows import last_complete_day
 
@@ -353,9 +353,7 @@ async def supply(
                 )
             )
         c = closed[fid]
-        if c.consumption_kg is not None and is_abnormal(
-            c.consumption_kg, c.history_kg, acc.outlier_z
-        ):
+        if c.consumption_kg is not None and is_leak(c.consumption_kg, c.history_kg, acc):
             out.append(
                 Condition(
                     Rule.ABNORMAL_CONSUMPTION,

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from api.accounting.stock import urgency_weight
+
 # Unmet-need penalty per kg per unit of urgency. Transport costs at most max_km / 1000 per kg,
 # so with the default 1,000 km reach the penalty gap keeps unmet need strictly first.
 _UNMET_WEIGHT = 10.0
@@ -37,11 +39,12 @@ class Need:
     need_kg: float  # shortfall to reach the target days of supply, plus open requests
     free_capacity_kg: float  # what its tanks can take now (math.inf for cylinders only)
     days_of_supply: float | None  # None: unknown (no telemetry, no report)
+    needs_more_days: float  # the "needs more" threshold (setting), which makes a need high
 
     @property
     def urgency(self) -> float:
         """Weight of one kg left unmet: rises steeply as days of supply fall."""
-        return urgency_weight(self.days_of_supply)
+        return urgency_weight(self.days_of_supply, self.needs_more_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,17 +94,6 @@ class Plan:
     transport_kg_km: float
     status: str
     supplier_left_kg: dict[int, float] = field(default_factory=dict)
-
-
-def urgency_weight(days_of_supply: float | None) -> float:
-    """Urgency of one kg of unmet need: 10 under a day, 4 under 3 days, 1 otherwise."""
-    if days_of_supply is None:
-        return 2.0
-    if days_of_supply < 1.0:
-        return 10.0
-    if days_of_supply < 3.0:
-        return 4.0
-    return 1.0
 
 
 def road_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

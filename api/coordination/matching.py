@@ -19,8 +19,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from api.accounting.config import AccountingConfig
-from api.accounting.series import Refill, detect_refills
-from api.accounting.telemetry import CONTEXT, calibrations, contents_series, level_sensors
+from api.accounting.series import Refill
+from api.accounting.telemetry import CONTEXT, calibrations, level_sensors, tank_refills
 from api.audit import audit
 from api.reports.supplier import MATCH_TOLERANCE
 
@@ -63,10 +63,10 @@ async def refills_between(
     seen: list[SeenRefill] = []
     for tank_id, sensor in sensors.items():
         # CONTEXT either side: the draw rate around a refill is needed to size it.
-        points = await contents_series(
-            conn, sensor, cals.get(tank_id), start - CONTEXT, end + CONTEXT
+        _points, refills = await tank_refills(
+            conn, sensor, cals.get(tank_id), (start - CONTEXT, end + CONTEXT), cfg
         )
-        for r in detect_refills(points, cfg):
+        for r in refills:
             if start <= r.started_at <= end:
                 seen.append(SeenRefill(tank_id, r))
     return len(sensors), seen

@@ -1,8 +1,8 @@
 """Quantities of a request or delivery: the figure as typed, with an explicit unit, as kg of LOX.
 
 Liquid is kg of LOX; gas is m3 at the declared reference (Nm3 by default); a cylinder is the
-common Vietnamese 40 L / 150 bar cylinder, about 6 m3 of gas (shared DOMAIN.md). Urgency is
-derived from days of supply with the same thresholds the allocation model weighs need by.
+common Vietnamese 40 L / 150 bar cylinder, about 6 m3 of gas (shared DOMAIN.md). Urgency lives
+with days of supply in api.accounting.stock.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from enum import StrEnum
 
 from oxy.contract import Reference
 
-from .allocation import urgency_weight
 from .errors import CoordinationError
 
 CYLINDER_NM3 = 6.0  # 40 L water volume at ~150 bar (shared DOMAIN.md "Oxygen quantities")
@@ -32,15 +31,6 @@ class AmountUnit(StrEnum):
     M3_LIQUID = "m3_liquid"
     NM3 = "nm3"
     CYLINDERS = "cylinders"
-
-
-class Urgency(StrEnum):
-    """How urgent a request is, from the facility's days of supply."""
-
-    CRITICAL = "critical"  # under a day
-    HIGH = "high"  # under the "needs more" threshold (default 3 days)
-    NORMAL = "normal"
-    UNKNOWN = "unknown"  # no telemetry and no report
 
 
 _UNITS_OF_FORM: dict[Form, frozenset[AmountUnit]] = {
@@ -68,19 +58,3 @@ def checked_kg(value: float, unit: AmountUnit, form: Form, ref: Reference, field
     if unit not in _UNITS_OF_FORM[form]:
         raise CoordinationError("coord.error.unit_form", field=field)
     return to_kg(value, unit, ref)
-
-
-def urgency_of(days_of_supply: float | None, needs_more_days: float) -> Urgency:
-    """Critical under a day, high under the threshold, normal otherwise, unknown without data."""
-    if days_of_supply is None:
-        return Urgency.UNKNOWN
-    if days_of_supply < 1.0:
-        return Urgency.CRITICAL
-    if days_of_supply < needs_more_days:
-        return Urgency.HIGH
-    return Urgency.NORMAL
-
-
-def weight_of(days_of_supply: float | None) -> float:
-    """The allocation model's weight of one kg left unmet (for sorting lists the same way)."""
-    return urgency_weight(days_of_supply)

@@ -22,6 +22,7 @@ from typing import Any
 from psycopg import AsyncConnection, pq
 
 from api.accounting.config import AccountingConfig
+from api.accounting.stock import urgency_of
 from api.accounting.telemetry import Source
 from api.scope import NATIONAL_ROLES, Principal, Role
 
@@ -29,7 +30,6 @@ from .allocation import Need, Plan, Supply, allocate, apply_what_if, road_km
 from .errors import CoordinationError
 from .live import facility_figures, facility_sites, free_capacity_kg, open_day, supplier_sites
 from .messages import message
-from .quantities import urgency_of
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ async def build(
                     need_kg,
                     max(0.0, free_capacity_kg(site, stock) - coming),
                     dos,
+                    cfg.needs_more_days,
                 )
             )
         elif surplus > 0:

@@ -16,12 +16,13 @@ from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.accounting.config import AccountingConfig
+from api.accounting.stock import urgency_of
 from api.audit import audit
 from api.scope import NATIONAL_ROLES, Principal, Role
 
 from .errors import CoordinationError, NotFound
 from .live import facility_figures
-from .quantities import AmountUnit, Form, checked_kg, urgency_of
+from .quantities import AmountUnit, Form, checked_kg
 
 logger = logging.getLogger(__name__)
 

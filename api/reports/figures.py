@@ -17,8 +17,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.accounting.config import AccountingConfig
-from api.accounting.stock import Status, days_of_supply, is_abnormal, status
-from api.accounting.telemetry import FacilityTelemetry, Source, facility_telemetry
+from api.accounting.stock import Status, beyond_horizon, days_of_supply, is_leak, status
+from api.accounting.telemetry import FacilityTelemetry, Source, Unknown, facility_telemetry
 from api.accounting.therapy import Therapy, need_m3_per_day
 from api.accounting.windows import deadline
 
@@ -99,6 +99,9 @@ class FacilityFigures:
     status: Status = Status.UNKNOWN
     leak: bool = False
     sources: dict[str, str] = field(default_factory=dict)
+    # Why a figure is null: "no_telemetry", "calibration_missing" or "not_reported" per name.
+    unknown: dict[str, str] = field(default_factory=dict)
+    days_of_supply_beyond: bool = False  # at the horizon: shown as "> N" days
     warnings: list[dict[str, Any]] = field(default_factory=list)
     notes: str | None = None
 
@@ -121,6 +124,12 @@ def _copied(value: Any) -> Any:
 
 
 _FIGURE_FIELDS = tuple(f.name for f in fields(FacilityFigures))
+
+
+def known_sum(values: Sequence[float | int | None]) -> tuple[float | None, int]:
+    """(sum of the known values, how many are known); the sum is None when none is known."""
+    known = [v for v in values if v is not None]
+    return (sum(known) if known else None), len(known)
 
 
 def _sum_none(*values: float | None) -> float | None:
@@ -207,10 +216,41 @@ def resolve(
     )
     f.days_of_supply = days_of_supply(usable_nm3 or 0.0, need) if usable_nm3 is not None else None
     f.status = status(f.days_of_supply, cfg.needs_more_days)
+    f.days_of_supply_beyond = beyond_horizon(f.days_of_supply)
+    _explain_unknown(f, t)
     history = history_kg or (t.history_kg if t else ())
     if f.consumption_kg is not None and history:
-        f.leak = is_abnormal(f.consumption_kg, history, cfg.outlier_z)
+        f.leak = is_leak(f.consumption_kg, history, cfg)
     return f
+
+
+def _explain_unknown(f: FacilityFigures, t: FacilityTelemetry | None) -> None:
+    """Record why each null figure is null (reported figures, telemetry figures)."""
+    tele_reason = (
+        (t.unknown or Unknown.NO_TELEMETRY.value) if f.monitored and t else Unknown.NOT_REPORTED
+    )
+    for name, value in (
+        ("patients_current", f.patients_current),
+        ("patients_new", f.patients_new),
+        ("discharged", f.discharged),
+        ("refilled_gas", f.refilled_gas_nm3),
+        ("stock_gas", f.stock_gas_nm3),
+    ):
+        if value is None and not f.reported:
+            f.unknown[name] = Unknown.NOT_REPORTED.value
+    for name, value in (
+        ("refilled_liquid", f.refilled_liquid_kg),
+        ("stock_liquid", f.stock_liquid_kg),
+        ("consumption", f.consumption_kg),
+    ):
+        if value is None:
+            f.unknown[name] = str(tele_reason)
+    if f.avg_need_nm3 is None:
+        f.unknown["avg_need"] = str(tele_reason)
+    if f.days_of_supply is None:
+        f.unknown["days_of_supply"] = f.unknown.get("stock_liquid") or f.unknown.get(
+            "avg_need", str(tele_reason)
+        )
 
 
 async def active_facilities(

@@ -20,7 +20,7 @@ from api.accounting.config import AccountingConfig
 from api.accounting.stock import Status, days_of_supply, status
 from api.accounting.telemetry import Source
 
-from .figures import FacilityFigures, active_facilities, figures_for
+from .figures import FacilityFigures, active_facilities, figures_for, known_sum
 from .units import unit_labels
 
 _PARENTS = """
@@ -75,6 +75,15 @@ def totals(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, 
     """The summable figures of a set of facilities (and the derived days of supply, status)."""
     m3_per_kg = 1.0 / cfg.reference.gas_density
     rep = [f for f in figs if f.reported]
+    reported = {
+        "patients_current": known_sum([f.patients_current for f in rep]),
+        "patients_new": known_sum([f.patients_new for f in rep]),
+        "discharged": known_sum([f.discharged for f in rep]),
+        "on_oxygen": known_sum([sum(f.on_oxygen.values()) if f.on_oxygen else None for f in rep]),
+        "refilled_liquid_kg": known_sum([f.refilled_liquid_kg for f in rep]),
+        "refilled_gas_nm3": known_sum([f.refilled_gas_nm3 for f in rep]),
+        "need_reported_nm3_per_day": known_sum([f.avg_need_nm3 for f in rep]),
+    }
     stock = sum((f.stock_liquid_kg or 0.0) * m3_per_kg + (f.stock_gas_nm3 or 0.0) for f in figs)
     usable = sum((f.usable_liquid_kg or 0.0) * m3_per_kg + (f.stock_gas_nm3 or 0.0) for f in figs)
     need = sum(f.avg_need_nm3 or 0.0 for f in figs)
@@ -84,21 +93,17 @@ def totals(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, 
         "reported": len(rep),
         "on_time": sum(1 for f in rep if f.on_time),
         "not_reported": len(figs) - len(rep),
-        "patients_current": sum(f.patients_current or 0 for f in rep),
-        "patients_new": sum(f.patients_new or 0 for f in rep),
-        "discharged": sum(f.discharged or 0 for f in rep),
-        "on_oxygen": sum(sum(f.on_oxygen.values()) for f in rep),
+        **{k: v for k, (v, _n) in reported.items()},
         "stock_nm3": stock,
         "usable_nm3": usable,
         "need_nm3_per_day": need,
-        "need_reported_nm3_per_day": sum(f.avg_need_nm3 or 0.0 for f in rep),
         "capacity_nm3": sum(f.registry_capacity_nm3 or 0.0 for f in figs),
-        "refilled_liquid_kg": sum(f.refilled_liquid_kg or 0.0 for f in rep),
-        "refilled_gas_nm3": sum(f.refilled_gas_nm3 or 0.0 for f in rep),
         "needs_more": sum(1 for f in figs if f.status is Status.NEEDS_MORE),
         "leaks": sum(1 for f in figs if f.leak),
         "days_of_supply": days,
         "status": status(days, cfg.needs_more_days).value,
+        # How many facilities each reported sum stands for (None above: nobody reported it).
+        "contributors": {k: n for k, (_v, n) in reported.items()},
     }
 
 
@@ -107,12 +112,16 @@ def _add(rows: Sequence[dict[str, Any]], cfg: AccountingConfig) -> dict[str, Any
         [
             k
             for k, v in rows[0].items()
-            if isinstance(v, int | float) and k not in ("days_of_supply",)
+            if (v is None or isinstance(v, int | float)) and k not in ("days_of_supply",)
         ]
         if rows
         else []
     )
-    out: dict[str, Any] = {k: sum(r[k] for r in rows) for k in keys}
+    out: dict[str, Any] = {k: known_sum([r[k] for r in rows])[0] for k in keys}
+    out["contributors"] = {
+        k: sum(r["contributors"].get(k, 0) for r in rows)
+        for k in (rows[0]["contributors"] if rows else {})
+    }
     for k in (
         "expected",
         "reported",

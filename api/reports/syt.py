@@ -26,7 +26,7 @@ from api.accounting.telemetry import Source
 
 from .errors import Conflict, FieldError, Locked, ValidationFailed
 from .facility import QuantityIn
-from .figures import FacilityFigures, active_facilities, figures_for
+from .figures import FacilityFigures, active_facilities, figures_for, known_sum
 from .rules import MAX_NM3
 from .units import EntryUnit, kg_to_liquid_m3, to_nm3, unit_labels
 
@@ -90,28 +90,52 @@ def _r(v: float | None, digits: int = 1) -> float | None:
     return None if v is None else round(v, digits)
 
 
-def aggregate(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
-    """Seed fields 5–11, 13, 14 over the facility figures (sums over those that reported)."""
-    ref = cfg.reference
+def _sums(figs: Sequence[FacilityFigures]) -> dict[str, tuple[float | None, int]]:
     rep = [f for f in figs if f.reported]
-    liquid_kg = sum(f.refilled_liquid_kg or 0.0 for f in rep)
     return {
-        "5": sum(f.patients_current or 0 for f in rep),
-        "6": sum(f.patients_new or 0 for f in rep),
-        "7": sum(f.discharged or 0 for f in rep),
+        "5": known_sum([f.patients_current for f in rep]),
+        "6": known_sum([f.patients_new for f in rep]),
+        "7": known_sum([f.discharged for f in rep]),
+        "9": known_sum([f.refilled_liquid_kg for f in rep]),
+        "11": known_sum([f.refilled_gas_nm3 for f in rep]),
+        "13": known_sum([f.capacity_nm3 for f in rep]),
+        "14": known_sum([f.avg_need_nm3 for f in rep]),
+    }
+
+
+def completeness(figs: Sequence[FacilityFigures]) -> dict[str, dict[str, int]]:
+    """Per summed seed field: how many facilities contribute a figure (`contributors`) out of how
+    many are expected (`expected`: every active facility of the department)."""
+    return {k: {"contributors": n, "expected": len(figs)} for k, (_v, n) in _sums(figs).items()}
+
+
+def aggregate(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
+    """Seed fields 5–11, 13, 14 over the facility figures (sums over those that reported).
+
+    A sum of nothing is unknown (None), never 0: see :func:`completeness` for how many
+    facilities each sum stands for.
+    """
+    ref = cfg.reference
+    sums = _sums(figs)
+    liquid_kg = sums["9"][0]
+    patients = {k: None if v is None else int(v) for k, (v, _n) in sums.items() if k in "567"}
+    return {
+        "5": patients["5"],
+        "6": patients["6"],
+        "7": patients["7"],
         "8": sum(1 for f in figs if not f.reported),
         "9": {
             "kg": _r(liquid_kg),
-            "m3_liquid": _r(kg_to_liquid_m3(liquid_kg), 3),
-            "nm3": _r(ref.kg_to_m3(liquid_kg)),
+            "m3_liquid": None if liquid_kg is None else _r(kg_to_liquid_m3(liquid_kg), 3),
+            "nm3": None if liquid_kg is None else _r(ref.kg_to_m3(liquid_kg)),
         },
         "10": len(figs),
-        "11": _r(sum(f.refilled_gas_nm3 or 0.0 for f in rep)),
+        "11": _r(sums["11"][0]),
         "13": {
-            "reporting_nm3": _r(sum(f.capacity_nm3 or 0.0 for f in rep)),
+            "reporting_nm3": _r(sums["13"][0]),
             "registry_all_nm3": _r(sum(f.registry_capacity_nm3 or 0.0 for f in figs)),
         },
-        "14": _r(sum(f.avg_need_nm3 or 0.0 for f in rep)),
+        "14": _r(sums["14"][0]),
     }
 
 
@@ -152,6 +176,7 @@ async def compute(
         "report_day": day.isoformat(),
         "filters": filters.model_dump(mode="json"),
         "fields": fields,
+        "completeness": completeness(figs),
         "facilities": [f.as_dict() for f in figs],
         "units": unit_labels(cfg.reference),
     }

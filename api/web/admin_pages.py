@@ -349,7 +349,11 @@ async def calibration_add(
             text = ""
         form["points"] = text
     errors = FormErrors(locale)
-    valid_from = local_datetime_field(form, "valid_from", errors, required=False) or now
+    # Left blank: a first version starts at the tank's first reading (so its history is read),
+    # a later one now. Readings left before the start are counted for a warning.
+    valid_from = local_datetime_field(form, "valid_from", errors, required=False)
+    if valid_from is None:
+        valid_from = await reg.default_valid_from(conn, tank_id) or now
     note = form.get("note", "").strip()
     new = None
     if not errors:
@@ -374,9 +378,14 @@ async def calibration_add(
         },
         org_id=tank["facility_id"],
     )
-    return await redirect_saved(
-        conn, f"/admin/tanks/{tank_id}/calibration", i18n.gettext(locale, "Saved.")
-    )
+    message = i18n.gettext(locale, "Saved.")
+    left = await reg.readings_before(conn, tank_id, new.valid_from)
+    if left:
+        warning = i18n.gettext(
+            locale, "Warning: %(n)s earlier readings have no calibration (no contents)."
+        )
+        message += " " + warning % {"n": i18n.format_number(left, locale)}
+    return await redirect_saved(conn, f"/admin/tanks/{tank_id}/calibration", message)
 
 
 # ------------------------------------------------------------------------ gateways, sensors

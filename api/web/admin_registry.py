@@ -374,6 +374,24 @@ async def check_calibration(
     return NewCalibration(version, valid_from, note or None, group.table)
 
 
+async def default_valid_from(conn: AsyncConnection[Any], tank_id: int) -> datetime | None:
+    """A first calibration version left without a start begins at the tank's first reading."""
+    cur = await conn.execute(ri.HAS_CALIBRATION, (tank_id,))
+    has = await cur.fetchone()
+    if has and has[0]:
+        return None
+    cur = await conn.execute(ri.FIRST_READING, {"tank": tank_id})
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def readings_before(conn: AsyncConnection[Any], tank_id: int, ts: datetime) -> int:
+    """Readings of the tank before `ts` that no calibration version covers."""
+    cur = await conn.execute(ri.READINGS_BEFORE, {"tank": tank_id, "ts": ts})
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def write_calibration(conn: AsyncConnection[Any], tank_id: int, new: NewCalibration) -> int:
     """Insert the version and its points with the import's SQL; returns the calibration id."""
     cur = await conn.execute(

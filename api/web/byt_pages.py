@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from api import i18n
+from api.accounting.stock import DOS_HORIZON_DAYS, beyond_horizon
 from api.accounting.windows import default_syt_day, local_today
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
@@ -58,7 +59,11 @@ def map_data(
             "lat": f["latitude"],
             "lon": f["longitude"],
             "status": fig.get("status", "unknown"),
-            "days": i18n.format_number(fig.get("days_of_supply"), locale, 1),
+            "days": (
+                "> " + i18n.format_number(DOS_HORIZON_DAYS, locale)
+                if beyond_horizon(fig.get("days_of_supply"))
+                else i18n.format_number(fig.get("days_of_supply"), locale, 1)
+            ),
             "stock": i18n.format_number(fig.get("stock_liquid_kg"), locale),
             "need": i18n.format_number(fig.get("avg_need_nm3"), locale),
             "reported": bool(fig.get("reported")),

@@ -181,11 +181,9 @@ async def _correction_flow(
     async with conn:
         day = DAY0 + timedelta(days=1)
         w = window(day, CFG)
-        # A gauge fault reads the tank 3 t fuller for 40 minutes (a false "refill" and "draw").
-        fault_from, fault_to = (
-            w.start + timedelta(hours=3),
-            w.start + timedelta(hours=3, minutes=40),
-        )
+        # A gauge fault reads the tank 3 t fuller for the hour around 16:00: the close of the
+        # window (and so its consumption) is wrong. A spike that falls back is no refill.
+        fault_from, fault_to = (w.end - timedelta(minutes=40), w.end + timedelta(minutes=40))
         await conn.execute(
             "UPDATE readings SET value = value + 27 WHERE sensor_id = %s AND ts BETWEEN %s AND %s",
             (out["sensor"], fault_from, fault_to),
@@ -225,7 +223,8 @@ def test_correction_removes_false_refill_and_revert_restores_it(db_url: str) -> 
     p = plan()
     w = window(DAY0 + timedelta(days=1), CFG)
     want = true_consumption(p, w.start, w.end)
-    assert bad[1] and bad[1] > 2000  # the fault looked like a refill
+    assert bad[0] is not None and abs(bad[0] - want) > 1000  # the fault spoilt the figure
+    assert bad[1] == 0.0  # but invented no refill
     assert fixed[1] == 0.0
     assert fixed[0] == pytest.approx(want, rel=0.02)
     assert back == bad

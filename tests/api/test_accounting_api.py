@@ -63,8 +63,8 @@ async def _build(url: str) -> dict[str, Any]:
         start, end = w.start - timedelta(days=7), w.end + timedelta(hours=4)
         await copy_readings(conn, readings(plan, sensor, start, end, seed=1))
         await refresh_rollups(conn, sensor, start, end)
-        # A gauge fault on A: 40 minutes reading 3 t too much (looks like a refill and a draw).
-        fault = (w.start + timedelta(hours=12), w.start + timedelta(hours=12, minutes=40))
+        # A gauge fault on A: 40 minutes around 16:00 reading 3 t too much (a wrong close).
+        fault = (w.end - timedelta(minutes=20), w.end + timedelta(minutes=20))
         await conn.execute(
             "UPDATE readings SET value = value + 27 WHERE sensor_id = %s AND ts BETWEEN %s AND %s",
             (sensor, *fault),
@@ -109,7 +109,7 @@ def test_correction_lifecycle_over_http(
     a, day = world["a"], world["day"].isoformat()
     acc = f"/api/facilities/{a}/accounting"
     before = client.get(acc, params={"day": day}, headers=auth(world, "A")).json()
-    assert before["refills"] == 2 and before["gas_unit"].startswith("m3 @ 0 °C")
+    assert before["refills"] == 1 and before["gas_unit"].startswith("m3 @ 0 °C")
     body = {
         "sensor_id": world["sensor"],
         "ts_from": world["fault"][0].isoformat(),
@@ -168,7 +168,7 @@ def test_correction_lifecycle_over_http(
     after = client.get(acc, params={"day": day}, headers=auth(world, "A")).json()
     assert after["refills"] == 1
     assert after["refilled_kg"] == pytest.approx(6000.0, rel=0.02)
-    assert after["consumption_kg"] < before["consumption_kg"]
+    assert after["consumption_kg"] > before["consumption_kg"] + 1000
     listed = client.get(
         f"/api/facilities/{a}/tanks/{world['tank']}/corrections", headers=auth(world, "syt")
     )
@@ -189,6 +189,7 @@ def test_correction_lifecycle_over_http(
     )
     again = client.get(acc, params={"day": day}, headers=auth(world, "A")).json()
     assert again["refills"] == before["refills"]
+    assert again["consumption_kg"] == pytest.approx(before["consumption_kg"])
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
             "SELECT action, username FROM audit_log WHERE entity = 'correction' ORDER BY id"

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from api.accounting.config import AccountingConfig
 from api.accounting.stock import Status
-from api.reports.figures import FacilityFigures, active_facilities, figures_for
+from api.reports.figures import FacilityFigures, active_facilities, figures_for, known_sum
 from api.reports.messages import MESSAGES, text
 from api.reports.national import _add, totals
-from api.reports.syt import aggregate
+from api.reports.syt import aggregate, completeness
 
 CFG = AccountingConfig()
 
@@ -56,18 +56,17 @@ def test_facilities_sum_to_provinces_and_provinces_to_nation(
     rows = [totals(g, CFG) for g in groups.values()]
     nation = _add(rows, CFG) if rows else None
     whole = totals(list(figs), CFG)
-    for key in (
-        "expected",
-        "reported",
-        "on_time",
-        "not_reported",
-        "patients_current",
-        "patients_new",
-        "discharged",
-        "on_oxygen",
-        "needs_more",
-    ):
+    for key in ("expected", "reported", "on_time", "not_reported", "needs_more"):
         assert (nation[key] if nation else 0) == whole[key] == sum(r[key] for r in rows)
+    # Reported sums: unknown (None) when no facility contributes, never 0.
+    for key in ("patients_current", "patients_new", "discharged", "on_oxygen"):
+        assert (
+            (nation[key] if nation else None) == whole[key] == known_sum([r[key] for r in rows])[0]
+        )
+        n = whole["contributors"][key]
+        assert n <= whole["reported"] and (whole[key] is None) == (n == 0)
+        if nation:
+            assert nation["contributors"][key] == n
     for key in (
         "stock_nm3",
         "usable_nm3",
@@ -75,7 +74,10 @@ def test_facilities_sum_to_provinces_and_provinces_to_nation(
         "refilled_liquid_kg",
         "capacity_nm3",
     ):
-        got = nation[key] if nation else 0.0
+        got = nation[key] if nation else None
+        if whole[key] is None or got is None:
+            assert got is None and (whole[key] is None or whole[key] == 0)
+            continue
         assert abs(got - whole[key]) <= 1e-6 * max(1.0, abs(whole[key]))
     # The SYT report of each parent agrees with that parent's row in the national view.
     for members in groups.values():
@@ -86,8 +88,15 @@ def test_facilities_sum_to_provinces_and_provinces_to_nation(
             row["discharged"],
         )
         assert fields["8"] == row["not_reported"] and fields["10"] == row["expected"]
-        assert abs(fields["14"] - row["need_reported_nm3_per_day"]) <= 0.05 + 1e-9
-        assert abs(fields["9"]["kg"] - row["refilled_liquid_kg"]) <= 0.05 + 1e-9
+        for got, want in (
+            (fields["14"], row["need_reported_nm3_per_day"]),
+            (fields["9"]["kg"], row["refilled_liquid_kg"]),
+        ):
+            assert (got is None) == (want is None)
+            assert got is None or abs(got - want) <= 0.05 + 1e-9
+        done = completeness(members)
+        assert done["5"]["contributors"] == row["contributors"]["patients_current"]
+        assert all(c["expected"] == len(members) for c in done.values())
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,13 +2,13 @@ import math
 
 import pytest
 
+from api.accounting.stock import urgency_weight
 from api.coordination.allocation import (
     Need,
     Supply,
     allocate,
     greedy,
     road_km,
-    urgency_weight,
     what_if,
 )
 
@@ -24,7 +24,7 @@ def need(
     cap: float = math.inf,
     province: str = "79",
 ) -> Need:
-    return Need(fid, f"F{fid}", province, BASE[0] + dlat, BASE[1], kg, cap, dos)
+    return Need(fid, f"F{fid}", province, BASE[0] + dlat, BASE[1], kg, cap, dos, 3.0)
 
 
 def supply(sid: int, kg: float, dlat: float = 0.0, max_km: float = 1000.0) -> Supply:
@@ -37,7 +37,7 @@ def test_urgent_need_is_served_first() -> None:
     assert got[1] == pytest.approx(80)
     assert got[2] == pytest.approx(20)
     assert plan.unmet_kg == pytest.approx(60)
-    assert plan.unmet_weighted == pytest.approx(60 * urgency_weight(5.0))
+    assert plan.unmet_weighted == pytest.approx(60 * urgency_weight(5.0, 3.0))
     assert any("more urgent" in r for r in plan.explanations[2].reasons)
 
 
@@ -85,3 +85,13 @@ def test_what_if_supplier_down_and_surge() -> None:
 def test_empty_inputs() -> None:
     plan = allocate([], [])
     assert plan.shipments == [] and plan.unmet_kg == 0
+
+
+def test_urgency_threshold_is_the_setting_not_a_literal() -> None:
+    # 2.5 days of supply: high urgency under the default 3-day threshold, normal under 2 days.
+    assert urgency_weight(2.5, 3.0) == 4.0
+    assert urgency_weight(2.5, 2.0) == 1.0
+    assert need(1, 10, 2.5).urgency == 4.0
+    from dataclasses import replace
+
+    assert replace(need(1, 10, 2.5), needs_more_days=2.0).urgency == 1.0

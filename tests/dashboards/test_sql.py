@@ -81,9 +81,10 @@ def test_tank_figures_match_the_calibration_and_the_report_windows(
         windows = [DayUse(float(c), float(v)) for c, v in world.windows[tank_code][:7]]
         assert avg == pytest.approx(average_daily(windows))
         assert days == pytest.approx(days_of_supply(usable, average_daily(windows)))
-    # 1 kg = 0.7005 Nm3 at 0 °C, 1 atm.
+    # 1 kg = 0.6998 Nm3 at 0 °C, 1 atm (real gas, 1.429 kg/m3), the same as the code's.
     (factor,) = grafana_conn.execute("SELECT grafana.nm3_per_kg()").fetchone() or (0,)
-    assert factor == pytest.approx(0.7005, abs=1e-4)
+    assert factor == pytest.approx(0.6998, abs=1e-4)
+    assert factor == pytest.approx(NORMAL.kg_to_m3(1.0), rel=1e-9)
 
 
 def test_tank_contents_follow_the_calibration_version_valid_at_the_time(

@@ -446,3 +446,56 @@ def test_points_text_header_and_separators() -> None:
     assert read("0;0\r\n5;100\n\n") == [("0", "0"), ("5", "100")]
     assert read("1e1,5\n20,9") == [("1e1", "5"), ("20", "9")]  # a number is never a header
     assert read("0,0,1\n") is None
+
+
+def _tank_with_readings(client: TestClient, world: World, code: str) -> int:
+    form = {
+        "facility_id": str(world.fac_in),
+        "code": code,
+        "name": code,
+        "capacity_kg": "6000",
+        "diameter_m": "2.2",
+        "min_usable_kg": "300",
+        "max_pressure_bar": "17",
+    }
+    r = _post(client, "/admin/tanks/new", "/admin/tanks/new", form)
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    with psycopg.connect(world.db_url, autocommit=True) as conn:
+        row = conn.execute("SELECT id FROM tanks WHERE code = %s", (code,)).fetchone()
+        assert row is not None
+        gw = conn.execute(
+            "INSERT INTO gateways (facility_id, code) VALUES (%s, %s) RETURNING id",
+            (world.fac_in, f"gw-{code}"),
+        ).fetchone()
+        assert gw is not None
+        sensor = conn.execute(
+            "INSERT INTO sensors (gateway_id, code, tank_id, quantity, unit)"
+            " VALUES (%s, %s, %s, 'dp', 'inH2O') RETURNING id",
+            (gw[0], f"{code}-dp", row[0]),
+        ).fetchone()
+        assert sensor is not None
+        conn.execute(
+            "INSERT INTO readings (sensor_id, ts, value, quality)"
+            " SELECT %s, TIMESTAMPTZ '2026-01-01 00:00+00' + i * INTERVAL '1 minute', 12, 0"
+            " FROM generate_series(0, 29) i",
+            (sensor[0],),
+        )
+    return int(row[0])
+
+
+def test_calibration_start_is_the_first_reading_or_warned(client: TestClient, world: World) -> None:
+    """A blank start once meant "now" and earlier readings showed no contents, silently."""
+    _admin(client)
+    tank = _tank_with_readings(client, world, "T7")
+    page = f"/admin/tanks/{tank}/calibration"
+    r = _post(client, page, page, {"points": POINTS})
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    row = _one(world.db_url, "SELECT valid_from FROM tank_calibrations WHERE tank_id = %s", tank)
+    assert row is not None and row[0].isoformat() == "2026-01-01T00:00:00+00:00"  # type: ignore[attr-defined]
+    # An explicit start after 20 of the readings: saved, with a warning that says how many.
+    tank = _tank_with_readings(client, world, "T6")
+    page = f"/admin/tanks/{tank}/calibration"
+    r = _post(client, page, page, {"points": POINTS, "valid_from": "2026-01-01T07:20"})
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    shown = client.get(page).text
+    assert "Cảnh báo: 20 số đo trước đó chưa có bảng hiệu chuẩn" in html_lib.unescape(shown)
