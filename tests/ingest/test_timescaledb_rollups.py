@@ -6,7 +6,7 @@ whole chunks older than its setting while the rollups keep those days."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -168,32 +168,3 @@ def test_compression_policy_compresses_old_chunks_and_answers_stay_the_same(
             "SELECT value FROM readings WHERE sensor_id = %s AND ts IN (%s, %s) ORDER BY ts",
             (dp, rows[10][0], old),
         ).fetchall() == [(rows[10][1],), (1.5,)]
-
-
-def test_retention_is_off_by_default_and_drops_only_whole_old_chunks(
-    db_url: str, registry: Registry
-) -> None:
-    dp = registry.sensors["T1-dp"]
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        (now,) = conn.execute("SELECT now()").fetchone()
-        day0 = datetime(now.year, now.month, now.day, tzinfo=UTC)
-        rows = [(day0 - timedelta(days=d, hours=h), float(d), 0)
-                for d in range(0, 40) for h in range(0, 24, 6)]  # fmt: skip
-        _insert(conn, dp, rows)
-        _refresh_all(conn)
-        days_before = _actual(conn, "readings_1d")
-        (n,) = conn.execute("SELECT count(*) FROM readings").fetchone()
-        assert conn.execute("SELECT apply_readings_retention()").fetchone() == (0,)
-        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (n,)
-        conn.execute("INSERT INTO platform_meta VALUES ('readings_retention', '30 days')")
-        (dropped,) = conn.execute("SELECT apply_readings_retention()").fetchone()
-        assert dropped > 0
-        (oldest,) = conn.execute("SELECT min(ts) FROM readings").fetchone()
-        horizon = now - timedelta(days=30)
-        # Only whole chunks (1 day) entirely before the horizon went: nothing newer than it.
-        assert horizon - timedelta(days=1) <= oldest
-        assert conn.execute(
-            "SELECT count(*) FROM readings WHERE ts >= %s", (horizon,)
-        ).fetchone() == (sum(1 for ts, _, _ in rows if ts >= horizon),)
-        # The daily rollups keep the dropped days (a report over them still has its figures).
-        assert _actual(conn, "readings_1d") == days_before
