@@ -175,7 +175,7 @@ def pg_admin_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def template_db_url(pg_admin_url: str) -> Iterator[str]:
     """A database migrated once per test run, used as the template for per-test clones (by its
-    name: it accepts no connections once migrated)."""
+    name: on TimescaleDB it accepts no connections once migrated)."""
     name = f"oxy_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -195,7 +195,7 @@ def template_db_url(pg_admin_url: str) -> Iterator[str]:
 
 
 def _make_template(admin_url: str, name: str) -> None:
-    """Mark the database a template nobody connects to, and wait until nobody is connected.
+    """On TimescaleDB, mark the database a template nobody connects to, and wait until nobody is.
 
     CREATE DATABASE … TEMPLATE refuses a source with other sessions. TimescaleDB runs a job
     scheduler in every database holding the extension, and restarts the template's scheduler on
@@ -204,8 +204,9 @@ def _make_template(admin_url: str, name: str) -> None:
     (terminated otherwise, it is restarted), then connections to the template are closed.
     """
     with psycopg.connect(_with_db(admin_url, name), autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
-            conn.execute("SELECT _timescaledb_functions.stop_background_workers()")
+        if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+            return  # plain PostgreSQL: nothing runs in the template
+        conn.execute("SELECT _timescaledb_functions.stop_background_workers()")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
         deadline = time.monotonic() + 30
