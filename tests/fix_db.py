@@ -68,19 +68,23 @@ class PrivatePostgres:
         self.settings = settings or {}
         os.chmod(self.dir, 0o777)
         self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if bin_dir != SYSTEM_PG_BIN:
-            # <prefix>/usr/lib/postgresql/15/bin -> link <prefix>/usr into our directory.
-            prefix = bin_dir.parents[4]
-            copy = self.dir / "pg"
-            copy.mkdir()
-            try:
-                subprocess.run(["cp", "-al", str(prefix / "usr"), str(copy)], check=True)
-            except subprocess.CalledProcessError:
-                shutil.copytree(prefix / "usr", copy / "usr", symlinks=True)
-            bin_dir = copy / bin_dir.relative_to(prefix)
-        self.bin = bin_dir
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync", "-E", "UTF8")  # fmt: skip
+        try:
+            if bin_dir != SYSTEM_PG_BIN:
+                # <prefix>/usr/lib/postgresql/15/bin -> link <prefix>/usr into our directory.
+                prefix = bin_dir.parents[4]
+                copy = self.dir / "pg"
+                copy.mkdir()
+                try:
+                    subprocess.run(["cp", "-al", str(prefix / "usr"), str(copy)], check=True)
+                except subprocess.CalledProcessError:
+                    shutil.copytree(prefix / "usr", copy / "usr", symlinks=True)
+                bin_dir = copy / bin_dir.relative_to(prefix)
+            self.bin = bin_dir
+            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
+                      "-U", "postgres", "--no-sync", "-E", "UTF8")  # fmt: skip
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     def _run(self, *args: str) -> None:
         subprocess.run([*self._as_user, *args], check=True, capture_output=True)
