@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/ingest.py            # OXY_BENCH_DATABASE_URL, default local postgres
 
+Runs on plain PostgreSQL, then on TimescaleDB (a private cluster from scripts/timescaledb.sh's
+build), each against its own raw COPY; OXY_BENCH_BACKENDS=postgresql (or timescaledb) runs one.
+
 Workloads: 50 readings per message (a gateway with 10 sensors batching 5 s at 1 Hz) and the
 worst case of 1 reading per message. Throughput runs pre-load the broker (the worker's
 persistent session queues everything), then time the drain, so the publisher is not what is
@@ -506,14 +509,42 @@ def load_methods(url: str, batches: int = 20, size: int = 5000) -> dict[str, flo
 
 
 def main() -> None:
-    """Run every measurement once and print them side by side."""
+    """Run every measurement on each backend (OXY_BENCH_BACKENDS, default both): plain
+    PostgreSQL at OXY_BENCH_DATABASE_URL, then TimescaleDB in a private cluster started from
+    scripts/timescaledb.sh's build; each against its own raw COPY."""
     import faulthandler
     import logging
     import signal
 
+    global ADMIN
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` shows where a run is stuck
     logging.basicConfig(level=logging.WARNING)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    backends = os.environ.get("OXY_BENCH_BACKENDS", "postgresql,timescaledb").split(",")
+    for backend in backends:
+        print(f"== {backend} ==")
+        if backend == "postgresql":
+            run()
+            continue
+        from tests.fix_db import TIMESCALEDB_SETTINGS, PrivatePostgres, timescaledb_pg_bin
+
+        bin_dir = timescaledb_pg_bin()
+        if bin_dir is None:
+            print("TimescaleDB is not built (scripts/timescaledb.sh): skipped")
+            continue
+        # Same durability as the machine's cluster (PrivatePostgres turns fsync off for tests).
+        server = PrivatePostgres(bin_dir, {**TIMESCALEDB_SETTINGS, "fsync": "on"})
+        server.start()
+        plain, ADMIN = ADMIN, server.url
+        try:
+            run()
+        finally:
+            ADMIN = plain
+            server.destroy()
+
+
+def run() -> None:
+    """Every measurement once against the server at ADMIN, printed side by side."""
     name, url = make_db()
     broker = Mosquitto()
     total50 = int(os.environ.get("BENCH_READINGS_50", "2000000"))

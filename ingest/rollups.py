@@ -30,6 +30,13 @@ def recompute(conn: psycopg.Connection[Any], sensor_id: int, start: datetime, en
     if row and row[0] == "timescaledb":
         if not conn.autocommit:
             raise ValueError("refresh_continuous_aggregate needs an autocommit connection")
+        # Never refresh over days retention dropped: the refresh would empty their buckets.
+        kept = conn.execute(
+            "SELECT greatest(%s::timestamptz, readings_retained_from())", (start,)
+        ).fetchone()
+        start = kept[0] if kept else start
+        if start > end:
+            return 0
         for name, width in zip(ROLLUPS, ("1 minute", "1 hour", "1 day"), strict=True):
             lo, hi = conn.execute(
                 "SELECT time_bucket(%s::interval, %s::timestamptz),"

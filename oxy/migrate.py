@@ -13,6 +13,8 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from oxy import OxyError
+
 logger = logging.getLogger(__name__)
 
 
@@ -54,7 +56,12 @@ def migrate(url: str) -> list[str]:
         pending = backend.to_apply(migrations)
         ids = [m.id for m in pending]
         if pending:
-            backend.apply_migrations(pending)
+            try:
+                backend.apply_migrations(pending)
+            except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+                # A server the schema cannot run on (TimescaleDB installed but not preloaded):
+                # the migration's own one-line message says what to do.
+                raise OxyError(exc.diag.message_primary or str(exc)) from exc
     backend.connection.close()
     with psycopg.connect(url) as conn:
         load_reference_data(conn)

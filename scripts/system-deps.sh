@@ -12,6 +12,19 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 
+# To build TimescaleDB for the second test pass (scripts/timescaledb.sh): installed with the rest
+# on Debian as root; elsewhere only named, since the plain PostgreSQL pass runs without them.
+build=()
+[ -f /usr/include/postgresql/15/server/postgres.h ] || build+=(postgresql-server-dev-15)
+command -v cmake >/dev/null 2>&1 || build+=(cmake)
+command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || build+=(build-essential)
+[ -f /usr/include/openssl/ssl.h ] || build+=(libssl-dev)
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    need+=("${build[@]}")
+elif [ ${#build[@]} -ne 0 ]; then
+    echo "the TimescaleDB test pass needs these packages to build it: ${build[*]}" >&2
+fi
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

@@ -16,10 +16,25 @@ CREATE TABLE readings (
     PRIMARY KEY (sensor_id, ts)
 );
 
--- TimescaleDB when the extension can be loaded; plain PostgreSQL (BRIN on time) otherwise.
--- The same queries work on both: they use date_bin(), which both provide.
+-- TimescaleDB when the extension is installed and preloaded; plain PostgreSQL (BRIN on time)
+-- when it is not installed. The same queries work on both: they use date_bin(), which both provide.
+-- Installed but not preloaded is refused before CREATE EXTENSION: TimescaleDB then fails with a
+-- FATAL error that closes the session (no exception block can catch it), so the migration would
+-- die with "the connection is closed" instead of saying what to do.
 DO $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+       AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+       AND NOT EXISTS (
+           SELECT 1
+           FROM unnest(string_to_array(current_setting('shared_preload_libraries'), ',')) AS lib
+           -- entries may be quoted, padded or given as a path ($libdir/timescaledb)
+           WHERE regexp_replace(btrim(lib, ' "'), '^.*/', '') = 'timescaledb') THEN
+        RAISE EXCEPTION 'TimescaleDB is installed on this PostgreSQL server but not preloaded: '
+                        'add shared_preload_libraries = ''timescaledb'' to postgresql.conf, '
+                        'restart PostgreSQL and run the migration again'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     BEGIN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
     EXCEPTION WHEN OTHERS THEN

@@ -1,10 +1,20 @@
 """PostgreSQL fixtures: a real server (OXY_TEST_DATABASE_URL, else embedded), one migrated
-template database per run, and a fresh clone of it for each test that asks."""
+template database per run, and a fresh clone of it for each test that asks.
+
+`OXY_TEST_BACKEND=timescaledb` runs the same fixtures on TimescaleDB: a private cluster (own
+port and data directory, `shared_preload_libraries = 'timescaledb'`, telemetry off) started from
+the copy of PostgreSQL 15 that `scripts/timescaledb.sh` builds, or the server named by
+`OXY_TEST_TIMESCALEDB_URL`. Tests marked `postgresql_only` / `timescaledb_only` run on one backend.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +23,117 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from oxy.database import connect
+from oxy.database import connect, storage_kind
 from oxy.migrate import migrate
 
 IN_CI = os.environ.get("CI") == "true"
+ROOT = Path(__file__).resolve().parents[1]
+BACKEND = os.environ.get("OXY_TEST_BACKEND") or "postgresql"
+if BACKEND not in ("postgresql", "timescaledb"):
+    raise ValueError(f"OXY_TEST_BACKEND={BACKEND!r}: use postgresql or timescaledb")
+SYSTEM_PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# What a TimescaleDB cluster needs beyond plain PostgreSQL's settings.
+TIMESCALEDB_SETTINGS = {
+    "shared_preload_libraries": "timescaledb",
+    "timescaledb.telemetry_level": "off",
+}
+
+
+def timescaledb_pg_bin() -> Path | None:
+    """bin/ of the PostgreSQL 15 copy with TimescaleDB, if scripts/timescaledb.sh built it."""
+    got = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "timescaledb.sh"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return Path(got.stdout.strip()) if got.returncode == 0 else None
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL server (initdb + pg_ctl) from `bin_dir`, with extra `settings`; run
+    as the `postgres` user under root.
+
+    A `bin_dir` the `postgres` user cannot reach (the TimescaleDB build under root's cache) is
+    hard-linked into the server's own directory first: PostgreSQL finds its share/ and lib/
+    relative to its binaries, so the linked copy runs with its own extensions.
+    """
+
+    def __init__(self, bin_dir: Path = SYSTEM_PG_BIN, settings: dict[str, str] | None = None):
+        from tests.fix_mqtt import free_port
+
+        self.dir = Path(tempfile.mkdtemp(prefix="oxy-pg-"))
+        self.port = free_port()
+        self.data = self.dir / "data"
+        self.settings = settings or {}
+        os.chmod(self.dir, 0o777)
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        try:
+            if bin_dir != SYSTEM_PG_BIN:
+                # <prefix>/usr/lib/postgresql/15/bin -> link <prefix>/usr into our directory.
+                prefix = bin_dir.parents[4]
+                copy = self.dir / "pg"
+                copy.mkdir()
+                try:
+                    subprocess.run(["cp", "-al", str(prefix / "usr"), str(copy)], check=True)
+                except subprocess.CalledProcessError:
+                    shutil.copytree(prefix / "usr", copy / "usr", symlinks=True)
+                bin_dir = copy / bin_dir.relative_to(prefix)
+            self.bin = bin_dir
+            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
+                      "-U", "postgres", "--no-sync", "-E", "UTF8")  # fmt: skip
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as_user, *args], check=True, capture_output=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        from tests.fix_mqtt import wait_port
+
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        opts += "".join(f" -c {k}={v}" for k, v in self.settings.items())
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
+                  str(self.dir / "log"), "start")  # fmt: skip
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def private_backend_server() -> PrivatePostgres:
+    """A private, not yet started server of the backend under test (PostgreSQL 15 binaries)."""
+    if BACKEND == "postgresql":
+        if not (SYSTEM_PG_BIN / "initdb").exists():
+            pytest.fail(f"PostgreSQL 15 server binaries are needed in {SYSTEM_PG_BIN}")
+        return PrivatePostgres()
+    bin_dir = timescaledb_pg_bin()
+    if bin_dir is None:
+        message = (
+            "OXY_TEST_BACKEND=timescaledb: TimescaleDB is not built; run scripts/timescaledb.sh"
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return PrivatePostgres(bin_dir, TIMESCALEDB_SETTINGS)
+
+
+@pytest.fixture(autouse=True)
+def _backend_marks(request: pytest.FixtureRequest) -> None:
+    """`@pytest.mark.postgresql_only` / `timescaledb_only`: the test runs on that backend only."""
+    for mark in ("postgresql_only", "timescaledb_only"):
+        if request.node.get_closest_marker(mark) and mark != f"{BACKEND}_only":
+            pytest.skip(f"{mark}: this run's backend is {BACKEND}")
 
 
 def _with_db(url: str, dbname: str) -> str:
@@ -29,6 +146,16 @@ def _with_db(url: str, dbname: str) -> str:
 def pg_admin_url() -> Iterator[str]:
     """URL of a maintenance database on a real PostgreSQL server."""
     url = os.environ.get("OXY_TEST_DATABASE_URL")
+    if BACKEND == "timescaledb":
+        url = os.environ.get("OXY_TEST_TIMESCALEDB_URL")
+        if not url:
+            server = private_backend_server()
+            server.start()
+            try:
+                yield server.url
+            finally:
+                server.destroy()
+            return
     if url:
         try:
             with psycopg.connect(url, connect_timeout=5) as conn:
@@ -51,17 +178,53 @@ def pg_admin_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def template_db_url(pg_admin_url: str) -> Iterator[str]:
-    """A database migrated once per test run, used as the template for per-test clones."""
+    """A database migrated once per test run, used as the template for per-test clones (by its
+    name: on TimescaleDB it accepts no connections once migrated)."""
     name = f"oxy_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = _with_db(pg_admin_url, name)
     try:
         migrate(url)
+        with psycopg.connect(url) as conn:
+            kind = storage_kind(conn)
+        if kind != BACKEND:
+            pytest.fail(f"the test server stores readings in {kind}; set OXY_TEST_BACKEND={kind}")
+        _make_template(pg_admin_url, name)
         yield url
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _make_template(admin_url: str, name: str) -> None:
+    """On TimescaleDB, mark the database a template nobody connects to, and wait until nobody is.
+
+    CREATE DATABASE … TEMPLATE refuses a source with other sessions. TimescaleDB runs a job
+    scheduler in every database holding the extension, and restarts the template's scheduler on
+    every CREATE DATABASE … TEMPLATE of a database that allows connections: the restarted one can
+    be connected while the next clone starts. So the scheduler is stopped through the launcher
+    (terminated otherwise, it is restarted), then connections to the template are closed.
+    """
+    with psycopg.connect(_with_db(admin_url, name), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+            return  # plain PostgreSQL: nothing runs in the template
+        conn.execute("SELECT _timescaledb_functions.stop_background_workers()")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        deadline = time.monotonic() + 30
+        while True:
+            others = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+            if not others or others[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"sessions still connected to the template database {name}")
+            time.sleep(0.1)
 
 
 @pytest.fixture

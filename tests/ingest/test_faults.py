@@ -3,13 +3,10 @@ duplicated, after SIGKILL of the ingest process, a 30 s database outage and a br
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +18,7 @@ import psycopg
 import pytest
 
 from oxy.migrate import migrate
-from tests.fix_mqtt import free_port, wait_port
+from tests.fix_db import PrivatePostgres, private_backend_server
 from tests.ingest.conftest import (
     GATEWAY,
     T0,
@@ -123,49 +120,10 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         publisher.close()
 
 
-def _pg_bin(name: str) -> str:
-    return f"/usr/lib/postgresql/15/bin/{name}"
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL server (initdb + pg_ctl), run as the `postgres` user under root."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="oxy-pg-"))
-        self.port = free_port()
-        self.data = self.dir / "data"
-        os.chmod(self.dir, 0o777)
-        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync", "-E", "UTF8")  # fmt: skip
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self._as_user, *args], check=True, capture_output=True)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
-                  str(self.dir / "log"), "start")  # fmt: skip
-        wait_port(self.port)
-
-    def stop(self) -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def destroy(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture
 def private_pg() -> Iterator[PrivatePostgres]:
-    if not Path(_pg_bin("initdb")).exists():
-        pytest.fail("PostgreSQL 15 server binaries are needed for the outage test")
-    pg = PrivatePostgres()
+    """A private server of the backend under test (plain PostgreSQL or TimescaleDB)."""
+    pg = private_backend_server()
     pg.start()
     yield pg
     pg.destroy()

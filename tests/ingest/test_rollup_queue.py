@@ -1,6 +1,7 @@
 """Plain PostgreSQL rollups rebuilt from the writer's queue (sql/0060_rollup_queue.sql): exact
 against a GROUP BY over the raw readings, for live data, late data in another hour and day,
-bad-quality readings and ranges queued twice; one flusher at a time."""
+bad-quality readings and ranges queued twice; one flusher at a time. TimescaleDB has no queue
+(continuous aggregates): tests/ingest/test_timescaledb_rollups.py holds the equivalent."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 
 from ingest.rollups import flush
 from tests.ingest.conftest import T0, Registry
+
+pytestmark = pytest.mark.postgresql_only
 
 WIDTHS = {"readings_1m": "1 minute", "readings_1h": "1 hour", "readings_1d": "1 day"}
 
