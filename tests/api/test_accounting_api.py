@@ -228,10 +228,12 @@ def test_correction_preview_units_and_confirmation(
     a = world["a"]
     w = window(world["day"], CFG)
     quiet = w.start + timedelta(hours=18)  # the tank is only drawn from at this time
+    # A gauge stuck high from then to the end of the data: a step up that never falls back
+    # reads as a refill (a spike that falls back does not, since refills are measured on minutes).
     body = {
         "sensor_id": world["sensor"],
         "ts_from": quiet.isoformat(),
-        "ts_to": (quiet + timedelta(minutes=10)).isoformat(),
+        "ts_to": (w.end + timedelta(hours=3)).isoformat(),
         "action": "replace",
         "value": 19000,
         "value_unit": "kg",
@@ -265,7 +267,7 @@ def test_correction_preview_units_and_confirmation(
     r = client.post(url, json={**body, "confirm": True}, headers=auth(world, "A"))
     assert r.status_code == 201, r.text
     assert r.json()["value"] == pytest.approx(p["value_sensor"])
-    # Invalidating the gauge fault removes its false refill (no confirmation needed).
+    # Invalidating the 16:00 gauge fault (a wrong close, not a refill) creates and removes none.
     fault = {
         "sensor_id": world["sensor"],
         "ts_from": world["fault"][0].isoformat(),
@@ -274,4 +276,4 @@ def test_correction_preview_units_and_confirmation(
         "reason": "kẹt cảm biến",
     }
     p = client.post(url + "/preview", json=fault, headers=auth(world, "A")).json()
-    assert p["refills_removed"] == 1 and p["refills_created"] == 0
+    assert p["refills_removed"] == 0 and p["refills_created"] == 0
