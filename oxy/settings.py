@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
     default_locale: str = "vi"
+    # Webhook destinations allowed over plain http / on private networks (comma-separated hosts;
+    # api.alerts.webhook_guard). The alerts service reads the same variable.
+    webhook_allowed_hosts: str = ""
 
     # Oxygen reference conditions for every m3 shown: default 0 °C, 1 atm (Nm3).
     reference_temp_c: float = 0.0

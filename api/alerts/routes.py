@@ -18,14 +18,18 @@ from api.alerts import engine
 from api.alerts import pages as _pages  # noqa: F401  (mounts the HTML page and its menu entry)
 from api.alerts.notify import RULE_TITLES
 from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
+from api.alerts.webhook_guard import WebhookRefused, allowed_hosts, check_target
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.deps import DbDep, LocaleDep, PrincipalDep, SettingsDep
 from api.i18n import gettext
 from api.policy import Scope, policy
 from api.routes import ROUTERS
-from api.scope import scope_params
+from api.scope import Role, scope_params
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+# Webhooks reach outside systems: only roles that answer for a scope (not facility staff).
+WEBHOOK_ROLES = frozenset({Role.ADMIN, Role.BYT, Role.SYT, Role.ENGINEER})
 
 StateFilter = Literal["active", "open", "acknowledged", "resolved"]
 
@@ -134,7 +138,7 @@ class SubscriptionIn(BaseModel):
     quiet_end: Annotated[int | None, Field(ge=0, le=23)] = None
 
     def checked_target(self) -> str:
-        """An e-mail address or an http(s) URL, as the channel needs."""
+        """An e-mail address or an http(s) URL, as the channel needs (syntax only)."""
         if self.channel == "webhook":
             return str(HttpUrl(self.target))
         if "@" not in self.target or " " in self.target.strip():
@@ -164,14 +168,25 @@ async def my_subscriptions(conn: DbDep, me: PrincipalDep) -> list[dict[str, Any]
     status_code=status.HTTP_201_CREATED,
     summary="Subscribe the caller to alerts in its scope on a channel",
 )
-async def subscribe(body: SubscriptionIn, conn: DbDep, me: PrincipalDep) -> dict[str, Any]:
-    """Create or update a subscription of the caller (one per channel and target)."""
+async def subscribe(
+    body: SubscriptionIn, conn: DbDep, me: PrincipalDep, settings: SettingsDep, locale: LocaleDep
+) -> dict[str, Any]:
+    """Create or update a subscription of the caller (one per channel and target).
+
+    Webhooks only for roles that answer for a scope above one facility (not facility staff),
+    and only to destinations `webhook_guard` accepts (checked again at every delivery).
+    """
+    if body.channel == "webhook" and me.role not in WEBHOOK_ROLES:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "webhooks are not available to this role")
     try:
         target = body.checked_target()
+        if body.channel == "webhook":
+            await check_target(target, allowed_hosts(settings.webhook_allowed_hosts))
     except ValueError as exc:
+        message = gettext(locale, str(exc)) if isinstance(exc, WebhookRefused) else str(exc)
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY,
-            {"errors": [{"field": "target", "message": str(exc)}]},
+            {"errors": [{"field": "target", "message": message}]},
         ) from None
     cur = await conn.execute(
         "INSERT INTO alert_subscriptions (user_id, channel, target, min_severity, quiet_start, "
