@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from api.csrf import csrf_protect
 from api.headers import SecurityHeaders
+from api.policy import PasswordChangeRequired
 from oxy.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 401 and _wants_html(request) and request.method == "GET":
             target = "/login?next=" + request.url.path
             return RedirectResponse(target, status_code=303)
+        if isinstance(exc, PasswordChangeRequired) and not request.url.path.startswith("/api/"):
+            return RedirectResponse("/account", status_code=303)
         if _wants_html(request) and exc.status_code in (403, 404):
             from api.views.pages import error_page
 

@@ -239,6 +239,22 @@ async def revoke_user_sessions(conn: AsyncConnection[Any], user_id: int) -> None
     )
 
 
+async def revoke_user_credentials(
+    conn: AsyncConnection[Any], user_id: int, keep_session: str | None = None
+) -> None:
+    """Revoke every session (but `keep_session`, the caller's own) and every API token of a user:
+    after a password change or reset, nothing issued under the old password stays valid."""
+    await conn.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = %(uid)s AND revoked_at IS NULL "
+        "AND token_hash IS DISTINCT FROM %(keep)s",
+        {"uid": user_id, "keep": digest(keep_session) if keep_session else None},
+    )
+    await conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE user_id = %(uid)s AND revoked_at IS NULL",
+        {"uid": user_id},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     """A freshly issued API token; `secret` is shown once and never stored."""
