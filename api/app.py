@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from api.csrf import csrf_protect
+from api.dates import date_guard
 from api.headers import SecurityHeaders
 from api.policy import PasswordChangeRequired
 from oxy.settings import Settings, load_settings
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # Swagger UI needs inline scripts from a CDN; our CSP forbids both
         redoc_url=None,
-        dependencies=[Depends(csrf_protect)],
+        dependencies=[Depends(csrf_protect), Depends(date_guard)],
     )
     app.state.settings = settings
     app.state.pool = pool
@@ -112,6 +113,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        if _wants_html(request):
+            from api.views.pages import error_page
+
+            return await error_page(request, 422, _safe_errors(exc))
         return JSONResponse({"detail": _safe_errors(exc)}, status_code=422)
 
     async def data_error(request: Request, exc: Exception) -> Response:

@@ -134,17 +134,35 @@ async def home(request: Request, me: PrincipalDep, locale: LocaleDep) -> Respons
     return render(request, "home.html", {"functions": items_for(me)}, locale=locale, principal=me)
 
 
-async def error_page(request: Request, status_code: int) -> Response:
-    """An HTML error page (403 / 404) in the user's language."""
+def _problem_text(problem: dict[str, Any], locale: str) -> str:
+    if problem.get("type") == "date_out_of_range":
+        from api.dates import DATE_RANGE_MESSAGE, EARLIEST_DAY, latest_day
+
+        return i18n.gettext(locale, DATE_RANGE_MESSAGE) % {
+            "earliest": EARLIEST_DAY.isoformat(),
+            "latest": latest_day().isoformat(),
+        }
+    return i18n.gettext(locale, "This value is not valid.")
+
+
+async def error_page(
+    request: Request, status_code: int, problems: list[dict[str, Any]] | None = None
+) -> Response:
+    """An HTML error page (403 / 404 / 422 / 503) in the user's language; for a 422, the fields
+    that were refused and why."""
     try:
         locale = await get_locale(request)
     except Exception:  # never fail while reporting a failure
         locale = i18n.DEFAULT_LOCALE
     principal = getattr(request.state, "principal", None)
+    fields = [
+        (str(p["loc"][-1]) if p.get("loc") else "?", _problem_text(p, locale))
+        for p in problems or []
+    ]
     return render(
         request,
         "error.html",
-        {"status_code": status_code},
+        {"status_code": status_code, "fields": fields},
         locale=locale,
         principal=principal,
         status_code=status_code,
