@@ -54,7 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         min_size=1,
         max_size=10,
         configure=_configure,
-        kwargs={"connect_timeout": 10},
+        # A connection broken while the database was away is noticed at checkout and replaced
+        # (the pool reconnects in the background), so the API recovers without a restart.
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"connect_timeout": 5},
     )
 
     @asynccontextmanager
@@ -125,7 +128,29 @@ def _install_error_handlers(app: FastAPI) -> None:
         logger.info("database refused input on %s: %s", request.url.path, exc)
         return JSONResponse({"detail": "invalid value"}, status_code=422)
 
+    async def database_away(request: Request, exc: Exception) -> Response:
+        # The database is unreachable (pool wait timed out, connection lost): a 503 the client
+        # may retry, never a 500; the pool reconnects by itself.
+        logger.warning("database unavailable on %s: %s", request.url.path, exc)
+        from api.deps import RETRY_AFTER_S
+
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        request.state.principal = None  # the error page must not try the database again
+        if _wants_html(request):
+            from api.views.pages import error_page
+
+            page = await error_page(request, 503)
+            page.headers.update(headers)
+            return page
+        return JSONResponse(
+            {"detail": {"code": "database_unavailable", "message": "database unavailable"}},
+            status_code=503,
+            headers=headers,
+        )
+
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(psycopg.OperationalError, database_away)
+    app.add_exception_handler(psycopg.InterfaceError, database_away)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(psycopg.errors.DataError, data_error)
 
