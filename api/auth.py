@@ -304,22 +304,33 @@ class _Locked(Exception):
         self.seconds = seconds
 
 
-# One statement per key, under the row lock of the upsert: an attempt is counted *before* the
-# password is verified, so concurrent attempts cannot all pass a check made before any of them
-# is recorded. A locked key is left as it is (no row returned).
+# One statement for every key of an attempt, under the row locks of the upsert: the attempt is
+# counted *before* the password is verified, so concurrent attempts cannot all pass a check made
+# before any of them is recorded. A locked key is left as it is (absent from `up`); its time
+# left is read from the statement's snapshot.
 _RESERVE = """
-INSERT INTO login_throttle AS t (key, failures, first_failure) VALUES (%(key)s, 1, now())
-ON CONFLICT (key) DO UPDATE SET
-    failures = CASE WHEN t.first_failure < now() - %(window)s THEN 1 ELSE t.failures + 1 END,
-    first_failure = CASE WHEN t.first_failure < now() - %(window)s THEN now()
-                         ELSE t.first_failure END
-WHERE t.locked_until IS NULL OR t.locked_until <= now()
-RETURNING failures
+WITH input AS (
+    SELECT k AS key, l AS lim FROM unnest(%(keys)s::text[], %(limits)s::int[]) AS i (k, l)
+), up AS (
+    INSERT INTO login_throttle AS t (key, failures, first_failure)
+    SELECT key, 1, now() FROM input ORDER BY key
+    ON CONFLICT (key) DO UPDATE SET
+        failures = CASE WHEN t.first_failure < now() - %(window)s THEN 1
+                        ELSE t.failures + 1 END,
+        first_failure = CASE WHEN t.first_failure < now() - %(window)s THEN now()
+                             ELSE t.first_failure END
+    WHERE t.locked_until IS NULL OR t.locked_until <= now()
+    RETURNING t.key, t.failures
+)
+SELECT i.key, i.lim, up.failures,
+       (SELECT extract(epoch FROM l.locked_until - now()) FROM login_throttle l
+        WHERE l.key = i.key) AS left_s
+FROM input i LEFT JOIN up ON up.key = i.key
 """
-_LOCK_LEFT = """
-SELECT coalesce(extract(epoch FROM locked_until - now()), 0) FROM login_throttle WHERE key = %(key)s
+_SET_LOCKS = """
+UPDATE login_throttle t SET locked_until = now() + v.lock
+FROM unnest(%(keys)s::text[], %(locks)s::interval[]) AS v (key, lock) WHERE t.key = v.key
 """
-_SET_LOCK = "UPDATE login_throttle SET locked_until = now() + %(lock)s WHERE key = %(key)s"
 # A successful login was not a guess: it gives its count back (and the lock it may have set).
 _GIVE_BACK = """
 UPDATE login_throttle SET failures = greatest(failures - 1, 0),
@@ -365,19 +376,27 @@ def throttle_keys(name: str, ip: str | None, known_address: bool) -> list[tuple[
 async def _reserve(conn: AsyncConnection[Any], keys: list[tuple[str, int]]) -> None:
     """Count one attempt on every key, or none when any key is locked (raises _Locked)."""
     async with conn.transaction():
-        for key, limit in keys:
-            cur = await conn.execute(_RESERVE, {"key": key, "window": FAILURE_WINDOW})
-            row = await cur.fetchone()
-            if row is None:
-                cur = await conn.execute(_LOCK_LEFT, {"key": key})
-                left = await cur.fetchone()
-                seconds = float(left[0]) if left else 1.0
-                raise _Locked(max(1, int(seconds + 0.999)))
-            lock = _lock_for(int(row[0]), limit)
-            if lock is not None:
-                # Locked from this attempt on: later attempts wait even while this one verifies.
-                await conn.execute(_SET_LOCK, {"lock": lock, "key": key})
-                if int(row[0]) == limit:
+        cur = await conn.execute(
+            _RESERVE,
+            {
+                "keys": [k for k, _ in keys],
+                "limits": [lim for _, lim in keys],
+                "window": FAILURE_WINDOW,
+            },
+        )
+        rows = await cur.fetchall()
+        locked = [float(r[3] or 1.0) for r in rows if r[2] is None]
+        if locked:
+            raise _Locked(max(1, int(max(locked) + 0.999)))  # rolls the counts back
+        locks = [(str(r[0]), _lock_for(int(r[2]), int(r[1])), int(r[2]), int(r[1])) for r in rows]
+        locks = [x for x in locks if x[1] is not None]
+        if locks:
+            # Locked from this attempt on: later attempts wait even while this one verifies.
+            await conn.execute(
+                _SET_LOCKS, {"keys": [x[0] for x in locks], "locks": [x[1] for x in locks]}
+            )
+            for key, _, failures, limit in locks:
+                if failures == limit:
                     logger.warning("login locked for %s after %d failures", key, limit)
 
 

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 EARLIEST_DAY = date(2020, 1, 1)  # before the platform: no telemetry, no reports
-FUTURE_DAYS = 366  # plans and deliveries may look ahead up to a year
+FUTURE_DAYS = 3660  # ten years: plans, deliveries, token expiry dates
 
 DATE_RANGE_MESSAGE = "The date must be between %(earliest)s and %(latest)s."
 
