@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from api.csrf import csrf_protect
 from api.dates import date_guard
+from api.errors import COMMON_RESPONSES
 from api.headers import SecurityHeaders
 from api.policy import PasswordChangeRequired
 from oxy.settings import Settings, load_settings
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # Swagger UI needs inline scripts from a CDN; our CSP forbids both
         redoc_url=None,
         dependencies=[Depends(csrf_protect), Depends(date_guard)],
+        responses=COMMON_RESPONSES,
     )
     app.state.settings = settings
     app.state.pool = pool
