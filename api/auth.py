@@ -343,10 +343,15 @@ WHERE first_failure < now() - interval '1 day' AND (locked_until IS NULL OR lock
 """
 _KNOWN_ADDRESS = """
 SELECT EXISTS (
-    SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
-    WHERE lower(u.username) = %(n)s AND s.ip = %(ip)s
-      AND s.created_at > now() - interval '30 days')
+    SELECT 1 FROM login_addresses a JOIN users u ON u.id = a.user_id
+    WHERE lower(u.username) = %(n)s AND a.ip = %(ip)s
+      AND a.last_success > now() - %(remember)s)
 """
+_REMEMBER_ADDRESS = """
+INSERT INTO login_addresses (user_id, ip) VALUES (%(uid)s, %(ip)s)
+ON CONFLICT (user_id, ip) DO UPDATE SET last_success = now()
+"""
+KNOWN_ADDRESS_DAYS = timedelta(days=90)  # how long a successful login makes an address "known"
 ACCOUNT_FACTOR = 10  # failures on one account from all unknown addresses before they are locked
 
 
@@ -362,8 +367,9 @@ def throttle_keys(name: str, ip: str | None, known_address: bool) -> list[tuple[
 
     * `user-ip:<name>|<ip>` — guesses at one account from one address;
     * `ip:<ip>` — guesses from one address at any account;
-    * `user:<name>` — guesses at one account from every address *that never logged in to it*
-      (a distributed attack), so that an attacker cannot lock the owner out from a known place.
+    * `user:<name>` — guesses at one account from every address that has not logged in to it
+      in KNOWN_ADDRESS_DAYS (`login_addresses`; a distributed attack), so that an attacker
+      cannot lock the owner out of the places she uses.
     """
     keys = [(f"user-ip:{name}|{ip or '-'}", MAX_FAILURES)]
     if ip:
@@ -413,7 +419,9 @@ async def throttled_verify(
     async with pool.connection() as conn:
         known = False
         if ip:
-            cur = await conn.execute(_KNOWN_ADDRESS, {"n": name, "ip": ip})
+            cur = await conn.execute(
+                _KNOWN_ADDRESS, {"n": name, "ip": ip, "remember": KNOWN_ADDRESS_DAYS}
+            )
             krow = await cur.fetchone()
             known = bool(krow and krow[0])
         keys = throttle_keys(name, ip, known)
@@ -436,6 +444,8 @@ async def throttled_verify(
                     await conn.execute("DELETE FROM login_throttle WHERE key = %(k)s", {"k": key})
                 else:
                     await conn.execute(_GIVE_BACK, {"key": key, "limit": limit})
+            if ip:
+                await conn.execute(_REMEMBER_ADDRESS, {"uid": int(row[0]), "ip": ip[:100]})
             return LoginResult(int(row[0]))
         await conn.execute(_FORGET_OLD_FAILURES)
     return LoginResult(None)
