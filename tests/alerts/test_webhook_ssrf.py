@@ -199,3 +199,22 @@ def test_delivery_connects_to_the_checked_address(world: World, queued: tuple[Ho
         conn.execute("UPDATE alert_notifications SET state = 'pending', attempts = 0")
     assert _deliver(world.db_url, AlertSettings(), loopback) == (0, 1)
     assert len(hooks.received) == 1
+
+
+def test_a_facility_webhook_stored_before_the_rule_is_not_used(world: World) -> None:
+    with psycopg.connect(world.db_url) as conn:
+        for channel, target in (("webhook", "https://hooks.example.com/x"), ("email", "a@b.vn")):
+            conn.execute(
+                "INSERT INTO alert_subscriptions (user_id, channel, target) VALUES (%s, %s, %s)",
+                (world.users["facility"], channel, target),
+            )
+
+    async def go() -> None:
+        async with await AsyncConnection.connect(world.db_url) as aconn:
+            c = Condition(Rule.SENSOR_STALE, "sensor", 1, world.fac_in, Severity.WARNING, {})
+            await apply(aconn, [c], T0, AlertSettings())
+
+    asyncio.run(go())
+    with psycopg.connect(world.db_url) as conn:
+        targets = [r[0] for r in conn.execute("SELECT target FROM alert_notifications")]
+    assert targets == ["a@b.vn"]
