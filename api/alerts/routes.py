@@ -21,6 +21,7 @@ from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
 from api.alerts.webhook_guard import WebhookRefused, allowed_hosts, check_target
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, SettingsDep
+from api.errors import ErrorOut
 from api.i18n import gettext
 from api.policy import Scope, policy
 from api.routes import ROUTERS
@@ -34,6 +35,59 @@ WEBHOOK_ROLES = frozenset({Role.ADMIN, Role.BYT, Role.SYT, Role.ENGINEER})
 StateFilter = Literal["active", "open", "acknowledged", "resolved"]
 
 
+class AlertOut(BaseModel):
+    """An alert as listed: its rule (and title in the caller's language), subject and state."""
+
+    id: int
+    rule: str
+    title: str
+    subject_kind: Literal["facility", "tank", "sensor", "gateway", "delivery"]
+    subject_id: int
+    facility_id: int
+    facility: str
+    severity: Literal["critical", "warning"]
+    state: Literal["open", "acknowledged", "resolved"]
+    level: int = Field(description="0 facility, 1 + SYT, 2 + Ministry")
+    opened_at: datetime
+    last_true_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    resolution_note: str | None
+    flaps: int
+    details: dict[str, Any]
+
+
+class AlertCount(BaseModel):
+    """The badge: unresolved alerts in scope, and how many of them are critical."""
+
+    active: int
+    critical: int
+
+
+class StateOut(BaseModel):
+    """The alert's state after the action."""
+
+    state: Literal["acknowledged", "resolved"]
+
+
+class SubscriptionOut(BaseModel):
+    """One of the caller's subscriptions."""
+
+    id: int
+    channel: Literal["email", "webhook"]
+    target: str
+    min_severity: Literal["critical", "warning"]
+    quiet_start: int | None
+    quiet_end: int | None
+    enabled: bool
+
+
+class Created(BaseModel):
+    """The id of what was created."""
+
+    id: int
+
+
 def _visible(me: Any) -> dict[str, Any]:
     return scope_params(me)
 
@@ -42,6 +96,7 @@ def _visible(me: Any) -> dict[str, Any]:
     "",
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Alerts in the caller's scope (active first)",
+    response_model=list[AlertOut],
 )
 async def list_alerts(
     conn: DbDep,
@@ -66,6 +121,7 @@ async def list_alerts(
     "/count",
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Number of unresolved alerts in scope (the badge)",
+    response_model=AlertCount,
 )
 async def count_alerts(conn: DbDep, me: PrincipalDep) -> dict[str, int]:
     """Open and critical counts for the UI badge."""
@@ -97,6 +153,8 @@ class ResolveIn(BaseModel):
     "/{alert_id}/ack",
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Acknowledge an open alert (stops its escalation)",
+    response_model=StateOut,
+    responses={409: {"model": ErrorOut, "description": "The alert is not open"}},
 )
 async def ack(alert_id: int, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
     """Acknowledge; 409 if it is not open."""
@@ -114,6 +172,8 @@ async def ack(alert_id: int, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
     "/{alert_id}/resolve",
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Resolve an alert by hand, with a note",
+    response_model=StateOut,
+    responses={409: {"model": ErrorOut, "description": "Already resolved"}},
 )
 async def resolve(alert_id: int, body: ResolveIn, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
     """Resolve; 409 if already resolved."""
@@ -150,6 +210,7 @@ class SubscriptionIn(BaseModel):
     "/subscriptions",
     dependencies=[policy(roles=WATCHERS, scope=Scope.SELF)],
     summary="The caller's alert subscriptions",
+    response_model=list[SubscriptionOut],
 )
 async def my_subscriptions(conn: DbDep, me: PrincipalDep) -> list[dict[str, Any]]:
     """List the caller's own subscriptions."""
@@ -167,6 +228,7 @@ async def my_subscriptions(conn: DbDep, me: PrincipalDep) -> list[dict[str, Any]
     dependencies=[policy(roles=WATCHERS, scope=Scope.SELF)],
     status_code=status.HTTP_201_CREATED,
     summary="Subscribe the caller to alerts in its scope on a channel",
+    response_model=Created,
 )
 async def subscribe(
     body: SubscriptionIn, conn: DbDep, me: PrincipalDep, settings: SettingsDep, locale: LocaleDep
