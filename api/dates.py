@@ -121,15 +121,19 @@ async def date_guard(request: Request) -> None:
                 _check_raw(raw, kind, ("query", f.alias))
         elif where == "body":
             model = _model_of(annotation)
-            if model is None:
-                continue
+            dated = [
+                (mf.alias or name, kind)
+                for name, mf in (model.model_fields.items() if model else ())
+                if (kind := _date_kind(mf.annotation))
+            ]
+            if not dated:
+                continue  # the body is parsed only for models that carry dates
             if body is None:
                 body = await _json_body(request)
             if not isinstance(body, dict):
                 continue
-            for name, mf in model.model_fields.items():
-                key = mf.alias or name
-                if (kind := _date_kind(mf.annotation)) and body.get(key) is not None:
+            for key, kind in dated:
+                if body.get(key) is not None:
                     _check_raw(body[key], kind, ("body", key))
 
 
