@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import os
@@ -54,7 +55,19 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 # wait for it; beyond that a login is refused as busy instead of queueing without bound.
 HASH_WORKERS = max(1, min(4, os.cpu_count() or 1))
 HASH_QUEUE = 64
-_hash_pool = ThreadPoolExecutor(max_workers=HASH_WORKERS, thread_name_prefix="argon2")
+HASH_NICE = 10  # hashing threads yield the CPU to the event loop (and to /health)
+
+
+def _lower_priority() -> None:
+    """Lower this worker thread's CPU priority (Linux: per thread; argon2's lane threads, created
+    from it, inherit it), so a burst of logins does not starve the event loop's thread."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux / not allowed: still works
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+
+
+_hash_pool = ThreadPoolExecutor(
+    max_workers=HASH_WORKERS, thread_name_prefix="argon2", initializer=_lower_priority
+)
 _hash_slots = threading.BoundedSemaphore(HASH_QUEUE)
 
 
@@ -304,32 +317,40 @@ class _Locked(Exception):
         self.seconds = seconds
 
 
-# One statement for every key of an attempt, under the row locks of the upsert: the attempt is
-# counted *before* the password is verified, so concurrent attempts cannot all pass a check made
-# before any of them is recorded. A locked key is left as it is (absent from `up`); its time
-# left is read from the statement's snapshot.
+# One statement, in autocommit, for every key of an attempt: it is counted *before* the password
+# is verified, and the key is locked in the same statement when it reaches its limit, so
+# concurrent attempts cannot all pass a check made before any of them is recorded, and a row
+# lock is held only while the statement runs (never across a round trip: a burst on one account
+# does not queue the connection pool behind it). Nothing is counted when a key is locked.
 _RESERVE = """
 WITH input AS (
     SELECT k AS key, l AS lim FROM unnest(%(keys)s::text[], %(limits)s::int[]) AS i (k, l)
+), locked AS (
+    SELECT coalesce(max(extract(epoch FROM locked_until - now())), 0) AS left_s
+    FROM login_throttle WHERE key = ANY(%(keys)s::text[]) AND locked_until > now()
 ), up AS (
-    INSERT INTO login_throttle AS t (key, failures, first_failure)
-    SELECT key, 1, now() FROM input ORDER BY key
+    INSERT INTO login_throttle AS t (key, failures, first_failure, lock_limit, locked_until)
+    SELECT key, 1, now(), lim, CASE WHEN lim <= 1 THEN now() + %(base)s END FROM input
+    WHERE (SELECT left_s FROM locked) = 0
+    ORDER BY key
     ON CONFLICT (key) DO UPDATE SET
         failures = CASE WHEN t.first_failure < now() - %(window)s THEN 1
                         ELSE t.failures + 1 END,
         first_failure = CASE WHEN t.first_failure < now() - %(window)s THEN now()
-                             ELSE t.first_failure END
+                             ELSE t.first_failure END,
+        lock_limit = EXCLUDED.lock_limit,
+        locked_until = CASE
+            WHEN (CASE WHEN t.first_failure < now() - %(window)s THEN 1 ELSE t.failures + 1 END)
+                 >= EXCLUDED.lock_limit
+            THEN now() + least(%(cap)s, %(base)s * power(2, least(
+                (CASE WHEN t.first_failure < now() - %(window)s THEN 1 ELSE t.failures + 1 END)
+                - EXCLUDED.lock_limit, 10)))
+            ELSE t.locked_until END
     WHERE t.locked_until IS NULL OR t.locked_until <= now()
-    RETURNING t.key, t.failures
+    RETURNING t.key, t.failures, t.lock_limit
 )
-SELECT i.key, i.lim, up.failures,
-       (SELECT extract(epoch FROM l.locked_until - now()) FROM login_throttle l
-        WHERE l.key = i.key) AS left_s
-FROM input i LEFT JOIN up ON up.key = i.key
-"""
-_SET_LOCKS = """
-UPDATE login_throttle t SET locked_until = now() + v.lock
-FROM unnest(%(keys)s::text[], %(locks)s::interval[]) AS v (key, lock) WHERE t.key = v.key
+SELECT (SELECT left_s FROM locked), (SELECT count(*) FROM up),
+       coalesce((SELECT array_agg(key) FROM up WHERE failures = lock_limit), '{}')
 """
 # A successful login was not a guess: it gives its count back (and the lock it may have set).
 _GIVE_BACK = """
@@ -355,13 +376,6 @@ KNOWN_ADDRESS_DAYS = timedelta(days=90)  # how long a successful login makes an 
 ACCOUNT_FACTOR = 10  # failures on one account from all unknown addresses before they are locked
 
 
-def _lock_for(failures: int, limit: int) -> timedelta | None:
-    if failures < limit:
-        return None
-    lock: timedelta = BASE_LOCK * (2 ** min(failures - limit, 10))
-    return lock if lock < MAX_LOCK else MAX_LOCK
-
-
 def throttle_keys(name: str, ip: str | None, known_address: bool) -> list[tuple[str, int]]:
     """The throttle keys of one attempt and their limits, in lock order.
 
@@ -380,30 +394,26 @@ def throttle_keys(name: str, ip: str | None, known_address: bool) -> list[tuple[
 
 
 async def _reserve(conn: AsyncConnection[Any], keys: list[tuple[str, int]]) -> None:
-    """Count one attempt on every key, or none when any key is locked (raises _Locked)."""
-    async with conn.transaction():
-        cur = await conn.execute(
-            _RESERVE,
-            {
-                "keys": [k for k, _ in keys],
-                "limits": [lim for _, lim in keys],
-                "window": FAILURE_WINDOW,
-            },
-        )
-        rows = await cur.fetchall()
-        locked = [float(r[3] or 1.0) for r in rows if r[2] is None]
-        if locked:
-            raise _Locked(max(1, int(max(locked) + 0.999)))  # rolls the counts back
-        locks = [(str(r[0]), _lock_for(int(r[2]), int(r[1])), int(r[2]), int(r[1])) for r in rows]
-        locks = [x for x in locks if x[1] is not None]
-        if locks:
-            # Locked from this attempt on: later attempts wait even while this one verifies.
-            await conn.execute(
-                _SET_LOCKS, {"keys": [x[0] for x in locks], "locks": [x[1] for x in locks]}
-            )
-            for key, _, failures, limit in locks:
-                if failures == limit:
-                    logger.warning("login locked for %s after %d failures", key, limit)
+    """Count one attempt on every key, or refuse it when a key is locked (raises _Locked)."""
+    cur = await conn.execute(
+        _RESERVE,
+        {
+            "keys": [k for k, _ in keys],
+            "limits": [lim for _, lim in keys],
+            "window": FAILURE_WINDOW,
+            "base": BASE_LOCK,
+            "cap": MAX_LOCK,
+        },
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    left, counted, reached = float(row[0] or 0), int(row[1]), list(row[2] or [])
+    for key in reached:
+        logger.warning("login locked for %s after reaching its limit", key)
+    if left > 0:
+        raise _Locked(max(1, int(left + 0.999)))
+    if counted < len(keys):  # a concurrent attempt locked a key in between: refused too
+        raise _Locked(int(BASE_LOCK.total_seconds()))
 
 
 async def throttled_verify(
@@ -425,10 +435,14 @@ async def throttled_verify(
             krow = await cur.fetchone()
             known = bool(krow and krow[0])
         keys = throttle_keys(name, ip, known)
+        await conn.commit()
+        await conn.set_autocommit(True)  # the reservation's row locks last one statement
         try:
             await _reserve(conn, keys)
         except _Locked as locked:
             return LoginResult(None, locked_for_s=locked.seconds)
+        finally:
+            await conn.set_autocommit(False)
         cur = await conn.execute(
             "SELECT id, password_hash, is_active FROM users WHERE lower(username) = %(n)s",
             {"n": name},
