@@ -20,7 +20,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from api.csrf import csrf_protect
+from api.dates import date_guard
+from api.errors import COMMON_RESPONSES
 from api.headers import SecurityHeaders
+from api.policy import PasswordChangeRequired
 from oxy.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         min_size=1,
         max_size=10,
         configure=_configure,
-        kwargs={"connect_timeout": 10},
+        # A connection broken while the database was away is noticed at checkout and replaced
+        # (the pool reconnects in the background), so the API recovers without a restart.
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"connect_timeout": 5},
     )
 
     @asynccontextmanager
@@ -71,7 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # Swagger UI needs inline scripts from a CDN; our CSP forbids both
         redoc_url=None,
-        dependencies=[Depends(csrf_protect)],
+        dependencies=[Depends(csrf_protect), Depends(date_guard)],
+        responses=COMMON_RESPONSES,
     )
     app.state.settings = settings
     app.state.pool = pool
@@ -99,6 +106,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 401 and _wants_html(request) and request.method == "GET":
             target = "/login?next=" + request.url.path
             return RedirectResponse(target, status_code=303)
+        if isinstance(exc, PasswordChangeRequired) and not request.url.path.startswith("/api/"):
+            return RedirectResponse("/account", status_code=303)
         if _wants_html(request) and exc.status_code in (403, 404):
             from api.views.pages import error_page
 
@@ -109,6 +118,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        if _wants_html(request):
+            from api.views.pages import error_page
+
+            return await error_page(request, 422, _safe_errors(exc))
         return JSONResponse({"detail": _safe_errors(exc)}, status_code=422)
 
     async def data_error(request: Request, exc: Exception) -> Response:
@@ -117,7 +130,29 @@ def _install_error_handlers(app: FastAPI) -> None:
         logger.info("database refused input on %s: %s", request.url.path, exc)
         return JSONResponse({"detail": "invalid value"}, status_code=422)
 
+    async def database_away(request: Request, exc: Exception) -> Response:
+        # The database is unreachable (pool wait timed out, connection lost): a 503 the client
+        # may retry, never a 500; the pool reconnects by itself.
+        logger.warning("database unavailable on %s: %s", request.url.path, exc)
+        from api.deps import RETRY_AFTER_S
+
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        request.state.principal = None  # the error page must not try the database again
+        if _wants_html(request):
+            from api.views.pages import error_page
+
+            page = await error_page(request, 503)
+            page.headers.update(headers)
+            return page
+        return JSONResponse(
+            {"detail": {"code": "database_unavailable", "message": "database unavailable"}},
+            status_code=503,
+            headers=headers,
+        )
+
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(psycopg.OperationalError, database_away)
+    app.add_exception_handler(psycopg.InterfaceError, database_away)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(psycopg.errors.DataError, data_error)
 

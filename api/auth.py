@@ -8,22 +8,30 @@ user stops its sessions and tokens on the very next request.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
+import os
 import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from api.scope import Principal, Role, resolve_scope
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SESSION_COOKIE = "oxy_session"
 TOKEN_PREFIX = "oxy_"  # noqa: S105 - a marker, not a secret
@@ -42,18 +50,61 @@ _hasher = PasswordHasher()
 # Verifying against a dummy hash for unknown users keeps timing equal for known and unknown names.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
+# argon2 is deliberately slow (tens of ms of CPU and 64 MiB each): it runs in a small thread
+# pool (argon2-cffi releases the GIL), never on the event loop, and at most HASH_QUEUE calls may
+# wait for it; beyond that a login is refused as busy instead of queueing without bound.
+HASH_WORKERS = max(1, min(4, os.cpu_count() or 1))
+HASH_QUEUE = 64
+HASH_NICE = 10  # hashing threads yield the CPU to the event loop (and to /health)
+
+
+def _lower_priority() -> None:
+    """Lower this worker thread's CPU priority (Linux: per thread; argon2's lane threads, created
+    from it, inherit it), so a burst of logins does not starve the event loop's thread."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux / not allowed: still works
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+
+
+_hash_pool = ThreadPoolExecutor(
+    max_workers=HASH_WORKERS, thread_name_prefix="argon2", initializer=_lower_priority
+)
+_hash_slots = threading.BoundedSemaphore(HASH_QUEUE)
+
+
+class HashingBusy(Exception):
+    """Too many password checks are waiting; the caller should answer 503 with Retry-After."""
+
 
 def hash_password(password: str) -> str:
-    """An argon2id hash of `password`."""
+    """An argon2id hash of `password` (blocking; use hash_password_async on the event loop)."""
     return _hasher.hash(password)
 
 
 def verify_password(stored_hash: str, password: str) -> bool:
-    """Whether `password` matches `stored_hash` (False on any malformed hash)."""
+    """Whether `password` matches `stored_hash` (False on any malformed hash); blocking."""
     try:
         return _hasher.verify(stored_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+async def _in_hash_pool(fn: Callable[..., _T], *args: Any) -> _T:
+    if not _hash_slots.acquire(blocking=False):
+        raise HashingBusy()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_hash_pool, fn, *args)
+    finally:
+        _hash_slots.release()
+
+
+async def hash_password_async(password: str) -> str:
+    """hash_password in the bounded hashing pool."""
+    return await _in_hash_pool(hash_password, password)
+
+
+async def verify_password_async(stored_hash: str, password: str) -> bool:
+    """verify_password in the bounded hashing pool."""
+    return await _in_hash_pool(verify_password, stored_hash, password)
 
 
 def check_password_strength(password: str) -> str | None:
@@ -201,6 +252,22 @@ async def revoke_user_sessions(conn: AsyncConnection[Any], user_id: int) -> None
     )
 
 
+async def revoke_user_credentials(
+    conn: AsyncConnection[Any], user_id: int, keep_session: str | None = None
+) -> None:
+    """Revoke every session (but `keep_session`, the caller's own) and every API token of a user:
+    after a password change or reset, nothing issued under the old password stays valid."""
+    await conn.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = %(uid)s AND revoked_at IS NULL "
+        "AND token_hash IS DISTINCT FROM %(keep)s",
+        {"uid": user_id, "keep": digest(keep_session) if keep_session else None},
+    )
+    await conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE user_id = %(uid)s AND revoked_at IS NULL",
+        {"uid": user_id},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     """A freshly issued API token; `secret` is shown once and never stored."""
@@ -244,61 +311,162 @@ class LoginResult:
         return self.user_id is not None
 
 
-_LOCK_LEFT = """
-SELECT coalesce(max(extract(epoch FROM locked_until - now())), 0)
-FROM login_throttle WHERE key = ANY(%(keys)s) AND locked_until > now()
+class _Locked(Exception):
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+# One statement, in autocommit, for every key of an attempt: it is counted *before* the password
+# is verified, and the key is locked in the same statement when it reaches its limit, so
+# concurrent attempts cannot all pass a check made before any of them is recorded, and a row
+# lock is held only while the statement runs (never across a round trip: a burst on one account
+# does not queue the connection pool behind it). Nothing is counted when a key is locked.
+_RESERVE = """
+WITH input AS (
+    SELECT k AS key, l AS lim FROM unnest(%(keys)s::text[], %(limits)s::int[]) AS i (k, l)
+), locked AS (
+    SELECT coalesce(max(extract(epoch FROM locked_until - now())), 0) AS left_s
+    FROM login_throttle WHERE key = ANY(%(keys)s::text[]) AND locked_until > now()
+), up AS (
+    INSERT INTO login_throttle AS t (key, failures, first_failure, lock_limit, locked_until)
+    SELECT key, 1, now(), lim, CASE WHEN lim <= 1 THEN now() + %(base)s END FROM input
+    WHERE (SELECT left_s FROM locked) = 0
+    ORDER BY key
+    ON CONFLICT (key) DO UPDATE SET
+        failures = CASE WHEN t.first_failure < now() - %(window)s THEN 1
+                        ELSE t.failures + 1 END,
+        first_failure = CASE WHEN t.first_failure < now() - %(window)s THEN now()
+                             ELSE t.first_failure END,
+        lock_limit = EXCLUDED.lock_limit,
+        locked_until = CASE
+            WHEN (CASE WHEN t.first_failure < now() - %(window)s THEN 1 ELSE t.failures + 1 END)
+                 >= EXCLUDED.lock_limit
+            THEN now() + least(%(cap)s, %(base)s * power(2, least(
+                (CASE WHEN t.first_failure < now() - %(window)s THEN 1 ELSE t.failures + 1 END)
+                - EXCLUDED.lock_limit, 10)))
+            ELSE t.locked_until END
+    WHERE t.locked_until IS NULL OR t.locked_until <= now()
+    RETURNING t.key, t.failures, t.lock_limit
+)
+SELECT (SELECT left_s FROM locked), (SELECT count(*) FROM up),
+       coalesce((SELECT array_agg(key) FROM up WHERE failures = lock_limit), '{}')
 """
-_RECORD_FAILURE = """
-INSERT INTO login_throttle AS t (key, failures, first_failure)
-VALUES (%(key)s, 1, now())
-ON CONFLICT (key) DO UPDATE SET
-    failures = CASE WHEN t.first_failure < now() - %(window)s THEN 1 ELSE t.failures + 1 END,
-    first_failure = CASE WHEN t.first_failure < now() - %(window)s THEN now()
-                         ELSE t.first_failure END
-RETURNING failures
+# A successful login was not a guess: it gives its count back (and the lock it may have set).
+_GIVE_BACK = """
+UPDATE login_throttle SET failures = greatest(failures - 1, 0),
+    locked_until = CASE WHEN failures - 1 < %(limit)s THEN NULL ELSE locked_until END
+WHERE key = %(key)s
 """
 _FORGET_OLD_FAILURES = """
 DELETE FROM login_throttle
 WHERE first_failure < now() - interval '1 day' AND (locked_until IS NULL OR locked_until < now())
 """
-_SET_LOCK = "UPDATE login_throttle SET locked_until = now() + %(lock)s WHERE key = %(key)s"
+_KNOWN_ADDRESS = """
+SELECT EXISTS (
+    SELECT 1 FROM login_addresses a JOIN users u ON u.id = a.user_id
+    WHERE lower(u.username) = %(n)s AND a.ip = %(ip)s
+      AND a.last_success > now() - %(remember)s)
+"""
+_REMEMBER_ADDRESS = """
+INSERT INTO login_addresses (user_id, ip) VALUES (%(uid)s, %(ip)s)
+ON CONFLICT (user_id, ip) DO UPDATE SET last_success = now()
+"""
+KNOWN_ADDRESS_DAYS = timedelta(days=90)  # how long a successful login makes an address "known"
+ACCOUNT_FACTOR = 10  # failures on one account from all unknown addresses before they are locked
 
 
-def _lock_for(failures: int, limit: int) -> timedelta | None:
-    if failures < limit:
-        return None
-    lock: timedelta = BASE_LOCK * (2 ** min(failures - limit, 10))
-    return lock if lock < MAX_LOCK else MAX_LOCK
+def throttle_keys(name: str, ip: str | None, known_address: bool) -> list[tuple[str, int]]:
+    """The throttle keys of one attempt and their limits, in lock order.
+
+    * `user-ip:<name>|<ip>` — guesses at one account from one address;
+    * `ip:<ip>` — guesses from one address at any account;
+    * `user:<name>` — guesses at one account from every address that has not logged in to it
+      in KNOWN_ADDRESS_DAYS (`login_addresses`; a distributed attack), so that an attacker
+      cannot lock the owner out of the places she uses.
+    """
+    keys = [(f"user-ip:{name}|{ip or '-'}", MAX_FAILURES)]
+    if ip:
+        keys.append((f"ip:{ip}", MAX_FAILURES * IP_FACTOR))
+    if not known_address:
+        keys.append((f"user:{name}", MAX_FAILURES * ACCOUNT_FACTOR))
+    return sorted(keys)
+
+
+async def _reserve(conn: AsyncConnection[Any], keys: list[tuple[str, int]]) -> None:
+    """Count one attempt on every key, or refuse it when a key is locked (raises _Locked)."""
+    cur = await conn.execute(
+        _RESERVE,
+        {
+            "keys": [k for k, _ in keys],
+            "limits": [lim for _, lim in keys],
+            "window": FAILURE_WINDOW,
+            "base": BASE_LOCK,
+            "cap": MAX_LOCK,
+        },
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    left, counted, reached = float(row[0] or 0), int(row[1]), list(row[2] or [])
+    for key in reached:
+        logger.warning("login locked for %s after reaching its limit", key)
+    if left > 0:
+        raise _Locked(max(1, int(left + 0.999)))
+    if counted < len(keys):  # a concurrent attempt locked a key in between: refused too
+        raise _Locked(int(BASE_LOCK.total_seconds()))
+
+
+async def throttled_verify(
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    username: str,
+    password: str,
+    ip: str | None,
+) -> LoginResult:
+    """Check a user's password under the DB-backed throttle (login and the current-password
+    check of a password change). The attempt is counted atomically before the argon2 check,
+    which runs in the bounded hashing pool without holding a database connection."""
+    name = username.strip().lower()
+    async with pool.connection() as conn:
+        known = False
+        if ip:
+            cur = await conn.execute(
+                _KNOWN_ADDRESS, {"n": name, "ip": ip, "remember": KNOWN_ADDRESS_DAYS}
+            )
+            krow = await cur.fetchone()
+            known = bool(krow and krow[0])
+        keys = throttle_keys(name, ip, known)
+        await conn.commit()
+        await conn.set_autocommit(True)  # the reservation's row locks last one statement
+        try:
+            await _reserve(conn, keys)
+        except _Locked as locked:
+            return LoginResult(None, locked_for_s=locked.seconds)
+        finally:
+            await conn.set_autocommit(False)
+        cur = await conn.execute(
+            "SELECT id, password_hash, is_active FROM users WHERE lower(username) = %(n)s",
+            {"n": name},
+        )
+        row = await cur.fetchone()
+        await conn.commit()
+    stored = str(row[1]) if row else _DUMMY_HASH
+    good = await verify_password_async(stored, password) and row is not None and bool(row[2])
+    async with pool.connection() as conn:
+        if good and row is not None:
+            for key, limit in keys:
+                if key.startswith("user-ip:"):
+                    await conn.execute("DELETE FROM login_throttle WHERE key = %(k)s", {"k": key})
+                else:
+                    await conn.execute(_GIVE_BACK, {"key": key, "limit": limit})
+            if ip:
+                await conn.execute(_REMEMBER_ADDRESS, {"uid": int(row[0]), "ip": ip[:100]})
+            return LoginResult(int(row[0]))
+        await conn.execute(_FORGET_OLD_FAILURES)
+    return LoginResult(None)
 
 
 async def attempt_login(
-    conn: AsyncConnection[Any], username: str, password: str, ip: str | None
+    pool: AsyncConnectionPool[AsyncConnection[Any]], username: str, password: str, ip: str | None
 ) -> LoginResult:
-    """Check credentials under the DB-backed throttle; records failures, clears on success."""
-    name = username.strip().lower()
-    keys = [f"user:{name}"] + ([f"ip:{ip}"] if ip else [])
-    cur = await conn.execute(_LOCK_LEFT, {"keys": keys})
-    left_row = await cur.fetchone()
-    left = float(left_row[0]) if left_row else 0.0
-    if left > 0:
-        return LoginResult(None, locked_for_s=max(1, int(left + 0.999)))
-    cur = await conn.execute(
-        "SELECT id, password_hash, is_active FROM users WHERE lower(username) = %(n)s",
-        {"n": name},
-    )
-    row = await cur.fetchone()
-    stored = str(row[1]) if row else _DUMMY_HASH
-    good = verify_password(stored, password) and row is not None and bool(row[2])
-    if good and row is not None:
-        await conn.execute("DELETE FROM login_throttle WHERE key = %(k)s", {"k": keys[0]})
-        return LoginResult(int(row[0]))
-    await conn.execute(_FORGET_OLD_FAILURES)
-    for key, limit in zip(keys, (MAX_FAILURES, MAX_FAILURES * IP_FACTOR), strict=False):
-        cur = await conn.execute(_RECORD_FAILURE, {"key": key, "window": FAILURE_WINDOW})
-        frow = await cur.fetchone()
-        lock = _lock_for(int(frow[0]) if frow else 0, limit)
-        if lock is not None:
-            await conn.execute(_SET_LOCK, {"lock": lock, "key": key})
-            if frow and int(frow[0]) == limit:
-                logger.warning("login locked for %s after %d failures", key, limit)
-    return LoginResult(None)
+    """Check credentials under the DB-backed throttle; counts the attempt, clears on success."""
+    return await throttled_verify(pool, username, password, ip)

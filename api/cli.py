@@ -317,10 +317,12 @@ def _sync_broker(
     pid: int | None,
     pid_file: Path | None,
 ) -> None:
+    import os
+
     from api.devices import DeviceError, reload_broker, write_files
 
     pw, acl = _device_files(password_file, acl_file)
-    n = write_files(conn, pw, acl)
+    n = write_files(conn, pw, acl, os.environ.get("OXY_MQTT_FILE_OWNER") or None)
     typer.echo(f"wrote {pw} and {acl} ({n} active accounts)")
     if pid is None and pid_file is not None:
         try:
@@ -334,6 +336,31 @@ def _sync_broker(
         typer.echo(
             "reload the broker to apply: kill -HUP <mosquitto pid> (or systemctl reload mosquitto)"
         )
+
+
+def _sync_or_explain(
+    conn: Any,
+    password_file: Path | None,
+    acl_file: Path | None,
+    pid: int | None,
+    pid_file: Path | None,
+) -> bool:
+    """_sync_broker, but a failure (files, reload) is explained instead of raised: the database
+    change is already made, so the caller still prints what the operator needs (a password)."""
+    from api.devices import DeviceError
+
+    try:
+        _sync_broker(conn, password_file, acl_file, pid, pid_file)
+    except (DeviceError, OSError) as exc:
+        typer.echo(
+            f"error: the account is saved, but the broker was not updated: {exc}\n"
+            "apply it by hand: `oxy devices render` (same --password-file/--acl-file), then "
+            "reload the broker: kill -HUP <mosquitto pid>, systemctl reload mosquitto, or "
+            "docker compose kill -s HUP mosquitto",
+            err=True,
+        )
+        return False
+    return True
 
 
 def _devices_conn() -> Any:
@@ -371,9 +398,12 @@ def devices_add(  # noqa: PLR0917 - typer options
             password = add_gateway(conn, _actor(), name, facility)
         else:
             password = add_service(conn, _actor(), name, kind)
-        _sync_broker(conn, password_file, acl_file, broker_pid, broker_pid_file)
+        synced = _sync_or_explain(conn, password_file, acl_file, broker_pid, broker_pid_file)
+    # Always shown: the password exists only here (the database keeps a hash).
     typer.echo(f"username: {name}")
     typer.echo(f"password: {password}")
+    if not synced:
+        raise typer.Exit(1)
 
 
 @devices_app.command("rotate")
@@ -390,8 +420,10 @@ def devices_rotate(
     stack, conn = _devices_conn()
     with stack:
         password = rotate(conn, _actor(), name)
-        _sync_broker(conn, password_file, acl_file, broker_pid, broker_pid_file)
+        synced = _sync_or_explain(conn, password_file, acl_file, broker_pid, broker_pid_file)
     typer.echo(f"password: {password}")
+    if not synced:
+        raise typer.Exit(1)
 
 
 @devices_app.command("revoke")

@@ -43,10 +43,22 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+# How long a request waits for a pooled connection before it is answered 503 (the database is
+# away or saturated); psycopg_pool's default is 30 s, which only piles requests up.
+POOL_WAIT_S = 3.0
+# What a 503 tells the client to wait before retrying.
+RETRY_AFTER_S = 5
+
+
+def db_connection(request: Request) -> Any:
+    """A pooled connection (async context manager) that waits at most POOL_WAIT_S."""
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
+    return pool.connection(timeout=POOL_WAIT_S)
+
+
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
     """One pooled connection per request; committed when the handler returns normally."""
-    pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
-    async with pool.connection() as conn:
+    async with db_connection(request) as conn:
         yield conn
 
 
@@ -63,16 +75,15 @@ async def _authenticate(request: Request) -> Principal | None:
         return cached
     principal: Principal | None = None
     auth = request.headers.get("authorization", "")
-    pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
     if auth[:7].lower() == "bearer ":
-        async with pool.connection() as conn:
+        async with db_connection(request) as conn:
             principal = await principal_from_token(conn, auth[7:].strip())
         if principal is None:
             # A bad token is an error, never a silent fall-back to the cookie.
             request.state.principal = None
             raise NotAuthenticated()
     elif cookie := request.cookies.get(SESSION_COOKIE):
-        async with pool.connection() as conn:
+        async with db_connection(request) as conn:
             principal = await principal_from_session(conn, cookie)
     request.state.principal = principal
     return principal

@@ -11,11 +11,14 @@ SIGHUP: revocation takes effect without restarting the broker or dropping other 
 from __future__ import annotations
 
 import base64
+import grp
 import hashlib
 import logging
 import os
+import pwd
 import secrets
 import signal
+import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -302,28 +305,95 @@ def render_acl_file(items: list[Account]) -> str:
     return "\n".join(out)
 
 
-def _write_atomic(path: Path, text: str, mode: int) -> None:
+BROKER_USER = "mosquitto"  # whom Mosquitto runs as after dropping root (its `user` setting)
+
+
+@dataclass(frozen=True, slots=True)
+class FileOwner:
+    """Who must be able to read the broker's credential files, and with which mode."""
+
+    uid: int | None  # chown to this user (needs root); None: leave as written
+    gid: int | None
+    mode: int
+
+
+def _resolve_owner(spec: str) -> tuple[int, int | None]:
+    user, _, group = spec.partition(":")
+    try:
+        entry = pwd.getpwnam(user) if not user.isdigit() else None
+    except KeyError:
+        raise DeviceError(f"no such user {user!r} for the broker's files") from None
+    uid = entry.pw_uid if entry else int(user)
+    gid: int | None = entry.pw_gid if entry else None
+    if group:
+        try:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise DeviceError(f"no such group {group!r} for the broker's files") from None
+    return uid, gid
+
+
+def file_owner(directory: Path, owner: str | None = None) -> FileOwner:
+    """How to write the password and ACL files in `directory`: never world-readable.
+
+    * `owner` given (`user[:group]` or `uid[:gid]`, e.g. OXY_MQTT_FILE_OWNER): chowned to it, 0600;
+    * run as root and a `mosquitto` user exists: chowned to it, 0600 (the broker re-reads the
+      files on SIGHUP after dropping root, as that user);
+    * the folder is setgid (the compose layout: written by the api's uid, group of the broker):
+      0640, the group inherited from the folder;
+    * otherwise 0600 for the writing user (the broker runs as the same user).
+    """
+    if owner:
+        uid, gid = _resolve_owner(owner)
+        return FileOwner(uid, gid, 0o600)
+    if os.geteuid() == 0:
+        try:
+            entry = pwd.getpwnam(BROKER_USER)
+        except KeyError:
+            entry = None
+        if entry is not None:
+            return FileOwner(entry.pw_uid, entry.pw_gid, 0o600)
+    try:
+        setgid = bool(directory.stat().st_mode & stat.S_ISGID)
+    except FileNotFoundError:
+        setgid = False
+    return FileOwner(None, None, 0o640 if setgid else 0o600)
+
+
+def _write_atomic(path: Path, text: str, owner: FileOwner) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, mode)
+        if owner.uid is not None:
+            try:
+                os.chown(tmp, owner.uid, -1 if owner.gid is None else owner.gid)
+            except PermissionError:
+                raise DeviceError(
+                    f"cannot give {path} to uid {owner.uid}: run as root, or leave the owner "
+                    "unset and let the broker run as this user"
+                ) from None
+        os.chmod(tmp, owner.mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_files(conn: psycopg.Connection[Any], password_file: Path, acl_file: Path) -> int:
+def write_files(
+    conn: psycopg.Connection[Any], password_file: Path, acl_file: Path, owner: str | None = None
+) -> int:
     """Render both files from the database (atomically); returns the number of active accounts.
 
-    The files must be readable by the broker after it dropped privileges (it re-reads them on
-    SIGHUP as the `mosquitto` user), hence 0644: they hold only salted PBKDF2 hashes.
+    The files are never world-readable (see `file_owner`): the broker reads them as its own user
+    (it re-reads them on SIGHUP after dropping root).
     """
     items = accounts(conn)
-    _write_atomic(password_file, render_password_file(items), 0o644)
-    _write_atomic(acl_file, render_acl_file(items), 0o644)
+    _write_atomic(
+        password_file, render_password_file(items), file_owner(password_file.parent, owner)
+    )
+    _write_atomic(acl_file, render_acl_file(items), file_owner(acl_file.parent, owner))
     return sum(1 for a in items if a.active)
 
 

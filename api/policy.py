@@ -82,13 +82,32 @@ class NotAuthenticated(HTTPException):
         )
 
 
+class PasswordChangeRequired(HTTPException):
+    """403: the session runs on a temporary password; only changing it is allowed (pages are
+    redirected to /account by the error handler)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            status.HTTP_403_FORBIDDEN,
+            {
+                "code": "password_change_required",
+                "message": "Change the temporary password first (/account).",
+            },
+        )
+
+
 def policy(
     *,
     roles: Iterable[Role | str] = ALL_ROLES,
     scope: Scope | str = Scope.SELF,
     param: str | None = None,
+    temporary_password_ok: bool = False,
 ) -> Any:
-    """A dependency that enforces, and declares, a route's policy."""
+    """A dependency that enforces, and declares, a route's policy.
+
+    A principal on a temporary password (`must_change_password`) is refused everywhere but on
+    the few routes that say `temporary_password_ok` (the account page and the password change).
+    """
     sc = Scope(scope)
     decl = Policy(frozenset(Role(r) for r in roles), sc, param or DEFAULT_PARAM.get(sc))
 
@@ -98,6 +117,8 @@ def policy(
         principal = await _resolver["fn"](request)
         if principal is None:
             raise NotAuthenticated()
+        if principal.must_change_password and not temporary_password_ok:
+            raise PasswordChangeRequired()
         if not decl.allows_role(principal.role):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "forbidden for this role")
         if decl.param is not None and decl.param in request.path_params:

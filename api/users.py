@@ -14,7 +14,12 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.audit import audit
-from api.auth import check_password_strength, hash_password, revoke_user_sessions, verify_password
+from api.auth import (
+    check_password_strength,
+    hash_password_async,
+    revoke_user_credentials,
+    revoke_user_sessions,
+)
 from api.scope import Principal, Role
 from oxy import OxyError
 
@@ -97,7 +102,7 @@ async def create_user(conn: AsyncConnection[Any], actor: Principal | str, new: N
             "o": org_id,
             "n": new.national and new.role == Role.ENGINEER,
             "l": new.locale if new.locale in ("vi", "en") else "vi",
-            "h": hash_password(new.password),
+            "h": await hash_password_async(new.password),
         },
     )
     row = await cur.fetchone()
@@ -266,7 +271,8 @@ async def set_engineer_scope(
 async def reset_password(
     conn: AsyncConnection[Any], actor: Principal | str, user_id: int, password: str
 ) -> None:
-    """Set a new temporary password (must be changed at next login); ends all sessions."""
+    """Set a new temporary password (must be changed at next login); ends all sessions and
+    revokes all API tokens; lifts the login throttle of the account."""
     weak = check_password_strength(password)
     if weak:
         raise UserError(weak)
@@ -274,25 +280,27 @@ async def reset_password(
     await conn.execute(
         "UPDATE users SET password_hash = %(h)s, must_change_password = true, "
         "password_changed_at = now() WHERE id = %(id)s",
-        {"h": hash_password(password), "id": user_id},
+        {"h": await hash_password_async(password), "id": user_id},
     )
-    await revoke_user_sessions(conn, user_id)
+    await revoke_user_credentials(conn, user_id)
+    name = str(user["username"]).lower()
     await conn.execute(
-        "DELETE FROM login_throttle WHERE key = %(k)s", {"k": f"user:{user['username']}"}
+        "DELETE FROM login_throttle WHERE key = %(k)s OR starts_with(key, %(p)s)",
+        {"k": f"user:{name}", "p": f"user-ip:{name}|"},
     )
     await audit(conn, actor, "reset_password", "user", user_id, org_id=user["org_id"])
 
 
 async def change_own_password(
-    conn: AsyncConnection[Any], principal: Principal, current: str, new: str
+    conn: AsyncConnection[Any],
+    principal: Principal,
+    current: str,
+    new: str,
+    keep_session: str | None = None,
 ) -> None:
-    """The logged-in user changes their password (knowing the current one)."""
-    cur = await conn.execute(
-        "SELECT password_hash FROM users WHERE id = %(id)s", {"id": principal.user_id}
-    )
-    row = await cur.fetchone()
-    if row is None or not verify_password(str(row[0]), current):
-        raise UserError("The current password is wrong.")
+    """The logged-in user changes their password. The caller has already checked `current`
+    under the login throttle (api.auth.throttled_verify). Every other session and every API
+    token of the user is revoked; `keep_session` (the caller's own cookie) stays."""
     weak = check_password_strength(new)
     if weak:
         raise UserError(weak)
@@ -301,8 +309,9 @@ async def change_own_password(
     await conn.execute(
         "UPDATE users SET password_hash = %(h)s, must_change_password = false, "
         "password_changed_at = now() WHERE id = %(id)s",
-        {"h": hash_password(new), "id": principal.user_id},
+        {"h": await hash_password_async(new), "id": principal.user_id},
     )
+    await revoke_user_credentials(conn, principal.user_id, keep_session)
     await audit(
         conn, principal, "change_password", "user", principal.user_id, org_id=principal.org_id
     )

@@ -46,9 +46,15 @@ def config(  # noqa: PLR0917  (typer maps each parameter to an option)
     data_dir: Annotated[Path | None, typer.Option(help="Persistence folder.")] = None,
     password_file: Annotated[Path | None, typer.Option(help="password_file path.")] = None,
     acl_file: Annotated[Path | None, typer.Option(help="acl_file path.")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="User the broker runs as after dropping root.")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option(help="Check here that this user can write the persistence folder.")
+    ] = False,
 ) -> None:
     """Render mosquitto.conf (persistence, byte-bounded queues, per-gateway ACLs)."""
-    from oxy.broker import render
+    from oxy.broker import persistence_problem, render
 
     if preset not in PRESETS:
         raise typer.BadParameter(f"preset must be one of {', '.join(PRESETS)}")
@@ -59,9 +65,13 @@ def config(  # noqa: PLR0917  (typer maps each parameter to an option)
         "data_dir": data_dir,
         "password_file": password_file,
         "acl_file": acl_file,
+        "user": user,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     text = render(cfg)
+    if check and (problem := persistence_problem(cfg)):
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
     if out is None:
         typer.echo(text, nl=False)
         return

@@ -378,7 +378,10 @@ def test_compose_broker_config_runs_on_real_mosquitto(tmp_path: Path) -> None:
     )
     # Run as the current user (as root, Mosquitto would switch to `mosquitto`, who cannot enter
     # pytest's private temporary folder).
-    (tmp_path / "m.conf").write_text(conf + f"user {getpass.getuser()}\n")
+    assert "\nuser mosquitto\n" in conf  # the shipped config names the user it drops to
+    (tmp_path / "m.conf").write_text(
+        conf.replace("\nuser mosquitto\n", f"\nuser {getpass.getuser()}\n")
+    )
     proc = subprocess.Popen(
         [str(tools["mosquitto"]), "-c", str(tmp_path / "m.conf")],
         stdout=subprocess.PIPE,

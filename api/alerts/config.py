@@ -38,4 +38,7 @@ class AlertSettings(BaseSettings):
     smtp_starttls: bool = False
     # Webhook bodies are signed with HMAC-SHA256 of this secret (header X-Oxy-Signature).
     webhook_secret: SecretStr | None = None
+    # Hosts an administrator trusts as webhook destinations over plain http and on private
+    # networks (comma-separated names or addresses); everything else must be https and public.
+    webhook_allowed_hosts: str = ""
     public_url: str = "http://127.0.0.1:8000"

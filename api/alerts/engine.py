@@ -33,7 +33,8 @@ _AUDIENCE = """
 SELECT u.id, u.role, s.channel, s.target, s.min_severity, s.quiet_start, s.quiet_end
 FROM users u
 JOIN alert_subscriptions s ON s.user_id = u.id AND s.enabled
-WHERE u.is_active AND (
+-- Facility staff have no webhooks (routes.WEBHOOK_ROLES); one stored before that rule is ignored.
+WHERE u.is_active AND (s.channel <> 'webhook' OR u.role <> 'facility') AND (
       (%(level_from)s <= 0 AND 0 <= %(level_to)s AND (
           (u.role = 'facility' AND u.org_id = %(facility)s)
           OR (u.role = 'engineer' AND (u.national OR EXISTS (

@@ -25,6 +25,13 @@ from psycopg.rows import dict_row
 
 from api.alerts.config import AlertSettings
 from api.alerts.details import detail_lines
+from api.alerts.webhook_guard import (
+    Resolver,
+    allowed_hosts,
+    check_target,
+    pinned_url,
+    system_resolve,
+)
 from api.i18n import format_datetime, gettext
 
 logger = logging.getLogger(__name__)
@@ -93,23 +100,46 @@ class EmailSender:
 
 
 class WebhookSender:
-    """JSON POST, HMAC-SHA256 signed when `OXY_WEBHOOK_SECRET` is set; 2xx is success."""
+    """JSON POST, HMAC-SHA256 signed when `OXY_WEBHOOK_SECRET` is set; 2xx is success.
 
-    def __init__(self, cfg: AlertSettings, client: httpx.AsyncClient) -> None:
+    The destination passes `api.alerts.webhook_guard` before every delivery, and the request goes
+    to the address that was checked (the Host header and TLS server name keep the host name).
+    Redirects are not followed.
+    """
+
+    def __init__(
+        self, cfg: AlertSettings, client: httpx.AsyncClient, resolve: Resolver = system_resolve
+    ) -> None:
         self.cfg = cfg
         self.client = client
+        self.resolve = resolve
 
     async def send(self, target: str, notice: Notice) -> None:
         """Deliver by HTTP POST."""
+        checked = await check_target(
+            target, allowed_hosts(self.cfg.webhook_allowed_hosts), self.resolve
+        )
+        default_port = 443 if checked.scheme == "https" else 80
+        host_header = checked.host if ":" not in checked.host else f"[{checked.host}]"
+        if checked.port != default_port:
+            host_header += f":{checked.port}"
         body = json.dumps(notice.payload, ensure_ascii=False, default=str).encode()
         headers = {
             "Content-Type": "application/json",
             "X-Oxy-Delivery": str(notice.notification_id),
+            "Host": host_header,
         }
         if self.cfg.webhook_secret:
             key = self.cfg.webhook_secret.get_secret_value().encode()
             headers["X-Oxy-Signature"] = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-        resp = await self.client.post(target, content=body, headers=headers, timeout=10)
+        resp = await self.client.post(
+            pinned_url(checked),
+            content=body,
+            headers=headers,
+            timeout=10,
+            follow_redirects=False,
+            extensions={"sni_hostname": checked.host},
+        )
         if resp.status_code // 100 != 2:
             raise RuntimeError(f"webhook answered HTTP {resp.status_code}")
 

@@ -18,16 +18,74 @@ from api.alerts import engine
 from api.alerts import pages as _pages  # noqa: F401  (mounts the HTML page and its menu entry)
 from api.alerts.notify import RULE_TITLES
 from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
+from api.alerts.webhook_guard import WebhookRefused, allowed_hosts, check_target
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.deps import DbDep, LocaleDep, PrincipalDep, SettingsDep
+from api.errors import ErrorOut
 from api.i18n import gettext
 from api.policy import Scope, policy
 from api.routes import ROUTERS
-from api.scope import scope_params
+from api.scope import Role, scope_params
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
+# Webhooks reach outside systems: only roles that answer for a scope (not facility staff).
+WEBHOOK_ROLES = frozenset({Role.ADMIN, Role.BYT, Role.SYT, Role.ENGINEER})
+
 StateFilter = Literal["active", "open", "acknowledged", "resolved"]
+
+
+class AlertOut(BaseModel):
+    """An alert as listed: its rule (and title in the caller's language), subject and state."""
+
+    id: int
+    rule: str
+    title: str
+    subject_kind: Literal["facility", "tank", "sensor", "gateway", "delivery"]
+    subject_id: int
+    facility_id: int
+    facility: str
+    severity: Literal["critical", "warning"]
+    state: Literal["open", "acknowledged", "resolved"]
+    level: int = Field(description="0 facility, 1 + SYT, 2 + Ministry")
+    opened_at: datetime
+    last_true_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    resolution_note: str | None
+    flaps: int
+    details: dict[str, Any]
+
+
+class AlertCount(BaseModel):
+    """The badge: unresolved alerts in scope, and how many of them are critical."""
+
+    active: int
+    critical: int
+
+
+class StateOut(BaseModel):
+    """The alert's state after the action."""
+
+    state: Literal["acknowledged", "resolved"]
+
+
+class SubscriptionOut(BaseModel):
+    """One of the caller's subscriptions."""
+
+    id: int
+    channel: Literal["email", "webhook"]
+    target: str
+    min_severity: Literal["critical", "warning"]
+    quiet_start: int | None
+    quiet_end: int | None
+    enabled: bool
+
+
+class Created(BaseModel):
+    """The id of what was created."""
+
+    id: int
 
 
 def _visible(me: Any) -> dict[str, Any]:
@@ -38,6 +96,7 @@ def _visible(me: Any) -> dict[str, Any]:
     "",
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Alerts in the caller's scope (active first)",
+    response_model=list[AlertOut],
 )
 async def list_alerts(
     conn: DbDep,
@@ -62,6 +121,7 @@ async def list_alerts(
     "/count",
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Number of unresolved alerts in scope (the badge)",
+    response_model=AlertCount,
 )
 async def count_alerts(conn: DbDep, me: PrincipalDep) -> dict[str, int]:
     """Open and critical counts for the UI badge."""
@@ -93,6 +153,8 @@ class ResolveIn(BaseModel):
     "/{alert_id}/ack",
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Acknowledge an open alert (stops its escalation)",
+    response_model=StateOut,
+    responses={409: {"model": ErrorOut, "description": "The alert is not open"}},
 )
 async def ack(alert_id: int, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
     """Acknowledge; 409 if it is not open."""
@@ -110,6 +172,8 @@ async def ack(alert_id: int, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
     "/{alert_id}/resolve",
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Resolve an alert by hand, with a note",
+    response_model=StateOut,
+    responses={409: {"model": ErrorOut, "description": "Already resolved"}},
 )
 async def resolve(alert_id: int, body: ResolveIn, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
     """Resolve; 409 if already resolved."""
@@ -134,7 +198,7 @@ class SubscriptionIn(BaseModel):
     quiet_end: Annotated[int | None, Field(ge=0, le=23)] = None
 
     def checked_target(self) -> str:
-        """An e-mail address or an http(s) URL, as the channel needs."""
+        """An e-mail address or an http(s) URL, as the channel needs (syntax only)."""
         if self.channel == "webhook":
             return str(HttpUrl(self.target))
         if "@" not in self.target or " " in self.target.strip():
@@ -146,6 +210,7 @@ class SubscriptionIn(BaseModel):
     "/subscriptions",
     dependencies=[policy(roles=WATCHERS, scope=Scope.SELF)],
     summary="The caller's alert subscriptions",
+    response_model=list[SubscriptionOut],
 )
 async def my_subscriptions(conn: DbDep, me: PrincipalDep) -> list[dict[str, Any]]:
     """List the caller's own subscriptions."""
@@ -163,15 +228,27 @@ async def my_subscriptions(conn: DbDep, me: PrincipalDep) -> list[dict[str, Any]
     dependencies=[policy(roles=WATCHERS, scope=Scope.SELF)],
     status_code=status.HTTP_201_CREATED,
     summary="Subscribe the caller to alerts in its scope on a channel",
+    response_model=Created,
 )
-async def subscribe(body: SubscriptionIn, conn: DbDep, me: PrincipalDep) -> dict[str, Any]:
-    """Create or update a subscription of the caller (one per channel and target)."""
+async def subscribe(
+    body: SubscriptionIn, conn: DbDep, me: PrincipalDep, settings: SettingsDep, locale: LocaleDep
+) -> dict[str, Any]:
+    """Create or update a subscription of the caller (one per channel and target).
+
+    Webhooks only for roles that answer for a scope above one facility (not facility staff),
+    and only to destinations `webhook_guard` accepts (checked again at every delivery).
+    """
+    if body.channel == "webhook" and me.role not in WEBHOOK_ROLES:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "webhooks are not available to this role")
     try:
         target = body.checked_target()
+        if body.channel == "webhook":
+            await check_target(target, allowed_hosts(settings.webhook_allowed_hosts))
     except ValueError as exc:
+        message = gettext(locale, str(exc)) if isinstance(exc, WebhookRefused) else str(exc)
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY,
-            {"errors": [{"field": "target", "message": str(exc)}]},
+            {"errors": [{"field": "target", "message": message}]},
         ) from None
     cur = await conn.execute(
         "INSERT INTO alert_subscriptions (user_id, channel, target, min_severity, quiet_start, "

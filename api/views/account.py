@@ -7,20 +7,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import RedirectResponse
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from api import i18n
 from api.audit import audit
-from api.auth import issue_token
+from api.auth import SESSION_COOKIE, HashingBusy, issue_token, throttled_verify
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.policy import Scope, policy
 from api.templating import flash, render
 from api.users import UserError, change_own_password, set_locale
+from api.views.pages import client_ip
 
 router = APIRouter()
 SELF = [policy(scope=Scope.SELF)]
+# What a session on a temporary password may still do: see itself and change the password.
+TEMPORARY_OK = [policy(scope=Scope.SELF, temporary_password_ok=True)]
 
 
 class Me(BaseModel):
@@ -90,7 +95,7 @@ async def _revoke(conn: DbDep, me: PrincipalDep, token_id: int) -> None:
 # ---------------------------------------------------------------------------- JSON
 
 
-@router.get("/api/me", response_model=Me, dependencies=SELF)
+@router.get("/api/me", response_model=Me, dependencies=TEMPORARY_OK)
 async def api_me(me: PrincipalDep) -> Me:
     """Who am I, with my scope."""
     return Me(
@@ -131,7 +136,7 @@ async def api_revoke_token(token_id: int, conn: DbDep, me: PrincipalDep) -> Resp
 # ---------------------------------------------------------------------------- pages
 
 
-@router.get("/account", include_in_schema=False, dependencies=SELF)
+@router.get("/account", include_in_schema=False, dependencies=TEMPORARY_OK)
 async def account_page(
     request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
@@ -145,7 +150,7 @@ async def account_page(
     )
 
 
-@router.post("/account/password", include_in_schema=False, dependencies=SELF)
+@router.post("/account/password", include_in_schema=False, dependencies=TEMPORARY_OK)
 async def account_password(
     *,
     request: Request,
@@ -156,13 +161,30 @@ async def account_password(
     new_password: Annotated[str, Form(max_length=256)],
     confirm_password: Annotated[str, Form(max_length=256)],
 ) -> Response:
-    """Change my password."""
+    """Change my password: the current one is checked under the login throttle; other sessions
+    and all API tokens are revoked."""
     response = RedirectResponse("/account", status_code=303)
     if new_password != confirm_password:
         flash(response, i18n.gettext(locale, "The two new passwords differ."), "error")
         return response
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
     try:
-        await change_own_password(conn, me, current_password, new_password)
+        checked = await throttled_verify(pool, me.username, current_password, client_ip(request))
+    except HashingBusy:
+        flash(response, i18n.gettext(locale, "The server is busy. Try again in a moment."), "error")
+        return response
+    if checked.locked_for_s:
+        msg = i18n.gettext(locale, "Too many failed attempts. Try again in %(seconds)d seconds.")
+        flash(response, msg % {"seconds": checked.locked_for_s}, "error")
+        response.headers["Retry-After"] = str(checked.locked_for_s)
+        return response
+    if checked.user_id != me.user_id:
+        flash(response, i18n.gettext(locale, "The current password is wrong."), "error")
+        return response
+    try:
+        await change_own_password(
+            conn, me, current_password, new_password, request.cookies.get(SESSION_COOKIE)
+        )
     except UserError as exc:
         flash(response, i18n.gettext(locale, str(exc)), "error")
         return response
@@ -170,7 +192,7 @@ async def account_password(
     return response
 
 
-@router.post("/account/locale", include_in_schema=False, dependencies=SELF)
+@router.post("/account/locale", include_in_schema=False, dependencies=TEMPORARY_OK)
 async def account_locale(
     conn: DbDep, me: PrincipalDep, language: Annotated[str, Form(max_length=5)]
 ) -> Response:

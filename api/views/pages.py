@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from starlette.responses import Response
 
 from api import i18n
 from api.audit import audit
-from api.auth import SESSION_COOKIE, attempt_login, create_session, end_session
+from api.auth import SESSION_COOKIE, HashingBusy, attempt_login, create_session, end_session
 from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
 from api.nav import items_for
 from api.policy import Scope, policy
@@ -41,14 +43,33 @@ async def login_page(request: Request, locale: LocaleDep, next: str = "/") -> Re
 async def login(
     *,
     request: Request,
-    conn: DbDep,
     locale: LocaleDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
-    """Check the credentials (throttled), start a session and go on."""
-    result = await attempt_login(conn, username, password, client_ip(request))
+    """Check the credentials (throttled), start a session and go on.
+
+    No database connection is held while the password is verified (api.auth.throttled_verify),
+    so a burst of logins cannot starve the pool the rest of the API needs.
+    """
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
+    try:
+        result = await attempt_login(pool, username, password, client_ip(request))
+    except HashingBusy:
+        page = render(
+            request,
+            "login.html",
+            {
+                "next": safe_next(next),
+                "error": i18n.gettext(locale, "The server is busy. Try again in a moment."),
+                "username": username,
+            },
+            locale=locale,
+            status_code=503,
+        )
+        page.headers["Retry-After"] = "2"
+        return page
     if not result.ok:
         if result.locked_for_s:
             msg = i18n.gettext(
@@ -69,17 +90,18 @@ async def login(
             page.headers["Retry-After"] = str(result.locked_for_s)
         return page
     assert result.user_id is not None
-    old = request.cookies.get(SESSION_COOKIE)
-    if old:
-        await end_session(conn, old)  # a fresh session id on every login (no fixation)
-    token = await create_session(
-        conn, result.user_id, request.headers.get("user-agent"), client_ip(request)
-    )
-    await audit(conn, username.strip().lower(), "login", "session", result.user_id)
-    cur = await conn.execute(
-        "SELECT must_change_password FROM users WHERE id = %(id)s", {"id": result.user_id}
-    )
-    row = await cur.fetchone()
+    async with pool.connection() as conn:
+        old = request.cookies.get(SESSION_COOKIE)
+        if old:
+            await end_session(conn, old)  # a fresh session id on every login (no fixation)
+        token = await create_session(
+            conn, result.user_id, request.headers.get("user-agent"), client_ip(request)
+        )
+        await audit(conn, username.strip().lower(), "login", "session", result.user_id)
+        cur = await conn.execute(
+            "SELECT must_change_password FROM users WHERE id = %(id)s", {"id": result.user_id}
+        )
+        row = await cur.fetchone()
     # A temporary password (new account, reset) is changed first.
     target = "/account" if row and row[0] else safe_next(next)
     response = RedirectResponse(target, status_code=303)
@@ -112,17 +134,35 @@ async def home(request: Request, me: PrincipalDep, locale: LocaleDep) -> Respons
     return render(request, "home.html", {"functions": items_for(me)}, locale=locale, principal=me)
 
 
-async def error_page(request: Request, status_code: int) -> Response:
-    """An HTML error page (403 / 404) in the user's language."""
+def _problem_text(problem: dict[str, Any], locale: str) -> str:
+    if problem.get("type") == "date_out_of_range":
+        from api.dates import DATE_RANGE_MESSAGE, EARLIEST_DAY, latest_day
+
+        return i18n.gettext(locale, DATE_RANGE_MESSAGE) % {
+            "earliest": EARLIEST_DAY.isoformat(),
+            "latest": latest_day().isoformat(),
+        }
+    return i18n.gettext(locale, "This value is not valid.")
+
+
+async def error_page(
+    request: Request, status_code: int, problems: list[dict[str, Any]] | None = None
+) -> Response:
+    """An HTML error page (403 / 404 / 422 / 503) in the user's language; for a 422, the fields
+    that were refused and why."""
     try:
         locale = await get_locale(request)
     except Exception:  # never fail while reporting a failure
         locale = i18n.DEFAULT_LOCALE
     principal = getattr(request.state, "principal", None)
+    fields = [
+        (str(p["loc"][-1]) if p.get("loc") else "?", _problem_text(p, locale))
+        for p in problems or []
+    ]
     return render(
         request,
         "error.html",
-        {"status_code": status_code},
+        {"status_code": status_code, "fields": fields},
         locale=locale,
         principal=principal,
         status_code=status_code,

@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from starlette.responses import Response
 
 from api import i18n
+from api.dates import DATE_RANGE_MESSAGE, EARLIEST_DAY, check_day, in_range, latest_day
 from api.reports.errors import FieldError
 from api.reports.messages import text
 from api.reports.rules import INT_MAX
@@ -55,12 +56,14 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def past_day(raw: str | None, today: date, default: date | None = None) -> date:
-    """The day a page asks for: `default` (today) when missing or not a date, never after today."""
+    """The day a page asks for: `default` (today) when missing or not a date, never after today;
+    a day before the platform's range is refused (api.dates: a 422 page naming `day`)."""
     fallback = today if default is None else default
     try:
         day = date.fromisoformat(raw) if raw else fallback
     except ValueError:
         day = fallback
+    check_day(min(day, today), "day")
     return min(day, today)
 
 
@@ -142,10 +145,22 @@ def date_field(form: dict[str, Any], name: str, errors: FormErrors) -> date | No
     """An ISO date from an <input type=date>."""
     raw = form.get(name)
     try:
-        return date.fromisoformat(raw) if isinstance(raw, str) and raw else None
+        day = date.fromisoformat(raw) if isinstance(raw, str) and raw else None
     except ValueError:
         errors.add(name, "Enter a valid date.")
         return None
+    if day is not None and not in_range(day):
+        _out_of_range(errors, name)
+        return None
+    return day
+
+
+def _out_of_range(errors: FormErrors, name: str) -> None:
+    errors.errors.setdefault(
+        name,
+        i18n.gettext(errors.locale, DATE_RANGE_MESSAGE)
+        % {"earliest": EARLIEST_DAY.isoformat(), "latest": latest_day().isoformat()},
+    )
 
 
 def local_datetime_field(
@@ -161,5 +176,8 @@ def local_datetime_field(
         naive = datetime.fromisoformat(raw)
     except ValueError:
         errors.add(name, "Enter a valid date and time.")
+        return None
+    if not in_range(naive):
+        _out_of_range(errors, name)
         return None
     return naive.replace(tzinfo=i18n.TIMEZONE) if naive.tzinfo is None else naive

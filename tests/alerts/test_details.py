@@ -28,7 +28,7 @@ from tests.alerts.test_rules import evaluate, latest, tank_with_sensors
 from tests.api.conftest import World, add_user, login
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)  # 10:00 in Hồ Chí Minh City
-CFG = AlertSettings(public_url="https://oxy.example.vn")
+CFG = AlertSettings(public_url="https://oxy.example.vn", webhook_allowed_hosts="127.0.0.1")
 
 
 def _subscribe(url: str, user: int, channel: str, target: str) -> None:

@@ -65,6 +65,7 @@ CFG = AlertSettings(
     alert_escalate_warning_minutes=120,
     alert_retry_seconds=60,
     alert_max_attempts=3,
+    webhook_allowed_hosts="127.0.0.1",  # the local receivers (webhook_guard refuses loopback)
 )
 
 

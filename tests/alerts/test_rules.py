@@ -153,6 +153,12 @@ def test_alert_routes_enforce_scope_and_lifecycle(world: World, client: TestClie
         headers=csrf,
         json={"channel": "webhook", "target": "not a url"},
     )
+    assert r.status_code == 403  # facility staff may not add webhooks (test_webhook_ssrf)
+    r = client.post(
+        "/api/alerts/subscriptions",
+        headers=csrf,
+        json={"channel": "email", "target": "not an address"},
+    )
     assert r.status_code == 422
     r = client.post(
         "/api/alerts/subscriptions",

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typer.testing import CliRunner
 
 from oxy.cli import _register_packages, app
-from tests.api.conftest import World, login
+from tests.api.conftest import World, csrf_of, login
 
 _register_packages()
 runner = CliRunner()
@@ -78,8 +78,21 @@ def test_engineer_scope_from_the_command_line(env: World, client: TestClient) ->
     out = _ok(
         "users", "add", "eng-2", "--role", "engineer", "--name", "Kỹ sư", "--facility", "BV-OUT"
     )
-    login(client, "eng-2", out.split("temporary password: ")[1].strip())
+    temp = out.split("temporary password: ")[1].strip()
+    login(client, "eng-2", temp)
     assert client.get("/api/me").json()["facility_ids"] == [env.fac_out]
+    # A temporary password is changed before anything else (test_password_lifecycle).
+    assert client.get(f"/api/facilities/{env.fac_out}/gateways").status_code == 403
+    new = "engineer passphrase 2"
+    client.post(
+        "/account/password",
+        data={
+            "csrf_token": csrf_of(client.get("/account").text),
+            "current_password": temp,
+            "new_password": new,
+            "confirm_password": new,
+        },
+    )
     assert client.get(f"/api/facilities/{env.fac_out}/gateways").status_code == 200
     assert client.get(f"/api/facilities/{env.fac_in}/gateways").status_code == 404
 

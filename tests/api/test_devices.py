@@ -4,6 +4,7 @@ on a broker reload (SIGHUP) without a restart."""
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import tempfile
@@ -21,6 +22,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from api import devices
 from oxy.contract import ack_topic, gateway_prefix
 from tests.api.conftest import World
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Link:
@@ -263,3 +266,67 @@ def test_cli_writes_files_and_signals_the_broker(
     assert not Link(broker.port, "gw-new", password).connected()
     r = runner.invoke(app, ["devices", "list"])
     assert "gw-new" in r.output and "revoked" in r.output
+
+
+def test_add_prints_the_password_even_when_the_reload_fails(
+    world: World, files_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from oxy.cli import _register_packages, app
+
+    _register_packages()
+    monkeypatch.setenv("OXY_DATABASE_URL", world.db_url)
+    monkeypatch.setenv("OXY_MQTT_BROKER_PID_FILE", str(files_dir / "missing.pid"))
+    pw, acl = files_dir / "pw", files_dir / "acl"
+    args = ["--password-file", str(pw), "--acl-file", str(acl)]
+    r = CliRunner().invoke(app, ["devices", "add", "gw-late", "--facility", "BV-IN", *args])
+    assert r.exit_code == 1, r.output
+    password = r.output.split("password: ")[1].split()[0]
+    assert len(password) >= 20
+    assert "broker was not updated" in r.output and "kill -HUP" in r.output
+    # The account exists and the files hold it: the reload alone is missing.
+    assert devices.verify_mosquitto_hash(pw.read_text().split("gw-late:")[1].strip(), password)
+    r = CliRunner().invoke(app, ["devices", "rotate", "gw-late", *args])
+    assert r.exit_code == 1 and "password: " in r.output
+
+
+def test_credential_files_are_not_world_readable(creds: dict[str, Any], files_dir: Path) -> None:
+    import pwd
+    import stat
+
+    for name in ("passwd", "acl"):
+        st = (files_dir / name).stat()
+        assert stat.S_IMODE(st.st_mode) == 0o600, name
+        if os.geteuid() == 0:  # as root, given to the user the broker drops to
+            assert st.st_uid == pwd.getpwnam("mosquitto").pw_uid
+    # In a setgid folder shared with the broker's group (the compose layout): 0640.
+    shared = files_dir / "shared"
+    shared.mkdir()
+    shared.chmod(0o2750)
+    assert devices.file_owner(shared).mode in (0o600, 0o640)
+    if os.geteuid() != 0:
+        assert devices.file_owner(shared).mode == 0o640
+
+
+def test_shipped_broker_config_names_its_user_and_checks_the_data_folder(
+    tmp_path: Path,
+) -> None:
+    from oxy.broker import BrokerConfig, persistence_problem, render
+
+    assert "user mosquitto" in (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
+    cfg = BrokerConfig(data_dir=tmp_path / "data")
+    assert "mkdir" in (persistence_problem(cfg) or "")
+    (tmp_path / "data").mkdir(mode=0o700)
+    if os.geteuid() == 0:  # a root-owned folder the broker (as mosquitto) cannot write
+        problem = persistence_problem(cfg) or ""
+        assert "chown -R mosquitto:" in problem
+        os.chown(tmp_path / "data", pwd_uid("mosquitto"), -1)
+    assert persistence_problem(cfg) is None
+    assert render(cfg).splitlines()[2] == "user mosquitto"
+
+
+def pwd_uid(name: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(name).pw_uid
