@@ -18,9 +18,18 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from firmware_bridge.config import hash_token
+from firmware_bridge.outbox import BridgeOutbox
 from firmware_bridge.push import create_app
 from firmware_bridge.service import Bridge
 
+from oxy.contract import (
+    MAX_READINGS_PER_MESSAGE,
+    AckMessage,
+    DataMessage,
+    Reading,
+    ack_topic,
+    encode_ack,
+)
 from tests.ingest.conftest import running_ingest, wait_for
 from tests.ingest.test_end_to_end_ack import seed_gateway, settle, stored
 
@@ -176,3 +185,86 @@ def test_bridge_restart_resends_what_ingest_has_not_confirmed(
         assert more.push() == 202
         settle(db_url, published | more.accepted, timeout=10.0)
         wait_for(lambda: second.outbox is not None and second.outbox.stream(SITE, GW)[1] == 31)
+
+
+def _reading(i: int) -> Reading:
+    return Reading(sensor="T1-dp", ts=BASE + timedelta(seconds=i), value=1.0 + i, unit="inH2O")
+
+
+def test_outbox_keeps_its_stream_and_counts_evictions(tmp_path: Path) -> None:
+    """A stream survives a reopen (same epoch, seq continues); the bound evicts the oldest
+    messages, counts their readings and the next message's floor passes them."""
+    path = tmp_path / "bridge-outbox.sqlite"
+    box = BridgeOutbox(path, max_messages=3)
+    now = datetime.now(UTC)
+    for i in range(2):
+        [(key, body, n)] = box.store(SITE, GW, now, [_reading(i)])
+        assert (key, n) == ((SITE, GW, i + 1), 1)
+        msg = DataMessage.model_validate_json(body)
+        assert (msg.seq, msg.epoch, msg.floor) == (i + 1, box.epoch, 1)
+    # One foreign message with many readings: several data messages, one transaction.
+    big = [_reading(10 + i) for i in range(MAX_READINGS_PER_MESSAGE + 5)]
+    keys = [k for k, _b, _n in box.store(SITE, GW, now, big)]
+    assert keys == [(SITE, GW, 3), (SITE, GW, 4)]
+    # 4 messages > 3: the oldest (seq 1, one reading) is evicted and counted.
+    assert (box.depth, box.evicted_total) == (3, 1)
+    assert box.unconfirmed() == [(SITE, GW, 2), (SITE, GW, 3), (SITE, GW, 4)]
+    epoch = box.epoch
+    box.close()
+
+    box = BridgeOutbox(path, max_messages=3)
+    assert (box.epoch, box.depth, box.evicted_total, box.stream(SITE, GW)) == (epoch, 3, 1, (4, 0))
+    assert box.confirm(SITE, GW, 5) == 0  # beyond the last seq: ignored
+    assert box.confirm(SITE, GW, 3) == 2
+    assert box.confirm(SITE, GW, 2) == 0  # an older watermark (another worker): ignored
+    assert box.payload((SITE, GW, 3)) is None and box.payload((SITE, GW, 4)) is not None
+    [(_key, body, _n)] = box.store(SITE, GW, now, [_reading(99)])
+    msg = DataMessage.model_validate_json(body)
+    assert (msg.seq, msg.floor) == (5, 4)  # the lowest seq still waiting
+    assert box.confirmed_total == 1 + MAX_READINGS_PER_MESSAGE
+    box.close()
+
+
+def test_watermarks_trim_and_the_timeout_resends(
+    broker: Any,
+    db_url: str,
+    bridge_factory: Callable[..., Bridge],
+    collector_factory: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    """Without ingest nothing is confirmed: the same messages go again after the timeout
+    (which then doubles). A watermark of another epoch or beyond the last seq is ignored;
+    the stream's own trims the outbox and stops the re-sends."""
+    out = collector_factory(broker.port, "oxy/v1/#")
+    onward = {"mqtt_url": broker.url, "client_id": "bridge-test", "ack_timeout_s": 1.0}
+    bridge = bridge_factory(broker.port, db_url, SOURCES, state_dir=str(tmp_path), onward=onward)
+    assert bridge.outbox is not None and bridge.sender is not None
+    pusher = Pusher(bridge)
+    for _ in range(3):
+        assert pusher.push() == 202
+    data = lambda t, p: t == f"oxy/v1/{SITE}/{GW}/data"  # noqa: E731
+    sent = out.wait(data, count=6, timeout=10)  # three fresh, then the same three again
+    seqs = [DataMessage.model_validate_json(p).seq for _t, p in sent]
+    assert seqs[:6] == [1, 2, 3, 1, 2, 3]
+    assert [p for _t, p in sent[3:6]] == [p for _t, p in sent[:3]]  # the same bytes
+
+    ack = ack_topic(SITE, GW)
+    epoch = bridge.outbox.epoch
+
+    def watermark(seq: int, high: int, of_epoch: int = epoch) -> None:
+        msg = AckMessage(gw=GW, epoch=of_epoch, seq=seq, high=high, ts=datetime.now(UTC))
+        out.client.publish(ack, encode_ack(msg), qos=1, retain=True).wait_for_publish(5)
+
+    watermark(3, 3, of_epoch=epoch - 1)  # an earlier outbox file's stream
+    watermark(9, 9)  # beyond what was sent
+    time.sleep(0.5)
+    assert bridge.outbox.depth == 3
+    watermark(2, 3)
+    wait_for(lambda: bridge.outbox is not None and bridge.outbox.depth == 1, 5)
+    watermark(3, 3)
+    wait_for(lambda: bridge.outbox is not None and bridge.outbox.depth == 0, 5)
+    settled = len(out.matching(data))
+    time.sleep(3.0)
+    assert len(out.matching(data)) == settled  # confirmed: no more re-sends
+    status = bridge.health()["ack"]
+    assert status["confirmed_total"] == 3 and status["resent_total"] >= 3
