@@ -8,6 +8,11 @@ on), the test PostgreSQL, the real ingest service, the bridge fed over its HTTP 
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from firmware_bridge.config import hash_token
@@ -30,6 +36,7 @@ from oxy.contract import (
     ack_topic,
     encode_ack,
 )
+from tests.fix_mqtt import free_port, wait_port
 from tests.ingest.conftest import running_ingest, wait_for
 from tests.ingest.test_end_to_end_ack import seed_gateway, settle, stored
 
@@ -268,3 +275,111 @@ def test_watermarks_trim_and_the_timeout_resends(
     assert len(out.matching(data)) == settled  # confirmed: no more re-sends
     status = bridge.health()["ack"]
     assert status["confirmed_total"] == 3 and status["resent_total"] >= 3
+
+
+PROCESS_CONFIG = """
+state_dir = "{state}"
+
+[onward]
+mqtt_url = "{url}"
+client_id = "bridge-kill-test"
+
+[rejects]
+sqlite_path = "{state}/rejects.sqlite"
+
+[http]
+enabled = true
+port = {http_port}
+
+[[sources]]
+name = "push"
+protocol = "http"
+timestamp_path = "ts"
+
+[[sources.devices]]
+id = "d1"
+site = "{site}"
+gateway = "{gw}"
+token_sha256 = "{digest}"
+points = [{{ path = "dp", sensor = "T1-dp", unit = "inH2O" }}]
+"""
+
+
+@pytest.mark.slow
+def test_bridge_sigkill_mid_stream_loses_nothing(broker: Any, db_url: str, tmp_path: Path) -> None:
+    """`oxy bridge run` SIGKILLed while a device pushes every 20 ms, after ingest went away and
+    the broker restarted (what the bridge forwarded since reached nobody): every reading the
+    bridge answered 202 for is stored once after the bridge and ingest are back."""
+    seed_gateway(db_url, GW, ["T1"], site=SITE)
+    http_port = free_port()
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        PROCESS_CONFIG.format(
+            state=tmp_path, url=broker.url, http_port=http_port, site=SITE, gw=GW,
+            digest=hash_token(TOKEN),
+        )
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OXY_")}
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "oxy", "bridge", "run", "--config", str(config)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_port(http_port, timeout=20)
+        return proc
+
+    accepted: set[tuple[str, int]] = set()
+    stop = threading.Event()
+
+    def push() -> None:
+        n = 0
+        with httpx.Client(timeout=5) as client:
+            while not stop.is_set():
+                ts = BASE + timedelta(seconds=n)
+                n += 1
+                try:
+                    r = client.post(
+                        f"http://127.0.0.1:{http_port}/v1/push/push/d1",
+                        json={"ts": ts.isoformat(), "dp": 50.0 + n % 7},
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                    )
+                except httpx.HTTPError:
+                    continue  # the bridge is down: the device tries the next reading later
+                if r.status_code == 202:
+                    accepted.add(("T1-dp", int(ts.timestamp() * 1000)))
+                time.sleep(0.02)
+
+    proc = start()
+    pusher = threading.Thread(target=push, daemon=True)
+    try:
+        with running_ingest(db_url, broker.url, client_id="ingest-bridge-kill"):
+            pusher.start()
+            wait_for(lambda: stored(db_url)[1] >= 30, timeout=20, what="first readings")
+        # Ingest away and the broker restarted: what the bridge forwards now reaches nobody,
+        # and only its outbox has it when it is killed.
+        broker.stop()
+        broker.start()
+        away = len(accepted)
+        wait_for(lambda: len(accepted) > away + 20, timeout=20, what="pushing, ingest away")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        killed_with = len(accepted)
+        assert stored(db_url)[1] < killed_with
+        proc = start()
+        with running_ingest(db_url, broker.url, client_id="ingest-bridge-kill"):
+            wait_for(lambda: len(accepted) > killed_with + 20, timeout=20, what="pushing again")
+            stop.set()
+            pusher.join(10)
+            took = settle(db_url, accepted, timeout=20.0)
+            print(f"{len(accepted)} readings accepted, all stored {took:.1f} s after the end")
+    finally:
+        stop.set()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    with sqlite3.connect(tmp_path / "bridge-outbox.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM msgs").fetchone() == (0,)  # all confirmed
