@@ -433,6 +433,9 @@ class AckSender:
         if late:
             keys = self.outbox.unconfirmed()
             with self._lock:
+                waiting_now = set(keys)  # forget what was evicted meanwhile
+                for k in [k for k in self._sent_at if k not in waiting_now]:
+                    del self._sent_at[k]
                 fresh = set(self._fresh)
                 todo = [k for k in keys if k not in self._flying and k not in fresh]
                 for k in todo:
