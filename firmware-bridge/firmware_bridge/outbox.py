@@ -278,6 +278,9 @@ class AckSender:
         self._resend: list[Key] = []
         self._flying: set[Key] = set()
         self._sent_at: dict[Key, float] = {}
+        # Per stream, the `high` of the last ack that showed a gap: what lies below it is
+        # re-sent once its grace has passed, even if no further ack comes (a quiet source).
+        self._gaps: dict[tuple[str, str], int] = {}
         self._resend_at: float | None = None
         self._connected_at = 0.0
         self._wait = timeout_s
@@ -347,21 +350,37 @@ class AckSender:
                     del self._sent_at[k]
                 self._wait = self._timeout_s
                 self._progress_at = now
+        with self._lock:
+            if msg.high > msg.seq:
+                self._gaps[(site, gateway)] = max(msg.high, self._gaps.get((site, gateway), 0))
+            else:
+                self._gaps.pop((site, gateway), None)
         if msg.high > msg.seq:
-            gap = [k for k in self.outbox.unconfirmed(site, gateway) if k[2] < msg.high]
+            self._resend_gap(site, gateway, now)
+
+    def _resend_gap(self, site: str, gateway: str, now: float) -> None:
+        """Re-send what lies below the stream's known `high` and left more than the grace ago:
+        lost on the way (a broker restart while ingest had no subscription)."""
+        with self._lock:
+            high = self._gaps.get((site, gateway), 0)
+        gap = [k for k in self.outbox.unconfirmed(site, gateway) if k[2] < high]
+        if not gap:
             with self._lock:
-                todo = [
-                    k
-                    for k in gap
-                    if k not in self._flying
-                    and k in self._sent_at
-                    and now - self._sent_at[k] > ACK_GRACE_S
-                ]
-                for k in todo:
-                    self._sent_at[k] = now  # not again before the grace has passed
-                self._queue(todo)
-            if todo:
-                self._wake.set()
+                self._gaps.pop((site, gateway), None)
+            return
+        with self._lock:
+            todo = [
+                k
+                for k in gap
+                if k not in self._flying
+                and k in self._sent_at
+                and now - self._sent_at[k] > ACK_GRACE_S
+            ]
+            for k in todo:
+                self._sent_at[k] = now  # not again before the grace has passed
+            self._queue(todo)
+        if todo:
+            self._wake.set()
 
     def _queue(self, keys: list[Key]) -> None:
         """Add re-sends (lock held)."""
@@ -401,6 +420,10 @@ class AckSender:
         now = time.monotonic()
         if not self._connected():
             return
+        with self._lock:
+            gaps = list(self._gaps)
+        for site, gateway in gaps:
+            self._resend_gap(site, gateway, now)
         with self._lock:
             after_connect = self._resend_at is not None and now >= self._resend_at
             if after_connect:

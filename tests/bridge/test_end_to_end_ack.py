@@ -36,6 +36,7 @@ from oxy.contract import (
     ack_topic,
     encode_ack,
 )
+from tests.bridge import spb
 from tests.fix_mqtt import free_port, wait_port
 from tests.ingest.conftest import running_ingest, wait_for
 from tests.ingest.test_end_to_end_ack import seed_gateway, settle, stored
@@ -383,3 +384,64 @@ def test_bridge_sigkill_mid_stream_loses_nothing(broker: Any, db_url: str, tmp_p
             proc.wait(5)
     with sqlite3.connect(tmp_path / "bridge-outbox.sqlite") as db:
         assert db.execute("SELECT count(*) FROM msgs").fetchone() == (0,)  # all confirmed
+
+
+@pytest.mark.slow
+def test_sparkplug_qos0_data_is_safe_once_in_the_outbox(
+    broker_factory: Callable[..., Any],
+    db_url: str,
+    bridge_factory: Callable[..., Bridge],
+    foreign_factory: Callable[[int], Any],
+    tmp_path: Path,
+) -> None:
+    """Sparkplug data travels at QoS 0: the bridge acknowledges nothing upstream, so its
+    guarantee starts when a DDATA's readings are in its outbox. With the platform broker
+    restarted while ingest is away, every DDATA the bridge received is stored once."""
+    seed_gateway(db_url, GW, ["T1"], site=SITE)
+    foreign, platform = broker_factory(), broker_factory()
+    source = {
+        "name": "spb",
+        "protocol": "sparkplug",
+        "mqtt_url": foreign.url,
+        "devices": [
+            {
+                "id": "G/E/T1",
+                "site": SITE,
+                "gateway": GW,
+                "points": [{"metric": "DP", "sensor": "T1-dp", "unit": "inH2O"}],
+            }
+        ],
+    }
+    bridge = bridge_factory(platform.port, db_url, [source], state_dir=str(tmp_path))
+    node = foreign_factory(foreign.port)
+    t0 = int(BASE.timestamp() * 1000)
+    node.send("spBv1.0/G/NBIRTH/E", spb.payload(0, [spb.metric("bdSeq", None, spb.INT64, 0)]))
+    node.send(
+        "spBv1.0/G/DBIRTH/E/T1", spb.payload(1, [spb.metric("DP", 5, spb.FLOAT, 1.0, timestamp=t0)])
+    )
+    sent: set[tuple[str, int]] = {("T1-dp", t0)}
+    seq = 1
+
+    def ddata(n: int) -> None:
+        nonlocal seq
+        for _ in range(n):
+            seq = (seq + 1) % 256
+            ts = t0 + len(sent) * 1000
+            metric = spb.metric(None, 5, spb.FLOAT, float(len(sent) % 90), timestamp=ts)
+            node.send("spBv1.0/G/DDATA/E/T1", spb.payload(seq, [metric]), qos=0)
+            sent.add(("T1-dp", ts))
+            time.sleep(0.02)
+
+    with running_ingest(db_url, platform.url, client_id="ingest-bridge-spb"):
+        ddata(30)
+        wait_for(lambda: stored(db_url)[1] >= 31, timeout=20, what="first readings stored")
+    platform.stop()
+    platform.start()
+    wait_for(lambda: bridge.publisher.connected, timeout=20, what="bridge reconnected")
+    ddata(60)  # forwarded to a broker that delivers them to nobody
+    wait_for(lambda: bridge.counters["messages"] >= 92, timeout=10, what="all received")
+    with running_ingest(db_url, platform.url, client_id="ingest-bridge-spb"):
+        ddata(20)
+        took = settle(db_url, sent, timeout=20.0)
+        print(f"{len(sent)} Sparkplug readings stored {took:.1f} s after the node stopped")
+    assert bridge.counters["dead_letters"] == 0
