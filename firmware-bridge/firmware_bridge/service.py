@@ -2,11 +2,14 @@
 
 For every foreign message: decode and map it (protocol handlers), record rejects (dead letters,
 quarantine) durably, publish the resulting data/state/status messages to the platform broker at
-QoS 1, and only when every one of them has its PUBACK acknowledge the foreign message (paho
-manual acks). A message that cannot be handled is dead-lettered with its reason and then
-acknowledged; an unexpected error in a handler is treated the same way, so the bridge keeps
-running. If even the reject record cannot be written, the message stays unacknowledged and the
-foreign broker redelivers it after a reconnect.
+QoS 1, and only when every one of them is handed on acknowledge the foreign message (paho
+manual acks). Handed on: state and status messages at their PUBACK; data messages once they are
+in the durable end-to-end outbox (firmware_bridge.outbox: kept until ingest's watermark covers
+them), or at their PUBACK with `end_to_end_ack = false` or without `state_dir`. A message
+that cannot be handled is dead-lettered with its reason and then acknowledged; an unexpected
+error in a handler is treated the same way, so the bridge keeps running. If even the reject
+record (or the outbox) cannot be written, the message stays unacknowledged and the foreign
+broker redelivers it after a reconnect.
 """
 
 from __future__ import annotations
