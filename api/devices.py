@@ -287,8 +287,16 @@ def acl_lines(a: Account) -> list[str]:
         lines.append(f"topic read {TOPIC_ROOT}/#")
         lines.append(f"topic write {TOPIC_ROOT}/+/+/{ACK_SUFFIX}")
     elif a.kind == "bridge":
-        lines.append(f"topic readwrite {TOPIC_ROOT}/#")
-        lines.append("topic read spBv1.0/#")
+        # It speaks for the gateways its configuration maps (any of them: the account is not
+        # tied to a list), so their data, state and status; it reads their watermarks (the
+        # bridge's end-to-end acknowledgement) but, like a gateway, may never write one.
+        lines += [
+            f"topic write {TOPIC_ROOT}/+/+/{TopicKind.DATA.value}",
+            f"topic readwrite {TOPIC_ROOT}/+/+/{TopicKind.STATE.value}",
+            f"topic readwrite {TOPIC_ROOT}/+/+/{TopicKind.STATUS.value}",
+            f"topic read {TOPIC_ROOT}/+/+/{ACK_SUFFIX}",
+            "topic read spBv1.0/#",
+        ]
     return lines
 
 

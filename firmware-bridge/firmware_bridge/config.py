@@ -246,6 +246,12 @@ class Onward(_Model):
     client_id: str = "oxy-bridge"
     username: str | None = None
     password: str | None = None  # or password_file / password_env
+    # End-to-end acknowledgement (docs/bridge.md): data messages stay in the bridge's outbox
+    # until ingest's watermark covers them; false = PUBACK only (a centre older than 0075).
+    end_to_end_ack: bool = True
+    ack_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    ack_timeout_max_s: Annotated[float, Field(gt=0)] = 600.0
+    outbox_max_messages: Annotated[int, Field(ge=1)] = 1_000_000
 
     @model_validator(mode="before")
     @classmethod
@@ -275,7 +281,8 @@ class BridgeConfig(_Model):
     onward: Onward  # required: where the readings go
     rejects: Rejects = Field(default_factory=Rejects)
     http: Http = Field(default_factory=Http)
-    state_dir: Path | None = None  # per-gateway seq counters survive restarts when set
+    # Per-gateway seq counters and the end-to-end outbox survive restarts when set.
+    state_dir: Path | None = None
     sources: list[Source] = Field(default_factory=list)
 
     @model_validator(mode="after")

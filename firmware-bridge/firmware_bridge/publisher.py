@@ -73,7 +73,13 @@ class Publisher:
         self._connected = threading.Event()
         self._stopping = False
         self.published_total = 0
+        # End-to-end acknowledgement: the ack topics to read, where their messages go, and
+        # who hears about a (re)connection (firmware_bridge.outbox.AckSender).
+        self.ack_topics: list[str] = []
+        self.on_ack: Callable[[str, bytes], None] | None = None
+        self.on_connected: Callable[[], None] | None = None
         self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
 
@@ -125,7 +131,18 @@ class Publisher:
             logger.error("platform broker refused the connection: %s", reason)
             return
         logger.info("connected to the platform broker %s", self.endpoint.url)
+        if self.ack_topics:
+            client.subscribe([(t, 1) for t in self.ack_topics])
         self._connected.set()
+        if self.on_connected is not None:
+            self.on_connected()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.on_ack is not None:
+            try:
+                self.on_ack(msg.topic, bytes(msg.payload))
+            except Exception:  # one odd ack must not stop the network thread
+                logger.exception("cannot handle the ack on %s", msg.topic)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any

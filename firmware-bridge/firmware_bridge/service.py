@@ -2,11 +2,14 @@
 
 For every foreign message: decode and map it (protocol handlers), record rejects (dead letters,
 quarantine) durably, publish the resulting data/state/status messages to the platform broker at
-QoS 1, and only when every one of them has its PUBACK acknowledge the foreign message (paho
-manual acks). A message that cannot be handled is dead-lettered with its reason and then
-acknowledged; an unexpected error in a handler is treated the same way, so the bridge keeps
-running. If even the reject record cannot be written, the message stays unacknowledged and the
-foreign broker redelivers it after a reconnect.
+QoS 1, and only when every one of them is handed on acknowledge the foreign message (paho
+manual acks). Handed on: state and status messages at their PUBACK; data messages once they are
+in the durable end-to-end outbox (firmware_bridge.outbox: kept until ingest's watermark covers
+them), or at their PUBACK with `end_to_end_ack = false` or without `state_dir`. A message
+that cannot be handled is dead-lettered with its reason and then acknowledged; an unexpected
+error in a handler is treated the same way, so the bridge keeps running. If even the reject
+record (or the outbox) cannot be written, the message stays unacknowledged and the foreign
+broker redelivers it after a reconnect.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from firmware_bridge.errors import PayloadError
 from firmware_bridge.lorawan import handle_chirpstack, handle_tts
 from firmware_bridge.mapping import handle_vendor, parse_json
 from firmware_bridge.model import GatewayRef, Health, Outcome
+from firmware_bridge.outbox import AckSender, BridgeOutbox
 from firmware_bridge.publisher import Publisher, SeqStore
 from firmware_bridge.rejects import RejectSink
 from firmware_bridge.sparkplug import NAMESPACE as SPARKPLUG_NAMESPACE
@@ -37,6 +41,7 @@ from oxy.contract import (
     StateMessage,
     StatusMessage,
     TopicKind,
+    ack_topic,
     encode,
     encode_data,
     topic,
@@ -154,6 +159,30 @@ class Bridge:
             )
         )  # fmt: skip
         self.seq = SeqStore(config.state_dir)
+        # End-to-end acknowledgement: data messages wait in the outbox until ingest's watermark
+        # covers them (docs/bridge.md); the foreign message is acknowledged once they are there.
+        self.outbox: BridgeOutbox | None = None
+        self.sender: AckSender | None = None
+        if onward.end_to_end_ack:
+            path = config.state_dir / "bridge-outbox.sqlite" if config.state_dir else None
+            if path is None:
+                logger.warning(
+                    "no state_dir: the end-to-end outbox is in memory and does not survive a"
+                    " bridge restart"
+                )
+            self.outbox = BridgeOutbox(path, onward.outbox_max_messages)
+            self.sender = AckSender(
+                self.outbox,
+                lambda t, body, done: self.publisher.publish(t, body, False, done),
+                lambda: self.publisher.connected,
+                timeout_s=onward.ack_timeout_s,
+                timeout_max_s=onward.ack_timeout_max_s,
+                on_published=self._published,
+            )
+            refs = {(d.site, d.gateway) for s in config.sources for d in s.devices}
+            self.publisher.ack_topics = [ack_topic(site, gw) for site, gw in sorted(refs)]
+            self.publisher.on_ack = self.sender.ack
+            self.publisher.on_connected = self.sender.connected
         self._health: dict[GatewayRef, dict[str, Health]] = {}
         self._health_lock = threading.Lock()
         self._clients: dict[str, mqtt.Client] = {}
@@ -184,11 +213,18 @@ class Bridge:
         with self._count_lock:
             self.counters[key] += n
 
+    def _published(self, readings: int) -> None:
+        """A stored data message got its first PUBACK (end-to-end mode)."""
+        self._count("published")
+        self._count("readings", readings)
+
     # ---------------------------------------------------------------------------------------
     # Lifetime
 
     def start(self) -> None:
         """Connect to the platform broker and subscribe to every MQTT source."""
+        if self.sender is not None:
+            self.sender.start()
         self.publisher.start()
         for source in self.config.sources:
             if source.protocol != "http" and source.transport == "mqtt":
@@ -209,7 +245,11 @@ class Bridge:
             self._host_offline(name, client)
             client.disconnect()
             client.loop_stop()
+        if self.sender is not None:
+            self.sender.stop()
         self.publisher.stop()
+        if self.outbox is not None:
+            self.outbox.close()
         self.seq.close()
         self.rejects.close()
 
@@ -263,6 +303,9 @@ class Bridge:
             "connected": self.publisher.connected,
             "sources": sources,
             "counters": counters,
+            "ack": {"end_to_end": True, **self.sender.status()}
+            if self.sender is not None
+            else {"end_to_end": False},
         }
 
     def _start_source(self, source: Source) -> None:
@@ -436,14 +479,44 @@ class Bridge:
                 gw=change.ref.gateway, online=change.online, bd_seq=change.bd_seq, ts=now
             )
             send(topic(change.ref.site, change.ref.gateway, TopicKind.STATE), encode(state), True)
-        for ref, readings in outcome.readings.items():
-            i = 0
-            while i < len(readings):  # split by count and by encoded size (encode_data)
-                body, fits = encode_data(
-                    ref.gateway, self.seq.take(ref.site, ref.gateway), now, readings[i:]
-                )
-                send(topic(ref.site, ref.gateway, TopicKind.DATA), body, False, fits)
-                i += fits
+        if self.outbox is not None and self.sender is not None:
+            # Handed on = durable in the outbox (the guarantee starts here, also for QoS 0
+            # Sparkplug data); the sender publishes and re-sends until ingest confirms.
+            try:
+                stored = [
+                    m
+                    for ref, readings in outcome.readings.items()
+                    for m in self.outbox.store(ref.site, ref.gateway, now, readings)
+                ]
+            except Exception as exc:  # a full disk: leave the foreign message unacknowledged
+                self._count("errors")
+                logger.error("cannot store data messages in the bridge outbox: %s", exc)
+                return
+            sizes = {key: n for key, _body, n in stored}
+            for _ in stored:
+                countdown.add()
+            if self.outbox.path is not None:
+                for key, n in sizes.items():
+                    countdown.confirm(True, "", topic(key[0], key[1], TopicKind.DATA), n)
+                self.sender.submit(list(sizes))
+            else:
+                # An outbox in memory dies with the process: the foreign message waits for
+                # the broker's PUBACK as in PUBACK-only mode (re-sends still cover a broker
+                # that loses what it acknowledged).
+                def first_ack(key: tuple[str, str, int]) -> Callable[[bool, str], None]:
+                    t = topic(key[0], key[1], TopicKind.DATA)
+                    return lambda ok, why: countdown.confirm(ok, why, t, sizes[key])
+
+                self.sender.submit(list(sizes), first_ack)
+        else:
+            for ref, readings in outcome.readings.items():
+                i = 0
+                while i < len(readings):  # split by count and by encoded size (encode_data)
+                    body, fits = encode_data(
+                        ref.gateway, self.seq.take(ref.site, ref.gateway), now, readings[i:]
+                    )
+                    send(topic(ref.site, ref.gateway, TopicKind.DATA), body, False, fits)
+                    i += fits
         refs = {ref for ref, _ in outcome.health} | {ref for ref, _ in outcome.alarms}
         refs |= set(outcome.cleared)
         for ref in sorted(refs, key=lambda r: (r.site, r.gateway)):
@@ -471,7 +544,8 @@ class Bridge:
         return StatusMessage(
             gw=ref.gateway,
             ts=now,
-            outbox_depth=self.publisher.pending,
+            outbox_depth=self.outbox.depth if self.outbox else self.publisher.pending,
+            evicted_total=self.outbox.evicted_total if self.outbox else 0,
             published_total=self.publisher.published_total,
             devices=devices,
             alarms=[a for r, a in outcome.alarms if r == ref],

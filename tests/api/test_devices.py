@@ -172,6 +172,31 @@ def test_only_ingest_confirms_and_only_the_gateway_reads_its_watermark(
         link.close()
 
 
+def test_the_bridge_reads_watermarks_and_cannot_write_them(
+    world: World, creds: dict[str, str], files_dir: Path, broker_factory: Callable[..., Any]
+) -> None:
+    """The firmware bridge speaks for gateways (data, state, status of any) and takes part in
+    the end-to-end acknowledgement: it reads their watermarks, but cannot confirm readings."""
+    with psycopg.connect(world.db_url, autocommit=True) as conn:
+        secret = devices.add_service(conn, "test", "bridge-1", "bridge")
+        devices.write_files(conn, files_dir / "passwd", files_dir / "acl")
+    broker = broker_factory(password_file=files_dir / "passwd", acl_file=files_dir / "acl")
+    bridge = Link(broker.port, "bridge-1", secret)
+    assert bridge.connected()
+    ingest = Link(broker.port, "ingest-1", creds["ingest-1"])
+    assert ingest.connected()
+    prefix, ack = gateway_prefix("BV-IN", "gw-bv-in"), ack_topic("BV-IN", "gw-bv-in")
+    bridge.subscribe(ack)
+    for kind in ("data", "state", "status"):
+        assert not bridge.publish(prefix + kind).is_failure, kind
+    assert not ingest.publish(ack).is_failure
+    assert bridge.received() == [ack]
+    assert bridge.publish(ack).value == 135  # not authorised: only ingest confirms
+    assert bridge.publish("oxy/v1/BV-IN/gw-bv-in/other").value == 135
+    for link in (bridge, ingest):
+        link.close()
+
+
 def test_wrong_password_and_anonymous_are_refused(
     creds: dict[str, str], files_dir: Path, broker_factory: Callable[..., Any]
 ) -> None:

@@ -134,11 +134,14 @@ def test_oxy_bridge_run(broker, tmp_path: Path, collector_factory, foreign_facto
         with sqlite3.connect(tmp_path / "rejects.sqlite") as db:
             [(topic, reason)] = db.execute("SELECT topic, reason FROM dead_letters").fetchall()
         assert topic == "http/push/d1" and "not JSON" in reason
-        # seq survives restarts: it is kept in the state dir.
-        with sqlite3.connect(tmp_path / "bridge-seq.sqlite") as db:
+        # seq survives restarts: it is kept in the state dir, in the end-to-end outbox (the
+        # default), where both messages wait for ingest's watermark (no ingest runs here).
+        with sqlite3.connect(tmp_path / "bridge-outbox.sqlite") as db:
             assert dict(
-                ((s, g), n) for s, g, n in db.execute("SELECT site, gateway, next FROM seq")
+                ((s, g), n) for s, g, n in db.execute("SELECT site, gateway, seq FROM streams")
             ) == {("BV-G", "gw-bv-g"): 1, ("BV-E", "gw-bv-e"): 1}
+            [(waiting,)] = db.execute("SELECT count(*) FROM msgs").fetchall()
+            assert waiting == 2
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -171,10 +171,12 @@ def test_sparkplug_lifecycle(broker, db_url, bridge_factory, collector_factory, 
     last = out.contract("state", "gw-edge1")[-1]
     assert (last.online, last.bd_seq) == (False, 8)
 
-    # Every onward data message decodes under the contract with consecutive per-gateway seq.
+    # Every onward data message decodes under the contract with consecutive per-gateway seq,
+    # from 1 in the bridge outbox's stream (end-to-end acknowledgement, the default).
     tank = out.contract("data", "gw-tank1")
     assert all(isinstance(m, DataMessage) for m in tank)
-    assert [m.seq for m in tank] == list(range(len(tank)))
+    assert [m.seq for m in tank] == list(range(1, len(tank) + 1))
+    assert {m.epoch for m in tank} == {bridge.outbox.epoch if bridge.outbox else None}
     assert rows(db_url, "SELECT count(*) FROM dead_letters")[0][0] == 0
     assert bridge.counters["errors"] == 0
 
