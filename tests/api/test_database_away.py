@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,12 +15,12 @@ from api.app import create_app
 from oxy.migrate import migrate
 from oxy.settings import Settings
 from tests.api.conftest import add_user, login
-from tests.ingest.test_faults import PrivatePostgres, _pg_bin
+from tests.fix_db import SYSTEM_PG_BIN, PrivatePostgres
 
 
 @pytest.fixture
 def private_pg() -> Iterator[PrivatePostgres]:
-    if not Path(_pg_bin("initdb")).exists():
+    if not (SYSTEM_PG_BIN / "initdb").exists():
         pytest.fail("PostgreSQL 15 server binaries are needed for the outage test")
     pg = PrivatePostgres()
     pg.start()
