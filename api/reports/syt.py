@@ -24,7 +24,7 @@ from api.accounting.config import AccountingConfig
 from api.accounting.stock import Status
 from api.accounting.telemetry import Source
 
-from .errors import Conflict, FieldError, Locked, ValidationFailed
+from .errors import Conflict, FieldError, Incomplete, Locked, ValidationFailed
 from .facility import QuantityIn
 from .figures import FacilityFigures, active_facilities, figures_for, known_sum
 from .rules import MAX_NM3
@@ -107,6 +107,15 @@ def completeness(figs: Sequence[FacilityFigures]) -> dict[str, dict[str, int]]:
     """Per summed seed field: how many facilities contribute a figure (`contributors`) out of how
     many are expected (`expected`: every active facility of the department)."""
     return {k: {"contributors": n, "expected": len(figs)} for k, (_v, n) in _sums(figs).items()}
+
+
+def incomplete(snapshot: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """The seed fields of a report (live or as sent) whose sums leave out an expected facility."""
+    return {
+        k: c
+        for k, c in (snapshot.get("completeness") or {}).items()
+        if c["contributors"] < c["expected"]
+    }
 
 
 def aggregate(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
@@ -436,8 +445,12 @@ async def send(
     visible: frozenset[int] | None,
     cfg: AccountingConfig,
     now: datetime,
+    confirm_incomplete: bool = False,
 ) -> dict[str, Any]:
-    """Send to BYT: freeze the live figures with fields 12, 15, 16 as a new revision."""
+    """Send to BYT: freeze the live figures with fields 12, 15, 16 as a new revision.
+
+    Figures that leave out a facility (see :func:`incomplete`) are sent only when the sender
+    confirms it (`confirm_incomplete`), else :class:`Incomplete` lists them."""
     async with conn.transaction():
         row = await _locked_row(conn, org_id, day)
         if (lock := lock_reason(row)) is not None:
@@ -445,6 +458,8 @@ async def send(
         if not (row["notice"] or "").strip():
             raise ValidationFailed([FieldError("notice", "syt.error.notice_required")])
         snapshot = await live_snapshot(conn, row, visible=visible, cfg=cfg, now=now)
+        if (missing := incomplete(snapshot)) and not confirm_incomplete:
+            raise Incomplete(missing)
         last = await last_sent(conn, row["id"])
         diff = changes(last["snapshot"], snapshot) if last else []
         revision = await _revision(
@@ -474,11 +489,13 @@ async def decide(
     reason: str | None,
     now: datetime,
     cfg: AccountingConfig,
+    confirm_incomplete: bool = False,
 ) -> dict[str, Any]:
     """BYT approves (locks) or sends back (reopens) a sent report.
 
     Only what was sent can be approved: a report whose figures or fields changed since it was
-    sent must be sent again first."""
+    sent must be sent again first; one sent with incomplete figures only with
+    `confirm_incomplete` (else :class:`Incomplete`)."""
     if not approve and not (reason or "").strip():
         raise ValidationFailed([FieldError("reason", "syt.error.reason_required")])
     async with conn.transaction():
@@ -494,6 +511,8 @@ async def decide(
             live = await live_snapshot(conn, row, visible=None, cfg=cfg, now=now)
             if last is None or changes(last["snapshot"], live):
                 raise Conflict("syt.error.changed_since_sent")
+            if (missing := incomplete(last["snapshot"])) and not confirm_incomplete:
+                raise Incomplete(missing)
         state = "approved" if approve else "sent_back"
         revision = await _revision(
             conn,

@@ -223,7 +223,14 @@ async def _decide(
         return response
     try:
         done = await syt.decide(
-            conn, report_id, approve=approve, author=me.username, reason=reason, now=now, cfg=cfg
+            conn,
+            report_id,
+            approve=approve,
+            author=me.username,
+            reason=reason,
+            now=now,
+            cfg=cfg,
+            confirm_incomplete=form.get("confirm_incomplete") == "1",
         )
     except ValidationFailed as exc:
         flash(response, text(exc.errors[0].key, locale), "error")
