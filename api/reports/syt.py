@@ -24,11 +24,12 @@ from api.accounting.config import AccountingConfig
 from api.accounting.stock import Status
 from api.accounting.telemetry import Source
 
+from . import syt_fields
 from .errors import Conflict, FieldError, Incomplete, Locked, ValidationFailed
 from .facility import QuantityIn
 from .figures import FacilityFigures, active_facilities, figures_for, known_sum
 from .rules import MAX_NM3
-from .units import EntryUnit, kg_to_liquid_m3, to_nm3, unit_labels
+from .units import EntryUnit, to_nm3, unit_labels
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +92,12 @@ def _r(v: float | None, digits: int = 1) -> float | None:
 
 
 def _sums(figs: Sequence[FacilityFigures]) -> dict[str, tuple[float | None, int]]:
+    """Each summed seed field (api.reports.syt_fields) over the facilities that reported it."""
     rep = [f for f in figs if f.reported]
     return {
-        "5": known_sum([f.patients_current for f in rep]),
-        "6": known_sum([f.patients_new for f in rep]),
-        "7": known_sum([f.discharged for f in rep]),
-        "9": known_sum([f.refilled_liquid_kg for f in rep]),
-        "11": known_sum([f.refilled_gas_nm3 for f in rep]),
-        "13": known_sum([f.capacity_nm3 for f in rep]),
-        "14": known_sum([f.avg_need_nm3 for f in rep]),
+        f.no: known_sum([f.per_facility(x) for x in rep])
+        for f in syt_fields.SUMMED
+        if f.per_facility is not None
     }
 
 
@@ -119,32 +117,17 @@ def incomplete(snapshot: dict[str, Any]) -> dict[str, dict[str, int]]:
 
 
 def aggregate(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
-    """Seed fields 5–11, 13, 14 over the facility figures (sums over those that reported).
+    """Seed fields 5–11, 13, 14 over the facility figures (sums over those that reported), each
+    from its row of the field table (api.reports.syt_fields).
 
     A sum of nothing is unknown (None), never 0: see :func:`completeness` for how many
     facilities each sum stands for.
     """
-    ref = cfg.reference
     sums = _sums(figs)
-    liquid_kg = sums["9"][0]
-    patients = {k: None if v is None else int(v) for k, (v, _n) in sums.items() if k in "567"}
     return {
-        "5": patients["5"],
-        "6": patients["6"],
-        "7": patients["7"],
-        "8": sum(1 for f in figs if not f.reported),
-        "9": {
-            "kg": _r(liquid_kg),
-            "m3_liquid": None if liquid_kg is None else _r(kg_to_liquid_m3(liquid_kg), 3),
-            "nm3": None if liquid_kg is None else _r(ref.kg_to_m3(liquid_kg)),
-        },
-        "10": len(figs),
-        "11": _r(sums["11"][0]),
-        "13": {
-            "reporting_nm3": _r(sums["13"][0]),
-            "registry_all_nm3": _r(sum(f.registry_capacity_nm3 or 0.0 for f in figs)),
-        },
-        "14": _r(sums["14"][0]),
+        f.no: f.value(sums.get(f.no, (None, 0))[0], figs, cfg)
+        for f in syt_fields.FIELDS
+        if f.value is not None
     }
 
 
