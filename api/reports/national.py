@@ -199,7 +199,8 @@ async def national_view(
         else _add([], cfg)
     )
     supply = await supply_figures(conn, day)
-    demand_t = cfg.reference.m3_to_kg(nation["need_nm3_per_day"]) / 1000.0
+    need = nation.get("need_nm3_per_day")  # None when no facility has a need figure
+    demand_t = None if need is None else cfg.reference.m3_to_kg(need) / 1000.0
     return {
         "report_day": day.isoformat(),
         "provinces": rows,

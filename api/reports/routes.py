@@ -368,6 +368,24 @@ async def export_syt_facilities(
 
 
 @router.get(
+    "/syt/{org_id}/reports/{day}/fields.{kind}",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="Export the SYT report's seed fields 1–16 (csv or xlsx), as printed",
+)
+async def export_syt_fields(
+    *, org_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
+) -> Response:
+    """CSV or XLSX of the seed fields (live figures), one row per field of the field table."""
+    await _check_parent(conn, org_id)
+    cfg = get_config(request)
+    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=_now())
+    rows = exports.syt_field_rows(live, await get_locale(request))
+    return await _export(
+        request, kind, f"syt-{org_id}-{day}-fields", exports.SYT_FIELD_COLUMNS, rows
+    )
+
+
+@router.get(
     "/syt/{org_id}/reports/{day}/print",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     response_class=HTMLResponse,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -491,6 +492,28 @@ def test_exports_and_printable_report(client: TestClient, world: World) -> None:
     r = client.get("/api/byt/national.xlsx", params={"day": d}, headers=h(world, "byt"))
     assert r.status_code == 200
     assert client.get(f"/api/syt/{org}/reports/{d}/facilities.pdf", headers=hs).status_code == 404
+    # A day without any stock or need figure: the national sums are unknown (null), not 0, and
+    # so is the demand (this crashed once the sums became null-aware).
+    early = (world.day - timedelta(days=400)).isoformat()
+    r = client.get("/api/byt/national", params={"day": early}, headers=h(world, "byt"))
+    assert r.status_code == 200, r.text
+    nation = r.json()["nation"]
+    for key in ("stock_nm3", "usable_nm3", "need_nm3_per_day"):
+        assert (nation[key] is None) == (nation["contributors"].get(key, 0) == 0), key
+    assert nation["need_nm3_per_day"] is None and r.json()["supply"]["demand_t_per_day"] is None
+    # The seed fields export: one row per field of the field table, as printed.
+    r = client.get(f"/api/syt/{org}/reports/{d}/fields.csv", headers=hs)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [x[0] for x in rows[1:]] == [str(n) for n in range(1, 17) if n != 4]
+    by_no = {x[0]: x[2] for x in rows[1:]}
+    assert by_no["8"] == "1" and "m3" in by_no["9"] and "kg" in by_no["9"]
+    assert client.get(f"/api/syt/{org}/reports/{d}/fields.xlsx", headers=hs).status_code == 200
+    other = world.ids["syt79"]
+    assert client.get(f"/api/syt/{other}/reports/{d}/fields.csv", headers=hs).status_code in (
+        403,
+        404,
+    )
 
 
 def test_supplier_report_cross_checks_deliveries(
