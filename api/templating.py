@@ -66,6 +66,14 @@ def _date(ctx: Context, value: Any) -> str:
     return i18n.format_date(value, ctx.get("locale", i18n.DEFAULT_LOCALE))
 
 
+@pass_context
+def _syt_cards(ctx: Context, report: Any) -> list[tuple[str, str, str, str | None]]:
+    # The SYT report's computed field cards, from the declarative field table.
+    from api.reports.syt_fields import cards
+
+    return cards(report, ctx.get("locale", i18n.DEFAULT_LOCALE))
+
+
 @cache
 def environment() -> Environment:
     """The shared Jinja2 environment (autoescaping on, i18n extension installed)."""
@@ -81,6 +89,7 @@ def environment() -> Environment:
     env.filters["num"] = _num
     env.filters["dt"] = _dt
     env.filters["date"] = _date
+    env.filters["syt_cards"] = _syt_cards
     return env
 
 

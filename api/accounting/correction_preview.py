@@ -171,7 +171,7 @@ def _round(v: float | None, digits: int = 1) -> float | None:
 
 
 def _dos(t: FacilityTelemetry, cfg: AccountingConfig) -> tuple[float | None, str]:
-    days = days_of_supply(t.usable_kg, t.avg_daily_kg) if t.usable_kg is not None else None
+    days = days_of_supply(t.usable_kg, t.avg_daily_kg)
     return days, status(days, cfg.needs_more_days).value
 
 

@@ -53,7 +53,7 @@ SELECT date_bin(%(width)s, ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
        min(value) AS min_value, count(*) AS n
 FROM r
 WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
-  AND (quality = 0 OR action = 'replace')
+  AND (quality = quality_code('good') OR action = 'replace')
 GROUP BY 1 ORDER BY 1
 """
 
@@ -160,7 +160,7 @@ SELECT date_bin(INTERVAL '1 minute', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') A
        min(value) AS min_value, count(*) AS n
 FROM r
 WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
-  AND (quality = 0 OR action = 'replace')
+  AND (quality = quality_code('good') OR action = 'replace')
 GROUP BY 1 ORDER BY 1
 """
 

@@ -1,4 +1,8 @@
-"""Pure figures over report windows: average daily consumption, days of supply, status, outliers."""
+"""Pure figures over report windows, and the one home of each stock figure: usable stock, days of
+supply, status (threshold from the settings), urgency, a facility's pre-fill from telemetry, leaks.
+
+Reports, alerts, tank pages and coordination call these; none computes them itself.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,14 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from .config import AccountingConfig
+
+if TYPE_CHECKING:
+    from oxy.contract import Reference
+
+    from .telemetry import FacilityTelemetry
 
 
 class Status(StrEnum):
@@ -44,10 +54,27 @@ def average_daily(days: Sequence[DayUse]) -> float | None:
 DOS_HORIZON_DAYS = 60.0
 
 
-def days_of_supply(usable_kg: float, avg_daily_kg: float | None) -> float | None:
-    """Usable stock ÷ average daily consumption, capped at DOS_HORIZON_DAYS (None when
-    consumption is unknown or zero)."""
-    if avg_daily_kg is None or avg_daily_kg <= 0:
+def usable_kg(contents_kg: float | None, min_usable_kg: float) -> float | None:
+    """A tank's usable stock: contents above its minimum usable level (never below 0; None when
+    the contents are unknown)."""
+    return None if contents_kg is None else max(0.0, contents_kg - min_usable_kg)
+
+
+def usable_after_override(
+    entered_stock_kg: float, tele_stock_kg: float | None, tele_usable_kg: float | None
+) -> float:
+    """Usable stock of a facility whose staff entered the stock: the entered stock less the tanks'
+    reserve under their minimum usable level (as measured), all of it without telemetry."""
+    if tele_stock_kg is None:
+        return entered_stock_kg
+    reserve = max(0.0, tele_stock_kg - (tele_usable_kg or 0.0))
+    return max(0.0, entered_stock_kg - reserve)
+
+
+def days_of_supply(usable_kg: float | None, avg_daily_kg: float | None) -> float | None:
+    """Usable stock ÷ average daily consumption (any one unit: kg or Nm3), capped at
+    DOS_HORIZON_DAYS (None when the stock is unknown, or consumption unknown or zero)."""
+    if usable_kg is None or avg_daily_kg is None or avg_daily_kg <= 0:
         return None
     return min(max(0.0, usable_kg) / avg_daily_kg, DOS_HORIZON_DAYS)
 
@@ -96,6 +123,47 @@ def urgency_of(days: float | None, needs_more_days: float) -> Urgency:
 def urgency_weight(days: float | None, needs_more_days: float) -> float:
     """The allocation model's weight of one kg of unmet need at these days of supply."""
     return URGENCY_WEIGHTS[urgency_of(days, needs_more_days)]
+
+
+@dataclass(frozen=True, slots=True)
+class Prefill:
+    """A facility's 16:00 figures pre-filled from telemetry (None: not monitored or unknown)."""
+
+    refilled_liquid_kg: float | None = None
+    stock_liquid_kg: float | None = None
+    usable_liquid_kg: float | None = None
+    consumption_kg: float | None = None
+    avg_daily_kg: float | None = None
+    avg_need_nm3: float | None = None
+    capacity_nm3: float | None = (
+        None  # registry: all tanks (as gas) and cylinders, monitored or not
+    )
+    coverage: float = 0.0
+    monitored: bool = False
+
+
+def prefill(tele: FacilityTelemetry | None, reference: Reference) -> Prefill:
+    """The one pre-fill of a facility's report from its telemetry (form, validation, figures)."""
+    if tele is None:
+        return Prefill()
+    capacity = (
+        reference.kg_to_m3(tele.capacity_kg) + tele.cylinder_capacity_nm3
+        if (tele.capacity_kg or tele.cylinder_capacity_nm3)
+        else None
+    )
+    if tele.monitored_tanks <= 0:
+        return Prefill(capacity_nm3=capacity)
+    return Prefill(
+        refilled_liquid_kg=tele.refilled_kg,
+        stock_liquid_kg=tele.stock_kg,
+        usable_liquid_kg=tele.usable_kg,
+        consumption_kg=tele.consumption_kg,
+        avg_daily_kg=tele.avg_daily_kg,
+        avg_need_nm3=None if tele.avg_daily_kg is None else reference.kg_to_m3(tele.avg_daily_kg),
+        capacity_nm3=capacity,
+        coverage=tele.coverage,
+        monitored=True,
+    )
 
 
 def robust_z(

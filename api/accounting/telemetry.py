@@ -33,7 +33,7 @@ from .series import (
     refill_regions,
     window_figures,
 )
-from .stock import DayUse, average_daily
+from .stock import DayUse, average_daily, usable_kg
 from .windows import Window, days, report_day_of, window
 
 logger = logging.getLogger(__name__)
@@ -523,7 +523,7 @@ async def facility_telemetry(
                 observed += 1
                 if f.close_kg is not None:
                     stock_parts.append(f.close_kg)
-                    usable_parts.append(max(0.0, f.close_kg - min_usable))
+                    usable_parts.append(usable_kg(f.close_kg, min_usable) or 0.0)
                 refilled_parts.append(f.refilled_kg)
                 refills += f.refills
                 coverages.append(f.coverage)

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from api.i18n import format_date, format_datetime, format_number, gettext
+from oxy.contract import QUALITY_CODE, Quality
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +81,12 @@ def _choice(labels: Mapping[Any, str]) -> Formatter:
 
 
 # sql/0002_readings.sql: 0 good, 1 stale, 2 out_of_range, 3 comm_error.
+# Keyed by the stored code (oxy.contract.QUALITY_CODE), as alert details carry it.
 QUALITY_LABELS: Final[dict[Any, str]] = {
-    0: "Good",
-    1: "Stale value",
-    2: "Out of range",
-    3: "Communication error",
+    QUALITY_CODE[Quality.GOOD]: "Good",
+    QUALITY_CODE[Quality.STALE]: "Stale value",
+    QUALITY_CODE[Quality.OUT_OF_RANGE]: "Out of range",
+    QUALITY_CODE[Quality.COMM_ERROR]: "Communication error",
 }
 DELIVERY_STATE_LABELS: Final[dict[Any, str]] = {
     "dispatched": "Dispatched",

@@ -19,9 +19,10 @@ from psycopg import AsyncConnection
 from api.accounting.config import AccountingConfig
 from api.alerts.config import AlertSettings
 from oxy.calibration import CalibrationError, CalibrationTable
-from oxy.contract import VALUE_LIMIT
+from oxy.contract import QUALITY_CODE, VALUE_LIMIT, Quality
 
 logger = logging.getLogger(__name__)
+_GOOD = QUALITY_CODE[Quality.GOOD]
 
 
 class Rule(StrEnum):
@@ -87,7 +88,7 @@ FROM sensors s
 JOIN tanks t ON t.id = s.tank_id
 JOIN gateways g ON g.id = s.gateway_id AND g.revoked_at IS NULL
 JOIN sensor_latest sl ON sl.sensor_id = s.id
-WHERE s.quantity = 'head_pressure' AND sl.quality = 0
+WHERE s.quantity = 'head_pressure' AND sl.quality = quality_code('good')
 """
 
 _SENSOR_HEALTH = """
@@ -157,7 +158,7 @@ async def tank_levels(
     out = []
     for tank, facility, min_kg, ts, raw, quality, cid in rows:
         value = _usable(raw, "the latest DP reading", f"tank {tank}")
-        if quality != 0 or value is None:
+        if quality != _GOOD or value is None:
             continue
         try:
             table = CalibrationTable.from_points(points.get(int(cid), []))
@@ -242,7 +243,7 @@ async def sensors(conn: AsyncConnection[Any], now: datetime, cfg: AlertSettings)
                     detail,
                 )
             )
-        elif quality != 0:
+        elif quality != _GOOD:
             out.append(
                 Condition(
                     Rule.SENSOR_BAD,
@@ -332,9 +333,7 @@ async def supply(
     out = []
     for fid in fids:
         t = current[fid]
-        dos = (
-            days_of_supply(t.usable_kg or 0.0, t.avg_daily_kg) if t.usable_kg is not None else None
-        )
+        dos = days_of_supply(t.usable_kg, t.avg_daily_kg)
         if dos is not None and dos < acc.needs_more_days:
             severity = Severity.CRITICAL if dos < cfg.alert_critical_days else Severity.WARNING
             out.append(

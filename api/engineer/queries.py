@@ -93,12 +93,13 @@ SELECT h.bucket, h.quantity, h.n, h.good, h.stale, h.out_of_range, h.comm_error,
 FROM (
     SELECT date_bin('1 hour', r.ts, TIMESTAMPTZ '2000-01-03 00:00+00') AS bucket, s.quantity,
            count(*) AS n,
-           count(*) FILTER (WHERE r.quality = 0 AND r.value IS NOT NULL) AS good,
-           count(*) FILTER (WHERE r.quality = 1) AS stale,
-           count(*) FILTER (WHERE r.quality = 2) AS out_of_range,
-           count(*) FILTER (WHERE r.quality = 3) AS comm_error,
+           count(*) FILTER (WHERE r.quality = quality_code('good') AND r.value IS NOT NULL) AS good,
+           count(*) FILTER (WHERE r.quality = quality_code('stale')) AS stale,
+           count(*) FILTER (WHERE r.quality = quality_code('out_of_range')) AS out_of_range,
+           count(*) FILTER (WHERE r.quality = quality_code('comm_error')) AS comm_error,
            (array_agg(r.value ORDER BY r.ts DESC)
-                FILTER (WHERE r.quality = 0 AND r.value IS NOT NULL))[1] AS last_good
+                FILTER (WHERE r.quality = quality_code('good') AND r.value IS NOT NULL))[1]
+               AS last_good
     FROM readings r JOIN sensors s ON s.id = r.sensor_id
     WHERE s.tank_id = %(tank)s AND r.ts >= %(since)s AND r.ts < %(until)s
     GROUP BY 1, 2

@@ -54,3 +54,13 @@ class Conflict(ReportError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
+
+
+class Incomplete(Conflict):
+    """Sending or approving an SYT report whose sums do not cover every expected facility, without
+    the explicit confirmation: `fields` maps each incomplete seed field to its completeness
+    ({"contributors": n, "expected": m})."""
+
+    def __init__(self, fields: dict[str, dict[str, int]]) -> None:
+        super().__init__("syt.error.incomplete")
+        self.fields = fields

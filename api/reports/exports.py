@@ -130,6 +130,19 @@ def province_columns() -> list[tuple[str, str]]:
     ]
 
 
+# The SYT report's seed fields, one row each, from the declarative table (api.reports.syt_fields).
+SYT_FIELD_COLUMNS: list[tuple[str, str]] = [
+    ("no", "Field"),
+    ("label", "Report to the Ministry of Health"),
+    ("value", "Value"),
+]
+
+
+def syt_field_rows(report: dict[str, Any], locale: str) -> list[dict[str, Any]]:
+    """Seed fields 1–16 as export rows (number, label, value with unit), as printed."""
+    return [{"no": n, "label": label, "value": v} for n, label, v in field_rows(report, locale)]
+
+
 SENT_COLUMNS: list[tuple[str, str]] = [
     ("report_day", "Report date"),
     ("org_name", "Reporting parent"),

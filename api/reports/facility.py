@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.accounting.config import AccountingConfig
+from api.accounting.stock import prefill
 from api.accounting.telemetry import FacilityTelemetry, facility_telemetry
 from api.accounting.therapy import Therapy
 from api.accounting.windows import local_today, morning_cutoff, window
@@ -203,16 +204,12 @@ def validate(
         errors += _count_errors(f"on_oxygen.{therapy.value}", n)
     cols: dict[str, Any] = {}
     units: dict[str, Any] = {}
-    monitored = tele is not None and tele.monitored_tanks > 0
+    from_tele = prefill(tele, cfg.reference)
     prefilled: dict[str, float | None] = {
-        "refilled_liquid": tele.refilled_kg if (tele and monitored) else None,
-        "stock_liquid": tele.stock_kg if (tele and monitored) else None,
-        "avg_need": cfg.reference.kg_to_m3(tele.avg_daily_kg)
-        if (tele and monitored and tele.avg_daily_kg is not None)
-        else None,
-        "capacity": (cfg.reference.kg_to_m3(tele.capacity_kg) + tele.cylinder_capacity_nm3)
-        if tele and (tele.capacity_kg or tele.cylinder_capacity_nm3)
-        else None,
+        "refilled_liquid": from_tele.refilled_liquid_kg,
+        "stock_liquid": from_tele.stock_liquid_kg,
+        "avg_need": from_tele.avg_need_nm3,
+        "capacity": from_tele.capacity_nm3,
     }
     overrides: dict[str, str] = {}
     # A changed pre-filled figure without a reason: reported unless a rule refuses it anyway.
@@ -495,15 +492,16 @@ async def report_view(
         revisions = [{**r, "created_at": r["created_at"].isoformat()} for r in await cur.fetchall()]
     tele = (await facility_telemetry(conn, [facility_id], day, cfg, now=now)).get(facility_id)
     figures = resolve(ref, row, tele, cfg)
-    prefill = {}
-    if tele is not None and tele.monitored_tanks:
-        prefill = {
-            "refilled_liquid_kg": tele.refilled_kg,
-            "stock_liquid_kg": tele.stock_kg,
-            "usable_liquid_kg": tele.usable_kg,
-            "consumption_kg": tele.consumption_kg,
-            "avg_daily_kg": tele.avg_daily_kg,
-            "coverage": tele.coverage,
+    pre = prefill(tele, cfg.reference)
+    shown = {}
+    if pre.monitored:
+        shown = {
+            "refilled_liquid_kg": pre.refilled_liquid_kg,
+            "stock_liquid_kg": pre.stock_liquid_kg,
+            "usable_liquid_kg": pre.usable_liquid_kg,
+            "consumption_kg": pre.consumption_kg,
+            "avg_daily_kg": pre.avg_daily_kg,
+            "coverage": pre.coverage,
         }
     return {
         "facility_id": facility_id,
@@ -516,6 +514,6 @@ async def report_view(
         "entered_units": row["entered_units"] if row else {},
         "locked": await lock_reason(conn, facility_id, day, cfg, now),
         "figures": figures.as_dict(),
-        "prefill": prefill,
+        "prefill": shown,
         "revisions": revisions,
     }

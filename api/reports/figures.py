@@ -17,7 +17,15 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.accounting.config import AccountingConfig
-from api.accounting.stock import Status, beyond_horizon, days_of_supply, is_leak, status
+from api.accounting.stock import (
+    Status,
+    beyond_horizon,
+    days_of_supply,
+    is_leak,
+    prefill,
+    status,
+    usable_after_override,
+)
 from api.accounting.telemetry import FacilityTelemetry, Source, Unknown, facility_telemetry
 from api.accounting.therapy import Therapy, need_m3_per_day
 from api.accounting.windows import deadline
@@ -171,40 +179,27 @@ def resolve(
         return derived
 
     t = tele
+    pre = prefill(t, cfg.reference)
     f.refilled_liquid_kg = pick(
-        "refilled_liquid",
-        r.get("refilled_liquid_kg"),
-        t.refilled_kg if (t and monitored) else None,
-        "telemetry",
+        "refilled_liquid", r.get("refilled_liquid_kg"), pre.refilled_liquid_kg, "telemetry"
     )
     f.refilled_gas_nm3 = pick("refilled_gas", r.get("refilled_gas_nm3"), None, "entered")
     f.stock_liquid_kg = pick(
-        "stock_liquid",
-        r.get("stock_liquid_kg"),
-        t.stock_kg if (t and monitored) else None,
-        "telemetry",
+        "stock_liquid", r.get("stock_liquid_kg"), pre.stock_liquid_kg, "telemetry"
     )
-    if r.get("stock_liquid_kg") is not None and t is not None and t.stock_kg is not None:
-        # An overridden stock keeps the tanks' reserve below the minimum usable level.
-        reserve = max(0.0, t.stock_kg - (t.usable_kg or 0.0))
-        f.usable_liquid_kg = max(0.0, r["stock_liquid_kg"] - reserve)
-    elif r.get("stock_liquid_kg") is not None:
-        f.usable_liquid_kg = r["stock_liquid_kg"]
+    if r.get("stock_liquid_kg") is not None:
+        f.usable_liquid_kg = usable_after_override(
+            r["stock_liquid_kg"], t.stock_kg if t else None, t.usable_kg if t else None
+        )
     else:
-        f.usable_liquid_kg = t.usable_kg if (t and monitored) else None
+        f.usable_liquid_kg = pre.usable_liquid_kg
     f.stock_gas_nm3 = pick("stock_gas", r.get("stock_gas_nm3"), None, "entered")
-    registry_capacity = (
-        t.capacity_kg * m3_per_kg + t.cylinder_capacity_nm3
-        if t and (t.capacity_kg or t.cylinder_capacity_nm3)
-        else None
-    )
-    f.registry_capacity_nm3 = registry_capacity
-    f.capacity_nm3 = pick("capacity", r.get("capacity_nm3"), registry_capacity, "registry")
+    f.registry_capacity_nm3 = pre.capacity_nm3
+    f.capacity_nm3 = pick("capacity", r.get("capacity_nm3"), pre.capacity_nm3, "registry")
     if f.on_oxygen:
         patients = {therapy: f.on_oxygen.get(key, 0) for key, therapy in _THERAPY_BY_KEY}
         f.estimated_need_nm3 = need_m3_per_day(patients, cfg.flows_lpm)
-    measured = t.avg_daily_kg * m3_per_kg if (t and t.avg_daily_kg is not None) else None
-    need = pick("avg_need", r.get("avg_need_nm3"), measured, "telemetry")
+    need = pick("avg_need", r.get("avg_need_nm3"), pre.avg_need_nm3, "telemetry")
     if need is None and f.estimated_need_nm3 is not None:
         need = f.estimated_need_nm3
         f.sources["avg_need"] = "estimate"
@@ -214,7 +209,7 @@ def resolve(
         f.usable_liquid_kg * m3_per_kg if f.usable_liquid_kg is not None else None,
         f.stock_gas_nm3,
     )
-    f.days_of_supply = days_of_supply(usable_nm3 or 0.0, need) if usable_nm3 is not None else None
+    f.days_of_supply = days_of_supply(usable_nm3, need)
     f.status = status(f.days_of_supply, cfg.needs_more_days)
     f.days_of_supply_beyond = beyond_horizon(f.days_of_supply)
     _explain_unknown(f, t)

@@ -56,6 +56,9 @@ MESSAGES: Final[dict[str, str]] = {
         "The report changed since it was sent: the department must send it again before approval."
     ),
     "syt.error.confirm_approval": "Tick the confirmation to approve the report as sent.",
+    "syt.error.incomplete": (
+        "Some figures do not include every facility: confirm to go on with incomplete figures."
+    ),
     "syt.error.reason_required": "Sending a report back needs a reason.",
     "syt.locked.approved": "Locked: approved by the Ministry.",
     "supplier.error.capacity_order": "Full capacity must be at least the normal capacity.",

@@ -71,6 +71,13 @@ class Grouping(StrEnum):
     LOCATION = "location"
 
 
+def _gas_total(liquid_kg: float | None, gas_nm3: float | None, m3_per_kg: float) -> float | None:
+    """A facility's liquid (as gas) plus cylinder figure; None when both are unknown."""
+    if liquid_kg is None and gas_nm3 is None:
+        return None
+    return (liquid_kg or 0.0) * m3_per_kg + (gas_nm3 or 0.0)
+
+
 def totals(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
     """The summable figures of a set of facilities (and the derived days of supply, status)."""
     m3_per_kg = 1.0 / cfg.reference.gas_density
@@ -84,10 +91,20 @@ def totals(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, 
         "refilled_gas_nm3": known_sum([f.refilled_gas_nm3 for f in rep]),
         "need_reported_nm3_per_day": known_sum([f.avg_need_nm3 for f in rep]),
     }
-    stock = sum((f.stock_liquid_kg or 0.0) * m3_per_kg + (f.stock_gas_nm3 or 0.0) for f in figs)
-    usable = sum((f.usable_liquid_kg or 0.0) * m3_per_kg + (f.stock_gas_nm3 or 0.0) for f in figs)
-    need = sum(f.avg_need_nm3 or 0.0 for f in figs)
-    days = days_of_supply(usable, need) if need > 0 else None
+    # Stock, usable stock and need over every facility (reported or measured): a facility whose
+    # figure is unknown is left out and counted (`contributors`), never added as 0; a sum of
+    # nothing is unknown (None).
+    measured = {
+        "stock_nm3": known_sum(
+            [_gas_total(f.stock_liquid_kg, f.stock_gas_nm3, m3_per_kg) for f in figs]
+        ),
+        "usable_nm3": known_sum(
+            [_gas_total(f.usable_liquid_kg, f.stock_gas_nm3, m3_per_kg) for f in figs]
+        ),
+        "need_nm3_per_day": known_sum([f.avg_need_nm3 for f in figs]),
+    }
+    stock, usable, need = (measured[k][0] for k in ("stock_nm3", "usable_nm3", "need_nm3_per_day"))
+    days = days_of_supply(usable, need)
     return {
         "expected": len(figs),
         "reported": len(rep),
@@ -102,8 +119,8 @@ def totals(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, 
         "leaks": sum(1 for f in figs if f.leak),
         "days_of_supply": days,
         "status": status(days, cfg.needs_more_days).value,
-        # How many facilities each reported sum stands for (None above: nobody reported it).
-        "contributors": {k: n for k, (_v, n) in reported.items()},
+        # How many facilities each sum stands for (None above: no facility has the figure).
+        "contributors": {k: n for k, (_v, n) in (reported | measured).items()},
     }
 
 
@@ -127,17 +144,10 @@ def _add(rows: Sequence[dict[str, Any]], cfg: AccountingConfig) -> dict[str, Any
         "reported",
         "on_time",
         "not_reported",
-        "stock_nm3",
-        "usable_nm3",
-        "need_nm3_per_day",
         "needs_more",
     ):
         out.setdefault(k, 0)
-    days = (
-        days_of_supply(out["usable_nm3"], out["need_nm3_per_day"])
-        if out["need_nm3_per_day"] > 0
-        else None
-    )
+    days = days_of_supply(out.get("usable_nm3"), out.get("need_nm3_per_day"))
     out["days_of_supply"] = days
     out["status"] = status(days, cfg.needs_more_days).value
     return out
@@ -189,7 +199,8 @@ async def national_view(
         else _add([], cfg)
     )
     supply = await supply_figures(conn, day)
-    demand_t = cfg.reference.m3_to_kg(nation["need_nm3_per_day"]) / 1000.0
+    need = nation.get("need_nm3_per_day")  # None when no facility has a need figure
+    demand_t = None if need is None else cfg.reference.m3_to_kg(need) / 1000.0
     return {
         "report_day": day.isoformat(),
         "provinces": rows,

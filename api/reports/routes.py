@@ -28,7 +28,7 @@ from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
 from . import exports, facility, national, pdf, rules, supplier, syt
-from .errors import Conflict, Locked, ValidationFailed
+from .errors import Conflict, Incomplete, Locked, ValidationFailed
 from .messages import text
 
 logger = logging.getLogger(__name__)
@@ -61,15 +61,27 @@ def _locked(key: str, locale: str) -> HTTPException:
     )
 
 
+def _incomplete(exc: Incomplete, locale: str) -> HTTPException:
+    # 409 with the incomplete fields ({field: {contributors, expected}}): the request may be
+    # repeated with `confirm_incomplete=true`.
+    return HTTPException(
+        status.HTTP_409_CONFLICT,
+        {"key": exc.key, "message": text(exc.key, locale), "incomplete": exc.fields},
+    )
+
+
 @contextmanager
 def _refusals(locale: str) -> Iterator[None]:
-    # A report's writes answer refused figures with 422, field by field, and a locked report 409.
+    # A report's writes answer refused figures with 422, field by field, and a locked report 409
+    # (so does an SYT report with incomplete figures sent without confirmation).
     try:
         yield
     except ValidationFailed as exc:
         raise _refused(exc, locale) from None
     except Locked as exc:
         raise _locked(exc.key, locale) from None
+    except Incomplete as exc:
+        raise _incomplete(exc, locale) from None
 
 
 async def _check_facility(conn: DbDep, facility_id: int) -> None:
@@ -269,9 +281,17 @@ async def put_syt_report(
     summary="Send the report to BYT: freezes the live figures as a new revision",
 )
 async def send_syt_report(
-    *, org_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+    *,
+    org_id: int,
+    day: date,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
+    locale: LocaleDep,
+    confirm_incomplete: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
-    """Send (or send again) to the Ministry."""
+    """Send (or send again) to the Ministry. Figures that leave out a facility answer 409 with
+    the list (`incomplete`) unless `confirm_incomplete=true`."""
     await _check_parent(conn, org_id)
     with _refusals(locale):
         async with conn.transaction():
@@ -283,6 +303,7 @@ async def send_syt_report(
                 visible=me.facility_ids,
                 cfg=get_config(request),
                 now=_now(),
+                confirm_incomplete=confirm_incomplete,
             )
             await audit(conn, me, "send", "syt_report", out["id"], None, out, org_id=org_id)
     return out
@@ -343,6 +364,24 @@ async def export_syt_facilities(
     live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=_now())
     return await _export(
         request, kind, f"syt-{org_id}-{day}", exports.facility_columns(), live["facilities"]
+    )
+
+
+@router.get(
+    "/syt/{org_id}/reports/{day}/fields.{kind}",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="Export the SYT report's seed fields 1–16 (csv or xlsx), as printed",
+)
+async def export_syt_fields(
+    *, org_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
+) -> Response:
+    """CSV or XLSX of the seed fields (live figures), one row per field of the field table."""
+    await _check_parent(conn, org_id)
+    cfg = get_config(request)
+    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=_now())
+    rows = exports.syt_field_rows(live, await get_locale(request))
+    return await _export(
+        request, kind, f"syt-{org_id}-{day}-fields", exports.SYT_FIELD_COLUMNS, rows
     )
 
 
@@ -422,6 +461,7 @@ async def _decide(
     reason: str | None,
     locale: str,
     cfg: AccountingConfig,
+    confirm_incomplete: bool = False,
 ) -> dict[str, Any]:
     found = await syt.report_org(conn, report_id)
     if found is None or not me.can_see_parent(found[0]):
@@ -436,6 +476,7 @@ async def _decide(
                 reason=reason,
                 now=_now(),
                 cfg=cfg,
+                confirm_incomplete=confirm_incomplete,
             )
             await audit(
                 conn,
@@ -449,6 +490,8 @@ async def _decide(
             )
     except ValidationFailed as exc:
         raise _refused(exc, locale) from None
+    except Incomplete as exc:
+        raise _incomplete(exc, locale) from None
     except Conflict as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT, {"key": exc.key, "message": text(exc.key, locale)}
@@ -462,11 +505,25 @@ async def _decide(
     summary="Approve a sent SYT report (locks it and that day's facility reports)",
 )
 async def approve(
-    *, report_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep, request: Request
+    *,
+    report_id: int,
+    conn: DbDep,
+    me: PrincipalDep,
+    locale: LocaleDep,
+    request: Request,
+    confirm_incomplete: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
-    """Approve what was sent (409 when the report changed since it was sent)."""
+    """Approve what was sent (409 when the report changed since it was sent, or when it was sent
+    with incomplete figures and `confirm_incomplete` is not true)."""
     return await _decide(
-        conn, me, report_id, approve=True, reason=None, locale=locale, cfg=get_config(request)
+        conn,
+        me,
+        report_id,
+        approve=True,
+        reason=None,
+        locale=locale,
+        cfg=get_config(request),
+        confirm_incomplete=confirm_incomplete,
     )
 
 

@@ -24,11 +24,12 @@ from api.accounting.config import AccountingConfig
 from api.accounting.stock import Status
 from api.accounting.telemetry import Source
 
-from .errors import Conflict, FieldError, Locked, ValidationFailed
+from . import syt_fields
+from .errors import Conflict, FieldError, Incomplete, Locked, ValidationFailed
 from .facility import QuantityIn
 from .figures import FacilityFigures, active_facilities, figures_for, known_sum
 from .rules import MAX_NM3
-from .units import EntryUnit, kg_to_liquid_m3, to_nm3, unit_labels
+from .units import EntryUnit, to_nm3, unit_labels
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +92,12 @@ def _r(v: float | None, digits: int = 1) -> float | None:
 
 
 def _sums(figs: Sequence[FacilityFigures]) -> dict[str, tuple[float | None, int]]:
+    """Each summed seed field (api.reports.syt_fields) over the facilities that reported it."""
     rep = [f for f in figs if f.reported]
     return {
-        "5": known_sum([f.patients_current for f in rep]),
-        "6": known_sum([f.patients_new for f in rep]),
-        "7": known_sum([f.discharged for f in rep]),
-        "9": known_sum([f.refilled_liquid_kg for f in rep]),
-        "11": known_sum([f.refilled_gas_nm3 for f in rep]),
-        "13": known_sum([f.capacity_nm3 for f in rep]),
-        "14": known_sum([f.avg_need_nm3 for f in rep]),
+        f.no: known_sum([f.per_facility(x) for x in rep])
+        for f in syt_fields.SUMMED
+        if f.per_facility is not None
     }
 
 
@@ -109,33 +107,27 @@ def completeness(figs: Sequence[FacilityFigures]) -> dict[str, dict[str, int]]:
     return {k: {"contributors": n, "expected": len(figs)} for k, (_v, n) in _sums(figs).items()}
 
 
+def incomplete(snapshot: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """The seed fields of a report (live or as sent) whose sums leave out an expected facility."""
+    return {
+        k: c
+        for k, c in (snapshot.get("completeness") or {}).items()
+        if c["contributors"] < c["expected"]
+    }
+
+
 def aggregate(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
-    """Seed fields 5–11, 13, 14 over the facility figures (sums over those that reported).
+    """Seed fields 5–11, 13, 14 over the facility figures (sums over those that reported), each
+    from its row of the field table (api.reports.syt_fields).
 
     A sum of nothing is unknown (None), never 0: see :func:`completeness` for how many
     facilities each sum stands for.
     """
-    ref = cfg.reference
     sums = _sums(figs)
-    liquid_kg = sums["9"][0]
-    patients = {k: None if v is None else int(v) for k, (v, _n) in sums.items() if k in "567"}
     return {
-        "5": patients["5"],
-        "6": patients["6"],
-        "7": patients["7"],
-        "8": sum(1 for f in figs if not f.reported),
-        "9": {
-            "kg": _r(liquid_kg),
-            "m3_liquid": None if liquid_kg is None else _r(kg_to_liquid_m3(liquid_kg), 3),
-            "nm3": None if liquid_kg is None else _r(ref.kg_to_m3(liquid_kg)),
-        },
-        "10": len(figs),
-        "11": _r(sums["11"][0]),
-        "13": {
-            "reporting_nm3": _r(sums["13"][0]),
-            "registry_all_nm3": _r(sum(f.registry_capacity_nm3 or 0.0 for f in figs)),
-        },
-        "14": _r(sums["14"][0]),
+        f.no: f.value(sums.get(f.no, (None, 0))[0], figs, cfg)
+        for f in syt_fields.FIELDS
+        if f.value is not None
     }
 
 
@@ -436,8 +428,12 @@ async def send(
     visible: frozenset[int] | None,
     cfg: AccountingConfig,
     now: datetime,
+    confirm_incomplete: bool = False,
 ) -> dict[str, Any]:
-    """Send to BYT: freeze the live figures with fields 12, 15, 16 as a new revision."""
+    """Send to BYT: freeze the live figures with fields 12, 15, 16 as a new revision.
+
+    Figures that leave out a facility (see :func:`incomplete`) are sent only when the sender
+    confirms it (`confirm_incomplete`), else :class:`Incomplete` lists them."""
     async with conn.transaction():
         row = await _locked_row(conn, org_id, day)
         if (lock := lock_reason(row)) is not None:
@@ -445,6 +441,8 @@ async def send(
         if not (row["notice"] or "").strip():
             raise ValidationFailed([FieldError("notice", "syt.error.notice_required")])
         snapshot = await live_snapshot(conn, row, visible=visible, cfg=cfg, now=now)
+        if (missing := incomplete(snapshot)) and not confirm_incomplete:
+            raise Incomplete(missing)
         last = await last_sent(conn, row["id"])
         diff = changes(last["snapshot"], snapshot) if last else []
         revision = await _revision(
@@ -474,11 +472,13 @@ async def decide(
     reason: str | None,
     now: datetime,
     cfg: AccountingConfig,
+    confirm_incomplete: bool = False,
 ) -> dict[str, Any]:
     """BYT approves (locks) or sends back (reopens) a sent report.
 
     Only what was sent can be approved: a report whose figures or fields changed since it was
-    sent must be sent again first."""
+    sent must be sent again first; one sent with incomplete figures only with
+    `confirm_incomplete` (else :class:`Incomplete`)."""
     if not approve and not (reason or "").strip():
         raise ValidationFailed([FieldError("reason", "syt.error.reason_required")])
     async with conn.transaction():
@@ -494,6 +494,8 @@ async def decide(
             live = await live_snapshot(conn, row, visible=None, cfg=cfg, now=now)
             if last is None or changes(last["snapshot"], live):
                 raise Conflict("syt.error.changed_since_sent")
+            if (missing := incomplete(last["snapshot"])) and not confirm_incomplete:
+                raise Incomplete(missing)
         state = "approved" if approve else "sent_back"
         revision = await _revision(
             conn,

@@ -180,7 +180,9 @@ def supply_chart(views: dict[date, dict[str, Any]], locale: str) -> dict[str, An
     for d, v in sorted(views.items()):
         s = v["supply"]
         labels.append(i18n.format_date(d, locale))
-        demand.append(round(s["demand_t_per_day"], 2))
+        # No facility with a need figure: a gap in the chart, not 0.
+        dem = s["demand_t_per_day"]
+        demand.append(None if dem is None else round(dem, 2))
         produced.append(round(s["production_t"], 2) if s["supplier_reports"] else None)
         normal.append(round(s["capacity_normal_t_per_day"], 1))
         full.append(round(s["capacity_full_t_per_day"], 1))
@@ -223,7 +225,14 @@ async def _decide(
         return response
     try:
         done = await syt.decide(
-            conn, report_id, approve=approve, author=me.username, reason=reason, now=now, cfg=cfg
+            conn,
+            report_id,
+            approve=approve,
+            author=me.username,
+            reason=reason,
+            now=now,
+            cfg=cfg,
+            confirm_incomplete=form.get("confirm_incomplete") == "1",
         )
     except ValidationFailed as exc:
         flash(response, text(exc.errors[0].key, locale), "error")

@@ -121,6 +121,8 @@ async def _composer(
             "lock_message": lock_message or (text(lock, locale) if lock else None),
             "can_edit": me.role in EDIT_ROLES and lock is None,
             "reference": cfg.reference,
+            # Sums that leave out a facility: sending them needs the explicit confirmation.
+            "incomplete": syt.incomplete(rep),
         },
         locale=locale,
         principal=me,
@@ -214,6 +216,7 @@ async def save_or_send(
                     visible=me.facility_ids,
                     cfg=cfg,
                     now=now,
+                    confirm_incomplete=form.get("confirm_incomplete") == "1",
                 )
         except ValidationFailed as exc:
             errors.refused(exc.errors)
@@ -303,6 +306,8 @@ async def report_details(
             "lock_message": text(rep["locked"], locale) if rep.get("locked") else None,
             "can_edit": me.role in EDIT_ROLES and not rep.get("locked"),
             "can_decide": me.role == Role.BYT and rep.get("state") == "sent",
+            # Sent with sums that leave out a facility: approving needs the explicit confirmation.
+            "incomplete": syt.incomplete(rep["as_sent"] or {}),
         },
         locale=locale,
         principal=me,

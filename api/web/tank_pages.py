@@ -21,7 +21,7 @@ from api import i18n
 from api.accounting import AccountingConfig, Status, average_daily, days_of_supply, status
 from api.accounting import correction_preview as cp
 from api.accounting import corrections as corr
-from api.accounting.stock import DayUse
+from api.accounting.stock import DayUse, usable_kg
 from api.accounting.telemetry import calibrations, contents_series, ensure_windows, level_sensors
 from api.accounting.windows import days, report_day_of
 from api.audit import audit
@@ -89,7 +89,7 @@ async def tank_statuses(
             # The open window's close is the latest contents; fall back to yesterday's close.
             g = figs.get((t["id"], today - timedelta(days=1)))
             contents = f.close_kg if f and f.close_kg is not None else (g.close_kg if g else None)
-            usable = None if contents is None else max(0.0, contents - t["min_usable_kg"])
+            usable = usable_kg(contents, float(t["min_usable_kg"]))
             avg = average_daily(
                 [
                     DayUse(w.consumption_kg, w.coverage)
@@ -98,7 +98,7 @@ async def tank_statuses(
                     for d in week
                 ]
             )
-            dos = days_of_supply(usable, avg) if usable is not None else None
+            dos = days_of_supply(usable, avg)
         out.append(
             TankStatus(
                 int(t["id"]),

@@ -204,7 +204,12 @@ def sent(client: TestClient, world: World) -> tuple[str, dict[str, str]]:
     hs = _auth(tokens, "syt")
     r = client.put(f"/api/syt/{world.syt_in}/reports/{day}", json=body, headers=hs)
     assert r.status_code == 200, r.text
-    r = client.post(f"/api/syt/{world.syt_in}/reports/{day}/send", headers=hs)
+    # This world files no liquid refill or capacity: the sums are incomplete, confirmed here.
+    r = client.post(
+        f"/api/syt/{world.syt_in}/reports/{day}/send",
+        headers=hs,
+        params={"confirm_incomplete": "true"},
+    )
     assert r.status_code == 200 and r.json()["state"] == "sent", r.text
     return day, tokens
 
@@ -307,5 +312,10 @@ def test_syt_pages_link_the_pdf_and_the_link_works_with_the_session(
         r = client.get(page)
         assert r.status_code == 200, page
         assert f'href="{link}"' in r.text and "Tải PDF" in r.text, page
+        # The field cards come from the declarative field table (api.reports.syt_fields).
+        assert 'data-field="9"' in r.text and 'data-field="14"' in r.text, page
+    # The composer lists the incomplete sums beside the confirmation checkbox.
+    r = client.get(f"/provinces/{world.syt_in}/report?day={day}")
+    assert 'data-testid="confirm-incomplete"' in r.text and "9: 0/1" in r.text
     r = client.get(link)
     assert r.status_code == 200 and r.content.startswith(b"%PDF-")

@@ -79,6 +79,13 @@ def test_facilities_sum_to_provinces_and_provinces_to_nation(
             assert got is None and (whole[key] is None or whole[key] == 0)
             continue
         assert abs(got - whole[key]) <= 1e-6 * max(1.0, abs(whole[key]))
+    # Stock, usable stock and need: a facility with an unknown figure is left out and counted,
+    # never added as 0; nobody with the figure makes the sum unknown.
+    for key in ("stock_nm3", "usable_nm3", "need_nm3_per_day"):
+        n = whole["contributors"][key]
+        assert n <= whole["expected"] and (whole[key] is None) == (n == 0)
+        if nation:
+            assert nation["contributors"][key] == n
     # The SYT report of each parent agrees with that parent's row in the national view.
     for members in groups.values():
         fields, row = aggregate(members, CFG), totals(members, CFG)
@@ -164,6 +171,22 @@ async def _check(
     finally:
         await conn.rollback()
         await conn.close()
+
+
+def test_national_stock_leaves_out_unknown_stock_instead_of_counting_zero() -> None:
+    known, silent = FacilityFigures(1, "K", "K", 1, None), FacilityFigures(2, "S", "S", 1, None)
+    known.stock_liquid_kg = known.usable_liquid_kg = 1429.0
+    known.avg_need_nm3 = 500.0
+    row = totals([known, silent], CFG)
+    assert row["stock_nm3"] == CFG.reference.kg_to_m3(1429.0)
+    assert row["contributors"]["stock_nm3"] == 1 and row["contributors"]["usable_nm3"] == 1
+    assert row["contributors"]["need_nm3_per_day"] == 1
+    nobody = totals([silent], CFG)
+    assert nobody["stock_nm3"] is None and nobody["usable_nm3"] is None
+    assert nobody["need_nm3_per_day"] is None and nobody["days_of_supply"] is None
+    assert nobody["status"] == Status.UNKNOWN.value
+    nation = _add([row, nobody], CFG)
+    assert nation["stock_nm3"] == row["stock_nm3"] and nation["contributors"]["stock_nm3"] == 1
 
 
 @given(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -152,6 +153,10 @@ B_REPORT = {
 }
 
 
+# Sending or approving an SYT report whose sums leave out a facility needs this confirmation.
+OK_INCOMPLETE = {"confirm_incomplete": "true"}
+
+
 def _file_all(client: TestClient, world: World) -> None:
     d = world.day.isoformat()
     # Before anyone files: not reported (field 8), but A's tanks still give its figures.
@@ -259,7 +264,7 @@ def test_status_filter_and_facility_selection(client: TestClient, world: World) 
     leak = client.get(
         base, params={"day": d, "facility_ids": [world.ids["D"]]}, headers=h(world, "syt01")
     ).json()
-    # No facility contributes: the sum is unknown, not zero.
+    # Nothing selected: the sums are unknown (null), not 0.
     assert leak["facilities"] == [] and leak["fields"]["5"] is None
 
 
@@ -327,6 +332,10 @@ def test_revisions_send_change_approve_lock_send_back(client: TestClient, world:
     }
     assert client.put(f"/api/syt/{org}/reports/{d}", json=body, headers=hs).status_code == 200
     sent = client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs)
+    # C has not reported: the sums leave it out, so sending needs an explicit confirmation.
+    assert sent.status_code == 409 and sent.json()["detail"]["key"] == "syt.error.incomplete"
+    assert sent.json()["detail"]["incomplete"]["5"] == {"contributors": 2, "expected": 3}
+    sent = client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs, params=OK_INCOMPLETE)
     assert sent.status_code == 200 and sent.json()["state"] == "sent"
     det = client.get(f"/api/syt/{org}/report", params={"day": d}, headers=hs).json()
     assert det["changed_since_sent"] is False
@@ -358,7 +367,12 @@ def test_revisions_send_change_approve_lock_send_back(client: TestClient, world:
     assert client.post(f"/api/byt/syt-reports/{report_id}/approve", headers=hs).status_code == 403
     r = client.post(f"/api/byt/syt-reports/{report_id}/approve", headers=hb)
     assert r.status_code == 409 and r.json()["detail"]["key"] == "syt.error.changed_since_sent"
-    assert client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs).status_code == 200
+    assert (
+        client.post(
+            f"/api/syt/{org}/reports/{d}/send", headers=hs, params=OK_INCOMPLETE
+        ).status_code
+        == 200
+    )
     # A change of the SYT's own typed fields (12, 15, 16) counts too.
     edited = {**body, "notice": "Ổn định, cần theo dõi", "own_need": {"value": 2100, "unit": "nm3"}}
     assert client.put(f"/api/syt/{org}/reports/{d}", json=edited, headers=hs).status_code == 200
@@ -369,9 +383,18 @@ def test_revisions_send_change_approve_lock_send_back(client: TestClient, world:
     assert items["entered.16.nm3_per_day"] == (2000.0, 2100.0)
     r = client.post(f"/api/byt/syt-reports/{report_id}/approve", headers=hb)
     assert r.status_code == 409
-    assert client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs).status_code == 200
-    # BYT approves what was sent: everything locks, and says why.
+    assert (
+        client.post(
+            f"/api/syt/{org}/reports/{d}/send", headers=hs, params=OK_INCOMPLETE
+        ).status_code
+        == 200
+    )
+    # Sent with incomplete figures: approving it needs the confirmation too.
     r = client.post(f"/api/byt/syt-reports/{report_id}/approve", headers=hb)
+    assert r.status_code == 409 and r.json()["detail"]["key"] == "syt.error.incomplete"
+    assert "5" in r.json()["detail"]["incomplete"]
+    # BYT approves what was sent: everything locks, and says why.
+    r = client.post(f"/api/byt/syt-reports/{report_id}/approve", headers=hb, params=OK_INCOMPLETE)
     assert r.status_code == 200 and r.json()["state"] == "approved"
     r = client.put(f"/api/syt/{org}/reports/{d}", json=body, headers=hs)
     assert r.status_code == 409 and r.json()["detail"]["locked"] == "syt.locked.approved"
@@ -396,7 +419,9 @@ def test_send_back_reopens(client: TestClient, world: World) -> None:
     org = world.ids["syt01"]
     hs, hb = h(world, "syt01"), h(world, "byt")
     client.put(f"/api/syt/{org}/reports/{d}", json={"notice": "Cần thêm oxy"}, headers=hs)
-    rid = client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs).json()["id"]
+    rid = client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs, params=OK_INCOMPLETE).json()[
+        "id"
+    ]
     r = client.post(f"/api/byt/syt-reports/{rid}/send-back", json={"reason": " "}, headers=hb)
     assert r.status_code == 422
     r = client.post(
@@ -409,7 +434,12 @@ def test_send_back_reopens(client: TestClient, world: World) -> None:
         ).status_code
         == 200
     )
-    assert client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs).json()["state"] == "sent"
+    assert (
+        client.post(f"/api/syt/{org}/reports/{d}/send", headers=hs, params=OK_INCOMPLETE).json()[
+            "state"
+        ]
+        == "sent"
+    )
 
 
 def test_scope_syt_cannot_read_or_modify_another_province(client: TestClient, world: World) -> None:
@@ -462,6 +492,28 @@ def test_exports_and_printable_report(client: TestClient, world: World) -> None:
     r = client.get("/api/byt/national.xlsx", params={"day": d}, headers=h(world, "byt"))
     assert r.status_code == 200
     assert client.get(f"/api/syt/{org}/reports/{d}/facilities.pdf", headers=hs).status_code == 404
+    # A day without any stock or need figure: the national sums are unknown (null), not 0, and
+    # so is the demand (this crashed once the sums became null-aware).
+    early = (world.day - timedelta(days=400)).isoformat()
+    r = client.get("/api/byt/national", params={"day": early}, headers=h(world, "byt"))
+    assert r.status_code == 200, r.text
+    nation = r.json()["nation"]
+    for key in ("stock_nm3", "usable_nm3", "need_nm3_per_day"):
+        assert (nation[key] is None) == (nation["contributors"].get(key, 0) == 0), key
+    assert nation["need_nm3_per_day"] is None and r.json()["supply"]["demand_t_per_day"] is None
+    # The seed fields export: one row per field of the field table, as printed.
+    r = client.get(f"/api/syt/{org}/reports/{d}/fields.csv", headers=hs)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [x[0] for x in rows[1:]] == [str(n) for n in range(1, 17) if n != 4]
+    by_no = {x[0]: x[2] for x in rows[1:]}
+    assert by_no["8"] == "1" and "m3" in by_no["9"] and "kg" in by_no["9"]
+    assert client.get(f"/api/syt/{org}/reports/{d}/fields.xlsx", headers=hs).status_code == 200
+    other = world.ids["syt79"]
+    assert client.get(f"/api/syt/{other}/reports/{d}/fields.csv", headers=hs).status_code in (
+        403,
+        404,
+    )
 
 
 def test_supplier_report_cross_checks_deliveries(

@@ -239,12 +239,20 @@ def test_syt_composes_sends_and_views_edit_history(browser: Any, live_server: Li
     page.fill("#f-own_capacity", "250.000")
     page.fill("#f-own_need", "9.000")
     shot(page, "syt-composer")
+    # Three facilities have not reported: the incomplete sums are listed ("1/4") and sending
+    # them needs the explicit confirmation.
+    assert "5: 1/4" in page.inner_text("[data-testid=incomplete-figures]")
+    page.click("[data-testid=send-to-byt]")
+    assert "chưa gồm đủ các cơ sở" in page.inner_text("main")  # refused, and says why
+    page.fill("#f-notice", "Tình hình ổn định, BV Thủ Đức cần bổ sung oxy lỏng.")
+    page.check("[data-testid=confirm-incomplete]")
     page.click("[data-testid=send-to-byt]")
     page.wait_for_selector("[data-testid=edit-history]")
     assert "Đã gửi" in page.inner_text("[data-testid=syt-state]")
     # Edit and send again: the history shows both sendings.
     page.click("a.button-link:has-text('Sửa')")
     page.fill("#f-notice", "Cập nhật: BV Thủ Đức đã được tiếp nhận 5 tấn oxy lỏng.")
+    page.check("[data-testid=confirm-incomplete]")
     page.click("[data-testid=send-to-byt]")
     page.wait_for_selector("[data-testid=edit-history]")
     history = page.inner_text("[data-testid=edit-history]")
@@ -318,6 +326,10 @@ def test_byt_map_dashboard_and_approval(browser: Any, live_server: LiveServer) -
     assert "Bệnh viện Chợ Rẫy" in popup and "Số ngày đủ dùng" in popup
     assert page.locator("#supply-chart").count() == 1
     assert page.locator("[data-testid=province-table] tbody tr").count() >= 5
+    # Each sum says how many facilities it stands for ("n/m", with a tooltip).
+    tip = page.locator("[data-testid=province-table] [data-testid=contributors]").first
+    assert re.fullmatch(r"\d+/\d+", tip.inner_text().strip())
+    assert "cơ sở góp vào tổng này" in (tip.get_attribute("title") or "")
     page.wait_for_timeout(400)  # let the popup finish fading in
     shot(page, "byt-dashboard")
     # Send the SYT's report back with a reason; the SYT sends it again; then approve it.
@@ -332,6 +344,7 @@ def test_byt_map_dashboard_and_approval(browser: Any, live_server: LiveServer) -
     assert "Thiếu số liệu của BV Bệnh Nhiệt đới" in syt.inner_text("[data-testid=sent-reports]")
     syt.click("[data-testid=sent-reports] a:text-is('Sửa')")
     assert "Thiếu số liệu" in syt.inner_text("main")  # the reason is shown while editing
+    syt.check("[data-testid=confirm-incomplete]")
     syt.click("[data-testid=send-to-byt]")
     syt.wait_for_selector("[data-testid=edit-history]")
     no_js_errors(syt)
@@ -341,6 +354,12 @@ def test_byt_map_dashboard_and_approval(browser: Any, live_server: LiveServer) -
     assert page.locator("[data-testid=as-sent]").is_visible()
     assert page.locator("[data-testid=changed-since-sent]").count() == 0
     page.check("[data-testid=approve-confirm]")
+    # Sent with incomplete figures: approving without that confirmation is refused.
+    page.click("[data-testid=approve]")
+    page.wait_for_selector(".flash-error")
+    assert "Đã gửi" in page.inner_text("[data-testid=syt-state]")
+    page.check("[data-testid=approve-confirm]")
+    page.check("[data-testid=confirm-incomplete]")
     page.click("[data-testid=approve]")
     page.wait_for_selector(".flash-success")
     assert "Đã duyệt" in page.inner_text("[data-testid=syt-state]")
