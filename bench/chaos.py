@@ -1,18 +1,31 @@
 """Chaos suite of issue 14: real processes, faults injected in turn, a table of what was lost.
 
-    .venv/bin/python bench/chaos.py --db-admin-url postgresql://postgres@127.0.0.1:5432/postgres
-        [--fault-s 10] [--replay 20000] [--json]
+    .venv/bin/python bench/chaos.py [--fault-s 10] [--pg-s 30] [--ingest-away-s 120]
+        [--cut-s 60] [--long] [--replay 20000] [--json]
 
-Runs a private Mosquitto (the product's configuration, persistence on), one ingest process
-(`python -m ingest run`), three gateway processes, each polling its own simulated tank over
-Modbus TCP every 0.1 s (2 sensors: 20 readings/s), the third starting with a long outbox to
-replay, all through a TCP proxy this script controls, into a fresh database (created, migrated,
-dropped at the end). Faults, one after the other, each lasting `--fault-s`:
+Runs a private PostgreSQL (initdb + pg_ctl in a temporary directory, its own port: the suite
+stops it), a private Mosquitto (the product's configuration, persistence on), one ingest
+process (`python -m ingest run`), three gateway processes, each polling its own simulated tank
+over Modbus TCP every 0.1 s (2 sensors: 20 readings/s), the third starting with a long outbox
+to replay, all through a TCP proxy this script controls, into a freshly migrated database.
+Faults, one after the other, each lasting `--fault-s` unless said otherwise:
 
   broker SIGKILL + restart (persistence on) · broker restart with its persistence wiped ·
-  ingest SIGKILL + restart · ingest stopped while the broker restarts, then started ·
-  network cut between gateways and broker (the proxy closes and refuses connections) ·
-  gateway SIGKILL (mid outbox write: it polls every 0.1 s) + restart
+  ingest SIGKILL + restart · PostgreSQL stopped (`--pg-s`) ·
+  ingest stopped (`--ingest-away-s`), then started while the broker restarts ·
+  network cut between gateways and broker (`--cut-s`; the proxy closes and refuses
+  connections) · gateway SIGKILL (mid outbox write: it polls every 0.1 s) + restart ·
+  a hostile message of each class (year 1, year 9999, 1.7e308 MPa, value true, an integer
+  epoch as ts, a retained data message, over the payload limit, over the broker's packet
+  limit, garbage bytes) published among the gateways' readings
+
+`--long` gives the issue's durations (PostgreSQL 30 s, ingest away 2 min, network cut 60 s).
+Besides the hostile row, one hostile message (the classes in turn) is published every second
+during the whole run, straight to the broker on a gateway's data topic; the suite watches the
+ingest process: it must never exit on its own (`ingest exits`), and its pid changes only when
+the suite restarts it. Every hostile message carries a unique `seq` (garbage: a unique text), so
+the suite finds each one's dead letter. `--db-admin-url` uses an existing server instead of a
+private one (and skips the PostgreSQL fault: never stop a shared server).
 
 "Published" is every reading a gateway wrote into its outbox: the gateway processes journal
 each committed outbox write (`--gateway-worker` mode below). After each fault the suite waits
@@ -45,6 +58,8 @@ sys.path.insert(0, str(ROOT))
 
 SITE = "CHAOS"
 TAIL_S = 3.0  # readings published this long after a fault ends count for that fault
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+HOSTILE_TOPIC = f"oxy/v1/{SITE}/gw-c1/data"
 
 
 def free_port() -> int:
@@ -206,6 +221,182 @@ class Proxy:
         self.thread.join(5)
 
 
+class PrivatePostgres:
+    """A throwaway PostgreSQL server (initdb + pg_ctl), run as `postgres` when we are root."""
+
+    def __init__(self, work: Path) -> None:
+        self.dir = work
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o777)
+        self.port = free_port()
+        self.data = self.dir / "data"
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8")  # fmt: skip
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as_user, *args], check=True, capture_output=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
+                  str(self.dir / "log"), "start")  # fmt: skip
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+
+
+def hostile_payload(kind: str, mark: int) -> tuple[bytes, bool]:
+    """One hostile message of class `kind`, marked by `mark` (its seq, or a text): (payload,
+    retain)."""
+    now = time.time()
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+
+    def msg(ts: Any, value: Any, unit: str = "inH2O", sensor: str = "C1-dp") -> bytes:
+        reading = {"sensor": sensor, "ts": ts, "value": value, "unit": unit}
+        body = {"v": 1, "gw": "gw-c1", "seq": mark, "sent_at": iso, "readings": [reading]}
+        return json.dumps(body).encode()
+
+    from oxy.broker import MAX_PACKET_BYTES
+    from oxy.contract import MAX_PAYLOAD_BYTES
+
+    if kind == "year 1":
+        return msg("0001-01-01T00:00:00+05:00", 1.0), False
+    if kind == "year 9999":
+        return msg("9999-12-31T23:00:00-05:00", 1.0), False
+    if kind == "1.7e308 MPa":
+        return msg(iso, 1.7e308, "MPa", "C1-p"), False
+    if kind == "value true":
+        return msg(iso, True), False
+    if kind == "integer epoch ts":
+        return msg(int(now), 1.0), False
+    if kind == "retained data":  # an otherwise good reading, of 2025 (no gateway wrote it)
+        return msg(f"2025-01-01T00:00:{mark % 60:02d}Z", 1.0), True
+    if kind == "over the payload limit":
+        head = f'{{"seq": {mark}, "pad": "'.encode()
+        return head + b"x" * (MAX_PAYLOAD_BYTES + 1000) + b'"}', False
+    if kind == "over the broker's packet limit":
+        return f'{{"seq": {mark}, "pad": "'.encode() + b"x" * MAX_PACKET_BYTES + b'"}', False
+    if kind == "garbage bytes":
+        return b"\x00\xff\xfe{garbage " + f'"seq": {mark}'.encode() + bytes(range(256)), False
+    raise ValueError(kind)
+
+
+# Each class, and the reason its dead letter must give (over the broker's limit: none, the
+# broker drops it and logs it).
+HOSTILE_KINDS: dict[str, str] = {
+    "year 1": "before",
+    "year 9999": "in the future",
+    "1.7e308 MPa": "not finite",
+    "value true": "readings.0.value",
+    "integer epoch ts": "readings.0.ts",
+    "retained data": "retained",
+    "over the payload limit": "",
+    "garbage bytes": "",
+}
+BACKGROUND_KINDS = [k for k in HOSTILE_KINDS if k != "over the payload limit"]
+
+
+class Hostile:
+    """Publishes hostile messages straight to the broker (QoS 1), each with a unique mark;
+    `sent` holds (mark, kind, monotonic time) of each one the broker acknowledged."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.port = port
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"chaos-hostile-{uuid.uuid4().hex[:6]}",
+            protocol=mqtt.MQTTv5,
+        )  # fmt: skip
+        self.client.reconnect_delay_set(0.2, 1.0)
+        self.client.connect_async("127.0.0.1", port)
+        self.client.loop_start()
+        self.sent: list[tuple[int, str, float]] = []
+        self.next_mark = 900_000_000
+        self.oversize_dropped = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def publish(self, kind: str) -> bool:
+        with self._lock:
+            mark = self.next_mark
+            self.next_mark += 1
+        payload, retain = hostile_payload(kind, mark)
+        if not self.client.is_connected():
+            return False
+        info = self.client.publish(HOSTILE_TOPIC, payload, qos=1, retain=retain)
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(3.0)
+        if info.is_published():
+            with self._lock:
+                self.sent.append((mark, kind, time.monotonic()))
+            return True
+        return False
+
+    def oversize_packet(self) -> None:
+        """One message over the broker's packet limit, from a client of its own (the broker
+        closes that client's connection)."""
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="chaos-oversize",
+                        protocol=mqtt.MQTTv311)  # fmt: skip
+        c.connect("127.0.0.1", self.port)
+        c.loop_start()
+        payload, _ = hostile_payload("over the broker's packet limit", 0)
+        info = c.publish(HOSTILE_TOPIC, payload, qos=1)
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(3.0)
+        c.disconnect()
+        c.loop_stop()
+
+    def background(self, every_s: float) -> None:
+        def run() -> None:
+            k = 0
+            while not self._stop.wait(every_s):
+                with contextlib.suppress(Exception):
+                    self.publish(BACKGROUND_KINDS[k % len(BACKGROUND_KINDS)])
+                k += 1
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def dead_lettered(url: str, marks: list[tuple[int, str, float]]) -> dict[int, str]:
+    """mark → reason of the dead letter whose payload carries it."""
+    import psycopg
+
+    out: dict[int, str] = {}
+    with psycopg.connect(url) as conn:
+        for mark, _kind, _t in marks:
+            row = conn.execute(
+                "SELECT reason FROM dead_letters WHERE position(%s::bytea IN payload) > 0 LIMIT 1",
+                (f'"seq": {mark}'.encode(),),
+            ).fetchone()
+            if row is not None:
+                out[mark] = str(row[0])
+    return out
+
+
 def seed(url: str, gateways: dict[str, str]) -> None:
     import psycopg
 
@@ -347,28 +538,54 @@ class GatewayProc:
 
 
 class IngestProc:
+    """The ingest process; a watcher thread counts every exit the suite did not cause."""
+
     def __init__(self, work: Path, db_url: str, mqtt_url: str) -> None:
         self.work, self.db_url, self.mqtt_url = work, db_url, mqtt_url
         self.proc: subprocess.Popen[bytes] | None = None
+        self.exits: list[str] = []  # exits the suite did not cause: "pid N: status S"
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            with self._lock:
+                if self.proc is not None and self.proc.poll() is not None:
+                    self.exits.append(f"pid {self.proc.pid}: status {self.proc.returncode}")
+                    self.proc = None
+
+    @property
+    def pid(self) -> int | None:
+        with self._lock:
+            return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
     def start(self) -> None:
         log = (self.work / "ingest.log").open("ab")
         env = {**os.environ, "OXY_INGEST_BATCH_MS": "100", "OXY_LOG_LEVEL": "INFO"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "run", "--mqtt-url", self.mqtt_url,
-             "--database-url", self.db_url, "--client-id", "chaos-ingest"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        with self._lock:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ingest", "run", "--mqtt-url", self.mqtt_url,
+                 "--database-url", self.db_url, "--client-id", "chaos-ingest"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
+        with self._lock:
+            proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
             try:
-                self.proc.wait(30)
+                proc.wait(30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+                proc.kill()
+                proc.wait(5)
+
+    def close(self) -> None:
+        self.stop()
+        self._stop.set()
+        self._watcher.join(5)
 
 
 def stored(url: str) -> tuple[set[tuple[str, int]], int]:
@@ -402,21 +619,38 @@ def wait_stored(
 
 
 def run(
-    admin_url: str, fault_s: float, replay: int, settle_s: float = 60.0, e2e: bool = True
+    admin_url: str | None,
+    fault_s: float,
+    replay: int,
+    settle_s: float = 60.0,
+    e2e: bool = True,
+    pg_s: float | None = None,
+    ingest_away_s: float | None = None,
+    cut_s: float | None = None,
+    hostile_every_s: float = 1.0,
 ) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     from oxy.migrate import migrate
 
+    pg_s = fault_s if pg_s is None else pg_s
+    ingest_away_s = fault_s if ingest_away_s is None else ingest_away_s
+    cut_s = fault_s if cut_s is None else cut_s
     work = Path(tempfile.mkdtemp(prefix="oxy-chaos-"))
     os.chmod(work, 0o777)
+    pg: PrivatePostgres | None = None
+    if admin_url is None:
+        pg = PrivatePostgres(work / "pg")
+        pg.start()
+        admin_url = pg.url
     name = f"oxy_chaos_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')  # a generated identifier, not a value
     db_url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
     broker = Broker(work / "broker")
     proxy: Proxy | None = None
+    hostile: Hostile | None = None
     gateways: list[GatewayProc] = []
     ingest: IngestProc | None = None
     results: list[dict[str, Any]] = []
@@ -433,8 +667,10 @@ def run(
         gateways[2].prefill(replay)
         for g in gateways:
             g.start()
+        hostile = Hostile(broker.cfg.port)
+        hostile.background(hostile_every_s)
         time.sleep(4.0)
-        ing = ingest
+        ing, hos = ingest, hostile
 
         def broker_kill() -> None:
             broker.stop(signal.SIGKILL)
@@ -452,18 +688,24 @@ def run(
             time.sleep(fault_s)
             ing.start()
 
+        def postgres_stopped() -> None:
+            assert pg is not None
+            pg.stop()
+            time.sleep(pg_s)
+            pg.start()
+
         def ingest_away_broker_restart() -> None:
             ing.stop()
-            time.sleep(fault_s / 2)
+            time.sleep(ingest_away_s)
             broker.stop()
+            ing.start()  # while the broker is down: it retries until the broker is back
+            time.sleep(1.0)
             broker.start()
-            time.sleep(fault_s / 2)
-            ing.start()
 
         def network_cut() -> None:
             assert proxy is not None
             proxy.cut(True)
-            time.sleep(fault_s)
+            time.sleep(cut_s)
             proxy.cut(False)
 
         def gateway_kill() -> None:
@@ -471,17 +713,36 @@ def run(
             time.sleep(fault_s)
             gateways[0].start()
 
-        faults = [
-            ("broker SIGKILL + restart (persistence on)", broker_kill),
-            ("broker restart, persistence wiped", broker_wiped),
-            ("ingest SIGKILL + restart", ingest_kill),
-            ("ingest away while the broker restarts", ingest_away_broker_restart),
-            (f"network cut gateways-broker {fault_s:g} s", network_cut),
-            ("gateway SIGKILL mid outbox write + restart", gateway_kill),
+        def hostile_burst() -> None:
+            pid = ing.pid
+            for kind in HOSTILE_KINDS:
+                hos.publish(kind)
+            hos.oversize_packet()
+            time.sleep(fault_s)
+            if ing.pid != pid:
+                ing.exits.append(f"pid {pid} replaced by {ing.pid} during the hostile burst")
+
+        # (label, inject, the broker restarts: what it acknowledged to the hostile publisher,
+        # which has no end-to-end ack, may be lost)
+        faults: list[tuple[str, Any, bool]] = [
+            ("broker SIGKILL + restart (persistence on)", broker_kill, True),
+            ("broker restart, persistence wiped", broker_wiped, True),
+            ("ingest SIGKILL + restart", ingest_kill, False),
         ]
+        if pg is not None:
+            faults.append((f"PostgreSQL stopped {pg_s:g} s", postgres_stopped, False))
+        faults += [
+            (f"ingest away {ingest_away_s:g} s, back as the broker restarts",
+             ingest_away_broker_restart, True),
+            (f"network cut gateways-broker {cut_s:g} s", network_cut, False),
+            ("gateway SIGKILL mid outbox write + restart", gateway_kill, False),
+            ("hostile message of each class", hostile_burst, False),
+        ]  # fmt: skip
         before: set[tuple[str, int]] = set()
         given_up: set[tuple[str, int]] = set()
-        for label, inject in faults:
+        hostile_seen = 0
+        for label, inject, broker_restarts in faults:
+            exits_before = len(ing.exits)
             inject()
             ended = time.monotonic()
             deadline = ended + settle_s
@@ -495,6 +756,22 @@ def run(
             phase = published - before
             missing, dups, have = wait_stored(db_url, published, given_up, deadline)
             given_up |= missing
+            # the hostile messages of this phase: each one dead-lettered (or, where the broker
+            # restarted, lost by it at worst), none of them took ingest down
+            sent = hos.sent[hostile_seen:]
+            hostile_seen += len(sent)
+            # (a restarted broker may have lost some: the good readings' wait was the grace)
+            until = time.monotonic() + 2.0 if broker_restarts else deadline
+            while True:
+                letters = dead_lettered(db_url, sent)
+                if len(letters) == len(sent) or time.monotonic() > until:
+                    break
+                time.sleep(0.5)
+            wrong = [
+                f"{kind}: {letters[m]}"
+                for m, kind, _ in sent
+                if m in letters and HOSTILE_KINDS[kind] not in letters[m]
+            ]
             row = {
                 "fault": label,
                 "published": len(phase),
@@ -502,32 +779,49 @@ def run(
                 "lost": len(missing),
                 "duplicated": dups,
                 "recovery_s": round(recovered, 1) if not missing else None,
+                "hostile_sent": len(sent),
+                "hostile_dead_lettered": len(letters),
+                "hostile_kinds": sorted({k for _, k, _ in sent}),
+                "hostile_wrong_reason": wrong,
+                "broker_restarts": broker_restarts,
+                "ingest_exits": ing.exits[exits_before:],
             }
             results.append(row)
             print(_line(row), flush=True)
             before = published
+        log = (broker.work / "mosquitto.log").read_text(errors="replace")
+        results.append({"broker_log_oversize": log.count("oversize packet")})
     finally:
+        if hostile is not None:
+            hostile.close()
         for g in gateways:
             g.stop()
         if ingest is not None:
-            ingest.stop()
+            ingest.close()
         if proxy is not None:
             proxy.close()
         broker.stop(signal.SIGKILL)
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if pg is not None:
+            pg.destroy()
+        else:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(work, ignore_errors=True)
     return results
 
 
-HEADER = f"{'fault':<46} {'published':>9} {'stored':>7} {'lost':>5} {'dup':>4} {'recovery':>9}"
+HEADER = (
+    f"{'fault':<50} {'published':>9} {'stored':>7} {'lost':>5} {'dup':>4} {'recovery':>9}"
+    f" {'hostile':>7} {'dead-l.':>7} {'exits':>5}"
+)
 
 
 def _line(r: dict[str, Any]) -> str:
     rec = f"{r['recovery_s']:.1f} s" if r["recovery_s"] is not None else "—"
     return (
-        f"{r['fault']:<46} {r['published']:>9} {r['stored']:>7} {r['lost']:>5} "
-        f"{r['duplicated']:>4} {rec:>9}"
+        f"{r['fault']:<50} {r['published']:>9} {r['stored']:>7} {r['lost']:>5} "
+        f"{r['duplicated']:>4} {rec:>9} {r['hostile_sent']:>7} "
+        f"{r['hostile_dead_lettered']:>7} {len(r['ingest_exits']):>5}"
     )
 
 
@@ -536,8 +830,18 @@ def main() -> None:
         gateway_worker(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
         return
     ap = argparse.ArgumentParser()
-    ap.add_argument("--db-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument(
+        "--db-admin-url",
+        help="an existing server instead of a private one (the PostgreSQL fault is skipped)",
+    )
     ap.add_argument("--fault-s", type=float, default=10.0, help="how long each fault lasts")
+    ap.add_argument("--pg-s", type=float, help="PostgreSQL stopped this long (--fault-s)")
+    ap.add_argument("--ingest-away-s", type=float, help="ingest stopped this long (--fault-s)")
+    ap.add_argument("--cut-s", type=float, help="network cut this long (--fault-s)")
+    ap.add_argument(
+        "--long", action="store_true", help="the issue's durations: --pg-s 30 "
+        "--ingest-away-s 120 --cut-s 60 (unless given)"
+    )  # fmt: skip
     ap.add_argument("--replay", type=int, default=20_000, help="readings in the long outbox")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     ap.add_argument("--settle-s", type=float, default=60.0, help="longest wait for recovery")
@@ -545,10 +849,31 @@ def main() -> None:
         "--puback-only", action="store_true", help="gateways without the end-to-end ack"
     )
     args = ap.parse_args()
+    if args.long:
+        args.pg_s = 30.0 if args.pg_s is None else args.pg_s
+        args.ingest_away_s = 120.0 if args.ingest_away_s is None else args.ingest_away_s
+        args.cut_s = 60.0 if args.cut_s is None else args.cut_s
+    if args.db_admin_url is None and not (PG_BIN / "initdb").exists():
+        sys.exit(f"no {PG_BIN}/initdb: PostgreSQL 15 server binaries run the private server")
     mode = "PUBACK only" if args.puback_only else "end-to-end acknowledgement"
-    print(f"chaos suite: 3 gateways x 20 readings/s, faults of {args.fault_s:g} s, {mode}")
+    print(f"chaos suite: 3 gateways x 20 readings/s, faults of {args.fault_s:g} s, {mode}; "
+          "one hostile message a second throughout")  # fmt: skip
     print(HEADER, flush=True)
-    results = run(args.db_admin_url, args.fault_s, args.replay, args.settle_s, not args.puback_only)
+    results = run(
+        args.db_admin_url, args.fault_s, args.replay, args.settle_s, not args.puback_only,
+        args.pg_s, args.ingest_away_s, args.cut_s,
+    )  # fmt: skip
+    rows = [r for r in results if "fault" in r]
+    oversize = sum(r.get("broker_log_oversize", 0) for r in results)
+    exits = [e for r in rows for e in r["ingest_exits"]]
+    sent = sum(r["hostile_sent"] for r in rows)
+    print(f"hostile messages acknowledged by the broker: {sent}, dead-lettered: "
+          f"{sum(r['hostile_dead_lettered'] for r in rows)}; over the broker's packet limit: "
+          f"{oversize} drop(s) in its log; ingest exits not caused by the suite: "
+          f"{len(exits)} {exits or ''}")  # fmt: skip
+    for r in rows:
+        for w in r["hostile_wrong_reason"]:
+            print(f"  unexpected dead-letter reason, {r['fault']}: {w}")
     if args.json:
         print(json.dumps(results))
 

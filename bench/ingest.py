@@ -118,7 +118,7 @@ def reset(url: str) -> None:
     with psycopg.connect(url) as conn:
         conn.execute(
             "TRUNCATE readings, sensor_latest, rollup_1m, rollup_1h, rollup_1d, dead_letters,"
-            " quarantine, reading_conflicts"
+            " quarantine, reading_conflicts, ack_streams, ack_ranges"
         )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE readings")
@@ -128,8 +128,11 @@ def sensors() -> list[str]:
     return [f"T{n}-{s}" for n in range(TANKS) for s in ("dp", "p")]
 
 
-def messages(total: int, per_message: int, offset_s: int = 0) -> list[bytes]:
+def messages(
+    total: int, per_message: int, offset_s: int = 0, watermarks: bool | None = None
+) -> list[bytes]:
     """`total` readings as messages of `per_message`; each reading a distinct (sensor, ts)."""
+    watermarks = WATERMARKS if watermarks is None else watermarks
     names = sensors()
     out = []
     now = datetime.now(UTC)
@@ -142,7 +145,7 @@ def messages(total: int, per_message: int, offset_s: int = 0) -> list[bytes]:
             rs.append(Reading(sensor=s, ts=ts, value=float(i % 1000), unit=unit))
         # With the end-to-end acknowledgement (the gateway's default): every batch then also
         # records its seqs and publishes one watermark (BENCH_WATERMARKS=0: without).
-        ack = {"epoch": 1, "floor": 0} if WATERMARKS else {}
+        ack = {"epoch": 1, "floor": 0} if watermarks else {}
         out.append(encode(DataMessage(gw=GW, seq=seq, sent_at=now, readings=rs, **ack)))
     return out
 
@@ -508,6 +511,33 @@ def load_methods(url: str, batches: int = 20, size: int = 5000) -> dict[str, flo
     return out
 
 
+def watermarks_ab(url: str, broker: Mosquitto, total: int, runs: int) -> None:
+    """`BENCH_ONLY=watermarks`: two worker processes with and without the end-to-end
+    acknowledgement, alternately, each against raw COPY measured in the same run."""
+    with_wm, without = messages(total, 50, watermarks=True), messages(total, 50, watermarks=False)
+    copies = [raw_copy(url, total)]
+    print(f"raw binary COPY                      {copies[0]:>10,.0f} rows/s")
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(runs):
+        for wm, payloads in ((True, with_wm), (False, without)):
+            rate, lag = ours_processes(url, broker, payloads, total, 2)
+            rates[wm].append(rate)
+            label = "watermarks on " if wm else "watermarks off"
+            print(f"2 workers, {label}, 50/msg    {rate:>10,.0f} readings/s"
+                  f"  ({rate / copies[0]:.0%} of raw COPY;"
+                  f" rollups complete {lag:.1f} s later)")  # fmt: skip
+    copies.append(raw_copy(url, total))
+    print(f"raw binary COPY again                {copies[1]:>10,.0f} rows/s")
+    copy = statistics.mean(copies)
+    for wm in (True, False):
+        mid = statistics.median(rates[wm])
+        label = "on " if wm else "off"
+        print(f"median of {runs}, watermarks {label}         {mid:>10,.0f} readings/s"
+              f"  ({mid / copy:.0%} of the mean raw COPY)")  # fmt: skip
+    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"watermarks on / off                  {on / off:>10.0%}")
+
+
 def main() -> None:
     """Run every measurement on each backend (OXY_BENCH_BACKENDS, default both): plain
     PostgreSQL at OXY_BENCH_DATABASE_URL, then TimescaleDB in a private cluster started from
@@ -551,6 +581,9 @@ def run() -> None:
     total1 = int(os.environ.get("BENCH_READINGS_1", "40000"))
     try:
         print(f"database {name}; broker {broker.url}; cpus {os.cpu_count()}")
+        if os.environ.get("BENCH_ONLY") == "watermarks":
+            watermarks_ab(url, broker, total50, int(os.environ.get("BENCH_RUNS", "3")))
+            return
         m50 = messages(total50, 50)
         m1 = messages(total1, 1)
         res: dict[str, float] = {}
