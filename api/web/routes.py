@@ -166,6 +166,7 @@ environment().filters.setdefault("isodt", _isodt)
 environment().filters.setdefault("fieldname", _fieldname)
 environment().filters.setdefault("auditaction", _auditaction)
 environment().filters.setdefault("auditentity", _auditentity)
+environment().globals.setdefault("entity_labels", labels.ENTITY_LABELS)
 environment().filters.setdefault("isodate", _isodate)
 
 for _router in (
