@@ -114,6 +114,18 @@ VALUE_LABELS: Final[dict[str, str]] = {
     "sent": "state.sent",
     "approved": "state.approved",
     "sent_back": "state.sent_back",
+    # Supplier kinds (organisations' supplier_kind).
+    "producer": "Producer",
+    "filling_station": "Filling station",
+    "distributor": "Distributor",
+    # Sensor quantities (oxy.contract.Quantity).
+    "dp": "Differential pressure (level)",
+    "head_pressure": "Head pressure",
+    "line_pressure": "Line pressure",
+    "temperature": "Temperature",
+    "level_pct": "Level (per cent)",
+    "contents": "Contents",
+    "flow": "Flow",
 }
 
 UNIT_SUFFIXES: Final[dict[str, str]] = {

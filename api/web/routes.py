@@ -164,6 +164,7 @@ def _auditentity(ctx: Context, value: Any) -> str:
 environment().filters.setdefault("diffval", _diffval)
 environment().filters.setdefault("isodt", _isodt)
 environment().filters.setdefault("fieldname", _fieldname)
+environment().filters.setdefault("vlabel", _diffval)
 environment().filters.setdefault("auditaction", _auditaction)
 environment().filters.setdefault("auditentity", _auditentity)
 environment().globals.setdefault("entity_labels", labels.ENTITY_LABELS)
