@@ -126,6 +126,12 @@ VALUE_LABELS: Final[dict[str, str]] = {
     "level_pct": "Level (per cent)",
     "contents": "Contents",
     "flow": "Flow",
+    # Facility types (facilities.facility_type).
+    "hospital": "Hospital",
+    "field_hospital": "Field hospital",
+    "treatment_centre": "Treatment centre",
+    "clinic": "Clinic",
+    "other": "Other",
 }
 
 UNIT_SUFFIXES: Final[dict[str, str]] = {
@@ -134,6 +140,10 @@ UNIT_SUFFIXES: Final[dict[str, str]] = {
     "nm3_per_day": "Nm3/day",
     "m3_liquid": "m3 LOX",
     "t": "t",
+    # Sensor units (oxy.contract.UNITS) whose symbol is an identifier.
+    "kPa_dp": "kPa (DP)",
+    "mbar_dp": "mbar (DP)",
+    "degC": "°C",
 }
 
 
