@@ -56,12 +56,23 @@ def _catalog_strings(locale: str) -> set[str]:
     return out
 
 
-# Vietnamese interface text long enough to be unambiguous (facility names are data, not here).
-VI_TEXT = sorted(
-    (s for s in _catalog_strings("vi") if len(s) >= 14 and "%(" not in s and "{" not in s),
-    key=len,
-    reverse=True,
-)
+# Vietnamese interface text: searched inside the page's text when long enough to be unambiguous,
+# else matched against whole text nodes ("Đủ", "chưa gửi"; a facility's name is never one).
+_VI = {s for s in _catalog_strings("vi") if "%(" not in s and "{" not in s}
+VI_TEXT = sorted((s for s in _VI if len(s) >= 14), key=len, reverse=True)
+VI_NODES = {s.strip() for s in _VI if len(s.strip()) >= 2}
+
+TEXT_NODES_JS = """() => {
+  const out = new Set();
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const p = n.parentElement;
+    if (!p || p.closest('script, style, [hidden]')) continue;
+    const t = n.textContent.trim().replace(/[:·]$/, '').trim();
+    if (t) out.add(t);
+  }
+  return [...out];
+}"""
 
 
 def pattern(path: str) -> str:
@@ -138,7 +149,7 @@ def _crawl(page: Any, server: LiveServer) -> Iterator[str]:
             todo.extend(fresh[:DETAILS_PER_PAGE])
 
 
-def _text_findings(text: str, lang: str) -> list[str]:
+def _text_findings(text: str, lang: str, nodes: list[str] | None = None) -> list[str]:
     found = [f"catalogue key {m.group(0)!r}" for m in KEY.finditer(text)]
     found += [f"identifier {m.group(0)!r}" for m in SNAKE.finditer(text)]
     found += [f"escape {m.group(0)!r}" for m in ESCAPE.finditer(text)]
@@ -146,6 +157,7 @@ def _text_findings(text: str, lang: str) -> list[str]:
         found += [f"raw value {m.group(0)!r}" for m in RAW_ENUMS.finditer(text)]
     else:
         found += [f"Vietnamese text {s!r}" for s in VI_TEXT if s in text]
+        found += [f"Vietnamese text {s!r}" for s in nodes or () if s in VI_NODES]
     return found
 
 
@@ -200,7 +212,8 @@ def test_every_page_reads_right_in_both_languages(
             for path in _crawl(page, live_server):
                 visited.append(path)
                 text = page.inner_text("body")
-                for f in _text_findings(text, lang):
+                nodes = page.evaluate(TEXT_NODES_JS) if lang == "en" else None
+                for f in _text_findings(text, lang, nodes):
                     if not _allowed(username, path, f):
                         problems.append(f"{lang} {path}: {f}")
                 if lang == "vi":
@@ -211,6 +224,40 @@ def test_every_page_reads_right_in_both_languages(
             page.context.close()
     assert len(visited) >= 4
     assert problems == [], "\n".join(problems)
+
+
+def test_the_site_icon_is_served(browser: Any, live_server: LiveServer) -> None:
+    page = _context(browser, live_server, "choray", "vi", 1280)
+    try:
+        for path in ("/favicon.ico", "/static/favicon.svg"):
+            r = page.request.get(live_server.url + path)
+            assert r.status == 200 and b"<svg" in r.body(), path
+    finally:
+        page.context.close()
+
+
+def test_the_checks_see_what_they_look_for(browser: Any, live_server: LiveServer) -> None:
+    """The overflow, text and axe checks are not vacuous: planted defects are found."""
+    page = _context(browser, live_server, "choray", "vi", 360)
+    try:
+        page.goto(live_server.url + "/")
+        assert page.evaluate(OVERFLOW_JS)["out"] == []
+        page.evaluate(
+            "() => { const d = document.createElement('div'); d.style.width = '900px';"
+            " d.textContent = 'x'; document.querySelector('main').append(d); }"
+        )
+        assert page.evaluate(OVERFLOW_JS)["out"]
+        page.evaluate(
+            "() => { const i = document.createElement('img'); i.src = '/static/favicon.svg';"
+            " document.querySelector('main').append(i); }"
+        )
+        assert any(v.startswith("image-alt") for v in _axe(page))
+    finally:
+        page.context.close()
+    found = _text_findings("Trạng thái: needs_more · report.error.unit · \\u1ed3 · enough", "vi")
+    assert len(found) == 4 + 1  # the key, its snake_case part, the escape, the raw value x2
+    assert _text_findings("State: Cần bổ sung", "en", ["State", "Cần bổ sung"])
+    assert _text_findings("Bệnh viện Chợ Rẫy", "en", ["Bệnh viện Chợ Rẫy"]) == []
 
 
 @pytest.mark.parametrize("username", ROLES)
