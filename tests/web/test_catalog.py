@@ -216,3 +216,20 @@ def test_audit_actions_and_records_are_translated() -> None:
     assert entity_label("syt_report", "vi") == "Báo cáo của Sở Y tế"
     # Unknown to the catalogue: still no snake_case.
     assert "_" not in action_label("brand_new", "en")
+
+
+def test_imported_macros_take_the_pages_language() -> None:
+    """A macro imported without the page's context formatted numbers and texts in Vietnamese on
+    English pages ("3,7" days beside "16,424" kg; SYT fields 5–14 left in Vietnamese)."""
+    from api.templating import environment
+
+    env = environment()
+    tpl = env.from_string(
+        '{% from "pages/_macros.html" import days with context %}{{ days(3.7) }} {{ 16424|num }}'
+    )
+    assert tpl.render(locale="en").split() == ["3.7", "16,424"]
+    assert tpl.render(locale="vi").split() == ["3,7", "16.424"]
+    for path in (API / "templates").rglob("*.html"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if re.search(r"\{%-? *(from|import) ", line):
+                assert "with context" in line, f"{path.name}: {line.strip()}"
