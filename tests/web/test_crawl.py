@@ -158,7 +158,8 @@ def _text_findings(text: str, lang: str, nodes: list[str] | None = None) -> list
         found += [f"raw value {m.group(0)!r}" for m in RAW_ENUMS.finditer(text)]
     else:
         found += [f"Vietnamese text {s!r}" for s in VI_TEXT if s in text]
-        found += [f"Vietnamese text {s!r}" for s in nodes or () if s in VI_NODES]
+        names = {a[1] for a in ACCOUNTS}  # display names are data, shown as typed
+        found += [f"Vietnamese text {s!r}" for s in nodes or () if s in VI_NODES - names]
     return found
 
 
