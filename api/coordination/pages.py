@@ -226,7 +226,7 @@ async def request_page(
             "coordinator": coordinator,
             "sources": sources,
             "plan": plan,
-            "gas": cfg.reference.label,
+            "gas": i18n.gas_unit(cfg.reference.temp_c, cfg.reference.pressure_kpa, locale),
         },
         locale=locale,
         principal=me,

@@ -82,6 +82,17 @@ def format_number(value: float | int | None, locale: str, digits: int = 0) -> st
     return format_decimal(value, format=pattern, locale=Locale.parse(locale))
 
 
+def gas_unit(temp_c: float, pressure_kpa: float, locale: str) -> str:
+    """The unit of a gas volume at the declared reference, readable in `locale`: "1 atm" for
+    101.325 kPa (a Vietnamese reader takes "101.325" for 101 325), else the pressure with the
+    locale's decimal separator ("m3 @ 20 °C, 101,3 kPa" in Vietnamese)."""
+    temp = format_decimal(temp_c, format="#,##0.###", locale=Locale.parse(locale))
+    if abs(pressure_kpa - 101.325) < 1e-9:
+        return f"m3 @ {temp} °C, 1 atm"
+    kpa = format_decimal(pressure_kpa, format="#,##0.###", locale=Locale.parse(locale))
+    return f"m3 @ {temp} °C, {kpa} kPa"
+
+
 def to_local(dt: datetime) -> datetime:
     """`dt` (naive means UTC) in Asia/Ho_Chi_Minh."""
     if dt.tzinfo is None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
 from fastapi.responses import Response
 from openpyxl import Workbook
 
-from api.i18n import gettext
+from api.i18n import DEFAULT_LOCALE, gettext, to_local
 
 from .layout import field_rows
 from .messages import text
@@ -25,35 +27,98 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 KINDS = ("csv", "xlsx")
 
 
-def _cell(v: Any) -> Any:
+# Stored values written as words in the caller's language (English message ids).
+VALUE_LABELS: dict[str, str] = {
+    "enough": "Enough",
+    "needs_more": "Needs more",
+    "unknown": "Unknown",
+    "draft": "state.draft",
+    "sent": "state.sent",
+    "approved": "state.approved",
+    "sent_back": "state.sent_back",
+    "critical": "urgency.critical",
+    "high": "urgency.high",
+    "normal": "urgency.normal",
+    "dispatched": "cstate.dispatched",
+    "in_transit": "cstate.in_transit",
+    "delivered": "cstate.delivered",
+    "confirmed": "cstate.confirmed",
+}
+# A text cell starting with one of these is read as a formula by spreadsheet programs.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)")
+
+
+def _local_time(v: datetime) -> str:
+    """A date-time in Vietnam time (the time the pages show), minutes precision."""
+    return to_local(v).strftime("%Y-%m-%d %H:%M")
+
+
+def _cell(v: Any, locale: str = DEFAULT_LOCALE) -> Any:
+    """A value as written to a file: numbers as numbers, booleans and states as words in
+    `locale`, times in Vietnam time."""
+    if isinstance(v, bool):
+        return gettext(locale, "Yes" if v else "No")
     if isinstance(v, float):
         return round(v, 3)
+    if isinstance(v, datetime):
+        return _local_time(v)
+    if isinstance(v, date):
+        return v.isoformat()
     if isinstance(v, dict | list):
         return str(v)
+    if isinstance(v, str):
+        if v in VALUE_LABELS:
+            return gettext(locale, VALUE_LABELS[v])
+        if _ISO_DATETIME.fullmatch(v):
+            try:
+                return _local_time(datetime.fromisoformat(v.replace("Z", "+00:00")))
+            except ValueError:
+                return v
     return v
 
 
-def to_csv(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> bytes:
+def _text_safe(v: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, neutralised with a leading
+    apostrophe (OWASP's CSV injection advice); numbers are left as they are."""
+    if isinstance(v, str) and v.startswith(FORMULA_START):
+        return "'" + v
+    return v
+
+
+def to_csv(
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[dict[str, Any]],
+    locale: str = DEFAULT_LOCALE,
+) -> bytes:
     """CSV (UTF-8 with BOM so spreadsheet programs read Vietnamese): header labels, then rows."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow([label for _, label in columns])
+    w.writerow([_text_safe(label) for _, label in columns])
     for r in rows:
-        w.writerow([_cell(r.get(k)) for k, _ in columns])
+        w.writerow([_text_safe(_cell(r.get(k), locale)) for k, _ in columns])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
 def to_xlsx(
-    title: str, columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]
+    title: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[dict[str, Any]],
+    locale: str = DEFAULT_LOCALE,
 ) -> bytes:
-    """One-sheet XLSX workbook with labelled columns."""
+    """One-sheet XLSX workbook with labelled columns; every text cell is stored as text (a name
+    such as `=HYPERLINK(...)` is never a formula)."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = title[:31]
     ws.append([label for _, label in columns])
     for r in rows:
-        ws.append([_cell(r.get(k)) for k, _ in columns])
+        ws.append([_cell(r.get(k), locale) for k, _ in columns])
+    for row in ws.iter_rows():
+        for c in row:
+            if isinstance(c.value, str):
+                c.data_type = "s"
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -80,9 +145,9 @@ def download(
     the caller's language."""
     columns = localize(columns, locale, **params)
     if kind == "csv":
-        body, media = to_csv(columns, rows), CSV_TYPE
+        body, media = to_csv(columns, rows, locale), CSV_TYPE
     elif kind == "xlsx":
-        body, media = to_xlsx(title, columns, rows), XLSX_TYPE
+        body, media = to_xlsx(title, columns, rows, locale), XLSX_TYPE
     else:
         raise ValueError(f"unknown export kind {kind!r}")
     return Response(
@@ -148,9 +213,9 @@ SENT_COLUMNS: list[tuple[str, str]] = [
     ("org_name", "Reporting parent"),
     ("state", "State"),
     ("revision", "Revision"),
-    ("sent_at", "Sent at (UTC)"),
+    ("sent_at", "Sent at (Vietnam time)"),
     ("sent_by", "Sent by"),
-    ("approved_at", "Approved at (UTC)"),
+    ("approved_at", "Approved at (Vietnam time)"),
     ("revisions", "Revisions"),
 ]
 

@@ -23,6 +23,7 @@ from api.accounting.routes import get_config, not_found
 from api.accounting.windows import default_syt_day
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
+from api.i18n import gas_unit
 from api.policy import Scope, policy
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
@@ -335,7 +336,8 @@ async def _export(
     if kind not in exports.KINDS:
         raise not_found()
     locale = await get_locale(request)
-    gas = get_config(request).reference.label
+    ref = get_config(request).reference
+    gas = gas_unit(ref.temp_c, ref.pressure_kpa, locale)
     return exports.download(kind, title, columns, rows, locale=locale, gas=gas)
 
 

@@ -79,3 +79,12 @@ async def vendor_file(package: str, path: str) -> FileResponse:
     if folder is None:
         raise HTTPException(404, "not found")
     return FileResponse(_resolve(NODE_MODULES / package / folder, path), headers=_CACHE)
+
+
+FAVICON = Path(__file__).resolve().parents[1] / "static" / "favicon.svg"
+
+
+@router.get("/favicon.ico", include_in_schema=False, dependencies=[policy(scope=Scope.PUBLIC)])
+async def favicon() -> FileResponse:
+    """The site icon where browsers look for it on their own (pages link the SVG too)."""
+    return FileResponse(FAVICON, media_type="image/svg+xml", headers=_CACHE)

@@ -31,8 +31,9 @@ class FormErrors:
     warnings: dict[str, str] = field(default_factory=dict)
 
     def add(self, name: str, message: str) -> None:
-        """Record the first error of a field (translating the English message id)."""
-        self.errors.setdefault(name, i18n.gettext(self.locale, message))
+        """Record the first error of a field (translating the English message id, or a stable
+        key of api.reports.messages such as `report.error.unit`)."""
+        self.errors.setdefault(name, text(message, self.locale))
 
     def refused(
         self, refused: Iterable[FieldError], form_field: Callable[[str], str] | None = None

@@ -15,7 +15,16 @@ from api.routes import ROUTERS
 from api.scope import Role
 from api.templating import environment
 
-from . import admin_pages, assets, byt_pages, report_pages, supplier_pages, syt_pages, tank_pages
+from . import (
+    admin_pages,
+    assets,
+    byt_pages,
+    labels,
+    report_pages,
+    supplier_pages,
+    syt_pages,
+    tank_pages,
+)
 from .assets import check_assets
 
 # Fail at start-up, with the command to run, rather than serve pages without their scripts.
@@ -130,39 +139,35 @@ def _isodate(ctx: Context, value: Any) -> str:
     return i18n.format_date(d, ctx.get("locale", i18n.DEFAULT_LOCALE))
 
 
-# Units of typed quantities (api.reports.units.EntryUnit values) as shown.
-UNIT_SYMBOLS = {"kg": "kg", "t": "t", "m3_liquid": "m3 LOX", "nm3": "Nm3"}
-
-
-def _plain(value: Any, locale: str) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return i18n.gettext(locale, "yes") if value else i18n.gettext(locale, "no")
-    if isinstance(value, int | float):
-        return i18n.format_number(value, locale, 0 if float(value).is_integer() else 2)
-    if isinstance(value, dict):
-        if not value:
-            return "—"
-        if "value" in value and "unit" in value:  # a quantity as typed
-            unit = UNIT_SYMBOLS.get(str(value["unit"]), str(value["unit"]))
-            return f"{_plain(value['value'], locale)} {unit}"
-        if "entered" in value:  # field 15/16: show what was typed
-            return _plain(value["entered"], locale)
-        return ", ".join(f"{k}: {_plain(v, locale)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return ", ".join(_plain(v, locale) for v in value) or "—"
-    return str(value)
-
-
 @pass_context
 def _diffval(ctx: Context, value: Any) -> str:
     """A value from a revision diff, readable (quantities with their unit, numbers per locale)."""
-    return _plain(value, ctx.get("locale", i18n.DEFAULT_LOCALE))
+    return labels.readable(value, ctx.get("locale", i18n.DEFAULT_LOCALE))
+
+
+@pass_context
+def _fieldname(ctx: Context, value: Any) -> str:
+    """A stored field name (`patients_current`, `field.9.kg`...) as its catalogue label."""
+    return labels.field_label(str(value), ctx.get("locale", i18n.DEFAULT_LOCALE))
+
+
+@pass_context
+def _auditaction(ctx: Context, value: Any) -> str:
+    return labels.action_label(str(value), ctx.get("locale", i18n.DEFAULT_LOCALE))
+
+
+@pass_context
+def _auditentity(ctx: Context, value: Any) -> str:
+    return labels.entity_label(str(value), ctx.get("locale", i18n.DEFAULT_LOCALE))
 
 
 environment().filters.setdefault("diffval", _diffval)
 environment().filters.setdefault("isodt", _isodt)
+environment().filters.setdefault("fieldname", _fieldname)
+environment().filters.setdefault("vlabel", _diffval)
+environment().filters.setdefault("auditaction", _auditaction)
+environment().filters.setdefault("auditentity", _auditentity)
+environment().globals.setdefault("entity_labels", labels.ENTITY_LABELS)
 environment().filters.setdefault("isodate", _isodate)
 
 for _router in (

@@ -128,8 +128,10 @@ def test_owners_read_their_records_history_only(
     # The page renders the same entries.
     login(client, "syt79")
     page = client.get("/audit", params={"entity": "facility_report"})
-    assert page.status_code == 200 and "facility_report in" in page.text
-    assert "facility_report out" not in page.text
+    # Record types and actions as catalogue labels, never the stored names.
+    assert page.status_code == 200 and "Báo cáo của cơ sở in" in page.text
+    assert "Báo cáo của cơ sở out" not in page.text
+    assert "facility_report in" not in page.text
 
 
 def test_secrets_never_enter_the_trail(client: TestClient, world: World) -> None:

@@ -202,8 +202,7 @@ def login(browser: Any, server: LiveServer, username: str, *, width: int = 1280)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # Script errors, CSP violations (console errors) and failed loads, except the favicon the
-    # browser asks for on its own.
+    # Script errors, CSP violations (console errors) and failed loads (the favicon included).
     page.on(
         "console",
         lambda msg: (
@@ -216,7 +215,7 @@ def login(browser: Any, server: LiveServer, username: str, *, width: int = 1280)
         "response",
         lambda r: (
             errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") and r.request.method == "GET"
+            if r.status >= 400 and r.request.method == "GET"
             else None
         ),
     )

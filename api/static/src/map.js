@@ -136,7 +136,7 @@
                               { color: "#6a3d9a", weight: 3, dashArray: "8 6", className: "flow-line" });
         keyboardable(line, f.source_name + " → " + f.facility_name + ", " + kg(f.amount_kg) + " kg")
           .bindPopup("<strong>" + esc(f.source_name) + " → " + esc(f.facility_name) + "</strong><br>" +
-                     esc(kg(f.amount_kg)) + " kg · " + esc(f.state))
+                     esc(kg(f.amount_kg)) + " kg · " + esc(t.state[f.state] || f.state))
           .addTo(flows);
       });
       (c.requests || []).forEach(function (q) {
@@ -145,7 +145,7 @@
                                                     className: "request-ring" });
         keyboardable(ring, t.request + ": " + q.name)
           .bindPopup("<strong>" + esc(t.request) + ": " + esc(q.name) + "</strong><br>" +
-                     esc(t.remaining) + ": " + esc(kg(q.remaining_kg)) + " kg · " + esc(q.urgency))
+                     esc(t.remaining) + ": " + esc(kg(q.remaining_kg)) + " kg · " + esc(t.urgency[q.urgency] || q.urgency))
           .addTo(flows);
       });
     })
