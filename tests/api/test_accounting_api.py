@@ -138,10 +138,15 @@ def test_correction_lifecycle_over_http(
     assert r.status_code == 422
     assert r.json()["detail"]["errors"][0]["key"] == "correction.error.future"
     # A range of years would recompute every day of it: refused.
-    ages = {**body, "ts_from": "1990-01-01T00:00:00+07:00"}
+    ages = {**body, "ts_from": "2021-01-01T00:00:00+07:00"}
     r = client.post(f"/api/facilities/{a}/corrections", json=ages, headers=auth(world, "A"))
     assert r.status_code == 422
     assert r.json()["detail"]["errors"][0]["key"] == "correction.error.range_too_long"
+    # A time before the platform's date range is refused by the application-wide date check.
+    older = {**body, "ts_from": "1990-01-01T00:00:00+07:00"}
+    r = client.post(f"/api/facilities/{a}/corrections", json=older, headers=auth(world, "A"))
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "ts_from"]
     # Scope and role: another facility's staff and SYT officers cannot correct A's readings.
     assert (
         client.post(
