@@ -111,7 +111,12 @@ def test_the_broker_passes_the_largest_message_and_logs_a_dropped_one(
         deadline = time.monotonic() + 10
         while not reasons and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert reasons and "too large" in str(reasons[0]).lower()
+        # The broker closes the connection; the client reads "Packet too large" when the
+        # broker's DISCONNECT arrives before the reset of the socket it was still writing to,
+        # else an unspecified error. The broker's log says it in both cases.
+        assert reasons and any(
+            w in str(reasons[0]).lower() for w in ("too large", "unspecified error")
+        )
         log = (broker.workdir / "mosquitto.log").read_text()
         assert "gw-oversize disconnected due to oversize packet" in log
     finally:

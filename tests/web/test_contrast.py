@@ -187,6 +187,7 @@ CASES: dict[str, list[El]] = {
     "flash": [*PAGE, el("main"), el("p.flash")],
     "flash success": [*PAGE, el("main"), el("p.flash.flash-success")],
     "flash error": [*PAGE, el("main"), el("p.flash.flash-error")],
+    "flash warning": [*PAGE, el("main"), el("div.flash.flash-warning")],
     "secret code": [*PAGE, el("main"), el("section.card"), el("code.secret")],
     "button": [*PAGE, el("main"), el("button")],
     "danger button": [*PAGE, el("main"), el("button.danger")],
