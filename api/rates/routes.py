@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from psycopg.rows import dict_row
 
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.nav import NAV_ITEMS, NavItem
@@ -20,6 +19,7 @@ from api.routes import ROUTERS
 from api.scope import Principal, Role
 from api.templating import render
 from api.web.deps import CfgDep, NowDep
+from api.web.queries import department
 
 from .rate import DEFAULT_DAYS, MAX_DAYS, default_period, not_reported, reporting_rate
 
@@ -59,21 +59,6 @@ FACILITY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("email", "Email"),
 )
 
-_PARENT = """
-SELECT o.id, o.code, o.name, o.kind, a.name AS province_name
-FROM organisations o LEFT JOIN admin_units a ON a.code = o.province_code
-WHERE o.id = %(id)s AND o.kind IN ('syt', 'ministry_office')
-"""
-
-
-async def _parent(conn: Any, org_id: int) -> dict[str, Any]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_PARENT, {"id": org_id})
-        row = await cur.fetchone()
-    if row is None:
-        raise HTTPException(404, "not found")
-    return dict(row)
-
 
 async def _national(conn: Any, me: Principal, cfg: Any, now: Any, days: int) -> dict[str, Any]:
     return await reporting_rate(conn, default_period(now, cfg, days), visible=me.facility_ids)
@@ -82,7 +67,7 @@ async def _national(conn: Any, me: Principal, cfg: Any, now: Any, days: int) -> 
 async def _province(
     conn: Any, me: Principal, org_id: int, *, cfg: Any, now: Any, days: int
 ) -> dict[str, Any]:
-    await _parent(conn, org_id)
+    await department(conn, org_id)
     return await reporting_rate(
         conn, default_period(now, cfg, days), visible=me.facility_ids, parents=[org_id]
     )
@@ -240,7 +225,7 @@ async def province_page(
 ) -> Response:
     """One department's facilities, and the drill-down to those that have not reported with
     their contacts."""
-    org = await _parent(conn, org_id)
+    org = await department(conn, org_id)
     fig = await _province(conn, me, org_id, cfg=cfg, now=now, days=days)
     return render(
         request,

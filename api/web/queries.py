@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+from fastapi import HTTPException
+from psycopg.rows import dict_row
 
 FACILITY: Final = """
 SELECT o.id, o.code, o.name, o.province_code, a.name AS province_name, o.parent_id,
@@ -122,3 +125,21 @@ SELECT started_at, ended_at, report_day, before_kg, after_kg, amount_kg
 FROM refill_events WHERE tank_id = %(tank)s AND started_at >= %(since)s
 ORDER BY started_at DESC
 """
+
+
+# A department (SYT) or ministry health office, with its province's name.
+DEPARTMENT: Final = """
+SELECT o.id, o.code, o.name, o.kind, a.name AS province_name
+FROM organisations o LEFT JOIN admin_units a ON a.code = o.province_code
+WHERE o.id = %(id)s AND o.kind IN ('syt', 'ministry_office')
+"""
+
+
+async def department(conn: Any, org_id: int) -> dict[str, Any]:
+    """The department `org_id` (SYT or ministry health office); 404 when there is none."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(DEPARTMENT, {"id": org_id})
+        row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(404, "not found")
+    return dict(row)

@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
-from psycopg.rows import dict_row
 from starlette.responses import Response
 
 from api import i18n
@@ -25,6 +24,7 @@ from api.templating import render
 
 from .deps import CfgDep, NowDep
 from .forms import FormErrors, number_field, past_day, redirect_saved, text_field
+from .queries import department
 
 logger = logging.getLogger(__name__)
 
@@ -34,21 +34,6 @@ VIEW_ROLES = (Role.SYT, Role.BYT, Role.ADMIN)
 EDIT_ROLES = (Role.SYT,)
 OWN_UNITS = (EntryUnit.NM3, EntryUnit.M3_LIQUID, EntryUnit.KG)
 UNIT_LABELS = {"nm3": "Nm3 gas", "m3_liquid": "m3 liquid", "kg": "kg LOX", "t": "t LOX"}
-
-_ORG = """
-SELECT o.id, o.code, o.name, o.kind, a.name AS province_name
-FROM organisations o LEFT JOIN admin_units a ON a.code = o.province_code
-WHERE o.id = %(id)s AND o.kind IN ('syt', 'ministry_office')
-"""
-
-
-async def _org(conn: Any, org_id: int) -> dict[str, Any]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_ORG, {"id": org_id})
-        row = await cur.fetchone()
-    if row is None:
-        raise HTTPException(404, "not found")
-    return dict(row)
 
 
 def _filters(status_raw: str | None, ids: list[str]) -> syt.SytFilters:
@@ -82,7 +67,7 @@ async def _composer(
     lock_message: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    org = await _org(conn, org_id)
+    org = await department(conn, org_id)
     rep = await syt.details(
         conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now, filters=filters
     )
@@ -264,7 +249,7 @@ async def sent_reports(
     *, request: Request, org_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """The reports this department sent to BYT, each with edit history, edit and details."""
-    org = await _org(conn, org_id)
+    org = await department(conn, org_id)
     rows = await syt.sent_list(conn, parents=frozenset({org_id}))
     return render(
         request, "pages/syt_sent.html", {"org": org, "rows": rows}, locale=locale, principal=me
@@ -291,7 +276,7 @@ async def report_details(
         d = date.fromisoformat(day)
     except ValueError:
         raise HTTPException(404, "not found") from None
-    org = await _org(conn, org_id)
+    org = await department(conn, org_id)
     rep = await syt.details(conn, org_id, d, visible=me.facility_ids, cfg=cfg, now=now)
     if not rep.get("id"):
         raise HTTPException(404, "not found")
@@ -329,7 +314,7 @@ async def province_facilities(
     now: NowDep,
 ) -> Response:
     """The department's facilities today: reported or not, status and days of supply."""
-    org = await _org(conn, org_id)
+    org = await department(conn, org_id)
     day = local_today(now, cfg)
     live = await syt.compute(
         conn, org_id, day, syt.SytFilters(), visible=me.facility_ids, cfg=cfg, now=now
