@@ -1,0 +1,120 @@
+"""A retired ingest worker's session (issue 14, "100 published, ~50 stored").
+
+Mosquitto keeps an offline MQTT v5 session's `$share` subscription in the group and goes on
+handing it its round-robin share of the messages, queued until the session expires (7 days).
+Two workers that ran one after the other on one broker with different client ids therefore
+store half of what is published while the first is away, with nothing dead-lettered: the other
+half waits in the retired session. `oxy ingest drain` (`IngestService` with `drain=True`) takes
+that session over, stores its queue, leaves the group and ends the session."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from ingest.service import IngestConfig, IngestService
+from tests.fix_mqtt import Broker
+from tests.ingest.conftest import (
+    T0,
+    Publisher,
+    Registry,
+    count,
+    data_message,
+    running_ingest,
+    wait_for,
+)
+
+N = 100
+
+
+def _burst(registry: Registry) -> list[tuple[str, bytes]]:
+    """N data messages of one gateway, consecutive seqs, distinct readings."""
+    return [
+        (
+            registry.data_topic(),
+            data_message(registry.gateway, [("T1-dp", T0 + timedelta(seconds=i), 100.0 + i)]),
+        )
+        for i in range(N)
+    ]
+
+
+def _stored(db_url: str, registry: Registry) -> int:
+    return count(
+        db_url, "SELECT count(*) FROM readings WHERE sensor_id = %s", (registry.sensors["T1-dp"],)
+    )
+
+
+def test_a_burst_through_one_worker_is_stored_whole(
+    db_url: str, broker: Broker, registry: Registry, publisher: Publisher
+) -> None:
+    with running_ingest(db_url, broker.url):
+        publisher.publish_many(_burst(registry))
+        wait_for(lambda: _stored(db_url, registry) == N, 20, f"{N} readings")
+    assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_a_retired_worker_session_takes_its_share_until_drained(
+    db_url: str, broker: Broker, registry: Registry, publisher: Publisher
+) -> None:
+    # The worker that ran before (another client id, same group), now gone for good.
+    with running_ingest(db_url, broker.url, client_id="ingest-retired"):
+        pass
+    with running_ingest(db_url, broker.url, client_id="ingest-live") as live:
+        publisher.publish_many(_burst(registry))
+        wait_for(lambda: live.committed_batches > 0, 10, "a committed batch")
+        wait_for(lambda: live.metrics.unacked._value.get() == 0, 10, "all acked")
+        # The live worker gets its round-robin half; the rest is queued for the retired one.
+        stored_live = _stored(db_url, registry)
+        assert 0 < stored_live < N
+        assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
+
+        # Draining the retired session stores its queue and takes it out of the group.
+        cfg = IngestConfig(
+            mqtt_url=broker.url,
+            database_url=db_url,
+            client_id="ingest-retired",
+            batch_ms=50,
+            drain=True,
+            drain_idle_s=1.0,
+        )
+        drainer = IngestService(cfg)
+        thread = threading.Thread(target=drainer.run, daemon=True)
+        thread.start()
+        thread.join(60)
+        assert not thread.is_alive(), "the drain did not finish"
+        assert drainer.failure is None
+        assert _stored(db_url, registry) == N
+
+        # The group is the live worker alone again: a second burst is stored whole by it.
+        before = live.committed_batches
+        publisher.publish_many(
+            [
+                (
+                    registry.data_topic(),
+                    data_message(
+                        registry.gateway, [("T1-dp", T0 + timedelta(hours=1, seconds=i), 1.0)]
+                    ),
+                )
+                for i in range(N)
+            ]
+        )
+        wait_for(lambda: _stored(db_url, registry) == 2 * N, 20, f"{2 * N} readings")
+        assert live.committed_batches > before
+    assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1"])
+def test_drain_refuses_a_broker_without_shared_subscriptions(db_url: str, protocol: str) -> None:
+    from ingest.consumer import IngestError
+
+    with pytest.raises(IngestError, match="MQTT v5"):
+        IngestService(
+            IngestConfig(
+                mqtt_url="mqtt://127.0.0.1:1",
+                database_url=db_url,
+                protocol="3.1.1",
+                drain=True,
+            )
+        )
