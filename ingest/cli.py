@@ -33,6 +33,28 @@ def run(
     load: Annotated[str, typer.Option(help="Bulk load method: copy or unnest.")] = "copy",
 ) -> None:
     """Consume gateway messages and write them to the database (ack after commit)."""
+    _serve(
+        mqtt_url=mqtt_url,
+        database_url=database_url,
+        client_id=client_id,
+        group=group,
+        protocol=protocol,
+        load=load,
+        drain=False,
+    )
+
+
+def _serve(
+    *,
+    mqtt_url: str,
+    database_url: str,
+    client_id: str,
+    group: str,
+    protocol: str,
+    load: str,
+    drain: bool,
+    drain_idle_s: float = 5.0,
+) -> None:
     import signal
 
     from ingest.service import IngestConfig, IngestService, tune_gc
@@ -63,14 +85,50 @@ def run(
             poison_after=settings.ingest_poison_after,
             exit_on_writer_death=True,
             rollup_every_s=settings.ingest_rollup_s,
-            metrics_port=settings.metrics_port,
+            metrics_port=0 if drain else settings.metrics_port,
             load_method="copy" if load == "copy" else "unnest",
+            drain=drain,
+            drain_idle_s=drain_idle_s,
         )
         service = IngestService(cfg)
         tune_gc()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: service.stop())
         service.run()
+        if drain and not service.drained:
+            typer.echo(f"session {cfg.client_id} NOT drained (stopped early); run again", err=True)
+            raise typer.Exit(1)
+        if drain:
+            typer.echo(f"session {cfg.client_id} drained, out of group {cfg.group}, ended")
+
+
+@ingest_app.command("drain")
+def drain(
+    client_id: Annotated[
+        str, typer.Option(help="Client id of the retired worker whose session is drained.")
+    ],
+    *,
+    mqtt_url: Annotated[str, typer.Option(help="Broker URL (default OXY_MQTT_URL).")] = "",
+    database_url: Annotated[
+        str, typer.Option(help="Database URL (default OXY_DATABASE_URL).")
+    ] = "",
+    group: Annotated[str, typer.Option(help="Shared-subscription group.")] = "",
+    idle_s: Annotated[
+        float, typer.Option(min=0.5, help="Seconds without a message before it ends.")
+    ] = 5.0,
+) -> None:
+    """Retire an ingest worker: store what the broker queued for its session, leave the
+    shared group, end the session (else Mosquitto goes on handing it its share for 7 days)."""
+    _serve(
+        mqtt_url=mqtt_url,
+        database_url=database_url,
+        client_id=client_id,
+        group=group,
+        protocol="5",
+        load="copy",
+        drain=True,
+        drain_idle_s=idle_s,
+    )
 
 
 @ingest_app.command("replay-quarantine")

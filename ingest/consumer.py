@@ -120,6 +120,7 @@ class MqttSource:
         session_expiry_s: int = 7 * 24 * 3600,
         keepalive: int = 30,
         on_state: Callable[[bool], None] | None = None,
+        drain: bool = False,
     ) -> None:
         self.target = MqttTarget.parse(url)
         self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
@@ -132,6 +133,10 @@ class MqttSource:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.generation = 0  # bumped on every (re)connect: see ack()
+        # drain=True: take over a retired worker's session, leave the group (unsubscribe) and
+        # receive only what the broker had queued for it; end_session() then deletes it.
+        self.drain = drain
+        self.left_group = threading.Event()
         self._on_state = on_state or (lambda up: None)
         self._lock = threading.Lock()
         self.client: mqtt.Client | None = None
@@ -168,6 +173,7 @@ class MqttSource:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         return client
 
     def start(self, stop: threading.Event | None = None) -> None:
@@ -175,6 +181,11 @@ class MqttSource:
         if self.requested == "auto":
             self.protocol = detect_protocol(self.target, stop or threading.Event())
             self.topic_filter = self._filter()
+        if self.drain and self.protocol != "5":
+            raise IngestError(
+                "draining a retired session needs an MQTT v5 broker (a 3.1.1 broker has one "
+                "worker and no shared group to leave)"
+            )
         self.client = client = self._build()
         if self.protocol == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -198,6 +209,17 @@ class MqttSource:
             self.client.disconnect()
             self.client.loop_stop()
         self.connected.clear()
+
+    def end_session(self) -> None:
+        """Disconnect and let the broker delete this session (MQTT v5 Session Expiry 0 on
+        DISCONNECT): for a drained worker, whose queue is empty and which has left the group."""
+        client = self.client
+        self.connected.clear()
+        if client is not None:
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+            client.disconnect(properties=props)
+            client.loop_stop()
 
     def ack(self, items: list[Inbound]) -> int:
         """Acknowledge committed messages; returns how many PUBACKs were sent.
@@ -257,7 +279,11 @@ class MqttSource:
             flags.session_present,
             self.topic_filter,
         )
-        if self.protocol == "5":
+        if self.drain:
+            # Queued messages arrive whether subscribed or not; leaving the group stops the
+            # broker from handing this session any new share.
+            client.unsubscribe(self.topic_filter)
+        elif self.protocol == "5":
             # Retain as published: a data message the gateway published retained arrives with
             # its retain flag even live, so ingest refuses it the first time (contract: data is
             # never retained), not only when the broker's stored copy comes back.
@@ -294,6 +320,18 @@ class MqttSource:
             logger.error("broker refused the subscription %s: %s", self.topic_filter, reasons)
             return
         self.subscribed.set()
+
+    def _on_unsubscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        # "No subscription existed" is fine: the session had already left the group.
+        logger.info("left the shared group (%s): %s", self.topic_filter, reasons)
+        self.left_group.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.inbox.put(

@@ -69,6 +69,11 @@ class IngestConfig:
     load_method: LoadMethod = "copy"
     retention_every_s: float = 3600.0
     rollup_every_s: float = 5.0
+    # `oxy ingest drain`: take over a retired worker's session (client_id), store what the
+    # broker queued for it, leave the group and end the session once nothing has arrived for
+    # drain_idle_s and everything received is committed and acked.
+    drain: bool = False
+    drain_idle_s: float = 5.0
 
 
 def tune_gc() -> None:
@@ -131,7 +136,13 @@ class IngestService:
             protocol=cfg.protocol,
             max_unacked=cfg.max_unacked,
             on_state=lambda up: self.metrics.mqtt_connected.set(1 if up else 0),
+            drain=cfg.drain,
         )
+        if cfg.drain and cfg.protocol == "3.1.1":
+            raise IngestError(
+                "draining a retired session needs an MQTT v5 broker (a 3.1.1 broker has one "
+                "worker and no shared group to leave)"
+            )
         self._stop = threading.Event()
         self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
         self._writer_thread = threading.Thread(target=self._write_loop, name="ingest-writer")
@@ -142,6 +153,7 @@ class IngestService:
         self._unacked_lock = threading.Lock()
         self.committed_batches = 0
         self.failure: Exception | None = None
+        self.drained = False  # drain mode: the session's queue was stored and acked
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -170,7 +182,13 @@ class IngestService:
             self._writer_thread.join()
             self._writer_done.set()
             self._rollup_thread.join()
-            self.source.stop()
+            with self._unacked_lock:
+                nothing_held = self._unacked == 0
+            if self.drained and nothing_held and self.failure is None:
+                self.source.end_session()
+                logger.info("drained session %s ended", self.cfg.client_id)
+            else:
+                self.source.stop()
             self.writer.close()
             logger.info("ingest stopped")
         if self.failure is not None:
@@ -184,6 +202,7 @@ class IngestService:
         deadline = float("inf")
         flush_messages = max(1, self.cfg.max_unacked // 2)
         window = self.cfg.batch_ms / 1000.0
+        last_arrival = time.monotonic()
         while not self._stop.is_set():
             timeout = min(0.25, max(0.0, deadline - time.monotonic()))
             try:
@@ -191,6 +210,7 @@ class IngestService:
             except queue.Empty:
                 item = None
             if item is not None:
+                last_arrival = item.monotonic
                 if not batch.items:
                     deadline = item.monotonic + window
                 batch.add(decode_inbound(item))
@@ -203,8 +223,21 @@ class IngestService:
                 self._hand_off(batch)  # waits while the writer is behind: backpressure
                 batch = Batch()
                 deadline = float("inf")
+            if self.cfg.drain and not batch.items and self._drain_done(last_arrival):
+                self.drained = True
+                break
         if batch.items:
             self._hand_off(batch, force=True)
+
+    def _drain_done(self, last_arrival: float) -> bool:
+        """Drain mode: out of the group, nothing arrived for drain_idle_s, all of it acked."""
+        if not self.source.left_group.is_set() or not self.source.connected.is_set():
+            return False
+        with self._unacked_lock:
+            if self._unacked:
+                return False
+        quiet = time.monotonic() - last_arrival
+        return quiet >= self.cfg.drain_idle_s and self.source.inbox.empty()
 
     def _hand_off(self, batch: Batch | None, force: bool = False) -> None:
         # Checks for a stop (or a dead writer) while waiting, so neither can wedge this thread.

@@ -9,10 +9,16 @@ that session over, stores its queue, leaves the group and ends the session."""
 
 from __future__ import annotations
 
-import threading
+import subprocess
+import sys
+import time
 from datetime import timedelta
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ingest.service import IngestConfig, IngestService
 from tests.fix_mqtt import Broker
@@ -27,6 +33,22 @@ from tests.ingest.conftest import (
 )
 
 N = 100
+
+
+def _session_present(port: int, client_id: str) -> bool:
+    """Whether the broker still holds a session for `client_id` (it is resumed, then kept)."""
+    flags: list[bool] = []
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.on_connect = lambda cl, u, f, r, p: flags.append(bool(f.session_present))
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 0
+    c.connect("127.0.0.1", port, clean_start=False, properties=props)
+    deadline = time.monotonic() + 10
+    while not flags and time.monotonic() < deadline:
+        c.loop(0.1)
+    c.disconnect()
+    assert flags, "no CONNACK"
+    return flags[0]
 
 
 def _burst(registry: Registry) -> list[tuple[str, bytes]]:
@@ -71,21 +93,31 @@ def test_a_retired_worker_session_takes_its_share_until_drained(
         assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
 
         # Draining the retired session stores its queue and takes it out of the group.
-        cfg = IngestConfig(
-            mqtt_url=broker.url,
-            database_url=db_url,
-            client_id="ingest-retired",
-            batch_ms=50,
-            drain=True,
-            drain_idle_s=1.0,
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "oxy",
+                "ingest",
+                "drain",
+                "--client-id",
+                "ingest-retired",
+                "--mqtt-url",
+                broker.url,
+                "--database-url",
+                db_url,
+                "--idle-s",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
         )
-        drainer = IngestService(cfg)
-        thread = threading.Thread(target=drainer.run, daemon=True)
-        thread.start()
-        thread.join(60)
-        assert not thread.is_alive(), "the drain did not finish"
-        assert drainer.failure is None
+        assert done.returncode == 0, done.stderr
+        assert "session ingest-retired drained" in done.stdout
         assert _stored(db_url, registry) == N
+        assert _session_present(broker.port, "ingest-retired") is False
 
         # The group is the live worker alone again: a second burst is stored whole by it.
         before = live.committed_batches
