@@ -29,6 +29,7 @@ from tests.ingest.conftest import (
     count,
     data_message,
     running_ingest,
+    seed_registry,
     wait_for,
 )
 
@@ -74,6 +75,32 @@ def test_a_burst_through_one_worker_is_stored_whole(
     with running_ingest(db_url, broker.url):
         publisher.publish_many(_burst(registry))
         wait_for(lambda: _stored(db_url, registry) == N, 20, f"{N} readings")
+    assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_a_burst_from_many_gateways_through_one_worker_is_stored_whole(
+    db_url: str, broker: Broker, publisher: Publisher
+) -> None:
+    gateways = [seed_registry(db_url, f"BV-BURST-{g}", f"gw-burst-{g}") for g in range(10)]
+    items = [
+        (
+            r.data_topic(),
+            data_message(r.gateway, [("T1-dp", T0 + timedelta(seconds=i), float(i))]),
+        )
+        for i in range(N // len(gateways))
+        for r in gateways
+    ]
+    ids = [r.sensors["T1-dp"] for r in gateways]
+    with running_ingest(db_url, broker.url):
+        publisher.publish_many(items)
+        wait_for(
+            lambda: (
+                count(db_url, "SELECT count(*) FROM readings WHERE sensor_id = ANY(%s)", (ids,))
+                == N
+            ),
+            20,
+            f"{N} readings",
+        )
     assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
 
 
