@@ -124,3 +124,64 @@ def test_the_broker_passes_the_largest_message_and_logs_a_dropped_one(
         pub.disconnect()
         sub.loop_stop()
         sub.disconnect()
+
+
+def test_an_oversize_drop_is_counted_in_ingest_metrics_under_the_product_acl(
+    broker_factory: Callable[..., Broker], db_url: str
+) -> None:
+    """Mosquitto has no counter of oversize drops; the product's broker copies its notice log to
+    `$SYS/broker/log/N` (log_dest topic), which the ingest account may read, and ingest counts
+    each "disconnected due to oversize packet" in oxy_broker_oversize_drops_total (scraped by
+    the stack's Prometheus with the rest of /metrics)."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from prometheus_client import generate_latest
+
+    from api.devices import Account, render_acl_file
+    from tests.ingest.conftest import running_ingest, wait_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="oxy-acl-"))
+    site, gw = "BV-OVERSIZE", "gw-oversize-acl"
+    pw = tmp / "passwd"
+    pw.write_text("")
+    for user, secret in (("oxy-ingest", "s1"), (gw, "s2")):
+        subprocess.run(["mosquitto_passwd", "-b", str(pw), user, secret], check=True)
+    now = datetime.now(UTC)
+    accounts = [
+        Account("oxy-ingest", "ingest", "", None, None, now, None, None),
+        Account(gw, "gateway", "", site, gw, now, None, None),
+    ]
+    acl = tmp / "acl"
+    acl.write_text(render_acl_file(accounts))
+    for f in (pw, acl):
+        f.chmod(0o644)
+    tmp.chmod(0o755)
+    broker = broker_factory(password_file=pw, acl_file=acl)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gw, protocol=mqtt.MQTTv5)
+    pub.username_pw_set(gw, "s2")
+    try:
+        with running_ingest(db_url, f"mqtt://oxy-ingest:s1@127.0.0.1:{broker.port}") as svc:
+            wait_for(svc.source.broker_log.is_set, 10, "the broker log subscription")
+            assert svc.metrics.oversize_drops._value.get() == 0
+            pub.connect("127.0.0.1", broker.port)
+            pub.loop_start()
+            wait_for(pub.is_connected, 10, "gateway connected")
+            pub.publish(topic(site, gw, TopicKind.DATA), b"x" * (MAX_PACKET_BYTES + 1), qos=1)
+            wait_for(lambda: svc.metrics.oversize_drops._value.get() == 1, 10, "one drop")
+            text = generate_latest(svc.metrics.registry).decode()
+            assert "oxy_broker_oversize_drops_total 1.0" in text
+            # An ordinary disconnect is not counted.
+            pub.loop_stop()
+            pub.reconnect()
+            pub.disconnect()
+            time.sleep(1.0)
+            assert svc.metrics.oversize_drops._value.get() == 1
+        log = (broker.workdir / "mosquitto.log").read_text()
+        assert f"{gw} disconnected due to oversize packet" in log
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        shutil.rmtree(tmp, ignore_errors=True)
