@@ -30,6 +30,7 @@ from psycopg.rows import dict_row
 
 from api.audit import audit_sync
 from oxy import OxyError
+from oxy.broker import BROKER_LOG_TOPIC
 from oxy.contract import (
     ACK_SUFFIX,
     CODE_RE,
@@ -286,6 +287,8 @@ def acl_lines(a: Account) -> list[str]:
     elif a.kind == "ingest":
         lines.append(f"topic read {TOPIC_ROOT}/#")
         lines.append(f"topic write {TOPIC_ROOT}/+/+/{ACK_SUFFIX}")
+        # The broker's notice log (oversize drops become a metric of ingest).
+        lines.append(f"topic read {BROKER_LOG_TOPIC}")
     elif a.kind == "bridge":
         # It speaks for the gateways its configuration maps (any of them: the account is not
         # tied to a list), so their data, state and status; it reads their watermarks (the

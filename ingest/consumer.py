@@ -27,6 +27,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.batch import Inbound
 from oxy import OxyError
+from oxy.broker import BROKER_LOG_TOPIC
 from oxy.contract import subscription
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class MqttSource:
         keepalive: int = 30,
         on_state: Callable[[bool], None] | None = None,
         drain: bool = False,
+        on_broker_log: Callable[[str], None] | None = None,
     ) -> None:
         self.target = MqttTarget.parse(url)
         self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
@@ -137,6 +139,10 @@ class MqttSource:
         # receive only what the broker had queued for it; end_session() then deletes it.
         self.drain = drain
         self.left_group = threading.Event()
+        # The broker's notice log (BROKER_LOG_TOPIC, QoS 0, not shared: every worker reads it).
+        self._on_broker_log = on_broker_log
+        self.broker_log = threading.Event()  # its subscription was granted
+        self._broker_log_mid: int | None = None
         self._on_state = on_state or (lambda up: None)
         self._lock = threading.Lock()
         self.client: mqtt.Client | None = None
@@ -174,6 +180,8 @@ class MqttSource:
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         client.on_unsubscribe = self._on_unsubscribe
+        # Its own callback: the broker's log never enters the inbox (it is no contract message).
+        client.message_callback_add(BROKER_LOG_TOPIC, self._on_log_message)
         return client
 
     def start(self, stop: threading.Event | None = None) -> None:
@@ -291,6 +299,8 @@ class MqttSource:
             client.subscribe(self.topic_filter, options=options)
         else:
             client.subscribe(self.topic_filter, qos=1)
+        if self._on_broker_log is not None:
+            _, self._broker_log_mid = client.subscribe(BROKER_LOG_TOPIC, qos=0)
         self.connected.set()
         self._on_state(True)
 
@@ -316,6 +326,18 @@ class MqttSource:
         reasons: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
+        if mid == self._broker_log_mid:
+            if any(r.is_failure for r in reasons):
+                logger.warning(
+                    "broker refused %s (%s): oversize drops are not counted; the ingest "
+                    "account needs `topic read %s` in the ACL",
+                    BROKER_LOG_TOPIC,
+                    reasons,
+                    BROKER_LOG_TOPIC,
+                )
+            else:
+                self.broker_log.set()
+            return
         if any(r.is_failure for r in reasons):
             logger.error("broker refused the subscription %s: %s", self.topic_filter, reasons)
             return
@@ -332,6 +354,10 @@ class MqttSource:
         # "No subscription existed" is fine: the session had already left the group.
         logger.info("left the shared group (%s): %s", self.topic_filter, reasons)
         self.left_group.set()
+
+    def _on_log_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._on_broker_log is not None:
+            self._on_broker_log(bytes(msg.payload).decode("utf-8", "replace"))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.inbox.put(

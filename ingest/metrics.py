@@ -36,6 +36,12 @@ class Metrics:
             "End-to-end acknowledgements (watermarks) published to gateways",
             registry=r,
         )
+        self.oversize_drops = Counter(
+            "oxy_broker_oversize_drops",
+            "Packets the broker dropped as over max_packet_size (its log on $SYS/broker/log/N, "
+            "seen by this worker while connected)",
+            registry=r,
+        )
         self.db_errors = Counter(
             "oxy_ingest_db_errors", "Failed batch writes (retried)", ["kind"], registry=r
         )

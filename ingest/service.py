@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ingest.metrics import Metrics
 from ingest.registry import SensorCache
 from ingest.resolve import ack_handled, resolve
 from ingest.writer import LoadMethod, Writer, WriteResult
+from oxy.broker import MAX_PACKET_BYTES, OVERSIZE_LOG_TEXT
 from oxy.contract import (
     TS_FLOOR_DEFAULT,
     AckMessage,
@@ -43,6 +45,8 @@ from oxy.contract import (
 from oxy.database import connect
 
 logger = logging.getLogger(__name__)
+
+_OVERSIZE_CLIENT = re.compile(r"Client (\S+) " + re.escape(OVERSIZE_LOG_TEXT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,7 @@ class IngestService:
             max_unacked=cfg.max_unacked,
             on_state=lambda up: self.metrics.mqtt_connected.set(1 if up else 0),
             drain=cfg.drain,
+            on_broker_log=None if cfg.drain else self._broker_log,
         )
         if cfg.drain and cfg.protocol == "3.1.1":
             raise IngestError(
@@ -228,6 +233,18 @@ class IngestService:
                 break
         if batch.items:
             self._hand_off(batch, force=True)
+
+    def _broker_log(self, line: str) -> None:
+        """A notice line of the broker's log: count and report a packet it dropped as oversize
+        (the publisher's connection was closed; its outbox keeps the readings)."""
+        if OVERSIZE_LOG_TEXT in line:
+            self.metrics.oversize_drops.inc()
+            found = _OVERSIZE_CLIENT.search(line)
+            logger.warning(
+                "the broker dropped an oversize packet from client %s (over %d bytes)",
+                found.group(1) if found else "?",
+                MAX_PACKET_BYTES,
+            )
 
     def _drain_done(self, last_arrival: float) -> bool:
         """Drain mode: out of the group, nothing arrived for drain_idle_s, all of it acked."""

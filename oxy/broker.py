@@ -21,6 +21,12 @@ from oxy.contract import MAX_PAYLOAD_BYTES
 # and logs "Client <id> disconnected due to oversize packet." (docs/ingest.md).
 MAX_PACKET_BYTES: Final = 2 * MAX_PAYLOAD_BYTES
 
+# Mosquitto counts no oversize drops. Its notice lines also go to this topic (`log_dest topic`),
+# which the ingest account may read (api.devices.acl_lines): ingest counts each drop in
+# oxy_broker_oversize_drops_total and logs it (docs/ingest.md, "Message size").
+BROKER_LOG_TOPIC: Final = "$SYS/broker/log/N"
+OVERSIZE_LOG_TEXT: Final = "disconnected due to oversize packet"
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerConfig:
@@ -68,6 +74,7 @@ def render(cfg: BrokerConfig) -> str:
         "message_size_limit 0",  # deprecated in Mosquitto 2; max_packet_size is the limit
         "set_tcp_nodelay true",
         f"log_dest {cfg.log_dest}",
+        "log_dest topic",  # BROKER_LOG_TOPIC: how an oversize drop reaches the metrics
         "log_type error",
         "log_type warning",
         "log_type notice",
