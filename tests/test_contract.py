@@ -280,3 +280,25 @@ def test_value_domain_after_conversion(value: float, unit: str, problem: str | N
 def test_quality_codes_live_in_the_contract() -> None:
     assert QUALITY_CODE == {Quality.GOOD: 0, Quality.STALE: 1, Quality.OUT_OF_RANGE: 2,
                             Quality.COMM_ERROR: 3}  # fmt: skip
+
+
+def test_a_year_before_1000_is_written_with_four_digits_so_only_that_reading_is_refused() -> None:
+    """strftime's %Y gives "1" for year 1 (glibc): a gateway whose clock said year 1 published
+    "1-01-01T…", which is no RFC 3339 time, so ingest refused the whole message and its good
+    readings went to the dead letters with it (found by the chaos suite's in-batch hostile
+    readings). Four digits: the message decodes, and the domain check refuses that reading
+    alone (ingest.resolve)."""
+    from oxy.contract import decode_record, encode_data, format_ts
+
+    year1 = datetime(1, 1, 1, 0, 0, 5, tzinfo=UTC)
+    assert format_ts(year1) == "0001-01-01T00:00:05.000Z"
+    assert format_ts(datetime(999, 12, 31, 23, 59, 59, 123000, tzinfo=UTC)) == (
+        "0999-12-31T23:59:59.123Z"
+    )
+    good = Reading(sensor="C1-dp", ts=datetime(2026, 3, 1, tzinfo=UTC), value=1.0, unit="inH2O")
+    bad = Reading(sensor="C1-dp", ts=year1, value=1.0, unit="inH2O")
+    payload, n = encode_data("gw-1", 7, datetime(2026, 3, 1, tzinfo=UTC), [good, bad])
+    assert n == 2
+    _, record = decode_record("oxy/v1/S1/gw-1/data", payload)
+    assert isinstance(record, dict)
+    assert [r["ts"] for r in record["readings"]] == [good.ts, year1]
