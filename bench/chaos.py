@@ -86,8 +86,42 @@ def wait_port(port: int, up: bool = True, timeout: float = 15.0) -> None:
 # The gateway worker: simulator + gateway in one process, journaling every outbox write
 
 
+# Hostile readings a gateway can itself put into its own batches (its encoder builds them: the
+# contract's types hold, the domain does not), and the reason their message's dead letter gives.
+# value true / an integer epoch cannot be built by a gateway (oxy.contract.Reading is strict):
+# those come from the separate hostile publisher only.
+IN_BATCH_KINDS: dict[str, str] = {
+    "year 1": "before",
+    "year 9999": "in the future",
+    "a day ahead": "in the future",
+    "1.7e308 MPa": "not finite",
+}
+_YEAR1_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+_YEAR9999_MS = 253_402_297_199_000  # 9999-12-31T23:59:59Z
+IN_BATCH_ENV = "OXY_CHAOS_IN_BATCH_EVERY_S"
+
+
+def in_batch_row(kind: str, k: int, tank: str, now_ms: int) -> tuple[str, int, float, str, str]:
+    """Hostile outbox row number `k` of class `kind` (sensor, ts ms, value, unit, quality); each
+    one's timestamp is unique, so its message's dead letter can be found by it."""
+    if kind == "year 1":
+        return f"{tank}-dp", _YEAR1_MS + k * 1000, 1.0, "inH2O", "good"
+    if kind == "year 9999":
+        return f"{tank}-dp", _YEAR9999_MS - k * 1000, 1.0, "inH2O", "good"
+    if kind == "a day ahead":
+        return f"{tank}-dp", now_ms + 86_400_000 + k, 1.0, "inH2O", "good"
+    if kind == "1.7e308 MPa":  # finite on the wire, infinite in kPa; two days ago, unique
+        return f"{tank}-p", now_ms - 2 * 86_400_000 + k, 1.7e308, "MPa", "good"
+    raise ValueError(kind)
+
+
 def gateway_worker(config: str, journal: str, tank_code: str, modbus_port: int) -> None:
-    """Run one simulated tank and the gateway polling it; journal each committed outbox write."""
+    """Run one simulated tank and the gateway polling it; journal each committed outbox write.
+
+    With OXY_CHAOS_IN_BATCH_EVERY_S set (the bench's injection hook, nowhere in the product),
+    one hostile reading (IN_BATCH_KINDS in turn) joins the rows of an outbox write that often:
+    the gateway publishes it inside its own batch, on its own topic, with its own seq and epoch.
+    Those rows go to `<journal>.hostile`, not into the journal of published good readings."""
     from gateway.config import load
     from gateway.outbox import Outbox
     from gateway.service import run_gateways
@@ -100,11 +134,25 @@ def gateway_worker(config: str, journal: str, tank_code: str, modbus_port: int) 
     out = open(journal, "a", buffering=1)  # noqa: SIM115  (line-buffered, lives as long as we do)
     original = Outbox.add
 
+    every = float(os.environ.get(IN_BATCH_ENV, "0") or 0)
+    hostile = open(journal + ".hostile", "a", buffering=1) if every else None  # noqa: SIM115
+    kinds = list(IN_BATCH_KINDS)
+    state = {"next": time.monotonic() + every, "k": 0}
+
     def add(ob: Outbox, rows: Any) -> int:
         rows = list(rows)
-        n = original(ob, rows)  # committed (FULL sync) before it is journaled
+        bad = []
+        if hostile is not None and rows and time.monotonic() >= state["next"]:
+            state["next"] = time.monotonic() + every
+            k = int(state["k"])
+            state["k"] = k + 1
+            kind = kinds[k % len(kinds)]
+            bad = [(kind, in_batch_row(kind, k, tank_code, int(time.time() * 1000)))]
+        n = original(ob, [*rows, *(b for _, b in bad)])  # committed before it is journaled
         out.write("".join(f"{r[0]},{r[1]}\n" for r in rows))
-        return n
+        if hostile is not None and bad:
+            hostile.write("".join(f"{r[0]},{r[1]},{kind}\n" for kind, r in bad))
+        return n - len(bad)
 
     Outbox.add = add  # type: ignore[method-assign]
 

@@ -367,7 +367,12 @@ Code = Annotated[str, Field(pattern=f"^{_CODE}$")]
 def format_ts(value: datetime) -> str:
     """UTC, millisecond precision, 'Z' suffix: the wire form of every timestamp."""
     value = _utc_ms(value)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): glibc writes year 1 as "1", which is no RFC 3339 time (the whole
+    # message would be refused with it, good readings included).
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+    )
 
 
 class _Message(BaseModel):
