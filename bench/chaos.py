@@ -17,15 +17,23 @@ Faults, one after the other, each lasting `--fault-s` unless said otherwise:
   connections) · gateway SIGKILL (mid outbox write: it polls every 0.1 s) + restart ·
   a hostile message of each class (year 1, year 9999, 1.7e308 MPa, value true, an integer
   epoch as ts, a retained data message, over the payload limit, over the broker's packet
-  limit, garbage bytes) published among the gateways' readings
+  limit, garbage bytes) published among the gateways' readings ·
+  combined: broker SIGKILL while gw-c3 replays a new long outbox (`--replay`) and PostgreSQL
+  is stopped (`--pg-s`; the broker is back first) · ingest SIGKILL during a network cut
+  (`--cut-s`; ingest is back before the link)
 
 `--long` gives the issue's durations (PostgreSQL 30 s, ingest away 2 min, network cut 60 s).
 Besides the hostile row, one hostile message (the classes in turn) is published every second
 during the whole run, straight to the broker on a gateway's data topic; the suite watches the
 ingest process: it must never exit on its own (`ingest exits`), and its pid changes only when
 the suite restarts it. Every hostile message carries a unique `seq` (garbage: a unique text), so
-the suite finds each one's dead letter. `--db-admin-url` uses an existing server instead of a
-private one (and skips the PostgreSQL fault: never stop a shared server).
+the suite finds each one's dead letter. Gateway gw-c2 also mixes one hostile reading a second
+into its OWN batches (IN_BATCH_KINDS: year 1, year 9999, a day ahead, 1.7e308 MPa; a bench-only
+hook in its outbox writes, so its encoder, topic, seq and epoch carry them): each must be in the
+dead letter of its message with its reason, and every good reading that shared a message with
+one must be stored (columns in-batch, dead-l., beside = stored/carried). `--db-admin-url` uses
+an existing server instead of a private one (and skips the two faults that stop PostgreSQL:
+never stop a shared server).
 
 "Published" is every reading a gateway wrote into its outbox: the gateway processes journal
 each committed outbox write (`--gateway-worker` mode below). After each fault the suite waits
@@ -445,6 +453,47 @@ def dead_lettered(url: str, marks: list[tuple[int, str, float]]) -> dict[int, st
     return out
 
 
+def in_batch_letters(
+    url: str, rows: list[tuple[str, int, str]]
+) -> tuple[dict[tuple[str, int], str], int, int]:
+    """For hostile readings inside a gateway's batches: (sensor, ts) → reason of the dead
+    letter of the message that carried it; and, over those messages, how many good readings
+    they carried and how many of those are stored (all of them: a hostile reading costs its
+    message nothing else)."""
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+
+    from oxy.contract import format_ts
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    hostile = {(sensor, ms) for sensor, ms, _ in rows}
+    found: dict[tuple[str, int], str] = {}
+    letters: dict[int, bytes] = {}
+    with psycopg.connect(url) as conn:
+        for sensor, ms, _kind in rows:
+            wire = format_ts(epoch + timedelta(milliseconds=ms))
+            row = conn.execute(
+                "SELECT id, reason, payload FROM dead_letters "
+                "WHERE position(%s::bytea IN payload) > 0 LIMIT 1",
+                (f'"sensor":"{sensor}","ts":"{wire}"'.encode(),),
+            ).fetchone()
+            if row is not None:
+                found[(sensor, ms)] = str(row[1])
+                letters[int(row[0])] = bytes(row[2])
+    # read after the dead letters: a message's good readings commit with its dead letter
+    have, _ = stored(url)
+    good = stored_good = 0
+    for payload in letters.values():
+        for r in json.loads(payload)["readings"]:
+            ts = datetime.fromisoformat(r["ts"].replace("Z", "+00:00"))
+            key = (r["sensor"], round((ts - epoch).total_seconds() * 1000))
+            if key not in hostile:
+                good += 1
+                stored_good += key in have
+    return found, good, stored_good
+
+
 def seed(url: str, gateways: dict[str, str]) -> None:
     import psycopg
 
@@ -517,8 +566,17 @@ sensors = [
 
 
 class GatewayProc:
-    def __init__(self, work: Path, code: str, tank: str, proxy_port: int, e2e: bool) -> None:
+    def __init__(
+        self,
+        work: Path,
+        code: str,
+        tank: str,
+        proxy_port: int,
+        e2e: bool,
+        in_batch_every_s: float = 0.0,
+    ) -> None:
         self.code, self.tank = code, tank
+        self.in_batch_every_s = in_batch_every_s
         self.work = work
         self.modbus = free_port()
         self.journal = work / f"{code}.journal"
@@ -537,13 +595,14 @@ class GatewayProc:
         self.outbox = work / f"{code}.outbox.sqlite"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def prefill(self, n: int) -> None:
-        """A long outbox to replay: `n` readings of the last hours, journaled as published."""
+    def prefill(self, n: int, hours_ago: float = 6.0) -> None:
+        """A long outbox to replay: `n` readings from `hours_ago` on (one per sensor every
+        0.5 s), journaled as published. The gateway must be stopped."""
         from gateway.engineering import Row
         from gateway.outbox import Outbox
 
         ob = Outbox(self.outbox)
-        t0 = int(time.time() * 1000) - 6 * 3_600_000
+        t0 = int(time.time() * 1000) - int(hours_ago * 3_600_000)
         rows = [
             Row(f"{self.tank}-{'dp' if i % 2 == 0 else 'p'}", t0 + (i // 2) * 500,
                 float(i % 97), "inH2O" if i % 2 == 0 else "bar", "good")
@@ -560,8 +619,8 @@ class GatewayProc:
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--gateway-worker", str(self.config),
              str(self.journal), self.tank, str(self.modbus)],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log,
-            stderr=subprocess.STDOUT,
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), IN_BATCH_ENV: str(self.in_batch_every_s)},
         )  # fmt: skip
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -573,6 +632,17 @@ class GatewayProc:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+    def hostile_rows(self) -> list[tuple[str, int, str]]:
+        """(sensor, ts ms, kind) of each hostile reading written into this gateway's outbox."""
+        path = Path(str(self.journal) + ".hostile")
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            sensor, ms, kind = line.split(",", 2)
+            out.append((sensor, int(ms), kind))
+        return out
 
     def published(self) -> set[tuple[str, int]]:
         out: set[tuple[str, int]] = set()
@@ -711,7 +781,11 @@ def run(
         ingest = IngestProc(work, db_url, f"mqtt://127.0.0.1:{broker.cfg.port}")
         ingest.start()
         time.sleep(3.0)  # its session and subscription exist before the gateways publish
-        gateways = [GatewayProc(work, c, t, proxy.port, e2e) for c, t in codes.items()]
+        # gw-c2 mixes one hostile reading a second into its own batches (IN_BATCH_KINDS)
+        gateways = [
+            GatewayProc(work, c, t, proxy.port, e2e, hostile_every_s if c == "gw-c2" else 0.0)
+            for c, t in codes.items()
+        ]
         gateways[2].prefill(replay)
         for g in gateways:
             g.start()
@@ -761,6 +835,33 @@ def run(
             time.sleep(fault_s)
             gateways[0].start()
 
+        def broker_kill_pg_down_replaying() -> None:
+            # gw-c3 gets a new long outbox (hours old: no overlap with the first) and starts
+            # replaying it; then PostgreSQL stops and the broker is SIGKILLed mid-replay; the
+            # broker comes back while PostgreSQL is still down.
+            assert pg is not None
+            gateways[2].stop()
+            gateways[2].prefill(replay, hours_ago=3.0)
+            gateways[2].start()
+            time.sleep(2.0)
+            pg.stop()
+            time.sleep(0.5)
+            broker.stop(signal.SIGKILL)
+            time.sleep(fault_s)
+            broker.start()
+            time.sleep(max(0.0, pg_s - fault_s - 0.5))
+            pg.start()
+
+        def ingest_kill_during_cut() -> None:
+            assert proxy is not None
+            proxy.cut(True)
+            time.sleep(cut_s / 3)
+            ing.stop(signal.SIGKILL)
+            time.sleep(cut_s / 3)
+            ing.start()  # back while the gateways are still cut off
+            time.sleep(cut_s / 3)
+            proxy.cut(False)
+
         def hostile_burst() -> None:
             pid = ing.pid
             for kind in HOSTILE_KINDS:
@@ -771,25 +872,34 @@ def run(
                 ing.exits.append(f"pid {pid} replaced by {ing.pid} during the hostile burst")
 
         # (label, inject, the broker restarts: what it acknowledged to the hostile publisher,
-        # which has no end-to-end ack, may be lost)
-        faults: list[tuple[str, Any, bool]] = [
-            ("broker SIGKILL + restart (persistence on)", broker_kill, True),
-            ("broker restart, persistence wiped", broker_wiped, True),
-            ("ingest SIGKILL + restart", ingest_kill, False),
+        # which has no end-to-end ack, may be lost; the gateways lose their link: a year-1
+        # reading waiting in gw-c2's outbox may be evicted there as too old, never sent)
+        faults: list[tuple[str, Any, bool, bool]] = [
+            ("broker SIGKILL + restart (persistence on)", broker_kill, True, True),
+            ("broker restart, persistence wiped", broker_wiped, True, True),
+            ("ingest SIGKILL + restart", ingest_kill, False, False),
         ]
         if pg is not None:
-            faults.append((f"PostgreSQL stopped {pg_s:g} s", postgres_stopped, False))
+            faults.append((f"PostgreSQL stopped {pg_s:g} s", postgres_stopped, False, False))
         faults += [
             (f"ingest away {ingest_away_s:g} s, back as the broker restarts",
-             ingest_away_broker_restart, True),
-            (f"network cut gateways-broker {cut_s:g} s", network_cut, False),
-            ("gateway SIGKILL mid outbox write + restart", gateway_kill, False),
-            ("hostile message of each class", hostile_burst, False),
+             ingest_away_broker_restart, True, True),
+            (f"network cut gateways-broker {cut_s:g} s", network_cut, False, True),
+            ("gateway SIGKILL mid outbox write + restart", gateway_kill, False, False),
+            ("hostile message of each class", hostile_burst, False, False),
         ]  # fmt: skip
+        if pg is not None:
+            faults.append((f"broker SIGKILL, PostgreSQL down {pg_s:g} s, gw-c3 replaying "
+                           f"{replay}", broker_kill_pg_down_replaying, True, True))  # fmt: skip
+        faults.append(
+            (f"ingest SIGKILL during a network cut of {cut_s:g} s", ingest_kill_during_cut,
+             False, True)
+        )  # fmt: skip
         before: set[tuple[str, int]] = set()
         given_up: set[tuple[str, int]] = set()
         hostile_seen = 0
-        for label, inject, broker_restarts in faults:
+        in_batch_seen = 0
+        for label, inject, broker_restarts, link_lost in faults:
             exits_before = len(ing.exits)
             inject()
             ended = time.monotonic()
@@ -820,6 +930,23 @@ def run(
                 for m, kind, _ in sent
                 if m in letters and HOSTILE_KINDS[kind] not in letters[m]
             ]
+            # the hostile readings gw-c2 put into its own batches in this phase
+            inside = gateways[1].hostile_rows()
+            mixed, in_batch_seen = inside[in_batch_seen:], len(inside)
+            until = time.monotonic() + 10.0
+            while True:
+                found, alongside, alongside_stored = in_batch_letters(db_url, mixed)
+                if len(found) == len(mixed) or time.monotonic() > until:
+                    break
+                time.sleep(0.5)
+            wrong += [
+                f"in batch, {kind}: {found[(sensor, ms)]}"
+                for sensor, ms, kind in mixed
+                if (sensor, ms) in found and IN_BATCH_KINDS[kind] not in found[(sensor, ms)]
+            ]
+            in_batch_missing = sorted(
+                {kind for sensor, ms, kind in mixed if (sensor, ms) not in found}
+            )
             row = {
                 "fault": label,
                 "published": len(phase),
@@ -831,7 +958,14 @@ def run(
                 "hostile_dead_lettered": len(letters),
                 "hostile_kinds": sorted({k for _, k, _ in sent}),
                 "hostile_wrong_reason": wrong,
+                "in_batch_sent": len(mixed),
+                "in_batch_dead_lettered": len(found),
+                "in_batch_missing_kinds": in_batch_missing,
+                "in_batch_kinds": sorted({k for sn, ms, k in mixed if (sn, ms) in found}),
+                "in_batch_good_alongside": alongside,
+                "in_batch_good_alongside_stored": alongside_stored,
                 "broker_restarts": broker_restarts,
+                "link_lost": link_lost,
                 "ingest_exits": ing.exits[exits_before:],
             }
             results.append(row)
@@ -859,17 +993,21 @@ def run(
 
 
 HEADER = (
-    f"{'fault':<50} {'published':>9} {'stored':>7} {'lost':>5} {'dup':>4} {'recovery':>9}"
-    f" {'hostile':>7} {'dead-l.':>7} {'exits':>5}"
+    f"{'fault':<62} {'published':>9} {'stored':>7} {'lost':>5} {'dup':>4} {'recovery':>9}"
+    f" {'hostile':>7} {'dead-l.':>7} {'in-batch':>8} {'dead-l.':>7} {'beside':>6}"
+    f" {'exits':>5}"
 )
 
 
 def _line(r: dict[str, Any]) -> str:
     rec = f"{r['recovery_s']:.1f} s" if r["recovery_s"] is not None else "—"
     return (
-        f"{r['fault']:<50} {r['published']:>9} {r['stored']:>7} {r['lost']:>5} "
+        f"{r['fault']:<62} {r['published']:>9} {r['stored']:>7} {r['lost']:>5} "
         f"{r['duplicated']:>4} {rec:>9} {r['hostile_sent']:>7} "
-        f"{r['hostile_dead_lettered']:>7} {len(r['ingest_exits']):>5}"
+        f"{r['hostile_dead_lettered']:>7} {r['in_batch_sent']:>8} "
+        f"{r['in_batch_dead_lettered']:>7} "
+        f"{r['in_batch_good_alongside_stored']:>3}/{r['in_batch_good_alongside']:<3}"
+        f"{len(r['ingest_exits']):>5}"
     )
 
 
@@ -905,7 +1043,8 @@ def main() -> None:
         sys.exit(f"no {PG_BIN}/initdb: PostgreSQL 15 server binaries run the private server")
     mode = "PUBACK only" if args.puback_only else "end-to-end acknowledgement"
     print(f"chaos suite: 3 gateways x 20 readings/s, faults of {args.fault_s:g} s, {mode}; "
-          "one hostile message a second throughout")  # fmt: skip
+          "one hostile message a second throughout, and one hostile reading a second inside "
+          "gw-c2's own batches")  # fmt: skip
     print(HEADER, flush=True)
     results = run(
         args.db_admin_url, args.fault_s, args.replay, args.settle_s, not args.puback_only,
@@ -919,6 +1058,10 @@ def main() -> None:
           f"{sum(r['hostile_dead_lettered'] for r in rows)}; over the broker's packet limit: "
           f"{oversize} drop(s) in its log; ingest exits not caused by the suite: "
           f"{len(exits)} {exits or ''}")  # fmt: skip
+    print(f"hostile readings inside gw-c2's batches: {sum(r['in_batch_sent'] for r in rows)}, "
+          f"dead-lettered: {sum(r['in_batch_dead_lettered'] for r in rows)}; good readings "
+          f"sharing their messages: {sum(r['in_batch_good_alongside'] for r in rows)}, stored: "
+          f"{sum(r['in_batch_good_alongside_stored'] for r in rows)}")  # fmt: skip
     for r in rows:
         for w in r["hostile_wrong_reason"]:
             print(f"  unexpected dead-letter reason, {r['fault']}: {w}")

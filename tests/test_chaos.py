@@ -25,13 +25,13 @@ def test_chaos_short_form(mosquitto_path: str) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=420,
         check=True,
     ).stdout
     print(out)
     results = json.loads(out.strip().splitlines()[-1])
     rows = [r for r in results if "fault" in r]
-    assert len(rows) == 8
+    assert len(rows) == 10
     for r in rows:
         assert r["published"] > 0, r
         assert (r["lost"], r["duplicated"]) == (0, 0), r
@@ -42,8 +42,22 @@ def test_chaos_short_form(mosquitto_path: str) -> None:
         assert r["hostile_wrong_reason"] == [], r
         if not r["broker_restarts"]:  # a restarting broker may lose what it acknowledged
             assert r["hostile_dead_lettered"] == r["hostile_sent"], r
-    burst = rows[-1]
+        # hostile readings inside gw-c2's own batches: each in its message's dead letter (with
+        # the end-to-end ack they are re-sent like any reading), except a year-1 reading that
+        # waited in the outbox while the link was down: the gateway evicts it as too old
+        assert r["in_batch_sent"] > 0, r
+        allowed = {"year 1"} if r["link_lost"] else set()
+        assert set(r["in_batch_missing_kinds"]) <= allowed, r
+        # ... and every good reading that shared a message with one is stored
+        assert r["in_batch_good_alongside"] > 0, r
+        assert r["in_batch_good_alongside_stored"] == r["in_batch_good_alongside"], r
+    assert rows[-2]["fault"].startswith("broker SIGKILL, PostgreSQL down")
+    assert rows[-1]["fault"].startswith("ingest SIGKILL during a network cut")
+    burst = rows[-3]
     assert burst["fault"] == "hostile message of each class"
+    # every class of hostile reading inside a gateway's batch was dead-lettered somewhere
+    inside = {k for r in rows for k in r["in_batch_kinds"]}
+    assert inside == {"year 1", "year 9999", "a day ahead", "1.7e308 MPa"}
     assert set(burst["hostile_kinds"]) >= {
         "year 1", "year 9999", "1.7e308 MPa", "value true", "integer epoch ts",
         "retained data", "over the payload limit", "garbage bytes",
