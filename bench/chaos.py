@@ -661,6 +661,7 @@ class IngestProc:
     def __init__(self, work: Path, db_url: str, mqtt_url: str) -> None:
         self.work, self.db_url, self.mqtt_url = work, db_url, mqtt_url
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
         self.exits: list[str] = []  # exits the suite did not cause: "pid N: status S"
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -681,13 +682,29 @@ class IngestProc:
 
     def start(self) -> None:
         log = (self.work / "ingest.log").open("ab")
-        env = {**os.environ, "OXY_INGEST_BATCH_MS": "100", "OXY_LOG_LEVEL": "INFO"}
+        env = {**os.environ, "OXY_INGEST_BATCH_MS": "100", "OXY_LOG_LEVEL": "INFO",
+               "OXY_METRICS_PORT": str(self.metrics_port)}  # fmt: skip
         with self._lock:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ingest", "run", "--mqtt-url", self.mqtt_url,
                  "--database-url", self.db_url, "--client-id", "chaos-ingest"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
+
+    def metric(self, name: str) -> float | None:
+        """One unlabelled sample from the running ingest's /metrics, or None."""
+        import urllib.request
+
+        try:
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         with self._lock:
@@ -862,12 +879,16 @@ def run(
             time.sleep(cut_s / 3)
             proxy.cut(False)
 
+        oversize_metric: list[float | None] = []
+
         def hostile_burst() -> None:
             pid = ing.pid
             for kind in HOSTILE_KINDS:
                 hos.publish(kind)
             hos.oversize_packet()
             time.sleep(fault_s)
+            # the drop, counted by ingest from the broker's $SYS log (docs/ingest.md)
+            oversize_metric.append(ing.metric("oxy_broker_oversize_drops_total"))
             if ing.pid != pid:
                 ing.exits.append(f"pid {pid} replaced by {ing.pid} during the hostile burst")
 
@@ -972,7 +993,10 @@ def run(
             print(_line(row), flush=True)
             before = published
         log = (broker.work / "mosquitto.log").read_text(errors="replace")
-        results.append({"broker_log_oversize": log.count("oversize packet")})
+        results.append({
+            "broker_log_oversize": log.count("oversize packet"),
+            "ingest_metric_oversize": oversize_metric[0] if oversize_metric else None,
+        })  # fmt: skip
     finally:
         if hostile is not None:
             hostile.close()
@@ -1052,11 +1076,13 @@ def main() -> None:
     )  # fmt: skip
     rows = [r for r in results if "fault" in r]
     oversize = sum(r.get("broker_log_oversize", 0) for r in results)
+    counted = results[-1].get("ingest_metric_oversize")
     exits = [e for r in rows for e in r["ingest_exits"]]
     sent = sum(r["hostile_sent"] for r in rows)
     print(f"hostile messages acknowledged by the broker: {sent}, dead-lettered: "
           f"{sum(r['hostile_dead_lettered'] for r in rows)}; over the broker's packet limit: "
-          f"{oversize} drop(s) in its log; ingest exits not caused by the suite: "
+          f"{oversize} drop(s) in its log, {counted if counted is not None else '—'} in "
+          "ingest's oxy_broker_oversize_drops_total; ingest exits not caused by the suite: "
           f"{len(exits)} {exits or ''}")  # fmt: skip
     print(f"hostile readings inside gw-c2's batches: {sum(r['in_batch_sent'] for r in rows)}, "
           f"dead-lettered: {sum(r['in_batch_dead_lettered'] for r in rows)}; good readings "

@@ -139,6 +139,11 @@ DASHBOARD = Dashboard(
                 ),
                 PromTarget("sum(increase(oxy_ingest_quarantined_total[1m]))", legend="quarantine"),
                 PromTarget("sum(increase(oxy_ingest_conflicts_total[1m]))", legend="conflicts"),
+                # every worker sees every drop in the broker's $SYS log: max, not sum
+                PromTarget(
+                    "max(increase(oxy_broker_oversize_drops_total[1m]))",
+                    legend="gói quá cỡ broker bỏ / oversize packets dropped by the broker",
+                ),
             ),
         ),
         Panel(
