@@ -281,12 +281,19 @@ class MqttSource:
         with self._lock:
             self.generation += 1
         logger.info(
-            "connected to mqtt://%s:%d (session present: %s), subscribing %s",
+            "connected to mqtt://%s:%d (session present: %s), %s %s",
             self.target.host,
             self.target.port,
             flags.session_present,
+            "draining, leaving" if self.drain else "subscribing",
             self.topic_filter,
         )
+        if self.drain and not flags.session_present:
+            logger.warning(
+                "the broker has no session %s: nothing queued to drain (expired, already "
+                "drained, or another client id)",
+                self.client_id,
+            )
         if self.drain:
             # Queued messages arrive whether subscribed or not; leaving the group stops the
             # broker from handing this session any new share.
