@@ -503,6 +503,39 @@ def in_batch_letters(
     return found, good, stored_good
 
 
+def in_batch_reconcile(url: str, topic_name: str) -> int:
+    """Readings refused in the dead letters of a gateway's data messages, each message (seq)
+    counted once: the per-reading lookup cannot see past the 16 KiB a dead letter keeps of a
+    long catch-up message, nor past the 5 readings its reason names; this count can."""
+    import psycopg
+
+    refused: dict[int, int] = {}
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT reason, substring(payload FROM 1 FOR 200) FROM dead_letters WHERE topic = %s",
+            (topic_name,),
+        ).fetchall()
+    for reason, head in rows:
+        n = re.match(r"(\d+) of \d+ readings rejected", str(reason))
+        seq = re.search(rb'"seq":(\d+)', bytes(head))
+        if n and seq:  # a re-sent message may have lost an evicted reading since: the most
+            key = int(seq.group(1))
+            refused[key] = max(refused.get(key, 0), int(n.group(1)))
+    return sum(refused.values())
+
+
+def outbox_evicted(path: Path) -> int:
+    """The outbox's own count of evicted readings (meta evicted_total)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'evicted_total'").fetchone()
+    finally:
+        db.close()
+    return int(row[0]) if row else 0
+
+
 def seed(url: str, gateways: dict[str, str]) -> None:
     import psycopg
 
@@ -1002,7 +1035,18 @@ def run(
             print(_line(row), flush=True)
             before = published
         log = (broker.work / "mosquitto.log").read_text(errors="replace")
+        # the whole run's hostile readings inside gw-c2's batches: each refused in a dead
+        # letter, or evicted by the gateway as too old (year 1, while its link was down)
+        in_batch_written = len(gateways[1].hostile_rows())
+        in_batch_refused = 0
+        deadline = time.monotonic() + 15.0
+        while in_batch_refused < in_batch_written and time.monotonic() < deadline:
+            in_batch_refused = in_batch_reconcile(db_url, f"oxy/v1/{SITE}/gw-c2/data")
+            time.sleep(0.5)
         results.append({
+            "in_batch_written": in_batch_written,
+            "in_batch_refused": in_batch_refused,
+            "in_batch_evicted": outbox_evicted(gateways[1].outbox),
             "broker_log_oversize": log.count("oversize packet"),
             "ingest_metric_oversize": oversize_metric[0] if oversize_metric else None,
         })  # fmt: skip
@@ -1093,9 +1137,13 @@ def main() -> None:
           f"{oversize} drop(s) in its log, {counted if counted is not None else '—'} in "
           "ingest's oxy_broker_oversize_drops_total; ingest exits not caused by the suite: "
           f"{len(exits)} {exits or ''}")  # fmt: skip
-    print(f"hostile readings inside gw-c2's batches: {sum(r['in_batch_sent'] for r in rows)}, "
-          f"dead-lettered: {sum(r['in_batch_dead_lettered'] for r in rows)}; good readings "
-          f"sharing their messages: {sum(r['in_batch_good_alongside'] for r in rows)}, stored: "
+    end = results[-1]
+    print(f"hostile readings inside gw-c2's batches: {end['in_batch_written']} written, "
+          f"{end['in_batch_refused']} refused in dead letters (counted per message), "
+          f"{end['in_batch_evicted']} evicted by the gateway; found one by one: "
+          f"{sum(r['in_batch_dead_lettered'] for r in rows)}; good readings sharing their "
+          f"messages (as far as the dead letters show them): "
+          f"{sum(r['in_batch_good_alongside'] for r in rows)}, stored: "
           f"{sum(r['in_batch_good_alongside_stored'] for r in rows)}")  # fmt: skip
     for r in rows:
         for w in r["hostile_wrong_reason"]:
