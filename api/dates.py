@@ -156,3 +156,37 @@ async def _json_body(request: Request) -> Any:
         return json.loads(await request.body() or b"{}")
     except (ValueError, UnicodeDecodeError):
         return {}
+
+
+def declare_range(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare the accepted range on every `date` / `date-time` string of an OpenAPI document.
+
+    JSON Schema has no standard bound for formatted strings, so the range is carried by the
+    `formatMinimum` / `formatMaximum` keywords (JSON Schema's proposed format-range vocabulary,
+    implemented by ajv-formats; the conformance test's generators honour them) and spelled out in
+    the description. Requests outside it are answered 422 `date_out_of_range`.
+    """
+    earliest, latest = EARLIEST_DAY.isoformat(), latest_day().isoformat()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            fmt = node.get("format")
+            if node.get("type") == "string" and fmt in ("date", "date-time"):
+                low, high = (
+                    (earliest, latest)
+                    if fmt == "date"
+                    else (f"{earliest}T00:00:00Z", f"{latest}T23:59:59Z")
+                )
+                node.setdefault("formatMinimum", low)
+                node.setdefault("formatMaximum", high)
+                note = f"Between {earliest} and {latest} (422 `date_out_of_range` otherwise)."
+                if note not in node.get("description", ""):
+                    node["description"] = (node.get("description", "") + " " + note).strip()
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    return document

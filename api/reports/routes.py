@@ -23,6 +23,7 @@ from api.accounting.routes import get_config, not_found
 from api.accounting.windows import default_syt_day
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
+from api.errors import JSON_ERRORS
 from api.i18n import gas_unit
 from api.policy import Scope, policy
 from api.routes import ROUTERS
@@ -391,6 +392,7 @@ async def export_syt_fields(
     "/syt/{org_id}/reports/{day}/print",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     response_class=HTMLResponse,
+    responses={**JSON_ERRORS, 200: {"description": "The printable page (text/html)"}},
     summary="Printable SYT report (print-styled HTML; the PDF is at print.pdf)",
 )
 async def print_syt_report(

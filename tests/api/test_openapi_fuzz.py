@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -16,6 +17,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from schemathesis.checks import (
     content_type_conformance,
@@ -29,14 +31,14 @@ from schemathesis.checks import (
 
 from api.app import create_app
 from api.auth import digest
+from api.dates import EARLIEST_DAY, latest_day
 from oxy.settings import Settings
 from tests.api.conftest import add_user
 
 MAX_EXAMPLES = int(os.environ.get("OXY_FUZZ_EXAMPLES", "10"))
-# OXY_FUZZ_CONFORMANCE=1 also runs schemathesis' conformance checks (documented status codes,
-# content types, headers, invalid input refused, valid input accepted) and prints the number of
-# distinct violations (operation × check) instead of failing: the contract's remaining debt.
-CONFORMANCE = os.environ.get("OXY_FUZZ_CONFORMANCE") == "1"
+# schemathesis' conformance checks (documented status codes, content types, headers, invalid
+# input refused, valid input accepted): every operation, 0 violations.
+CONFORMANCE_EXAMPLES = int(os.environ.get("OXY_FUZZ_CONFORMANCE_EXAMPLES", "5"))
 CONFORMANCE_CHECKS = [
     status_code_conformance,
     content_type_conformance,
@@ -73,13 +75,40 @@ def fuzz_client(pg_admin_url: str, template_db_url: str) -> Iterator[TestClient]
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _fuzz(client: TestClient, operation: Any, checks: list[Any] | None = None) -> int:
+def _in_range_dates() -> None:
+    """Generate `date` / `date-time` strings inside the range the document declares
+    (`formatMinimum` / `formatMaximum`, checked by test_the_document_declares_the_date_range):
+    JSON Schema has no standard bound for formatted strings, so schemathesis learns it here."""
+    earliest, latest = EARLIEST_DAY, latest_day()
+    schemathesis.openapi.format(
+        "date", st.dates(min_value=earliest, max_value=latest).map(date.isoformat)
+    )
+    schemathesis.openapi.format(
+        "date-time",
+        st.datetimes(
+            min_value=datetime.combine(earliest, datetime.min.time()),
+            max_value=datetime.combine(latest, datetime.max.time()),
+            timezones=st.just(UTC),
+        ).map(lambda v: v.isoformat().replace("+00:00", "Z")),
+    )
+
+
+_in_range_dates()
+
+
+def _fuzz(
+    client: TestClient,
+    operation: Any,
+    checks: list[Any] | None = None,
+    examples: int = MAX_EXAMPLES,
+    base_url: str = "http://testserver",
+) -> int:
     checks = checks or [not_a_server_error, response_schema_conformance]
     sent = [0]
 
     @given(case=operation.as_strategy())
     @settings(
-        max_examples=MAX_EXAMPLES,
+        max_examples=examples,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         derandomize=True,
@@ -87,7 +116,7 @@ def _fuzz(client: TestClient, operation: Any, checks: list[Any] | None = None) -
     )
     def run(case: schemathesis.Case) -> None:
         kw = case.as_transport_kwargs(
-            base_url="http://testserver", headers={"Authorization": f"Bearer {TOKEN}"}
+            base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}
         )
         args = {k: kw[k] for k in SENT_KEYS if kw.get(k) is not None}
         cookies = args.pop("cookies", None)
@@ -121,25 +150,60 @@ def test_api_conforms_to_its_schema(fuzz_client: TestClient) -> None:
     assert failures == [], "\n\n".join(failures)
 
 
-@pytest.mark.skipif(not CONFORMANCE, reason="a measurement: set OXY_FUZZ_CONFORMANCE=1")
-def test_conformance_violations(fuzz_client: TestClient) -> None:
-    """Count the distinct (operation, check) violations of schemathesis' conformance checks."""
-    schema = schemathesis.openapi.from_dict(fuzz_client.app.openapi())  # type: ignore[attr-defined]
-    violations: set[tuple[str, str]] = set()
+def test_the_api_keeps_its_contract(fuzz_client: TestClient) -> None:
+    """schemathesis' conformance checks find no violation in any operation."""
+    violations = _conformance(fuzz_client, "http://testserver")
+    assert violations == [], "\n\n".join(violations)
+
+
+def _conformance(client: Any, base_url: str) -> list[str]:
+    """The distinct (operation, check) violations, each with schemathesis' explanation."""
+    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+    found: dict[tuple[str, str], str] = {}
+    started = time.monotonic()
+    operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
+        operations += 1
         name = f"{operation.method.upper()} {operation.path}"
         try:
-            _fuzz(fuzz_client, operation, CONFORMANCE_CHECKS)
+            _fuzz(client, operation, CONFORMANCE_CHECKS, CONFORMANCE_EXAMPLES, base_url)
         except BaseExceptionGroup as exc:  # schemathesis' FailureGroup
             for failure in getattr(exc, "exceptions", [exc]):
-                violations.add((name, str(getattr(failure, "title", type(failure).__name__))))
-    by_check: dict[str, int] = {}
-    for _, title in violations:
-        by_check[title] = by_check.get(title, 0) + 1
-    print(f"conformance violations: {len(violations)} {dict(sorted(by_check.items()))}")
-    for op, title in sorted(violations):
-        print(f"  {op}: {title}")
+                title = str(getattr(failure, "title", type(failure).__name__))
+                found.setdefault((name, title), f"{name}: {title}\n{failure}")
+        except Exception as exc:  # a single failure
+            title = str(getattr(exc, "title", type(exc).__name__))
+            found.setdefault((name, title), f"{name}: {title}\n{exc}")
+    print(
+        f"conformance at {base_url}: {operations} operations, {len(found)} violations "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    assert operations >= 8
+    return [found[k] for k in sorted(found)]
+
+
+def test_the_document_declares_the_date_range(fuzz_client: TestClient) -> None:
+    """Every date and date-time in the document carries the range the application enforces."""
+    document = fuzz_client.get("/openapi.json").json()
+    dated: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("format") in ("date", "date-time"):
+                dated.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    assert len(dated) >= 20
+    for node in dated:
+        assert node["formatMinimum"].startswith(EARLIEST_DAY.isoformat()), node
+        assert node["formatMaximum"].startswith(latest_day().isoformat()), node
+        assert "date_out_of_range" in node["description"]
 
 
 def test_the_document_lists_our_endpoints(fuzz_client: TestClient) -> None:
