@@ -1,17 +1,23 @@
 """Schemathesis against the application's own OpenAPI document: generated requests (with a valid
 administrator's bearer token, so the handlers are reached) never produce a 5xx or a response that
-violates the schema. The app runs in-process; requests go through Starlette's TestClient
-(schemathesis' own requests transport does not work with the urllib3-future the lock installs)."""
+violates the schema, and schemathesis' conformance checks find 0 violations — in-process through
+Starlette's TestClient and over HTTP against uvicorn in a child process. Requests are sent with
+our own clients (schemathesis' requests transport does not work with the urllib3-future the lock
+installs)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import schemathesis
@@ -34,6 +40,7 @@ from api.auth import digest
 from api.dates import EARLIEST_DAY, latest_day
 from oxy.settings import Settings
 from tests.api.conftest import add_user
+from tests.fix_mqtt import free_port
 
 MAX_EXAMPLES = int(os.environ.get("OXY_FUZZ_EXAMPLES", "10"))
 # schemathesis' conformance checks (documented status codes, content types, headers, invalid
@@ -52,8 +59,8 @@ SENT_KEYS = ("params", "headers", "cookies", "json", "data", "files", "content")
 
 
 @pytest.fixture(scope="module")
-def fuzz_client(pg_admin_url: str, template_db_url: str) -> Iterator[TestClient]:
-    """One migrated database and one running app for the whole module."""
+def fuzz_db(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
+    """One migrated database (with the fuzzing administrator's token) for the whole module."""
     name = f"oxy_fz_{uuid.uuid4().hex[:10]}"
     tpl = conninfo_to_dict(template_db_url)["dbname"]
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
@@ -68,11 +75,52 @@ def fuzz_client(pg_admin_url: str, template_db_url: str) -> Iterator[TestClient]
             (uid, digest(TOKEN)),
         )
     try:
-        with TestClient(create_app(Settings(database_url=url))) as client:
-            yield client
+        yield url
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(fuzz_db: str) -> Iterator[TestClient]:
+    """The app in-process (Starlette's TestClient)."""
+    with TestClient(create_app(Settings(database_url=fuzz_db))) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def live_client(fuzz_db: str) -> Iterator[httpx.Client]:
+    """The app served by uvicorn in a child process on a free loopback port, over real HTTP."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        ],
+        env={**os.environ, "OXY_DATABASE_URL": fuzz_db},
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while True:
+                assert server.poll() is None, "uvicorn exited"
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "uvicorn did not answer /health in 60 s"
+                time.sleep(0.2)
+            yield client
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
 
 
 def _in_range_dates() -> None:
@@ -97,7 +145,7 @@ _in_range_dates()
 
 
 def _fuzz(
-    client: TestClient,
+    client: TestClient | httpx.Client,
     operation: Any,
     checks: list[Any] | None = None,
     examples: int = MAX_EXAMPLES,
@@ -181,6 +229,25 @@ def _conformance(client: Any, base_url: str) -> list[str]:
     )
     assert operations >= 8
     return [found[k] for k in sorted(found)]
+
+
+def test_the_live_server_keeps_its_contract(live_client: httpx.Client) -> None:
+    """The same checks over real HTTP against uvicorn (headers, content types and status codes
+    as a client sees them, not as the in-process transport produces them); fewer examples per
+    operation (OXY_FUZZ_CONFORMANCE_EXAMPLES) keep it short enough for CI."""
+    violations = _conformance(live_client, str(live_client.base_url).rstrip("/"))
+    assert violations == [], "\n\n".join(violations)
+    # ... and the generic no-5xx / response-schema checks pass over HTTP as well.
+    schema = schemathesis.openapi.from_dict(live_client.get("/openapi.json").json())
+    base = str(live_client.base_url).rstrip("/")
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        try:
+            _fuzz(live_client, operation, examples=CONFORMANCE_EXAMPLES, base_url=base)
+        except Exception as exc:  # collect every operation's failure, then report them all
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+    assert failures == [], "\n\n".join(failures)
 
 
 def test_the_document_declares_the_date_range(fuzz_client: TestClient) -> None:
