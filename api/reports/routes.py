@@ -26,6 +26,14 @@ from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
 from api.errors import JSON_ERRORS
 from api.i18n import gas_unit
 from api.policy import Scope, policy
+from api.public import RevisionPublic
+from api.reports.public import (
+    FacilityReportSavedPublic,
+    NationalPublic,
+    SupplierReportSavedPublic,
+    SytDecisionPublic,
+    SytReportStatePublic,
+)
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
@@ -131,6 +139,7 @@ async def get_facility_report(
 
 @router.put(
     "/facilities/{facility_id}/reports/{day}",
+    response_model=FacilityReportSavedPublic,
     dependencies=[policy(roles=(Role.FACILITY, Role.ADMIN), scope=Scope.FACILITY)],
     summary="File or edit the 16:00 report (a new revision; reasons for changed pre-fills)",
 )
@@ -172,6 +181,7 @@ async def put_facility_report(
 
 @router.put(
     "/facilities/{facility_id}/reports/{day}/morning",
+    response_model=RevisionPublic,
     dependencies=[policy(roles=(Role.FACILITY, Role.ADMIN), scope=Scope.FACILITY)],
     summary="Morning update: discharges as of 08:00 (added to the 16:00 report's discharges)",
 )
@@ -252,6 +262,7 @@ async def get_syt_report(
 
 @router.put(
     "/syt/{org_id}/reports/{day}",
+    response_model=SytReportStatePublic,
     dependencies=[policy(roles=(Role.SYT,), scope=Scope.PROVINCE)],
     summary="Save the SYT's fields 12, 15, 16 and filters (refused once approved)",
 )
@@ -279,6 +290,7 @@ async def put_syt_report(
 
 @router.post(
     "/syt/{org_id}/reports/{day}/send",
+    response_model=SytReportStatePublic,
     dependencies=[policy(roles=(Role.SYT,), scope=Scope.PROVINCE)],
     summary="Send the report to BYT: freezes the live figures as a new revision",
 )
@@ -505,6 +517,7 @@ async def _decide(
 
 @router.post(
     "/byt/syt-reports/{report_id}/approve",
+    response_model=SytDecisionPublic,
     dependencies=[policy(roles=(Role.BYT,), scope=Scope.NATIONAL)],
     summary="Approve a sent SYT report (locks it and that day's facility reports)",
 )
@@ -533,6 +546,7 @@ async def approve(
 
 @router.post(
     "/byt/syt-reports/{report_id}/send-back",
+    response_model=SytDecisionPublic,
     dependencies=[policy(roles=(Role.BYT,), scope=Scope.NATIONAL)],
     summary="Send a report back to the SYT with a reason (reopens it)",
 )
@@ -592,6 +606,8 @@ async def export_all_sent(
 
 @router.get(
     "/byt/national",
+    response_model=NationalPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="National view per province for D: reporting rate, patients, stock, need, status",
 )
@@ -642,6 +658,7 @@ async def export_national(
 
 @router.put(
     "/suppliers/{supplier_id}/reports/{day}",
+    response_model=SupplierReportSavedPublic,
     dependencies=[policy(roles=(Role.SUPPLIER,), scope=Scope.SUPPLIER)],
     summary="Supplier daily report: production, capacity, LOX stock, cylinders, deliveries",
 )
