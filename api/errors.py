@@ -60,3 +60,20 @@ def _as_json(entry: dict[str, Any]) -> dict[str, Any]:
 JSON_ERRORS: dict[int | str, dict[str, Any]] = {
     code: _as_json(entry) for code, entry in COMMON_RESPONSES.items()
 }
+
+
+_CSV = "text/csv"
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# An export route (`….{kind}`, kind csv or xlsx): a file attachment, errors as JSON.
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **JSON_ERRORS,
+    200: {
+        "description": "The rows as an attachment (`Content-Disposition`), headed in the "
+        "caller's language; another kind than csv or xlsx is refused",
+        "content": {
+            _CSV: {"schema": {"type": "string"}},
+            _XLSX: {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+}

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from api.accounting.config import AccountingConfig
 from api.accounting.routes import get_config
 from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.errors import FILE_RESPONSES
 from api.policy import Scope, policy
 from api.reports import exports
 from api.routes import ROUTERS
@@ -183,6 +184,7 @@ def _export(
     dependencies=[policy(roles=REQUEST_READERS, scope=Scope.NATIONAL)],
     summary="Export the support requests in the caller's scope (csv or xlsx)",
     response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_requests(
     kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
@@ -326,6 +328,7 @@ ASSIGNMENT_COLUMNS = [
     dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
     summary="Export the assignments in the caller's scope (csv or xlsx)",
     response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_assignments(
     kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
@@ -434,6 +437,7 @@ DELIVERY_COLUMNS = [
     dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
     summary="Export the deliveries in the caller's scope (csv or xlsx)",
     response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_deliveries(
     kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep

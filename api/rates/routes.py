@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.errors import FILE_RESPONSES
 from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
 from api.reports import exports
@@ -110,6 +111,8 @@ async def national_rate(
     "/reporting-rate.{kind}",
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="Export the national reporting rate per department (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def national_rate_export(
     *,
@@ -151,6 +154,8 @@ async def province_rate(
     "/syt/{org_id}/reporting-rate.{kind}",
     dependencies=[policy(roles=PROVINCE_READERS, scope=Scope.PROVINCE)],
     summary="Export one department's reporting rate per facility (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def province_rate_export(
     *,

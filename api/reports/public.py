@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
-from api.public import PublicModel, RevisionPublic
+from api.public import Instant, PublicModel, RevisionPublic
+from api.reports.syt import SytFilters
 
 
 class ReportWarningPublic(PublicModel):
@@ -46,6 +47,24 @@ class SupplierReportSavedPublic(RevisionPublic):
     """A supplier report stored as a new revision."""
 
     id: int
+
+
+class SentReportPublic(PublicModel):
+    """An SYT report sent to BYT, with its state and number of revisions."""
+
+    id: int
+    org_id: int
+    org_name: str
+    report_day: date
+    state: str = Field(description="sent, approved or sent_back")
+    revision: int
+    sent_at: Instant | None
+    sent_by: str | None
+    approved_at: Instant | None
+    approved_by: str | None
+    sent_back_at: Instant | None
+    sent_back_reason: str | None
+    revisions: int
 
 
 class FacilityFiguresPublic(PublicModel):
@@ -158,3 +177,102 @@ class NationalPublic(PublicModel):
     nation: TotalsPublic
     supply: SupplyPublic
     units: dict[str, str] = Field(description="The unit of each kind of figure")
+
+
+class EnteredCapacityPublic(PublicModel):
+    """Field 15: the SYT's own capacity, canonical and as typed."""
+
+    nm3: float | None
+    entered: Any = Field(description="What was typed (value and unit)")
+
+
+class EnteredNeedPublic(PublicModel):
+    """Field 16: the SYT's own daily need, canonical and as typed."""
+
+    nm3_per_day: float | None
+    entered: Any = Field(description="What was typed (value and unit)")
+
+
+class SytEnteredPublic(PublicModel):
+    """The fields the SYT types itself (12, 15, 16)."""
+
+    notice: str | None = Field(alias="12", description="Field 12: notice")
+    own_capacity: EnteredCapacityPublic = Field(alias="15")
+    own_need: EnteredNeedPublic = Field(alias="16")
+
+
+class SytRevisionPublic(PublicModel):
+    """One revision of an SYT report (append-only history)."""
+
+    revision: int
+    action: str
+    author: str
+    created_at: Instant
+    diff: Any = Field(description="What changed: field → [before, after]")
+    note: str | None
+
+
+class SytReportPublic(PublicModel):
+    """An SYT report for day D: live seed fields, entered fields, state and history."""
+
+    org_id: int
+    report_day: date
+    filters: SytFilters
+    fields: dict[str, Any] = Field(description="Seed fields 1–16 by number, live")
+    completeness: dict[str, dict[str, int]] = Field(
+        description="Per summed field: how many facilities it stands for of those expected"
+    )
+    facilities: list[FacilityFiguresPublic]
+    units: dict[str, str]
+    state: str = Field(description="draft, sent, approved or sent_back")
+    revision: int
+    locked: str | None = Field(description="Why it cannot be changed (message id)")
+    entered: SytEnteredPublic | None
+    changed_since_sent: bool | None
+    changes: list[dict[str, Any]] = Field(description="Differences from the copy sent")
+    as_sent: dict[str, Any] | None = Field(description="The copy that was sent, whole")
+    revisions: list[SytRevisionPublic]
+    id: int | None = None
+    sent_at: Instant | None = None
+    approved_at: Instant | None = None
+    sent_back_reason: str | None = None
+
+
+class PrefillPublic(PublicModel):
+    """Telemetry values offered to pre-fill the report (empty when no tank is monitored)."""
+
+    refilled_liquid_kg: float | None = None
+    stock_liquid_kg: float | None = None
+    usable_liquid_kg: float | None = None
+    consumption_kg: float | None = None
+    avg_daily_kg: float | None = None
+    coverage: float | None = None
+
+
+class FacilityRevisionPublic(PublicModel):
+    """One revision of a facility report (append-only history)."""
+
+    revision: int
+    author: str
+    created_at: Instant
+    kind: str
+    late: bool
+    snapshot: dict[str, Any]
+    diff: dict[str, Any] | None
+
+
+class FacilityReportPublic(PublicModel):
+    """A facility's report for day D as staff see it: figures, pre-fills, lock, history."""
+
+    facility_id: int
+    report_day: date
+    revision: int = Field(description="0: not filed yet")
+    submitted_at: Instant | None
+    late: bool
+    discharged_morning: int | None
+    overrides: dict[str, Any] = Field(description="Pre-filled values replaced, with reasons")
+    entered_units: dict[str, Any] = Field(description="The unit each value was typed in")
+    locked: str | None = Field(description="Why it cannot be changed (message id)")
+    figures: FacilityFiguresPublic
+    prefill: PrefillPublic
+    revisions: list[FacilityRevisionPublic]

@@ -23,15 +23,18 @@ from api.accounting.routes import get_config, not_found
 from api.accounting.windows import default_syt_day
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
-from api.errors import JSON_ERRORS
+from api.errors import FILE_RESPONSES, JSON_ERRORS
 from api.i18n import gas_unit
 from api.policy import Scope, policy
 from api.public import RevisionPublic
 from api.reports.public import (
+    FacilityReportPublic,
     FacilityReportSavedPublic,
     NationalPublic,
+    SentReportPublic,
     SupplierReportSavedPublic,
     SytDecisionPublic,
+    SytReportPublic,
     SytReportStatePublic,
 )
 from api.routes import ROUTERS
@@ -126,6 +129,8 @@ async def _check_parent(conn: DbDep, org_id: int) -> None:
 
 @router.get(
     "/facilities/{facility_id}/reports/{day}",
+    response_model=FacilityReportPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=FACILITY_READERS, scope=Scope.FACILITY)],
     summary="Facility daily report for day D (16:00 D−1 → 16:00 D), live and pre-filled",
 )
@@ -234,6 +239,8 @@ def _filters(status_: str, facility_ids: list[int] | None) -> syt.SytFilters:
 
 @router.get(
     "/syt/{org_id}/report",
+    response_model=SytReportPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="SYT report to BYT for date D (default yesterday): seed fields 1–16, live",
 )
@@ -325,6 +332,7 @@ async def send_syt_report(
 
 @router.get(
     "/syt/{org_id}/reports",
+    response_model=list[SentReportPublic],
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="Reports this SYT has sent, with their state and number of revisions",
 )
@@ -358,6 +366,8 @@ async def _export(
     "/syt/{org_id}/reports.{kind}",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="Export the sent-reports list (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_sent(*, org_id: int, kind: str, conn: DbDep, request: Request) -> Response:
     """CSV or XLSX of the sent reports."""
@@ -369,6 +379,8 @@ async def export_sent(*, org_id: int, kind: str, conn: DbDep, request: Request) 
     "/syt/{org_id}/reports/{day}/facilities.{kind}",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="Export the SYT report's facility list (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_syt_facilities(
     *, org_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
@@ -386,6 +398,8 @@ async def export_syt_facilities(
     "/syt/{org_id}/reports/{day}/fields.{kind}",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="Export the SYT report's seed fields 1–16 (csv or xlsx), as printed",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_syt_fields(
     *, org_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
@@ -573,6 +587,7 @@ async def send_back(
 
 @router.get(
     "/byt/syt-reports",
+    response_model=list[SentReportPublic],
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="Every SYT report sent to BYT",
 )
@@ -590,6 +605,8 @@ async def all_sent(
     "/byt/syt-reports.{kind}",
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="Export every sent SYT report (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_all_sent(
     *,
@@ -633,6 +650,8 @@ async def national_view(
     "/byt/national.{kind}",
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="Export the national view's province list (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_national(
     *,
@@ -733,6 +752,8 @@ async def get_supplier_report(
     "/suppliers/{supplier_id}/reports/{day}/deliveries.{kind}",
     dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
     summary="Export a supplier's deliveries of a day with the cross-check (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_deliveries(
     *, supplier_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
