@@ -276,3 +276,45 @@ class FacilityReportPublic(PublicModel):
     figures: FacilityFiguresPublic
     prefill: PrefillPublic
     revisions: list[FacilityRevisionPublic]
+
+
+class SupplierDeliveryPublic(PublicModel):
+    """A delivery the supplier reported, cross-checked against the facility's own refill."""
+
+    facility_id: int
+    code: str
+    name: str
+    liquid_kg: float | None
+    gas_nm3: float | None
+    cylinders: int | None
+    match: bool | None = Field(description="Agrees with the facility's refill; null: unknown")
+    facility_refilled_liquid_kg: float | None = Field(
+        default=None, description="National roles only"
+    )
+    facility_refilled_gas_nm3: float | None = Field(default=None, description="National roles only")
+
+
+class SupplierRevisionPublic(PublicModel):
+    """One revision of a supplier report."""
+
+    revision: int
+    author: str
+    created_at: Instant
+    diff: Any
+
+
+class SupplierReportPublic(PublicModel):
+    """A supplier's report of the day with its deliveries cross-checked."""
+
+    supplier_id: int
+    report_day: date
+    revision: int
+    production_t: float
+    capacity_normal_tpd: float | None
+    capacity_full_tpd: float | None
+    lox_stock_kg: float | None
+    cylinders_filled: int | None
+    deliveries: list[SupplierDeliveryPublic]
+    updated_at: Instant
+    updated_by: str | None
+    revisions: list[SupplierRevisionPublic]

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from api.accounting.config import AccountingConfig
@@ -32,6 +32,7 @@ from api.reports.public import (
     FacilityReportSavedPublic,
     NationalPublic,
     SentReportPublic,
+    SupplierReportPublic,
     SupplierReportSavedPublic,
     SytDecisionPublic,
     SytReportPublic,
@@ -738,14 +739,16 @@ async def _supplier_view(
 
 @router.get(
     "/suppliers/{supplier_id}/reports/{day}",
+    response_model=SupplierReportPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
     summary="Supplier report with deliveries cross-checked against facilities' refills",
 )
 async def get_supplier_report(
     *, supplier_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request
-) -> JSONResponse:
+) -> dict[str, Any]:
     """The report; facility refill figures are shown to national roles only."""
-    return JSONResponse(await _supplier_view(conn, me, request, supplier_id, day))
+    return await _supplier_view(conn, me, request, supplier_id, day)
 
 
 @router.get(

@@ -22,7 +22,6 @@ UNTYPED = {
     "GET /api/coordination/requests/{request_id}",
     "GET /api/coordination/suggestions",
     "GET /api/reporting-rate",
-    "GET /api/suppliers/{supplier_id}/reports/{day}",
     "GET /api/syt/{org_id}/reporting-rate",
     "POST /api/coordination/assignments/{assignment_id}/accept",
     "POST /api/coordination/assignments/{assignment_id}/decline",
