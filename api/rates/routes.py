@@ -15,6 +15,7 @@ from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.errors import FILE_RESPONSES
 from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
+from api.rates.public import ProvinceRatePublic, ReportingRatePublic
 from api.reports import exports
 from api.routes import ROUTERS
 from api.scope import Principal, Role
@@ -96,6 +97,7 @@ def _kind(kind: str) -> str:
 
 @api_router.get(
     "/reporting-rate",
+    response_model=ReportingRatePublic,
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="National reporting rate over the last N days: per department and per facility",
 )
@@ -132,6 +134,7 @@ async def national_rate_export(
 
 @api_router.get(
     "/syt/{org_id}/reporting-rate",
+    response_model=ProvinceRatePublic,
     dependencies=[policy(roles=PROVINCE_READERS, scope=Scope.PROVINCE)],
     summary="Reporting rate of one department's facilities over the last N days",
 )

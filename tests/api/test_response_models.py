@@ -12,25 +12,8 @@ from oxy.settings import Settings
 
 # Still untyped (a `dict[str, Any]` answer): the debt, smallest first to pay off.
 UNTYPED = {
-    "GET /api/coordination/assignments",
-    "GET /api/coordination/deliveries",
-    "GET /api/coordination/requests",
-    "GET /api/facilities/{facility_id}/support-requests",
-    "GET /api/suppliers/{supplier_id}/assignments",
-    "POST /api/coordination/requests/{request_id}/assignments",
     "GET /api/coordination/map",
-    "GET /api/coordination/requests/{request_id}",
     "GET /api/coordination/suggestions",
-    "GET /api/reporting-rate",
-    "GET /api/syt/{org_id}/reporting-rate",
-    "POST /api/coordination/assignments/{assignment_id}/accept",
-    "POST /api/coordination/assignments/{assignment_id}/decline",
-    "POST /api/coordination/assignments/{assignment_id}/dispatch",
-    "POST /api/coordination/deliveries/{delivery_id}/advance",
-    "POST /api/coordination/deliveries/{delivery_id}/confirm",
-    "POST /api/coordination/requests/{request_id}/cancel",
-    "POST /api/coordination/requests/{request_id}/escalate",
-    "POST /api/facilities/{facility_id}/support-requests",
 }
 
 
