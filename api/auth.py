@@ -107,18 +107,28 @@ class HashingBusy(Exception):
 
 class _HashAdmission:
     """Checks admitted and not finished, and the moving average of one check's duration. Shared
-    by every event loop of the process (the lock makes it thread-safe)."""
+    by every event loop of the process (the lock makes it thread-safe).
+
+    A refused caller is given a turn in a virtual queue behind the admitted checks and the
+    callers refused before it (`Retry-After`), so a refused burst comes back spread over the
+    time the pool needs for it instead of all in the same second (capped at MAX_RETRY_S)."""
+
+    MAX_RETRY_S = 30
 
     def __init__(self, first_cost_s: float) -> None:
         self.lock = threading.Lock()
         self.pending = 0
         self.cost_s = first_cost_s
+        self.next_turn = 0.0  # monotonic time of the last turn handed out to a refused caller
 
     def admit(self) -> None:
         with self.lock:
             wait = (self.pending // HASH_WORKERS) * self.cost_s  # queued ahead of this check
             if wait > HASH_WAIT_BUDGET_S:
-                raise HashingBusy(max(1, math.ceil(wait)))
+                now = time.monotonic()
+                turn = max(now + wait, self.next_turn) + self.cost_s / HASH_WORKERS
+                self.next_turn = min(turn, now + self.MAX_RETRY_S)
+                raise HashingBusy(max(1, min(self.MAX_RETRY_S, math.ceil(turn - now))))
             self.pending += 1
 
     def done(self, took_s: float | None) -> None:

@@ -90,12 +90,15 @@ def test_the_queue_refuses_what_it_cannot_verify_within_its_budget(
     stored = LEGACY.hash("y" * 12)  # a costly verification (~0.2-0.7 s here)
     monkeypatch.setattr(auth, "HASH_WAIT_BUDGET_S", 0.3)
 
+    retry_after: list[int] = []
+
     async def one() -> tuple[str, float]:
         t0 = time.perf_counter()
         try:
             await verify_password_async(stored, "z" * 12)
             return "done", time.perf_counter() - t0
-        except HashingBusy:
+        except HashingBusy as busy:
+            retry_after.append(busy.retry_after_s)
             return "busy", time.perf_counter() - t0
 
     async def burst() -> list[tuple[str, float]]:
@@ -108,6 +111,10 @@ def test_the_queue_refuses_what_it_cannot_verify_within_its_budget(
     assert len(done) >= auth.HASH_WORKERS  # the workers are always used
     assert len(busy) >= 20  # 40 costly checks cannot all finish within 0.3 s on a few cores
     assert max(busy) < 0.05  # refused at once, not after queueing
+    # Each refused caller is given its own turn (a virtual queue), so they do not all come back
+    # in the same second: the later ones are told to wait longer.
+    assert retry_after == sorted(retry_after) and retry_after[0] >= 1
+    assert retry_after[-1] > retry_after[0]
 
 
 def test_a_burst_beyond_the_budget_answers_503_at_once(
