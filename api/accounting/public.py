@@ -6,6 +6,7 @@ from datetime import date
 
 from pydantic import Field
 
+from api.accounting.correction_preview import Preview
 from api.public import Instant, PublicModel
 
 
@@ -85,39 +86,7 @@ class CorrectionPublic(PublicModel):
     active: bool
 
 
-class DayEffectPublic(PublicModel):
-    """One report day's telemetry figures before → after a correction."""
-
-    day: date
-    refills_before: int
-    refills_after: int
-    refilled_kg_before: float | None
-    refilled_kg_after: float | None
-    consumption_kg_before: float | None
-    consumption_kg_after: float | None
-
-
-class PreviewPublic(PublicModel):
-    """What a correction changes (computed in a rolled-back transaction)."""
-
-    sensor_unit: str
-    value_typed: float | None
-    value_unit: str
-    value_sensor: float | None = Field(description="The value stored, in the sensor's unit")
-    readings: list[tuple[Instant, float]] = Field(description="Raw readings around the range")
-    days: list[DayEffectPublic]
-    latest_day: date
-    days_of_supply_before: float | None
-    days_of_supply_after: float | None
-    status_before: str
-    status_after: str
-    refills_created: int
-    refills_removed: int
-    needs_confirmation: bool
-    notes: list[str]
-
-
 class CorrectionCreatedPublic(CorrectionPublic):
     """The stored correction and the effect it had."""
 
-    preview: PreviewPublic
+    preview: Preview = Field(description="What the correction changed")

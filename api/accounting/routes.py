@@ -27,7 +27,6 @@ from .public import (
     AccountingPublic,
     CorrectionCreatedPublic,
     CorrectionPublic,
-    PreviewPublic,
     SeriesPublic,
 )
 from .series import detect_refills, refill_regions
@@ -299,7 +298,7 @@ async def _preview(
 
 @router.post(
     "/facilities/{facility_id}/corrections/preview",
-    response_model=PreviewPublic,
+    response_model=cp.Preview,
     dependencies=[policy(roles=CORRECTORS, scope=Scope.FACILITY)],
     summary="What a correction would change (readings, refills, consumption, days of supply)",
 )

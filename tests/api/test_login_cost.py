@@ -48,40 +48,25 @@ def _set_legacy(url: str, username: str, password: str) -> None:
         )
 
 
+def _login(settings: Settings, username: str, password: str) -> int:
+    """The status of a form login from one address."""
+    with TestClient(create_app(settings), client=("203.0.113.40", 40000)) as c:
+        page = c.get("/login")
+        data = {"username": username, "password": password, "csrf_token": csrf_of(page.text)}
+        return c.post("/login", data=data, follow_redirects=False).status_code
+
+
 def test_an_old_hash_is_rehashed_at_a_good_login(world: World, settings: Settings) -> None:
     _set_legacy(world.db_url, "byt1", PASSWORD)
     assert extract_parameters(_stored(world.db_url, "byt1")).memory_cost == 65536
-    with TestClient(create_app(settings), client=("203.0.113.40", 40000)) as c:
-        page = c.get("/login")
-        bad = c.post(
-            "/login",
-            data={
-                "username": "byt1",
-                "password": "not the password",
-                "csrf_token": csrf_of(page.text),
-            },
-            follow_redirects=False,
-        )
-        assert bad.status_code == 401
-        assert extract_parameters(_stored(world.db_url, "byt1")).memory_cost == 65536  # untouched
-        r = c.post(
-            "/login",
-            data={"username": "byt1", "password": PASSWORD, "csrf_token": csrf_of(page.text)},
-            follow_redirects=False,
-        )
-        assert r.status_code == 303
+    assert _login(settings, "byt1", "not the password") == 401
+    assert extract_parameters(_stored(world.db_url, "byt1")).memory_cost == 65536  # untouched
+    assert _login(settings, "byt1", PASSWORD) == 303
     stored = _stored(world.db_url, "byt1")
     assert extract_parameters(stored) == PASSWORD_PARAMETERS
     assert PasswordHasher().verify(stored, PASSWORD)  # the same password, cheaper hash
     # ... and the next login with the new hash works.
-    with TestClient(create_app(settings), client=("203.0.113.40", 40000)) as c:
-        page = c.get("/login")
-        r = c.post(
-            "/login",
-            data={"username": "byt1", "password": PASSWORD, "csrf_token": csrf_of(page.text)},
-            follow_redirects=False,
-        )
-        assert r.status_code == 303
+    assert _login(settings, "byt1", PASSWORD) == 303
 
 
 def test_the_queue_refuses_what_it_cannot_verify_within_its_budget(

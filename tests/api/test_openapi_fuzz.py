@@ -37,7 +37,7 @@ from schemathesis.checks import (
 
 from api.app import create_app
 from api.auth import digest
-from api.dates import EARLIEST_DAY, latest_day
+from api.dates import EARLIEST_DAY, latest_day, schema_dates
 from oxy.settings import Settings
 from tests.api.conftest import add_user
 from tests.fix_mqtt import free_port
@@ -252,20 +252,7 @@ def test_the_live_server_keeps_its_contract(live_client: httpx.Client) -> None:
 
 def test_the_document_declares_the_date_range(fuzz_client: TestClient) -> None:
     """Every date and date-time in the document carries the range the application enforces."""
-    document = fuzz_client.get("/openapi.json").json()
-    dated: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("format") in ("date", "date-time"):
-                dated.append(node)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(document)
+    dated = list(schema_dates(fuzz_client.get("/openapi.json").json()))
     assert len(dated) >= 20
     for node in dated:
         assert node["formatMinimum"].startswith(EARLIEST_DAY.isoformat()), node
