@@ -131,3 +131,52 @@ class SupportRequestDetailPublic(SupportRequestPublic):
 
     assignments: list[AssignmentPublic]
     deliveries: list[DeliveryPublic]
+
+
+class MapRequestPublic(PublicModel):
+    """An open request where its facility is."""
+
+    id: int
+    facility_id: int
+    code: str | None
+    name: str | None
+    province_code: str | None
+    lat: float | None
+    lon: float | None
+    form: str
+    amount_kg: float
+    urgency: str
+    state: str
+    needed_by: Instant
+    escalated: bool
+    remaining_kg: float
+
+
+class MapFlowPublic(PublicModel):
+    """An assignment not yet delivered, or a delivery on the road, from source to facility."""
+
+    assignment_id: int
+    delivery_id: int | None
+    request_id: int
+    state: str
+    amount_kg: float
+    source_id: int
+    source_name: str | None
+    source_kind: str
+    from_lat: float | None
+    from_lon: float | None
+    facility_id: int
+    facility_name: str | None
+    to_lat: float | None
+    to_lon: float | None
+
+
+class CoordinationMapPublic(PublicModel):
+    """Everything the coordination map draws, in the caller's scope."""
+
+    requests: list[MapRequestPublic]
+    flows: list[MapFlowPublic]
+    suggested_flows: list[dict[str, Any]] | None = Field(
+        default=None, description="With ?suggested=true: the allocation's proposed shipments"
+    )
+    note: Any = Field(default=None, description="With ?suggested=true: the allocation's note")

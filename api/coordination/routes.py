@@ -22,6 +22,7 @@ from api.accounting.config import AccountingConfig
 from api.accounting.routes import get_config
 from api.coordination.public import (
     AssignmentPublic,
+    CoordinationMapPublic,
     DeliveryPublic,
     SupportRequestDetailPublic,
     SupportRequestPublic,
@@ -550,6 +551,8 @@ async def suggestions(
 
 @router.get(
     "/coordination/map",
+    response_model=CoordinationMapPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
     summary="Coordination map: open requests, flows in flight and (optionally) suggested flows",
 )

@@ -12,7 +12,6 @@ from oxy.settings import Settings
 
 # Still untyped (a `dict[str, Any]` answer): the debt, smallest first to pay off.
 UNTYPED = {
-    "GET /api/coordination/map",
     "GET /api/coordination/suggestions",
 }
 
