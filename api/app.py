@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from api.csrf import csrf_protect
-from api.dates import date_guard
+from api.dates import date_guard, declare_range
 from api.errors import COMMON_RESPONSES
 from api.headers import SecurityHeaders
 from api.policy import PasswordChangeRequired
@@ -91,7 +91,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
     _install_error_handlers(app)
+    _declare_date_range(app)
     return app
+
+
+def _declare_date_range(app: FastAPI) -> None:
+    """The OpenAPI document carries the accepted date range (api.dates.declare_range)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_range(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _wants_html(request: Request) -> bool:

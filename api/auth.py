@@ -13,16 +13,18 @@ import base64
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -46,15 +48,40 @@ BASE_LOCK = timedelta(seconds=30)
 MAX_LOCK = timedelta(minutes=30)
 IP_FACTOR = 4  # an address may fail for several accounts before it is locked itself
 
-_hasher = PasswordHasher()
-# Verifying against a dummy hash for unknown users keeps timing equal for known and unknown names.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
-# argon2 is deliberately slow (tens of ms of CPU and 64 MiB each): it runs in a small thread
-# pool (argon2-cffi releases the GIL), never on the event loop, and at most HASH_QUEUE calls may
-# wait for it; beyond that a login is refused as busy instead of queueing without bound.
+def _timed(fn: Callable[..., _T], *args: Any) -> tuple[_T, float]:
+    """fn(*args) and the seconds it took."""
+    t0 = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - t0
+
+
+# argon2id at OWASP's first minimum configuration (m=19 MiB, t=2, p=1): ~20 ms of one core per
+# check on the development box instead of ~160 ms wall / 4 lanes for argon2-cffi's defaults
+# (RFC 9106 low-memory: 64 MiB, t=3, p=4), so 50 concurrent logins fit in half a second on two
+# cores. Hashes stored with other parameters are re-hashed at the owner's next good login
+# (`check_needs_rehash`). The trade-off is in docs/security.md ("Password hashing cost").
+PASSWORD_PARAMETERS = Parameters(
+    type=Type.ID,
+    version=19,
+    salt_len=16,
+    hash_len=32,
+    time_cost=2,
+    memory_cost=19 * 1024,
+    parallelism=1,
+)
+_hasher = PasswordHasher.from_parameters(PASSWORD_PARAMETERS)
+# Verifying against a dummy hash for unknown users keeps timing equal for known and unknown names.
+_DUMMY_HASH, _DUMMY_COST_S = _timed(_hasher.hash, secrets.token_urlsafe(16))
+
+# argon2 is deliberately slow and memory-hungry: it runs in a small thread pool (argon2-cffi
+# releases the GIL), never on the event loop. Admission is by time, not by count: a check is
+# accepted only if the checks already admitted can be worked off by the pool within
+# HASH_WAIT_BUDGET_S at the measured cost of one check (a moving average of recent checks, so a
+# loaded machine admits fewer); beyond that the caller is refused at once (503 + Retry-After)
+# instead of queueing for tens of seconds. The workers themselves are always used.
 HASH_WORKERS = max(1, min(4, os.cpu_count() or 1))
-HASH_QUEUE = 64
+HASH_WAIT_BUDGET_S = int(os.environ.get("OXY_HASH_WAIT_BUDGET_MS", "350")) / 1000
 HASH_NICE = 10  # hashing threads yield the CPU to the event loop (and to /health)
 
 
@@ -68,11 +95,50 @@ def _lower_priority() -> None:
 _hash_pool = ThreadPoolExecutor(
     max_workers=HASH_WORKERS, thread_name_prefix="argon2", initializer=_lower_priority
 )
-_hash_slots = threading.BoundedSemaphore(HASH_QUEUE)
 
 
 class HashingBusy(Exception):
     """Too many password checks are waiting; the caller should answer 503 with Retry-After."""
+
+    def __init__(self, retry_after_s: int = 1) -> None:
+        super().__init__(f"password hashing busy; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class _HashAdmission:
+    """Checks admitted and not finished, and the moving average of one check's duration. Shared
+    by every event loop of the process (the lock makes it thread-safe).
+
+    A refused caller is given a turn in a virtual queue behind the admitted checks and the
+    callers refused before it (`Retry-After`), so a refused burst comes back spread over the
+    time the pool needs for it instead of all in the same second (capped at MAX_RETRY_S)."""
+
+    MAX_RETRY_S = 30
+
+    def __init__(self, first_cost_s: float) -> None:
+        self.lock = threading.Lock()
+        self.pending = 0
+        self.cost_s = first_cost_s
+        self.next_turn = 0.0  # monotonic time of the last turn handed out to a refused caller
+
+    def admit(self) -> None:
+        with self.lock:
+            wait = (self.pending // HASH_WORKERS) * self.cost_s  # queued ahead of this check
+            if wait > HASH_WAIT_BUDGET_S:
+                now = time.monotonic()
+                turn = max(now + wait, self.next_turn) + self.cost_s / HASH_WORKERS
+                self.next_turn = min(turn, now + self.MAX_RETRY_S)
+                raise HashingBusy(max(1, min(self.MAX_RETRY_S, math.ceil(turn - now))))
+            self.pending += 1
+
+    def done(self, took_s: float | None) -> None:
+        with self.lock:
+            self.pending -= 1
+            if took_s is not None:
+                self.cost_s = 0.7 * self.cost_s + 0.3 * took_s
+
+
+_admission = _HashAdmission(_DUMMY_COST_S)  # first estimate: the dummy hash made at import
 
 
 def hash_password(password: str) -> str:
@@ -88,13 +154,24 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-async def _in_hash_pool(fn: Callable[..., _T], *args: Any) -> _T:
-    if not _hash_slots.acquire(blocking=False):
-        raise HashingBusy()
+def needs_rehash(stored_hash: str) -> bool:
+    """Whether `stored_hash` was made with other parameters than PASSWORD_PARAMETERS."""
     try:
-        return await asyncio.get_running_loop().run_in_executor(_hash_pool, fn, *args)
+        return _hasher.check_needs_rehash(stored_hash)
+    except (InvalidHashError, ValueError):
+        return False
+
+
+async def _in_hash_pool(fn: Callable[..., _T], *args: Any) -> _T:
+    _admission.admit()
+    took: float | None = None
+    try:
+        result, took = await asyncio.get_running_loop().run_in_executor(
+            _hash_pool, _timed, fn, *args
+        )
+        return result
     finally:
-        _hash_slots.release()
+        _admission.done(took)
 
 
 async def hash_password_async(password: str) -> str:
@@ -450,9 +527,26 @@ async def throttled_verify(
         row = await cur.fetchone()
         await conn.commit()
     stored = str(row[1]) if row else _DUMMY_HASH
-    good = await verify_password_async(stored, password) and row is not None and bool(row[2])
+    try:
+        verified = await verify_password_async(stored, password)
+    except HashingBusy:  # no guess was checked: the attempt is not counted
+        async with pool.connection() as conn:
+            for key, limit in keys:
+                await conn.execute(_GIVE_BACK, {"key": key, "limit": limit})
+        raise
+    good = verified and row is not None and bool(row[2])
+    rehashed: str | None = None
+    if good and needs_rehash(stored):  # made with older parameters: store today's hash
+        with contextlib.suppress(HashingBusy):  # busy: the next good login does it
+            rehashed = await hash_password_async(password)
     async with pool.connection() as conn:
         if good and row is not None:
+            if rehashed:  # unless the password was changed meanwhile
+                await conn.execute(
+                    "UPDATE users SET password_hash = %(new)s "
+                    "WHERE id = %(id)s AND password_hash = %(old)s",
+                    {"new": rehashed, "id": int(row[0]), "old": stored},
+                )
             for key, limit in keys:
                 if key.startswith("user-ip:"):
                     await conn.execute("DELETE FROM login_throttle WHERE key = %(k)s", {"k": key})

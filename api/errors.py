@@ -45,3 +45,35 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorOut, "description": "Too many attempts", "headers": _RETRY},
     503: {"model": ErrorOut, "description": "Database unavailable", "headers": _RETRY},
 }
+
+
+def _as_json(entry: dict[str, Any]) -> dict[str, Any]:
+    model = entry["model"]
+    out = {k: v for k, v in entry.items() if k != "model"}
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    out["content"] = {"application/json": {"schema": ref}}
+    return out
+
+
+# For a route whose success answer is not JSON (response_class=HTMLResponse, a file): FastAPI
+# documents extra responses in the route's media type, but the errors are still JSON.
+JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: _as_json(entry) for code, entry in COMMON_RESPONSES.items()
+}
+
+
+_CSV = "text/csv"
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# An export route (`….{kind}`, kind csv or xlsx): a file attachment, errors as JSON.
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **JSON_ERRORS,
+    200: {
+        "description": "The rows as an attachment (`Content-Disposition`), headed in the "
+        "caller's language; another kind than csv or xlsx is refused",
+        "content": {
+            _CSV: {"schema": {"type": "string"}},
+            _XLSX: {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+}

@@ -23,6 +23,12 @@ from oxy.settings import Settings
 from . import correction_preview as cp
 from . import corrections as corr
 from .config import AccountingConfig, build_config
+from .public import (
+    AccountingPublic,
+    CorrectionCreatedPublic,
+    CorrectionPublic,
+    SeriesPublic,
+)
 from .series import detect_refills, refill_regions
 from .telemetry import (
     Source,
@@ -105,6 +111,7 @@ def _error(exc: corr.CorrectionError, locale: str) -> HTTPException:
 
 @router.get(
     "/facilities/{facility_id}/accounting",
+    response_model=AccountingPublic,
     dependencies=[policy(roles=READERS, scope=Scope.FACILITY)],
     summary="Telemetry figures of a facility for a report day (kg LOX and m3 at the reference)",
 )
@@ -149,6 +156,7 @@ async def facility_accounting(
 
 @router.get(
     "/facilities/{facility_id}/tanks/{tank_id}/series",
+    response_model=SeriesPublic,
     dependencies=[policy(roles=READERS, scope=Scope.FACILITY)],
     summary="Contents series of a tank (corrected readings) and its refills",
 )
@@ -205,6 +213,7 @@ async def tank_series(
 
 @router.get(
     "/facilities/{facility_id}/tanks/{tank_id}/corrections",
+    response_model=list[CorrectionPublic],
     dependencies=[policy(roles=READERS, scope=Scope.FACILITY)],
     summary="Corrections of a tank's readings (active and reverted)",
 )
@@ -217,6 +226,7 @@ async def list_corrections(facility_id: int, tank_id: int, conn: DbDep) -> list[
 
 @router.post(
     "/facilities/{facility_id}/corrections",
+    response_model=CorrectionCreatedPublic,
     dependencies=[policy(roles=CORRECTORS, scope=Scope.FACILITY)],
     status_code=201,
     summary="Mark readings invalid or replace their value, with a reason (raw kept, audited)",
@@ -288,6 +298,7 @@ async def _preview(
 
 @router.post(
     "/facilities/{facility_id}/corrections/preview",
+    response_model=cp.Preview,
     dependencies=[policy(roles=CORRECTORS, scope=Scope.FACILITY)],
     summary="What a correction would change (readings, refills, consumption, days of supply)",
 )
@@ -312,6 +323,7 @@ async def preview_correction(
 
 @router.post(
     "/facilities/{facility_id}/corrections/{correction_id}/revert",
+    response_model=CorrectionPublic,
     dependencies=[policy(roles=CORRECTORS, scope=Scope.FACILITY)],
     summary="Revert a correction (kept in the history, audited)",
 )

@@ -20,7 +20,15 @@ from pydantic import BaseModel
 
 from api.accounting.config import AccountingConfig
 from api.accounting.routes import get_config
+from api.coordination.public import (
+    AssignmentPublic,
+    CoordinationMapPublic,
+    DeliveryPublic,
+    SupportRequestDetailPublic,
+    SupportRequestPublic,
+)
 from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.errors import FILE_RESPONSES
 from api.policy import Scope, policy
 from api.reports import exports
 from api.routes import ROUTERS
@@ -99,6 +107,7 @@ def _request_json(r: dict[str, Any], cfg: AccountingConfig) -> dict[str, Any]:
     dependencies=[policy(roles=REQUESTERS, scope=Scope.FACILITY)],
     summary="Ask for oxygen for a facility (its staff, or its SYT on its behalf)",
     status_code=201,
+    response_model=SupportRequestPublic,
 )
 async def create_request(
     *,
@@ -120,6 +129,7 @@ async def create_request(
     "/facilities/{facility_id}/support-requests",
     dependencies=[policy(roles=REQUEST_READERS, scope=Scope.FACILITY)],
     summary="A facility's support requests",
+    response_model=list[SupportRequestPublic],
 )
 async def facility_requests(
     facility_id: Id, conn: DbDep, me: PrincipalDep, request: Request
@@ -133,6 +143,7 @@ async def facility_requests(
     "/coordination/requests",
     dependencies=[policy(roles=REQUEST_READERS, scope=Scope.NATIONAL)],
     summary="Support requests in the caller's scope (filters: state, escalated, province)",
+    response_model=list[SupportRequestPublic],
 )
 async def list_requests(
     *,
@@ -183,6 +194,7 @@ def _export(
     dependencies=[policy(roles=REQUEST_READERS, scope=Scope.NATIONAL)],
     summary="Export the support requests in the caller's scope (csv or xlsx)",
     response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_requests(
     kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
@@ -196,6 +208,7 @@ async def export_requests(
     "/coordination/requests/{request_id}",
     dependencies=[policy(roles=REQUEST_READERS, scope=Scope.NATIONAL)],
     summary="One support request with its assignments and deliveries",
+    response_model=SupportRequestDetailPublic,
 )
 async def get_request(
     request_id: Id, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
@@ -218,6 +231,7 @@ async def get_request(
     "/coordination/requests/{request_id}/escalate",
     dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
     summary="Escalate to BYT what the SYT cannot cover in its province",
+    response_model=SupportRequestPublic,
 )
 async def escalate_request(
     *,
@@ -238,6 +252,7 @@ async def escalate_request(
     "/coordination/requests/{request_id}/cancel",
     dependencies=[policy(roles=REQUESTERS, scope=Scope.NATIONAL)],
     summary="Withdraw a support request",
+    response_model=SupportRequestPublic,
 )
 async def cancel_request(
     request_id: Id, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
@@ -256,6 +271,7 @@ async def cancel_request(
     dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
     summary="Assign a request, in whole or in parts (SYT within its province, BYT anywhere)",
     status_code=201,
+    response_model=list[AssignmentPublic],
 )
 async def assign_request(
     *,
@@ -276,6 +292,7 @@ async def assign_request(
     "/coordination/assignments",
     dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
     summary="Assignments in the caller's scope (a supplier: its own)",
+    response_model=list[AssignmentPublic],
 )
 async def list_assignments(
     conn: DbDep,
@@ -291,6 +308,7 @@ async def list_assignments(
     "/suppliers/{supplier_id}/assignments",
     dependencies=[policy(roles=(Role.ADMIN, Role.BYT, Role.SUPPLIER), scope=Scope.SUPPLIER)],
     summary="The assignments given to one supplier",
+    response_model=list[AssignmentPublic],
 )
 async def supplier_assignments(
     supplier_id: Id,
@@ -326,6 +344,7 @@ ASSIGNMENT_COLUMNS = [
     dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
     summary="Export the assignments in the caller's scope (csv or xlsx)",
     response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_assignments(
     kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
@@ -339,6 +358,7 @@ async def export_assignments(
     "/coordination/assignments/{assignment_id}/accept",
     dependencies=[policy(roles=SOURCES, scope=Scope.NATIONAL)],
     summary="The source accepts an assignment",
+    response_model=AssignmentPublic,
 )
 async def accept_assignment(
     assignment_id: Id, conn: DbDep, me: PrincipalDep, locale: LocaleDep
@@ -353,6 +373,7 @@ async def accept_assignment(
     "/coordination/assignments/{assignment_id}/decline",
     dependencies=[policy(roles=SOURCES, scope=Scope.NATIONAL)],
     summary="The source declines an assignment, with a reason",
+    response_model=AssignmentPublic,
 )
 async def decline_assignment(
     assignment_id: Id, body: asg.DeclineIn, conn: DbDep, me: PrincipalDep, locale: LocaleDep
@@ -368,6 +389,7 @@ async def decline_assignment(
     dependencies=[policy(roles=SOURCES, scope=Scope.NATIONAL)],
     summary="The source dispatches an assignment: a delivery opens",
     status_code=201,
+    response_model=DeliveryPublic,
 )
 async def dispatch_assignment(
     *,
@@ -393,6 +415,7 @@ async def dispatch_assignment(
     "/coordination/deliveries",
     dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
     summary="Deliveries in the caller's scope, with the telemetry match (mismatch flagged)",
+    response_model=list[DeliveryPublic],
 )
 async def list_deliveries(
     *,
@@ -434,6 +457,7 @@ DELIVERY_COLUMNS = [
     dependencies=[policy(roles=PARTIES, scope=Scope.NATIONAL)],
     summary="Export the deliveries in the caller's scope (csv or xlsx)",
     response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_deliveries(
     kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
@@ -447,6 +471,7 @@ async def export_deliveries(
     "/coordination/deliveries/{delivery_id}/advance",
     dependencies=[policy(roles=SOURCES, scope=Scope.NATIONAL)],
     summary="The source moves a delivery on: in transit, then delivered",
+    response_model=DeliveryPublic,
 )
 async def advance_delivery(
     *,
@@ -467,6 +492,7 @@ async def advance_delivery(
     "/coordination/deliveries/{delivery_id}/confirm",
     dependencies=[policy(roles=RECIPIENTS, scope=Scope.NATIONAL)],
     summary="The recipient facility confirms receipt",
+    response_model=DeliveryPublic,
 )
 async def confirm_delivery(
     *,
@@ -525,6 +551,8 @@ async def suggestions(
 
 @router.get(
     "/coordination/map",
+    response_model=CoordinationMapPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
     summary="Coordination map: open requests, flows in flight and (optionally) suggested flows",
 )

@@ -12,8 +12,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.errors import FILE_RESPONSES
 from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
+from api.rates.public import ProvinceRatePublic, ReportingRatePublic
 from api.reports import exports
 from api.routes import ROUTERS
 from api.scope import Principal, Role
@@ -95,6 +97,7 @@ def _kind(kind: str) -> str:
 
 @api_router.get(
     "/reporting-rate",
+    response_model=ReportingRatePublic,
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="National reporting rate over the last N days: per department and per facility",
 )
@@ -110,6 +113,8 @@ async def national_rate(
     "/reporting-rate.{kind}",
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="Export the national reporting rate per department (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def national_rate_export(
     *,
@@ -129,6 +134,7 @@ async def national_rate_export(
 
 @api_router.get(
     "/syt/{org_id}/reporting-rate",
+    response_model=ProvinceRatePublic,
     dependencies=[policy(roles=PROVINCE_READERS, scope=Scope.PROVINCE)],
     summary="Reporting rate of one department's facilities over the last N days",
 )
@@ -151,6 +157,8 @@ async def province_rate(
     "/syt/{org_id}/reporting-rate.{kind}",
     dependencies=[policy(roles=PROVINCE_READERS, scope=Scope.PROVINCE)],
     summary="Export one department's reporting rate per facility (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def province_rate_export(
     *,

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from api.accounting.config import AccountingConfig
@@ -23,8 +23,21 @@ from api.accounting.routes import get_config, not_found
 from api.accounting.windows import default_syt_day
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
+from api.errors import FILE_RESPONSES, JSON_ERRORS
 from api.i18n import gas_unit
 from api.policy import Scope, policy
+from api.public import RevisionPublic
+from api.reports.public import (
+    FacilityReportPublic,
+    FacilityReportSavedPublic,
+    NationalPublic,
+    SentReportPublic,
+    SupplierReportPublic,
+    SupplierReportSavedPublic,
+    SytDecisionPublic,
+    SytReportPublic,
+    SytReportStatePublic,
+)
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
@@ -117,6 +130,8 @@ async def _check_parent(conn: DbDep, org_id: int) -> None:
 
 @router.get(
     "/facilities/{facility_id}/reports/{day}",
+    response_model=FacilityReportPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=FACILITY_READERS, scope=Scope.FACILITY)],
     summary="Facility daily report for day D (16:00 D−1 → 16:00 D), live and pre-filled",
 )
@@ -130,6 +145,7 @@ async def get_facility_report(
 
 @router.put(
     "/facilities/{facility_id}/reports/{day}",
+    response_model=FacilityReportSavedPublic,
     dependencies=[policy(roles=(Role.FACILITY, Role.ADMIN), scope=Scope.FACILITY)],
     summary="File or edit the 16:00 report (a new revision; reasons for changed pre-fills)",
 )
@@ -171,6 +187,7 @@ async def put_facility_report(
 
 @router.put(
     "/facilities/{facility_id}/reports/{day}/morning",
+    response_model=RevisionPublic,
     dependencies=[policy(roles=(Role.FACILITY, Role.ADMIN), scope=Scope.FACILITY)],
     summary="Morning update: discharges as of 08:00 (added to the 16:00 report's discharges)",
 )
@@ -223,6 +240,8 @@ def _filters(status_: str, facility_ids: list[int] | None) -> syt.SytFilters:
 
 @router.get(
     "/syt/{org_id}/report",
+    response_model=SytReportPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="SYT report to BYT for date D (default yesterday): seed fields 1–16, live",
 )
@@ -251,6 +270,7 @@ async def get_syt_report(
 
 @router.put(
     "/syt/{org_id}/reports/{day}",
+    response_model=SytReportStatePublic,
     dependencies=[policy(roles=(Role.SYT,), scope=Scope.PROVINCE)],
     summary="Save the SYT's fields 12, 15, 16 and filters (refused once approved)",
 )
@@ -278,6 +298,7 @@ async def put_syt_report(
 
 @router.post(
     "/syt/{org_id}/reports/{day}/send",
+    response_model=SytReportStatePublic,
     dependencies=[policy(roles=(Role.SYT,), scope=Scope.PROVINCE)],
     summary="Send the report to BYT: freezes the live figures as a new revision",
 )
@@ -312,6 +333,7 @@ async def send_syt_report(
 
 @router.get(
     "/syt/{org_id}/reports",
+    response_model=list[SentReportPublic],
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="Reports this SYT has sent, with their state and number of revisions",
 )
@@ -345,6 +367,8 @@ async def _export(
     "/syt/{org_id}/reports.{kind}",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="Export the sent-reports list (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_sent(*, org_id: int, kind: str, conn: DbDep, request: Request) -> Response:
     """CSV or XLSX of the sent reports."""
@@ -356,6 +380,8 @@ async def export_sent(*, org_id: int, kind: str, conn: DbDep, request: Request) 
     "/syt/{org_id}/reports/{day}/facilities.{kind}",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="Export the SYT report's facility list (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_syt_facilities(
     *, org_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
@@ -373,6 +399,8 @@ async def export_syt_facilities(
     "/syt/{org_id}/reports/{day}/fields.{kind}",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     summary="Export the SYT report's seed fields 1–16 (csv or xlsx), as printed",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_syt_fields(
     *, org_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
@@ -391,6 +419,7 @@ async def export_syt_fields(
     "/syt/{org_id}/reports/{day}/print",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     response_class=HTMLResponse,
+    responses={**JSON_ERRORS, 200: {"description": "The printable page (text/html)"}},
     summary="Printable SYT report (print-styled HTML; the PDF is at print.pdf)",
 )
 async def print_syt_report(
@@ -503,6 +532,7 @@ async def _decide(
 
 @router.post(
     "/byt/syt-reports/{report_id}/approve",
+    response_model=SytDecisionPublic,
     dependencies=[policy(roles=(Role.BYT,), scope=Scope.NATIONAL)],
     summary="Approve a sent SYT report (locks it and that day's facility reports)",
 )
@@ -531,6 +561,7 @@ async def approve(
 
 @router.post(
     "/byt/syt-reports/{report_id}/send-back",
+    response_model=SytDecisionPublic,
     dependencies=[policy(roles=(Role.BYT,), scope=Scope.NATIONAL)],
     summary="Send a report back to the SYT with a reason (reopens it)",
 )
@@ -557,6 +588,7 @@ async def send_back(
 
 @router.get(
     "/byt/syt-reports",
+    response_model=list[SentReportPublic],
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="Every SYT report sent to BYT",
 )
@@ -574,6 +606,8 @@ async def all_sent(
     "/byt/syt-reports.{kind}",
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="Export every sent SYT report (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_all_sent(
     *,
@@ -590,6 +624,8 @@ async def export_all_sent(
 
 @router.get(
     "/byt/national",
+    response_model=NationalPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="National view per province for D: reporting rate, patients, stock, need, status",
 )
@@ -615,6 +651,8 @@ async def national_view(
     "/byt/national.{kind}",
     dependencies=[policy(roles=NATIONAL_READERS, scope=Scope.NATIONAL)],
     summary="Export the national view's province list (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_national(
     *,
@@ -640,6 +678,7 @@ async def export_national(
 
 @router.put(
     "/suppliers/{supplier_id}/reports/{day}",
+    response_model=SupplierReportSavedPublic,
     dependencies=[policy(roles=(Role.SUPPLIER,), scope=Scope.SUPPLIER)],
     summary="Supplier daily report: production, capacity, LOX stock, cylinders, deliveries",
 )
@@ -700,20 +739,24 @@ async def _supplier_view(
 
 @router.get(
     "/suppliers/{supplier_id}/reports/{day}",
+    response_model=SupplierReportPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
     summary="Supplier report with deliveries cross-checked against facilities' refills",
 )
 async def get_supplier_report(
     *, supplier_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request
-) -> JSONResponse:
+) -> dict[str, Any]:
     """The report; facility refill figures are shown to national roles only."""
-    return JSONResponse(await _supplier_view(conn, me, request, supplier_id, day))
+    return await _supplier_view(conn, me, request, supplier_id, day)
 
 
 @router.get(
     "/suppliers/{supplier_id}/reports/{day}/deliveries.{kind}",
     dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
     summary="Export a supplier's deliveries of a day with the cross-check (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
 )
 async def export_deliveries(
     *, supplier_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request

@@ -170,8 +170,9 @@ async def account_password(
     pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
     try:
         checked = await throttled_verify(pool, me.username, current_password, client_ip(request))
-    except HashingBusy:
+    except HashingBusy as busy:
         flash(response, i18n.gettext(locale, "The server is busy. Try again in a moment."), "error")
+        response.headers["Retry-After"] = str(busy.retry_after_s)
         return response
     if checked.locked_for_s:
         msg = i18n.gettext(locale, "Too many failed attempts. Try again in %(seconds)d seconds.")

@@ -56,7 +56,7 @@ async def login(
     pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
     try:
         result = await attempt_login(pool, username, password, client_ip(request))
-    except HashingBusy:
+    except HashingBusy as busy:
         page = render(
             request,
             "login.html",
@@ -68,7 +68,7 @@ async def login(
             locale=locale,
             status_code=503,
         )
-        page.headers["Retry-After"] = "2"
+        page.headers["Retry-After"] = str(busy.retry_after_s)
         return page
     if not result.ok:
         if result.locked_for_s:

@@ -1,21 +1,29 @@
 """Schemathesis against the application's own OpenAPI document: generated requests (with a valid
 administrator's bearer token, so the handlers are reached) never produce a 5xx or a response that
-violates the schema. The app runs in-process; requests go through Starlette's TestClient
-(schemathesis' own requests transport does not work with the urllib3-future the lock installs)."""
+violates the schema, and schemathesis' conformance checks find 0 violations — in-process through
+Starlette's TestClient and over HTTP against uvicorn in a child process. Requests are sent with
+our own clients (schemathesis' requests transport does not work with the urllib3-future the lock
+installs)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from schemathesis.checks import (
     content_type_conformance,
@@ -29,14 +37,15 @@ from schemathesis.checks import (
 
 from api.app import create_app
 from api.auth import digest
+from api.dates import EARLIEST_DAY, latest_day, schema_dates
 from oxy.settings import Settings
 from tests.api.conftest import add_user
+from tests.fix_mqtt import free_port
 
 MAX_EXAMPLES = int(os.environ.get("OXY_FUZZ_EXAMPLES", "10"))
-# OXY_FUZZ_CONFORMANCE=1 also runs schemathesis' conformance checks (documented status codes,
-# content types, headers, invalid input refused, valid input accepted) and prints the number of
-# distinct violations (operation × check) instead of failing: the contract's remaining debt.
-CONFORMANCE = os.environ.get("OXY_FUZZ_CONFORMANCE") == "1"
+# schemathesis' conformance checks (documented status codes, content types, headers, invalid
+# input refused, valid input accepted): every operation, 0 violations.
+CONFORMANCE_EXAMPLES = int(os.environ.get("OXY_FUZZ_CONFORMANCE_EXAMPLES", "5"))
 CONFORMANCE_CHECKS = [
     status_code_conformance,
     content_type_conformance,
@@ -50,8 +59,8 @@ SENT_KEYS = ("params", "headers", "cookies", "json", "data", "files", "content")
 
 
 @pytest.fixture(scope="module")
-def fuzz_client(pg_admin_url: str, template_db_url: str) -> Iterator[TestClient]:
-    """One migrated database and one running app for the whole module."""
+def fuzz_db(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
+    """One migrated database (with the fuzzing administrator's token) for the whole module."""
     name = f"oxy_fz_{uuid.uuid4().hex[:10]}"
     tpl = conninfo_to_dict(template_db_url)["dbname"]
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
@@ -66,20 +75,88 @@ def fuzz_client(pg_admin_url: str, template_db_url: str) -> Iterator[TestClient]
             (uid, digest(TOKEN)),
         )
     try:
-        with TestClient(create_app(Settings(database_url=url))) as client:
-            yield client
+        yield url
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _fuzz(client: TestClient, operation: Any, checks: list[Any] | None = None) -> int:
+@pytest.fixture(scope="module")
+def fuzz_client(fuzz_db: str) -> Iterator[TestClient]:
+    """The app in-process (Starlette's TestClient)."""
+    with TestClient(create_app(Settings(database_url=fuzz_db))) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def live_client(fuzz_db: str) -> Iterator[httpx.Client]:
+    """The app served by uvicorn in a child process on a free loopback port, over real HTTP."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        ],
+        env={**os.environ, "OXY_DATABASE_URL": fuzz_db},
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while True:
+                assert server.poll() is None, "uvicorn exited"
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "uvicorn did not answer /health in 60 s"
+                time.sleep(0.2)
+            yield client
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+def _in_range_dates() -> None:
+    """Generate `date` / `date-time` strings inside the range the document declares
+    (`formatMinimum` / `formatMaximum`, checked by test_the_document_declares_the_date_range):
+    JSON Schema has no standard bound for formatted strings, so schemathesis learns it here."""
+    earliest, latest = EARLIEST_DAY, latest_day()
+    schemathesis.openapi.format(
+        "date", st.dates(min_value=earliest, max_value=latest).map(date.isoformat)
+    )
+    schemathesis.openapi.format(
+        "date-time",
+        st.datetimes(
+            min_value=datetime.combine(earliest, datetime.min.time()),
+            max_value=datetime.combine(latest, datetime.max.time()),
+            timezones=st.just(UTC),
+        ).map(lambda v: v.isoformat().replace("+00:00", "Z")),
+    )
+
+
+_in_range_dates()
+
+
+def _fuzz(
+    client: TestClient | httpx.Client,
+    operation: Any,
+    checks: list[Any] | None = None,
+    examples: int = MAX_EXAMPLES,
+    base_url: str = "http://testserver",
+) -> int:
     checks = checks or [not_a_server_error, response_schema_conformance]
     sent = [0]
 
     @given(case=operation.as_strategy())
     @settings(
-        max_examples=MAX_EXAMPLES,
+        max_examples=examples,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         derandomize=True,
@@ -87,7 +164,7 @@ def _fuzz(client: TestClient, operation: Any, checks: list[Any] | None = None) -
     )
     def run(case: schemathesis.Case) -> None:
         kw = case.as_transport_kwargs(
-            base_url="http://testserver", headers={"Authorization": f"Bearer {TOKEN}"}
+            base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}
         )
         args = {k: kw[k] for k in SENT_KEYS if kw.get(k) is not None}
         cookies = args.pop("cookies", None)
@@ -121,25 +198,66 @@ def test_api_conforms_to_its_schema(fuzz_client: TestClient) -> None:
     assert failures == [], "\n\n".join(failures)
 
 
-@pytest.mark.skipif(not CONFORMANCE, reason="a measurement: set OXY_FUZZ_CONFORMANCE=1")
-def test_conformance_violations(fuzz_client: TestClient) -> None:
-    """Count the distinct (operation, check) violations of schemathesis' conformance checks."""
-    schema = schemathesis.openapi.from_dict(fuzz_client.app.openapi())  # type: ignore[attr-defined]
-    violations: set[tuple[str, str]] = set()
+def test_the_api_keeps_its_contract(fuzz_client: TestClient) -> None:
+    """schemathesis' conformance checks find no violation in any operation."""
+    violations = _conformance(fuzz_client, "http://testserver")
+    assert violations == [], "\n\n".join(violations)
+
+
+def _conformance(client: Any, base_url: str) -> list[str]:
+    """The distinct (operation, check) violations, each with schemathesis' explanation."""
+    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+    found: dict[tuple[str, str], str] = {}
+    started = time.monotonic()
+    operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
+        operations += 1
         name = f"{operation.method.upper()} {operation.path}"
         try:
-            _fuzz(fuzz_client, operation, CONFORMANCE_CHECKS)
+            _fuzz(client, operation, CONFORMANCE_CHECKS, CONFORMANCE_EXAMPLES, base_url)
         except BaseExceptionGroup as exc:  # schemathesis' FailureGroup
             for failure in getattr(exc, "exceptions", [exc]):
-                violations.add((name, str(getattr(failure, "title", type(failure).__name__))))
-    by_check: dict[str, int] = {}
-    for _, title in violations:
-        by_check[title] = by_check.get(title, 0) + 1
-    print(f"conformance violations: {len(violations)} {dict(sorted(by_check.items()))}")
-    for op, title in sorted(violations):
-        print(f"  {op}: {title}")
+                title = str(getattr(failure, "title", type(failure).__name__))
+                found.setdefault((name, title), f"{name}: {title}\n{failure}")
+        except Exception as exc:  # a single failure
+            title = str(getattr(exc, "title", type(exc).__name__))
+            found.setdefault((name, title), f"{name}: {title}\n{exc}")
+    print(
+        f"conformance at {base_url}: {operations} operations, {len(found)} violations "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    assert operations >= 8
+    return [found[k] for k in sorted(found)]
+
+
+def test_the_live_server_keeps_its_contract(live_client: httpx.Client) -> None:
+    """The same checks over real HTTP against uvicorn (headers, content types and status codes
+    as a client sees them, not as the in-process transport produces them); fewer examples per
+    operation (OXY_FUZZ_CONFORMANCE_EXAMPLES) keep it short enough for CI."""
+    violations = _conformance(live_client, str(live_client.base_url).rstrip("/"))
+    assert violations == [], "\n\n".join(violations)
+    # ... and the generic no-5xx / response-schema checks pass over HTTP as well.
+    schema = schemathesis.openapi.from_dict(live_client.get("/openapi.json").json())
+    base = str(live_client.base_url).rstrip("/")
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        try:
+            _fuzz(live_client, operation, examples=CONFORMANCE_EXAMPLES, base_url=base)
+        except Exception as exc:  # collect every operation's failure, then report them all
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+    assert failures == [], "\n\n".join(failures)
+
+
+def test_the_document_declares_the_date_range(fuzz_client: TestClient) -> None:
+    """Every date and date-time in the document carries the range the application enforces."""
+    dated = list(schema_dates(fuzz_client.get("/openapi.json").json()))
+    assert len(dated) >= 20
+    for node in dated:
+        assert node["formatMinimum"].startswith(EARLIEST_DAY.isoformat()), node
+        assert node["formatMaximum"].startswith(latest_day().isoformat()), node
+        assert "date_out_of_range" in node["description"]
 
 
 def test_the_document_lists_our_endpoints(fuzz_client: TestClient) -> None:

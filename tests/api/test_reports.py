@@ -237,6 +237,15 @@ def test_auto_filled_facility_syt_and_byt_figures_match_truth(
     assert n["nation"]["need_nm3_per_day"] == pytest.approx(
         sum(p["need_nm3_per_day"] for p in n["provinces"])
     )
+    # With the facilities (typed as FacilityFiguresPublic): the same totals, one row each.
+    full = client.get(
+        "/api/byt/national", params={"day": d, "facilities": "true"}, headers=h(world, "byt")
+    )
+    assert full.status_code == 200
+    hn_full = {p["code"]: p for p in full.json()["provinces"]}["SYT-01"]
+    assert len(hn_full["facilities"]) == hn["expected"] == 3
+    assert {k: v for k, v in hn_full.items() if k != "facilities"} == hn
+    assert "facilities" not in hn  # only when asked for
 
 
 def test_status_filter_and_facility_selection(client: TestClient, world: World) -> None:

@@ -1,0 +1,133 @@
+"""Login cost (issue 19): argon2id at OWASP's minimum cost (m=19 MiB, t=2, p=1), hashes made
+with older (costlier) parameters are re-hashed transparently at the next good login, and the
+hashing queue admits only what it can verify within its wait budget — the rest is refused at
+once (503 + Retry-After) instead of queueing for tens of seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from argon2 import PasswordHasher, extract_parameters
+from fastapi.testclient import TestClient
+
+from api import auth
+from api.app import create_app
+from api.auth import (
+    PASSWORD_PARAMETERS,
+    HashingBusy,
+    hash_password,
+    verify_password_async,
+)
+from oxy.settings import Settings
+from tests.api.conftest import PASSWORD, USERNAMES, World, csrf_of
+
+LEGACY = PasswordHasher()  # argon2-cffi's defaults: 64 MiB, t=3, p=4 (what earlier versions stored)
+
+
+def test_new_hashes_use_the_owasp_minimum() -> None:
+    params = extract_parameters(hash_password("x" * 12))
+    assert (params.memory_cost, params.time_cost, params.parallelism) == (19 * 1024, 2, 1)
+    assert params == PASSWORD_PARAMETERS
+
+
+def _stored(url: str, username: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT password_hash FROM users WHERE username = %s", (username,))
+        return str(row.fetchone()[0])  # type: ignore[index]
+
+
+def _set_legacy(url: str, username: str, password: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE users SET password_hash = %s WHERE username = %s",
+            (LEGACY.hash(password), username),
+        )
+
+
+def _login(settings: Settings, username: str, password: str) -> int:
+    """The status of a form login from one address."""
+    with TestClient(create_app(settings), client=("203.0.113.40", 40000)) as c:
+        page = c.get("/login")
+        data = {"username": username, "password": password, "csrf_token": csrf_of(page.text)}
+        return c.post("/login", data=data, follow_redirects=False).status_code
+
+
+def test_an_old_hash_is_rehashed_at_a_good_login(world: World, settings: Settings) -> None:
+    _set_legacy(world.db_url, "byt1", PASSWORD)
+    assert extract_parameters(_stored(world.db_url, "byt1")).memory_cost == 65536
+    assert _login(settings, "byt1", "not the password") == 401
+    assert extract_parameters(_stored(world.db_url, "byt1")).memory_cost == 65536  # untouched
+    assert _login(settings, "byt1", PASSWORD) == 303
+    stored = _stored(world.db_url, "byt1")
+    assert extract_parameters(stored) == PASSWORD_PARAMETERS
+    assert PasswordHasher().verify(stored, PASSWORD)  # the same password, cheaper hash
+    # ... and the next login with the new hash works.
+    assert _login(settings, "byt1", PASSWORD) == 303
+
+
+def test_the_queue_refuses_what_it_cannot_verify_within_its_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stored = LEGACY.hash("y" * 12)  # a costly verification (~0.2-0.7 s here)
+    monkeypatch.setattr(auth, "HASH_WAIT_BUDGET_S", 0.3)
+
+    retry_after: list[int] = []
+
+    async def one() -> tuple[str, float]:
+        t0 = time.perf_counter()
+        try:
+            await verify_password_async(stored, "z" * 12)
+            return "done", time.perf_counter() - t0
+        except HashingBusy as busy:
+            retry_after.append(busy.retry_after_s)
+            return "busy", time.perf_counter() - t0
+
+    async def burst() -> list[tuple[str, float]]:
+        await verify_password_async(stored, "z" * 12)  # learn the cost of one verification
+        return list(await asyncio.gather(*(one() for _ in range(40))))
+
+    results = asyncio.run(burst())
+    done = [t for what, t in results if what == "done"]
+    busy = [t for what, t in results if what == "busy"]
+    assert len(done) >= auth.HASH_WORKERS  # the workers are always used
+    assert len(busy) >= 20  # 40 costly checks cannot all finish within 0.3 s on a few cores
+    assert max(busy) < 0.05  # refused at once, not after queueing
+    # Each refused caller is given its own turn (a virtual queue), so they do not all come back
+    # in the same second: the later ones are told to wait longer.
+    assert retry_after == sorted(retry_after) and retry_after[0] >= 1
+    assert retry_after[-1] > retry_after[0]
+
+
+def test_a_burst_beyond_the_budget_answers_503_at_once(
+    world: World, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six concurrent logins on costly (old) hashes with no wait budget: the workers take what
+    they can, the others are refused at once with 503 + Retry-After (nothing waits in a queue)."""
+    monkeypatch.setattr(auth, "HASH_WAIT_BUDGET_S", 0.0)
+    names = list(USERNAMES.values())
+    for name in names:
+        _set_legacy(world.db_url, name, PASSWORD)
+    with TestClient(create_app(settings), client=("203.0.113.41", 40000)) as c:
+        token = csrf_of(c.get("/login").text)
+
+        def login(name: str) -> tuple[int, str | None, float]:
+            t0 = time.perf_counter()
+            r = c.post(
+                "/login",
+                data={"username": name, "password": "a wrong guess", "csrf_token": token},
+                follow_redirects=False,
+            )
+            return r.status_code, r.headers.get("retry-after"), time.perf_counter() - t0
+
+        with ThreadPoolExecutor(len(names)) as pool:
+            results = list(pool.map(login, names))
+    codes = sorted(code for code, _, _ in results)
+    assert set(codes) == {401, 503}, codes
+    assert codes.count(401) >= 1
+    busy = [(after, took) for code, after, took in results if code == 503]
+    assert all(after is not None and int(after) >= 1 for after, _ in busy)
+    assert max(took for _, took in busy) < min(t for c_, _, t in results if c_ == 401)
