@@ -21,6 +21,7 @@ from api.accounting.stock import (
     Status,
     beyond_horizon,
     days_of_supply,
+    facility_gas_nm3,
     is_leak,
     prefill,
     status,
@@ -140,11 +141,6 @@ def known_sum(values: Sequence[float | int | None]) -> tuple[float | None, int]:
     return (sum(known) if known else None), len(known)
 
 
-def _sum_none(*values: float | None) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) if present else None
-
-
 def resolve(
     ref: FacilityRef,
     row: dict[str, Any] | None,
@@ -205,10 +201,7 @@ def resolve(
         f.sources["avg_need"] = "estimate"
     f.avg_need_nm3 = need
     f.consumption_kg = t.consumption_kg if t else None
-    usable_nm3 = _sum_none(
-        f.usable_liquid_kg * m3_per_kg if f.usable_liquid_kg is not None else None,
-        f.stock_gas_nm3,
-    )
+    usable_nm3 = facility_gas_nm3(f.usable_liquid_kg, f.stock_gas_nm3, m3_per_kg)
     f.days_of_supply = days_of_supply(usable_nm3, need)
     f.status = status(f.days_of_supply, cfg.needs_more_days)
     f.days_of_supply_beyond = beyond_horizon(f.days_of_supply)
