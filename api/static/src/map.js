@@ -84,7 +84,7 @@
   var provinces = L.layerGroup();
   data.provinces.forEach(function (p) {
     var circle = L.circle([p.lat, p.lon], { radius: 25000 + 8000 * p.facilities, color: COLOURS[p.status],
-                                            weight: 1, fillOpacity: 0.12 });
+                                            weight: 1, fillOpacity: 0.12, className: "prov-marker" });
     keyboardable(circle, p.name + " — " + t[p.status] + ", " + t.facilities + ": " + p.facilities)
       .bindPopup("<strong>" + esc(p.name) + "</strong><br>" + esc(t.facilities) + ": " +
                  p.facilities + " · " + p.needs_more + " " + esc(t.needing) +
