@@ -3,16 +3,20 @@
 Randomised tanks (sizes, heads, gauge noise, day/night draw with a wandering patient load, data
 gaps) are driven minute by minute by the project's tank model (gateway/sim/model.py via
 gateway/sim/trace.py), with tanker deliveries at every minute of the hour, across 16:00,
-back-to-back and partial. Their DP readings go straight into `readings` (COPY, quality good), the
-ingest rollups are rebuilt as the ingest writer does (rollup_recompute), and the real accounting
+back-to-back and partial. Their DP readings travel the real path: gateway-contract data
+messages (oxy.contract.encode_data, as every gateway builds them) published with QoS 1 to
+Mosquitto under each facility's topic, consumed by the real ingest service (ingest.service:
+decode, registry resolution, COPY into `readings`, rollup flush), and then the real accounting
 code (api.accounting.telemetry: stored windows over the rollups, minute refinement, 7-day
-average; api.accounting.stock: days of supply, leak check) computes the figures. The MQTT ingest
-path is not in the loop (it stores the same rows; its own benchmark is bench/ingest.py).
+average; api.accounting.stock: days of supply, leak check) computes the figures.
 
     OXY_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
         .venv/bin/python bench/accuracy.py --tanks 30 --days 12
 
-A database `oxy_bench_accuracy` is created on that server and dropped at the end.
+A database `oxy_bench_accuracy` is created on that server and dropped at the end. The broker is
+a private Mosquitto with the product configuration (oxy.broker), started and stopped by the
+benchmark; `--mqtt-url` uses an existing one instead (readings of other ingest workers
+subscribed there would see the benchmark's messages too).
 """
 
 from __future__ import annotations
@@ -24,14 +28,18 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,14 +49,14 @@ from api.accounting.simulate import (
     TankPlan,
     add_facility,
     add_tank,
-    copy_readings,
-    refresh_rollups,
 )
 from api.accounting.stock import days_of_supply, is_leak
 from api.accounting.telemetry import ensure_windows, facility_telemetry
 from api.accounting.windows import window
 from gateway.sim.model import TankSpec
 from gateway.sim.trace import Delivery, Trace, simulate
+from ingest.service import IngestConfig, IngestService
+from oxy.contract import Reading, TopicKind, encode_data, topic
 
 CFG = AccountingConfig()
 DAY0 = date(2026, 3, 2)  # first report day measured; the window opens 09:00 UTC on 1 March
@@ -180,8 +188,19 @@ def make_tanks(n: int, days: int, seed: int, steady: int) -> list[Tank]:
     return tanks
 
 
-async def load(url: str, tanks: Sequence[Tank]) -> None:
-    """Registry rows, readings and rollups of the tanks (one facility per tank)."""
+@dataclass(frozen=True)
+class Feed:
+    """Where one tank's readings are published: its facility's site, gateway and DP sensor."""
+
+    site: str
+    gateway: str
+    sensor: str
+    readings: list[tuple[datetime, float]]
+
+
+async def register(url: str, tanks: Sequence[Tank]) -> list[Feed]:
+    """Registry rows of the tanks (one facility, gateway and DP sensor per tank)."""
+    feeds = []
     conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
     async with conn:
         cur = await conn.execute("SELECT id FROM organisations WHERE kind = 'syt' LIMIT 1")
@@ -194,7 +213,8 @@ async def load(url: str, tanks: Sequence[Tank]) -> None:
             row = await cur.fetchone()
         assert row is not None
         for t in tanks:
-            t.facility_id = await add_facility(conn, f"BV-{t.code}", int(row[0]), "01")
+            site = f"BV-{t.code}"
+            t.facility_id = await add_facility(conn, site, int(row[0]), "01")
             plan = TankPlan(t.spec.capacity_kg, t.spec.diameter_m, 0.0, 0.0)
             first = t.trace.readings[0][0]
             tank, sensor = await add_tank(
@@ -207,9 +227,97 @@ async def load(url: str, tanks: Sequence[Tank]) -> None:
             )
             assert sensor is not None
             t.tank_id = tank
-            rows = iter((sensor, ts, dp, 0) for ts, dp in t.trace.readings)
-            await copy_readings(conn, rows)
-            await refresh_rollups(conn, sensor, first, t.trace.readings[-1][0])
+            cur = await conn.execute(
+                "SELECT g.code, s.code FROM sensors s JOIN gateways g ON g.id = s.gateway_id "
+                "WHERE s.id = %s",
+                (sensor,),
+            )
+            codes = await cur.fetchone()
+            assert codes is not None
+            feeds.append(Feed(site, str(codes[0]), str(codes[1]), t.trace.readings))
+    return feeds
+
+
+def messages(feed: Feed, per_message: int = 2000) -> list[tuple[str, bytes]]:
+    """The tank's readings as the gateway sends them: data messages of consecutive seqs."""
+    out = []
+    rows = [Reading(sensor=feed.sensor, ts=ts, value=dp, unit="inH2O") for ts, dp in feed.readings]
+    name = topic(feed.site, feed.gateway, TopicKind.DATA)
+    seq = 0
+    while rows:
+        payload, n = encode_data(feed.gateway, seq, datetime.now(UTC), rows[:per_message])
+        out.append((name, payload))
+        rows = rows[n:]
+        seq += 1
+    return out
+
+
+LOST = "SELECT (SELECT count(*) FROM dead_letters) + (SELECT count(*) FROM quarantine)"
+
+
+def _count(url: str, sql: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def ingest(url: str, mqtt_url: str, feeds: Sequence[Feed], timeout_s: float = 600.0) -> int:
+    """Publish every feed's messages to the broker and run the real ingest service until all
+    readings are stored and rolled up; return how many. Anything ingest dead-letters or
+    quarantines fails the run (the comparison would be meaningless)."""
+    total = sum(len(f.readings) for f in feeds)
+    tag = uuid.uuid4().hex[:8]
+    cfg = IngestConfig(
+        mqtt_url=mqtt_url,
+        database_url=url,
+        client_id=f"accuracy-{tag}",
+        group=f"accuracy-{tag}",  # its own shared subscription on a shared broker
+        rollup_every_s=1.0,
+    )
+    service = IngestService(cfg)
+    worker = threading.Thread(target=service.run, name="accuracy-ingest", daemon=True)
+    worker.start()
+    try:
+        if not service.source.subscribed.wait(30):
+            raise RuntimeError(f"ingest did not subscribe at {mqtt_url}")
+        host, port = mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
+        pub = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"accuracy-pub-{tag}", protocol=mqtt.MQTTv5
+        )
+        pub.max_inflight_messages_set(100)
+        pub.max_queued_messages_set(0)
+        pub.connect(host, int(port))
+        pub.loop_start()
+        try:
+            for feed in feeds:
+                infos = [pub.publish(name, payload, qos=1) for name, payload in messages(feed)]
+                for info in infos:
+                    info.wait_for_publish(120)
+        finally:
+            pub.disconnect()
+            pub.loop_stop()
+        deadline = time.monotonic() + timeout_s
+        while (stored := _count(url, "SELECT count(*) FROM readings")) < total:
+            lost = _count(url, LOST)
+            if lost or time.monotonic() > deadline or not worker.is_alive():
+                raise RuntimeError(
+                    f"ingest stored {stored} of {total} readings ({lost} dead-lettered or "
+                    "quarantined)"
+                )
+            time.sleep(0.5)
+    finally:
+        service.stop()  # its last rollup flush covers every committed reading
+        worker.join(120)
+    rolled = _count(url, "SELECT coalesce(sum(n), 0) FROM rollup_1m")
+    if stored != total or rolled != total:
+        raise RuntimeError(f"{stored} readings stored, {rolled} rolled up, of {total}")
+    return total
+
+
+async def load(url: str, tanks: Sequence[Tank], mqtt_url: str) -> int:
+    """Registry rows of the tanks, then their readings through MQTT and ingest."""
+    feeds = await register(url, tanks)
+    return await asyncio.to_thread(ingest, url, mqtt_url, feeds)
 
 
 def _err(got: float, want: float) -> float:
@@ -395,10 +503,12 @@ def main() -> None:
     ap.add_argument("--steady", type=int, default=8)
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mqtt-url", help="an existing broker (default: a private Mosquitto)")
     args = ap.parse_args()
     admin = os.environ.get("OXY_BENCH_DATABASE_URL") or os.environ.get("OXY_TEST_DATABASE_URL")
     if not admin:
         sys.exit("set OXY_TEST_DATABASE_URL (or OXY_BENCH_DATABASE_URL) to a PostgreSQL server")
+    from bench.ingest import Mosquitto
     from oxy.migrate import migrate
 
     params = conninfo_to_dict(admin)
@@ -407,17 +517,25 @@ def main() -> None:
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute('DROP DATABASE IF EXISTS "oxy_bench_accuracy" WITH (FORCE)')
         c.execute('CREATE DATABASE "oxy_bench_accuracy"')
+    broker = None if args.mqtt_url else Mosquitto()
     try:
         t0 = time.perf_counter()
         migrate(url)
         tanks = make_tanks(args.tanks, args.days, args.seed, args.steady)
         print(f"simulated {len(tanks)} tanks in {time.perf_counter() - t0:.0f} s", flush=True)
-        asyncio.run(load(url, tanks))
-        print(f"loaded in {time.perf_counter() - t0:.0f} s", flush=True)
+        mqtt_url = args.mqtt_url or (broker.url if broker else "")
+        n = asyncio.run(load(url, tanks, mqtt_url))
+        print(
+            f"{n} readings through MQTT ({mqtt_url}) and ingest in "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
         res = asyncio.run(measure(url, tanks, args.days))
         print(f"measured in {time.perf_counter() - t0:.0f} s\n", flush=True)
         print("\n".join(table(res)))
     finally:
+        if broker is not None:
+            broker.close()
         with psycopg.connect(admin, autocommit=True) as c:
             c.execute('DROP DATABASE IF EXISTS "oxy_bench_accuracy" WITH (FORCE)')
 

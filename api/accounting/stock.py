@@ -60,6 +60,28 @@ def usable_kg(contents_kg: float | None, min_usable_kg: float) -> float | None:
     return None if contents_kg is None else max(0.0, contents_kg - min_usable_kg)
 
 
+def facility_gas_nm3(
+    liquid_kg: float | None, stock_gas_nm3: float | None, m3_per_kg: float
+) -> float | None:
+    """A facility's stock as gas: its tanks' liquid (as gas) plus its cylinders' gas; with the
+    tanks' usable liquid, its usable stock. A part that is unknown adds nothing; both unknown is
+    unknown (None), never 0."""
+    if liquid_kg is None and stock_gas_nm3 is None:
+        return None
+    return (liquid_kg or 0.0) * m3_per_kg + (stock_gas_nm3 or 0.0)
+
+
+def facility_usable_kg(
+    usable_liquid_kg: float | None, stock_gas_nm3: float | None, reference: Reference
+) -> float | None:
+    """The same usable stock in kg LOX (the unit of the allocation model)."""
+    if usable_liquid_kg is None and stock_gas_nm3 is None:
+        return None
+    return (usable_liquid_kg or 0.0) + (
+        reference.m3_to_kg(stock_gas_nm3) if stock_gas_nm3 is not None else 0.0
+    )
+
+
 def usable_after_override(
     entered_stock_kg: float, tele_stock_kg: float | None, tele_usable_kg: float | None
 ) -> float:

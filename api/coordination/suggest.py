@@ -22,7 +22,7 @@ from typing import Any
 from psycopg import AsyncConnection, pq
 
 from api.accounting.config import AccountingConfig
-from api.accounting.stock import urgency_of
+from api.accounting.stock import facility_usable_kg, urgency_of
 from api.accounting.telemetry import Source
 from api.scope import NATIONAL_ROLES, Principal, Role
 
@@ -153,16 +153,19 @@ async def build(
         if site is None or f is None:
             continue  # inactive today
         avg_kg = ref.m3_to_kg(f.avg_need_nm3) if f.avg_need_nm3 is not None else None
-        usable_kg = (f.usable_liquid_kg or 0.0) + (
-            ref.m3_to_kg(f.stock_gas_nm3) if f.stock_gas_nm3 else 0.0
-        )
+        # Unknown stock is no shortfall and no surplus (only an open request says a need).
+        usable_kg = facility_usable_kg(f.usable_liquid_kg, f.stock_gas_nm3, ref)
         dos = f.days_of_supply if f.days_of_supply is not None else request_dos.get(fid)
         coming = in_flight.get(fid, 0.0)
-        shortfall = max(0.0, params.target_days * avg_kg - usable_kg) if avg_kg else 0.0
+        shortfall = (
+            max(0.0, params.target_days * avg_kg - usable_kg)
+            if avg_kg and usable_kg is not None
+            else 0.0
+        )
         need_kg = max(shortfall - coming, requested.get(fid, 0.0), 0.0)
         surplus = (
             usable_kg - params.surplus_days * avg_kg
-            if avg_kg and dos is not None and dos > params.surplus_days
+            if avg_kg and usable_kg is not None and dos is not None and dos > params.surplus_days
             else 0.0
         )
         info[fid] = {

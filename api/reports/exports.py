@@ -187,12 +187,31 @@ def province_columns() -> list[tuple[str, str]]:
         ("reported", "Reported"),
         ("on_time", "On time"),
         ("patients_current", "Patients"),
+        # Beside each sum, how many of the expected facilities it stands for (the pages' "n/m").
+        ("patients_current_counted", "Patients: facilities counted"),
         ("stock_nm3", "Stock (%(gas)s)"),
+        ("stock_nm3_counted", "Stock: facilities counted"),
         ("need_nm3_per_day", "Need (%(gas)s/day)"),
+        ("need_nm3_per_day_counted", "Need: facilities counted"),
         ("days_of_supply", "Days of supply"),
         ("needs_more", "Facilities needing more"),
         ("status", "Status"),
     ]
+
+
+def province_rows(view: dict[str, Any], locale: str) -> list[dict[str, Any]]:
+    """The national view's province rows and the nation's, each with its sums' contributors."""
+    nation = {**view["nation"], "name": gettext(locale, "Nation")}
+    return [
+        {
+            **row,
+            **{f"{k}_counted": row["contributors"].get(k) for k in _COUNTED},
+        }
+        for row in [*view["provinces"], nation]
+    ]
+
+
+_COUNTED = ("patients_current", "stock_nm3", "need_nm3_per_day")
 
 
 # The SYT report's seed fields, one row each, from the declarative table (api.reports.syt_fields).

@@ -21,6 +21,7 @@ from api.accounting.stock import (
     Status,
     beyond_horizon,
     days_of_supply,
+    facility_gas_nm3,
     is_leak,
     prefill,
     status,
@@ -112,6 +113,11 @@ class FacilityFigures:
     days_of_supply_beyond: bool = False  # at the horizon: shown as "> N" days
     warnings: list[dict[str, Any]] = field(default_factory=list)
     notes: str | None = None
+    # Monitored tanks, and how many of them have data in the window: when only some do, the
+    # figures measured on the tanks stand for those alone and are listed in `incomplete`.
+    monitored_tanks: int = 0
+    observed_tanks: int = 0
+    incomplete: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (its containers copied one level: their items are plain values).
@@ -138,11 +144,6 @@ def known_sum(values: Sequence[float | int | None]) -> tuple[float | None, int]:
     """(sum of the known values, how many are known); the sum is None when none is known."""
     known = [v for v in values if v is not None]
     return (sum(known) if known else None), len(known)
-
-
-def _sum_none(*values: float | None) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) if present else None
 
 
 def resolve(
@@ -205,18 +206,36 @@ def resolve(
         f.sources["avg_need"] = "estimate"
     f.avg_need_nm3 = need
     f.consumption_kg = t.consumption_kg if t else None
-    usable_nm3 = _sum_none(
-        f.usable_liquid_kg * m3_per_kg if f.usable_liquid_kg is not None else None,
-        f.stock_gas_nm3,
-    )
+    usable_nm3 = facility_gas_nm3(f.usable_liquid_kg, f.stock_gas_nm3, m3_per_kg)
     f.days_of_supply = days_of_supply(usable_nm3, need)
     f.status = status(f.days_of_supply, cfg.needs_more_days)
     f.days_of_supply_beyond = beyond_horizon(f.days_of_supply)
     _explain_unknown(f, t)
+    _flag_silent_tanks(f, t)
     history = history_kg or (t.history_kg if t else ())
     if f.consumption_kg is not None and history:
         f.leak = is_leak(f.consumption_kg, history, cfg)
     return f
+
+
+def _flag_silent_tanks(f: FacilityFigures, t: FacilityTelemetry | None) -> None:
+    """With only some monitored tanks reporting, flag the figures measured on the tanks (never
+    one staff entered): they sum the reporting tanks, not the facility's whole stock."""
+    if t is None:
+        return
+    f.monitored_tanks, f.observed_tanks = t.monitored_tanks, t.observed_tanks
+    if not 0 < t.observed_tanks < t.monitored_tanks:
+        return
+    for name, value in (
+        ("stock_liquid", f.stock_liquid_kg),
+        ("refilled_liquid", f.refilled_liquid_kg),
+    ):
+        if value is not None and f.sources.get(name) == "telemetry":
+            f.incomplete.append(name)
+    if f.consumption_kg is not None:
+        f.incomplete.append("consumption")
+    if f.days_of_supply is not None and f.sources.get("stock_liquid") == "telemetry":
+        f.incomplete.append("days_of_supply")
 
 
 def _explain_unknown(f: FacilityFigures, t: FacilityTelemetry | None) -> None:

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.accounting.config import AccountingConfig
-from api.accounting.stock import Status, days_of_supply, status
+from api.accounting.stock import Status, days_of_supply, facility_gas_nm3, status
 from api.accounting.telemetry import Source
 
 from .figures import FacilityFigures, active_facilities, figures_for, known_sum
@@ -71,13 +71,6 @@ class Grouping(StrEnum):
     LOCATION = "location"
 
 
-def _gas_total(liquid_kg: float | None, gas_nm3: float | None, m3_per_kg: float) -> float | None:
-    """A facility's liquid (as gas) plus cylinder figure; None when both are unknown."""
-    if liquid_kg is None and gas_nm3 is None:
-        return None
-    return (liquid_kg or 0.0) * m3_per_kg + (gas_nm3 or 0.0)
-
-
 def totals(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
     """The summable figures of a set of facilities (and the derived days of supply, status)."""
     m3_per_kg = 1.0 / cfg.reference.gas_density
@@ -96,10 +89,10 @@ def totals(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, 
     # nothing is unknown (None).
     measured = {
         "stock_nm3": known_sum(
-            [_gas_total(f.stock_liquid_kg, f.stock_gas_nm3, m3_per_kg) for f in figs]
+            [facility_gas_nm3(f.stock_liquid_kg, f.stock_gas_nm3, m3_per_kg) for f in figs]
         ),
         "usable_nm3": known_sum(
-            [_gas_total(f.usable_liquid_kg, f.stock_gas_nm3, m3_per_kg) for f in figs]
+            [facility_gas_nm3(f.usable_liquid_kg, f.stock_gas_nm3, m3_per_kg) for f in figs]
         ),
         "need_nm3_per_day": known_sum([f.avg_need_nm3 for f in figs]),
     }

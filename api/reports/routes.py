@@ -667,9 +667,8 @@ async def export_national(
     now = _now()
     d = day or default_syt_day(now, cfg)
     view = await national.national_view(conn, d, visible=me.facility_ids, cfg=cfg, now=now)
-    return await _export(
-        request, kind, f"national-{d}", exports.province_columns(), view["provinces"]
-    )
+    rows = exports.province_rows(view, await get_locale(request))
+    return await _export(request, kind, f"national-{d}", exports.province_columns(), rows)
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ checks and writes are in admin_registry; every write is audited in its own trans
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -74,6 +75,7 @@ async def _calibration_page(  # noqa: PLR0917
     tank_id: int,
     form: dict[str, str],
     errors: dict[str, str],
+    uncovered: int = 0,
 ) -> Response:
     tank = next((t for t in await fetch_all(conn, q.ADMIN_TANKS) if t["id"] == tank_id), None)
     if tank is None:
@@ -94,10 +96,16 @@ async def _calibration_page(  # noqa: PLR0917
     return render(
         request,
         "pages/admin_calibration.html",
-        {"tank": tank, "versions": list(versions.values()), "form": form, "errors": errors},
+        {
+            "tank": tank,
+            "versions": list(versions.values()),
+            "form": form,
+            "errors": errors,
+            "uncovered": uncovered,
+        },
         locale=locale,
         principal=me,
-        status_code=422 if errors else 200,
+        status_code=422 if errors or uncovered else 200,
     )
 
 
@@ -349,19 +357,29 @@ async def calibration_add(
             text = ""
         form["points"] = text
     errors = FormErrors(locale)
-    # Left blank: a first version starts at the tank's first reading (so its history is read),
-    # a later one now. Readings left before the start are counted for a warning.
-    valid_from = local_datetime_field(form, "valid_from", errors, required=False)
-    if valid_from is None:
-        valid_from = await reg.default_valid_from(conn, tank_id) or now
+    # The start is an explicit choice: from the tank's first reading (a first version only), or
+    # a date and time. Readings it would leave without a calibration are shown before saving.
+    valid_from: datetime | None = None
+    mode = form.get("valid_from_mode", "")
+    if mode == "date":
+        valid_from = local_datetime_field(form, "valid_from", errors)
+    elif mode == "first_reading":
+        valid_from = await reg.first_reading_start(conn, tank_id, now)
+        if valid_from is None:
+            errors.add("valid_from_mode", "Only a first version starts at the first reading.")
+    else:
+        errors.add("valid_from_mode", "Choose: from the first reading, or from a date and time.")
     note = form.get("note", "").strip()
     new = None
-    if not errors:
+    if not errors and valid_from is not None:
         new = await reg.check_calibration(conn, tank, text, valid_from, note, errors=errors)
     if new is None:
         if not errors:
             errors.add("points", "This value is refused.")
         return await _calibration_page(request, conn, me, locale, tank_id, form, errors.errors)
+    left = await reg.readings_before(conn, tank_id, new.valid_from)
+    if left and form.get("confirm_uncovered") != "1":
+        return await _calibration_page(request, conn, me, locale, tank_id, form, {}, left)
     cal_id = await reg.write_calibration(conn, tank_id, new)
     await audit(
         conn,

@@ -374,15 +374,18 @@ async def check_calibration(
     return NewCalibration(version, valid_from, note or None, group.table)
 
 
-async def default_valid_from(conn: AsyncConnection[Any], tank_id: int) -> datetime | None:
-    """A first calibration version left without a start begins at the tank's first reading."""
+async def first_reading_start(
+    conn: AsyncConnection[Any], tank_id: int, now: datetime
+) -> datetime | None:
+    """Start of a first calibration version "from the first reading": the tank's first reading
+    (now, when it has none yet); None when the tank already has a version."""
     cur = await conn.execute(ri.HAS_CALIBRATION, (tank_id,))
     has = await cur.fetchone()
     if has and has[0]:
         return None
     cur = await conn.execute(ri.FIRST_READING, {"tank": tank_id})
     row = await cur.fetchone()
-    return row[0] if row else None
+    return row[0] if row and row[0] is not None else now
 
 
 async def readings_before(conn: AsyncConnection[Any], tank_id: int, ts: datetime) -> int:

@@ -67,6 +67,13 @@ def map_data(
             "stock": i18n.format_number(fig.get("stock_liquid_kg"), locale),
             "need": i18n.format_number(fig.get("avg_need_nm3"), locale),
             "reported": bool(fig.get("reported")),
+            # Some monitored tanks silent: the stock stands for the reporting ones only.
+            "tanks": (
+                i18n.gettext(locale, "%(n)s/%(total)s tanks reporting")
+                % {"n": fig.get("observed_tanks"), "total": fig.get("monitored_tanks")}
+                if "stock_liquid" in (fig.get("incomplete") or ())
+                else ""
+            ),
             "url": f"/facilities/{f['id']}/tanks",
         }
         points.append(p)
@@ -75,12 +82,21 @@ def map_data(
     for name, members in by_province.items():
         short = sum(1 for m in members if m["status"] == "needs_more")
         known = sum(1 for m in members if m["status"] != "unknown")
+        reporting = sum(1 for m in members if m["reported"])
+        counts = {"total": len(members)}
         provinces.append(
             {
                 "name": name,
                 "lat": sum(m["lat"] for m in members) / len(members),
                 "lon": sum(m["lon"] for m in members) / len(members),
                 "facilities": len(members),
+                # What the circle's colour stands for, as the BYT table's "n/m".
+                "reporting": reporting,
+                "known": known,
+                "reporting_text": i18n.gettext(locale, "%(n)s/%(total)s facilities reporting")
+                % {"n": reporting, **counts},
+                "known_text": i18n.gettext(locale, "%(n)s/%(total)s with days of supply")
+                % {"n": known, **counts},
                 "needs_more": short,
                 "status": "needs_more" if short else ("enough" if known else "unknown"),
             }

@@ -32,3 +32,34 @@ def test_api_sql_has_no_literal_quality_code() -> None:
         if literal.search(line)
     ]
     assert offenders == []
+
+
+def test_sql_functions_have_no_literal_quality_code(db_url: str) -> None:
+    """The rollup functions (rollup_flush, rollup_recompute, ...) as the database holds them now,
+    after every restatement, say `quality_code('good')`, never a literal code."""
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT p.proname, p.prosrc FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = current_schema() AND p.prosrc ~* 'quality'"
+        ).fetchall()
+        timescale = conn.execute(
+            "SELECT count(*) > 0 FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+        caggs = (
+            conn.execute(
+                "SELECT view_name, view_definition "
+                "FROM timescaledb_information.continuous_aggregates"
+            ).fetchall()
+            if timescale == (True,)
+            else []
+        )
+        good = conn.execute("SELECT quality_code('good')").fetchone()
+    literal = re.compile(r"quality\s*(=|<>|!=)\s*\d")
+    assert {"rollup_flush", "rollup_recompute"} <= {str(name) for name, _src in rows}
+    assert [name for name, src in rows if literal.search(str(src))] == []
+    # TimescaleDB's continuous aggregates keep the filter they were created with (0004): it is
+    # the good code of the contract.
+    for name, definition in caggs:
+        assert re.search(r"quality\s*=\s*0\b", str(definition)), name
+        assert good == (0,)

@@ -500,6 +500,20 @@ def test_exports_and_printable_report(client: TestClient, world: World) -> None:
     assert r.status_code == 200 and "@page" in r.text and "BV-A" in r.text and "m3 LOX" in r.text
     r = client.get("/api/byt/national.xlsx", params={"day": d}, headers=h(world, "byt"))
     assert r.status_code == 200
+    # The national export says, beside each sum, how many facilities it stands for (as the BYT
+    # table's "n/m"), and ends with the nation's row.
+    view = client.get("/api/byt/national", params={"day": d}, headers=h(world, "byt")).json()
+    r = client.get(
+        "/api/byt/national.csv", params={"day": d, "lang": "en"}, headers=h(world, "byt")
+    )
+    table = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    want = [*view["provinces"], view["nation"]]
+    assert len(table) == len(want) and table[-1]["Reporting parent"] == "Nation"
+    for row, p in zip(table, want, strict=True):
+        assert row["Expected"] == str(p["expected"])
+        assert row["Patients: facilities counted"] == str(p["contributors"]["patients_current"])
+        assert row["Stock: facilities counted"] == str(p["contributors"]["stock_nm3"])
+        assert row["Need: facilities counted"] == str(p["contributors"]["need_nm3_per_day"])
     assert client.get(f"/api/syt/{org}/reports/{d}/facilities.pdf", headers=hs).status_code == 404
     # A day without any stock or need figure: the national sums are unknown (null), not 0, and
     # so is the demand (this crashed once the sums became null-aware).

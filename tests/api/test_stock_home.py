@@ -9,6 +9,8 @@ import pytest
 from api.accounting.stock import (
     DOS_HORIZON_DAYS,
     days_of_supply,
+    facility_gas_nm3,
+    facility_usable_kg,
     prefill,
     usable_after_override,
     usable_kg,
@@ -47,6 +49,16 @@ def test_usable_stock_is_contents_above_the_minimum_and_unknown_stays_unknown() 
     assert usable_after_override(7000.0, None, None) == 7000.0
 
 
+def test_facility_stock_is_tanks_plus_cylinders_and_unknown_stays_unknown() -> None:
+    m3_per_kg = REF.kg_to_m3(1.0)
+    assert facility_gas_nm3(1000.0, 50.0, m3_per_kg) == pytest.approx(1000.0 * m3_per_kg + 50.0)
+    assert facility_gas_nm3(1000.0, None, m3_per_kg) == pytest.approx(1000.0 * m3_per_kg)
+    assert facility_gas_nm3(None, 50.0, m3_per_kg) == pytest.approx(50.0)
+    assert facility_gas_nm3(None, None, m3_per_kg) is None  # unknown, never 0
+    assert facility_usable_kg(1000.0, 50.0, REF) == pytest.approx(1000.0 + REF.m3_to_kg(50.0))
+    assert facility_usable_kg(None, None, REF) is None
+
+
 def test_days_of_supply_unknown_when_stock_or_use_is_unknown_and_capped() -> None:
     assert days_of_supply(3000.0, 1000.0) == pytest.approx(3.0)
     assert days_of_supply(None, 1000.0) is None
@@ -75,6 +87,8 @@ def test_prefill_from_telemetry() -> None:
         r"max\(0\.0,\s*\w[\w.\[\]\"']*\s*-\s*[\w.\[\]\"']*min_usable",  # usable stock
         r"days_of_supply\(.*\bif\s+\w+\.usable_kg\s+is not None",  # None-guarded, per caller
         r"t(ele)?\.refilled_kg if \(t(ele)? and monitored\)",  # a copy of the pre-fill
+        r"usable_liquid_kg\s+or\s+0(\.0)?\)\s*\+",  # a facility's usable stock, added up
+        r"def _gas_total\(",  # the same, as a private helper
     ],
 )
 def test_no_module_computes_the_figures_itself(pattern: str) -> None:

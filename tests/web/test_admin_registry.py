@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from datetime import datetime, timedelta
 
 import psycopg
 from fastapi.testclient import TestClient
@@ -183,22 +184,25 @@ def test_tank_and_calibration_versions(client: TestClient, world: World) -> None
     tank_id = row[0]
     page = f"/admin/tanks/{tank_id}/calibration"
 
-    r = _post(client, page, page, {"points": POINTS, "note": "lắp đặt"})
+    first = {"valid_from_mode": "first_reading"}
+    r = _post(client, page, page, {"points": POINTS, "note": "lắp đặt", **first})
     assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    later = (datetime.now(i18n.TIMEZONE) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    start = {"valid_from_mode": "date", "valid_from": later}
     # Contents falling as DP rises: refused with the line, nothing added.
-    r = _post(client, page, page, {"points": "0,0\n10,2500\n20,2400\n", "note": "sai"})
+    r = _post(client, page, page, {"points": "0,0\n10,2500\n20,2400\n", "note": "sai", **start})
     assert r.status_code == 422  # type: ignore[attr-defined]
     err = _field_error(r.text, "points")  # type: ignore[attr-defined]
     assert err.startswith("Dòng 3:") and "không được giảm" in err
     # Over the tank's capacity: refused too.
-    r = _post(client, page, page, {"points": "0,0\n10,9000\n"})
+    r = _post(client, page, page, {"points": "0,0\n10,9000\n", **start})
     assert r.status_code == 422  # type: ignore[attr-defined]
     assert "vượt quá dung tích" in _field_error(r.text, "points")  # type: ignore[attr-defined]
     # A second, valid version uploaded as a file is added beside the first.
     token = csrf_of(client.get(page).text)
     r = client.post(
         page,
-        data={"csrf_token": token, "points": ""},
+        data={"csrf_token": token, "points": "", **start},
         files={"points_file": ("t9.csv", b"0,0\n15,3100\n30,5900\n", "text/csv")},
         follow_redirects=False,
     )
@@ -484,18 +488,45 @@ def _tank_with_readings(client: TestClient, world: World, code: str) -> int:
 
 
 def test_calibration_start_is_the_first_reading_or_warned(client: TestClient, world: World) -> None:
-    """A blank start once meant "now" and earlier readings showed no contents, silently."""
+    """A blank start once meant "now" and earlier readings showed no contents, silently. The
+    start is now an explicit choice, and readings it would leave uncovered are shown before
+    anything is saved: saving needs a confirmation."""
     _admin(client)
     tank = _tank_with_readings(client, world, "T7")
     page = f"/admin/tanks/{tank}/calibration"
+    form = client.get(page).text
+    assert 'name="valid_from_mode" value="first_reading"' in form
+    assert 'name="valid_from_mode" value="date"' in form
+    assert "Từ số đo đầu tiên" in form
+    # No choice made: refused, nothing saved.
     r = _post(client, page, page, {"points": POINTS})
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "valid_from_mode")  # type: ignore[attr-defined]
+    # A date chosen but not given: refused.
+    r = _post(client, page, page, {"points": POINTS, "valid_from_mode": "date"})
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "valid_from")  # type: ignore[attr-defined]
+    r = _post(client, page, page, {"points": POINTS, "valid_from_mode": "first_reading"})
     assert r.status_code == 303, r.text  # type: ignore[attr-defined]
     row = _one(world.db_url, "SELECT valid_from FROM tank_calibrations WHERE tank_id = %s", tank)
     assert row is not None and row[0].isoformat() == "2026-01-01T00:00:00+00:00"  # type: ignore[attr-defined]
-    # An explicit start after 20 of the readings: saved, with a warning that says how many.
+    # An explicit start after 20 of the readings: the warning comes first, nothing is saved...
     tank = _tank_with_readings(client, world, "T6")
     page = f"/admin/tanks/{tank}/calibration"
-    r = _post(client, page, page, {"points": POINTS, "valid_from": "2026-01-01T07:20"})
+    chosen = {"points": POINTS, "valid_from_mode": "date", "valid_from": "2026-01-01T07:20"}
+    r = _post(client, page, page, chosen)
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    text = html_lib.unescape(r.text)  # type: ignore[attr-defined]
+    assert "Cảnh báo: 20 số đo trước đó chưa có bảng hiệu chuẩn" in text
+    assert 'name="confirm_uncovered"' in text
+    assert 'value="2026-01-01T07:20"' in text and "10,2000" in text  # the form is kept
+    count = "SELECT count(*) FROM tank_calibrations WHERE tank_id = %s"
+    assert _one(world.db_url, count, tank) == (0,)
+    # ... and confirming saves it.
+    r = _post(client, page, page, {**chosen, "confirm_uncovered": "1"})
     assert r.status_code == 303, r.text  # type: ignore[attr-defined]
-    shown = client.get(page).text
-    assert "Cảnh báo: 20 số đo trước đó chưa có bảng hiệu chuẩn" in html_lib.unescape(shown)
+    assert _one(world.db_url, count, tank) == (1,)
+    # A later version cannot start "from the first reading": that history has its version.
+    r = _post(client, page, page, {"points": POINTS, "valid_from_mode": "first_reading"})
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "valid_from_mode")  # type: ignore[attr-defined]

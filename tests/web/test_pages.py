@@ -324,6 +324,11 @@ def test_byt_map_dashboard_and_approval(browser: Any, live_server: LiveServer) -
     page.wait_for_selector(".leaflet-popup-content a")
     popup = page.inner_text(".leaflet-popup-content")
     assert "Bệnh viện Chợ Rẫy" in popup and "Số ngày đủ dùng" in popup
+    # A province's circle says how many of its facilities its colour stands for.
+    page.locator("#map path.prov-marker").first.dispatch_event("click")
+    popup = page.locator(".leaflet-popup-content", has_text="cơ sở đã báo cáo").inner_text()
+    assert re.search(r"\d+/\d+ cơ sở đã báo cáo", popup)
+    assert re.search(r"\d+/\d+ cơ sở có số ngày đủ dùng", popup)
     assert page.locator("#supply-chart").count() == 1
     assert page.locator("[data-testid=province-table] tbody tr").count() >= 5
     # Each sum says how many facilities it stands for ("n/m", with a tooltip).

@@ -84,10 +84,11 @@
   var provinces = L.layerGroup();
   data.provinces.forEach(function (p) {
     var circle = L.circle([p.lat, p.lon], { radius: 25000 + 8000 * p.facilities, color: COLOURS[p.status],
-                                            weight: 1, fillOpacity: 0.12 });
+                                            weight: 1, fillOpacity: 0.12, className: "prov-marker" });
     keyboardable(circle, p.name + " — " + t[p.status] + ", " + t.facilities + ": " + p.facilities)
       .bindPopup("<strong>" + esc(p.name) + "</strong><br>" + esc(t.facilities) + ": " +
-                 p.facilities + " · " + p.needs_more + " " + esc(t.needing))
+                 p.facilities + " · " + p.needs_more + " " + esc(t.needing) +
+                 "<br>" + esc(p.reporting_text) + " · " + esc(p.known_text))
       .addTo(provinces);
   });
   provinces.addTo(map);
@@ -103,6 +104,7 @@
                  "<br>" + esc(t.parent) + ": " + esc(f.parent) +
                  "<br>" + esc(t[f.status]) + " · " + esc(t.days) + ": " + esc(f.days) +
                  "<br>" + esc(t.stock) + ": " + esc(f.stock) + " · " + esc(t.need) + ": " + esc(f.need) +
+                 (f.tanks ? "<br><span class=\"incomplete\">" + esc(f.tanks) + " — " + esc(t.incomplete) + "</span>" : "") +
                  "<br>" + esc(f.reported ? t.reported : t.not_reported) +
                  "<br><a href=\"" + esc(f.url) + "\">" + esc(t.open) + "</a>")
       .bindTooltip(esc(f.name))
