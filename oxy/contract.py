@@ -953,7 +953,7 @@ def expand_v2(
                 {
                     "sensor": codes[i],
                     "ts": ts,
-                    "value": v * scale[i] if type(v) is int else v,
+                    "value": v / inverse[i] if type(v) is int else v,
                     "unit": units[i],
                 }
             )
