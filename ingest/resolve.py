@@ -20,7 +20,7 @@ from typing import Any, Final
 import psycopg
 
 from ingest.batch import Batch, Decoded, Rows
-from ingest.registry import GatewayInfo, SensorCache
+from ingest.registry import BirthCache, GatewayInfo, SensorCache
 from oxy.contract import (
     QUALITY_CODE,
     VALUE_LIMIT,
@@ -32,8 +32,11 @@ from oxy.contract import (
     StatusMessage,
     Topic,
     TopicKind,
+    V2Data,
+    expand_v2,
     parse_topic,
     to_canonical,
+    v2_stream,
     value_problem,
 )
 
@@ -47,12 +50,17 @@ _OUT_OF_RANGE: Final = QUALITY_CODE[Quality.OUT_OF_RANGE]
 _COMM_ERROR: Final = QUALITY_CODE[Quality.COMM_ERROR]
 
 
+_BIRTHS: Final = BirthCache()  # per process: declarations never change for a schema
+
+
 def resolve(
     batch: Batch,
     cache: SensorCache,
     conn: psycopg.Connection[Any],
     domain: Domain | timedelta,
     now: datetime | None = None,
+    *,
+    births: BirthCache = _BIRTHS,
 ) -> Rows:
     """Turn a decoded batch into the rows of one transaction.
 
@@ -68,7 +76,7 @@ def resolve(
     for d in batch.items:
         mark = rows.mark()
         try:
-            _one(d, cache, conn=conn, domain=domain, now=now, rows=rows)
+            _one(d, cache, conn=conn, domain=domain, now=now, rows=rows, births=births)
         except psycopg.Error:
             raise
         except Exception as exc:  # a bug or an input nobody foresaw: this message only
@@ -89,6 +97,7 @@ def _one(
     domain: Domain,
     now: datetime,
     rows: Rows,
+    births: BirthCache,
 ) -> None:
     item = d.inbound
     if d.error is None and d.topic is not None and d.message is None:
@@ -109,8 +118,71 @@ def _one(
     msg = d.message
     if isinstance(msg, StateMessage | StatusMessage):
         _state_or_status(d, d.topic, msg, gw, rows)
-    else:
-        _data(d, d.topic, msg, gw=gw, cache=cache, conn=conn, domain=domain, now=now, rows=rows)
+        if isinstance(msg, StateMessage) and gw is not None and not gw.revoked:
+            _birth(msg, gw, item.received_at, rows, births)
+        return
+    if isinstance(msg, V2Data):
+        record = _expand(d, d.topic, msg, gw=gw, conn=conn, rows=rows, births=births)
+        if record is None:
+            return
+        msg = record
+    _data(d, d.topic, msg, gw=gw, cache=cache, conn=conn, domain=domain, now=now, rows=rows)
+
+
+def _birth(
+    msg: StateMessage, gw: GatewayInfo, at: datetime, rows: Rows, births: BirthCache
+) -> None:
+    """A birth's v2 declarations: usable by the rest of this batch at once, stored with it."""
+    if msg.sensors is None or msg.schema_ is None:
+        return
+    births.put(gw.id, msg.schema_, msg.sensors)
+    js = "[" + ",".join(x.model_dump_json() for x in msg.sensors) + "]"
+    rows.births.append((gw.id, msg.schema_, js, at))
+
+
+def _expand(
+    d: Decoded,
+    t: Topic,
+    msg: V2Data,
+    *,
+    gw: GatewayInfo | None,
+    conn: psycopg.Connection[Any],
+    rows: Rows,
+    births: BirthCache,
+) -> DataRecord | None:
+    """A v2 message resolved against its stored birth, or None when it was dead-lettered."""
+    item = d.inbound
+    if gw is None or gw.revoked:
+        # Births are stored per registered gateway: without one the indices mean nothing.
+        why = "unknown gateway" if gw is None else "revoked gateway"
+        rows.dead_letter(item, f"{why}: a v2 data message cannot be resolved without its birth")
+        ack_handled(d, rows)
+        return None
+    decls = births.get(gw.id, msg.schema, conn)
+    if decls is None:
+        # Not acknowledged: the gateway publishes its birth again when asked and re-sends this
+        # message, which then resolves (docs/gateway.md, "Contract v2").
+        rows.dead_letter(
+            item,
+            f"no birth of schema {msg.schema} from gateway {gw.code!r} (missing or not yet "
+            f"received): seq {msg.seq} not acknowledged; rebirth requested",
+        )
+        rows.rebirths.append((t.site, t.gateway, msg.epoch, msg.seq, msg.schema))
+        return None
+    record, problems = expand_v2(t.gateway, msg, decls)
+    if problems:
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        rows.dead_letter(
+            item,
+            f"{len(problems)} of {msg.readings} readings rejected: "
+            + "; ".join(problems[:5])
+            + more,
+        )
+    if record is None:
+        ack_handled(d, rows)
+        return None
+    d.message = record  # from here on the message is what a v1 message decodes to
+    return record
 
 
 def _data(
@@ -221,10 +293,14 @@ def ack_handled(d: Decoded, rows: Rows) -> None:
     """Count a message for the end-to-end acknowledgement without storing its readings (it was
     dead-lettered whole)."""
     data = d.data
+    v2 = d.v2
     if data is not None and d.topic is not None:
         epoch = data.get("epoch")
         if epoch is not None:
             rows.ack(d.topic.site, d.topic.gateway, epoch, data["seq"], data.get("floor"))
+    elif v2 is not None and d.topic is not None:
+        if v2.epoch is not None:
+            rows.ack(d.topic.site, d.topic.gateway, v2.epoch, v2.seq, v2.floor)
     elif d.message is None:
         _ack_dead_letter(d.inbound.topic, d.inbound.payload, rows)
 
@@ -234,6 +310,11 @@ def _ack_dead_letter(topic_name: str, payload: bytes, rows: Rows) -> None:
     seq still counts for the end-to-end acknowledgement when epoch and seq can be read."""
     try:
         t = parse_topic(topic_name)
+        if t.kind is TopicKind.DATA_V2:
+            stream = v2_stream(payload)
+            if stream is not None:
+                rows.ack(t.site, t.gateway, stream[1], stream[0], stream[2])
+            return
         doc = json.loads(payload)
     except (ContractError, ValueError, UnicodeDecodeError, RecursionError):
         return

@@ -35,14 +35,19 @@ from oxy.contract import (
     AckMessage,
     ContractError,
     Domain,
+    RebirthRequest,
     StateMessage,
     StatusMessage,
     ack_topic,
     encode_ack,
+    encode_rebirth,
+    rebirth_topic,
 )
 from oxy.database import connect
 
 logger = logging.getLogger(__name__)
+
+REBIRTH_EVERY_S = 5.0  # a gateway is asked for the same birth at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,7 @@ class IngestService:
         self._unacked_lock = threading.Lock()
         self.committed_batches = 0
         self.failure: Exception | None = None
+        self._rebirth_asked: dict[tuple[str, str, int], float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -261,6 +267,8 @@ class IngestService:
                 self._count_unacked(-len(batch.items))
                 if result.acks:  # after the commit, never before
                     self._publish_acks(result.acks)
+                if result.rebirths:
+                    self._request_births(result.rebirths)
                 self._after_commit(batch)
                 self._observe(batch, result, sent)
             if time.monotonic() >= next_retention:
@@ -319,6 +327,27 @@ class IngestService:
             except psycopg.Error as exc:  # a stale count only delays a later poison verdict
                 self.writer.rollback()
                 logger.warning("could not clear delivery counts: %s", exc)
+
+    def _request_births(self, missing: list[tuple[str, str, int | None, int, int]]) -> None:
+        """Ask each gateway whose v2 data named an unknown schema for its birth (at most once
+        per gateway and schema every REBIRTH_EVERY_S: a backlog of such messages asks once)."""
+        now = time.monotonic()
+        items = []
+        for site, gw, epoch, seq, schema in missing:
+            key = (site, gw, schema)
+            if now - self._rebirth_asked.get(key, -REBIRTH_EVERY_S) < REBIRTH_EVERY_S:
+                continue
+            self._rebirth_asked[key] = now
+            try:
+                msg = RebirthRequest(
+                    gw=gw, epoch=epoch, seq=seq, schema_=schema, ts=datetime.now(UTC)
+                )
+                items.append((rebirth_topic(site, gw), encode_rebirth(msg)))
+            except (ContractError, ValueError) as exc:  # codes came from the topic: defensive
+                logger.warning("no rebirth request for %s/%s: %s", site, gw, exc)
+        if items:
+            logger.info("asking %d gateways for their birth (v2 schema unknown)", len(items))
+            self.source.publish_requests(items)
 
     def _publish_acks(self, acks: list[tuple[str, str, int, int, int]]) -> None:
         """One watermark per stream per committed batch (after the commit, never before)."""
