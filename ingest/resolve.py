@@ -50,9 +50,6 @@ _OUT_OF_RANGE: Final = QUALITY_CODE[Quality.OUT_OF_RANGE]
 _COMM_ERROR: Final = QUALITY_CODE[Quality.COMM_ERROR]
 
 
-_BIRTHS: Final = BirthCache()  # per process: declarations never change for a schema
-
-
 def resolve(
     batch: Batch,
     cache: SensorCache,
@@ -60,7 +57,7 @@ def resolve(
     domain: Domain | timedelta,
     now: datetime | None = None,
     *,
-    births: BirthCache = _BIRTHS,
+    births: BirthCache | None = None,
 ) -> Rows:
     """Turn a decoded batch into the rows of one transaction.
 
@@ -71,6 +68,7 @@ def resolve(
     if isinstance(domain, timedelta):
         domain = Domain(max_future=domain)
     rows = Rows()
+    births = births if births is not None else BirthCache()
     now = now or datetime.now(UTC)
     cache.refresh_if_old(conn)
     for d in batch.items:

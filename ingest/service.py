@@ -27,7 +27,7 @@ from ingest import queries, rollups
 from ingest.batch import RETAINED_DATA, Batch, Rows, decode_inbound
 from ingest.consumer import IngestError, MqttSource, Protocol
 from ingest.metrics import Metrics
-from ingest.registry import SensorCache
+from ingest.registry import BirthCache, SensorCache
 from ingest.resolve import ack_handled, resolve
 from ingest.writer import LoadMethod, Writer, WriteResult
 from oxy.contract import (
@@ -128,6 +128,7 @@ class IngestService:
         self.cfg = cfg
         self.metrics = metrics or Metrics()
         self.cache = SensorCache()
+        self.births = BirthCache()  # contract v2 declarations (gateway_births, sql/0135)
         self.writer = Writer(cfg.database_url, cfg.load_method)
         self.source = MqttSource(
             cfg.mqtt_url,
@@ -370,7 +371,7 @@ class IngestService:
         while True:
             try:
                 self._screen_redeliveries(batch)
-                rows = resolve(batch, self.cache, self.writer.conn, max_future)
+                rows = resolve(batch, self.cache, self.writer.conn, max_future, births=self.births)
                 try:
                     result = self.writer.write(rows)
                 except psycopg.OperationalError:
@@ -415,7 +416,9 @@ class IngestService:
         for d in batch.items:
             one = Batch(items=[d])
             try:
-                r = self.writer.write(resolve(one, self.cache, self.writer.conn, max_future))
+                r = self.writer.write(
+                    resolve(one, self.cache, self.writer.conn, max_future, births=self.births)
+                )
             except psycopg.OperationalError:
                 raise
             except Exception as exc:
