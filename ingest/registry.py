@@ -140,6 +140,28 @@ class BirthCache:
 
     def __init__(self) -> None:
         self._births: dict[tuple[int, int], tuple[SensorDecl, ...]] = {}
+        # (gateway id, schema) -> (the registry view it was planned for, its slots)
+        self._plans: dict[tuple[int, int], tuple[GatewayInfo, list[Any]]] = {}
+
+    def slots(
+        self,
+        gw: GatewayInfo,
+        schema: int,
+        decls: tuple[SensorDecl, ...],
+        cache: SensorCache,
+        conn: psycopg.Connection[Any],
+    ) -> list[Any]:
+        """The per-index plan of `schema` (ingest.resolve_v2.plan) for this registry view:
+        made once, and again whenever the registry cache hands out a new gateway view."""
+        from ingest.resolve_v2 import plan
+
+        key = (gw.id, schema)
+        found = self._plans.get(key)
+        if found is not None and found[0] is gw:
+            return found[1]
+        view, slots = plan(decls, gw, cache, conn)
+        self._plans[key] = (view, slots)
+        return slots
 
     def put(self, gateway_id: int, schema: int, sensors: list[SensorDecl]) -> None:
         """Remember a birth's declaration (the writer stores it in the same transaction)."""

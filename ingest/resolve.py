@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import psycopg
 
+from ingest import resolve_v2
 from ingest.batch import Batch, Decoded, Rows
 from ingest.registry import BirthCache, GatewayInfo, SensorCache
 from oxy.contract import (
@@ -33,7 +34,6 @@ from oxy.contract import (
     Topic,
     TopicKind,
     V2Data,
-    expand_v2,
     parse_topic,
     to_canonical,
     v2_stream,
@@ -46,6 +46,7 @@ __all__ = ["QUALITY_CODE", "resolve"]
 
 GOOD: Final = Quality.GOOD
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_UNIX: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _OUT_OF_RANGE: Final = QUALITY_CODE[Quality.OUT_OF_RANGE]
 _COMM_ERROR: Final = QUALITY_CODE[Quality.COMM_ERROR]
 
@@ -120,10 +121,9 @@ def _one(
             _birth(msg, gw, item.received_at, rows, births)
         return
     if isinstance(msg, V2Data):
-        record = _expand(d, d.topic, msg, gw=gw, conn=conn, rows=rows, births=births)
-        if record is None:
-            return
-        msg = record
+        _v2(d, d.topic, msg, gw=gw, cache=cache, conn=conn, domain=domain, now=now, rows=rows,
+            births=births)  # fmt: skip
+        return
     _data(d, d.topic, msg, gw=gw, cache=cache, conn=conn, domain=domain, now=now, rows=rows)
 
 
@@ -138,24 +138,27 @@ def _birth(
     rows.births.append((gw.id, msg.schema_, js, at))
 
 
-def _expand(
+def _v2(
     d: Decoded,
     t: Topic,
     msg: V2Data,
     *,
     gw: GatewayInfo | None,
+    cache: SensorCache,
     conn: psycopg.Connection[Any],
+    domain: Domain,
+    now: datetime,
     rows: Rows,
     births: BirthCache,
-) -> DataRecord | None:
-    """A v2 message resolved against its stored birth, or None when it was dead-lettered."""
+) -> None:
+    """A v2 message resolved against its stored birth (ingest.resolve_v2), or dead-lettered."""
     item = d.inbound
     if gw is None or gw.revoked:
         # Births are stored per registered gateway: without one the indices mean nothing.
         why = "unknown gateway" if gw is None else "revoked gateway"
         rows.dead_letter(item, f"{why}: a v2 data message cannot be resolved without its birth")
         ack_handled(d, rows)
-        return None
+        return
     decls = births.get(gw.id, msg.schema, conn)
     if decls is None:
         # Not acknowledged: the gateway publishes its birth again when asked and re-sends this
@@ -166,21 +169,16 @@ def _expand(
             f"received): seq {msg.seq} not acknowledged; rebirth requested",
         )
         rows.rebirths.append((t.site, t.gateway, msg.epoch, msg.seq, msg.schema))
-        return None
-    record, problems = expand_v2(t.gateway, msg, decls)
-    if problems:
-        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
-        rows.dead_letter(
-            item,
-            f"{len(problems)} of {msg.readings} readings rejected: "
-            + "; ".join(problems[:5])
-            + more,
-        )
-    if record is None:
-        ack_handled(d, rows)
-        return None
-    d.message = record  # from here on the message is what a v1 message decodes to
-    return record
+        return
+    if msg.epoch is not None:  # handled once this transaction commits, whatever happens below
+        rows.ack(t.site, t.gateway, msg.epoch, msg.seq, msg.floor)
+    rows.lags.append((now - _UNIX - timedelta(milliseconds=msg.sent_ms)).total_seconds())
+    rows.touch(gw.id, item.received_at, msg.seq)
+    slots = births.slots(gw, msg.schema, decls, cache, conn)
+    bad = resolve_v2.rows_of(d, t, msg, slots, domain=domain, now=now, rows=rows)
+    rows.topics.append(item.topic)  # message number len(topics): matches RECORD_CONFLICTS
+    rows.ends.append(len(rows.readings))
+    _reject(rows, item, bad, msg.readings)
 
 
 def _data(

@@ -38,6 +38,7 @@ from oxy.contract import (
     RebirthRequest,
     StateMessage,
     StatusMessage,
+    V2Data,
     ack_topic,
     encode_ack,
     encode_rebirth,
@@ -111,6 +112,12 @@ def _isolate_redeliveries(batch: Batch) -> list[Batch]:
 def _message_key(topic: str, payload: bytes) -> bytes:
     """What identifies one message across deliveries (ingest_attempts.key)."""
     return hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=16).digest()
+
+
+def v2_sent_at(msg: V2Data | None) -> datetime:
+    """When a v2 data message was sent (its sent_ms)."""
+    assert msg is not None
+    return datetime.fromtimestamp(msg.sent_ms / 1000, UTC)
 
 
 def _kind(message: object) -> str:
@@ -450,9 +457,10 @@ class IngestService:
         for d in batch.items:
             k = _kind(d.message)
             kinds[k] = kinds.get(k, 0) + 1
-            data = d.data
-            if data is not None:
-                lag = (now - data["sent_at"]).total_seconds()
+            data, v2 = d.data, d.v2
+            if data is not None or v2 is not None:
+                sent = data["sent_at"] if data is not None else v2_sent_at(v2)
+                lag = (now - sent).total_seconds()
                 m.lag_seconds.observe(max(lag, 0.0))
                 worst_lag = max(worst_lag, lag)
         for k, n in kinds.items():
