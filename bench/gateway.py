@@ -491,9 +491,9 @@ def encoding_table(rounds: int = 2000) -> None:
              lambda p: cbor2.loads(zlib.decompress(p)), topic_v2),
             ("v2 MessagePack (parse only)", lambda: mp(False), lambda p: msgpack.unpackb(p[2:]),
              topic_v2),
-            ("v2 MessagePack (chosen)", lambda: mp(False),
+            ("v2 MessagePack (decode+expand)", lambda: mp(False),
              lambda p: expand_v2("gw-bv-choray", decode_v2(topic_v2, p)[1], decls), topic_v2),
-            ("v2 MessagePack + deflate", lambda: mp(True),
+            ("v2 MessagePack+deflate (d+e)", lambda: mp(True),
              lambda p: expand_v2("gw-bv-choray", decode_v2(topic_v2, p)[1], decls), topic_v2),
         ]  # fmt: skip
         assert n <= MAX_READINGS_PER_MESSAGE

@@ -7,6 +7,8 @@ dead-lettered by ingest, never guessed at.
 Topics (Sparkplug-inspired, JSON payloads, see shared ARCHITECTURE.md):
 
 * ``oxy/v1/<site>/<gateway>/data``   — :class:`DataMessage`, QoS 1, not retained
+* ``oxy/v1/<site>/<gateway>/data2``  — contract v2 data (compact, MessagePack; "Contract v2"
+  below and docs/gateway.md): sensor indices declared by the birth, QoS 1, not retained
 * ``oxy/v1/<site>/<gateway>/state``  — :class:`StateMessage`, retained birth; the MQTT Will
   publishes ``online: false`` with the same ``bd_seq``
 * ``oxy/v1/<site>/<gateway>/status`` — :class:`StatusMessage`, health, outbox depth, evictions
@@ -14,6 +16,11 @@ Topics (Sparkplug-inspired, JSON payloads, see shared ARCHITECTURE.md):
   the highest contiguous data ``seq`` of the gateway's outbox stream the centre has committed
   (end-to-end acknowledgement, docs/ingest.md). Six levels, so ingest's own ``+/+/+`` filter
   never receives it.
+* ``oxy/v1/<site>/<gateway>/data/rebirth`` — :class:`RebirthRequest`, published by ingest only
+  (not retained) when a v2 message names a schema the centre has no birth for.
+
+Both data versions are accepted side by side; a gateway chooses by its setting
+(``[mqtt] data_format``). The birth (state) is JSON for both, with the v2 declaration optional.
 
 ``<site>`` is the facility code from the registry, ``<gateway>`` the gateway code.
 """
