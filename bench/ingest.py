@@ -188,6 +188,39 @@ def messages_v2(total: int, per_message: int) -> list[bytes]:
     return out
 
 
+def cpu_per_reading(url: str, v1: list[bytes], v2: list[bytes], rounds: int = 5) -> None:
+    """CPU (this thread's) of decoding and resolving the same readings as v1 and as v2, without
+    the broker or the write: what the format changes in ingest, less sensitive to a busy
+    machine than the end-to-end rate."""
+    from ingest.batch import Inbound, decode_inbound
+    from ingest.registry import BirthCache, SensorCache
+    from ingest.resolve import resolve
+
+    now = datetime.now(UTC)
+    births = BirthCache()
+    best: dict[str, float] = {}
+    with psycopg.connect(url) as conn:
+        cache = SensorCache()
+        state = Inbound(topic(SITE, GW, TopicKind.STATE), birth_v2(), 1, 1, now, 0)
+        resolve(Batch(items=[decode_inbound(state)]), cache, conn, timedelta(days=3650),
+                births=births)  # fmt: skip
+        for label, payloads, kind in (("v1", v1, TopicKind.DATA), ("v2", v2, TopicKind.DATA_V2)):
+            t = topic(SITE, GW, kind)
+            n = 0
+            for _ in range(rounds):
+                c0 = time.thread_time()
+                batch = Batch()
+                for p in payloads:
+                    batch.add(decode_inbound(Inbound(t, p, 1, 1, now, 0)))
+                rows = resolve(batch, cache, conn, timedelta(days=3650), births=births)
+                spent = time.thread_time() - c0
+                n = len(rows.readings)
+                best[label] = min(best.get(label, spent), spent)
+            print(f"decode + resolve, contract {label}  {best[label] / n * 1e6:>10.2f} us/reading "
+                  f"CPU (best of {rounds}, {n:,} readings)")  # fmt: skip
+    print(f"decode + resolve CPU, v2 / v1          {best['v2'] / best['v1']:>10.0%}")
+
+
 def birth_v2() -> bytes:
     decls = declarations()
     return encode(
@@ -201,6 +234,7 @@ def v2_ab(url: str, broker: Mosquitto, total: int, runs: int) -> None:
     v2 = messages_v2(total, 50)
     print(f"payload bytes per reading: v1 {sum(map(len, v1)) / total:.1f}, "
           f"v2 {sum(map(len, v2)) / total:.1f}")  # fmt: skip
+    cpu_per_reading(url, v1[:2000], v2[:2000])
     rates: dict[str, list[float]] = {"v1": [], "v2": []}
     for _ in range(runs):
         for label, payloads in (("v1", v1), ("v2", v2)):

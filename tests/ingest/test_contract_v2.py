@@ -247,3 +247,24 @@ def test_missing_birth_rebirth_and_resend_lose_nothing(
             wait_for(lambda: gw.gw.acked_seq >= gw.gw.seq - 5, timeout=15, what="confirmed")
     finally:
         gw.stop()
+
+
+def test_declared_sensor_unregistered_is_quarantined_and_a_wrong_unit_dead_lettered(
+    db_url: str, registry: Registry
+) -> None:
+    # T1-p declared in inH2O (a DP unit) although the registry says head pressure; T1-new is
+    # declared but not registered: quarantined with its value in the declared unit.
+    decls = [
+        SensorDecl(code="T1-dp", unit="kPa_dp", res=0.001),
+        SensorDecl(code="T1-p", unit="inH2O", res=0.01),
+        SensorDecl(code="T1-new", unit="bar", res=0.001),
+    ]
+    ts = ms_of(NOW)
+    items = [(0, ts, 1.0, 0), (1, ts, 2.0, 0), (2, ts, 3.5, 0)]
+    rows = _run(db_url, BirthCache(), _birth(decls), _data(decls, 1, items))
+    (reading,) = rows.readings
+    assert reading[2] == pytest.approx(1000.0 / 249.08891)  # kPa_dp converted to inH2O
+    (q,) = rows.quarantine
+    assert (q[4], q[6], q[7]) == ("T1-new", 3.5, "bar") and "unknown sensor" in q[9]
+    (reason,) = [d[-1] for d in rows.dead_letters]
+    assert "(T1-p): unit 'inH2O' does not measure head_pressure" in reason
