@@ -18,6 +18,7 @@ from oxy import OxyError
 from oxy.contract import (
     CANONICAL_UNIT,
     CODE_RE,
+    MAX_V2_SENSORS,
     QUANTITY_DIMENSION,
     UNITS,
     Quality,
@@ -625,6 +626,8 @@ def parse(text: str, source: Path | None = None) -> SiteConfig:
         seen.add(s.code)
     if len({d.name for d in devices}) != len(devices):
         raise ConfigError(f"{where}: device names must be unique")
+    if mqtt.data_format == "v2" and len(seen) > MAX_V2_SENSORS:
+        raise ConfigError(f"{where}: data_format 'v2' declares at most {MAX_V2_SENSORS} sensors")
     return SiteConfig(
         site=site,
         gateway=code,
