@@ -153,11 +153,12 @@ def start_gateway(loop: Any, sims: Any, tmp: Path, broker: Any, code: str, tk: s
                 "was not restored after the broker restart, and dropped",
             ),
         ),
+        "v2",  # contract v2 (issue 24): the same guarantee, the outbox replayed as v2
     ],
-    ids=["end-to-end-ack", "puback-only"],
+    ids=["end-to-end-ack", "puback-only", "contract-v2"],
 )
 def test_broker_restart_while_ingest_is_away_loses_nothing(
-    end_to_end: bool,
+    end_to_end: bool | str,
     db_url: str,
     broker: Any,
     bg: Any,  # noqa: F811
@@ -166,7 +167,7 @@ def test_broker_restart_while_ingest_is_away_loses_nothing(
     tmp_path: Path,
 ) -> None:
     seed_gateway(db_url, "gw-test", ["T1"])
-    extra = "" if end_to_end else "end_to_end_ack = false"
+    extra = {True: "", False: "end_to_end_ack = false", "v2": 'data_format = "v2"'}[end_to_end]
     with running_ingest(db_url, broker.url, client_id="ingest-e2e") as svc:
         run = start_gateway(bg, sim_factory, tmp_path, broker, "gw-test", "T1", extra_mqtt=extra)
         wait_for(lambda: stored(db_url)[1] >= 20, timeout=20, what="first readings stored")
