@@ -264,7 +264,9 @@ def test_two_workers_on_a_shared_subscription_confirm_every_gateway(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("data_format", ["v1", "v2"])
 def test_gateway_sigkill_mid_outbox_write_loses_nothing(
+    data_format: str,
     db_url: str,
     broker: Any,
     sim_factory: Any,  # noqa: F811
@@ -278,7 +280,8 @@ def test_gateway_sigkill_mid_outbox_write_loses_nothing(
     seed_gateway(db_url, "gw-test", ["T1"])
     t = tank("T1")
     sim_factory(t)
-    cfg_path = gateway_toml(tmp_path, [t], broker.port, poll=0.02)
+    fmt = f'data_format = "{data_format}"'
+    cfg_path = gateway_toml(tmp_path, [t], broker.port, poll=0.02, extra_mqtt=fmt)
     cfg = load(cfg_path)
     log = tmp_path / "gateway.log"
 
