@@ -16,7 +16,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.batch import Batch, Inbound, decode_inbound
+from ingest.batch import Batch, Inbound, Rows, decode_inbound
 from ingest.registry import BirthCache, SensorCache
 from ingest.resolve import resolve
 from ingest.writer import Writer
@@ -140,6 +140,20 @@ payloads = st.one_of(
 )
 
 
+def _check_outcome(rows: Rows, payload: bytes, retain: bool) -> None:
+    """Stored within the contract's domains, quarantined, or dead-lettered with a reason."""
+    for _sid, ts, value, quality, _ in rows.readings:
+        assert DOMAIN.ts_problem(ts, NOW) is None
+        assert value is None or (math.isfinite(value) and abs(value) <= VALUE_LIMIT)
+        assert quality in QUALITY_CODE.values()
+    for *_, reason in rows.dead_letters:
+        assert reason.strip()
+    deletion = retain and not payload  # a retained-message deletion carries nothing
+    assert deletion or rows.readings or rows.quarantine or rows.dead_letters, payload
+    if retain:  # a retained data message is never stored
+        assert not rows.readings and not rows.quarantine
+
+
 def test_every_message_is_stored_within_bounds_or_dead_lettered(
     db_url: str, registry: Registry
 ) -> None:
@@ -155,16 +169,7 @@ def test_every_message_is_stored_within_bounds_or_dead_lettered(
     def check(payload: bytes, retain: bool) -> None:
         item = Inbound(TOPIC, payload, 1, 1, NOW, 0, retain=retain)
         rows = resolve(Batch(items=[decode_inbound(item)]), cache, writer.conn, DOMAIN, NOW)
-        for _sid, ts, value, quality, _ in rows.readings:
-            assert DOMAIN.ts_problem(ts, NOW) is None
-            assert value is None or (math.isfinite(value) and abs(value) <= VALUE_LIMIT)
-            assert quality in QUALITY_CODE.values()
-        for *_, reason in rows.dead_letters:
-            assert reason.strip()
-        deletion = retain and not payload  # a retained-message deletion carries nothing
-        assert deletion or rows.readings or rows.quarantine or rows.dead_letters, payload
-        if retain:  # a retained data message is never stored
-            assert not rows.readings and not rows.quarantine
+        _check_outcome(rows, payload, retain)
         writer.write(rows)  # and the database takes whatever the resolver let through
 
     try:
@@ -291,19 +296,18 @@ def test_every_v2_message_is_stored_within_bounds_or_dead_lettered(
         item = Inbound(V2_TOPIC, payload, 1, 1, NOW, 0, retain=retain)
         batch = Batch(items=[decode_inbound(item)])
         rows = resolve(batch, cache, writer.conn, DOMAIN, NOW, births=births)
-        for _sid, ts, value, quality, _ in rows.readings:
-            assert DOMAIN.ts_problem(ts, NOW) is None
-            assert value is None or (math.isfinite(value) and abs(value) <= VALUE_LIMIT)
-            assert quality in QUALITY_CODE.values()
-        for *_, reason in rows.dead_letters:
-            assert reason.strip()
-        assert rows.readings or rows.quarantine or rows.dead_letters or (retain and not payload)
-        if retain:
-            assert not rows.readings and not rows.quarantine
+        _check_outcome(rows, payload, retain)
         writer.write(rows)
 
     try:
         check()
+        # A well-formed message of a schema nobody declared: dead-lettered, a rebirth asked for.
+        unknown = _v2([1, 1, 1, V2_SCHEMA ^ 1, NOW_MS, NOW_MS, [[0, 0, 1]], []], 0)
+        item = Inbound(V2_TOPIC, unknown, 1, 1, NOW, 0)
+        rows = resolve(Batch(items=[decode_inbound(item)]), cache, writer.conn, DOMAIN, NOW,
+                       births=births)  # fmt: skip
+        assert rows.rebirths
+        writer.write(rows)
     finally:
         writer.close()
     with psycopg.connect(db_url) as conn:
