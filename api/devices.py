@@ -34,10 +34,12 @@ from oxy.broker import BROKER_LOG_TOPIC
 from oxy.contract import (
     ACK_SUFFIX,
     CODE_RE,
+    REBIRTH_SUFFIX,
     TOPIC_ROOT,
     TopicKind,
     ack_topic,
     gateway_prefix,
+    rebirth_topic,
 )
 
 logger = logging.getLogger(__name__)
@@ -280,15 +282,18 @@ def acl_lines(a: Account) -> list[str]:
         prefix = gateway_prefix(a.site, a.gateway)
         lines += [
             f"topic write {prefix}{TopicKind.DATA.value}",
+            f"topic write {prefix}{TopicKind.DATA_V2.value}",
             f"topic readwrite {prefix}{TopicKind.STATE.value}",
             f"topic readwrite {prefix}{TopicKind.STATUS.value}",
             f"topic read {ack_topic(a.site, a.gateway)}",
+            f"topic read {rebirth_topic(a.site, a.gateway)}",
         ]
     elif a.kind == "ingest":
         lines.append(f"topic read {TOPIC_ROOT}/#")
         lines.append(f"topic write {TOPIC_ROOT}/+/+/{ACK_SUFFIX}")
         # The broker's notice log (oversize drops become a metric of ingest).
         lines.append(f"topic read {BROKER_LOG_TOPIC}")
+        lines.append(f"topic write {TOPIC_ROOT}/+/+/{REBIRTH_SUFFIX}")
     elif a.kind == "bridge":
         # It speaks for the gateways its configuration maps (any of them: the account is not
         # tied to a list), so their data, state and status; it reads their watermarks (the

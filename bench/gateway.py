@@ -1,7 +1,10 @@
 """Gateway figures: CPU and RSS at 50 sensors × 1 Hz, Modbus requests per poll, time to publish
-after the broker returns from an outage, and outbox replay rate for 180,000 readings.
+after the broker returns from an outage, and outbox replay rate for 180,000 readings; the wire
+formats (issue 24): bytes per reading of contract v1 and v2 side by side, with and without the
+deadband, at 10 and 50 sensors × 1 Hz, with the gateway's CPU, and the encoding candidates.
 
-Run: .venv/bin/python bench/gateway.py [--seconds 60] [--outage 60]
+Run: .venv/bin/python bench/gateway.py [--seconds 60] [--outage 60] [--wire-seconds 30]
+     .venv/bin/python bench/gateway.py --only-wire --wire-seconds 30   # the wire figures alone
 Needs mosquitto. The gateway runs as a real process (`python -m gateway run`); the Modbus servers,
 the broker and the subscriber run beside it and are not counted in its CPU or memory.
 """
@@ -34,11 +37,22 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from gateway.engineering import Row  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
 from oxy.broker import BrokerConfig, render  # noqa: E402
-from oxy.contract import AckMessage, encode_ack  # noqa: E402
+from oxy.contract import AckMessage, decode_v2, encode_ack  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 DP_AT_0 = 'profile = "dp", address = 0'
 P_AT_2 = 'profile = "p", address = 2'
+
+
+def publish_bytes(topic_name: str, payload_len: int) -> int:
+    """Bytes of an MQTT 5 QoS 1 PUBLISH packet: fixed header (type byte and the remaining length
+    as a variable-length integer), topic (2-byte length + UTF-8), packet id, an empty property
+    length, then the payload."""
+    remaining = 2 + len(topic_name.encode()) + 2 + 1 + payload_len
+    varint = (
+        1 if remaining < 128 else 2 if remaining < 16_384 else 3 if remaining < 2_097_152 else 4
+    )
+    return 1 + varint + remaining
 
 
 def free_port() -> int:
@@ -93,10 +107,12 @@ class Sub:
         self.gw = gw
         self.lock = threading.Lock()
         self.data: list[tuple[float, dict[str, Any]]] = []
+        # Every data message (v1 or v2): (received, bytes of its MQTT PUBLISH packet, readings).
+        self.wire: list[tuple[float, int, int]] = []
         self.seqs: dict[int, set[int]] = {}
         self.wm: dict[int, int] = {}
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        c.on_connect = lambda cl, u, f, rc, p: cl.subscribe("oxy/+/+/+/data", qos=1)
+        c.on_connect = self._on_connect
         c.on_message = self._on_message
         c.reconnect_delay_set(0.05, 0.1)
         props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
@@ -105,12 +121,26 @@ class Sub:
         c.loop_start()
         self.c = c
 
+    def _on_connect(self, cl: Any, u: Any, f: Any, rc: Any, p: Any) -> None:
+        cl.subscribe([("oxy/+/+/+/data", 1), ("oxy/+/+/+/data2", 1)])
+
     def _on_message(self, cl: Any, u: Any, msg: mqtt.MQTTMessage) -> None:
+        size = publish_bytes(msg.topic, len(msg.payload))
+        if msg.topic.endswith("/data2"):
+            t, v2 = decode_v2(msg.topic, bytes(msg.payload))
+            if t.gateway != self.gw:
+                return
+            with self.lock:
+                self.wire.append((time.time(), size, v2.readings))
+            doc = {"seq": v2.seq, "epoch": v2.epoch, "floor": v2.floor}
+            self._confirm(cl, msg.topic[: -len("2")], doc)
+            return
         doc = json.loads(msg.payload)
         if doc["gw"] != self.gw:
             return
         with self.lock:
             self.data.append((time.time(), doc))
+            self.wire.append((time.time(), size, len(doc["readings"])))
         if doc.get("epoch") is not None:
             self._confirm(cl, msg.topic, doc)
 
@@ -193,7 +223,12 @@ class Servers:
         return list(specs)
 
 
-def gateway_config(work: Path, name: str, mqtt_port: int, devices: str, extra: str = "") -> Path:
+def gateway_config(
+    work: Path, name: str, mqtt_port: int, devices: str, extra: str = "", deadbands: str = ""
+) -> Path:
+    band = dict(item.split(":") for item in deadbands.split(",") if item)
+    dp = f"deadband = {band['dp']}\nheartbeat_s = 300" if "dp" in band else ""
+    p = f"deadband = {band['p']}\nheartbeat_s = 300" if "p" in band else ""
     text = f"""
 [gateway]
 site = "BENCH"
@@ -207,14 +242,17 @@ url = "mqtt://127.0.0.1:{mqtt_port}"
 type = "uint16"
 scale = 0.1
 unit = "inH2O"
+{dp}
 [profiles.dp]
 type = "float32"
 unit = "inH2O"
+{dp}
 [profiles.p]
 type = "uint16"
 scale = 0.01
 unit = "bar"
 invalid_raw = [65535]
+{p}
 {devices}
 """
     path = work / f"{name}.toml"
@@ -310,17 +348,185 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+# Report by exception in the wire runs: the recommended deadbands (docs/gateway.md), dp in
+# inH2O and head pressure in bar, heartbeat 300 s.
+MONTH_READINGS_PER_SENSOR = 86_400 * 30  # 1 Hz for 30 days
+
+
+def wire_runs(work: Path, broker: Broker, servers: Servers, seconds: float) -> None:
+    """Contract v1 and v2 side by side on real gateway processes: bytes of the data PUBLISH
+    packets per reading polled (MQTT framing included), readings sent, gateway CPU."""
+    print(
+        "\nwire formats (bytes of the data PUBLISH packets per reading polled, MQTT framing "
+        f"included; {seconds:.0f} s windows; one gateway process at a time)"
+    )
+    print(
+        f"{'setup':<34} {'format':<6} {'deadband':<9} {'B/reading':>9} {'sent':>6} "
+        f"{'B/msg':>6} {'CPU %':>6} {'GB/month':>9}"
+    )
+    port = servers.register_device()
+    tanks5, tanks25 = servers.tanks(5), servers.tanks(25)
+    setups = [
+        ("50 registers, one device (issue 3)", one_device_50_registers(port), 50, False),
+        ("10 sensors: 5 tank devices", tank_devices(tanks5), 10, True),
+        ("50 sensors: 25 tank devices", tank_devices(tanks25), 50, True),
+    ]
+    n = 0
+    for label, devices, sensors, deadbands in setups:
+        for fmt in ("v1", "v2"):
+            for band in (False, True) if deadbands else (False,):
+                n += 1
+                name = f"gw-w{n}"
+                profiles = ""
+                if band:
+                    profiles = "dp:0.05,p:0.02"
+                cfg = gateway_config(
+                    work, name, broker.cfg.port, devices, f'data_format = "{fmt}"',
+                    deadbands=profiles,
+                )  # fmt: skip
+                sub = Sub(broker.cfg.port, f"bench-sub-{name}", name)
+                proc = start_gateway(cfg, work)
+                time.sleep(5.0)
+                t0, c0 = time.time(), cpu_seconds(proc.pid)
+                time.sleep(seconds)
+                t1, c1 = time.time(), cpu_seconds(proc.pid)
+                stop(proc)
+                sub.close()
+                with sub.lock:
+                    window = [(b, r) for t, b, r in sub.wire if t0 <= t < t1]
+                total = sum(b for b, _ in window)
+                sent = sum(r for _, r in window)
+                polled = sensors * (t1 - t0)
+                per = total / polled
+                gb = per * sensors * MONTH_READINGS_PER_SENSOR / 1e9
+                print(
+                    f"{label:<34} {fmt:<6} {'on' if band else 'off':<9} {per:>9.2f} "
+                    f"{sent / polled:>6.1%} {total / max(len(window), 1):>6.0f} "
+                    f"{(c1 - c0) / (t1 - t0) * 100:>6.2f} {gb:>9.2f}"
+                )
+
+
+def encoding_table(rounds: int = 2000) -> None:
+    """The v2 candidates on one message of a 1 Hz tick (10 and 50 sensors): bytes of the MQTT
+    PUBLISH packet per reading, encode (gateway) and decode (ingest) CPU per message."""
+    import random
+    import zlib
+
+    import cbor2
+    import msgpack
+
+    from oxy.contract import (
+        MAX_READINGS_PER_MESSAGE,
+        Quality,
+        Reading,
+        SensorDecl,
+        decode_record,
+        encode_data,
+        encode_v2,
+        expand_v2,
+        schema_id,
+    )
+
+    def clock(fn: Any) -> float:
+        t = time.perf_counter()
+        for _ in range(rounds):
+            fn()
+        return (time.perf_counter() - t) / rounds * 1e6
+
+    rnd = random.Random(1)
+    topic_v1, topic_v2 = "oxy/v1/BV-CHORAY/gw-bv-choray/data", "oxy/v1/BV-CHORAY/gw-bv-choray/data2"
+    print(
+        "\nencoding candidates (one 1 Hz tick per message; B/reading = PUBLISH packet / "
+        f"readings; CPU per message, in-process, {rounds} rounds)"
+    )
+    print(f"{'sensors':>7} {'candidate':<28} {'B/reading':>9} {'encode us':>10} {'decode us':>10}")
+
+    def one(n: int) -> None:
+        decls = [
+            SensorDecl(code=f"T{i // 2 + 1}-{'dp' if i % 2 == 0 else 'p'}",
+                       unit="inH2O" if i % 2 == 0 else "bar", res=0.01 if i % 2 == 0 else 0.001)
+            for i in range(n)
+        ]  # fmt: skip
+        schema = schema_id(decls)
+        now = int(time.time() * 1000)
+        values = [
+            rnd.uniform(40, 180) + rnd.gauss(0, 0.02)
+            if i % 2 == 0
+            else round(rnd.uniform(8, 12), 2)
+            for i in range(n)
+        ]
+        items = [(i, now, v, 0) for i, v in enumerate(values)]
+        rows = [(decls[i].code, now, v, decls[i].unit, "good") for i, v in enumerate(values)]
+        sent_at = datetime.now(UTC)
+
+        def v1() -> bytes:
+            readings = [
+                Reading(sensor=c, ts=datetime.fromtimestamp(t / 1000, UTC), value=v, unit=u,
+                        q=Quality(q))
+                for c, t, v, u, q in rows
+            ]  # fmt: skip
+            return encode_data("gw-bv-choray", 123456, sent_at, readings, epoch=17, floor=123400)[0]
+
+        def doc() -> list[Any]:
+            groups = [0]
+            for i, _t, v, _q in items:
+                groups += (i, round(v / decls[i].res))
+            return [123456, 17, 123400, schema, now, now, [groups], []]
+
+        def mp(deflate: bool) -> bytes:
+            return encode_v2(decls, schema, 123456, now, items, epoch=17, floor=123400,
+                             deflate=deflate)[0]  # fmt: skip
+
+        cands: list[tuple[str, Any, Any, str]] = [
+            ("v1 JSON (today)", v1, lambda p: decode_record(topic_v1, p), topic_v1),
+            ("v1 JSON + deflate", lambda: zlib.compress(v1(), 6),
+             lambda p: decode_record(topic_v1, zlib.decompress(p)), topic_v1),
+            ("v2 compact JSON", lambda: json.dumps(doc(), separators=(",", ":")).encode(),
+             json.loads, topic_v2),
+            ("v2 compact JSON + deflate",
+             lambda: zlib.compress(json.dumps(doc(), separators=(",", ":")).encode(), 6),
+             lambda p: json.loads(zlib.decompress(p)), topic_v2),
+            ("v2 CBOR", lambda: cbor2.dumps(doc()), cbor2.loads, topic_v2),
+            ("v2 CBOR + deflate", lambda: zlib.compress(cbor2.dumps(doc()), 6),
+             lambda p: cbor2.loads(zlib.decompress(p)), topic_v2),
+            ("v2 MessagePack (parse only)", lambda: mp(False), lambda p: msgpack.unpackb(p[2:]),
+             topic_v2),
+            ("v2 MessagePack (decode+expand)", lambda: mp(False),
+             lambda p: expand_v2("gw-bv-choray", decode_v2(topic_v2, p)[1], decls), topic_v2),
+            ("v2 MessagePack+deflate (d+e)", lambda: mp(True),
+             lambda p: expand_v2("gw-bv-choray", decode_v2(topic_v2, p)[1], decls), topic_v2),
+        ]  # fmt: skip
+        assert n <= MAX_READINGS_PER_MESSAGE
+        for label, enc, dec, t in cands:
+            payload = enc()
+            per = publish_bytes(t, len(payload)) / n
+            print(f"{n:>7} {label:<28} {per:>9.2f} {clock(enc):>10.1f} "
+                  f"{clock(lambda p=payload, d=dec: d(p)):>10.1f}")  # fmt: skip
+
+    for n in (10, 50):
+        one(n)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60.0, help="CPU/RSS window")
     ap.add_argument("--outage", type=float, default=60.0, help="broker outage length")
     ap.add_argument("--replay", type=int, default=180_000, help="pre-filled readings")
+    ap.add_argument("--wire-seconds", type=float, default=30.0, help="window of each wire run")
+    ap.add_argument("--only-wire", action="store_true", help="only the wire-format figures")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="oxy-bench-gw-"))
     broker = Broker(work / "broker")
     broker.start()
     servers = Servers()
     print(f"gateway bench ({os.cpu_count()} cores, Python {sys.version.split()[0]})")
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    encoding_table()
+    wire_runs(work, broker, servers, args.wire_seconds)
+    if args.only_wire:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        return
 
     # 1. the peer's setup: one device, 50 holding registers, 1 Hz
     port = servers.register_device()

@@ -1,6 +1,7 @@
 """Ingest benchmark: raw binary COPY vs a naive consumer vs our ingest end to end, side by side.
 
     .venv/bin/python bench/ingest.py            # OXY_BENCH_DATABASE_URL, default local postgres
+    BENCH_ONLY=v2 OXY_BENCH_BACKENDS=postgresql .venv/bin/python bench/ingest.py   # v1 vs v2
 
 Runs on plain PostgreSQL, then on TimescaleDB (a private cluster from scripts/timescaledb.sh's
 build), each against its own raw COPY; OXY_BENCH_BACKENDS=postgresql (or timescaledb) runs one.
@@ -37,7 +38,17 @@ from ingest.batch import Batch, Decoded
 from ingest.service import IngestConfig, IngestService, tune_gc
 from ingest.writer import Writer, WriteResult
 from oxy.broker import BrokerConfig, render
-from oxy.contract import DataMessage, Reading, TopicKind, encode, topic
+from oxy.contract import (
+    DataMessage,
+    Reading,
+    SensorDecl,
+    StateMessage,
+    TopicKind,
+    encode,
+    encode_v2,
+    schema_id,
+    topic,
+)
 from oxy.migrate import migrate
 
 ADMIN = os.environ.get("OXY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -150,14 +161,106 @@ def messages(
     return out
 
 
-def publish_all(port: int, payloads: list[bytes]) -> None:
+def declarations() -> list[SensorDecl]:
+    """The bench gateway's sensors as a contract v2 birth declares them."""
+    return [
+        SensorDecl(code=s, unit="bar" if s.endswith("-p") else "inH2O",
+                   res=0.001 if s.endswith("-p") else 0.01)
+        for s in sensors()
+    ]  # fmt: skip
+
+
+def messages_v2(total: int, per_message: int) -> list[bytes]:
+    """The readings of :func:`messages` as contract v2 data messages (the birth first)."""
+    decls = declarations()
+    schema = schema_id(decls)
+    n = len(decls)
+    t0 = int(T0.timestamp() * 1000)
+    now = int(time.time() * 1000)
+    out = []
+    for seq, start in enumerate(range(0, total, per_message)):
+        items = [
+            (i % n, t0 + (i // n) * 1000, float(i % 1000), 0)
+            for i in range(start, min(start + per_message, total))
+        ]
+        ack = {"epoch": 1, "floor": 0} if WATERMARKS else {}
+        out.append(encode_v2(decls, schema, seq, now, items, **ack)[0])
+    return out
+
+
+def cpu_per_reading(url: str, v1: list[bytes], v2: list[bytes], rounds: int = 5) -> None:
+    """CPU (this thread's) of decoding and resolving the same readings as v1 and as v2, without
+    the broker or the write: what the format changes in ingest, less sensitive to a busy
+    machine than the end-to-end rate."""
+    from ingest.batch import Inbound, decode_inbound
+    from ingest.registry import BirthCache, SensorCache
+    from ingest.resolve import resolve
+
+    now = datetime.now(UTC)
+    births = BirthCache()
+    best: dict[str, float] = {}
+    with psycopg.connect(url) as conn:
+        cache = SensorCache()
+        state = Inbound(topic(SITE, GW, TopicKind.STATE), birth_v2(), 1, 1, now, 0)
+        resolve(Batch(items=[decode_inbound(state)]), cache, conn, timedelta(days=3650),
+                births=births)  # fmt: skip
+        for label, payloads, kind in (("v1", v1, TopicKind.DATA), ("v2", v2, TopicKind.DATA_V2)):
+            t = topic(SITE, GW, kind)
+            n = 0
+            for _ in range(rounds):
+                c0 = time.thread_time()
+                batch = Batch()
+                for p in payloads:
+                    batch.add(decode_inbound(Inbound(t, p, 1, 1, now, 0)))
+                rows = resolve(batch, cache, conn, timedelta(days=3650), births=births)
+                spent = time.thread_time() - c0
+                n = len(rows.readings)
+                best[label] = min(best.get(label, spent), spent)
+            print(f"decode + resolve, contract {label}  {best[label] / n * 1e6:>10.2f} us/reading "
+                  f"CPU (best of {rounds}, {n:,} readings)")  # fmt: skip
+    print(f"decode + resolve CPU, v2 / v1          {best['v2'] / best['v1']:>10.0%}")
+
+
+def birth_v2() -> bytes:
+    decls = declarations()
+    return encode(
+        StateMessage(gw=GW, online=True, bd_seq=1, schema_=schema_id(decls), sensors=decls)
+    )
+
+
+def v2_ab(url: str, broker: Mosquitto, total: int, runs: int) -> None:
+    """Contract v1 against v2: the same readings, 50 per message, one worker, alternating."""
+    v1 = messages(total, 50)
+    v2 = messages_v2(total, 50)
+    print(f"payload bytes per reading: v1 {sum(map(len, v1)) / total:.1f}, "
+          f"v2 {sum(map(len, v2)) / total:.1f}")  # fmt: skip
+    cpu_per_reading(url, v1[:2000], v2[:2000])
+    rates: dict[str, list[float]] = {"v1": [], "v2": []}
+    for _ in range(runs):
+        for label, payloads in (("v1", v1), ("v2", v2)):
+            birth = [(topic(SITE, GW, TopicKind.STATE), birth_v2())] if label == "v2" else []
+            rate, _lag = ours(url, broker, payloads, total, kind=label, before=birth)
+            rates[label].append(rate)
+            print(f"ours, contract {label}, 50/message      {rate:>10,.0f} readings/s")
+    a, b = statistics.median(rates["v1"]), statistics.median(rates["v2"])
+    print(f"median of {runs}: v1 {a:,.0f}, v2 {b:,.0f} readings/s; v2 / v1 {b / a:.0%}")
+
+
+def publish_all(
+    port: int,
+    payloads: list[bytes],
+    kind: str = "v1",
+    before: list[tuple[str, bytes]] | None = None,
+) -> None:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
                     protocol=mqtt.MQTTv5)  # fmt: skip
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)
     c.connect("127.0.0.1", port)
     c.loop_start()
-    t = topic(SITE, GW, TopicKind.DATA)
+    for bt, bp in before or []:
+        c.publish(bt, bp, qos=1).wait_for_publish(30)
+    t = topic(SITE, GW, TopicKind.DATA_V2 if kind == "v2" else TopicKind.DATA)
     infos = [c.publish(t, p, qos=1) for p in payloads]
     for info in infos:
         info.wait_for_publish(120)
@@ -345,7 +448,13 @@ def wait_rollups(url: str, total: int, since: float) -> float:
 
 
 def ours(
-    url: str, broker: Mosquitto, payloads: list[bytes], total: int, **kw: Any
+    url: str,
+    broker: Mosquitto,
+    payloads: list[bytes],
+    total: int,
+    kind: str = "v1",
+    before: list[tuple[str, bytes]] | None = None,
+    **kw: Any,
 ) -> tuple[float, float]:
     """readings/s of our ingest draining a pre-loaded persistent session into the database, and
     the seconds after the last commit until the rollups had caught up."""
@@ -354,7 +463,7 @@ def ours(
     svc, th = start_service(url, broker, cid, **kw)
     svc.stop()
     th.join()
-    publish_all(broker.port, payloads)
+    publish_all(broker.port, payloads, kind, before)
     svc, th = start_service(url, broker, cid, **kw)
     t0 = time.perf_counter()
     while svc.metrics.readings._value.get() < total:
@@ -584,6 +693,9 @@ def run() -> None:
         if os.environ.get("BENCH_ONLY") == "watermarks":
             watermarks_ab(url, broker, total50, int(os.environ.get("BENCH_RUNS", "3")))
             return
+        if os.environ.get("BENCH_ONLY") == "v2":
+            v2_ab(url, broker, total50, int(os.environ.get("BENCH_RUNS", "3")))
+            return
         m50 = messages(total50, 50)
         m1 = messages(total1, 1)
         res: dict[str, float] = {}
@@ -621,6 +733,7 @@ def run() -> None:
         print(f"ours, 1 reading/message              {res['ours1']:>10,.0f} readings/s")
         res["bare1"] = bare(broker, m1)
         print(f"bare paho subscriber, 1/message      {res['bare1']:>10,.0f} msg/s")
+        v2_ab(url, broker, total50, 1)
         p50, p99 = latency(url, broker, 10_000, 10.0)
         print(
             f"publish→commit at 10,000 readings/s  p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"

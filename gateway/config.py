@@ -18,10 +18,13 @@ from oxy import OxyError
 from oxy.contract import (
     CANONICAL_UNIT,
     CODE_RE,
+    MAX_V2_SENSORS,
     QUANTITY_DIMENSION,
     UNITS,
     Quality,
     Quantity,
+    SensorDecl,
+    schema_id,
     to_canonical,
 )
 
@@ -30,7 +33,20 @@ class ConfigError(OxyError):
     """A site configuration that cannot be used."""
 
 
-ALARM_KINDS = ("low_level", "sensor_fault")  # edge alarms; their keys are "<kind>:<tank|sensor>"
+ALARM_KINDS = ("low_level", "sensor_fault")
+
+# Contract v2: the quantum a value travels in, per quantity, in its canonical unit (override with
+# `resolution` on a profile or a sensor; 0 sends plain floats). Each is far below what the
+# transmitters resolve (a LOX DP transmitter: ~0.1 inH2O; 0.01 inH2O is < 1 kg of a 20 t tank).
+DEFAULT_RESOLUTION: dict[Quantity, float] = {
+    Quantity.DIFF_PRESSURE: 0.01,
+    Quantity.HEAD_PRESSURE: 0.001,
+    Quantity.LINE_PRESSURE: 0.001,
+    Quantity.TEMPERATURE: 0.01,
+    Quantity.LEVEL_PCT: 0.01,
+    Quantity.CONTENTS: 0.1,
+    Quantity.FLOW: 0.01,
+}  # edge alarms; their keys are "<kind>:<tank|sensor>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +58,11 @@ class SensorBinding:
     quantity: Quantity
     profile: Profile
     address: int
+    # Contract v2 quantum (canonical unit); report by exception: a value is sent when it moves
+    # more than `deadband` from the last one sent, or when `heartbeat_s` has passed (None: off).
+    resolution: float = 0.0
+    deadband: float | None = None
+    heartbeat_s: float = 300.0
 
     @property
     def unit(self) -> str:
@@ -107,6 +128,10 @@ class MqttConfig:
     end_to_end_ack: bool = True
     ack_timeout_s: float = 30.0
     ack_timeout_max_s: float = 600.0
+    # Wire format of data messages: "v1" (JSON, every field per reading) or "v2" (compact,
+    # indices declared in the birth; needs end_to_end_ack), optionally deflated.
+    data_format: Literal["v1", "v2"] = "v1"
+    deflate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +219,16 @@ class SiteConfig:
         """Every sensor of every device."""
         return [s for d in self.devices for s in d.sensors]
 
+    @property
+    def declarations(self) -> list[SensorDecl]:
+        """The contract v2 declaration of every sensor, in config order (index = position)."""
+        return [SensorDecl(code=s.code, unit=s.unit, res=s.resolution) for s in self.sensors]
+
+    @property
+    def schema(self) -> int:
+        """The v2 schema number of :attr:`declarations`."""
+        return schema_id(self.declarations)
+
 
 @dataclass
 class _Reader:
@@ -251,7 +286,9 @@ def _enum(enum: Any, value: str, where: str) -> Any:
         raise ConfigError(f"{where}: {value!r} is not one of {allowed}") from None
 
 
-def _profile(name: str, r: _Reader) -> Profile:
+def _profile(name: str, r: _Reader, exception_defaults: ExceptionDefaults) -> Profile:
+    defaults = {k: r.number(k) for k in ("resolution", "deadband", "heartbeat_s")}
+    exception_defaults[name] = {k: v for k, v in defaults.items() if v is not None}
     unit = r.text("unit", required=True)
     if unit not in UNITS:
         raise ConfigError(f"{r.where}.unit: unknown unit {unit!r}")
@@ -276,7 +313,14 @@ def _profile(name: str, r: _Reader) -> Profile:
     return p
 
 
-def _sensor(r: _Reader, profiles: dict[str, Profile]) -> SensorBinding:
+# Per profile: `resolution`, `deadband`, `heartbeat_s` defaults for its sensors (report by
+# exception). Read by _profile, used by _sensor.
+ExceptionDefaults = dict[str, dict[str, float]]
+
+
+def _sensor(
+    r: _Reader, profiles: dict[str, Profile], exception_defaults: ExceptionDefaults
+) -> SensorBinding:
     code = r.text("code", required=True)
     if not CODE_RE.match(code):
         raise ConfigError(f"{r.where}.code: {code!r} is not a valid code")
@@ -292,7 +336,19 @@ def _sensor(r: _Reader, profiles: dict[str, Profile]) -> SensorBinding:
     address = r.integer("address", required=True)
     if not 0 <= address <= 0xFFFF:
         raise ConfigError(f"{r.where}.address: {address} is outside 0..65535")
-    s = SensorBinding(code, r.text("tank"), quantity, profile, address)
+    extra = exception_defaults.get(pname, {})
+    resolution = r.number("resolution", extra.get("resolution", DEFAULT_RESOLUTION[quantity]))
+    deadband = r.number("deadband", extra.get("deadband"))
+    heartbeat = r.number("heartbeat_s", extra.get("heartbeat_s", 300.0))
+    if not 0 <= resolution <= 1e6:
+        raise ConfigError(f"{r.where}.resolution: must be within 0..1e6 (0: plain floats)")
+    if deadband is not None and deadband < 0:
+        raise ConfigError(f"{r.where}.deadband: must not be negative")
+    if heartbeat <= 0:
+        raise ConfigError(f"{r.where}.heartbeat_s: must be positive")
+    s = SensorBinding(
+        code, r.text("tank"), quantity, profile, address, resolution, deadband, heartbeat
+    )
     r.done()
     return s
 
@@ -315,14 +371,18 @@ def _transport(r: _Reader) -> TcpTransport | RtuTransport:
     raise ConfigError(f"{r.where}.transport: expected 'tcp' or 'rtu', got {kind!r}")
 
 
-def _device(r: _Reader, profiles: dict[str, Profile]) -> DeviceConfig:
+def _device(
+    r: _Reader, profiles: dict[str, Profile], exception_defaults: ExceptionDefaults
+) -> DeviceConfig:
     name = r.text("name", required=True)
     transport = _transport(r)
     sensors = []
     for i, item in enumerate(r.items("sensors")):
         if not isinstance(item, dict):
             raise ConfigError(f"{r.where}.sensors[{i}]: expected a table")
-        sensors.append(_sensor(_Reader(item, f"{r.where}.sensors[{i}]"), profiles))
+        sensors.append(
+            _sensor(_Reader(item, f"{r.where}.sensors[{i}]"), profiles, exception_defaults)
+        )
     if not sensors:
         raise ConfigError(f"{r.where}: a device needs at least one sensor")
     d = DeviceConfig(
@@ -380,7 +440,15 @@ def _mqtt(r: _Reader, gateway: str, base: Path) -> MqttConfig:
         end_to_end_ack=r.flag("end_to_end_ack", True),
         ack_timeout_s=r.number("ack_timeout_s", 30.0),
         ack_timeout_max_s=r.number("ack_timeout_max_s", 600.0),
+        data_format=r.text("data_format", "v1"),
+        deflate=r.flag("deflate", False),
     )
+    if m.data_format not in ("v1", "v2"):
+        raise ConfigError(f"{r.where}.data_format: expected 'v1' or 'v2'")
+    if m.data_format == "v2" and not m.end_to_end_ack:
+        # A v2 message whose birth the centre lacks is re-sent after the rebirth, which only
+        # the end-to-end acknowledgement does (docs/gateway.md, "Contract v2").
+        raise ConfigError(f"{r.where}.data_format: 'v2' needs end_to_end_ack = true")
     if not 0.5 <= m.ack_timeout_s <= m.ack_timeout_max_s:
         raise ConfigError(f"{r.where}.ack_timeout_s: must be >= 0.5 and <= ack_timeout_max_s")
     if not 1 <= m.batch_max_readings <= 5000:
@@ -527,9 +595,10 @@ def parse(text: str, source: Path | None = None) -> SiteConfig:
     status_interval = g.number("status_interval_s", 30.0)
     g.done()
     profiles = {}
+    exception_defaults: ExceptionDefaults = {}
     ptable = root.table("profiles")
     for pname in list(ptable.data):
-        profiles[pname] = _profile(pname, ptable.table(pname))
+        profiles[pname] = _profile(pname, ptable.table(pname), exception_defaults)
     ptable.done()
     o = root.table("outbox")
     sync = o.text("synchronous", "full")
@@ -547,7 +616,7 @@ def parse(text: str, source: Path | None = None) -> SiteConfig:
     for i, item in enumerate(root.items("devices")):
         if not isinstance(item, dict):
             raise ConfigError(f"devices[{i}]: expected a table")
-        devices.append(_device(_Reader(item, f"devices[{i}]"), profiles))
+        devices.append(_device(_Reader(item, f"devices[{i}]"), profiles, exception_defaults))
     alarm = _alarm(root.table("alarm"), devices) if "alarm" in root.data else None
     root.done()
     seen: set[str] = set()
@@ -557,6 +626,8 @@ def parse(text: str, source: Path | None = None) -> SiteConfig:
         seen.add(s.code)
     if len({d.name for d in devices}) != len(devices):
         raise ConfigError(f"{where}: device names must be unique")
+    if mqtt.data_format == "v2" and len(seen) > MAX_V2_SENSORS:
+        raise ConfigError(f"{where}: data_format 'v2' declares at most {MAX_V2_SENSORS} sensors")
     return SiteConfig(
         site=site,
         gateway=code,

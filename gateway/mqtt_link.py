@@ -25,7 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gateway.backoff import Backoff
 from gateway.config import MqttConfig
 from oxy import __version__
-from oxy.contract import StateMessage, TopicKind, encode, topic
+from oxy.contract import SensorDecl, StateMessage, TopicKind, encode, schema_id, topic
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ class MqttLink:
         on_reset: Callable[[], None],
         ack_topic: str | None = None,
         on_watermark: Callable[[bytes], None] | None = None,
+        declarations: list[SensorDecl] | None = None,
+        rebirth_topic: str | None = None,
+        on_rebirth: Callable[[bytes], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.gateway = gateway
@@ -63,6 +66,11 @@ class MqttLink:
         self._on_reset = on_reset
         self.ack_topic = ack_topic
         self._on_watermark = on_watermark
+        # Contract v2: the birth declares the sensors (index = position) under their schema.
+        self.declarations = declarations
+        self.schema = schema_id(declarations) if declarations is not None else None
+        self.rebirth_topic = rebirth_topic
+        self._on_rebirth = on_rebirth
         self._downgrade = False
         self._connack = False
         self._stop = threading.Event()
@@ -119,7 +127,14 @@ class MqttLink:
         info = self.client.publish(topic_name, payload, qos=1, retain=retain)
         return int(info.mid)
 
+    def publish_birth(self) -> None:
+        """Publish the retained birth again (the centre asked: a rebirth request)."""
+        if self.connected:
+            birth = self._state(True, self.next_bd_seq - 1)
+            self.client.publish(self.state_topic, birth, qos=1, retain=True)
+
     def _state(self, online: bool, bd_seq: int) -> bytes:
+        declare = online and self.declarations is not None
         return encode(
             StateMessage(
                 gw=self.gateway,
@@ -128,6 +143,8 @@ class MqttLink:
                 version=__version__ if online else None,
                 config_hash=self.config_hash if online else None,
                 ts=datetime.now(UTC),
+                schema_=self.schema if declare else None,
+                sensors=self.declarations if declare else None,
             )
         )
 
@@ -201,6 +218,8 @@ class MqttLink:
         if self.ack_topic:
             # The centre's watermark (retained: the last one arrives at once).
             client.subscribe(self.ack_topic, qos=1)
+        if self.rebirth_topic:
+            client.subscribe(self.rebirth_topic, qos=1)
         self.connected = True
         self._loop.call_soon_threadsafe(self._on_connected, bd)
 
@@ -227,6 +246,8 @@ class MqttLink:
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         if self._on_watermark is not None and msg.topic == self.ack_topic:
             self._loop.call_soon_threadsafe(self._on_watermark, bytes(msg.payload))
+        elif self._on_rebirth is not None and msg.topic == self.rebirth_topic:
+            self._loop.call_soon_threadsafe(self._on_rebirth, bytes(msg.payload))
 
     def _disconnected(self, why: str) -> None:
         # Report the loss of a connection and each new reason, not every failed attempt.

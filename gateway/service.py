@@ -20,11 +20,13 @@ from typing import Any
 from gateway.alarm import EdgeAlarm
 from gateway.config import ConfigError, SiteConfig
 from gateway.engineering import Row
+from gateway.exception import ExceptionFilter
 from gateway.mqtt_link import MqttLink
 from gateway.outbox import Outbox
 from gateway.poller import DevicePoller
 from gateway.relay import RelayOutput
 from oxy.contract import (
+    QUALITY_CODE,
     ContractError,
     DeviceHealth,
     Quality,
@@ -33,8 +35,11 @@ from oxy.contract import (
     TopicKind,
     ack_topic,
     decode_ack,
+    decode_rebirth,
     encode,
     encode_data,
+    encode_v2,
+    rebirth_topic,
     topic,
 )
 
@@ -72,6 +77,17 @@ class Gateway:
         self.status_topic = topic(cfg.site, cfg.gateway, TopicKind.STATUS)
         self.ack_topic = ack_topic(cfg.site, cfg.gateway)
         self.e2e = cfg.mqtt.end_to_end_ack
+        # Contract v2 (docs/gateway.md): indices into the birth's declarations.
+        self.v2 = cfg.mqtt.data_format == "v2"
+        self.data_topic_v2 = topic(cfg.site, cfg.gateway, TopicKind.DATA_V2)
+        self.rebirth_topic = rebirth_topic(cfg.site, cfg.gateway)
+        self.declarations = cfg.declarations
+        self.schema = cfg.schema
+        self._index = {d.code: (i, d.unit) for i, d in enumerate(self.declarations)}
+        self._qcode = {q.value: code for q, code in QUALITY_CODE.items()}
+        self.v1_fallbacks = 0  # v2 gateway messages sent as v1 (a sensor no longer declared)
+        self.rebirths = 0
+        self.exception = ExceptionFilter(cfg.sensors)
         self.outbox: Outbox | None = None
         self.link: MqttLink | None = None
         self.pollers = [DevicePoller(d, self._on_rows) for d in cfg.devices]
@@ -149,6 +165,9 @@ class Gateway:
             on_reset=self._on_session_reset,
             ack_topic=self.ack_topic if self.e2e else None,
             on_watermark=self._on_watermark,
+            declarations=self.declarations if self.v2 else None,
+            rebirth_topic=self.rebirth_topic if self.v2 else None,
+            on_rebirth=self._on_rebirth,
         )
         logger.info(
             "gateway %s/%s starting: %d devices, %d sensors, outbox %s (%d waiting)",
@@ -215,6 +234,10 @@ class Gateway:
     def _on_rows(self, rows: list[Row]) -> None:
         if self.edge_alarm is not None:
             self.edge_alarm.observe(rows)
+        if self.exception.active:
+            rows = self.exception.keep(rows)
+            if not rows:
+                return
         self._pending.extend(rows)
         if self._flush_handle is None and self._loop is not None:
             self._flush_handle = self._loop.call_later(FLUSH_DELAY_S, self._flush)
@@ -285,36 +308,85 @@ class Gateway:
                     break
                 seq = self.seq + 1
                 fresh = True
-            readings = [
-                Reading(
-                    sensor=r[1],
-                    ts=_utc(r[2]),
-                    value=r[3],
-                    unit=r[4],
-                    q=Quality(r[5]),
-                )
-                for r in rows
-            ]
             epoch = floor = None
             if self.e2e:
                 epoch, floor = outbox.epoch, outbox.sent_summary()[0]
                 if floor is None or floor > seq:
                     floor = seq
-            # Split by encoded size too: never a message the broker would drop (issue 14).
-            payload, fits = encode_data(
-                self.cfg.gateway, seq, datetime.now(UTC), readings, epoch=epoch, floor=floor
-            )
+            data_topic, payload, fits = self._encode(seq, rows, epoch, floor)
             if fresh:
                 rows = rows[:fits]
                 # Durable before the message leaves: a seq never repeats with other readings.
                 outbox.assign(seq, rows[0][0], rows[-1][0])
                 self.seq = seq
                 self.cursor = rows[-1][0]
-            mid = link.publish(self.data_topic, payload)
+            mid = link.publish(data_topic, payload)
             self.inflight[mid] = (seq, rows[0][0], rows[-1][0], len(rows), fresh)
             self._sent_at[seq] = now
             if self.first_publish_after_connect is None:
                 self.first_publish_after_connect = time.monotonic() - self._connected_at_mono
+
+    def _encode(
+        self, seq: int, rows: list[Any], epoch: int | None, floor: int | None
+    ) -> tuple[str, bytes, int]:
+        """(topic, payload, readings it holds) of a data message of `rows` (outbox rows)."""
+        if self.v2:
+            index, qcode = self._index, self._qcode
+            items = []
+            for r in rows:
+                decl = index.get(r[1])
+                if decl is None or decl[1] != r[4]:
+                    break  # a sensor the birth does not declare (config changed): v1
+                items.append((decl[0], r[2], r[3], qcode[r[5]]))
+            else:
+                payload, fits = encode_v2(
+                    self.declarations,
+                    self.schema,
+                    seq,
+                    round(time.time() * 1000),
+                    items,
+                    epoch=epoch,
+                    floor=floor,
+                    deflate=self.cfg.mqtt.deflate,
+                )
+                return self.data_topic_v2, payload, fits
+            self.v1_fallbacks += 1
+        readings = [
+            Reading(sensor=r[1], ts=_utc(r[2]), value=r[3], unit=r[4], q=Quality(r[5]))
+            for r in rows
+        ]
+        # Split by encoded size too: never a message the broker would drop (issue 14).
+        payload, fits = encode_data(
+            self.cfg.gateway, seq, datetime.now(UTC), readings, epoch=epoch, floor=floor
+        )
+        return self.data_topic, payload, fits
+
+    def _on_rebirth(self, payload: bytes) -> None:
+        """The centre has no birth for a v2 message's schema: publish the birth again, then
+        re-send every unconfirmed message from the one it could not resolve."""
+        if self.outbox is None or self.link is None:
+            return
+        try:
+            req = decode_rebirth(self.rebirth_topic, payload)
+        except ContractError as exc:
+            logger.warning("gateway %s: unreadable rebirth request: %s", self.cfg.gateway, exc)
+            return
+        if req.epoch is not None and req.epoch != self.outbox.epoch:
+            return
+        self.rebirths += 1
+        logger.info(
+            "gateway %s: the centre asks for a birth (schema %d, seq %d); publishing it",
+            self.cfg.gateway,
+            req.schema_,
+            req.seq,
+        )
+        self.link.publish_birth()
+        flying = {e[0] for e in self.inflight.values()}
+        todo = [q for q in self._unconfirmed() if q >= req.seq and q not in flying]
+        now = time.monotonic()
+        for q in todo:
+            self._sent_at[q] = now
+        self._queue_resend(todo)
 
     def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
         """A PUBACK. With the end-to-end acknowledgement the rows stay until the centre's
@@ -559,6 +631,13 @@ class Gateway:
                 "unconfirmed_messages": self.outbox.sent_summary()[1],
                 "confirmed_total": self.outbox.confirmed_total,
                 "resent_total": self.resent_total,
+            },
+            wire={
+                "data_format": self.cfg.mqtt.data_format,
+                "schema": self.schema if self.v2 else None,
+                "v1_fallbacks": self.v1_fallbacks,
+                "rebirths": self.rebirths,
+                "held_by_deadband": self.exception.held_total,
             },
             requests={p.device.name: p.requests for p in self.pollers},
         )

@@ -16,7 +16,9 @@ from oxy.contract import (
     StatusMessage,
     Topic,
     TopicKind,
+    V2Data,
     decode_record,
+    decode_v2,
     parse_topic,
 )
 
@@ -49,14 +51,22 @@ class Decoded:
 
     inbound: Inbound
     topic: Topic | None
-    message: DataRecord | StateMessage | StatusMessage | None
+    # A v2 data message stays V2Data until resolve expands it against its birth.
+    message: DataRecord | V2Data | StateMessage | StatusMessage | None
     error: str | None
 
     @property
     def data(self) -> DataRecord | None:
-        """The data message, or None (state, status, or a message that broke the contract)."""
+        """The data message, or None (state, status, v2 not yet resolved, or a message that
+        broke the contract)."""
         m = self.message
-        return None if m is None or isinstance(m, StateMessage | StatusMessage) else m
+        return m if isinstance(m, dict) else None
+
+    @property
+    def v2(self) -> V2Data | None:
+        """The v2 data message not yet resolved against its birth, or None."""
+        m = self.message
+        return m if isinstance(m, V2Data) else None
 
 
 def decode_inbound(item: Inbound) -> Decoded:
@@ -69,6 +79,11 @@ def decode_inbound(item: Inbound) -> Decoded:
         except ContractError as exc:
             return Decoded(item, None, None, exc.reason)
     try:
+        if item.topic.endswith("/" + TopicKind.DATA_V2.value):
+            t, v2 = decode_v2(item.topic, item.payload)
+            if item.retain:
+                return Decoded(item, None, None, RETAINED_DATA)
+            return Decoded(item, t, v2, None)
         t, msg = decode_record(item.topic, item.payload)
     except ContractError as exc:
         return Decoded(item, None, None, exc.reason)
@@ -99,9 +114,11 @@ class Batch:
     def add(self, d: Decoded) -> None:
         """Append a decoded message, counting its readings."""
         self.items.append(d)
-        data = d.data
-        if data is not None:
-            self.readings += len(data["readings"])
+        m = d.message
+        if isinstance(m, dict):
+            self.readings += len(m["readings"])
+        elif isinstance(m, V2Data):
+            self.readings += m.readings
 
 
 @dataclass(slots=True)
@@ -147,6 +164,10 @@ class Rows:
     # End-to-end acknowledgement: per stream (site, gateway, epoch), the data seqs this batch
     # handles (stored, dead-lettered or quarantined) and the highest floor the gateway declared.
     acks: dict[tuple[str, str, int], AckStream] = field(default_factory=dict)
+    # Contract v2: births' declarations to store (gateway id, schema, sensors JSON, received),
+    # and the v2 messages whose birth is missing: (site, gateway, epoch, seq, schema).
+    births: list[tuple[int, int, str, datetime]] = field(default_factory=list)
+    rebirths: list[tuple[str, str, int | None, int, int]] = field(default_factory=list)
 
     def ack(self, site: str, gateway: str, epoch: int, seq: int, floor: int | None) -> None:
         """Note that data message `seq` of a stream is handled by this batch's transaction."""

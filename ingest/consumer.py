@@ -267,6 +267,18 @@ class MqttSource:
                 queued += 1
         return queued
 
+    def publish_requests(self, items: list[tuple[str, bytes]]) -> int:
+        """Publish QoS 1 messages that are not retained (rebirth requests); returns how many
+        were queued."""
+        client = self.client
+        if client is None:
+            return 0
+        queued = 0
+        for topic_name, payload in items:
+            if client.publish(topic_name, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS:
+                queued += 1
+        return queued
+
     def _on_connect(
         self,
         client: mqtt.Client,

@@ -193,3 +193,12 @@ ACK_ADVANCE: Final = """
 SELECT site, gateway, epoch, watermark, high
 FROM ack_advance(%s::text[], %s::text[], %s::int8[], %s::int8[], %s::int8[], %s::int8[])
 """
+
+# Contract v2 births (sql/0135): one row per (gateway, schema); a repeat only moves last_seen.
+BIRTH: Final = "SELECT sensors FROM gateway_births WHERE gateway_id = %s AND schema = %s"
+
+STORE_BIRTH: Final = """
+INSERT INTO gateway_births AS b (gateway_id, schema, sensors, first_seen, last_seen)
+VALUES (%s, %s, %s::jsonb, %s, %s)
+ON CONFLICT (gateway_id, schema) DO UPDATE SET last_seen = GREATEST(b.last_seen, EXCLUDED.last_seen)
+"""

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from pydantic import TypeAdapter, ValidationError
 
 from ingest import queries
-from oxy.contract import VALUE_LIMIT, ContractError, Quantity, to_canonical
+from oxy.contract import VALUE_LIMIT, ContractError, Quantity, SensorDecl, to_canonical
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +128,60 @@ class SensorCache:
             return False
         self.refresh(conn)
         return True
+
+
+_DECLS: TypeAdapter[list[SensorDecl]] = TypeAdapter(list[SensorDecl])
+
+
+class BirthCache:
+    """Contract v2 declarations by (gateway id, schema): from births as they are resolved, and
+    from gateway_births (sql/0135) on a miss, so any worker resolves any stored birth. A
+    schema's declaration never changes, so entries are never stale."""
+
+    def __init__(self) -> None:
+        self._births: dict[tuple[int, int], tuple[SensorDecl, ...]] = {}
+        # (gateway id, schema) -> (the registry view it was planned for, its slots)
+        self._plans: dict[tuple[int, int], tuple[GatewayInfo, list[Any]]] = {}
+
+    def slots(
+        self,
+        gw: GatewayInfo,
+        schema: int,
+        decls: tuple[SensorDecl, ...],
+        cache: SensorCache,
+        conn: psycopg.Connection[Any],
+    ) -> list[Any]:
+        """The per-index plan of `schema` (ingest.resolve_v2.plan) for this registry view:
+        made once, and again whenever the registry cache hands out a new gateway view."""
+        from ingest.resolve_v2 import plan
+
+        key = (gw.id, schema)
+        found = self._plans.get(key)
+        if found is not None and found[0] is gw:
+            return found[1]
+        view, slots = plan(decls, gw, cache, conn)
+        self._plans[key] = (view, slots)
+        return slots
+
+    def put(self, gateway_id: int, schema: int, sensors: list[SensorDecl]) -> None:
+        """Remember a birth's declaration (the writer stores it in the same transaction)."""
+        self._births[(gateway_id, schema)] = tuple(sensors)
+
+    def get(
+        self, gateway_id: int, schema: int, conn: psycopg.Connection[Any]
+    ) -> tuple[SensorDecl, ...] | None:
+        """The declaration of `schema`, or None when the centre never stored that birth."""
+        key = (gateway_id, schema)
+        found = self._births.get(key)
+        if found is not None:
+            return found
+        row = conn.execute(queries.BIRTH, key).fetchone()
+        if row is None:
+            return None
+        try:
+            decls = _DECLS.validate_python(row[0])
+        except ValidationError as exc:  # written by ingest only: defensive
+            logger.error("stored birth %s of gateway %d unreadable: %s", schema, gateway_id, exc)
+            return None
+        self._births[key] = tuple(decls)
+        return self._births[key]

@@ -19,8 +19,9 @@ from typing import Any, Final
 
 import psycopg
 
+from ingest import resolve_v2
 from ingest.batch import Batch, Decoded, Rows
-from ingest.registry import GatewayInfo, SensorCache
+from ingest.registry import BirthCache, GatewayInfo, SensorCache
 from oxy.contract import (
     QUALITY_CODE,
     VALUE_LIMIT,
@@ -32,8 +33,10 @@ from oxy.contract import (
     StatusMessage,
     Topic,
     TopicKind,
+    V2Data,
     parse_topic,
     to_canonical,
+    v2_stream,
     value_problem,
 )
 
@@ -43,6 +46,7 @@ __all__ = ["QUALITY_CODE", "resolve"]
 
 GOOD: Final = Quality.GOOD
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_UNIX: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _OUT_OF_RANGE: Final = QUALITY_CODE[Quality.OUT_OF_RANGE]
 _COMM_ERROR: Final = QUALITY_CODE[Quality.COMM_ERROR]
 
@@ -53,6 +57,8 @@ def resolve(
     conn: psycopg.Connection[Any],
     domain: Domain | timedelta,
     now: datetime | None = None,
+    *,
+    births: BirthCache | None = None,
 ) -> Rows:
     """Turn a decoded batch into the rows of one transaction.
 
@@ -63,12 +69,13 @@ def resolve(
     if isinstance(domain, timedelta):
         domain = Domain(max_future=domain)
     rows = Rows()
+    births = births if births is not None else BirthCache()
     now = now or datetime.now(UTC)
     cache.refresh_if_old(conn)
     for d in batch.items:
         mark = rows.mark()
         try:
-            _one(d, cache, conn=conn, domain=domain, now=now, rows=rows)
+            _one(d, cache, conn=conn, domain=domain, now=now, rows=rows, births=births)
         except psycopg.Error:
             raise
         except Exception as exc:  # a bug or an input nobody foresaw: this message only
@@ -89,6 +96,7 @@ def _one(
     domain: Domain,
     now: datetime,
     rows: Rows,
+    births: BirthCache,
 ) -> None:
     item = d.inbound
     if d.error is None and d.topic is not None and d.message is None:
@@ -109,8 +117,68 @@ def _one(
     msg = d.message
     if isinstance(msg, StateMessage | StatusMessage):
         _state_or_status(d, d.topic, msg, gw, rows)
-    else:
-        _data(d, d.topic, msg, gw=gw, cache=cache, conn=conn, domain=domain, now=now, rows=rows)
+        if isinstance(msg, StateMessage) and gw is not None and not gw.revoked:
+            _birth(msg, gw, item.received_at, rows, births)
+        return
+    if isinstance(msg, V2Data):
+        _v2(d, d.topic, msg, gw=gw, cache=cache, conn=conn, domain=domain, now=now, rows=rows,
+            births=births)  # fmt: skip
+        return
+    _data(d, d.topic, msg, gw=gw, cache=cache, conn=conn, domain=domain, now=now, rows=rows)
+
+
+def _birth(
+    msg: StateMessage, gw: GatewayInfo, at: datetime, rows: Rows, births: BirthCache
+) -> None:
+    """A birth's v2 declarations: usable by the rest of this batch at once, stored with it."""
+    if msg.sensors is None or msg.schema_ is None:
+        return
+    births.put(gw.id, msg.schema_, msg.sensors)
+    js = "[" + ",".join(x.model_dump_json() for x in msg.sensors) + "]"
+    rows.births.append((gw.id, msg.schema_, js, at))
+
+
+def _v2(
+    d: Decoded,
+    t: Topic,
+    msg: V2Data,
+    *,
+    gw: GatewayInfo | None,
+    cache: SensorCache,
+    conn: psycopg.Connection[Any],
+    domain: Domain,
+    now: datetime,
+    rows: Rows,
+    births: BirthCache,
+) -> None:
+    """A v2 message resolved against its stored birth (ingest.resolve_v2), or dead-lettered."""
+    item = d.inbound
+    if gw is None or gw.revoked:
+        # Births are stored per registered gateway: without one the indices mean nothing.
+        why = "unknown gateway" if gw is None else "revoked gateway"
+        rows.dead_letter(item, f"{why}: a v2 data message cannot be resolved without its birth")
+        ack_handled(d, rows)
+        return
+    decls = births.get(gw.id, msg.schema, conn)
+    if decls is None:
+        # Not acknowledged: the gateway publishes its birth again when asked and re-sends this
+        # message, which then resolves (docs/gateway.md, "Contract v2").
+        rows.dead_letter(
+            item,
+            f"no birth of schema {msg.schema} from gateway {gw.code!r} (missing or not yet "
+            f"received): seq {msg.seq} not acknowledged; rebirth requested",
+        )
+        rows.rebirths.append((t.site, t.gateway, msg.epoch, msg.seq, msg.schema))
+        return
+    if msg.epoch is not None:  # handled once this transaction commits, whatever happens below
+        rows.ack(t.site, t.gateway, msg.epoch, msg.seq, msg.floor)
+    rows.lags.append((now - _UNIX - timedelta(milliseconds=msg.sent_ms)).total_seconds())
+    rows.touch(gw.id, item.received_at, msg.seq)
+    slots = births.slots(gw, msg.schema, decls, cache, conn)
+    bad = resolve_v2.rows_of(d, t, msg, slots, domain=domain, now=now, rows=rows)
+    rows.topics.append(item.topic)  # message number len(topics): matches RECORD_CONFLICTS
+    rows.ends.append(len(rows.readings))
+    _reject(rows, item, bad, msg.readings)
 
 
 def _data(
@@ -221,10 +289,14 @@ def ack_handled(d: Decoded, rows: Rows) -> None:
     """Count a message for the end-to-end acknowledgement without storing its readings (it was
     dead-lettered whole)."""
     data = d.data
+    v2 = d.v2
     if data is not None and d.topic is not None:
         epoch = data.get("epoch")
         if epoch is not None:
             rows.ack(d.topic.site, d.topic.gateway, epoch, data["seq"], data.get("floor"))
+    elif v2 is not None and d.topic is not None:
+        if v2.epoch is not None:
+            rows.ack(d.topic.site, d.topic.gateway, v2.epoch, v2.seq, v2.floor)
     elif d.message is None:
         _ack_dead_letter(d.inbound.topic, d.inbound.payload, rows)
 
@@ -234,6 +306,11 @@ def _ack_dead_letter(topic_name: str, payload: bytes, rows: Rows) -> None:
     seq still counts for the end-to-end acknowledgement when epoch and seq can be read."""
     try:
         t = parse_topic(topic_name)
+        if t.kind is TopicKind.DATA_V2:
+            stream = v2_stream(payload)
+            if stream is not None:
+                rows.ack(t.site, t.gateway, stream[1], stream[0], stream[2])
+            return
         doc = json.loads(payload)
     except (ContractError, ValueError, UnicodeDecodeError, RecursionError):
         return

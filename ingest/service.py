@@ -28,7 +28,7 @@ from ingest import queries, rollups
 from ingest.batch import RETAINED_DATA, Batch, Rows, decode_inbound
 from ingest.consumer import IngestError, MqttSource, Protocol
 from ingest.metrics import Metrics
-from ingest.registry import SensorCache
+from ingest.registry import BirthCache, SensorCache
 from ingest.resolve import ack_handled, resolve
 from ingest.writer import LoadMethod, Writer, WriteResult
 from oxy.broker import MAX_PACKET_BYTES, OVERSIZE_LOG_TEXT
@@ -37,16 +37,21 @@ from oxy.contract import (
     AckMessage,
     ContractError,
     Domain,
+    RebirthRequest,
     StateMessage,
     StatusMessage,
+    V2Data,
     ack_topic,
     encode_ack,
+    encode_rebirth,
+    rebirth_topic,
 )
 from oxy.database import connect
 
 logger = logging.getLogger(__name__)
 
 _OVERSIZE_CLIENT = re.compile(r"Client (\S+) " + re.escape(OVERSIZE_LOG_TEXT))
+REBIRTH_EVERY_S = 5.0  # a gateway is asked for the same birth at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,12 @@ def _message_key(topic: str, payload: bytes) -> bytes:
     return hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=16).digest()
 
 
+def v2_sent_at(msg: V2Data | None) -> datetime:
+    """When a v2 data message was sent (its sent_ms)."""
+    assert msg is not None
+    return datetime.fromtimestamp(msg.sent_ms / 1000, UTC)
+
+
 def _kind(message: object) -> str:
     if isinstance(message, StateMessage):
         return "state"
@@ -132,6 +143,7 @@ class IngestService:
         self.cfg = cfg
         self.metrics = metrics or Metrics()
         self.cache = SensorCache()
+        self.births = BirthCache()  # contract v2 declarations (gateway_births, sql/0135)
         self.writer = Writer(cfg.database_url, cfg.load_method)
         self.source = MqttSource(
             cfg.mqtt_url,
@@ -159,6 +171,7 @@ class IngestService:
         self.committed_batches = 0
         self.failure: Exception | None = None
         self.drained = False  # drain mode: the session's queue was stored and acked
+        self._rebirth_asked: dict[tuple[str, str, int], float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -311,6 +324,8 @@ class IngestService:
                 self._count_unacked(-len(batch.items))
                 if result.acks:  # after the commit, never before
                     self._publish_acks(result.acks)
+                if result.rebirths:
+                    self._request_births(result.rebirths)
                 self._after_commit(batch)
                 self._observe(batch, result, sent)
             if time.monotonic() >= next_retention:
@@ -370,6 +385,27 @@ class IngestService:
                 self.writer.rollback()
                 logger.warning("could not clear delivery counts: %s", exc)
 
+    def _request_births(self, missing: list[tuple[str, str, int | None, int, int]]) -> None:
+        """Ask each gateway whose v2 data named an unknown schema for its birth (at most once
+        per gateway and schema every REBIRTH_EVERY_S: a backlog of such messages asks once)."""
+        now = time.monotonic()
+        items = []
+        for site, gw, epoch, seq, schema in missing:
+            key = (site, gw, schema)
+            if now - self._rebirth_asked.get(key, -REBIRTH_EVERY_S) < REBIRTH_EVERY_S:
+                continue
+            self._rebirth_asked[key] = now
+            try:
+                msg = RebirthRequest(
+                    gw=gw, epoch=epoch, seq=seq, schema_=schema, ts=datetime.now(UTC)
+                )
+                items.append((rebirth_topic(site, gw), encode_rebirth(msg)))
+            except (ContractError, ValueError) as exc:  # codes came from the topic: defensive
+                logger.warning("no rebirth request for %s/%s: %s", site, gw, exc)
+        if items:
+            logger.info("asking %d gateways for their birth (v2 schema unknown)", len(items))
+            self.source.publish_requests(items)
+
     def _publish_acks(self, acks: list[tuple[str, str, int, int, int]]) -> None:
         """One watermark per stream per committed batch (after the commit, never before)."""
         latest: dict[tuple[str, str, int], tuple[int, int]] = {}
@@ -391,7 +427,7 @@ class IngestService:
         while True:
             try:
                 self._screen_redeliveries(batch)
-                rows = resolve(batch, self.cache, self.writer.conn, max_future)
+                rows = resolve(batch, self.cache, self.writer.conn, max_future, births=self.births)
                 try:
                     result = self.writer.write(rows)
                 except psycopg.OperationalError:
@@ -436,7 +472,9 @@ class IngestService:
         for d in batch.items:
             one = Batch(items=[d])
             try:
-                r = self.writer.write(resolve(one, self.cache, self.writer.conn, max_future))
+                r = self.writer.write(
+                    resolve(one, self.cache, self.writer.conn, max_future, births=self.births)
+                )
             except psycopg.OperationalError:
                 raise
             except Exception as exc:
@@ -468,9 +506,10 @@ class IngestService:
         for d in batch.items:
             k = _kind(d.message)
             kinds[k] = kinds.get(k, 0) + 1
-            data = d.data
-            if data is not None:
-                lag = (now - data["sent_at"]).total_seconds()
+            data, v2 = d.data, d.v2
+            if data is not None or v2 is not None:
+                sent = data["sent_at"] if data is not None else v2_sent_at(v2)
+                lag = (now - sent).total_seconds()
                 m.lag_seconds.observe(max(lag, 0.0))
                 worst_lag = max(worst_lag, lag)
         for k, n in kinds.items():

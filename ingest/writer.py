@@ -33,6 +33,8 @@ class WriteResult:
     commit_s: float
     # (site, gateway, epoch, watermark, high) per stream this batch advanced (sql/0075).
     acks: list[tuple[str, str, int, int, int]] = field(default_factory=list)
+    # Contract v2 messages without a stored birth: (site, gateway, epoch, seq, schema).
+    rebirths: list[tuple[str, str, int | None, int, int]] = field(default_factory=list)
 
 
 class Writer:
@@ -100,6 +102,10 @@ class Writer:
                         queries.TOUCH_GATEWAY,
                         [(gw, at, seq) for gw, (at, seq) in sorted(rows.touches.items())],
                     )
+                if rows.births:
+                    cur.executemany(
+                        queries.STORE_BIRTH, [(g, sc, js, at, at) for g, sc, js, at in rows.births]
+                    )
                 for state in rows.states:  # in arrival order: births and deaths must not swap
                     cur.execute(queries.APPLY_STATE, state)
                 if rows.statuses:
@@ -121,6 +127,7 @@ class Writer:
             quarantined=len(rows.quarantine),
             commit_s=time.perf_counter() - started,
             acks=acks,
+            rebirths=list(rows.rebirths),
         )
 
     def _insert(self, cur: psycopg.Cursor[Any], rows: Rows) -> int:

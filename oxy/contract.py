@@ -7,6 +7,8 @@ dead-lettered by ingest, never guessed at.
 Topics (Sparkplug-inspired, JSON payloads, see shared ARCHITECTURE.md):
 
 * ``oxy/v1/<site>/<gateway>/data``   — :class:`DataMessage`, QoS 1, not retained
+* ``oxy/v1/<site>/<gateway>/data2``  — contract v2 data (compact, MessagePack; "Contract v2"
+  below and docs/gateway.md): sensor indices declared by the birth, QoS 1, not retained
 * ``oxy/v1/<site>/<gateway>/state``  — :class:`StateMessage`, retained birth; the MQTT Will
   publishes ``online: false`` with the same ``bd_seq``
 * ``oxy/v1/<site>/<gateway>/status`` — :class:`StatusMessage`, health, outbox depth, evictions
@@ -14,6 +16,11 @@ Topics (Sparkplug-inspired, JSON payloads, see shared ARCHITECTURE.md):
   the highest contiguous data ``seq`` of the gateway's outbox stream the centre has committed
   (end-to-end acknowledgement, docs/ingest.md). Six levels, so ingest's own ``+/+/+`` filter
   never receives it.
+* ``oxy/v1/<site>/<gateway>/data/rebirth`` — :class:`RebirthRequest`, published by ingest only
+  (not retained) when a v2 message names a schema the centre has no birth for.
+
+Both data versions are accepted side by side; a gateway chooses by its setting
+(``[mqtt] data_format``). The birth (state) is JSON for both, with the v2 declaration optional.
 
 ``<site>`` is the facility code from the registry, ``<gateway>`` the gateway code.
 """
@@ -21,13 +28,17 @@ Topics (Sparkplug-inspired, JSON payloads, see shared ARCHITECTURE.md):
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Final, Literal, NotRequired
+from typing import Annotated, Any, Final, Literal, NotRequired
 
+import msgpack
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -66,9 +77,11 @@ class ContractError(OxyError):
 
 
 class TopicKind(StrEnum):
-    """The three per-gateway topics."""
+    """The per-gateway topics: v1 data (JSON), v2 data (compact, see "Contract v2"), state and
+    status."""
 
     DATA = "data"
+    DATA_V2 = "data2"
     STATE = "state"
     STATUS = "status"
 
@@ -435,8 +448,22 @@ class DataMessage(_Message):
         return self
 
 
+class SensorDecl(_Message):
+    """One sensor as a birth declares it for contract v2 data: its position in the birth's list
+    is the index v2 readings carry; `unit` is the unit its values travel in; `res` the quantum
+    they are counted in (an integer n on the wire means n × res), 0 for plain floats."""
+
+    code: Code
+    unit: str
+    res: Annotated[float, Field(ge=0, le=1e6, strict=False)] = 0.0
+
+
 class StateMessage(_Message):
-    """Birth (retained, online=true) or death (the MQTT Will, online=false) of a gateway."""
+    """Birth (retained, online=true) or death (the MQTT Will, online=false) of a gateway.
+
+    A gateway that sends contract v2 data declares its sensors in the birth (`sensors`, at most
+    MAX_V2_SENSORS) under a `schema` number (:func:`schema_id` of the list): every v2 data
+    message names the schema its indices refer to."""
 
     v: Literal[1] = CONTRACT_VERSION
     gw: Code
@@ -445,6 +472,27 @@ class StateMessage(_Message):
     version: str | None = None
     config_hash: str | None = None
     ts: UtcTime | None = None
+    schema_: int | None = Field(default=None, alias="schema", ge=0, lt=2**32)
+    sensors: Annotated[list[SensorDecl], Field(max_length=4096)] | None = None
+
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=True
+    )
+
+    @model_validator(mode="after")
+    def _check_sensors(self) -> StateMessage:
+        if (self.sensors is None) != (self.schema_ is None):
+            raise ValueError("schema and sensors go together")
+        if self.sensors is not None:
+            assert self.schema_ is not None
+            if len({s.code for s in self.sensors}) != len(self.sensors):
+                raise ValueError("sensors: a code is declared twice")
+            for i, s in enumerate(self.sensors):
+                if s.unit not in UNITS:
+                    raise ValueError(f"sensors.{i}: unknown unit {s.unit!r}")
+            if schema_id(self.sensors) != self.schema_:
+                raise ValueError("schema does not match the declared sensors")
+        return self
 
 
 class DeviceHealth(_Message):
@@ -483,7 +531,12 @@ _MODEL_FOR_KIND: Final[dict[TopicKind, type[DataMessage | StateMessage | StatusM
 
 
 def encode(message: DataMessage | StateMessage | StatusMessage) -> bytes:
-    """Serialise a message to its JSON wire form (UTF-8)."""
+    """Serialise a message to its JSON wire form (UTF-8); a birth without v2 declarations is
+    exactly the v1 birth (no schema/sensors keys: a centre older than v2 accepts it)."""
+    if isinstance(message, StateMessage):
+        if message.sensors is None:
+            return message.model_dump_json(exclude={"schema_", "sensors"}).encode()
+        return message.model_dump_json(by_alias=True).encode()
     return message.model_dump_json(exclude_none=False).encode()
 
 
@@ -523,6 +576,8 @@ def decode(
     t = parse_topic(topic_name)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if t.kind is TopicKind.DATA_V2:
+        raise ContractError("a v2 data message needs its birth: use decode_v2 and expand_v2")
     model = _MODEL_FOR_KIND[t.kind]
     try:
         msg = model.model_validate_json(payload)
@@ -576,6 +631,8 @@ def decode_record(
     free. Ingest decodes every message with it; everything else uses :func:`decode`.
     """
     t = parse_topic(topic_name)
+    if t.kind is TopicKind.DATA_V2:
+        raise ContractError("a v2 data message needs its birth: use decode_v2 and expand_v2")
     if t.kind is not TopicKind.DATA:
         t, msg = decode(topic_name, payload)
         if isinstance(msg, StateMessage | StatusMessage):
@@ -668,3 +725,332 @@ def decode_ack(topic_name: str, payload: bytes) -> AckMessage:
 def encode_ack(message: AckMessage) -> bytes:
     """The JSON wire form of an ack message."""
     return message.model_dump_json().encode()
+
+
+# --------------------------------------------------------------------------------------------
+# Contract v2: compact data messages (docs/gateway.md, "Contract v2")
+#
+# Topic ``oxy/v1/<site>/<gateway>/data2`` (the same ACL prefix, subscription and ack topic as
+# v1 data). Payload: one version byte (2), one flags byte (bit 0: the rest is zlib-deflated),
+# then a MessagePack array
+#
+#     [seq, epoch, floor, schema, sent_ms, t0_ms, groups, bad]
+#
+# * seq, epoch, floor: as in v1 (epoch and floor both nil or both set);
+# * schema: the birth's schema number (StateMessage.schema) whose `sensors` the indices name;
+# * sent_ms, t0_ms: Unix milliseconds; every reading's time is t0_ms + its offset dt;
+# * groups: ``[dt, i, n, i, n, ...]`` — good readings taken at t0+dt: sensor index i, value n
+#   (an integer n means n × the sensor's declared `res`; a float is the value itself);
+# * bad: ``[dt, i, q, n|nil]`` — readings whose quality is not good (q: QUALITY_CODE 1..3).
+#
+# The unit is the declared one (no unit per reading), quality travels only when not good.
+
+V2_VERSION: Final = 2
+V2_DEFLATE: Final = 0x01
+MAX_V2_SENSORS: Final = 4096
+# Unix milliseconds of 0001-01-01 and 9999-12-31T23:59:59.999 (UTC): datetimes exist between.
+_MS_MIN: Final = -62_135_596_800_000
+_MS_MAX: Final = 253_402_300_799_999
+_UNIX: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_QUALITY_OF_CODE: Final = {code: q for q, code in QUALITY_CODE.items()}
+_BAD_CODES: Final = frozenset(c for c in _QUALITY_OF_CODE if c)
+_NUMBER = (int, float)
+
+
+def schema_id(sensors: Sequence[SensorDecl]) -> int:
+    """The schema number of a declaration list: CRC-32 of its canonical JSON (a new number for
+    any change of order, code, unit or resolution)."""
+    text = json.dumps([[s.code, s.unit, s.res] for s in sensors], separators=(",", ":"))
+    return zlib.crc32(text.encode())
+
+
+def ms_of(ts: datetime) -> int:
+    """Unix milliseconds of an aware datetime (the wire's millisecond precision)."""
+    return (_utc_ms(ts) - _UNIX) // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class V2Data:
+    """A v2 data message checked for its form (types, ranges); its indices are resolved
+    against the birth by :func:`expand_v2`."""
+
+    seq: int
+    epoch: int | None
+    floor: int | None
+    schema: int
+    sent_ms: int
+    t0_ms: int
+    groups: list[list[Any]]
+    bad: list[list[Any]]
+    readings: int
+
+
+def encode_v2(
+    decls: Sequence[SensorDecl],
+    schema: int,
+    seq: int,
+    sent_ms: int,
+    items: Sequence[tuple[int, int, float | None, int]],
+    *,
+    epoch: int | None = None,
+    floor: int | None = None,
+    deflate: bool = False,
+) -> tuple[bytes, int]:
+    """Encode (sensor index, ts_ms, value, quality code) items as one v2 data message; returns
+    the payload and how many items (from the first) it holds (at most
+    MAX_READINGS_PER_MESSAGE; a v2 message of that many readings is far below
+    MAX_PAYLOAD_BYTES). A good reading needs a finite value (ContractError otherwise)."""
+    n = min(len(items), MAX_READINGS_PER_MESSAGE)
+    if n == 0:
+        raise ContractError("a data message carries at least one reading")
+    chosen = items[:n]
+    t0 = min(it[1] for it in chosen)
+    groups: dict[int, list[Any]] = {}
+    bad: list[list[Any]] = []
+    for i, ts, raw, q in chosen:
+        res = decls[i].res
+        value: float | int | None = raw
+        if raw is not None:
+            if not math.isfinite(raw):
+                raise ContractError(f"sensor {decls[i].code}: value {raw!r} is not finite")
+            if res > 0:
+                count = round(raw / res)
+                if abs(count) < 2**53:
+                    value = count
+        if q:
+            bad.append([ts - t0, i, q, value])
+            continue
+        if value is None:
+            raise ContractError(f"sensor {decls[i].code}: a good reading needs a value")
+        g = groups.get(ts)
+        if g is None:
+            groups[ts] = [ts - t0, i, value]
+        else:
+            g += (i, value)
+    body = msgpack.packb([seq, epoch, floor, schema, sent_ms, t0, list(groups.values()), bad])
+    if deflate:
+        return bytes((V2_VERSION, V2_DEFLATE)) + zlib.compress(body, 6), n
+    return bytes((V2_VERSION, 0)) + body, n
+
+
+def _is_int(x: object, lo: int, hi: int) -> bool:
+    return type(x) is int and lo <= x <= hi
+
+
+def _v2_body(payload: bytes) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if len(payload) < 3 or payload[0] != V2_VERSION:
+        raise ContractError("not a v2 data message: the first byte must be 2 (the version)")
+    flags, body = payload[1], payload[2:]
+    if flags & ~V2_DEFLATE:
+        raise ContractError(f"unknown flags 0x{flags:02x} in a v2 data message")
+    if flags & V2_DEFLATE:
+        inflater = zlib.decompressobj()
+        try:
+            body = inflater.decompress(body, MAX_PAYLOAD_BYTES)
+        except zlib.error as exc:
+            raise ContractError(f"deflated body cannot be inflated: {exc}") from None
+        if inflater.unconsumed_tail:
+            raise ContractError(f"inflated body exceeds {MAX_PAYLOAD_BYTES} bytes")
+        if not inflater.eof:
+            raise ContractError("deflated body is truncated")
+    try:
+        return msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises several types (ExtraData, FormatError, ...)
+        raise ContractError(f"body is not one MessagePack value: {type(exc).__name__}") from None
+
+
+def decode_v2(topic_name: str, payload: bytes) -> tuple[Topic, V2Data]:
+    """Parse a v2 data message for its topic and check its form; ContractError with the reason
+    otherwise. The indices are checked against the birth by :func:`expand_v2`."""
+    t = parse_topic(topic_name)
+    if t.kind is not TopicKind.DATA_V2:
+        raise ContractError(f"topic {topic_name!r} is not a v2 data topic")
+    doc = _v2_body(payload)
+    if type(doc) is not list or len(doc) != 8:
+        raise ContractError(
+            "message: expected [seq, epoch, floor, schema, sent_ms, t0_ms, groups, bad]"
+        )
+    seq, epoch, floor, schema, sent_ms, t0, groups, bad = doc
+    if not _is_int(seq, 0, 2**63 - 1):
+        raise ContractError("seq: expected an integer >= 0")
+    if (epoch is None) != (floor is None):
+        raise ContractError("epoch and floor: both or neither")
+    if epoch is not None and not (_is_int(epoch, 0, 2**63 - 1) and _is_int(floor, 0, 2**63 - 1)):
+        raise ContractError("epoch and floor: expected integers >= 0")
+    if not _is_int(schema, 0, 2**32 - 1):
+        raise ContractError("schema: expected an integer 0..2^32-1")
+    if not _is_int(sent_ms, _MS_MIN, _MS_MAX):
+        raise ContractError("sent_ms: expected Unix milliseconds within the years 1..9999")
+    if not _is_int(t0, _MS_MIN, _MS_MAX):
+        raise ContractError("t0_ms: expected Unix milliseconds within the years 1..9999")
+    if type(groups) is not list or type(bad) is not list:
+        raise ContractError("groups and bad: expected arrays")
+    count = 0
+    span = _MS_MAX - t0
+    top = MAX_V2_SENSORS - 1
+    for k, g in enumerate(groups):
+        if type(g) is not list or len(g) < 3 or len(g) % 2 != 1:
+            raise ContractError(f"groups.{k}: expected [dt, index, value, index, value, ...]")
+        if not _is_int(g[0], 0, span):
+            raise ContractError(f"groups.{k}: offset must be an integer >= 0 within the calendar")
+        idx, vals = g[1::2], g[2::2]
+        if not all(type(i) is int for i in idx) or min(idx) < 0 or max(idx) > top:
+            raise ContractError(f"groups.{k}: sensor indices must be integers 0..{top}")
+        if not all(type(v) in _NUMBER for v in vals):
+            raise ContractError(f"groups.{k}: a good reading's value must be a number")
+        if not all(math.isfinite(v) for v in vals if type(v) is float):
+            raise ContractError(f"groups.{k}: a value is not finite")
+        count += len(idx)
+    for k, b in enumerate(bad):
+        if type(b) is not list or len(b) != 4:
+            raise ContractError(f"bad.{k}: expected [dt, index, quality, value or nil]")
+        dt, i, q, v = b
+        if not _is_int(dt, 0, span) or not _is_int(i, 0, top):
+            raise ContractError(f"bad.{k}: offset >= 0 and sensor index 0..{top} expected")
+        if type(q) is not int or q not in _BAD_CODES:
+            raise ContractError(f"bad.{k}: quality must be one of {sorted(_BAD_CODES)}")
+        if v is not None and (type(v) not in _NUMBER or not math.isfinite(v)):
+            raise ContractError(f"bad.{k}: value must be a finite number or nil")
+        count += 1
+    if not 1 <= count <= MAX_READINGS_PER_MESSAGE:
+        raise ContractError(f"readings: expected 1..{MAX_READINGS_PER_MESSAGE}, got {count}")
+    data = V2Data(seq, epoch, floor, schema, sent_ms, t0, groups, bad, count)
+    return t, data
+
+
+def _inverse(res: float) -> float:
+    if res <= 0:
+        return 1.0
+    inv = 1.0 / res
+    return float(round(inv)) if abs(inv - round(inv)) < 1e-9 * inv else inv
+
+
+def expand_v2(
+    gw: str, data: V2Data, decls: Sequence[SensorDecl]
+) -> tuple[DataRecord | None, list[str]]:
+    """The v2 message as the :class:`DataRecord` a v1 message decodes to, with its indices
+    resolved against the birth's declarations (code, unit, value × res), and the reasons of
+    readings that cannot be resolved (an index the birth does not declare). None when no
+    reading is left."""
+    n = len(decls)
+    codes = [d.code for d in decls]
+    units = [d.unit for d in decls]
+    # n × res, computed as n / (1/res) when 1/res is a whole number (0.01 → 100): 12346 / 100
+    # is the double nearest 123.46, 12346 × 0.01 is not.
+    inverse = [_inverse(d.res) for d in decls]
+    problems: list[str] = []
+    out: list[ReadingRecord] = []
+    t0 = data.t0_ms
+    stamps: dict[int, datetime] = {}
+
+    def at(dt: int) -> datetime:
+        ts = stamps.get(dt)
+        if ts is None:
+            ts = stamps[dt] = _UNIX + timedelta(milliseconds=t0 + dt)
+        return ts
+
+    for k, g in enumerate(data.groups):
+        ts = at(g[0])
+        it = iter(g)
+        next(it)
+        for i, v in zip(it, it, strict=True):
+            if i >= n:
+                problems.append(
+                    f"groups.{k}: index {i} is not declared by schema {data.schema} ({n} sensors)"
+                )
+                continue
+            out.append(
+                {
+                    "sensor": codes[i],
+                    "ts": ts,
+                    "value": v / inverse[i] if type(v) is int else v,
+                    "unit": units[i],
+                }
+            )
+    for k, (dt, i, q, v) in enumerate(data.bad):
+        if i >= n:
+            problems.append(
+                f"bad.{k}: index {i} is not declared by schema {data.schema} ({n} sensors)"
+            )
+            continue
+        value = None if v is None else v / inverse[i] if type(v) is int else v
+        out.append(
+            {
+                "sensor": codes[i],
+                "ts": at(dt),
+                "value": value,
+                "unit": units[i],
+                "q": _QUALITY_OF_CODE[q],
+            }
+        )
+    if not out:
+        return None, problems
+    record: DataRecord = {
+        "gw": gw,
+        "seq": data.seq,
+        "sent_at": _UNIX + timedelta(milliseconds=data.sent_ms),
+        "readings": out,
+        "epoch": data.epoch,
+        "floor": data.floor,
+    }
+    return record, problems
+
+
+def v2_stream(payload: bytes) -> tuple[int, int, int | None] | None:
+    """(seq, epoch, floor) of a v2 data message whose body can be read although it broke the
+    contract further on (it still counts for the end-to-end acknowledgement), else None."""
+    try:
+        doc = _v2_body(payload)
+    except ContractError:
+        return None
+    if type(doc) is not list or len(doc) < 3:
+        return None
+    seq, epoch, floor = doc[0], doc[1], doc[2]
+    if not (_is_int(seq, 0, 2**63 - 1) and _is_int(epoch, 0, 2**63 - 1)):
+        return None
+    return seq, epoch, floor if _is_int(floor, 0, 2**63 - 1) else None
+
+
+class RebirthRequest(_Message):
+    """Ingest asks a gateway to publish its birth again (topic ``.../data/rebirth``, QoS 1, not
+    retained): a v2 data message named a schema the centre has no birth for. `seq` is the
+    message that could not be resolved; it was not acknowledged, so the gateway re-sends it
+    (and everything unconfirmed) after the new birth."""
+
+    v: Literal[1] = CONTRACT_VERSION
+    gw: Code
+    epoch: Annotated[int, Field(ge=0)] | None = None
+    seq: Annotated[int, Field(ge=0)]
+    schema_: int = Field(alias="schema", ge=0, lt=2**32)
+    ts: UtcTime
+
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=True
+    )
+
+
+REBIRTH_SUFFIX: Final = "data/rebirth"
+
+
+def rebirth_topic(site: str, gateway: str) -> str:
+    """`oxy/v1/<site>/<gateway>/data/rebirth`: where ingest asks for a birth (six levels, like
+    the ack topic, so ingest's own `+/+/+` filter never receives it)."""
+    return topic(site, gateway, TopicKind.DATA) + "/rebirth"
+
+
+def encode_rebirth(message: RebirthRequest) -> bytes:
+    """The JSON wire form of a rebirth request."""
+    return message.model_dump_json(by_alias=True).encode()
+
+
+def decode_rebirth(topic_name: str, payload: bytes) -> RebirthRequest:
+    """Parse a rebirth request; ContractError with the reason otherwise."""
+    try:
+        msg = RebirthRequest.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc)) from None
+    if not topic_name.endswith("/" + REBIRTH_SUFFIX) or f"/{msg.gw}/" not in topic_name:
+        raise ContractError(f"rebirth request for {msg.gw!r} on topic {topic_name!r}")
+    return msg

@@ -153,11 +153,12 @@ def start_gateway(loop: Any, sims: Any, tmp: Path, broker: Any, code: str, tk: s
                 "was not restored after the broker restart, and dropped",
             ),
         ),
+        "v2",  # contract v2 (issue 24): the same guarantee, the outbox replayed as v2
     ],
-    ids=["end-to-end-ack", "puback-only"],
+    ids=["end-to-end-ack", "puback-only", "contract-v2"],
 )
 def test_broker_restart_while_ingest_is_away_loses_nothing(
-    end_to_end: bool,
+    end_to_end: bool | str,
     db_url: str,
     broker: Any,
     bg: Any,  # noqa: F811
@@ -166,7 +167,7 @@ def test_broker_restart_while_ingest_is_away_loses_nothing(
     tmp_path: Path,
 ) -> None:
     seed_gateway(db_url, "gw-test", ["T1"])
-    extra = "" if end_to_end else "end_to_end_ack = false"
+    extra = {True: "", False: "end_to_end_ack = false", "v2": 'data_format = "v2"'}[end_to_end]
     with running_ingest(db_url, broker.url, client_id="ingest-e2e") as svc:
         run = start_gateway(bg, sim_factory, tmp_path, broker, "gw-test", "T1", extra_mqtt=extra)
         wait_for(lambda: stored(db_url)[1] >= 20, timeout=20, what="first readings stored")
@@ -263,7 +264,9 @@ def test_two_workers_on_a_shared_subscription_confirm_every_gateway(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("data_format", ["v1", "v2"])
 def test_gateway_sigkill_mid_outbox_write_loses_nothing(
+    data_format: str,
     db_url: str,
     broker: Any,
     sim_factory: Any,  # noqa: F811
@@ -277,7 +280,8 @@ def test_gateway_sigkill_mid_outbox_write_loses_nothing(
     seed_gateway(db_url, "gw-test", ["T1"])
     t = tank("T1")
     sim_factory(t)
-    cfg_path = gateway_toml(tmp_path, [t], broker.port, poll=0.02)
+    fmt = f'data_format = "{data_format}"'
+    cfg_path = gateway_toml(tmp_path, [t], broker.port, poll=0.02, extra_mqtt=fmt)
     cfg = load(cfg_path)
     log = tmp_path / "gateway.log"
 
