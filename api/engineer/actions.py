@@ -23,7 +23,6 @@ from api.routes import ROUTERS
 from api.scope import Principal, Role, scope_params
 from api.templating import flash
 from api.web.tank_pages import fetch_all
-from ingest.quarantine import replay
 
 from . import queries as q
 
@@ -63,6 +62,9 @@ async def tank_alarms(conn: Any, facility: int, tank: int, locale: str) -> list[
 
 def _replay(url: str, me: Principal, gw: dict[str, Any]) -> dict[str, int]:
     """The replay and its audit record in one transaction (ingest's code is synchronous)."""
+    # Imported here: a script run from bench/ has its own `ingest` module first on sys.path.
+    from ingest.quarantine import replay
+
     with psycopg.connect(url) as conn, conn.transaction():
         before = conn.execute(q.STILL_UNKNOWN, {"code": gw["code"]}).fetchone()
         result = asdict(replay(conn, gateway=str(gw["code"])))

@@ -181,8 +181,13 @@ async def supply_chart_data(
 ) -> dict[str, Any]:
     """The dashboard's chart (demand vs production vs capacity over the last 7 days), as JSON."""
     today = local_today(now, cfg)
+    # The supply figures of each day only (national.chart_day), not seven full national views.
     views = {
-        day_: await national.national_view(conn, day_, visible=me.facility_ids, cfg=cfg, now=now)
+        day_: {
+            "supply": await national.chart_day(
+                conn, day_, visible=me.facility_ids, cfg=cfg, now=now
+            )
+        }
         for day_ in (today - timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1))
     }
     return supply_chart(views, locale)
