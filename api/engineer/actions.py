@@ -49,14 +49,16 @@ async def gateway_alarms(
 ) -> list[dict[str, Any]]:
     """Unresolved alarms of a gateway, its sensors and their tanks."""
     rows = await fetch_all(
-        conn, q.ALARMS_OF_GATEWAY, facility=facility, gateway=gateway, limit=ALARM_ROWS
+        conn, q.ALARMS, facility=facility, gateway=gateway, tank=None, limit=ALARM_ROWS
     )
     return alarm_rows(rows, locale)
 
 
 async def tank_alarms(conn: Any, facility: int, tank: int, locale: str) -> list[dict[str, Any]]:
     """Unresolved alarms of a tank and its sensors."""
-    rows = await fetch_all(conn, q.ALARMS_OF_TANK, facility=facility, tank=tank, limit=ALARM_ROWS)
+    rows = await fetch_all(
+        conn, q.ALARMS, facility=facility, gateway=None, tank=tank, limit=ALARM_ROWS
+    )
     return alarm_rows(rows, locale)
 
 

@@ -142,28 +142,18 @@ ORDER BY s.code
 """
 
 # Unresolved alarms of a gateway (itself, its sensors, the tanks they measure) or of a tank (and
-# its sensors), newest first; the caller has already checked the gateway or tank is in scope.
-ALARMS_OF_GATEWAY: Final = """
+# its sensors): one of %(gateway)s / %(tank)s is NULL. Newest first; the caller has already
+# checked that the gateway or tank is in scope.
+ALARMS: Final = """
 SELECT a.id, a.rule, a.subject_kind, a.subject_id, a.severity, a.state, a.level, a.opened_at,
        a.acknowledged_at, a.details
 FROM alerts a
 WHERE a.state <> 'resolved' AND a.facility_id = %(facility)s
   AND ((a.subject_kind = 'gateway' AND a.subject_id = %(gateway)s)
-       OR (a.subject_kind = 'sensor'
-           AND a.subject_id IN (SELECT id FROM sensors WHERE gateway_id = %(gateway)s))
-       OR (a.subject_kind = 'tank'
-           AND a.subject_id IN (SELECT tank_id FROM sensors WHERE gateway_id = %(gateway)s)))
-ORDER BY a.state = 'acknowledged', a.severity = 'warning', a.opened_at DESC
-LIMIT %(limit)s
-"""
-ALARMS_OF_TANK: Final = """
-SELECT a.id, a.rule, a.subject_kind, a.subject_id, a.severity, a.state, a.level, a.opened_at,
-       a.acknowledged_at, a.details
-FROM alerts a
-WHERE a.state <> 'resolved' AND a.facility_id = %(facility)s
-  AND ((a.subject_kind = 'tank' AND a.subject_id = %(tank)s)
-       OR (a.subject_kind = 'sensor'
-           AND a.subject_id IN (SELECT id FROM sensors WHERE tank_id = %(tank)s)))
+       OR (a.subject_kind = 'sensor' AND a.subject_id IN (
+           SELECT id FROM sensors WHERE gateway_id = %(gateway)s OR tank_id = %(tank)s))
+       OR (a.subject_kind = 'tank' AND (a.subject_id = %(tank)s OR a.subject_id IN (
+           SELECT tank_id FROM sensors WHERE gateway_id = %(gateway)s))))
 ORDER BY a.state = 'acknowledged', a.severity = 'warning', a.opened_at DESC
 LIMIT %(limit)s
 """

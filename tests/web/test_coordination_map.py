@@ -12,15 +12,9 @@ import psycopg
 import pytest
 
 from tests.web.conftest import LiveServer, login
+from tests.web.test_role_tasks import _id
 
 pytestmark = pytest.mark.browser
-
-
-def _id(server: LiveServer, code: str) -> int:
-    with psycopg.connect(server.db_url) as conn:
-        row = conn.execute("SELECT id FROM organisations WHERE code = %s", (code,)).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def _ask(page: Any, server: LiveServer, facility: int, kg: int) -> int:
