@@ -43,6 +43,43 @@ def _load_router_modules() -> None:
         importlib.import_module(f"api.{path.parent.name}.routes")
 
 
+async def warm_up(app: FastAPI) -> None:
+    """Compile the page templates and let FastAPI build its route tables (it does so lazily,
+    router by router, on the first request that reaches each) before the first visitor: the
+    first load of a page after a restart otherwise pays for both (bench/web_pages.py "cold")."""
+    from api.templating import environment
+
+    env = environment()
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
+    # One request no route answers walks every router once; its 404 is discarded.
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/.well-known/oxy-warm-up",
+        "raw_path": b"/.well-known/oxy-warm-up",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"accept", b"application/json")],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        del message
+
+    try:
+        await app(scope, receive, send)
+    except Exception:  # a warm-up never stops the server starting
+        logger.warning("warm-up request failed", exc_info=True)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI application (pool opened in the lifespan; settings on app.state)."""
     settings = settings or load_settings()
@@ -65,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=True, timeout=30)
         logger.info("database pool open")
+        await warm_up(app)
         try:
             yield
         finally:

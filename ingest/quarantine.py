@@ -31,6 +31,7 @@ JOIN gateways g ON g.code = q.gateway AND g.revoked_at IS NULL
 JOIN organisations o ON o.id = g.facility_id AND o.code = q.site
 JOIN sensors s ON s.gateway_id = g.id AND s.code = q.sensor
 WHERE q.sensor IS NOT NULL
+  AND (%(gateway)s::text IS NULL OR q.gateway = %(gateway)s)
 ORDER BY q.id
 FOR UPDATE OF q SKIP LOCKED
 """
@@ -60,16 +61,17 @@ class ReplayResult:
     kept: int  # still not storable (unit mismatch, value out of the domain); reason updated
 
 
-def replay(conn: psycopg.Connection[Any]) -> ReplayResult:
+def replay(conn: psycopg.Connection[Any], *, gateway: str | None = None) -> ReplayResult:
     """Move every quarantined reading whose gateway/sensor is now registered into readings
-    (canonical unit, idempotent), then rebuild the rollups and latest value they touch."""
+    (canonical unit, idempotent), then rebuild the rollups and latest value they touch.
+    `gateway` (its code) limits the replay to that gateway's readings (an engineer's page)."""
     released: list[int] = []
     inserted = kept = 0
     spans: dict[int, tuple[datetime, datetime]] = {}
     with conn.transaction():
         for (
             qid, sid, quantity, ts, value, unit, sent_quality, received, s_unit, vmin, vmax
-        ) in conn.execute(_RELEASABLE).fetchall():  # fmt: skip
+        ) in conn.execute(_RELEASABLE, {"gateway": gateway}).fetchall():  # fmt: skip
             q = Quantity(quantity)
             quality = sent_quality
             try:

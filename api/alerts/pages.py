@@ -21,6 +21,7 @@ from api.nav import NAV_ITEMS, NavItem
 from api.routes import ROUTERS
 from api.scope import Principal, scope_params
 from api.templating import flash, render
+from api.views.pages import safe_next
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,11 +46,20 @@ async def alerts_page(
     return render(request, "pages/alerts.html", {"rows": rows}, locale=locale, principal=me)
 
 
+async def _back(request: Request) -> str:
+    """Where the form came from (`next`: a local path, e.g. an engineer's gateway page), else
+    the alerts page; never another site."""
+    target = str((await request.form()).get("next", "") or "")
+    return target if target and safe_next(target) == target else "/alerts"
+
+
 @router.post("/alerts/{alert_id}/ack", dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)])
-async def ack_form(*, alert_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep) -> Response:
-    """Acknowledge from the page."""
+async def ack_form(
+    *, request: Request, alert_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+) -> Response:
+    """Acknowledge from the alerts page or from the page of the alarm's gateway or tank."""
     await _check(conn, me, alert_id)
-    response = RedirectResponse("/alerts", status_code=303)
+    response = RedirectResponse(await _back(request), status_code=303)
     try:
         await engine.acknowledge(conn, alert_id, me.user_id, datetime.now(UTC))
     except engine.AlertStateError:

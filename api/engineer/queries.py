@@ -140,3 +140,22 @@ WHERE s.tank_id = %(tank)s
   AND (l.last_ts IS NULL OR %(until)s - l.last_ts > coalesce(t.limit_, %(gap)s::interval))
 ORDER BY s.code
 """
+
+# Unresolved alarms of a gateway (itself, its sensors, the tanks they measure) or of a tank (and
+# its sensors): one of %(gateway)s / %(tank)s is NULL. Newest first; the caller has already
+# checked that the gateway or tank is in scope.
+ALARMS: Final = """
+SELECT a.id, a.rule, a.subject_kind, a.subject_id, a.severity, a.state, a.level, a.opened_at,
+       a.acknowledged_at, a.details
+FROM alerts a
+WHERE a.state <> 'resolved' AND a.facility_id = %(facility)s
+  AND ((a.subject_kind = 'gateway' AND a.subject_id = %(gateway)s)
+       OR (a.subject_kind = 'sensor' AND a.subject_id IN (
+           SELECT id FROM sensors WHERE gateway_id = %(gateway)s OR tank_id = %(tank)s))
+       OR (a.subject_kind = 'tank' AND (a.subject_id = %(tank)s OR a.subject_id IN (
+           SELECT tank_id FROM sensors WHERE gateway_id = %(gateway)s))))
+ORDER BY a.state = 'acknowledged', a.severity = 'warning', a.opened_at DESC
+LIMIT %(limit)s
+"""
+# Readings of a gateway still held back: their sensor is not (or not yet) in the registry.
+STILL_UNKNOWN: Final = "SELECT count(*) FROM quarantine WHERE gateway = %(code)s"

@@ -23,6 +23,7 @@ from api.web.deps import NowDep
 from api.web.tank_pages import fetch_all, fetch_one
 
 from . import queries as q
+from .actions import gateway_alarms, tank_alarms
 
 router = APIRouter(include_in_schema=False)
 
@@ -135,11 +136,14 @@ async def gateway_page(
         raise HTTPException(404, "not found")
     gw = rows[0]
     sensors = await fetch_all(conn, q.SENSORS, gateway=gateway_id, tank=None)
+    here = f"/facilities/{facility_id}/gateways/{gateway_id}"
     return render(
         request,
         "pages/eng_gateway.html",
         {
             "gw": gw,
+            "here": here,
+            "alarms": await gateway_alarms(conn, facility_id, gateway_id, locale),
             "sensors": [_sensor(s) for s in sensors],
             "history": await fetch_all(conn, q.HISTORY, gateway=gateway_id, limit=HISTORY_ROWS),
             "quarantine": await fetch_all(
@@ -211,6 +215,8 @@ async def tank_diagnostics(
         "pages/eng_tank.html",
         {
             "tank": tank,
+            "here": f"/facilities/{facility_id}/tanks/{tank_id}/diagnostics",
+            "alarms": await tank_alarms(conn, facility_id, tank_id, locale),
             "hours": hours,
             "sensors": [_sensor(s) for s in sensors],
             "hourly": _hourly(await fetch_all(conn, q.HOURLY, **window), since, hours),

@@ -12,6 +12,7 @@ import io
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -74,10 +75,41 @@ def ngettext(locale: str, singular: str, plural: str, n: int) -> str:
     return translations(normalize(locale) or DEFAULT_LOCALE).ngettext(singular, plural, n)
 
 
-def format_number(value: float | int | None, locale: str, digits: int = 0) -> str:
-    """A number with the locale's separators (vi: 1.234,5; en: 1,234.5); '—' for None."""
+@cache
+def _separators(locale: str) -> dict[int, str]:
+    """str.translate table from Python's "1,234.5" to the locale's grouping and decimal marks."""
+    symbols = Locale.parse(locale).number_symbols["latn"]
+    return {ord(","): symbols["group"], ord("."): symbols["decimal"]}
+
+
+_EXACT = 2**53  # every int below is a float exactly; floats below have a plain repr
+
+
+@cache
+def _quantum(digits: int) -> Decimal:
+    return Decimal(1).scaleb(-digits)
+
+
+def format_number(value: float | int | Decimal | None, locale: str, digits: int = 0) -> str:
+    """A number with the locale's separators (vi: 1.234,5; en: 1,234.5); '—' for None.
+
+    Babel's text exactly (the decimal shown, rounded half-even), without its per-call cost:
+    the national pages format thousands of figures (tests/api/test_format_number.py)."""
     if value is None:
         return "—"
+    if type(value) in (float, int) and -_EXACT < value < _EXACT:
+        # Python rounds the binary value, babel the shortest decimal (repr) half-even: the two
+        # differ only when that decimal is a tie at the digit shown (2.675 → 2.68).
+        frac = repr(value).partition(".")[2]
+        if "e" not in frac and not (len(frac) == digits + 1 and frac.endswith("5")):
+            return f"{value:,.{digits}f}".translate(_separators(locale))
+    try:
+        exact = Decimal(str(value)) if not isinstance(value, Decimal) else value
+        if exact.is_finite():
+            rounded = exact.quantize(_quantum(digits), rounding=ROUND_HALF_EVEN)
+            return f"{rounded:,.{digits}f}".translate(_separators(locale))
+    except InvalidOperation:
+        pass
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
     return format_decimal(value, format=pattern, locale=Locale.parse(locale))
 

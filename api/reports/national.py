@@ -203,6 +203,25 @@ async def national_view(
     }
 
 
+async def chart_day(
+    conn: AsyncConnection[Any],
+    day: date,
+    *,
+    visible: frozenset[int] | None,
+    cfg: AccountingConfig,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """`national_view(...)["supply"]` alone (demand vs production vs capacity), without the rows
+    and their totals: the 7-day chart needs nothing else (tests/web/test_supply_chart.py checks
+    both agree)."""
+    refs = await active_facilities(conn, day, parents=None, visible=visible)
+    figs = await figures_for(conn, refs, day, cfg, now=now)
+    need, _n = known_sum([f.avg_need_nm3 for f in figs])
+    supply = await supply_figures(conn, day)
+    demand_t = None if need is None else cfg.reference.m3_to_kg(need) / 1000.0
+    return {**supply, "demand_t_per_day": demand_t}
+
+
 async def supply_figures(conn: AsyncConnection[Any], day: date) -> dict[str, Any]:
     """National production today and capacity. Capacity counts every supplier: its report of
     the day, else its last report, else the registry (each supplier says which)."""

@@ -135,23 +135,10 @@ async def dashboard(
         d = min(date.fromisoformat(day), today) if day else default_syt_day(now, cfg)
     except ValueError:
         d = default_syt_day(now, cfg)
-    # Today's view is the map's, D's the table's; the 7-day chart comes apart
-    # (GET /byt/supply-chart, fetched by the page) so that the page does not wait for it.
-    live = await national.national_view(
-        conn, today, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=True
-    )
-    view = (
-        live
-        if d == today
-        else await national.national_view(conn, d, visible=me.facility_ids, cfg=cfg, now=now)
-    )
-    figures = {
-        int(f["facility_id"]): f for row in live["provinces"] for f in row.get("facilities", [])
-    }
-    facilities = await fetch_all(
-        conn, q.FACILITIES_IN_SCOPE, scope_national=True, scope_facilities=[], parent=None
-    )
-    suppliers = await fetch_all(conn, q.SUPPLIERS)
+    # D's view makes the table; the map's points (today's view with every facility) and the
+    # 7-day chart come apart (GET /map/data, GET /byt/supply-chart), fetched by the page after
+    # its first paint, so that the page waits for neither.
+    view = await national.national_view(conn, d, visible=me.facility_ids, cfg=cfg, now=now)
     waiting = await syt.sent_list(conn, parents=None, first=d - timedelta(days=30))
     response = render(
         request,
@@ -162,7 +149,6 @@ async def dashboard(
             "view": view,
             "nation": view["nation"],
             "supply": view["supply"],
-            "map": map_data(facilities, figures, suppliers, locale),
             "reports": waiting,
             "reports_by_org": {(r["org_id"], r["report_day"]): r for r in waiting},
         },
@@ -177,14 +163,47 @@ async def dashboard(
     return response
 
 
+MAP_ROLES = (Role.BYT, Role.ADMIN, Role.SYT)
+
+
+@router.get("/map/data", dependencies=[policy(roles=MAP_ROLES, scope=Scope.NATIONAL)])
+async def map_points(
+    *, conn: DbDep, me: PrincipalDep, locale: LocaleDep, cfg: CfgDep, now: NowDep
+) -> dict[str, Any]:
+    """The map's points (facilities by today's status, provinces, supplier sites) in the
+    caller's scope: the whole country for BYT, its own facilities for a department."""
+    today = local_today(now, cfg)
+    live = await national.national_view(
+        conn, today, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=True
+    )
+    figures = {
+        int(f["facility_id"]): f for row in live["provinces"] for f in row.get("facilities", [])
+    }
+    national_scope = me.facility_ids is None
+    facilities = await fetch_all(
+        conn,
+        q.FACILITIES_IN_SCOPE,
+        scope_national=national_scope,
+        scope_facilities=sorted(me.facility_ids or ()),
+        parent=None,
+    )
+    suppliers = await fetch_all(conn, q.SUPPLIERS)
+    return map_data(facilities, figures, suppliers, locale)
+
+
 @router.get("/byt/supply-chart", dependencies=[policy(roles=VIEW_ROLES, scope=Scope.NATIONAL)])
 async def supply_chart_data(
     *, conn: DbDep, me: PrincipalDep, locale: LocaleDep, cfg: CfgDep, now: NowDep
 ) -> dict[str, Any]:
     """The dashboard's chart (demand vs production vs capacity over the last 7 days), as JSON."""
     today = local_today(now, cfg)
+    # The supply figures of each day only (national.chart_day), not seven full national views.
     views = {
-        day_: await national.national_view(conn, day_, visible=me.facility_ids, cfg=cfg, now=now)
+        day_: {
+            "supply": await national.chart_day(
+                conn, day_, visible=me.facility_ids, cfg=cfg, now=now
+            )
+        }
         for day_ in (today - timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1))
     }
     return supply_chart(views, locale)

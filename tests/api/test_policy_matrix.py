@@ -63,6 +63,14 @@ def test_a_route_without_policy_is_caught() -> None:
     assert routes_without_policy(app) == ["['GET'] /api/rogue"]
 
 
+def test_matrix_covers_the_role_screens_actions(app_routes: list[RouteInfo]) -> None:
+    """Issue 17's map data and engineers' actions are in the route table the matrix walks."""
+    paths = {(r.path, m) for r in app_routes for m in r.methods}
+    assert ("/map/data", "GET") in paths
+    assert ("/facilities/{facility_id}/gateways/{gateway_id}/quarantine/replay", "POST") in paths
+    assert ("/alerts/{alert_id}/ack", "POST") in paths
+
+
 def test_scoped_path_parameters_are_enforced(app_routes: list[RouteInfo]) -> None:
     """A route taking a facility/org/supplier id must scope it, or be national-only."""
     scoped = {

@@ -1,4 +1,4 @@
-// The BYT coordination map (Leaflet from npm). Works offline: the base layer is Natural Earth
+// The coordination map of BYT and the departments (Leaflet from npm). Works offline: the base layer is Natural Earth
 // country outlines (world-atlas TopoJSON served by this server); Viet Nam is drawn with the
 // Hoàng Sa and Trường Sa archipelagos as Vietnamese territory (MISSION.md "Maps"). Online tiles
 // are an optional layer, off by default.
@@ -6,7 +6,6 @@
   "use strict";
   var el = document.getElementById("map");
   if (!el || typeof L === "undefined") return;
-  var data = JSON.parse(document.getElementById("map-data").textContent);
   var t = JSON.parse(document.getElementById("map-i18n").textContent);
   var COLOURS = { enough: "#1d7a3a", needs_more: "#b3261e", unknown: "#9aa3ad" };
   var VIETNAM = "704";
@@ -82,76 +81,118 @@
     .catch(function () { /* points still show without the outline */ });
 
   var provinces = L.layerGroup();
-  data.provinces.forEach(function (p) {
-    var circle = L.circle([p.lat, p.lon], { radius: 25000 + 8000 * p.facilities, color: COLOURS[p.status],
-                                            weight: 1, fillOpacity: 0.12, className: "prov-marker" });
-    keyboardable(circle, p.name + " — " + t[p.status] + ", " + t.facilities + ": " + p.facilities)
-      .bindPopup("<strong>" + esc(p.name) + "</strong><br>" + esc(t.facilities) + ": " +
-                 p.facilities + " · " + p.needs_more + " " + esc(t.needing) +
-                 "<br>" + esc(p.reporting_text) + " · " + esc(p.known_text))
-      .addTo(provinces);
-  });
-  provinces.addTo(map);
-
   var facilities = L.layerGroup();
-  data.facilities.forEach(function (f) {
-    var marker = L.circleMarker([f.lat, f.lon], { radius: 7, color: "#222", weight: 1,
-                                                  className: "fac-marker fac-" + f.id,
-                                                  fillColor: COLOURS[f.status] || COLOURS.unknown,
-                                                  fillOpacity: 0.95 });
-    keyboardable(marker, f.name + " — " + (t[f.status] || t.unknown) + ", " + t.days + ": " + f.days)
-      .bindPopup("<strong>" + esc(f.name) + "</strong><br>" + esc(t.province) + ": " + esc(f.province) +
-                 "<br>" + esc(t.parent) + ": " + esc(f.parent) +
-                 "<br>" + esc(t[f.status]) + " · " + esc(t.days) + ": " + esc(f.days) +
-                 "<br>" + esc(t.stock) + ": " + esc(f.stock) + " · " + esc(t.need) + ": " + esc(f.need) +
-                 (f.tanks ? "<br><span class=\"incomplete\">" + esc(f.tanks) + " — " + esc(t.incomplete) + "</span>" : "") +
-                 "<br>" + esc(f.reported ? t.reported : t.not_reported) +
-                 "<br><a href=\"" + esc(f.url) + "\">" + esc(t.open) + "</a>")
-      .bindTooltip(esc(f.name))
-      .addTo(facilities);
-  });
-  facilities.addTo(map);
-
   var suppliers = L.layerGroup();
-  data.suppliers.forEach(function (s) {
-    var d = 0.06;
-    var site = L.rectangle([[s.lat - d, s.lon - d], [s.lat + d, s.lon + d]], { color: "#6b4d00", weight: 1,
-                                                                              fillColor: "#f0b400", fillOpacity: 0.95 });
-    keyboardable(site, s.name + " — " + t.supplier)
-      .bindPopup("<strong>" + esc(s.name) + "</strong><br>" + esc(t.capacity) + ": " + esc(s.normal) +
-                 " / " + esc(s.full) + "<br>" + esc(t.contact) + ": " + esc(s.contact) + " " + esc(s.phone))
-      .bindTooltip(esc(s.name))
-      .addTo(suppliers);
-  });
-  suppliers.addTo(map);
-
-  // Support requests and shipments in flight, from the coordination service (if present).
   var flows = L.layerGroup();
-  function kg(v) { return v == null ? "—" : Math.round(v).toLocaleString(document.documentElement.lang); }
-  fetch("/api/coordination/map", { credentials: "same-origin", headers: { Accept: "application/json" } })
-    .then(function (r) { return r.ok ? r.json() : null; })
-    .then(function (c) {
-      if (!c) return;
-      (c.flows || []).forEach(function (f) {
-        if (f.from_lat == null || f.to_lat == null) return;
-        var line = L.polyline([[f.from_lat, f.from_lon], [f.to_lat, f.to_lon]],
-                              { color: "#6a3d9a", weight: 3, dashArray: "8 6", className: "flow-line" });
-        keyboardable(line, f.source_name + " → " + f.facility_name + ", " + kg(f.amount_kg) + " kg")
-          .bindPopup("<strong>" + esc(f.source_name) + " → " + esc(f.facility_name) + "</strong><br>" +
-                     esc(kg(f.amount_kg)) + " kg · " + esc(t.state[f.state] || f.state))
-          .addTo(flows);
-      });
-      (c.requests || []).forEach(function (q) {
-        if (q.lat == null) return;
-        var ring = L.circleMarker([q.lat, q.lon], { radius: 13, color: "#6a3d9a", weight: 2, fill: false,
-                                                    className: "request-ring" });
-        keyboardable(ring, t.request + ": " + q.name)
-          .bindPopup("<strong>" + esc(t.request) + ": " + esc(q.name) + "</strong><br>" +
-                     esc(t.remaining) + ": " + esc(kg(q.remaining_kg)) + " kg · " + esc(t.urgency[q.urgency] || q.urgency))
-          .addTo(flows);
-      });
+
+  function drawPoints(data) {
+    data.provinces.forEach(function (p) {
+      var circle = L.circle([p.lat, p.lon], { radius: 25000 + 8000 * p.facilities, color: COLOURS[p.status],
+                                              weight: 1, fillOpacity: 0.12, className: "prov-marker" });
+      keyboardable(circle, p.name + " — " + t[p.status] + ", " + t.facilities + ": " + p.facilities)
+        .bindPopup("<strong>" + esc(p.name) + "</strong><br>" + esc(t.facilities) + ": " +
+                   p.facilities + " · " + p.needs_more + " " + esc(t.needing) +
+                   "<br>" + esc(p.reporting_text) + " · " + esc(p.known_text))
+        .addTo(provinces);
+    });
+    data.facilities.forEach(function (f) {
+      var marker = L.circleMarker([f.lat, f.lon], { radius: 7, color: "#222", weight: 1,
+                                                    className: "fac-marker fac-" + f.id,
+                                                    fillColor: COLOURS[f.status] || COLOURS.unknown,
+                                                    fillOpacity: 0.95 });
+      keyboardable(marker, f.name + " — " + (t[f.status] || t.unknown) + ", " + t.days + ": " + f.days)
+        .bindPopup("<strong>" + esc(f.name) + "</strong><br>" + esc(t.province) + ": " + esc(f.province) +
+                   "<br>" + esc(t.parent) + ": " + esc(f.parent) +
+                   "<br>" + esc(t[f.status]) + " · " + esc(t.days) + ": " + esc(f.days) +
+                   "<br>" + esc(t.stock) + ": " + esc(f.stock) + " · " + esc(t.need) + ": " + esc(f.need) +
+                   (f.tanks ? "<br><span class=\"incomplete\">" + esc(f.tanks) + " — " + esc(t.incomplete) + "</span>" : "") +
+                   "<br>" + esc(f.reported ? t.reported : t.not_reported) +
+                   "<br><a href=\"" + esc(f.url) + "\">" + esc(t.open) + "</a>")
+        .bindTooltip(esc(f.name))
+        .addTo(facilities);
+    });
+    data.suppliers.forEach(function (s) {
+      var d = 0.06;
+      var site = L.rectangle([[s.lat - d, s.lon - d], [s.lat + d, s.lon + d]], { color: "#6b4d00", weight: 1,
+                                                                                fillColor: "#f0b400", fillOpacity: 0.95 });
+      keyboardable(site, s.name + " — " + t.supplier)
+        .bindPopup("<strong>" + esc(s.name) + "</strong><br>" + esc(t.capacity) + ": " + esc(s.normal) +
+                   " / " + esc(s.full) + "<br>" + esc(t.contact) + ": " + esc(s.contact) + " " + esc(s.phone))
+        .bindTooltip(esc(s.name))
+        .addTo(suppliers);
+    });
+  }
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error(url + ": " + r.status); return r.json(); });
+  }
+
+  // The points arrive after the page's first paint (GET data-src, in the caller's scope).
+  getJSON(el.getAttribute("data-src"))
+    .then(drawPoints)
+    .catch(function () {
+      var msg = document.getElementById("map-error");
+      if (msg) { msg.textContent = t.unavailable; msg.hidden = false; }
     })
-    .catch(function () { /* the map works without the coordination layer */ });
+    .then(function () { el.removeAttribute("aria-busy"); });
+
+  // Support requests (open, by urgency: the most urgent drawn on top) and shipments assigned or
+  // on the road, from the coordination service; each popup links to the request's page.
+  var URGENCY = { critical: { colour: "#b3261e", radius: 15, rank: 3 },
+                  high: { colour: "#b45309", radius: 13, rank: 2 },
+                  normal: { colour: "#6a3d9a", radius: 11, rank: 1 },
+                  unknown: { colour: "#6a3d9a", radius: 11, rank: 0 } };
+  function urgencyOf(q) { return URGENCY[q.urgency] || URGENCY.unknown; }
+  function kg(v) { return v == null ? "—" : Math.round(v).toLocaleString(document.documentElement.lang); }
+  function when(v) {
+    if (!v) return "—";
+    var d = new Date(v);
+    return isNaN(d) ? "—" : d.toLocaleString(document.documentElement.lang,
+      { timeZone: "Asia/Ho_Chi_Minh", day: "2-digit", month: "2-digit", year: "numeric",
+        hour: "2-digit", minute: "2-digit" });
+  }
+  function requestLink(id) {
+    return "<br><a href=\"/coordination/requests/" + encodeURIComponent(id) + "\">" + esc(t.open_request) + "</a>";
+  }
+  var coordination = el.getAttribute("data-coordination");
+  if (coordination) {
+    getJSON(coordination)
+      .then(function (c) {
+        (c.flows || []).forEach(function (f) {
+          if (f.from_lat == null || f.to_lat == null) return;
+          var line = L.polyline([[f.from_lat, f.from_lon], [f.to_lat, f.to_lon]],
+                                { color: "#6a3d9a", weight: 3, dashArray: "8 6",
+                                  className: "flow-line flow-" + f.state + " flow-req-" + f.request_id });
+          var state = t.state[f.state] || f.state;
+          keyboardable(line, f.source_name + " → " + f.facility_name + ", " + kg(f.amount_kg) + " kg, " + state)
+            .bindPopup("<strong>" + esc(f.source_name) + " → " + esc(f.facility_name) + "</strong><br>" +
+                       esc(kg(f.amount_kg)) + " kg · " + esc(t.state_label) + ": " + esc(state) +
+                       requestLink(f.request_id))
+            .addTo(flows);
+        });
+        (c.requests || []).slice().sort(function (a, b) { return urgencyOf(a).rank - urgencyOf(b).rank; })
+          .forEach(function (q) {
+            if (q.lat == null) return;
+            var u = urgencyOf(q);
+            var urgency = t.urgency[q.urgency] || t.urgency.unknown;
+            var ring = L.circleMarker([q.lat, q.lon], { radius: u.radius, color: u.colour, weight: 3, fill: false,
+                                                        className: "request-ring urgency-" + (q.urgency || "unknown") +
+                                                                   " req-" + q.id });
+            keyboardable(ring, t.request + ": " + q.name + ", " + urgency)
+              .bindPopup("<strong>" + esc(t.request) + " #" + esc(q.id) + ": " + esc(q.name) + "</strong><br>" +
+                         esc(t.urgency_label) + ": " + esc(urgency) + " · " + esc(t.state_label) + ": " +
+                         esc(t.state[q.state] || q.state) + "<br>" +
+                         esc(t.remaining) + ": " + esc(kg(q.remaining_kg)) + " kg · " +
+                         esc(t.needed_by) + ": " + esc(when(q.needed_by)) + requestLink(q.id))
+              .addTo(flows);
+          });
+      })
+      .catch(function () { /* the map works without the coordination layer */ });
+  }
+  provinces.addTo(map);
+  facilities.addTo(map);
+  suppliers.addTo(map);
   flows.addTo(map);
 
   var overlays = {};
