@@ -532,11 +532,8 @@ async def run_pages(
     who = {"nat-byt": ["/byt", "/coordination"],
            "nat-syt-79": [f"/provinces/{syt[0]}/facilities", f"/provinces/{syt[0]}/report"],
            str(fac[1]).lower(): [f"/facilities/{fac[0]}/tanks"]}  # fmt: skip
-    clients = {}
-    for user in who:
-        c = httpx.AsyncClient(base_url=base, follow_redirects=True, timeout=60)
-        await _login(c, user, password)
-        clients[user] = c
+    clients = {u: httpx.AsyncClient(base_url=base, follow_redirects=True, timeout=60) for u in who}
+    logged_in: set[str] = set()
     pages = [(u, p) for u, ps in who.items() for p in ps]
     k = 0
     try:
@@ -545,10 +542,13 @@ async def run_pages(
             k += 1
             start = time.monotonic()
             try:
+                if user not in logged_in:  # a failed login is an error, tried again next time
+                    await _login(clients[user], user, password)
+                    logged_in.add(user)
                 r = await clients[user].get(path)
                 ok = r.status_code == 200 and r.url.path == path
                 why = f"GET {path} as {user}: {r.status_code} at {r.url.path}"
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, RuntimeError) as exc:
                 ok, why = False, f"GET {path} as {user}: {exc!r}"
             times.api.append(time.monotonic() - start)
             if not ok:

@@ -132,7 +132,7 @@ def _plan(
         for i in range(1, count + 1):
             n += 1
             code = f"{CODE_PREFIX}{p.code}-{i:04d}"
-            beds = int(rng.lognormvariate(5.6, 0.7))
+            beds = max(30, int(rng.lognormvariate(5.6, 0.7)))
             n_tanks = 1 + (2 if extra >= 2 and beds > 900 else 1 if extra >= 1 and n % 2 else 0)
             extra -= n_tanks - 1
             facilities.append(
