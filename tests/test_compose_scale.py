@@ -75,6 +75,7 @@ def test_scale_services_are_existing_engines_in_the_profile() -> None:
     for name in ("ingest-a", "ingest-b"):
         env = scale["services"][name]["environment"]
         assert env["OXY_INGEST_GROUP"] == "oxy-ingest"
+        assert env["OXY_INGEST_CLIENT_ID"] == f"oxy-{name}"  # one persistent session each
         hosts.add(re.search(r"@([\w.]+):1883", env["OXY_MQTT_URL"]).group(1))  # type: ignore[union-attr]
     assert hosts == {"emqx1.oxy", "emqx2.oxy"}
     # No anonymous broker: both nodes authenticate against a password database.
