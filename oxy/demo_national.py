@@ -482,6 +482,7 @@ def seed_national(
             _rollups(conn)
         summary.created = True
         if storage_kind(conn) == "timescaledb" and scale.history_days > 0:
+            conn.commit()  # refresh_continuous_aggregate runs outside any transaction
             conn.autocommit = True
             for view in ("rollup_1m", "rollup_1h", "rollup_1d"):
                 conn.execute("CALL refresh_continuous_aggregate(%s, NULL, %s)", (view, end))
