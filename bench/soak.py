@@ -628,6 +628,7 @@ class SoakResult:
     api_requests: int
     api_errors: int
     error_samples: list[str]
+    duration_s: float
 
 
 async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) -> SoakResult:
@@ -717,6 +718,7 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
         api_requests,
         times.api_errors,
         times.error_samples,
+        cfg.duration_s,
     )
 
 
@@ -739,7 +741,8 @@ def summary(res: SoakResult, out: Any) -> None:
         f"lost {res.generated - res.stored:,}; messages unconfirmed {res.unconfirmed}, "
         f"re-sent after the ack timeout {res.republished}; "
         f"{res.outage_gateways} gateways replayed {res.replayed} messages after an outage, "
-        f"{res.skewed_gateways} ran with a skewed clock; API errors {res.api_errors}",
+        f"{res.skewed_gateways} ran with a skewed clock; API errors {res.api_errors}; "
+        f"{res.generated / res.duration_s:,.0f} readings/s generated",
         file=out,
     )
     for why in res.error_samples:
@@ -748,7 +751,13 @@ def summary(res: SoakResult, out: Any) -> None:
         ("ingest memory growth after warm-up", f"{growth:.1f} %", "< 5 %", growth < 5),
         ("worst interval p99 publish→commit", f"{p99 * 1000:.0f} ms", "< 1 s", p99 < 1),
         ("worst rollup lag", f"{lag:.1f} s", "≤ 60 s", lag <= 60),
-        ("slowest alert evaluation (country)", f"{alert:.2f} s", "< 5 s", alert < 5),
+        # "—": no evaluation of the whole country finished within the run
+        (
+            "slowest alert evaluation (country)",
+            "—" if math.isnan(alert) else f"{alert:.2f} s",
+            "< 5 s",
+            alert < 5,
+        ),
     ):
         print(f"  {name:<38} {value:>10}  target {target:<7} {'met' if ok else 'NOT MET'}",
               file=out)  # fmt: skip
