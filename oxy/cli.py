@@ -4,8 +4,10 @@ that `oxy gateway run` on a small edge box never loads the centre's stack."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
@@ -34,17 +36,53 @@ def db_migrate() -> None:
 
 
 @db_app.command("seed-demo")
-def db_seed_demo() -> None:
+def db_seed_demo(
+    scale: Annotated[
+        str, typer.Option(help="demo: the 13-hospital demo country; national: 34 provinces.")
+    ] = "demo",
+    facilities: Annotated[int, typer.Option(help="National scale: facilities.")] = 2000,
+    tanks: Annotated[
+        int, typer.Option(help="National scale: LOX tanks (1-3 per facility).")
+    ] = 3000,
+    history_days: Annotated[float, typer.Option(help="National scale: days of history.")] = 30.0,
+    history_step: Annotated[
+        int, typer.Option(help="National scale: seconds between history readings (>= 60).")
+    ] = 300,
+) -> None:
     """Seed the demo country (provinces, facilities, tanks, suppliers, gateways, accounts)."""
     from oxy.database import database_url
-    from oxy.demo_seed import seed_demo
     from oxy.migrate import migrate
 
+    if scale not in ("demo", "national"):
+        raise OxyError(f"--scale {scale}: use demo or national")
     settings = load_settings()
     with database_url(settings) as url:
         migrate(url)
-        summary = seed_demo(url)
+        if scale == "demo":
+            from oxy.demo_seed import seed_demo
+
+            typer.echo(seed_demo(url))
+            return
+        from oxy.demo_national import NationalScale, seed_national
+
+        try:
+            size = NationalScale(
+                facilities, tanks, history_days=history_days, history_step_s=history_step
+            )
+        except ValueError as exc:
+            raise OxyError(str(exc)) from exc
+        summary = seed_national(url, size)
     typer.echo(summary)
+    if summary.password:
+        path = settings.data_dir / "national" / "password.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(summary.password + "\n")
+        typer.echo(
+            f"accounts nat-byt, nat-syt-<province>, nat-<facility code>, nat-kysu share the "
+            f"password in {path}"
+        )
 
 
 @app.command("demo")

@@ -186,10 +186,12 @@ async def national_view(
             row["facilities"] = [f.as_dict() for f in members]
         rows.append(row)
     rows.sort(key=lambda r: (r["province_code"] or "99", r["code"] or ""))
+    # No facility active on D (a deployment's first days, D before the registry): the same keys
+    # as ever, every figure unknown, so the pages show "—" instead of failing on a missing key.
     nation = (
         _add([{k: v for k, v in r.items() if k not in ("org_id",)} for r in rows], cfg)
         if rows
-        else _add([], cfg)
+        else totals([], cfg)
     )
     supply = await supply_figures(conn, day)
     need = nation.get("need_nm3_per_day")  # None when no facility has a need figure
