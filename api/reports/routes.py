@@ -28,7 +28,7 @@ from api.policy import Scope, policy
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
-from . import exports, facility, national, pdf, rules, supplier, syt
+from . import exports, facility, letterhead, national, pdf, rules, supplier, syt
 from .errors import Conflict, Incomplete, Locked, ValidationFailed
 from .messages import text
 
@@ -88,12 +88,6 @@ def _refusals(locale: str) -> Iterator[None]:
 async def _check_facility(conn: DbDep, facility_id: int) -> None:
     if await facility.facility_ref(conn, facility_id) is None:
         raise not_found()
-
-
-async def _org_name(conn: DbDep, org_id: int) -> str:
-    cur = await conn.execute("SELECT name FROM organisations WHERE id = %(id)s", {"id": org_id})
-    row = await cur.fetchone()
-    return str(row[0]) if row else str(org_id)
 
 
 async def _org_code(conn: DbDep, org_id: int) -> str:
@@ -401,17 +395,8 @@ async def print_syt_report(
     report = await syt.details(
         conn, org_id, day, visible=me.facility_ids, cfg=get_config(request), now=_now()
     )
-    return HTMLResponse(exports.syt_print_html(report, await _org_name(conn, org_id), locale))
-
-
-async def _org_province(conn: DbDep, org_id: int) -> str | None:
-    cur = await conn.execute(
-        "SELECT a.name FROM organisations o JOIN admin_units a ON a.code = o.province_code "
-        "WHERE o.id = %(id)s",
-        {"id": org_id},
-    )
-    row = await cur.fetchone()
-    return str(row[0]) if row else None
+    head = await letterhead.load(conn, org_id, day)
+    return HTMLResponse(exports.syt_print_html(report, head, locale))
 
 
 @router.get(
@@ -429,9 +414,9 @@ async def print_syt_report_pdf(
     report = await syt.details(
         conn, org_id, day, visible=me.facility_ids, cfg=get_config(request), now=_now()
     )
-    name = await _org_name(conn, org_id)
+    head = await letterhead.load(conn, org_id, day)
     try:
-        body = pdf.syt_report_pdf(report, name, locale, province=await _org_province(conn, org_id))
+        body = pdf.syt_report_pdf(report, head, locale)
     except pdf.FontMissing as exc:
         logger.error("%s", exc)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
