@@ -703,14 +703,28 @@ async def get_supplier_report(
 async def export_deliveries(
     *, supplier_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
 ) -> Response:
-    """CSV or XLSX of the deliveries."""
-    out = await _supplier_view(conn, me, request, supplier_id, day)
+    """CSV or XLSX of the deliveries; headings only for a day the supplier has not reported
+    (the page links the file for every day)."""
+    out = await supplier.view(
+        conn,
+        supplier_id,
+        day,
+        cfg=get_config(request),
+        now=_now(),
+        show_facility_figures=me.role in NATIONAL_ROLES,
+    )
+    if out is None:
+        cur = await conn.execute(
+            "SELECT 1 FROM suppliers WHERE org_id = %(id)s", {"id": supplier_id}
+        )
+        if await cur.fetchone() is None:
+            raise not_found()
     return await _export(
         request,
         kind,
         f"deliveries-{supplier_id}-{day}",
         exports.delivery_columns(),
-        out["deliveries"],
+        out["deliveries"] if out else [],
     )
 
 
