@@ -272,8 +272,12 @@ async def add_correction(
     value = number_field(form, "value", errors, required=action is corr.CorrectionAction.REPLACE)
     if action is corr.CorrectionAction.INVALIDATE:
         value = None
+    # A corrected value's unit is chosen, never guessed; an invalidation has no value.
+    raw_unit = str(form.get("value_unit") or "")
     try:
-        unit = cp.ValueUnit(str(form.get("value_unit") or "sensor"))
+        unit = cp.ValueUnit(raw_unit or "sensor")
+        if value is not None and not raw_unit:
+            raise ValueError(raw_unit)
     except ValueError:
         unit = cp.ValueUnit.SENSOR
         errors.add("value_unit", "Choose the unit of the value.")
