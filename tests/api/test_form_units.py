@@ -47,7 +47,9 @@ def test_facility_form_needs_a_unit(client: TestClient, world: World) -> None:
     day = _day()
     page = client.get(f"/facilities/{world.fac_in}/report?day={day}")
     assert page.status_code == 200
-    _assert_nothing_chosen(page.text, {"stock_liquid_unit", "refilled_liquid_unit", "refilled_gas_unit"})
+    _assert_nothing_chosen(
+        page.text, {"stock_liquid_unit", "refilled_liquid_unit", "refilled_gas_unit"}
+    )
     form = {
         "csrf_token": csrf_of(page.text),
         "day": day,
