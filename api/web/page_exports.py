@@ -1,0 +1,65 @@
+"""Exports of the lists that pages show, on the page's own route (`?format=csv|xlsx`), so the
+file passes the same role and scope check as the page; written by `api.reports.exports`
+(values in the caller's language, Vietnam time, formulas neutralised). The buttons are the
+`export_links` macro (pages/_macros.html) with `param=True`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import HTTPException, Request
+from starlette.responses import Response
+
+from api.reports import exports
+
+
+def requested(request: Request) -> str | None:
+    """The export kind asked for (None: the page itself); 404 for an unknown kind."""
+    kind = request.query_params.get("format")
+    if kind is None:
+        return None
+    if kind not in exports.KINDS:
+        raise HTTPException(404, "not found")
+    return kind
+
+
+def download(
+    kind: str,
+    title: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[dict[str, Any]],
+    locale: str,
+) -> Response:
+    """The page's rows as `<title>.<kind>`, headed in `locale` (English message ids)."""
+    return exports.download(kind, title, columns, rows, locale=locale)
+
+
+ADMIN_FACILITY_COLUMNS: list[tuple[str, str]] = [
+    ("code", "Code"),
+    ("name", "Name"),
+    ("province_name", "Province"),
+    ("parent_name", "Reporting to"),
+    ("beds", "Beds"),
+    ("icu_beds", "ICU beds"),
+    ("latitude", "Latitude"),
+    ("longitude", "Longitude"),
+    ("tanks", "Tanks"),
+    ("gateways", "Gateways"),
+]
+ADMIN_TANK_COLUMNS: list[tuple[str, str]] = [
+    ("facility", "Facility"),
+    ("code", "Tank"),
+    ("name", "Name"),
+    ("capacity_kg", "Capacity (kg)"),
+    ("min_usable_kg", "Minimum usable (kg)"),
+    ("diameter_m", "Diameter (m)"),
+    ("version", "Calibration"),
+]
+ADMIN_GATEWAY_COLUMNS: list[tuple[str, str]] = [
+    ("code", "Code"),
+    ("name", "Name"),
+    ("facility", "Facility"),
+    ("last_seen", "Last reading received"),
+    ("revoked_at", "Revoked"),
+]
