@@ -11,7 +11,11 @@ from typing import Any
 from fastapi import HTTPException, Request
 from starlette.responses import Response
 
+from api.i18n import gettext
 from api.reports import exports
+from api.templating import ROLE_LABELS
+
+from . import labels
 
 
 def requested(request: Request) -> str | None:
@@ -63,3 +67,34 @@ ADMIN_GATEWAY_COLUMNS: list[tuple[str, str]] = [
     ("last_seen", "Last reading received"),
     ("revoked_at", "Revoked"),
 ]
+
+AUDIT_COLUMNS: list[tuple[str, str]] = [
+    ("at", "When"),
+    ("username", "Who"),
+    ("role", "Role"),
+    ("action", "Action"),
+    ("record", "Record"),
+    ("before", "Before"),
+    ("after", "After"),
+]
+
+
+def audit_rows(entries: Sequence[dict[str, Any]], locale: str) -> list[dict[str, Any]]:
+    """Audit records as the page shows them: labels for roles, actions, record types and
+    field names (api.web.labels), never the stored identifiers."""
+    out = []
+    for e in entries:
+        role = e.get("role")
+        out.append(
+            {
+                "at": e.get("at"),
+                "username": e.get("username"),
+                "role": gettext(locale, ROLE_LABELS.get(role, role)) if role else None,
+                "action": labels.action_label(str(e.get("action")), locale),
+                "record": f"{labels.entity_label(str(e.get('entity')), locale)} "
+                f"{e.get('entity_id') or ''}".strip(),
+                "before": labels.readable(e.get("before"), locale),
+                "after": labels.readable(e.get("after"), locale),
+            }
+        )
+    return out

@@ -1,0 +1,62 @@
+"""Exports on the pages' own routes (`?format=csv|xlsx`, api/web/page_exports.py): the page's
+role and scope check, formula injection neutralised, labels instead of stored identifiers."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import psycopg
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import USERNAMES, World, login
+
+HOSTILE = '=HYPERLINK("http://evil.example","x")'
+
+
+def _rows(body: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+
+def test_admin_facility_export_is_neutralised_and_admin_only(
+    client: TestClient, world: World
+) -> None:
+    with psycopg.connect(world.db_url) as conn:
+        conn.execute("UPDATE organisations SET name = %s WHERE id = %s", (HOSTILE, world.fac_in))
+    login(client, USERNAMES["admin"])
+    r = client.get("/admin/facilities?format=csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="facilities.csv"' in r.headers["content-disposition"]
+    rows = _rows(r.content)
+    assert rows[0][:3] == ["Mã", "Tên", "Tỉnh/thành phố"], rows[0]
+    assert [c for row in rows for c in row if HOSTILE in c] == ["'" + HOSTILE]
+    assert client.get("/admin/facilities?format=pdf").status_code == 404
+    for path in ("/admin/tanks", "/admin/gateways"):
+        x = client.get(path + "?format=xlsx")
+        assert x.status_code == 200 and x.content[:2] == b"PK", path
+    en = client.get("/admin/facilities?format=csv&lang=en")
+    assert _rows(en.content)[0][:2] == ["Code", "Name"]
+
+
+def test_page_exports_keep_the_page_role_check(client: TestClient, world: World) -> None:
+    login(client, USERNAMES["facility"])
+    for path in ("/admin/facilities", "/admin/tanks", "/admin/gateways"):
+        assert client.get(path + "?format=csv").status_code == 403, path
+
+
+def test_audit_export_shows_labels_not_identifiers(client: TestClient, world: World) -> None:
+    login(client, USERNAMES["admin"])
+    r = client.get("/audit?format=csv")
+    assert r.status_code == 200, r.text[:300]
+    rows = _rows(r.content)
+    assert rows[0] == [
+        "Thời điểm",
+        "Người thực hiện",
+        "Vai trò",
+        "Hành động",
+        "Bản ghi",
+        "Trước",
+        "Sau",
+    ]
+    actions = {row[3] for row in rows[1:]}
+    assert actions and "login" not in actions, actions
