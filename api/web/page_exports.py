@@ -98,3 +98,38 @@ def audit_rows(entries: Sequence[dict[str, Any]], locale: str) -> list[dict[str,
             }
         )
     return out
+
+
+TANK_COLUMNS: list[tuple[str, str]] = [
+    ("code", "Tank"),
+    ("name", "Name"),
+    ("monitored", "Monitored"),
+    ("contents_kg", "Contents (kg)"),
+    ("fill_pct", "Full (%%)"),
+    ("avg_daily_kg", "Average use (kg/day)"),
+    ("days_of_supply", "Days of supply"),
+    ("status", "Status"),
+]
+GATEWAY_STATE_LABELS = {
+    "online": "Online",
+    "offline": "Offline",
+    "silent": "Silent",
+}
+ENGINEER_GATEWAY_COLUMNS: list[tuple[str, str]] = [
+    ("code", "Gateway"),
+    ("facility", "Facility"),
+    ("state", "Connection"),
+    ("last_seen", "Last seen"),
+    ("outbox_depth", "Outbox"),
+    ("outbox_oldest", "Oldest in outbox"),
+    ("evicted_total", "Evicted"),
+    ("version", "Firmware / config"),
+]
+
+
+def gateway_rows(rows: Sequence[dict[str, Any]], locale: str) -> list[dict[str, Any]]:
+    """The engineer's gateways with the connection state as a word in `locale`."""
+    return [
+        {**r, "state": gettext(locale, GATEWAY_STATE_LABELS.get(str(r["state"]), "Never heard"))}
+        for r in rows
+    ]

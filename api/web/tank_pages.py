@@ -6,6 +6,7 @@ contents series with the corrections overlay, days of supply and status.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,6 +31,7 @@ from api.reports.messages import text
 from api.scope import scope_params
 from api.templating import flash, render
 
+from . import page_exports
 from . import queries as q
 from .deps import CfgDep, NowDep
 from .forms import FormErrors, local_datetime_field, number_field, redirect_saved, text_field
@@ -152,6 +154,10 @@ async def tank_list(
     facility = await _facility(conn, facility_id)
     tanks = await fetch_all(conn, q.FACILITY_TANKS, facility=facility_id)
     statuses, _ = await tank_statuses(conn, tanks, cfg, now)
+    if kind := page_exports.requested(request):
+        rows = [dataclasses.asdict(t) for t in statuses]
+        title = f"tanks-{facility['code']}"
+        return page_exports.download(kind, title, page_exports.TANK_COLUMNS, rows, locale)
     return render(
         request,
         "pages/tanks.html",

@@ -31,7 +31,9 @@ DETAILS_PER_PAGE = 2
 PAGES_PER_ROLE = 28
 
 # Links never followed: leaving the session, files, the JSON API, other languages.
-SKIP = re.compile(r"^/(logout|static/|api/|docs|openapi)|\.(csv|xlsx|pdf|json)$|/export|[?&]lang=")
+SKIP = re.compile(
+    r"^/(logout|static/|api/|docs|openapi)|\.(csv|xlsx|pdf|json)$|/export|[?&](lang|format)="
+)
 
 # A catalogue key (`state.sent`, `report.error.unit`...) or snake_case identifier as visible text.
 KEY = re.compile(
@@ -290,12 +292,9 @@ NO_EXPORT_YET: dict[str, str] = {
     "/admin/users": "export not built yet (issue 18)",
     "/accounts": "export not built yet (issue 18)",
     "/coordination/suggestions": "export not built yet (issue 18)",
-    "/facility": "export not built yet (issue 18)",
     "/facility/coming": "export not built yet (issue 18)",
     "/supplier/assignments": "export not built yet (issue 18)",
     "/facilities": "engineer's list: export not built yet (issue 18)",
-    "/gateways": "engineer's list: export not built yet (issue 18)",
-    "/facilities/{id}/tanks": "export not built yet (issue 18)",
     "/facilities/{id}/tanks/{id}": "export not built yet (issue 18)",
     "/facilities/{id}/gateways/{id}": "export not built yet (issue 18)",
 }
