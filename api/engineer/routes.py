@@ -103,7 +103,7 @@ async def gateways_page(
     if kind := page_exports.requested(request):
         out = page_exports.gateway_rows(rows, locale)
         cols = page_exports.ENGINEER_GATEWAY_COLUMNS
-        return page_exports.download(kind, "gateways", cols, out, locale)
+        return page_exports.download(kind, "gateways", cols, out, locale=locale)
     counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("online", "offline", "silent")}
     return render(
         request,

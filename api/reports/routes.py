@@ -670,7 +670,16 @@ async def _supplier_view(
     conn: DbDep, me: Principal, request: Request, supplier_id: int, day: date
 ) -> dict[str, Any]:
     """The supplier's report of the day (404 when it has none); refills to national roles only."""
-    out = await supplier.view(
+    out = await _supplier_view_or_none(conn, me, request, supplier_id, day)
+    if out is None:
+        raise not_found()
+    return out
+
+
+async def _supplier_view_or_none(
+    conn: DbDep, me: Principal, request: Request, supplier_id: int, day: date
+) -> dict[str, Any] | None:
+    return await supplier.view(
         conn,
         supplier_id,
         day,
@@ -678,9 +687,6 @@ async def _supplier_view(
         now=_now(),
         show_facility_figures=me.role in NATIONAL_ROLES,
     )
-    if out is None:
-        raise not_found()
-    return out
 
 
 @router.get(
@@ -705,14 +711,7 @@ async def export_deliveries(
 ) -> Response:
     """CSV or XLSX of the deliveries; headings only for a day the supplier has not reported
     (the page links the file for every day)."""
-    out = await supplier.view(
-        conn,
-        supplier_id,
-        day,
-        cfg=get_config(request),
-        now=_now(),
-        show_facility_figures=me.role in NATIONAL_ROLES,
-    )
+    out = await _supplier_view_or_none(conn, me, request, supplier_id, day)
     if out is None:
         cur = await conn.execute(
             "SELECT 1 FROM suppliers WHERE org_id = %(id)s", {"id": supplier_id}

@@ -68,7 +68,7 @@ async def audit_page(
     )
     if kind := page_exports.requested(request):
         out = page_exports.audit_rows(rows, locale)
-        return page_exports.download(kind, "audit", page_exports.AUDIT_COLUMNS, out, locale)
+        return page_exports.download(kind, "audit", page_exports.AUDIT_COLUMNS, out, locale=locale)
     return render(
         request,
         "audit.html",

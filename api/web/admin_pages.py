@@ -41,7 +41,7 @@ async def facilities(
     rows = await fetch_all(conn, q.ADMIN_FACILITIES)
     if kind := page_exports.requested(request):
         cols = page_exports.ADMIN_FACILITY_COLUMNS
-        return page_exports.download(kind, "facilities", cols, rows, locale)
+        return page_exports.download(kind, "facilities", cols, rows, locale=locale)
     parents = await fetch_all(conn, q.REPORTING_PARENTS)
     suppliers = await fetch_all(conn, q.SUPPLIERS)
     return render(
@@ -58,7 +58,9 @@ async def tanks(*, request: Request, conn: DbDep, me: PrincipalDep, locale: Loca
     """Every tank with its current calibration version."""
     rows = await fetch_all(conn, q.ADMIN_TANKS)
     if kind := page_exports.requested(request):
-        return page_exports.download(kind, "tanks", page_exports.ADMIN_TANK_COLUMNS, rows, locale)
+        return page_exports.download(
+            kind, "tanks", page_exports.ADMIN_TANK_COLUMNS, rows, locale=locale
+        )
     return render(request, "pages/admin_tanks.html", {"rows": rows}, locale=locale, principal=me)
 
 
@@ -115,7 +117,7 @@ async def gateways(
     if kind := page_exports.requested(request):
         rows = await fetch_all(conn, q.ADMIN_GATEWAYS)
         cols = page_exports.ADMIN_GATEWAY_COLUMNS
-        return page_exports.download(kind, "gateways", cols, rows, locale)
+        return page_exports.download(kind, "gateways", cols, rows, locale=locale)
     return await _gateways_page(request, conn, me, locale, {}, {})
 
 

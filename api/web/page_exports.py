@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import HTTPException, Request
-from starlette.responses import Response
 
 from api.i18n import gettext
 from api.reports import exports
+from api.reports.exports import download
 from api.templating import ROLE_LABELS
+
+__all__ = ["download", "requested"]
 
 from . import labels
 
@@ -26,17 +28,6 @@ def requested(request: Request) -> str | None:
     if kind not in exports.KINDS:
         raise HTTPException(404, "not found")
     return kind
-
-
-def download(
-    kind: str,
-    title: str,
-    columns: Sequence[tuple[str, str]],
-    rows: Sequence[dict[str, Any]],
-    locale: str,
-) -> Response:
-    """The page's rows as `<title>.<kind>`, headed in `locale` (English message ids)."""
-    return exports.download(kind, title, columns, rows, locale=locale)
 
 
 ADMIN_FACILITY_COLUMNS: list[tuple[str, str]] = [

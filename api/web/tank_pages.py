@@ -157,7 +157,7 @@ async def tank_list(
     if kind := page_exports.requested(request):
         rows = [dataclasses.asdict(t) for t in statuses]
         title = f"tanks-{facility['code']}"
-        return page_exports.download(kind, title, page_exports.TANK_COLUMNS, rows, locale)
+        return page_exports.download(kind, title, page_exports.TANK_COLUMNS, rows, locale=locale)
     return render(
         request,
         "pages/tanks.html",

@@ -60,3 +60,20 @@ def test_audit_export_shows_labels_not_identifiers(client: TestClient, world: Wo
     ]
     actions = {row[3] for row in rows[1:]}
     assert actions and "login" not in actions, actions
+
+
+def test_deliveries_export_of_a_day_without_report_has_headings_only(
+    client: TestClient, world: World
+) -> None:
+    login(client, USERNAMES["supplier"])
+    url = f"/api/suppliers/{world.sup_in}/reports/2026-01-05/deliveries.csv"
+    r = client.get(url)
+    assert r.status_code == 200, r.text
+    rows = _rows(r.content)
+    assert len(rows) == 1 and rows[0][0] == "Mã", rows
+    # Another supplier's file stays out of reach; an id that is no supplier is not found.
+    other = f"/api/suppliers/{world.sup_out}/reports/2026-01-05/deliveries.csv"
+    assert client.get(other).status_code in (403, 404)
+    login(client, USERNAMES["admin"])
+    missing = f"/api/suppliers/{world.fac_in}/reports/2026-01-05/deliveries.csv"
+    assert client.get(missing).status_code == 404
