@@ -124,3 +124,26 @@ def gateway_rows(rows: Sequence[dict[str, Any]], locale: str) -> list[dict[str, 
         {**r, "state": gettext(locale, GATEWAY_STATE_LABELS.get(str(r["state"]), "Never heard"))}
         for r in rows
     ]
+
+
+ACCOUNT_COLUMNS: list[tuple[str, str]] = [
+    ("username", "Username"),
+    ("display_name", "Full name"),
+    ("role", "Role"),
+    ("organisation", "Organisation"),
+    ("status", "Status"),
+]
+
+
+def account_rows(users: Sequence[dict[str, Any]], locale: str) -> list[dict[str, Any]]:
+    """Accounts as the pages show them: role and status as words in `locale`."""
+    return [
+        {
+            "username": u.get("username"),
+            "display_name": u.get("display_name"),
+            "role": gettext(locale, ROLE_LABELS.get(str(u.get("role")), str(u.get("role")))),
+            "organisation": u.get("org_name") or u.get("org_code"),
+            "status": gettext(locale, "Active" if u.get("is_active") else "Disabled"),
+        }
+        for u in users
+    ]

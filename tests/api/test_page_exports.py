@@ -77,3 +77,16 @@ def test_deliveries_export_of_a_day_without_report_has_headings_only(
     login(client, USERNAMES["admin"])
     missing = f"/api/suppliers/{world.fac_in}/reports/2026-01-05/deliveries.csv"
     assert client.get(missing).status_code == 404
+
+
+def test_account_exports_follow_who_manages_them(client: TestClient, world: World) -> None:
+    login(client, USERNAMES["admin"])
+    rows = _rows(client.get("/admin/users?format=csv").content)
+    assert rows[0] == ["Tên đăng nhập", "Họ và tên", "Vai trò", "Đơn vị", "Trạng thái"], rows[0]
+    names = {r[0] for r in rows[1:]}
+    assert {"admin1", "syt79", "staff-in"} <= names
+    assert not {r[2] for r in rows[1:]} & {"admin", "syt", "facility"}  # roles as words
+    login(client, USERNAMES["syt"])
+    assert client.get("/admin/users?format=csv").status_code == 403
+    mine = _rows(client.get("/accounts?format=csv").content)
+    assert {r[0] for r in mine[1:]} <= names - {"admin1", "byt1", "syt79"}
