@@ -42,6 +42,14 @@ ADMIN_FACILITY_COLUMNS: list[tuple[str, str]] = [
     ("tanks", "Tanks"),
     ("gateways", "Gateways"),
 ]
+# The facilities in the caller's scope (/facilities).
+FACILITY_COLUMNS: list[tuple[str, str]] = [
+    ("code", "Code"),
+    ("name", "Name"),
+    ("province_name", "Province"),
+    ("parent_name", "Reporting to"),
+    ("beds", "Beds"),
+]
 ADMIN_TANK_COLUMNS: list[tuple[str, str]] = [
     ("facility", "Facility"),
     ("code", "Tank"),

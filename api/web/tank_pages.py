@@ -437,4 +437,7 @@ async def facility_list(
 ) -> Response:
     """The facilities in the caller's scope (engineers: their assigned ones), to their tanks."""
     rows = await fetch_all(conn, q.FACILITIES_IN_SCOPE, **scope_params(me), parent=None)
+    if kind := page_exports.requested(request):
+        cols = page_exports.FACILITY_COLUMNS
+        return page_exports.download(kind, "facilities", cols, rows, locale=locale)
     return render(request, "pages/facilities.html", {"rows": rows}, locale=locale, principal=me)

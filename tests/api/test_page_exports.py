@@ -90,3 +90,12 @@ def test_account_exports_follow_who_manages_them(client: TestClient, world: Worl
     assert client.get("/admin/users?format=csv").status_code == 403
     mine = _rows(client.get("/accounts?format=csv").content)
     assert {r[0] for r in mine[1:]} <= names - {"admin1", "byt1", "syt79"}
+
+
+def test_facility_list_export_is_the_callers_scope(client: TestClient, world: World) -> None:
+    login(client, USERNAMES["engineer"])
+    rows = _rows(client.get("/facilities?format=csv").content)
+    assert [r[0] for r in rows[1:]] == ["BV-IN"], rows  # the engineer's one facility
+    login(client, USERNAMES["admin"])
+    codes = {r[0] for r in _rows(client.get("/facilities?format=csv").content)[1:]}
+    assert {"BV-IN", "BV-OUT"} <= codes

@@ -290,7 +290,6 @@ def test_no_page_overflows_a_phone(browser: Any, live_server: LiveServer, userna
 NO_EXPORT_YET: dict[str, str] = {
     "/account": "the user's own API tokens and sessions, not a list to export",
     "/coordination/suggestions": "export not built yet (issue 18)",
-    "/facilities": "engineer's list: export not built yet (issue 18)",
     "/facilities/{id}/tanks/{id}": "export not built yet (issue 18)",
     "/facilities/{id}/gateways/{id}": "export not built yet (issue 18)",
 }
