@@ -269,7 +269,11 @@ class Reference:
 
     @property
     def label(self) -> str:
-        """Short label for screens and API documents, e.g. 'm3 @ 0 °C, 101.325 kPa'."""
+        """Short label for API documents, e.g. 'm3 @ 0 °C, 1 atm' (101.325 kPa, which a
+        Vietnamese reader takes for 101 325), else 'm3 @ 20 °C, 101.3 kPa'; the pages use the
+        locale-aware `api.i18n.gas_unit`."""
+        if abs(self.pressure_kpa - 101.325) < 1e-9:
+            return f"m3 @ {self.temp_c:g} °C, 1 atm"
         return f"m3 @ {self.temp_c:g} °C, {self.pressure_kpa:g} kPa"
 
     def kg_to_m3(self, kg: float) -> float:

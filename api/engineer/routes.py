@@ -19,6 +19,7 @@ from api.policy import Scope, policy
 from api.routes import ROUTERS
 from api.scope import Principal, Role, scope_params
 from api.templating import render
+from api.web import page_exports
 from api.web.deps import NowDep
 from api.web.tank_pages import fetch_all, fetch_one
 
@@ -100,6 +101,10 @@ async def gateways_page(
 ) -> Response:
     """The gateways of the caller's facilities: connection, outbox, evictions, versions, devices."""
     rows = await _gateways(conn, me, now)
+    if kind := page_exports.requested(request):
+        out = page_exports.gateway_rows(rows, locale)
+        cols = page_exports.ENGINEER_GATEWAY_COLUMNS
+        return page_exports.download(kind, "gateways", cols, out, locale=locale)
     counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("online", "offline", "silent")}
     return render(
         request,

@@ -17,9 +17,10 @@ from typing import Any
 from fastapi.responses import Response
 from openpyxl import Workbook
 
-from api.i18n import DEFAULT_LOCALE, gettext, to_local
+from api.i18n import DEFAULT_LOCALE, format_date, gettext, to_local
 
-from .layout import field_rows
+from .layout import day_of, field_rows
+from .letterhead import Letterhead, issued_on
 from .messages import text
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -252,9 +253,11 @@ def delivery_columns() -> list[tuple[str, str]]:
     ]
 
 
-def syt_print_html(report: dict[str, Any], org_name: str, locale: str) -> str:
-    """A print-styled A4 page of the SYT report (fields 1–16 and the facility list)."""
+def syt_print_html(report: dict[str, Any], head: Letterhead, locale: str) -> str:
+    """A print-styled A4 page of the SYT report (fields 1–16 and the facility list) in the
+    layout of administrative documents (NĐ 30/2020), like the PDF."""
     e = html.escape
+    org_name = head.department
     gas = report["units"]["gas"]
     locked = report.get("locked")
     lines = field_rows(report, locale)
@@ -262,19 +265,21 @@ def syt_print_html(report: dict[str, Any], org_name: str, locale: str) -> str:
         f"<tr><th>{e(n)}</th><td>{e(label)}</td><td>{e(str(v))}</td></tr>" for n, label, v in lines
     )
     cols = localize(facility_columns(), locale, gas=gas)
-    head = "".join(f"<th>{e(label)}</th>" for _, label in cols)
+    head_cells = "".join(f"<th>{e(label)}</th>" for _, label in cols)
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td>{e(str(_cell(fac.get(k)) if fac.get(k) is not None else '—'))}</td>"
+            f"<td>{e(str(_cell(fac.get(k), locale)) if fac.get(k) is not None else '—')}</td>"
             for k, _ in cols
         )
         + "</tr>"
         for fac in report["facilities"]
     )
-    state = e(str(report.get("state", "draft")))
+    state = e(gettext(locale, "state." + str(report.get("state", "draft"))))
     revision = e(str(report.get("revision", 0)))
     lock = f"<p class='lock'>{e(text(locked, locale))}</p>" if locked else ""
+    governing = head.governing(locale)
+    day = format_date(day_of(report), locale)
 
     def _(msg: str) -> str:
         return e(gettext(locale, msg))
@@ -283,20 +288,45 @@ def syt_print_html(report: dict[str, Any], org_name: str, locale: str) -> str:
 <html lang="{e(locale)}"><head><meta charset="utf-8">
 <title>{_("Report to the Ministry of Health")} {e(org_name)} {e(report["report_day"])}</title>
 <style>
-@page {{ size: A4 landscape; margin: 12mm; }}
-body {{ font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10pt; }}
+@page {{ size: A4 landscape; margin: 20mm 15mm 20mm 30mm; }}
+body {{ font-family: "Times New Roman", "DejaVu Serif", serif; font-size: 11pt; }}
 table {{ border-collapse: collapse; width: 100%; margin-bottom: 8mm; }}
 th, td {{ border: 1px solid #444; padding: 2px 4px; text-align: left; }}
+.letterhead {{ display: flex; justify-content: space-between; text-align: center; }}
+.letterhead p {{ margin: 0; }}
+.dept, .motto {{ font-weight: bold; }}
+.place {{ font-style: italic; margin-top: 2mm !important; }}
+.title {{ text-align: center; font-weight: bold; margin: 6mm 0 0; }}
+.to {{ text-align: center; }}
+.end {{ display: flex; justify-content: space-between; break-inside: avoid; }}
+.signer {{ text-align: center; min-width: 40%; }}
+.signer .name {{ margin-top: 22mm; font-weight: bold; }}
 .lock {{ font-weight: bold; }}
 @media print {{ .noprint {{ display: none; }} }}
 @media screen {{ body {{ max-width: 297mm; margin: auto; }} }}
 </style></head><body>
 <p class="noprint"><a href="print.pdf" download>{e(gettext(locale, "Download PDF"))}</a></p>
-<h1>{e(org_name)} — {_("Report to the Ministry of Health")}</h1>
-<p>{_("Report date")}: {e(report["report_day"])} · {_("State")}: {state}
+<header class="letterhead">
+<div>{f"<p>{e(governing)}</p>" if governing else ""}
+<p class="dept">{e(org_name.upper())}</p><p>{e(head.number(locale))}</p></div>
+<div><p class="motto">{_("SOCIALIST REPUBLIC OF VIET NAM")}</p>
+<p class="motto"><u>{_("Independence - Freedom - Happiness")}</u></p>
+<p class="place">{e(head.place_and_date(issued_on(report), locale))}</p></div>
+</header>
+<h1 class="title">{_("REPORT")}<br>
+{e(gettext(locale, "Medical oxygen supply and use on %(day)s") % {"day": day})}</h1>
+<p class="to">{_("To: Ministry of Health")}.</p>
+<p>{_("Report date")}: {e(day)} · {_("State")}: {state}
  · {_("Revision")}: {revision}</p>
-<p>{_("Gas unit")}: {e(gas)}; {_("liquid oxygen")}: kg, m3 LOX</p>
+<p>{_("Gas unit")}: {e(gas)}; {_("liquid oxygen")}: kg, {_("m3 LOX (liquid, 1.141 kg/L)")}</p>
 {lock}
 <table>{rows}</table>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<table><thead><tr>{head_cells}</tr></thead><tbody>{body}</tbody></table>
+<section class="end">
+<div><p><b><i>{_("Recipients:")}</i></b></p><p>{_("- As above;")}</p>
+<p>{_("- Archived: records office.")}</p></div>
+<div class="signer"><p><b>{e(head.signer_title(locale))}</b></p>
+<p><i>{_("(Signature, full name, seal)")}</i></p>
+<p class="name">{e(head.signer or "")}</p></div>
+</section>
 </body></html>"""

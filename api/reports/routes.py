@@ -41,7 +41,7 @@ from api.reports.public import (
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
-from . import exports, facility, national, pdf, rules, supplier, syt
+from . import exports, facility, letterhead, national, pdf, rules, supplier, syt
 from .errors import Conflict, Incomplete, Locked, ValidationFailed
 from .messages import text
 
@@ -101,12 +101,6 @@ def _refusals(locale: str) -> Iterator[None]:
 async def _check_facility(conn: DbDep, facility_id: int) -> None:
     if await facility.facility_ref(conn, facility_id) is None:
         raise not_found()
-
-
-async def _org_name(conn: DbDep, org_id: int) -> str:
-    cur = await conn.execute("SELECT name FROM organisations WHERE id = %(id)s", {"id": org_id})
-    row = await cur.fetchone()
-    return str(row[0]) if row else str(org_id)
 
 
 async def _org_code(conn: DbDep, org_id: int) -> str:
@@ -430,17 +424,8 @@ async def print_syt_report(
     report = await syt.details(
         conn, org_id, day, visible=me.facility_ids, cfg=get_config(request), now=_now()
     )
-    return HTMLResponse(exports.syt_print_html(report, await _org_name(conn, org_id), locale))
-
-
-async def _org_province(conn: DbDep, org_id: int) -> str | None:
-    cur = await conn.execute(
-        "SELECT a.name FROM organisations o JOIN admin_units a ON a.code = o.province_code "
-        "WHERE o.id = %(id)s",
-        {"id": org_id},
-    )
-    row = await cur.fetchone()
-    return str(row[0]) if row else None
+    head = await letterhead.load(conn, org_id, day)
+    return HTMLResponse(exports.syt_print_html(report, head, locale))
 
 
 @router.get(
@@ -458,9 +443,9 @@ async def print_syt_report_pdf(
     report = await syt.details(
         conn, org_id, day, visible=me.facility_ids, cfg=get_config(request), now=_now()
     )
-    name = await _org_name(conn, org_id)
+    head = await letterhead.load(conn, org_id, day)
     try:
-        body = pdf.syt_report_pdf(report, name, locale, province=await _org_province(conn, org_id))
+        body = pdf.syt_report_pdf(report, head, locale)
     except pdf.FontMissing as exc:
         logger.error("%s", exc)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
@@ -723,7 +708,16 @@ async def _supplier_view(
     conn: DbDep, me: Principal, request: Request, supplier_id: int, day: date
 ) -> dict[str, Any]:
     """The supplier's report of the day (404 when it has none); refills to national roles only."""
-    out = await supplier.view(
+    out = await _supplier_view_or_none(conn, me, request, supplier_id, day)
+    if out is None:
+        raise not_found()
+    return out
+
+
+async def _supplier_view_or_none(
+    conn: DbDep, me: Principal, request: Request, supplier_id: int, day: date
+) -> dict[str, Any] | None:
+    return await supplier.view(
         conn,
         supplier_id,
         day,
@@ -731,9 +725,6 @@ async def _supplier_view(
         now=_now(),
         show_facility_figures=me.role in NATIONAL_ROLES,
     )
-    if out is None:
-        raise not_found()
-    return out
 
 
 @router.get(
@@ -760,14 +751,21 @@ async def get_supplier_report(
 async def export_deliveries(
     *, supplier_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
 ) -> Response:
-    """CSV or XLSX of the deliveries."""
-    out = await _supplier_view(conn, me, request, supplier_id, day)
+    """CSV or XLSX of the deliveries; headings only for a day the supplier has not reported
+    (the page links the file for every day)."""
+    out = await _supplier_view_or_none(conn, me, request, supplier_id, day)
+    if out is None:
+        cur = await conn.execute(
+            "SELECT 1 FROM suppliers WHERE org_id = %(id)s", {"id": supplier_id}
+        )
+        if await cur.fetchone() is None:
+            raise not_found()
     return await _export(
         request,
         kind,
         f"deliveries-{supplier_id}-{day}",
         exports.delivery_columns(),
-        out["deliveries"],
+        out["deliveries"] if out else [],
     )
 
 

@@ -26,6 +26,7 @@ from api.users import (
     set_active,
     set_engineer_scope,
 )
+from api.web import page_exports
 
 router = APIRouter()
 ADMIN = [policy(roles=[Role.ADMIN], scope=Scope.NATIONAL)]
@@ -95,6 +96,10 @@ async def users_page(
     request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """The account list and the form to issue one."""
+    if kind := page_exports.requested(request):
+        rows = page_exports.account_rows(await list_users(conn), locale)
+        cols = page_exports.ACCOUNT_COLUMNS
+        return page_exports.download(kind, "accounts", cols, rows, locale=locale)
     return render(
         request,
         "admin_users.html",
@@ -347,6 +352,10 @@ async def accounts_page(
     request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """The accounts the caller manages and the form to issue one."""
+    if kind := page_exports.requested(request):
+        rows = page_exports.account_rows(await delegated_users(conn, me), locale)
+        cols = page_exports.ACCOUNT_COLUMNS
+        return page_exports.download(kind, "accounts", cols, rows, locale=locale)
     return await _accounts_page(request, conn, me, locale)
 
 

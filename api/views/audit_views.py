@@ -13,6 +13,7 @@ from api.audit import visible_entries
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.policy import Scope, policy
 from api.templating import render
+from api.web import page_exports
 
 router = APIRouter()
 ANYONE = [policy(scope=Scope.SELF)]
@@ -65,6 +66,9 @@ async def audit_page(
     rows = await visible_entries(
         conn, me, entity=entity or None, entity_id=entity_id or None, before_id=before_id
     )
+    if kind := page_exports.requested(request):
+        out = page_exports.audit_rows(rows, locale)
+        return page_exports.download(kind, "audit", page_exports.AUDIT_COLUMNS, out, locale=locale)
     return render(
         request,
         "audit.html",

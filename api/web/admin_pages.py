@@ -20,6 +20,7 @@ from api.templating import render
 from oxy.contract import UNITS, Quantity
 
 from . import admin_registry as reg
+from . import page_exports
 from . import queries as q
 from .deps import NowDep
 from .forms import FormErrors, local_datetime_field, number_field, read_form, redirect_saved
@@ -39,6 +40,9 @@ async def facilities(
 ) -> Response:
     """Every facility with its reporting parent, beds, position, tanks and gateways."""
     rows = await fetch_all(conn, q.ADMIN_FACILITIES)
+    if kind := page_exports.requested(request):
+        cols = page_exports.ADMIN_FACILITY_COLUMNS
+        return page_exports.download(kind, "facilities", cols, rows, locale=locale)
     parents = await fetch_all(conn, q.REPORTING_PARENTS)
     suppliers = await fetch_all(conn, q.SUPPLIERS)
     return render(
@@ -54,6 +58,10 @@ async def facilities(
 async def tanks(*, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep) -> Response:
     """Every tank with its current calibration version."""
     rows = await fetch_all(conn, q.ADMIN_TANKS)
+    if kind := page_exports.requested(request):
+        return page_exports.download(
+            kind, "tanks", page_exports.ADMIN_TANK_COLUMNS, rows, locale=locale
+        )
     return render(request, "pages/admin_tanks.html", {"rows": rows}, locale=locale, principal=me)
 
 
@@ -114,6 +122,10 @@ async def gateways(
     *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """Gateways (last reading received) and their sensors, with forms to add both."""
+    if kind := page_exports.requested(request):
+        rows = await fetch_all(conn, q.ADMIN_GATEWAYS)
+        cols = page_exports.ADMIN_GATEWAY_COLUMNS
+        return page_exports.download(kind, "gateways", cols, rows, locale=locale)
     return await _gateways_page(request, conn, me, locale, {}, {})
 
 

@@ -16,8 +16,10 @@ from starlette.responses import Response
 from api import i18n
 from api.dates import DATE_RANGE_MESSAGE, EARLIEST_DAY, check_day, in_range, latest_day
 from api.reports.errors import FieldError
+from api.reports.facility import QuantityIn
 from api.reports.messages import text
 from api.reports.rules import INT_MAX
+from api.reports.units import EntryUnit
 from api.templating import flash
 
 
@@ -96,6 +98,25 @@ def parse_number(raw: str | None, locale: str) -> float | None:
     if not math.isfinite(value):
         raise ValueError(raw)
     return value
+
+
+UNIT_MISSING = "Choose the unit of the figure."
+
+
+def quantity_field(
+    form: dict[str, Any], name: str, units: Iterable[EntryUnit], errors: FormErrors
+) -> QuantityIn | None:
+    """A typed oxygen quantity and its unit (`<name>` and `<name>_unit`): the unit is chosen,
+    never guessed (MISSION.md), so a figure without one, or with one not offered, is a field
+    error next to the figure; an empty figure needs no unit."""
+    value = number_field(form, name, errors)
+    raw = form.get(name + "_unit")
+    unit = raw.strip() if isinstance(raw, str) else ""
+    allowed = {u.value for u in units}
+    if (unit and unit not in allowed) or (value is not None and not unit):
+        errors.add(name, UNIT_MISSING)
+        return None
+    return None if value is None else QuantityIn(value=value, unit=EntryUnit(unit))
 
 
 def number_field(

@@ -24,7 +24,15 @@ from api.reports.units import EntryUnit
 from api.templating import render
 
 from .deps import CfgDep, NowDep
-from .forms import FormErrors, number_field, past_day, read_form, redirect_saved, text_field
+from .forms import (
+    FormErrors,
+    number_field,
+    past_day,
+    quantity_field,
+    read_form,
+    redirect_saved,
+    text_field,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -211,13 +219,9 @@ def parse_report(form: dict[str, Any], errors: FormErrors) -> frep.FacilityRepor
     data["on_oxygen"] = on_o2
     reasons: dict[str, str] = {}
     for name, _label, _kind, units in QUANTITIES:
-        v = number_field(form, name, errors)
-        unit_raw = str(form.get(name + "_unit") or units[0].value)
-        if unit_raw not in {u.value for u in units}:
-            errors.add(name, "report.error.unit")
-            continue
-        if v is not None:
-            data[name] = frep.QuantityIn(value=v, unit=EntryUnit(unit_raw))
+        qty = quantity_field(form, name, units, errors)
+        if qty is not None:
+            data[name] = qty
         reason = text_field(form, "reason_" + name, errors)
         if reason:
             reasons[name] = reason

@@ -17,13 +17,19 @@ from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
 from api.reports import supplier as srep
 from api.reports.errors import ValidationFailed
-from api.reports.facility import QuantityIn
 from api.reports.units import EntryUnit
 from api.templating import render
 
 from . import queries as q
 from .deps import CfgDep, NowDep
-from .forms import FormErrors, number_field, past_day, read_form, redirect_saved
+from .forms import (
+    FormErrors,
+    number_field,
+    past_day,
+    quantity_field,
+    read_form,
+    redirect_saved,
+)
 from .tank_pages import fetch_all, fetch_one
 
 logger = logging.getLogger(__name__)
@@ -142,30 +148,19 @@ async def report_page(
     return await _render(request, conn, supplier_id, d, me=me, locale=locale, cfg=cfg, now=now)
 
 
-def _qty(
-    form: dict[str, Any], name: str, units: tuple[EntryUnit, ...], errors: FormErrors
-) -> QuantityIn | None:
-    v = number_field(form, name, errors)
-    unit = str(form.get(name + "_unit") or units[0].value)
-    if unit not in {u.value for u in units}:
-        errors.add(name, "Choose the unit of the figure.")
-        return None
-    return None if v is None else QuantityIn(value=v, unit=EntryUnit(unit))
-
-
 def parse_report(form: dict[str, Any], errors: FormErrors) -> srep.SupplierReportIn | None:
     """The supplier report from the form, recording field errors next to the fields."""
     production = number_field(form, "production_t", errors, required=True)
     normal = number_field(form, "capacity_normal_tpd", errors)
     full = number_field(form, "capacity_full_tpd", errors)
-    stock = _qty(form, "lox_stock", LIQUID_UNITS, errors)
+    stock = quantity_field(form, "lox_stock", LIQUID_UNITS, errors)
     cylinders = number_field(form, "cylinders_filled", errors, integer=True)
     deliveries = []
     i = 0
     while f"d{i}_facility" in form:
         fac = str(form.get(f"d{i}_facility") or "")
-        liquid = _qty(form, f"d{i}_liquid", LIQUID_UNITS, errors)
-        gas = _qty(form, f"d{i}_gas", GAS_UNITS, errors)
+        liquid = quantity_field(form, f"d{i}_liquid", LIQUID_UNITS, errors)
+        gas = quantity_field(form, f"d{i}_gas", GAS_UNITS, errors)
         cyl = number_field(form, f"d{i}_cylinders", errors, integer=True)
         if fac.isdigit():
             deliveries.append(

@@ -17,13 +17,12 @@ from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
 from api.reports import syt
 from api.reports.errors import Conflict, Locked, ValidationFailed
-from api.reports.facility import QuantityIn
 from api.reports.messages import text
 from api.reports.units import EntryUnit
 from api.templating import render
 
 from .deps import CfgDep, NowDep
-from .forms import FormErrors, number_field, past_day, redirect_saved, text_field
+from .forms import FormErrors, past_day, quantity_field, redirect_saved, text_field
 from .queries import department
 
 logger = logging.getLogger(__name__)
@@ -141,15 +140,6 @@ async def composer(
     )
 
 
-def _quantity(form: dict[str, Any], name: str, errors: FormErrors) -> QuantityIn | None:
-    v = number_field(form, name, errors)
-    unit = str(form.get(name + "_unit") or "nm3")
-    if unit not in {u.value for u in OWN_UNITS}:
-        errors.add(name, "Choose the unit of the figure (kg, m3 liquid or Nm3).")
-        return None
-    return None if v is None else QuantityIn(value=v, unit=EntryUnit(unit))
-
-
 @router.post(
     "/provinces/{org_id}/report", dependencies=[policy(roles=EDIT_ROLES, scope=Scope.PROVINCE)]
 )
@@ -173,8 +163,8 @@ async def save_or_send(
     sending = form.get("action") == "send"
     errors = FormErrors(locale)
     notice = text_field(form, "notice", errors, required=sending)
-    cap = _quantity(form, "own_capacity", errors)
-    need = _quantity(form, "own_need", errors)
+    cap = quantity_field(form, "own_capacity", OWN_UNITS, errors)
+    need = quantity_field(form, "own_need", OWN_UNITS, errors)
     lock_message = None
     if not errors:
         body = syt.SytReportIn(

@@ -6,6 +6,7 @@ contents series with the corrections overlay, days of supply and status.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,6 +31,7 @@ from api.reports.messages import text
 from api.scope import scope_params
 from api.templating import flash, render
 
+from . import page_exports
 from . import queries as q
 from .deps import CfgDep, NowDep
 from .forms import FormErrors, local_datetime_field, number_field, redirect_saved, text_field
@@ -152,6 +154,10 @@ async def tank_list(
     facility = await _facility(conn, facility_id)
     tanks = await fetch_all(conn, q.FACILITY_TANKS, facility=facility_id)
     statuses, _ = await tank_statuses(conn, tanks, cfg, now)
+    if kind := page_exports.requested(request):
+        rows = [dataclasses.asdict(t) for t in statuses]
+        title = f"tanks-{facility['code']}"
+        return page_exports.download(kind, title, page_exports.TANK_COLUMNS, rows, locale=locale)
     return render(
         request,
         "pages/tanks.html",
@@ -272,8 +278,12 @@ async def add_correction(
     value = number_field(form, "value", errors, required=action is corr.CorrectionAction.REPLACE)
     if action is corr.CorrectionAction.INVALIDATE:
         value = None
+    # A corrected value's unit is chosen, never guessed; an invalidation has no value.
+    raw_unit = str(form.get("value_unit") or "")
     try:
-        unit = cp.ValueUnit(str(form.get("value_unit") or "sensor"))
+        unit = cp.ValueUnit(raw_unit or "sensor")
+        if value is not None and not raw_unit:
+            raise ValueError(raw_unit)
     except ValueError:
         unit = cp.ValueUnit.SENSOR
         errors.add("value_unit", "Choose the unit of the value.")
@@ -427,4 +437,7 @@ async def facility_list(
 ) -> Response:
     """The facilities in the caller's scope (engineers: their assigned ones), to their tanks."""
     rows = await fetch_all(conn, q.FACILITIES_IN_SCOPE, **scope_params(me), parent=None)
+    if kind := page_exports.requested(request):
+        cols = page_exports.FACILITY_COLUMNS
+        return page_exports.download(kind, "facilities", cols, rows, locale=locale)
     return render(request, "pages/facilities.html", {"rows": rows}, locale=locale, principal=me)

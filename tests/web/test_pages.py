@@ -173,6 +173,7 @@ def test_facility_files_its_daily_report(browser: Any, live_server: LiveServer) 
     page.fill("#f-discharged_evening", "6")
     page.fill("#f-o2_mask", "150")  # more on oxygen than patients: refused
     page.fill("#f-stock_liquid", "9.999")  # differs from telemetry, no reason: refused
+    page.select_option("#f-stock_liquid_unit", "kg")  # the unit is chosen, never guessed
     page.click("[data-testid=file-report]")
     assert page.locator(".field-error").count() >= 2
     assert page.locator("#err-stock_liquid").is_visible()
@@ -238,6 +239,8 @@ def test_syt_composes_sends_and_views_edit_history(browser: Any, live_server: Li
     page.fill("#f-notice", "Tình hình ổn định, BV Thủ Đức cần bổ sung oxy lỏng.")
     page.fill("#f-own_capacity", "250.000")
     page.fill("#f-own_need", "9.000")
+    page.select_option("#f-own_capacity_unit", "nm3")
+    page.select_option("#f-own_need_unit", "nm3")
     shot(page, "syt-composer")
     # Three facilities have not reported: the incomplete sums are listed ("1/4") and sending
     # them needs the explicit confirmation.

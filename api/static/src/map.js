@@ -47,7 +47,7 @@
       L.polygon(a[0], { color: "#7a1f1f", weight: 1, dashArray: "4 3", fillColor: "#fff4d6",
                         fillOpacity: 0.6, interactive: false, pane: "base",
                         renderer: baseRenderer }).addTo(base);
-      L.marker(a[2], { icon: L.divIcon({ className: "island-label", html: esc(a[1]), iconSize: null }),
+      L.marker(a[2], { icon: L.divIcon({ className: "island-label", html: "<span>" + esc(a[1]) + "</span>", iconSize: null }),
                        interactive: false, keyboard: false }).addTo(base);
     });
   }
