@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from schemathesis.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -50,27 +48,16 @@ SENT_KEYS = ("params", "headers", "cookies", "json", "data", "files", "content")
 
 
 @pytest.fixture(scope="module")
-def fuzz_client(pg_admin_url: str, template_db_url: str) -> Iterator[TestClient]:
+def fuzz_client(module_db_url: str) -> Iterator[TestClient]:
     """One migrated database and one running app for the whole module."""
-    name = f"oxy_fz_{uuid.uuid4().hex[:10]}"
-    tpl = conninfo_to_dict(template_db_url)["dbname"]
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
-    params = conninfo_to_dict(pg_admin_url)
-    params["dbname"] = name
-    url = make_conninfo(**params)
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(module_db_url) as conn:
         uid = add_user(conn, "fuzz-admin", "admin", None)
         conn.execute(
             "INSERT INTO api_tokens (user_id, name, token_hash, prefix) VALUES (%s, 'f', %s, 'f')",
             (uid, digest(TOKEN)),
         )
-    try:
-        with TestClient(create_app(Settings(database_url=url))) as client:
-            yield client
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with TestClient(create_app(Settings(database_url=module_db_url))) as client:
+        yield client
 
 
 def _fuzz(client: TestClient, operation: Any, checks: list[Any] | None = None) -> int:
