@@ -54,7 +54,8 @@ timescaledb:
 
 # The suite in tiers, each timed by scripts/timed.sh (the summary closes `make test`):
 #   fast - everything not marked `slow`, in parallel over pytest-xdist workers (XDIST=auto: one
-#          per core); each worker has its own template database and private ports.
+#          per core); each worker has its own template database and private ports, and takes
+#          whole modules (--dist loadscope), so a module's seeded database is built once.
 #   slow - the fault tier (`@pytest.mark.slow`: broker and database outages, chaos, SIGKILLs of
 #          spawned processes), one test at a time, since its timings assume an unshared machine.
 # Both run against plain PostgreSQL (OXY_TEST_DATABASE_URL), then against a private TimescaleDB
@@ -62,7 +63,7 @@ timescaledb:
 XDIST  ?= auto
 TIMED  := bash scripts/timed.sh
 TIERS  := .venv/tiers.log
-FAST   := $(BIN)/pytest -n $(XDIST) -m "not slow" $(PYTEST_ARGS)
+FAST   := $(BIN)/pytest -n $(XDIST) --dist loadscope -m "not slow" $(PYTEST_ARGS)
 SLOW   := $(BIN)/pytest -n 0 -m slow $(PYTEST_ARGS)
 
 pytest: $(VENV)/.dev-installed $(ASSETS) system-deps timescaledb
