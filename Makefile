@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 help:
 	@echo "make demo   - run the whole platform locally with embedded defaults"
 	@echo "make test   - lint, type-check and run the test suite (installs system packages on Debian as root)"
-	@echo "make test-fast - the fast test tier alone, in parallel (no slow fault tests, PostgreSQL only)"
+	@echo "make test-fast - the fast test tier alone, in parallel (no fault, browser or soak tests; PostgreSQL)"
 	@echo "make lock   - re-pin requirements/*.lock from pyproject.toml"
 
 $(BIN)/python:
@@ -52,25 +52,32 @@ typecheck: $(VENV)/.dev-installed
 timescaledb:
 	@bash scripts/timescaledb.sh >/dev/null || { [ "$$CI" != true ] && echo "TimescaleDB not built: the TimescaleDB test pass will be skipped" >&2; }
 
-# The suite in tiers, each timed by scripts/timed.sh (the summary closes `make test`):
-#   fast - everything not marked `slow`, in parallel over pytest-xdist workers (XDIST=auto: one
-#          per core); each worker has its own template database and private ports, and takes
-#          whole modules (--dist loadscope), so a module's seeded database is built once.
-#   slow - the fault tier (`@pytest.mark.slow`: broker and database outages, chaos, SIGKILLs of
-#          spawned processes), one test at a time, since its timings assume an unshared machine.
-# Both run against plain PostgreSQL (OXY_TEST_DATABASE_URL), then against a private TimescaleDB
-# cluster the fixtures start (tests/fix_db.py).
-XDIST  ?= auto
-TIMED  := bash scripts/timed.sh
-TIERS  := .venv/tiers.log
-FAST   := $(BIN)/pytest -n $(XDIST) --dist loadscope -m "not slow" $(PYTEST_ARGS)
-SLOW   := $(BIN)/pytest -n 0 -m slow $(PYTEST_ARGS)
+# The suite in tiers, each timed by scripts/timed.sh (the summary closes `make test`); every
+# test is in exactly one tier:
+#   fast    - neither `slow` nor `browser`, in parallel over pytest-xdist workers (XDIST=auto:
+#             one per core); each worker has its own template database and private ports, and
+#             takes whole modules (--dist loadscope), so a module's seeded database is built once.
+#   browser - the Playwright/Chromium tests (tests/web), in parallel the same way.
+#   slow    - `@pytest.mark.slow`: broker and database outages, chaos, SIGKILLs of spawned
+#             processes, the demo, sweeps and fuzzing; one test at a time, since their timings
+#             assume an unshared machine.
+# All three run against plain PostgreSQL (OXY_TEST_DATABASE_URL), then against a private
+# TimescaleDB cluster the fixtures start (tests/fix_db.py).
+XDIST   ?= auto
+TIMED   := bash scripts/timed.sh
+TIERS   := .venv/tiers.log
+PARALLEL := $(BIN)/pytest -n $(XDIST) --dist loadscope
+FAST    := $(PARALLEL) -m "not slow and not browser" $(PYTEST_ARGS)
+BROWSER := $(PARALLEL) -m "browser and not slow" $(PYTEST_ARGS)
+SLOW    := $(BIN)/pytest -n 0 -m slow $(PYTEST_ARGS)
 
 pytest: $(VENV)/.dev-installed $(ASSETS) system-deps timescaledb
-	@$(TIMED) "fast (PostgreSQL)" $(FAST) && $(TIMED) "slow (PostgreSQL)" $(SLOW) && \
+	@$(TIMED) "fast (PostgreSQL)" $(FAST) && $(TIMED) "browser (PostgreSQL)" $(BROWSER) && \
+	$(TIMED) "slow (PostgreSQL)" $(SLOW) && \
 	if bash scripts/timescaledb.sh --check >/dev/null 2>&1; then \
 		export OXY_TEST_BACKEND=timescaledb; \
-		$(TIMED) "fast (TimescaleDB)" $(FAST) && $(TIMED) "slow (TimescaleDB)" $(SLOW); \
+		$(TIMED) "fast (TimescaleDB)" $(FAST) && $(TIMED) "browser (TimescaleDB)" $(BROWSER) && \
+		$(TIMED) "slow (TimescaleDB)" $(SLOW); \
 	fi
 
 # The fast tier alone, on plain PostgreSQL: what to run while working (target: 2 minutes).

@@ -89,6 +89,7 @@ def _fuzz(client: TestClient, operation: Any, checks: list[Any] | None = None) -
     return sent[0]
 
 
+@pytest.mark.slow  # fuzzes every operation
 def test_api_conforms_to_its_schema(fuzz_client: TestClient) -> None:
     schema = schemathesis.openapi.from_dict(fuzz_client.app.openapi())  # type: ignore[attr-defined]
     failures: list[str] = []
