@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest system-deps timescaledb lock clean help assets
+.PHONY: demo test test-fast lint typecheck pytest system-deps timescaledb lock clean help assets
 
 help:
 	@echo "make demo   - run the whole platform locally with embedded defaults"
 	@echo "make test   - lint, type-check and run the test suite (installs system packages on Debian as root)"
+	@echo "make test-fast - the fast test tier alone, in parallel (no fault, browser or soak tests; PostgreSQL)"
 	@echo "make lock   - re-pin requirements/*.lock from pyproject.toml"
 
 $(BIN)/python:
@@ -40,11 +41,10 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	@$(TIMED) lint sh -c '$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports'
 
 typecheck: $(VENV)/.dev-installed
-	$(BIN)/mypy
+	@$(TIMED) typecheck $(BIN)/mypy
 
 # TimescaleDB built once from the vendored source into a private PostgreSQL copy (cached by
 # version and checksum; the machine's PostgreSQL stays plain). Outside CI, a machine that cannot
@@ -52,16 +52,42 @@ typecheck: $(VENV)/.dev-installed
 timescaledb:
 	@bash scripts/timescaledb.sh >/dev/null || { [ "$$CI" != true ] && echo "TimescaleDB not built: the TimescaleDB test pass will be skipped" >&2; }
 
-# The suite twice: against plain PostgreSQL (OXY_TEST_DATABASE_URL), then against a private
+# The suite in tiers, each timed by scripts/timed.sh (the summary closes `make test`); every
+# test is in exactly one tier:
+#   fast    - neither `slow` nor `browser`, in parallel over pytest-xdist workers (XDIST=auto:
+#             one per core); each worker has its own template database and private ports, and
+#             takes whole modules (--dist loadscope), so a module's seeded database is built once.
+#   browser - the Playwright/Chromium tests (tests/web), in parallel the same way.
+#   slow    - `@pytest.mark.slow`: broker and database outages, chaos, SIGKILLs of spawned
+#             processes, the demo, sweeps and fuzzing; one test at a time, since their timings
+#             assume an unshared machine.
+# All three run against plain PostgreSQL (OXY_TEST_DATABASE_URL), then against a private
 # TimescaleDB cluster the fixtures start (tests/fix_db.py).
+XDIST   ?= auto
+TIMED   := bash scripts/timed.sh
+TIERS   := .venv/tiers.log
+PARALLEL := $(BIN)/pytest -n $(XDIST) --dist loadscope
+FAST    := $(PARALLEL) -m "not slow and not browser" $(PYTEST_ARGS)
+BROWSER := $(PARALLEL) -m "browser and not slow" $(PYTEST_ARGS)
+SLOW    := $(BIN)/pytest -n 0 -m slow $(PYTEST_ARGS)
+
 pytest: $(VENV)/.dev-installed $(ASSETS) system-deps timescaledb
-	$(BIN)/pytest $(PYTEST_ARGS)
-	@if bash scripts/timescaledb.sh --check >/dev/null 2>&1; then \
-		echo "== the same suite on TimescaleDB =="; \
-		OXY_TEST_BACKEND=timescaledb $(BIN)/pytest $(PYTEST_ARGS); \
+	@$(TIMED) "fast (PostgreSQL)" $(FAST) && $(TIMED) "browser (PostgreSQL)" $(BROWSER) && \
+	$(TIMED) "slow (PostgreSQL)" $(SLOW) && \
+	if bash scripts/timescaledb.sh --check >/dev/null 2>&1; then \
+		export OXY_TEST_BACKEND=timescaledb; \
+		$(TIMED) "fast (TimescaleDB)" $(FAST) && $(TIMED) "browser (TimescaleDB)" $(BROWSER) && \
+		$(TIMED) "slow (TimescaleDB)" $(SLOW); \
 	fi
 
-test: lint typecheck pytest
+# The fast tier alone, on plain PostgreSQL: what to run while working (target: 2 minutes).
+test-fast: $(VENV)/.dev-installed $(ASSETS)
+	@$(TIMED) "fast (PostgreSQL)" $(FAST)
+
+test:
+	@rm -f $(TIERS)
+	@export OXY_TIERS_LOG=$(TIERS); $(MAKE) --no-print-directory lint typecheck pytest; rc=$$?; \
+	echo "== wall time of each tier =="; cat $(TIERS) 2>/dev/null; exit $$rc
 
 lock: | $(BIN)/python
 	$(BIN)/pip install -q uv

@@ -10,11 +10,17 @@ the people who run the platform.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
+from grafana_foundation_sdk.builders import alerting, expr
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import alerting as alerting_models
+from grafana_foundation_sdk.models import dashboard as models
+
 from dashboards.gateways import SILENT_AFTER_S
-from dashboards.model import JSON, POSTGRES
+from dashboards.model import JSON, POSTGRES, SqlTarget
 
 RULE_GROUP = "oxy-technical"
 ALERT_FOLDER_UID = "oxy-engineering"
@@ -39,57 +45,57 @@ class AlertRule:
     severity: str = "warning"
     dashboard_uid: str | None = None
 
-    def data(self) -> list[JSON]:
-        """The query and its threshold (refIds A → B)."""
-        return [
-            {
-                "refId": "A",
-                "queryType": "",
-                "relativeTimeRange": {"from": self.window_s, "to": 0},
-                "datasourceUid": POSTGRES.uid,
-                "model": {
-                    "refId": "A",
-                    "datasource": POSTGRES.to_json(),
-                    "editorMode": "code",
-                    "format": "table",
-                    "rawQuery": True,
-                    "rawSql": self.sql.strip(),
-                },
-            },
-            {
-                "refId": "B",
-                "queryType": "",
-                "relativeTimeRange": {"from": 0, "to": 0},
-                "datasourceUid": EXPR_UID,
-                "model": {
-                    "refId": "B",
-                    "type": "threshold",
-                    "expression": "A",
-                    "conditions": [{"evaluator": {"type": self.op, "params": [self.threshold]}}],
-                    "datasource": {"type": "__expr__", "uid": EXPR_UID},
-                },
-            },
-        ]
+    def builder(self, folder_uid: str = ALERT_FOLDER_UID) -> alerting.Rule:
+        """The rule from Grafana's builders: the SQL query (A) and its threshold (B)."""
+        query = (
+            alerting.Query("A")
+            .query_type("")
+            .relative_time_range(alerting_models.RelativeTimeRange(from_val=self.window_s, to=0))
+            .datasource_uid(POSTGRES.uid)
+            .model(SqlTarget(self.sql, "table").builder("A"))
+        )
+        evaluator = expr.ExprTypeThresholdConditionsEvaluator().type(self.op)
+        threshold = (
+            alerting.Query("B")
+            .query_type("")
+            .relative_time_range(alerting_models.RelativeTimeRange(from_val=0, to=0))
+            .datasource_uid(EXPR_UID)
+            .model(
+                expr.TypeThreshold()
+                .ref_id("B")
+                .expression("A")
+                .conditions(
+                    [
+                        expr.ExprTypeThresholdConditions().evaluator(
+                            evaluator.params([self.threshold])
+                        )
+                    ]
+                )
+                .datasource(models.DataSourceRef(type_val=EXPR_UID, uid=EXPR_UID))
+            )
+        )
+        annotations = {"summary": self.summary}
+        if self.dashboard_uid:
+            annotations["__dashboardUid__"] = self.dashboard_uid
+        return (
+            alerting.Rule(self.title)
+            .uid(self.uid)
+            .org_id(1)
+            .folder_uid(folder_uid)
+            .rule_group(RULE_GROUP)
+            .condition("B")
+            .queries([query, threshold])
+            .no_data_state(self.no_data)
+            .exec_err_state(self.exec_err)
+            .for_val(self.pending)
+            .annotations(annotations)
+            .labels({"team": "oxy-engineering", "severity": self.severity})
+            .is_paused(False)
+        )
 
     def to_api(self, folder_uid: str = ALERT_FOLDER_UID) -> JSON:
         """The body of `POST/PUT /api/v1/provisioning/alert-rules`."""
-        out: JSON = {
-            "uid": self.uid,
-            "title": self.title,
-            "orgID": 1,
-            "folderUID": folder_uid,
-            "ruleGroup": RULE_GROUP,
-            "condition": "B",
-            "data": self.data(),
-            "noDataState": self.no_data,
-            "execErrState": self.exec_err,
-            "for": self.pending,
-            "annotations": {"summary": self.summary},
-            "labels": {"team": "oxy-engineering", "severity": self.severity},
-            "isPaused": False,
-        }
-        if self.dashboard_uid:
-            out["annotations"]["__dashboardUid__"] = self.dashboard_uid
+        out: JSON = json.loads(json.dumps(self.builder(folder_uid).build(), cls=JSONEncoder))
         return out
 
     def to_file(self) -> JSON:

@@ -1,17 +1,39 @@
-"""A small typed model of Grafana dashboards, rendered to the JSON Grafana stores.
+"""The platform's dashboards as declarations, rendered to Grafana's JSON by Grafana's own
+builders (grafana-foundation-sdk, the build for the Grafana version docker-compose.yml runs).
 
-Only what the platform's dashboards use: SQL and PromQL targets, query variables, a handful of
-panel types, automatic layout on Grafana's 24-column grid.
+The declarations (a dashboard, its panels, their SQL or PromQL targets, query variables) are what
+`dashboards.check` runs against a database and what the tests read; the SDK owns the JSON shape
+(schema version, field config, panel options). The SDK has no query type for Grafana's
+PostgreSQL data source, so `_SqlQuery` below is that one: the target object Grafana's SQL editor
+stores in code mode. Layout: left to right, top to bottom on the 24-column grid.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from grafana_foundation_sdk.builders import (
+    barchart,
+    bargauge,
+    gauge,
+    prometheus,
+    stat,
+    table,
+    timeseries,
+)
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as builders
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as models
+from grafana_foundation_sdk.models import prometheus as prometheus_models
+
 JSON = dict[str, Any]
 GRID_WIDTH = 24
-SCHEMA_VERSION = 39
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +46,10 @@ class DatasourceRef:
     def to_json(self) -> JSON:
         """The `datasource` object of a panel, target or variable."""
         return {"type": self.type, "uid": self.uid}
+
+    def sdk(self) -> models.DataSourceRef:
+        """The same reference as the SDK's model."""
+        return models.DataSourceRef(type_val=self.type, uid=self.uid)
 
 
 POSTGRES = DatasourceRef("oxy-postgres", "grafana-postgresql-datasource")
@@ -38,16 +64,36 @@ class SqlTarget:
     format: Literal["time_series", "table"] = "time_series"
     datasource: DatasourceRef = POSTGRES
 
-    def to_json(self, ref_id: str) -> JSON:
+    def builder(self, ref_id: str) -> cogbuilder.Builder[cogvariants.Dataquery]:
+        """The target for a panel builder."""
+        return _SqlQueryBuilder(_SqlQuery(ref_id, self))
+
+
+class _SqlQuery(cogvariants.Dataquery):
+    """A target of Grafana's PostgreSQL data source, a query type the SDK does not generate."""
+
+    def __init__(self, ref_id: str, target: SqlTarget) -> None:
+        self.ref_id = ref_id
+        self.target = target
+
+    def to_json(self) -> JSON:
         """The target object Grafana's SQL query editor stores in code mode."""
         return {
-            "refId": ref_id,
-            "datasource": self.datasource.to_json(),
+            "refId": self.ref_id,
+            "datasource": self.target.datasource.to_json(),
             "editorMode": "code",
-            "format": self.format,
+            "format": self.target.format,
             "rawQuery": True,
-            "rawSql": self.sql.strip(),
+            "rawSql": self.target.sql.strip(),
         }
+
+
+class _SqlQueryBuilder(cogbuilder.Builder[cogvariants.Dataquery]):
+    def __init__(self, query: _SqlQuery) -> None:
+        self.query = query
+
+    def build(self) -> cogvariants.Dataquery:
+        return self.query
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +105,17 @@ class PromTarget:
     instant: bool = False
     datasource: DatasourceRef = PROMETHEUS
 
-    def to_json(self, ref_id: str) -> JSON:
-        """The target object of Grafana's Prometheus query editor in code mode."""
-        return {
-            "refId": ref_id,
-            "datasource": self.datasource.to_json(),
-            "editorMode": "code",
-            "expr": self.expr.strip(),
-            "legendFormat": self.legend or "__auto",
-            "range": not self.instant,
-            "instant": self.instant,
-        }
+    def builder(self, ref_id: str) -> prometheus.Dataquery:
+        """The target of Grafana's Prometheus query editor in code mode, from the SDK."""
+        query = (
+            prometheus.Dataquery()
+            .ref_id(ref_id)
+            .datasource(self.datasource.sdk())
+            .editor_mode(prometheus_models.QueryEditorMode.CODE)
+            .expr(self.expr.strip())
+            .legend_format(self.legend or "__auto")
+        )
+        return query.instant() if self.instant else query.range()
 
 
 Target = SqlTarget | PromTarget
@@ -98,8 +144,8 @@ class Panel:
     decimals: int | None = None
     thresholds: tuple[Threshold, ...] = ()
     min_interval: str | None = None
+    # Only what the dashboards set: the reduce options and orientation of stat and bar gauges.
     options: JSON = field(default_factory=dict)
-    overrides: tuple[JSON, ...] = ()
 
     @property
     def datasource(self) -> DatasourceRef:
@@ -109,31 +155,50 @@ class Panel:
             raise ValueError(f"panel {self.title!r} mixes data sources")
         return next(iter(sources))
 
-    def to_json(self, panel_id: int, x: int, y: int) -> JSON:
-        """The panel object with its grid position."""
-        defaults: JSON = {"unit": self.unit} if self.unit else {}
+    def builder(self, panel_id: int, x: int, y: int) -> cogbuilder.Builder[models.Panel]:
+        """The SDK's builder of this panel at its grid position."""
+        b: Any = _PANEL_BUILDERS[self.type]()
+        b.id(panel_id).title(self.title).description(self.description)
+        b.grid_pos(models.GridPos(h=self.height, w=self.width, x=x, y=y))
+        b.datasource(self.datasource.sdk())
+        for i, target in enumerate(self.targets):
+            b.with_target(target.builder(chr(ord("A") + i)))
+        if self.unit:
+            b.unit(self.unit)
         if self.decimals is not None:
-            defaults["decimals"] = self.decimals
+            b.decimals(self.decimals)
         if self.thresholds:
-            defaults["thresholds"] = {
-                "mode": "absolute",
-                "steps": [{"color": t.color, "value": t.value} for t in self.thresholds],
-            }
-            defaults["color"] = {"mode": "thresholds"}
-        out: JSON = {
-            "id": panel_id,
-            "type": self.type,
-            "title": self.title,
-            "description": self.description,
-            "gridPos": {"x": x, "y": y, "w": self.width, "h": self.height},
-            "datasource": self.datasource.to_json(),
-            "targets": [t.to_json(chr(ord("A") + i)) for i, t in enumerate(self.targets)],
-            "fieldConfig": {"defaults": defaults, "overrides": list(self.overrides)},
-            "options": dict(self.options),
-        }
+            steps = [models.Threshold(value=t.value, color=t.color) for t in self.thresholds]
+            b.thresholds(
+                builders.ThresholdsConfig().mode(models.ThresholdsMode.ABSOLUTE).steps(steps)
+            )
+            b.color_scheme(builders.FieldColor().mode(models.FieldColorModeId.THRESHOLDS))
         if self.min_interval:
-            out["interval"] = self.min_interval
-        return out
+            b.interval(self.min_interval)
+        unknown = set(self.options) - {"reduceOptions", "orientation"}
+        if unknown:
+            raise ValueError(f"panel {self.title!r}: options {sorted(unknown)} not supported")
+        if "reduceOptions" in self.options:
+            reduce = self.options["reduceOptions"]
+            b.reduce_options(
+                common_builders.ReduceDataOptions()
+                .values(reduce["values"])
+                .calcs(list(reduce["calcs"]))
+                .fields(reduce["fields"])
+            )
+        if "orientation" in self.options:
+            b.orientation(common_models.VizOrientation(self.options["orientation"]))
+        return b  # type: ignore[no-any-return]
+
+
+_PANEL_BUILDERS: dict[str, type[Any]] = {
+    "timeseries": timeseries.Panel,
+    "stat": stat.Panel,
+    "table": table.Panel,
+    "bargauge": bargauge.Panel,
+    "gauge": gauge.Panel,
+    "barchart": barchart.Panel,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,25 +212,23 @@ class QueryVariable:
     multi: bool = True
     include_all: bool = True
 
-    def to_json(self) -> JSON:
+    def builder(self) -> builders.QueryVariable:
         """The templating entry; refreshed on dashboard load so new tanks appear by themselves."""
-        return {
-            "name": self.name,
-            "label": self.label,
-            "type": "query",
-            "datasource": self.datasource.to_json(),
-            "query": self.query.strip(),
-            "definition": self.query.strip(),
-            "multi": self.multi,
-            "includeAll": self.include_all,
-            "current": {"selected": True, "text": ["All"], "value": ["$__all"]}
-            if self.include_all
-            else {},
-            "options": [],
-            "refresh": 1,
-            "sort": 1,
-            "hide": 0,
-        }
+        b = (
+            builders.QueryVariable(self.name)
+            .label(self.label)
+            .datasource(self.datasource.sdk())
+            .query(self.query.strip())
+            .multi(self.multi)
+            .include_all(self.include_all)
+            .refresh(models.VariableRefresh.ON_DASHBOARD_LOAD)
+            .sort(models.VariableSort.ALPHABETICAL_ASC)
+            .hide(models.VariableHide.DONT_HIDE)
+            .options([])
+        )
+        if self.include_all:
+            b.current(models.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        return b
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,32 +247,35 @@ class Dashboard:
 
     def to_json(self) -> JSON:
         """The dashboard model Grafana stores (without `id`/`version`, which Grafana owns)."""
-        panels: list[JSON] = []
+        b = (
+            builders.Dashboard(self.title)
+            .uid(self.uid)
+            .description(self.description)
+            .tags(list(self.tags))
+            .timezone("browser")
+            .editable()
+            .tooltip(models.DashboardCursorSync.CROSSHAIR)
+            .time(self.time_from, "now")
+            .refresh(self.refresh)
+        )
+        for variable in self.variables:
+            b.with_variable(variable.builder())
         x = y = row_height = 0
         for i, panel in enumerate(self.panels, start=1):
             if panel.width > GRID_WIDTH:
                 raise ValueError(f"panel {panel.title!r} is wider than the grid")
             if x + panel.width > GRID_WIDTH:
                 x, y, row_height = 0, y + row_height, 0
-            panels.append(panel.to_json(i, x, y))
+            b.with_panel(panel.builder(i, x, y))
             x += panel.width
             row_height = max(row_height, panel.height)
-        return {
-            "uid": self.uid,
-            "title": self.title,
-            "description": self.description,
-            "tags": list(self.tags),
-            "timezone": "browser",
-            "editable": True,
-            "graphTooltip": 1,
-            "schemaVersion": SCHEMA_VERSION,
-            "time": {"from": self.time_from, "to": "now"},
-            "refresh": self.refresh,
-            "templating": {"list": [v.to_json() for v in self.variables]},
-            "annotations": {"list": []},
-            "links": [],
-            "panels": panels,
-        }
+        out: JSON = json.loads(json.dumps(b.build(), cls=JSONEncoder))
+        variables = out.setdefault("templating", {}).setdefault("list", [])
+        for v in variables:
+            v["definition"] = v["query"]  # what the query editor shows; the SDK omits it
+        out.setdefault("annotations", {"list": []})
+        out.setdefault("links", [])
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,14 +85,6 @@ def db_seed_demo(
         )
 
 
-@app.command("demo")
-def demo() -> None:
-    """Run the whole platform on this machine with embedded defaults (Ctrl-C stops it)."""
-    from oxy.demo import run_demo
-
-    run_demo(load_settings())
-
-
 # Which module adds each subcommand. `oxy <command>` imports only that module, so the edge box's
 # `oxy gateway run` stays small; `oxy --help` imports them all to list everything.
 COMMAND_MODULES: dict[str, str] = {
@@ -108,12 +100,13 @@ COMMAND_MODULES: dict[str, str] = {
     "bridge": "firmware_bridge.cli",
     "registry": "oxy.registry_cli",
     "broker": "oxy.broker_cli",
+    "demo": "demo.cli",
 }
 
 
 def _register_packages(argv: Sequence[str] = ()) -> None:
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command in ("db", "demo"):
+    if command == "db":
         return
     wanted = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else COMMAND_MODULES.values()
     for module in dict.fromkeys(wanted):

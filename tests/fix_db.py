@@ -178,8 +178,9 @@ def pg_admin_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def template_db_url(pg_admin_url: str) -> Iterator[str]:
-    """A database migrated once per test run, used as the template for per-test clones (by its
-    name: on TimescaleDB it accepts no connections once migrated)."""
+    """A database migrated once per test process (each pytest-xdist worker has its own), used
+    as the template for clones (by its name: on TimescaleDB it accepts no connections once
+    migrated)."""
     name = f"oxy_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -227,18 +228,35 @@ def _make_template(admin_url: str, name: str) -> None:
             time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def cloned_database(admin_url: str, template_url: str, prefix: str = "oxy_t") -> Iterator[str]:
+    """A fresh database cloned from the migrated template (`prefix` + a random suffix, so
+    pytest-xdist workers and tests never share one), dropped on exit. The one place tests clone a
+    database: the per-test `db_url`, the per-module `module_db_url` and seeded module databases."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    tpl = conninfo_to_dict(template_url)["dbname"]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
+    try:
+        yield _with_db(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def db_url(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
     """A fresh, migrated database for one test (cloned from the template), dropped afterwards."""
-    name = f"oxy_t_{uuid.uuid4().hex[:12]}"
-    tpl = conninfo_to_dict(template_db_url)["dbname"]
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
-    try:
-        yield _with_db(pg_admin_url, name)
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(pg_admin_url, template_db_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_db_url(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
+    """A migrated database shared by the tests of one module (they must tolerate each other's
+    rows), dropped after the module."""
+    with cloned_database(pg_admin_url, template_db_url, "oxy_m") as url:
+        yield url
 
 
 @pytest.fixture

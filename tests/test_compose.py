@@ -340,6 +340,32 @@ def test_grafana_mount_is_the_built_provisioning(compose: dict[str, Any]) -> Non
         assert name in env, f"Grafana needs {name} in its environment"
 
 
+def _wait_tls(port: int, cafile: Path, timeout: float = 10.0) -> None:
+    """Wait until the TLS listener completes a handshake, then close it cleanly (close_notify).
+
+    A bare TCP probe, closed before or during the handshake, makes Mosquitto log an OpenSSL
+    "unexpected eof" error or not depending on timing, which the log check below would read as
+    a failure of the configuration.
+    """
+    import socket
+    import ssl
+    import time
+
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    ctx.check_hostname = False
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+                tls = ctx.wrap_socket(raw, server_hostname="localhost")
+                tls.unwrap()
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_compose_broker_config_runs_on_real_mosquitto(tmp_path: Path) -> None:
     """The TLS variant (a superset of the plain one) starts, authenticates and serves TLS; the
     compose health check's command succeeds with the right password and fails with a wrong one."""
@@ -389,7 +415,7 @@ def test_compose_broker_config_runs_on_real_mosquitto(tmp_path: Path) -> None:
     )
     try:
         wait_port(plain)
-        wait_port(tls)
+        _wait_tls(tls, tmp_path / "certs/ca.crt")
 
         def pub(port: int, password: str, *extra: str) -> int:
             args = [str(tools["mosquitto_pub"]), "-h", "localhost", "-p", str(port), "-q", "0"]

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from tests.fix_mqtt import free_port
 
 
+@pytest.mark.slow  # every process of `oxy demo`, spawned
 def test_demo_runs_the_whole_platform(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OXY_")}

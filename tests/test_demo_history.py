@@ -1,7 +1,7 @@
 import psycopg
 import pytest
 
-from oxy.demo_history import HISTORY_DAYS, backfill_history
+from demo.history import HISTORY_DAYS, backfill_history
 from oxy.demo_seed import FACILITIES, seed_demo
 
 

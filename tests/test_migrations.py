@@ -21,19 +21,22 @@ def test_migrations_are_idempotent_and_load_reference_data(db_url: str) -> None:
 
 
 def test_fresh_database_migrates_from_scratch(pg_admin_url: str) -> None:
+    import uuid
+
     from tests.fix_db import _with_db
 
+    # A name of its own: other test processes (pytest-xdist workers, other runs) share the server.
+    name = f"oxy_scratch_mig_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "oxy_scratch_mig" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "oxy_scratch_mig"')
+        conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = _with_db(pg_admin_url, "oxy_scratch_mig")
+        url = _with_db(pg_admin_url, name)
         applied = migrate(url)
         assert applied and applied[0] == "0001_registry"
         assert migrate(url) == []
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute('DROP DATABASE IF EXISTS "oxy_scratch_mig" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_timescaledb_installed_but_not_preloaded_is_one_line_saying_what_to_do() -> None:

@@ -65,6 +65,7 @@ def _spec(name: str, noise: float = 0.0) -> TankSpec:
     )
 
 
+@pytest.mark.slow  # a sweep: 60 refills, one per minute of the hour
 def test_refill_at_every_minute_of_the_hour_is_measured_whole(db_url: str) -> None:
     """A 45-minute delivery starting at each minute of an hour (so also ending at each minute):
     the hourly buckets must not cut a minute of tanker flow off the refill or the day's draw."""
@@ -243,6 +244,7 @@ def test_a_calibration_change_recomputes_the_stored_windows_it_affects(db_url: s
     assert a.consumption_kg == pytest.approx(b.consumption_kg * 1.05, rel=0.01)
 
 
+@pytest.mark.slow  # the accuracy benchmark, in small
 def test_fast_subset_of_the_accuracy_benchmark(db_url: str, broker: Any) -> None:
     """bench/accuracy.py on a few tanks (randomised sizes, noise, gaps; deliveries at varying
     minutes, across 16:00, partial, back-to-back; steady tanks, half with a +25 % leak day),

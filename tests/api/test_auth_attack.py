@@ -81,6 +81,7 @@ def test_an_attacker_cannot_lock_the_owner_out_from_another_address(
     assert _login_from(settings, owner, "byt1", PASSWORD) == 303
 
 
+@pytest.mark.slow  # many deliberately slow password checks
 def test_an_address_guessing_many_accounts_is_locked(world: World, settings: Settings) -> None:
     address = "198.51.100.99"
     limit = MAX_FAILURES * IP_FACTOR

@@ -28,6 +28,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
     pg.destroy()
 
 
+@pytest.mark.slow  # a database outage
 def test_database_away_is_a_fast_503_and_recovers(private_pg: PrivatePostgres) -> None:
     url = private_pg.url
     migrate(url)

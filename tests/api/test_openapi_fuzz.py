@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,7 +23,6 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from schemathesis.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -59,26 +57,15 @@ SENT_KEYS = ("params", "headers", "cookies", "json", "data", "files", "content")
 
 
 @pytest.fixture(scope="module")
-def fuzz_db(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
+def fuzz_db(module_db_url: str) -> str:
     """One migrated database (with the fuzzing administrator's token) for the whole module."""
-    name = f"oxy_fz_{uuid.uuid4().hex[:10]}"
-    tpl = conninfo_to_dict(template_db_url)["dbname"]
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
-    params = conninfo_to_dict(pg_admin_url)
-    params["dbname"] = name
-    url = make_conninfo(**params)
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(module_db_url) as conn:
         uid = add_user(conn, "fuzz-admin", "admin", None)
         conn.execute(
             "INSERT INTO api_tokens (user_id, name, token_hash, prefix) VALUES (%s, 'f', %s, 'f')",
             (uid, digest(TOKEN)),
         )
-    try:
-        yield url
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return module_db_url
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +166,7 @@ def _fuzz(
     return sent[0]
 
 
+@pytest.mark.slow  # fuzzes every operation
 def test_api_conforms_to_its_schema(fuzz_client: TestClient) -> None:
     schema = schemathesis.openapi.from_dict(fuzz_client.app.openapi())  # type: ignore[attr-defined]
     failures: list[str] = []

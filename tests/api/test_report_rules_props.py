@@ -84,29 +84,10 @@ class Harness:
 
 
 @pytest.fixture(scope="module")
-def harness(db_url_module: str) -> Iterator[Harness]:
-    h = Harness(db_url_module)
+def harness(module_db_url: str) -> Iterator[Harness]:
+    h = Harness(module_db_url)
     yield h
     h.close()
-
-
-@pytest.fixture(scope="module")
-def db_url_module(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
-    import uuid
-
-    from psycopg.conninfo import conninfo_to_dict
-
-    from tests.fix_db import _with_db
-
-    name = f"oxy_props_{uuid.uuid4().hex[:10]}"
-    tpl = conninfo_to_dict(template_db_url)["dbname"]
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
-    try:
-        yield _with_db(pg_admin_url, name)
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 gas = st.floats(min_value=0, max_value=100_000, allow_nan=False).map(lambda v: round(v, 3))

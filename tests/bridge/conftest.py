@@ -3,6 +3,7 @@ publishes onward, and a plain foreign publisher."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -195,6 +196,14 @@ SPB_EDGE_DIR = REPO / ".venv" / "thirdparty" / "spb-edge"
 def _spb_edge_path() -> Path:
     """pysparkplug and its paho-mqtt 1.x, installed apart from the platform's venv (whose
     paho-mqtt is 2.x) from their hashed lock; reinstalled when the lock changes."""
+    SPB_EDGE_DIR.parent.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers may ask at once: one installs, the others wait for its stamp.
+    with open(SPB_EDGE_DIR.parent / ".spb-edge.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        return _install_spb_edge()
+
+
+def _install_spb_edge() -> Path:
     stamp = SPB_EDGE_DIR / ".lock-sha256"
     digest = hashlib.sha256(SPB_EDGE_LOCK.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:

@@ -18,6 +18,7 @@ from dashboards.catalog import ALERT_RULES, DASHBOARDS, FOLDERS
 from dashboards.macros import used_variables, variable_order
 from dashboards.sources import FILE_CONFIG, all_sources
 
+ROOT = Path(__file__).resolve().parents[2]
 PROVISIONING = Path(files.__file__).resolve().parent / "provisioning"
 SOURCE_UIDS = {s["uid"]: s["type"] for s in all_sources(FILE_CONFIG)}
 PANEL_TYPES = {"timeseries", "stat", "table", "bargauge", "gauge", "barchart", "state-timeline"}
@@ -183,3 +184,21 @@ def test_provisioning_files_match_the_api_payloads() -> None:
     # Grafana would expand a lone `$__timeFilter` as an environment variable: all are doubled.
     raw = (PROVISIONING / "alerting/oxy-technical.yaml").read_text(encoding="utf-8")
     assert re.search(r"(?<!\$)\$(?!\$)", raw) is None
+
+
+def test_the_sdk_build_matches_the_grafana_that_compose_runs() -> None:
+    """The dashboards are built with grafana-foundation-sdk's build for the Grafana release that
+    docker-compose.yml runs (the version after the epoch), so the JSON has that release's schema."""
+    from importlib.metadata import version
+
+    from grafana_foundation_sdk.models.dashboard import Dashboard as SdkDashboard
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    image = compose["services"]["grafana"]["image"]
+    assert image.startswith("grafana/grafana:")
+    grafana = image.split(":", 1)[1]
+    sdk = version("grafana-foundation-sdk")
+    assert "!" in sdk and sdk.split("!", 1)[1] == grafana, (sdk, image)
+    schema = SdkDashboard().schema_version
+    for dash in DASHBOARDS:
+        assert dash.to_json()["schemaVersion"] == schema

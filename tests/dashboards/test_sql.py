@@ -161,9 +161,10 @@ def test_grafana_role_cannot_read_outside_its_schema(grafana_conn: psycopg.Conne
 
 
 def test_alert_queries_fire_on_the_seeded_faults(
-    grafana_conn: psycopg.Connection[Any], world_db: tuple[str, World]
+    fresh_grafana_conn: psycopg.Connection[Any], fresh_world_db: tuple[str, World]
 ) -> None:
-    url, world = world_db
+    grafana_conn = fresh_grafana_conn
+    url, world = fresh_world_db
     by_uid = {r.uid: r for r in RULES}
 
     def value(uid: str) -> list[tuple[Any, ...]]:
@@ -207,12 +208,13 @@ def test_check_names_the_failing_panel(grafana_conn: psycopg.Connection[Any]) ->
 
 
 def test_gateway_and_national_panels_show_the_seeded_figures(
-    grafana_conn: psycopg.Connection[Any], world_db: tuple[str, World]
+    fresh_grafana_conn: psycopg.Connection[Any], fresh_world_db: tuple[str, World]
 ) -> None:
     from dashboards.gateways import DASHBOARD as GATEWAYS
     from dashboards.national import DASHBOARD as NATIONAL
 
-    _, world = world_db
+    grafana_conn = fresh_grafana_conn
+    _, world = fresh_world_db
     rng = TimeRange.last(timedelta(days=1), now=world.now + timedelta(minutes=1))
     gw = check_dashboard(grafana_conn, GATEWAYS, rng)
     assert _by_title(gw, "Online'").rows == [(1,)]

@@ -8,16 +8,13 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 from psycopg import AsyncConnection
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from oxy.demo_seed import seed_demo
 from tests.fix_mqtt import free_port, wait_port
@@ -53,30 +50,15 @@ FAULTY = ("BV-CHORAY", "T1")
 FAULT = timedelta(minutes=30)
 
 
-def _with_db(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo(**params)
-
-
 @pytest.fixture(scope="module")
-def web_db_url(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
+def web_db_url(module_db_url: str) -> str:
     """A migrated database for one test module, seeded with the demo country and accounts."""
-    name = f"oxy_web_{uuid.uuid4().hex[:10]}"
-    tpl = conninfo_to_dict(template_db_url)["dbname"]
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
-    url = _with_db(pg_admin_url, name)
-    try:
-        seed_demo(url)
-        # Playwright's sync API may already run a loop in this thread: seed from another one.
-        seeder = threading.Thread(target=lambda: asyncio.run(_seed(url)))
-        seeder.start()
-        seeder.join()
-        yield url
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    seed_demo(module_db_url)
+    # Playwright's sync API may already run a loop in this thread: seed from another one.
+    seeder = threading.Thread(target=lambda: asyncio.run(_seed(module_db_url)))
+    seeder.start()
+    seeder.join()
+    return module_db_url
 
 
 async def _seed(url: str) -> None:
@@ -243,3 +225,10 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that drives Chromium is in the `browser` tier (`make test` runs it apart)."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

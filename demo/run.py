@@ -164,7 +164,7 @@ def run_demo(settings: Settings) -> None:
         print(f"  database: {'embedded PostgreSQL' if not settings.database_url else 'configured'}")
         print(f"  {summary}")
         logins = _seed_accounts(db_url, workdir)
-        from oxy.demo_history import backfill_history
+        from demo.history import backfill_history
 
         if backfill_history(db_url):
             print("  history:  8 days of simulated tank readings written")
