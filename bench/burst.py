@@ -9,7 +9,7 @@ while the 34 SYT officers compose and send and BYT refreshes the national dashbo
     # a short form (what tests/test_burst.py runs): the same shape in one minute
     .venv/bin/python bench/burst.py --facilities 68 --window 60
 
-Seeds a national country into a scratch database (`oxy.demo_national`), issues a bearer token
+Seeds a national country into a scratch database (`demo.national`), issues a bearer token
 to every facility and SYT account (the way an integration files reports), serves the API with
 `oxy api run` on loopback and runs `locust --headless` with bench/locustfile_burst.py. Prints
 p50/p95/p99 and errors per endpoint, then the issue's targets.
@@ -86,7 +86,7 @@ def plan(
 ) -> dict[str, Any]:
     """Seed the country and draw every facility's moment: a sixth of them spread over the first
     five sixths of the window, the rest in the last sixth."""
-    from oxy.demo_national import NationalScale, seed_national
+    from demo.national import NationalScale, seed_national
     from oxy.migrate import migrate
 
     migrate(url)

@@ -326,7 +326,7 @@ def scratch_database() -> Iterator[str]:
 def seed(url: str, cfg: SoakConfig) -> str:
     """Migrate and seed a national country with at least `cfg.gateways` facilities; returns the
     accounts' password."""
-    from oxy.demo_national import NATIONAL, NationalScale, seed_national
+    from demo.national import NATIONAL, NationalScale, seed_national
     from oxy.migrate import migrate
 
     migrate(url)

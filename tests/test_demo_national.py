@@ -12,8 +12,8 @@ from psycopg import AsyncConnection
 
 from api.auth import verify_password
 from api.scope import Role, resolve_scope
+from demo.national import NationalScale, seed_national
 from oxy.calibration import CalibrationTable
-from oxy.demo_national import NationalScale, seed_national
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SMALL = NationalScale(facilities=70, tanks=100, suppliers=5, history_days=0.25, history_step_s=300)

@@ -16,6 +16,7 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 KNOWN_EXCEPTIONS = {
     "oxy.registry_import -> api.reports.messages",
     "oxy.registry_import -> api.reports.rules",
+    "api.engineer.actions -> ingest.quarantine",
 }
 
 
@@ -57,10 +58,11 @@ def test_the_contracts_fail_without_their_listed_exceptions(tmp_path: Path) -> N
     config.write_text("\n".join(stripped) + "\n")
     got = _lint(config)
     assert got.returncode != 0
-    assert "1 kept, 1 broken" in got.stdout
-    listed = tomllib.loads(text)["tool"]["importlinter"]["contracts"][0]["ignore_imports"]
+    assert "0 kept, 2 broken" in got.stdout
+    contracts = tomllib.loads(text)["tool"]["importlinter"]["contracts"]
+    listed = [line for c in contracts for line in c.get("ignore_imports", [])]
     broken = {
         line.strip(" -").split(" (l.")[0] for line in got.stdout.splitlines() if " -> " in line
     }
     assert broken == set(listed)
-    assert set(listed) <= KNOWN_EXCEPTIONS, "a new exception to the core's layering"
+    assert set(listed) <= KNOWN_EXCEPTIONS, "a new exception to the layering"
