@@ -571,7 +571,7 @@ class Bridge:
             online=online,
             bd_seq=bd_seq,
             ts=now,
-            schema=v2.schema,
+            schema_=v2.schema,
             sensors=v2.decls,
         )
 

@@ -9,6 +9,7 @@ requests by publishing the birth again and re-sending what is not confirmed.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from oxy.contract import (
     schema_id,
     topic,
 )
+from tests.bridge import spb
 from tests.ingest.conftest import count, running_ingest, wait_for
 from tests.ingest.test_end_to_end_ack import seed_gateway, settle, stored
 
@@ -227,3 +229,61 @@ def test_missing_birth_recovers_through_the_rebirth(
     assert count(db_url, "SELECT count(*) FROM gateway_births") == 1
     assert count(db_url, "SELECT count(*) FROM reading_conflicts") == 0
     assert bridge.sender is not None and bridge.sender.resent_total > 0
+
+
+@pytest.mark.slow
+def test_v2_sparkplug_node_birth_declares_and_its_data_is_stored(
+    broker_factory: Callable[..., Any],
+    db_url: str,
+    bridge_factory: Callable[..., Bridge],
+    foreign_factory: Callable[[int], Any],
+    tmp_path: Path,
+) -> None:
+    """A gateway only Sparkplug maps: no birth before its node's; the node's NBIRTH becomes a
+    birth with the node's bdSeq declaring the sensors, and its DDATA travels as v2."""
+    seed_gateway(db_url, GW, ["T1"], site=SITE)
+    foreign, platform = broker_factory(), broker_factory()
+    source = {
+        "name": "spb",
+        "protocol": "sparkplug",
+        "mqtt_url": foreign.url,
+        "devices": [
+            {
+                "id": "G/E/T1",
+                "site": SITE,
+                "gateway": GW,
+                "points": [{"metric": "DP", "sensor": "T1-dp", "unit": "inH2O"}],
+            }
+        ],
+    }
+    wire = Wire(platform.port)
+    try:
+        with running_ingest(db_url, platform.url, client_id="ingest-bridge-v2-spb"):
+            onward = _onward(platform.url)
+            bridge = bridge_factory(
+                platform.port, db_url, [source], state_dir=str(tmp_path), onward=onward
+            )
+            time.sleep(0.5)
+            assert wire.states == []  # not declared before its node is seen
+            node = foreign_factory(foreign.port)
+            t0 = int(BASE.timestamp() * 1000)
+            bd = spb.metric("bdSeq", None, spb.INT64, 7)
+            node.send("spBv1.0/G/NBIRTH/E", spb.payload(0, [bd]))
+            dp = spb.metric("DP", 5, spb.FLOAT, 1.0, timestamp=t0)
+            node.send("spBv1.0/G/DBIRTH/E/T1", spb.payload(1, [dp]))
+            sent = {("T1-dp", t0)}
+            for k in range(1, 11):
+                ts = t0 + k * 1000
+                metric = spb.metric(None, 5, spb.FLOAT, float(k), timestamp=ts)
+                node.send("spBv1.0/G/DDATA/E/T1", spb.payload(1 + k, [metric]), qos=0)
+                sent.add(("T1-dp", ts))
+            settle(db_url, sent, timeout=20.0)
+            wait_for(lambda: bridge.outbox is not None and bridge.outbox.depth == 0, 10)
+        birth = wire.states[0]
+        assert (birth.online, birth.bd_seq) == (True, 7)
+        assert birth.sensors == [SensorDecl(code="T1-dp", unit="inH2O")]
+        assert "data2" in wire.kinds and "data" not in wire.kinds
+        assert bridge.counters["dead_letters"] == 0
+        assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
+    finally:
+        wire.close()
