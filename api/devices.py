@@ -297,12 +297,15 @@ def acl_lines(a: Account) -> list[str]:
     elif a.kind == "bridge":
         # It speaks for the gateways its configuration maps (any of them: the account is not
         # tied to a list), so their data, state and status; it reads their watermarks (the
-        # bridge's end-to-end acknowledgement) but, like a gateway, may never write one.
+        # bridge's end-to-end acknowledgement) and ingest's rebirth requests (contract v2)
+        # but, like a gateway, may never write either.
         lines += [
             f"topic write {TOPIC_ROOT}/+/+/{TopicKind.DATA.value}",
+            f"topic write {TOPIC_ROOT}/+/+/{TopicKind.DATA_V2.value}",
             f"topic readwrite {TOPIC_ROOT}/+/+/{TopicKind.STATE.value}",
             f"topic readwrite {TOPIC_ROOT}/+/+/{TopicKind.STATUS.value}",
             f"topic read {TOPIC_ROOT}/+/+/{ACK_SUFFIX}",
+            f"topic read {TOPIC_ROOT}/+/+/{REBIRTH_SUFFIX}",
             "topic read spBv1.0/#",
         ]
     return lines

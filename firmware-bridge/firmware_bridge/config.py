@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from firmware_bridge.errors import BridgeError
-from oxy.contract import CODE_RE, UNITS
+from oxy.contract import CODE_RE, MAX_V2_SENSORS, UNITS, SensorDecl
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,9 @@ class Point(_Model):
     path: str | None = None  # JSON path (LoRaWAN: inside the decoded object; vendor: the body)
     scale: float = 1.0  # value * scale + offset, for raw counts (e.g. 4-20 mA as 0..10000)
     offset: float = 0.0
+    # Contract v2 (onward data_format = "v2"): the quantum the value travels in, in `unit`
+    # (an integer n on the wire means n × resolution); 0 sends plain floats.
+    resolution: Annotated[float, Field(ge=0, le=1e6)] = 0.0
 
     @field_validator("sensor")
     @classmethod
@@ -252,11 +255,22 @@ class Onward(_Model):
     ack_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     ack_timeout_max_s: Annotated[float, Field(gt=0)] = 600.0
     outbox_max_messages: Annotated[int, Field(ge=1)] = 1_000_000
+    # Wire format of data messages (docs/bridge.md, "Contract v2"): "v1" (JSON, every field per
+    # reading) or "v2" (compact, indices declared in a birth per mapped gateway; needs
+    # end_to_end_ack: a message whose birth the centre lacks is re-sent after the rebirth).
+    data_format: Literal["v1", "v2"] = "v1"
+    deflate: bool = False  # v2 only: zlib-deflate each message body
 
     @model_validator(mode="before")
     @classmethod
     def _secret(cls, data: Any, info: ValidationInfo) -> Any:
         return _secrets(data, info, "password")
+
+    @model_validator(mode="after")
+    def _v2_needs_ack(self) -> Onward:
+        if self.data_format == "v2" and not self.end_to_end_ack:
+            raise ValueError("data_format 'v2' needs end_to_end_ack = true")
+        return self
 
 
 class Rejects(_Model):
@@ -291,11 +305,42 @@ class BridgeConfig(_Model):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"source names must be unique: {sorted(dup)}")
+        units: dict[tuple[str, str, str], tuple[str, float]] = {}
+        for source in self.sources:
+            for device in source.devices:
+                for p in device.points:
+                    key = (device.site, device.gateway, p.sensor)
+                    seen = units.setdefault(key, (p.unit, p.resolution))
+                    if self.onward.data_format == "v2" and seen != (p.unit, p.resolution):
+                        # A v2 birth declares one unit and quantum per sensor of a gateway.
+                        raise ValueError(
+                            f"sensor {p.sensor} of {device.site}/{device.gateway} is mapped"
+                            f" with two units or resolutions: {seen} and"
+                            f" {(p.unit, p.resolution)}"
+                        )
+        for ref, decls in self.declarations().items():
+            if self.onward.data_format == "v2" and len(decls) > MAX_V2_SENSORS:
+                raise ValueError(
+                    f"{ref[0]}/{ref[1]}: data_format 'v2' declares at most {MAX_V2_SENSORS}"
+                    " sensors per gateway"
+                )
         return self
 
     def source(self, name: str) -> Source | None:
         """The source called `name`, or None."""
         return next((s for s in self.sources if s.name == name), None)
+
+    def declarations(self) -> dict[tuple[str, str], list[SensorDecl]]:
+        """Contract v2: per mapped gateway (site, gateway), the declaration of every sensor its
+        points name, in configuration order (index = position; a sensor named twice once)."""
+        out: dict[tuple[str, str], dict[str, SensorDecl]] = {}
+        for source in self.sources:
+            for device in source.devices:
+                decls = out.setdefault((device.site, device.gateway), {})
+                for p in device.points:
+                    if p.sensor not in decls:
+                        decls[p.sensor] = SensorDecl(code=p.sensor, unit=p.unit, res=p.resolution)
+        return {ref: list(d.values()) for ref, d in out.items()}
 
 
 def hash_token(token: str) -> str:

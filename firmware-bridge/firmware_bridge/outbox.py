@@ -19,16 +19,23 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from oxy.contract import (
+    QUALITY_CODE,
+    V2_VERSION,
     ContractError,
     Reading,
+    SensorDecl,
     TopicKind,
     decode_ack,
     encode_data,
+    encode_v2,
+    ms_of,
     parse_ack_topic,
+    schema_id,
     topic,
 )
 
@@ -40,6 +47,41 @@ WATCH_S = 0.5  # how often the sender looks at its timers
 WINDOW = 100  # data messages handed to paho and not yet PUBACKed, at most
 
 Key = tuple[str, str, int]  # (site, gateway, seq)
+
+
+@dataclass(frozen=True, slots=True)
+class V2Schema:
+    """Contract v2 for one mapped gateway: the birth's declarations, their schema number and
+    each sensor's (index, unit); deflate per message."""
+
+    decls: list[SensorDecl]
+    schema: int
+    index: dict[str, tuple[int, str]]
+    deflate: bool = False
+
+    @classmethod
+    def of(cls, decls: list[SensorDecl], deflate: bool = False) -> V2Schema:
+        """The schema of a declaration list."""
+        index = {d.code: (i, d.unit) for i, d in enumerate(decls)}
+        return cls(decls, schema_id(decls), index, deflate)
+
+    def items(self, readings: list[Reading]) -> list[tuple[int, int, float | None, int]] | None:
+        """(index, ts_ms, value, quality code) of every reading, or None when one names a
+        sensor or unit the birth does not declare (then the message goes as v1)."""
+        out = []
+        for r in readings:
+            decl = self.index.get(r.sensor)
+            if decl is None or decl[1] != r.unit:
+                return None
+            out.append((decl[0], ms_of(r.ts), r.value, QUALITY_CODE[r.q]))
+        return out
+
+
+def data_topic(key: Key, payload: bytes) -> str:
+    """The topic of a stored message: v2 (first byte 2) on `data2`, v1 (JSON) on `data`."""
+    v2 = payload[:1] == bytes((V2_VERSION,))
+    return topic(key[0], key[1], TopicKind.DATA_V2 if v2 else TopicKind.DATA)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,12 +155,19 @@ class BridgeOutbox:
             self._db.close()
 
     def store(
-        self, site: str, gateway: str, sent_at: datetime, readings: list[Reading]
+        self,
+        site: str,
+        gateway: str,
+        sent_at: datetime,
+        readings: list[Reading],
+        v2: V2Schema | None = None,
     ) -> list[tuple[Key, bytes, int]]:
         """Encode `readings` into data messages of the stream (split by count and size), each
         with the next seq, and write them durably in one transaction before anything leaves.
-        Returns ((site, gateway, seq), payload, readings) per message."""
+        With `v2`, contract v2 messages (v1 when a reading is not declared). Returns
+        ((site, gateway, seq), payload, readings) per message."""
         out: list[tuple[Key, bytes, int]] = []
+        items = v2.items(readings) if v2 is not None else None
         with self._lock:
             seq, acked = self._streams.get((site, gateway), [0, 0])
             low = self._db.execute(
@@ -130,9 +179,21 @@ class BridgeOutbox:
                 while i < len(readings):
                     seq += 1
                     floor = int(low) if low is not None else seq
-                    body, fits = encode_data(
-                        gateway, seq, sent_at, readings[i:], epoch=self.epoch, floor=floor
-                    )
+                    if v2 is not None and items is not None:
+                        body, fits = encode_v2(
+                            v2.decls,
+                            v2.schema,
+                            seq,
+                            ms_of(sent_at),
+                            items[i:],
+                            epoch=self.epoch,
+                            floor=floor,
+                            deflate=v2.deflate,
+                        )
+                    else:
+                        body, fits = encode_data(
+                            gateway, seq, sent_at, readings[i:], epoch=self.epoch, floor=floor
+                        )
                     self._db.execute(
                         "INSERT INTO msgs (site, gateway, seq, readings, payload)"
                         " VALUES (?, ?, ?, ?, ?)",
@@ -358,6 +419,22 @@ class AckSender:
         if msg.high > msg.seq:
             self._resend_gap(site, gateway, now)
 
+    def rebirth(self, site: str, gateway: str, seq: int) -> int:
+        """Ingest could not resolve message `seq` of a stream (no birth for its schema); the
+        birth has just been published again: re-send every unconfirmed message of the stream
+        from `seq` on (after the birth, on the same connection). Returns how many."""
+        now = time.monotonic()
+        keys = [k for k in self.outbox.unconfirmed(site, gateway) if k[2] >= seq]
+        with self._lock:
+            fresh = set(self._fresh)
+            todo = [k for k in keys if k not in self._flying and k not in fresh]
+            for k in todo:
+                self._sent_at[k] = now
+            self._queue(todo)
+        if todo:
+            self._wake.set()
+        return len(todo)
+
     def _resend_gap(self, site: str, gateway: str, now: float) -> None:
         """Re-send what lies below the stream's known `high` and left more than the grace ago:
         lost on the way (a broker restart while ingest had no subscription)."""
@@ -502,9 +579,7 @@ class AckSender:
                 if not fresh:
                     self.resent_total += 1
             # Not under our lock: paho calls the PUBACK callback with its own lock held.
-            self._publish(
-                topic(key[0], key[1], TopicKind.DATA), body, self._done(key, fresh, readings)
-            )
+            self._publish(data_topic(key, body), body, self._done(key, fresh, readings))
 
     def status(self) -> dict[str, int]:
         """Counters for /healthz."""

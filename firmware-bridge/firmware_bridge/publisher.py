@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from firmware_bridge.connection import Endpoint, connect_async, make_client
+from oxy.contract import REBIRTH_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ class Publisher:
         # who hears about a (re)connection (firmware_bridge.outbox.AckSender).
         self.ack_topics: list[str] = []
         self.on_ack: Callable[[str, bytes], None] | None = None
+        # Contract v2: ingest's rebirth requests (topics to read and who answers them).
+        self.rebirth_topics: list[str] = []
+        self.on_rebirth: Callable[[str, bytes], None] | None = None
         self.on_connected: Callable[[], None] | None = None
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
@@ -131,18 +135,19 @@ class Publisher:
             logger.error("platform broker refused the connection: %s", reason)
             return
         logger.info("connected to the platform broker %s", self.endpoint.url)
-        if self.ack_topics:
-            client.subscribe([(t, 1) for t in self.ack_topics])
+        if self.ack_topics or self.rebirth_topics:
+            client.subscribe([(t, 1) for t in self.ack_topics + self.rebirth_topics])
         self._connected.set()
         if self.on_connected is not None:
             self.on_connected()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if self.on_ack is not None:
+        handler = self.on_rebirth if msg.topic.endswith("/" + REBIRTH_SUFFIX) else self.on_ack
+        if handler is not None:
             try:
-                self.on_ack(msg.topic, bytes(msg.payload))
+                handler(msg.topic, bytes(msg.payload))
             except Exception:  # one odd ack must not stop the network thread
-                logger.exception("cannot handle the ack on %s", msg.topic)
+                logger.exception("cannot handle the message on %s", msg.topic)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any

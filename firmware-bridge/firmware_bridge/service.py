@@ -31,19 +31,22 @@ from firmware_bridge.errors import PayloadError
 from firmware_bridge.lorawan import handle_chirpstack, handle_tts
 from firmware_bridge.mapping import handle_vendor, parse_json
 from firmware_bridge.model import GatewayRef, Health, Outcome
-from firmware_bridge.outbox import AckSender, BridgeOutbox
+from firmware_bridge.outbox import AckSender, BridgeOutbox, V2Schema
 from firmware_bridge.publisher import Publisher, SeqStore
 from firmware_bridge.rejects import RejectSink
 from firmware_bridge.sparkplug import NAMESPACE as SPARKPLUG_NAMESPACE
 from firmware_bridge.sparkplug import SparkplugHost
 from oxy.contract import (
+    ContractError,
     DeviceHealth,
     StateMessage,
     StatusMessage,
     TopicKind,
     ack_topic,
+    decode_rebirth,
     encode,
     encode_data,
+    rebirth_topic,
     topic,
 )
 
@@ -163,6 +166,31 @@ class Bridge:
         # covers them (docs/bridge.md); the foreign message is acknowledged once they are there.
         self.outbox: BridgeOutbox | None = None
         self.sender: AckSender | None = None
+        # Contract v2 (docs/bridge.md): per mapped gateway, the birth's declarations; the last
+        # state published for it (online, bd_seq), which a rebirth repeats with the sensors.
+        self.v2: dict[GatewayRef, V2Schema] = {}
+        if onward.data_format == "v2":
+            self.v2 = {
+                GatewayRef(site, gw): V2Schema.of(decls, onward.deflate)
+                for (site, gw), decls in config.declarations().items()
+            }
+        self._states: dict[GatewayRef, tuple[bool, int]] = {}
+        # Gateways only Sparkplug sources map: their births follow the edge node's (NBIRTH).
+        sparkplug = {
+            GatewayRef(d.site, d.gateway)
+            for s in config.sources
+            if s.protocol == "sparkplug"
+            for d in s.devices
+        }
+        others = {
+            GatewayRef(d.site, d.gateway)
+            for s in config.sources
+            if s.protocol != "sparkplug"
+            for d in s.devices
+        }
+        self._sparkplug_only = sparkplug - others
+        self._states_lock = threading.Lock()
+        self.rebirths = 0
         if onward.end_to_end_ack:
             path = config.state_dir / "bridge-outbox.sqlite" if config.state_dir else None
             if path is None:
@@ -182,7 +210,12 @@ class Bridge:
             refs = {(d.site, d.gateway) for s in config.sources for d in s.devices}
             self.publisher.ack_topics = [ack_topic(site, gw) for site, gw in sorted(refs)]
             self.publisher.on_ack = self.sender.ack
-            self.publisher.on_connected = self.sender.connected
+            self.publisher.on_connected = self._on_connected
+            if self.v2:
+                self.publisher.rebirth_topics = [
+                    rebirth_topic(site, gw) for site, gw in sorted(refs)
+                ]
+                self.publisher.on_rebirth = self._on_rebirth
         self._health: dict[GatewayRef, dict[str, Health]] = {}
         self._health_lock = threading.Lock()
         self._clients: dict[str, mqtt.Client] = {}
@@ -303,6 +336,8 @@ class Bridge:
             "connected": self.publisher.connected,
             "sources": sources,
             "counters": counters,
+            "data_format": self.config.onward.data_format,
+            "rebirths": self.rebirths,
             "ack": {"end_to_end": True, **self.sender.status()}
             if self.sender is not None
             else {"end_to_end": False},
@@ -475,9 +510,9 @@ class Bridge:
 
         # Births before data: a consumer sees the gateway online before its readings.
         for change in outcome.states:
-            state = StateMessage(
-                gw=change.ref.gateway, online=change.online, bd_seq=change.bd_seq, ts=now
-            )
+            with self._states_lock:
+                self._states[change.ref] = (change.online, change.bd_seq)
+            state = self._state(change.ref, change.online, change.bd_seq, now)
             send(topic(change.ref.site, change.ref.gateway, TopicKind.STATE), encode(state), True)
         if self.outbox is not None and self.sender is not None:
             # Handed on = durable in the outbox (the guarantee starts here, also for QoS 0
@@ -486,7 +521,9 @@ class Bridge:
                 stored = [
                     m
                     for ref, readings in outcome.readings.items()
-                    for m in self.outbox.store(ref.site, ref.gateway, now, readings)
+                    for m in self.outbox.store(
+                        ref.site, ref.gateway, now, readings, self.v2.get(ref)
+                    )
                 ]
             except Exception as exc:  # a full disk: leave the foreign message unacknowledged
                 self._count("errors")
@@ -523,6 +560,71 @@ class Bridge:
             status = self._status(ref, outcome, now)
             send(topic(ref.site, ref.gateway, TopicKind.STATUS), encode(status), False)
         countdown.arm()
+
+    def _state(self, ref: GatewayRef, online: bool, bd_seq: int, now: datetime) -> StateMessage:
+        """A birth or death of a mapped gateway; with contract v2 it declares the sensors."""
+        v2 = self.v2.get(ref)
+        if v2 is None:
+            return StateMessage(gw=ref.gateway, online=online, bd_seq=bd_seq, ts=now)
+        return StateMessage(
+            gw=ref.gateway,
+            online=online,
+            bd_seq=bd_seq,
+            ts=now,
+            schema_=v2.schema,
+            sensors=v2.decls,
+        )
+
+    def _on_connected(self) -> None:
+        """The platform link is up (again), on the publisher's network thread: with contract
+        v2, declare every mapped gateway's sensors in its birth before any data leaves (the
+        sender re-sends a second later). A gateway only Sparkplug maps is declared once its
+        edge node has been seen; any other is declared online (the bridge speaks for it)."""
+        if self.v2:
+            with self._states_lock:
+                states = dict(self._states)
+            for ref in sorted(self.v2, key=lambda r: (r.site, r.gateway)):
+                if ref in states or ref not in self._sparkplug_only:
+                    self._publish_birth(ref, *states.get(ref, (True, 0)))
+        if self.sender is not None:
+            self.sender.connected()
+
+    def _publish_birth(self, ref: GatewayRef, online: bool, bd_seq: int) -> None:
+        state = self._state(ref, online, bd_seq, datetime.now(UTC))
+
+        def birth_done(ok: bool, reason: str) -> None:
+            if not ok:
+                logger.error("platform broker refused the birth of %s: %s", ref, reason)
+
+        self.publisher.publish(
+            topic(ref.site, ref.gateway, TopicKind.STATE), encode(state), True, birth_done
+        )
+
+    def _on_rebirth(self, topic_name: str, payload: bytes) -> None:
+        """Ingest has no birth for the schema of a v2 message (on the publisher's network
+        thread): publish the gateway's birth again (its last known state — a bridge that never
+        saw a Sparkplug birth for it speaks for it: online, bd_seq 0), then re-send every
+        unconfirmed message of its stream from the one that could not be resolved."""
+        parts = topic_name.split("/")
+        if len(parts) != 6 or self.outbox is None or self.sender is None:
+            return
+        ref = GatewayRef(parts[2], parts[3])
+        try:
+            req = decode_rebirth(topic_name, payload)
+        except ContractError as exc:
+            logger.warning("bridge: unreadable rebirth request on %s: %s", topic_name, exc)
+            return
+        if ref not in self.v2 or (req.epoch is not None and req.epoch != self.outbox.epoch):
+            return  # not a gateway of this bridge's v2 streams, or an earlier outbox file
+        with self._states_lock:
+            self.rebirths += 1
+            online, bd_seq = self._states.get(ref, (True, 0))
+        logger.info(
+            "bridge: the centre asks for the birth of %s/%s (schema %d, seq %d); publishing it",
+            ref.site, ref.gateway, req.schema_, req.seq,
+        )  # fmt: skip
+        self._publish_birth(ref, online, bd_seq)
+        self.sender.rebirth(ref.site, ref.gateway, req.seq)
 
     def _status(self, ref: GatewayRef, outcome: Outcome, now: datetime) -> StatusMessage:
         with self._health_lock:

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from api import devices
-from oxy.contract import ack_topic, gateway_prefix
+from oxy.contract import ack_topic, gateway_prefix, rebirth_topic
 from tests.api.conftest import World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,12 +186,16 @@ def test_the_bridge_reads_watermarks_and_cannot_write_them(
     ingest = Link(broker.port, "ingest-1", creds["ingest-1"])
     assert ingest.connected()
     prefix, ack = gateway_prefix("BV-IN", "gw-bv-in"), ack_topic("BV-IN", "gw-bv-in")
+    rebirth = rebirth_topic("BV-IN", "gw-bv-in")
     bridge.subscribe(ack)
-    for kind in ("data", "state", "status"):
+    bridge.subscribe(rebirth)
+    for kind in ("data", "data2", "state", "status"):
         assert not bridge.publish(prefix + kind).is_failure, kind
     assert not ingest.publish(ack).is_failure
-    assert bridge.received() == [ack]
+    assert not ingest.publish(rebirth).is_failure
+    assert sorted(bridge.received()) == sorted([ack, rebirth])
     assert bridge.publish(ack).value == 135  # not authorised: only ingest confirms
+    assert bridge.publish(rebirth).value == 135  # only ingest asks for a birth
     assert bridge.publish("oxy/v1/BV-IN/gw-bv-in/other").value == 135
     for link in (bridge, ingest):
         link.close()
