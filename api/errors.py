@@ -70,7 +70,8 @@ FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **JSON_ERRORS,
     200: {
         "description": "The rows as an attachment (`Content-Disposition`), headed in the "
-        "caller's language; another kind than csv or xlsx is refused",
+        "caller's language. `kind` is csv or xlsx; another kind is a 422 whose `loc` "
+        "names `kind`",
         "content": {
             _CSV: {"schema": {"type": "string"}},
             _XLSX: {"schema": {"type": "string", "format": "binary"}},

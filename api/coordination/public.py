@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.public import Instant, PublicModel
 
@@ -77,13 +77,17 @@ class AssignmentPublic(PublicModel):
     delivery_state: str | None
 
 
-class MatchVerdictPublic(PublicModel):
-    """The cross-check's verdict: a message id, its parameters and the text in the caller's
-    language."""
+class CoordMessagePublic(PublicModel):
+    """A message: its id, its parameters and the text in the caller's language."""
 
     key: str
     params: dict[str, Any]
     message: str
+
+
+class MatchVerdictPublic(CoordMessagePublic):
+    """The cross-check's verdict: a message id, its parameters and the text in the caller's
+    language."""
 
 
 class DeliveryPublic(PublicModel):
@@ -171,12 +175,145 @@ class MapFlowPublic(PublicModel):
     to_lon: float | None
 
 
+class PointPublic(PublicModel):
+    """A place on the map (null: no coordinates in the registry)."""
+
+    lat: float | None
+    lon: float | None
+
+
+class AmountPublic(PublicModel):
+    """An amount as typed: value and unit."""
+
+    value: float
+    unit: str
+
+
+class AssignPartPublic(PublicModel):
+    """A shipment ready to post to /api/coordination/requests/{id}/assignments as one part."""
+
+    source_id: int
+    amount: AmountPublic
+
+
+class SuggestedShipmentPublic(PublicModel):
+    """One proposed shipment from a source (supplier, or a facility's surplus) to a facility."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    source_id: int
+    source_kind: str = Field(description="supplier or facility")
+    source_name: str | None
+    source_province: str | None
+    facility_id: int
+    facility_name: str | None
+    facility_province: str | None
+    kg: float
+    nm3: float = Field(description="The same amount in gas at the reference conditions")
+    road_km: float
+    from_: PointPublic = Field(alias="from")
+    to: PointPublic
+    open_request_ids: list[int]
+    assign_part: AssignPartPublic
+
+
+class SuggestionScopePublic(PublicModel):
+    """Whose facilities and sources the proposal covers."""
+
+    level: str = Field(description="province or national")
+    org_id: int | None = Field(default=None, description="The SYT planning (SYT only)")
+    province: str | None
+
+
+class SuggestionParametersPublic(PublicModel):
+    """The what-if and planning parameters the proposal was computed with."""
+
+    suppliers_down: list[int]
+    surge: dict[str, float] = Field(description="Demand factor per province code")
+    target_days: float
+    horizon_days: float
+    surplus_days: float
+
+
+class SuggestionTotalsPublic(PublicModel):
+    """What the proposal covers and leaves uncovered, in kg LOX."""
+
+    need_kg: float
+    covered_kg: float
+    unmet_kg: float
+    unmet_weighted: float | None
+    transport_kg_km: float | None
+
+
+class SuggestedFacilityPublic(PublicModel):
+    """Per facility: what it needs, what it gets and why, and what stays uncovered and why."""
+
+    facility_id: int
+    code: str | None
+    name: str | None
+    province: str | None
+    days_of_supply: float | None
+    urgency: str
+    urgency_weight: float | None
+    usable_kg: float | None
+    avg_daily_kg: float | None
+    requested_kg: float | None
+    in_flight_kg: float | None
+    need_kg: float
+    covered_kg: float
+    unmet_kg: float
+    open_request_ids: list[int]
+    reasons: list[CoordMessagePublic]
+
+
+class SuggestionSourcePublic(PublicModel):
+    """A source the model could draw from, with what it has left after the proposal."""
+
+    id: int
+    kind: str = Field(description="supplier or facility")
+    name: str | None
+    province: str | None
+    available_kg: float | None
+    left_kg: float | None
+    down: bool = Field(description="Out of service in this what-if")
+    report_day: date | None = Field(description="The supplier report the figures come from")
+    lat: float | None
+    lon: float | None
+
+
+class SuggestionExcludedPublic(CoordMessagePublic):
+    """A facility or source left out of the model, and why."""
+
+    id: int
+    name: str | None
+
+
+class SuggestionPublic(PublicModel):
+    """The allocation's proposal for the caller's scope: nothing is written."""
+
+    proposal_only: bool
+    note: CoordMessagePublic
+    scope: SuggestionScopePublic
+    parameters: SuggestionParametersPublic
+    computed_at: Instant
+    units: dict[str, str]
+    status: str = Field(description="The solver's model status")
+    solve_ms: float
+    totals: SuggestionTotalsPublic
+    shipments: list[SuggestedShipmentPublic]
+    facilities: list[SuggestedFacilityPublic]
+    sources: list[SuggestionSourcePublic]
+    excluded: list[SuggestionExcludedPublic]
+
+
 class CoordinationMapPublic(PublicModel):
     """Everything the coordination map draws, in the caller's scope."""
 
     requests: list[MapRequestPublic]
     flows: list[MapFlowPublic]
-    suggested_flows: list[dict[str, Any]] | None = Field(
+    suggested_flows: list[SuggestedShipmentPublic] | None = Field(
         default=None, description="With ?suggested=true: the allocation's proposed shipments"
     )
-    note: Any = Field(default=None, description="With ?suggested=true: the allocation's note")
+    note: CoordMessagePublic | None = Field(
+        default=None, description="With ?suggested=true: the allocation's note"
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -24,6 +23,7 @@ from api.coordination.public import (
     AssignmentPublic,
     CoordinationMapPublic,
     DeliveryPublic,
+    SuggestionPublic,
     SupportRequestDetailPublic,
     SupportRequestPublic,
 )
@@ -31,6 +31,7 @@ from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.errors import FILE_RESPONSES
 from api.policy import Scope, policy
 from api.reports import exports
+from api.reports.exports import ExportKind
 from api.routes import ROUTERS
 from api.scope import Role
 
@@ -58,13 +59,6 @@ COORDINATORS = (Role.ADMIN, Role.BYT, Role.SYT)
 PARTIES = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.SUPPLIER)
 SOURCES = (Role.ADMIN, Role.SUPPLIER, Role.FACILITY)  # a facility may lend from its surplus
 RECIPIENTS = (Role.ADMIN, Role.FACILITY)
-
-
-class ExportKind(StrEnum):
-    """Export formats of the lists."""
-
-    CSV = "csv"
-    XLSX = "xlsx"
 
 
 def _now() -> datetime:
@@ -186,7 +180,7 @@ REQUEST_COLUMNS = [
 def _export(
     kind: ExportKind, title: str, cols: list[tuple[str, str]], rows: Any, locale: str
 ) -> Response:
-    return exports.download(kind.value, title, cols, [_iso(r) for r in rows], locale=locale)
+    return exports.download(kind, title, cols, [_iso(r) for r in rows], locale=locale)
 
 
 @router.get(
@@ -516,6 +510,8 @@ async def confirm_delivery(
 
 @router.get(
     "/coordination/suggestions",
+    response_model=SuggestionPublic,
+    response_model_exclude_unset=True,
     dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
     summary="Suggested shipments for the caller's scope, explained (a proposal: writes nothing)",
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.deps import DbDep, LocaleDep, PrincipalDep
@@ -17,6 +17,7 @@ from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
 from api.rates.public import ProvinceRatePublic, ReportingRatePublic
 from api.reports import exports
+from api.reports.exports import ExportKind
 from api.routes import ROUTERS
 from api.scope import Principal, Role
 from api.templating import render
@@ -86,12 +87,6 @@ def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _kind(kind: str) -> str:
-    if kind not in exports.KINDS:
-        raise HTTPException(404, "not found")
-    return kind
-
-
 # ------------------------------------------------------------------------------------ JSON API
 
 
@@ -118,7 +113,7 @@ async def national_rate(
 )
 async def national_rate_export(
     *,
-    kind: str,
+    kind: ExportKind,
     conn: DbDep,
     me: PrincipalDep,
     locale: LocaleDep,
@@ -129,7 +124,7 @@ async def national_rate_export(
     """CSV or XLSX of the per-department figures."""
     fig = await _national(conn, me, cfg, now, days)
     title = f"reporting-rate-{fig['first_day']}-{fig['last_day']}"
-    return exports.download(_kind(kind), title, PARENT_COLUMNS, fig["parents"], locale=locale)
+    return exports.download(kind, title, PARENT_COLUMNS, fig["parents"], locale=locale)
 
 
 @api_router.get(
@@ -163,7 +158,7 @@ async def province_rate(
 async def province_rate_export(
     *,
     org_id: int,
-    kind: str,
+    kind: ExportKind,
     conn: DbDep,
     me: PrincipalDep,
     locale: LocaleDep,
@@ -175,7 +170,7 @@ async def province_rate_export(
     fig = await _province(conn, me, org_id, cfg=cfg, now=now, days=days)
     title = f"reporting-rate-{org_id}-{fig['first_day']}-{fig['last_day']}"
     rows = _flat(fig["facilities"])
-    return exports.download(_kind(kind), title, FACILITY_COLUMNS, rows, locale=locale)
+    return exports.download(kind, title, FACILITY_COLUMNS, rows, locale=locale)
 
 
 # ---------------------------------------------------------------------------------------- pages

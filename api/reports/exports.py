@@ -12,6 +12,7 @@ import io
 import re
 from collections.abc import Sequence
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from fastapi.responses import Response
@@ -25,7 +26,16 @@ from .messages import text
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-KINDS = ("csv", "xlsx")
+
+
+class ExportKind(StrEnum):
+    """The formats of a list export (`….{kind}`): another kind is a 422 naming `kind`."""
+
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+KINDS = tuple(k.value for k in ExportKind)
 
 
 # Stored values written as words in the caller's language (English message ids).
@@ -134,7 +144,7 @@ def localize(
 
 
 def download(
-    kind: str,
+    kind: ExportKind | str,
     title: str,
     columns: Sequence[tuple[str, str]],
     rows: Sequence[dict[str, Any]],
@@ -145,16 +155,15 @@ def download(
     """The rows as an attachment `<title>.<kind>`, kind one of KINDS (csv or xlsx), headed in
     the caller's language."""
     columns = localize(columns, locale, **params)
-    if kind == "csv":
+    kind = ExportKind(kind)  # ValueError for anything else
+    if kind == ExportKind.CSV:
         body, media = to_csv(columns, rows, locale), CSV_TYPE
-    elif kind == "xlsx":
-        body, media = to_xlsx(title, columns, rows, locale), XLSX_TYPE
     else:
-        raise ValueError(f"unknown export kind {kind!r}")
+        body, media = to_xlsx(title, columns, rows, locale), XLSX_TYPE
     return Response(
         body,
         media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{title}.{kind}"'},
+        headers={"Content-Disposition": f'attachment; filename="{title}.{kind.value}"'},
     )
 
 

@@ -11,14 +11,19 @@ from api.public import Instant, PublicModel, RevisionPublic
 from api.reports.syt import SytFilters
 
 
-class ReportWarningPublic(PublicModel):
-    """A plausibility warning the reporter confirmed with a reason."""
+class StoredWarningPublic(PublicModel):
+    """A plausibility warning the reporter confirmed with a reason, as stored with the report."""
 
     field: str
     key: str = Field(description="Message id of the rule")
-    value: float | None
-    limit: float | None
+    value: float | None = Field(description="The figure the rule judged (null: unknown)")
+    limit: float | None = Field(description="The bound it was compared with (null: unknown)")
     reason: str
+
+
+class ReportWarningPublic(StoredWarningPublic):
+    """A confirmed warning with the rule's text."""
+
     message: str = Field(description="The rule's text in the caller's language")
 
 
@@ -99,7 +104,7 @@ class FacilityFiguresPublic(PublicModel):
     sources: dict[str, str] = Field(description="Where each figure comes from")
     unknown: dict[str, str] = Field(description="Why a figure is null, per figure")
     days_of_supply_beyond: bool
-    warnings: list[dict[str, Any]]
+    warnings: list[StoredWarningPublic]
     notes: str | None
 
 

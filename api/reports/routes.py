@@ -27,6 +27,7 @@ from api.errors import FILE_RESPONSES, JSON_ERRORS
 from api.i18n import gas_unit
 from api.policy import Scope, policy
 from api.public import RevisionPublic
+from api.reports.exports import ExportKind
 from api.reports.public import (
     FacilityReportPublic,
     FacilityReportSavedPublic,
@@ -344,13 +345,11 @@ async def list_sent(
 
 async def _export(
     request: Request,
-    kind: str,
+    kind: ExportKind,
     title: str,
     columns: list[tuple[str, str]],
     rows: list[dict[str, Any]],
 ) -> Response:
-    if kind not in exports.KINDS:
-        raise not_found()
     locale = await get_locale(request)
     ref = get_config(request).reference
     gas = gas_unit(ref.temp_c, ref.pressure_kpa, locale)
@@ -364,7 +363,7 @@ async def _export(
     response_class=Response,
     responses=FILE_RESPONSES,
 )
-async def export_sent(*, org_id: int, kind: str, conn: DbDep, request: Request) -> Response:
+async def export_sent(*, org_id: int, kind: ExportKind, conn: DbDep, request: Request) -> Response:
     """CSV or XLSX of the sent reports."""
     rows = await syt.sent_list(conn, parents=frozenset({org_id}))
     return await _export(request, kind, f"syt-{org_id}-sent", exports.SENT_COLUMNS, rows)
@@ -378,7 +377,7 @@ async def export_sent(*, org_id: int, kind: str, conn: DbDep, request: Request) 
     responses=FILE_RESPONSES,
 )
 async def export_syt_facilities(
-    *, org_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
+    *, org_id: int, day: date, kind: ExportKind, conn: DbDep, me: PrincipalDep, request: Request
 ) -> Response:
     """CSV or XLSX of the facilities with their live figures."""
     await _check_parent(conn, org_id)
@@ -397,7 +396,7 @@ async def export_syt_facilities(
     responses=FILE_RESPONSES,
 )
 async def export_syt_fields(
-    *, org_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
+    *, org_id: int, day: date, kind: ExportKind, conn: DbDep, me: PrincipalDep, request: Request
 ) -> Response:
     """CSV or XLSX of the seed fields (live figures), one row per field of the field table."""
     await _check_parent(conn, org_id)
@@ -596,7 +595,7 @@ async def all_sent(
 )
 async def export_all_sent(
     *,
-    kind: str,
+    kind: ExportKind,
     conn: DbDep,
     request: Request,
     first: Annotated[date | None, Query()] = None,
@@ -641,7 +640,7 @@ async def national_view(
 )
 async def export_national(
     *,
-    kind: str,
+    kind: ExportKind,
     conn: DbDep,
     me: PrincipalDep,
     request: Request,
@@ -749,7 +748,13 @@ async def get_supplier_report(
     responses=FILE_RESPONSES,
 )
 async def export_deliveries(
-    *, supplier_id: int, day: date, kind: str, conn: DbDep, me: PrincipalDep, request: Request
+    *,
+    supplier_id: int,
+    day: date,
+    kind: ExportKind,
+    conn: DbDep,
+    me: PrincipalDep,
+    request: Request,
 ) -> Response:
     """CSV or XLSX of the deliveries; headings only for a day the supplier has not reported
     (the page links the file for every day)."""

@@ -514,7 +514,7 @@ def test_exports_and_printable_report(client: TestClient, world: World) -> None:
         assert row["Patients: facilities counted"] == str(p["contributors"]["patients_current"])
         assert row["Stock: facilities counted"] == str(p["contributors"]["stock_nm3"])
         assert row["Need: facilities counted"] == str(p["contributors"]["need_nm3_per_day"])
-    assert client.get(f"/api/syt/{org}/reports/{d}/facilities.pdf", headers=hs).status_code == 404
+    assert client.get(f"/api/syt/{org}/reports/{d}/facilities.pdf", headers=hs).status_code == 422
     # A day without any stock or need figure: the national sums are unknown (null), not 0, and
     # so is the demand (this crashed once the sums became null-aware).
     early = (world.day - timedelta(days=400)).isoformat()

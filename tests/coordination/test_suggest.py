@@ -200,3 +200,50 @@ def test_open_requests_and_supplier_report_shape_the_proposal(
     assert f["need_kg"] == pytest.approx(20000.0)
     assert f["open_request_ids"] == [r.json()["id"]]
     assert any(x["key"] == "coord.why.capacity" for x in f["reasons"])  # an 11.4 t tank
+
+
+def _keys(v: Any) -> Any:
+    """The shape of a JSON value: its keys all the way down (lists by their items)."""
+    if isinstance(v, dict):
+        return {k: _keys(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_keys(x) for x in v]
+    return None
+
+
+def test_the_typed_answer_keeps_every_field_of_the_proposal(
+    client: TestClient, demo: Demo, db_url: str
+) -> None:
+    """SuggestionPublic documents the whole proposal: validating the service's own answer through
+    the model and back gives it unchanged, and the route answers exactly that shape."""
+    from api.accounting.config import AccountingConfig
+    from api.coordination.public import SuggestionPublic
+    from api.coordination.routes import _jsonable
+    from api.coordination.suggest import SuggestParams, suggest
+    from api.scope import Principal
+
+    byt = Principal(1, "byt.demo", Role.BYT, None, None, "BYT", "vi", parent_ids=None)
+
+    async def run() -> dict[str, Any]:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            params = SuggestParams(suppliers_down=(demo.ids["NCC-KHIMIENNAM"],), surge={"79": 1.5})
+            out = await suggest(
+                conn, byt, params, cfg=AccountingConfig(), now=datetime.now(UTC), locale="vi"
+            )
+            jsonable: dict[str, Any] = _jsonable(out)
+            return jsonable
+
+    raw = asyncio.run(run())
+    assert raw["shipments"] and raw["facilities"] and raw["sources"]
+    typed = SuggestionPublic.model_validate(raw).model_dump(
+        mode="json", by_alias=True, exclude_unset=True
+    )
+    assert typed == raw
+    r = client.get(
+        "/api/coordination/suggestions",
+        params={"down": demo.ids["NCC-KHIMIENNAM"], "surge": "79:1.5"},
+        headers=demo.h("byt"),
+    )
+    assert r.status_code == 200, r.text
+    assert _keys(r.json()) == _keys(raw)
+    assert r.json()["shipments"][0]["from"].keys() == {"lat", "lon"}

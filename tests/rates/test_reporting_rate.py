@@ -227,4 +227,4 @@ def test_exports_carry_the_same_figures(
     assert values[0][0] == "Mã"  # Vietnamese headings by default
     codes = {row[0]: row for row in values[1:]}
     assert codes["SYT-79"][3] == 68
-    assert fixed.get("/api/reporting-rate.pdf").status_code == 404
+    assert fixed.get("/api/reporting-rate.pdf").status_code == 422  # kind: csv or xlsx
