@@ -179,6 +179,7 @@ CASES: dict[str, list[El]] = {
     "source": [*CELL, el("span.source")],
     "source telemetry": [*CELL, el("span.source.source-telemetry")],
     "source entered": [*CELL, el("span.source.source-entered")],
+    "tanks reporting, incomplete": [*CELL, el("span.incomplete")],
     "table header": [*TABLE, el("th")],
     "muted text in a card": [*PAGE, el("main"), el("section.card"), el("p.muted")],
     "hint on the page": [*PAGE, el("main"), el("span.hint")],
