@@ -249,6 +249,15 @@ SENSOR_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+# A reading's quality (api.engineer.routes.QUALITY) -> message id, as the page's badge.
+QUALITY_LABELS = {
+    "good": "quality.good",
+    "stale": "quality.stale",
+    "out_of_range": "quality.out_of_range",
+    "comm_error": "quality.comm_error",
+}
+
+
 def sensor_rows(sensors: Sequence[dict[str, Any]], locale: str) -> list[dict[str, Any]]:
     """Sensors as the page shows them: quantity, unit and quality as words in `locale`."""
     return [
@@ -256,8 +265,8 @@ def sensor_rows(sensors: Sequence[dict[str, Any]], locale: str) -> list[dict[str
             **s,
             "quantity": labels.readable(s["quantity"], locale) if s.get("quantity") else None,
             "unit": labels.readable(s["unit"], locale) if s.get("unit") else None,
-            "quality": gettext(locale, "quality." + s["quality_name"])
-            if s.get("quality_name")
+            "quality": gettext(locale, QUALITY_LABELS[s["quality_name"]])
+            if s.get("quality_name") in QUALITY_LABELS
             else None,
         }
         for s in sensors
