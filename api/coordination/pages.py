@@ -22,6 +22,7 @@ from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
 from api.scope import Principal, Role
 from api.templating import flash, render
+from api.web import page_exports
 from api.web.deps import CfgDep, NowDep
 from api.web.forms import parse_number
 
@@ -321,8 +322,25 @@ async def suggestions_page(
     cfg: CfgDep,
     now: NowDep,
 ) -> Response:
-    """The suggested allocation for the caller's scope, each facility with its reasons."""
+    """The suggested allocation for the caller's scope, each facility with its reasons;
+    `?format=csv|xlsx` the facilities (or `&list=shipments` the shipments) as a file."""
     plan = await suggest(conn, me, SuggestParams(), cfg=cfg, now=now, locale=locale)
+    if kind := page_exports.requested(request):
+        if page_exports.requested_list(request, ("facilities", "shipments")) == "shipments":
+            return page_exports.download(
+                kind,
+                "suggested-shipments",
+                page_exports.SHIPMENT_COLUMNS,
+                plan["shipments"],
+                locale=locale,
+            )
+        return page_exports.download(
+            kind,
+            "suggested-allocation",
+            page_exports.SUGGESTION_COLUMNS,
+            page_exports.suggestion_rows(plan),
+            locale=locale,
+        )
     return render(
         request, "pages/coord_suggestions.html", {"plan": plan}, locale=locale, principal=me
     )

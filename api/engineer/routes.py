@@ -135,12 +135,20 @@ async def gateway_page(
     now: NowDep,
 ) -> Response:
     """One gateway: status, Modbus devices, the last reading of each sensor, history,
-    quarantined readings."""
+    quarantined readings; `?format=csv|xlsx` the sensors and their last reading as a file."""
     rows = await _gateways(conn, me, now, gateway=gateway_id, facility=facility_id)
     if not rows:
         raise HTTPException(404, "not found")
     gw = rows[0]
-    sensors = await fetch_all(conn, q.SENSORS, gateway=gateway_id, tank=None)
+    sensors = [_sensor(s) for s in await fetch_all(conn, q.SENSORS, gateway=gateway_id, tank=None)]
+    if kind := page_exports.requested(request):
+        return page_exports.download(
+            kind,
+            f"sensors-{gw['code']}",
+            page_exports.SENSOR_COLUMNS,
+            page_exports.sensor_rows(sensors, locale),
+            locale=locale,
+        )
     here = f"/facilities/{facility_id}/gateways/{gateway_id}"
     return render(
         request,
@@ -149,7 +157,7 @@ async def gateway_page(
             "gw": gw,
             "here": here,
             "alarms": await gateway_alarms(conn, facility_id, gateway_id, locale),
-            "sensors": [_sensor(s) for s in sensors],
+            "sensors": sensors,
             "history": await fetch_all(conn, q.HISTORY, gateway=gateway_id, limit=HISTORY_ROWS),
             "quarantine": await fetch_all(
                 conn, q.QUARANTINE_OF_GATEWAY, code=gw["code"], limit=LIST_ROWS

@@ -57,6 +57,17 @@ VALUE_LABELS: dict[str, str] = {
 }
 # A text cell starting with one of these is read as a formula by spreadsheet programs.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# An unknown figure is written as the pages show it, "—" (never an empty cell, which a spreadsheet
+# sums as 0), followed by the reason the page gives when the row carries one (`unknown`: a reason
+# for the whole row, or per figure keyed by its name without the unit suffix, as
+# api.reports.figures and api.accounting.telemetry.Unknown record it).
+UNKNOWN = "—"
+WHY_UNKNOWN: dict[str, str] = {
+    "no_telemetry": "No telemetry for this day",
+    "calibration_missing": "Readings without a valid calibration",
+    "not_reported": "Not reported",
+}
+_UNIT_SUFFIX = re.compile(r"_(kg|nm3|pct|km)$")
 _ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)")
 
 
@@ -89,6 +100,29 @@ def _cell(v: Any, locale: str = DEFAULT_LOCALE) -> Any:
     return v
 
 
+def unknown_text(reason: str | None, locale: str = DEFAULT_LOCALE) -> str:
+    """ "—", with the reason in `locale` when it is one the pages explain."""
+    if reason in WHY_UNKNOWN:
+        return f"{UNKNOWN} ({gettext(locale, WHY_UNKNOWN[reason])})"
+    return UNKNOWN
+
+
+def _reason(row: dict[str, Any], key: str) -> str | None:
+    """Why `row[key]` is unknown, when the row says so."""
+    why = row.get("unknown")
+    if isinstance(why, dict):
+        why = why.get(key) or why.get(_UNIT_SUFFIX.sub("", key))
+    return why if isinstance(why, str) else None
+
+
+def value(row: dict[str, Any], key: str, locale: str = DEFAULT_LOCALE) -> Any:
+    """The cell of `key` in `row`: `_cell` of the value, or "—" and the reason when unknown."""
+    v = row.get(key)
+    if v is None:
+        return unknown_text(_reason(row, key), locale)
+    return _cell(v, locale)
+
+
 def _text_safe(v: Any) -> Any:
     """A text cell that a spreadsheet would run as a formula, neutralised with a leading
     apostrophe (OWASP's CSV injection advice); numbers are left as they are."""
@@ -107,7 +141,7 @@ def to_csv(
     w = csv.writer(buf)
     w.writerow([_text_safe(label) for _, label in columns])
     for r in rows:
-        w.writerow([_text_safe(_cell(r.get(k), locale)) for k, _ in columns])
+        w.writerow([_text_safe(value(r, k, locale)) for k, _ in columns])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -125,7 +159,7 @@ def to_xlsx(
     ws.title = title[:31]
     ws.append([label for _, label in columns])
     for r in rows:
-        ws.append([_cell(r.get(k), locale) for k, _ in columns])
+        ws.append([value(r, k, locale) for k, _ in columns])
     for row in ws.iter_rows():
         for c in row:
             if isinstance(c.value, str):
@@ -276,12 +310,7 @@ def syt_print_html(report: dict[str, Any], head: Letterhead, locale: str) -> str
     cols = localize(facility_columns(), locale, gas=gas)
     head_cells = "".join(f"<th>{e(label)}</th>" for _, label in cols)
     body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{e(str(_cell(fac.get(k), locale)) if fac.get(k) is not None else '—')}</td>"
-            for k, _ in cols
-        )
-        + "</tr>"
+        "<tr>" + "".join(f"<td>{e(str(value(fac, k, locale)))}</td>" for k, _ in cols) + "</tr>"
         for fac in report["facilities"]
     )
     state = e(gettext(locale, "state." + str(report.get("state", "draft"))))

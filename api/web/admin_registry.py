@@ -424,11 +424,17 @@ def check_code(form: Mapping[str, str], errors: FormErrors) -> str:
 
 
 def check_unit(quantity_raw: str, unit: str, errors: FormErrors) -> Quantity | None:
-    """The quantity, with `unit` one the wire contract converts to its canonical unit."""
+    """The quantity, with `unit` one the wire contract converts to its canonical unit; a
+    missing unit is an error of its own (the unit is chosen, never assumed)."""
     try:
-        quantity = Quantity(quantity_raw)
+        quantity: Quantity | None = Quantity(quantity_raw)
     except ValueError:
         errors.add("quantity", "Choose one of the listed values.")
+        quantity = None
+    if not unit:  # never guessed (the form has nothing pre-selected on create)
+        errors.add("unit", "Choose the unit of the value.")
+        return None
+    if quantity is None:
         return None
     try:
         to_canonical(quantity, 0.0, unit)

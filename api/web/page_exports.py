@@ -155,3 +155,119 @@ def account_rows(users: Sequence[dict[str, Any]], locale: str) -> list[dict[str,
         }
         for u in users
     ]
+
+
+def requested_list(request: Request, lists: Sequence[str]) -> str:
+    """Which of a page's lists an export is of (`?list=`, the first when absent); 404 for a
+    list the page does not have."""
+    name = request.query_params.get("list", lists[0])
+    if name not in lists:
+        raise HTTPException(404, "not found")
+    return name
+
+
+# The suggested allocation (/coordination/suggestions): per facility with the reasons, and the
+# shipments (`list=shipments`).
+SUGGESTION_COLUMNS: list[tuple[str, str]] = [
+    ("name", "Facility"),
+    ("province", "Province"),
+    ("days_of_supply", "Days of supply"),
+    ("need_kg", "Needed (kg)"),
+    ("covered_kg", "Covered (kg)"),
+    ("reasons", "Why"),
+    ("open_requests", "Open requests"),
+]
+SHIPMENT_COLUMNS: list[tuple[str, str]] = [
+    ("source_name", "Source"),
+    ("facility_name", "Facility"),
+    ("kg", "Amount (kg LOX)"),
+    ("road_km", "Road distance (km)"),
+]
+
+
+def suggestion_rows(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan's facilities as the page shows them: reasons as sentences, requests as numbers."""
+    return [
+        {
+            **f,
+            "reasons": "; ".join(
+                str(r["message"] if isinstance(r, dict) else r) for r in f["reasons"]
+            ),
+            "open_requests": ", ".join(f"#{i}" for i in f["open_request_ids"]) or None,
+        }
+        for f in plan["facilities"]
+    ]
+
+
+# One tank's page: its report days (16:00 to 16:00) and the refills (`list=refills`).
+TANK_DAY_COLUMNS: list[tuple[str, str]] = [
+    ("day", "Day"),
+    ("close_kg", "At 16:00 (kg)"),
+    ("consumption_kg", "Used (kg)"),
+    ("refilled_kg", "Refilled (kg)"),
+    ("coverage_pct", "Data (%%)"),
+]
+REFILL_COLUMNS: list[tuple[str, str]] = [
+    ("started_at", "Started"),
+    ("ended_at", "Ended"),
+    ("before_kg", "Before (kg)"),
+    ("after_kg", "After (kg)"),
+    ("amount_kg", "Delivered (kg)"),
+]
+
+
+def tank_day_rows(windows: Sequence[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    """A tank's report days (WindowFigures): a day without figures is "—" as on the page, with
+    the share of the window observed 0."""
+    out: list[dict[str, Any]] = []
+    for day, w in windows:
+        if w is None:
+            out.append({"day": day, "coverage_pct": 0.0})
+            continue
+        out.append(
+            {
+                "day": day,
+                "close_kg": w.close_kg,
+                "consumption_kg": w.consumption_kg,
+                "refilled_kg": w.refilled_kg,
+                "coverage_pct": w.coverage * 100,
+            }
+        )
+    return out
+
+
+# One gateway's page: its sensors and their last reading.
+SENSOR_COLUMNS: list[tuple[str, str]] = [
+    ("code", "Sensor"),
+    ("quantity", "Quantity"),
+    ("tank", "Tank"),
+    ("value", "Last value"),
+    ("unit", "Unit"),
+    ("quality", "Quality"),
+    ("ts", "Measured at"),
+    ("received_at", "Received at"),
+]
+
+
+# A reading's quality (api.engineer.routes.QUALITY) -> message id, as the page's badge.
+QUALITY_LABELS = {
+    "good": "quality.good",
+    "stale": "quality.stale",
+    "out_of_range": "quality.out_of_range",
+    "comm_error": "quality.comm_error",
+}
+
+
+def sensor_rows(sensors: Sequence[dict[str, Any]], locale: str) -> list[dict[str, Any]]:
+    """Sensors as the page shows them: quantity, unit and quality as words in `locale`."""
+    return [
+        {
+            **s,
+            "quantity": labels.readable(s["quantity"], locale) if s.get("quantity") else None,
+            "unit": labels.readable(s["unit"], locale) if s.get("unit") else None,
+            "quality": gettext(locale, QUALITY_LABELS[s["quality_name"]])
+            if s.get("quality_name") in QUALITY_LABELS
+            else None,
+        }
+        for s in sensors
+    ]

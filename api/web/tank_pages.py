@@ -233,10 +233,28 @@ async def tank_page(
     cfg: CfgDep,
     now: NowDep,
 ) -> Response:
-    """One tank: contents chart, daily windows, refills, days of supply and corrections."""
+    """One tank: contents chart, daily windows, refills, days of supply and corrections;
+    `?format=csv|xlsx` the report days (or `&list=refills` the refills) as a file."""
     ctx = await _tank_context(
         conn=conn, facility_id=facility_id, tank_id=tank_id, cfg=cfg, now=now, locale=locale
     )
+    if kind := page_exports.requested(request):
+        title = f"{ctx['facility']['code']}-{ctx['tank'].code}"
+        if page_exports.requested_list(request, ("days", "refills")) == "refills":
+            return page_exports.download(
+                kind,
+                f"refills-{title}",
+                page_exports.REFILL_COLUMNS,
+                ctx["refills"],
+                locale=locale,
+            )
+        return page_exports.download(
+            kind,
+            f"report-days-{title}",
+            page_exports.TANK_DAY_COLUMNS,
+            page_exports.tank_day_rows(ctx["windows"]),
+            locale=locale,
+        )
     ctx.update(form={}, errors={}, can_correct=me.role in CORRECT_ROLES, preview=None, spark=None)
     return render(request, "pages/tank.html", ctx, locale=locale, principal=me)
 

@@ -83,3 +83,43 @@ def test_the_gas_unit_is_not_read_as_a_hundred_thousand_kpa() -> None:
         "101.325"
         not in exports.localize([("x", "Stock (%(gas)s)")], "vi", gas="m3 @ 0 °C, 1 atm")[0][1]
     )
+
+
+def test_unknown_figures_are_a_dash_with_the_pages_reason_never_an_empty_cell() -> None:
+    columns = [
+        ("name", "Facility"),
+        ("stock_liquid_kg", "Liquid stock (kg)"),
+        ("patients_current", "Current patients"),
+        ("capacity_nm3", "Capacity"),
+        ("days_of_supply", "Days of supply"),
+    ]
+    rows = [
+        {
+            "name": "BV A",
+            "stock_liquid_kg": None,
+            "patients_current": None,
+            "capacity_nm3": None,
+            "days_of_supply": 0.0,
+            # As api.reports.figures records it: per figure, without the unit suffix.
+            "unknown": {"stock_liquid": "calibration_missing", "patients_current": "not_reported"},
+        },
+        {"name": "BV B", "stock_liquid_kg": 0.0, "patients_current": 0, "capacity_nm3": 5.0},
+    ]
+    no_cal = i18n.gettext("vi", "Readings without a valid calibration")
+    not_reported = i18n.gettext("vi", "Not reported")
+    assert no_cal != "Readings without a valid calibration"  # the reasons are translated
+    body = exports.to_csv(columns, rows, "vi").decode("utf-8").lstrip("\ufeff")
+    csv_rows = list(csv.reader(io.StringIO(body)))
+    # Unknown: "—" with the reason; a real 0 stays 0; a missing key is unknown too.
+    assert csv_rows[1] == ["BV A", f"— ({no_cal})", f"— ({not_reported})", "—", "0.0"]
+    assert csv_rows[2] == ["BV B", "0.0", "0", "5.0", "—"]
+    ws = load_workbook(io.BytesIO(exports.to_xlsx("T", columns, rows, "vi"))).active
+    assert ws is not None
+    cells = [[c.value for c in row] for row in ws.iter_rows(min_row=2)]
+    assert cells[0][1:4] == [f"— ({no_cal})", f"— ({not_reported})", "—"]
+    assert cells[1][1:] == [0, 0, 5, "—"]
+    # No empty cell anywhere (an empty cell is summed as 0 by a spreadsheet).
+    assert all(v not in (None, "") for row in cells for v in row)
+    # A reason for the whole row (api.accounting.telemetry.FacilityTelemetry.unknown).
+    en = exports.to_csv([("kg", "kg")], [{"kg": None, "unknown": "no_telemetry"}], "en")
+    assert en.decode("utf-8").splitlines()[1] == "— (No telemetry for this day)"

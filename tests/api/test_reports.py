@@ -484,6 +484,23 @@ def test_scope_syt_cannot_read_or_modify_another_province(client: TestClient, wo
     assert client.get(f"/api/syt/{other}/report", params={"day": d}).status_code == 401
 
 
+def test_export_of_unreported_facilities_says_why_each_figure_is_unknown(
+    client: TestClient, world: World
+) -> None:
+    """Before anything is filed, the SYT file's figures are "—" with the page's reason, never
+    empty cells (a spreadsheet would sum them as 0); the print page says the same."""
+    d = world.day.isoformat()
+    org, hs = world.ids["syt01"], h(world, "syt01")
+    r = client.get(f"/api/syt/{org}/reports/{d}/facilities.csv", headers=hs)
+    assert r.status_code == 200, r.text
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert len(rows) == 1 + 3 and rows[0][4] == "Số người bệnh hiện tại", rows[0]
+    assert {row[4] for row in rows[1:]} == {"— (Chưa báo cáo)"}, rows
+    assert all(cell != "" for row in rows for cell in row), rows
+    printed = client.get(f"/api/syt/{org}/reports/{d}/print", headers=hs).text
+    assert "— (Chưa báo cáo)" in printed
+
+
 def test_exports_and_printable_report(client: TestClient, world: World) -> None:
     _file_all(client, world)
     d = world.day.isoformat()

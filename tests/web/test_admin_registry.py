@@ -268,6 +268,51 @@ def test_gateway_and_sensor(client: TestClient, world: World) -> None:
     assert _audits(world.db_url, "sensor")[0][3]["unit"] == "psi"  # type: ignore[index]
 
 
+def _chosen_units(html: str) -> list[str]:
+    """The values of the unit select's options that are selected."""
+    m = re.search(r'<select id="f-unit" name="unit".*?</select>', html, re.S)
+    assert m, "no unit select"
+    return re.findall(r'<option value="([^"]*)"\s+selected', m.group(0))
+
+
+def test_sensor_unit_is_chosen_never_preselected(client: TestClient, world: World) -> None:
+    _admin(client)
+    # Creating: the placeholder is the one selected option, no unit is guessed.
+    page = client.get("/admin/gateways")
+    assert _chosen_units(page.text) == [""]
+    assert i18n.gettext("vi", "— choose a unit —") in page.text  # type: ignore[attr-defined]
+    sensor = {
+        "gateway_id": str(world.gw_in),
+        "code": "T9-p",
+        "tank_id": "",
+        "quantity": "head_pressure",
+        "unit": "",
+        "valid_min": "0",
+        "valid_max": "20",
+    }
+    # Sent without a unit: the error sits next to the unit, nothing is stored, and the form
+    # comes back with the typed fields and still no unit chosen.
+    r = _post(client, "/admin/gateways", "/admin/sensors", sensor)
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "unit") == i18n.gettext(  # type: ignore[attr-defined]
+        "vi", "Choose the unit of the value."
+    )
+    assert _chosen_units(r.text) == [""]  # type: ignore[attr-defined]
+    assert 'value="T9-p"' in r.text  # type: ignore[attr-defined]
+    assert _one(world.db_url, "SELECT count(*) FROM sensors WHERE code = 'T9-p'") == (0,)
+    # Editing: the stored unit is the selected one.
+    stored = _sensor(world.db_url, world.gw_in, "T9-p", "head_pressure", "bar")
+    edit = f"/admin/sensors/{stored}/edit"
+    assert _chosen_units(client.get(edit).text) == ["bar"]
+    # Clearing it on edit is refused the same way; the stored unit stays.
+    r = _post(client, edit, edit, {k: v for k, v in sensor.items() if k != "gateway_id"})
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert _field_error(r.text, "unit") == i18n.gettext(  # type: ignore[attr-defined]
+        "vi", "Choose the unit of the value."
+    )
+    assert _one(world.db_url, "SELECT unit FROM sensors WHERE id = %s", stored) == ("bar",)
+
+
 def _sensor(db_url: str, gateway: int, code: str, quantity: str, unit: str) -> int:
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
