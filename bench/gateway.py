@@ -351,6 +351,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 # Report by exception in the wire runs: the recommended deadbands (docs/gateway.md), dp in
 # inH2O and head pressure in bar, heartbeat 300 s.
 MONTH_READINGS_PER_SENSOR = 86_400 * 30  # 1 Hz for 30 days
+V12 = ("v1", "v2")
 
 
 def wire_runs(work: Path, broker: Broker, servers: Servers, seconds: float) -> None:
@@ -366,14 +367,17 @@ def wire_runs(work: Path, broker: Broker, servers: Servers, seconds: float) -> N
     )
     port = servers.register_device()
     tanks5, tanks25 = servers.tanks(5), servers.tanks(25)
+    # (label, devices, sensors, with deadband runs, [mqtt] lines, formats)
     setups = [
-        ("50 registers, one device (issue 3)", one_device_50_registers(port), 50, False),
-        ("10 sensors: 5 tank devices", tank_devices(tanks5), 10, True),
-        ("50 sensors: 25 tank devices", tank_devices(tanks25), 50, True),
+        ("50 registers, one device (issue 3)", one_device_50_registers(port), 50, False, "", V12),
+        ("10 sensors: 5 tank devices", tank_devices(tanks5), 10, True, "", V12),
+        # A small gateway fills its messages by waiting longer (a reading waits up to 5 s).
+        ("10 sensors, linger_s = 5", tank_devices(tanks5), 10, True, "linger_s = 5", ("v2",)),
+        ("50 sensors: 25 tank devices", tank_devices(tanks25), 50, True, "", V12),
     ]
     n = 0
-    for label, devices, sensors, deadbands in setups:
-        for fmt in ("v1", "v2"):
+    for label, devices, sensors, deadbands, mqtt_extra, formats in setups:
+        for fmt in formats:
             for band in (False, True) if deadbands else (False,):
                 n += 1
                 name = f"gw-w{n}"
@@ -381,7 +385,7 @@ def wire_runs(work: Path, broker: Broker, servers: Servers, seconds: float) -> N
                 if band:
                     profiles = "dp:0.05,p:0.02"
                 cfg = gateway_config(
-                    work, name, broker.cfg.port, devices, f'data_format = "{fmt}"',
+                    work, name, broker.cfg.port, devices, f'data_format = "{fmt}"\n{mqtt_extra}',
                     deadbands=profiles,
                 )  # fmt: skip
                 sub = Sub(broker.cfg.port, f"bench-sub-{name}", name)
