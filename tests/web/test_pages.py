@@ -312,6 +312,9 @@ def test_byt_map_dashboard_and_approval(browser: Any, live_server: LiveServer) -
     page = login(browser, live_server, "byt")
     page.goto(live_server.url + "/byt")
     page.wait_for_selector("#map .leaflet-overlay-pane path.leaflet-interactive")
+    # The points arrive after the page's first paint (GET /map/data): map.js clears aria-busy
+    # once they are drawn.
+    page.wait_for_selector("#map:not([aria-busy])")
     # The offline base (Natural Earth outlines) loaded from this server, with the archipelagos.
     page.wait_for_selector("#map .island-label")
     labels = page.inner_text("#map .leaflet-marker-pane")
