@@ -60,6 +60,10 @@ MESSAGES: Final[dict[str, str]] = {
     ),
     "coord.why.nothing": "Enough oxygen for the planning horizon: nothing to ship.",
     "coord.why.no_coordinates": "Left out: no coordinates in the registry.",
+    "coord.why.stock_unknown": (
+        "Left out: its stock is unknown today (no telemetry and no report); only a request "
+        "would say its need."
+    ),
     "coord.why.left": "{kg} kg left after this plan.",
     "coord.note.proposal": "A proposal only: nothing is assigned until a person assigns it.",
 }

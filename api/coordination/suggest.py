@@ -185,6 +185,9 @@ async def build(
             "surplus_kg": max(0.0, surplus),
         }
         if need_kg <= 0 and surplus <= 0:
+            if usable_kg is None and not requested.get(fid):
+                # Not "enough": nobody knows. Said, so that a coordinator can ask for a report.
+                excluded.append({"id": fid, "name": site.name, **_why("coord.why.stock_unknown")})
             continue
         if site.lat is None or site.lon is None:
             excluded.append({"id": fid, "name": site.name, **_why("coord.why.no_coordinates")})

@@ -117,6 +117,15 @@ def test_suggestions_are_explained_scoped_and_write_nothing(
     assert {s["id"] for s in plan["sources"] if s["kind"] == "supplier"} == {hcm_station}
     facs = _by_facility(plan)
     assert set(facs) == {thuduc, hscovid}
+    # A facility whose stock nobody knows today (no telemetry, no report) is not "enough": it is
+    # listed as left out with that reason, within the SYT's scope only.
+    with psycopg.connect(db_url) as conn:
+        code_of = dict(conn.execute("SELECT id, code FROM organisations").fetchall())
+    unknown = {code_of[e["id"]] for e in plan["excluded"] if e["key"] == "coord.why.stock_unknown"}
+    assert "BV-CHORAY" in unknown and "BV-BACHMAI" not in unknown
+    assert unknown.isdisjoint({"BV-THUDUC", "BV-HSCOVID-HCM"})
+    gone = next(e for e in plan["excluded"] if e["key"] == "coord.why.stock_unknown")
+    assert "chưa biết tồn kho" in gone["message"]
     assert facs[thuduc]["urgency"] == "critical" and facs[hscovid]["urgency"] == "high"
     # Need = 3 days of the measured draw less the usable stock, all of it covered.
     for fid in (thuduc, hscovid):
