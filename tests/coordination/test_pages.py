@@ -213,3 +213,5 @@ def test_scope_and_roles(client: TestClient, world: World, db_url: str) -> None:
     assert f'data-request="{rid}"' in client.get("/coordination").text
     plan = client.get("/coordination/suggestions")
     assert plan.status_code == 200 and "coord.note.proposal" not in plan.text
+    # Facilities the plan cannot weigh (stock unknown today) are named with the reason.
+    assert 'data-testid="left-out"' in plan.text and "chưa biết tồn kho" in plan.text
