@@ -11,7 +11,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 from gateway.registers import Function, Order, Profile, ValueType
 from oxy import OxyError
@@ -27,6 +26,7 @@ from oxy.contract import (
     schema_id,
     to_canonical,
 )
+from oxy.mqtt import Broker, MqttUrlError, TlsFiles
 
 
 class ConfigError(OxyError):
@@ -132,6 +132,16 @@ class MqttConfig:
     # indices declared in the birth; needs end_to_end_ack), optionally deflated.
     data_format: Literal["v1", "v2"] = "v1"
     deflate: bool = False
+
+    @property
+    def broker(self) -> Broker:
+        """Where the broker is and the credentials to give it."""
+        return Broker(self.host, self.port, self.tls, self.username, self.password)
+
+    @property
+    def tls_files(self) -> TlsFiles:
+        """The CA and client certificate files for `mqtts://`."""
+        return TlsFiles(self.ca_file, self.cert_file, self.key_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,14 +412,14 @@ def _device(
 
 
 def _mqtt(r: _Reader, gateway: str, base: Path) -> MqttConfig:
-    url = urlsplit(r.text("url", required=True))
-    if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
-        raise ConfigError(f"{r.where}.url: expected mqtt://host[:port] or mqtts://host[:port]")
-    tls = url.scheme == "mqtts"
+    try:
+        url = Broker.parse(r.text("url", required=True))
+    except MqttUrlError as exc:
+        raise ConfigError(f"{r.where}.url: {exc}") from None
     protocol = r.text("protocol", "auto")
     if protocol not in ("auto", "5", "3.1.1"):
         raise ConfigError(f"{r.where}.protocol: expected auto, 5 or 3.1.1")
-    password = r.text("password", unquote(url.password) if url.password else None)
+    password = r.text("password", url.password)
     password_file = r.text("password_file")
     if password_file:
         try:
@@ -422,10 +432,10 @@ def _mqtt(r: _Reader, gateway: str, base: Path) -> MqttConfig:
         return (base / value) if value else None
 
     m = MqttConfig(
-        host=url.hostname,
-        port=url.port or (8883 if tls else 1883),
-        tls=tls,
-        username=r.text("username", unquote(url.username) if url.username else None),
+        host=url.host,
+        port=url.port,
+        tls=url.tls,
+        username=r.text("username", url.username),
         password=password,
         ca_file=path("ca_file"),
         cert_file=path("cert_file"),

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -26,6 +26,7 @@ from gateway.backoff import Backoff
 from gateway.config import MqttConfig
 from oxy import __version__
 from oxy.contract import SensorDecl, StateMessage, TopicKind, encode, schema_id, topic
+from oxy.mqtt import Session, Version, Will, connect, make_client, set_will
 
 logger = logging.getLogger(__name__)
 
@@ -82,23 +83,18 @@ class MqttLink:
         self.protocol = mqtt.MQTTv311 if cfg.protocol == "3.1.1" else mqtt.MQTTv5
         self.client = self._make_client()
 
+    @property
+    def session(self) -> Session:
+        """A clean session with the configured client id, in the MQTT version now spoken."""
+        version: Version = "3.1.1" if self.protocol == mqtt.MQTTv311 else "5"
+        return Session(self.cfg.client_id, version, keepalive_s=self.cfg.keepalive_s)
+
     def _make_client(self) -> mqtt.Client:
         cfg = self.cfg
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=self.protocol
-        )
+        c = make_client(cfg.broker, self.session, tls=cfg.tls_files)
         c.max_inflight_messages_set(max(cfg.inflight, 1) + 4)  # data window + birth/status
         c.max_queued_messages_set(0)
         c.connect_timeout = 3.0
-        if cfg.username:
-            c.username_pw_set(cfg.username, cfg.password)
-        if cfg.tls:
-            c.tls_set(
-                ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
-                certfile=str(cfg.cert_file) if cfg.cert_file else None,
-                keyfile=str(cfg.key_file) if cfg.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_publish = self._handle_publish
@@ -164,10 +160,10 @@ class MqttLink:
                 self._loop.call_soon_threadsafe(self._on_reset)
             bd = self.next_bd_seq
             self._refused = None
-            c.will_set(self.state_topic, self._state(False, bd), qos=1, retain=True)
+            set_will(c, Will(self.state_topic, self._state(False, bd)))
             try:
                 if first:
-                    rc = c.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+                    rc = connect(c, self.cfg.broker, self.session, background=False)
                     first = False
                 else:
                     rc = c.reconnect()

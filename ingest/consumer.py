@@ -13,13 +13,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -29,62 +26,28 @@ from ingest.batch import Inbound
 from oxy import OxyError
 from oxy.broker import BROKER_LOG_TOPIC
 from oxy.contract import subscription
+from oxy.mqtt import Broker, MqttUrlError, Session, Version, connect, make_client
 
 logger = logging.getLogger(__name__)
 
-Protocol = Literal["5", "3.1.1"]
+Protocol = Version
 
 
 class IngestError(OxyError):
     """Root of the ingest service's own errors."""
 
 
-@dataclass(frozen=True, slots=True)
-class MqttTarget:
-    """Where the broker is (from an `mqtt://user:pass@host:port` URL)."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-    @classmethod
-    def parse(cls, url: str) -> MqttTarget:
-        """Parse mqtt:// or mqtts:// URLs."""
-        u = urlsplit(url if "://" in url else f"mqtt://{url}")
-        if u.scheme not in {"mqtt", "mqtts", "tcp", "ssl"}:
-            raise IngestError(
-                f"unsupported broker URL scheme {u.scheme!r} (use mqtt:// or mqtts://)"
-            )
-        tls = u.scheme in {"mqtts", "ssl"}
-        return cls(
-            host=u.hostname or "127.0.0.1",
-            port=u.port or (8883 if tls else 1883),
-            tls=tls,
-            username=unquote(u.username) if u.username else None,
-            password=unquote(u.password) if u.password else None,
-        )
-
-
-def detect_protocol(target: MqttTarget, stop: threading.Event, timeout: float = 5.0) -> Protocol:
+def detect_protocol(target: Broker, stop: threading.Event, timeout: float = 5.0) -> Protocol:
     """Ask the broker whether it speaks MQTT v5 (a throwaway clean session; waits until the
     broker answers). The demo's in-process broker answers "unsupported protocol version"."""
     answered: list[ReasonCode] = []
     waited = False
     while not stop.is_set():
-        probe = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"oxy-ingest-probe-{threading.get_ident()}",
-            protocol=mqtt.MQTTv5,
-        )
-        if target.username:
-            probe.username_pw_set(target.username, target.password)
-        if target.tls:
-            probe.tls_set()
+        session = Session(f"oxy-ingest-probe-{threading.get_ident()}", "5", keepalive_s=10)
+        probe = make_client(target, session)
         probe.on_connect = lambda c, u, f, reason, p: answered.append(reason)
         try:
-            probe.connect(target.host, target.port, keepalive=10, clean_start=True)
+            connect(probe, target, session, background=False)
         except OSError as exc:
             if not waited:
                 logger.warning(
@@ -124,7 +87,10 @@ class MqttSource:
         drain: bool = False,
         on_broker_log: Callable[[str], None] | None = None,
     ) -> None:
-        self.target = MqttTarget.parse(url)
+        try:
+            self.target = Broker.parse(url)
+        except MqttUrlError as exc:
+            raise IngestError(str(exc)) from None
         self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self.client_id = client_id
         self.group = group
@@ -154,27 +120,21 @@ class MqttSource:
         shared = self.group if self.protocol == "5" and self.group else None
         return subscription(shared_group=shared)
 
+    @property
+    def session(self) -> Session:
+        """A persistent session acknowledged by hand (after commit), in the version spoken."""
+        return Session(
+            self.client_id,
+            self.protocol,
+            persistent=True,
+            session_expiry_s=self.session_expiry_s,
+            keepalive_s=self.keepalive,
+            manual_ack=True,
+            receive_maximum=self.max_unacked,
+        )
+
     def _build(self) -> mqtt.Client:
-        if self.protocol == "5":
-            client = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=self.client_id,
-                protocol=mqtt.MQTTv5,
-                manual_ack=True,
-            )
-        else:
-            client = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=self.client_id,
-                protocol=mqtt.MQTTv311,
-                clean_session=False,
-                manual_ack=True,
-            )
-        if self.target.username:
-            client.username_pw_set(self.target.username, self.target.password)
-        if self.target.tls:
-            client.tls_set()
-        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client = make_client(self.target, self.session, reconnect_delay=(1, 5))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -195,19 +155,7 @@ class MqttSource:
                 "worker and no shared group to leave)"
             )
         self.client = client = self._build()
-        if self.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self.session_expiry_s
-            props.ReceiveMaximum = self.max_unacked
-            client.connect_async(
-                self.target.host,
-                self.target.port,
-                self.keepalive,
-                clean_start=False,
-                properties=props,
-            )
-        else:
-            client.connect_async(self.target.host, self.target.port, self.keepalive)
+        connect(client, self.target, self.session)
         client.loop_start()
 
     def stop(self) -> None:

@@ -1,69 +1,54 @@
-"""paho-mqtt 2.x clients with persistent sessions, built from `mqtt://` URLs."""
+"""The bridge's MQTT endpoints: persistent sessions through the core's connection module."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from firmware_bridge.errors import BridgeError
+from oxy.mqtt import SESSION_EXPIRY_S, Broker, MqttUrlError, Session, Version, connect
+from oxy.mqtt import make_client as make_mqtt_client
 
-SESSION_EXPIRY_S: Final = 7 * 24 * 3600  # as long as the product broker keeps sessions
 KEEPALIVE_S: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where and how to connect."""
+    """Where and how to connect (credentials given here override the URL's)."""
 
     url: str
     client_id: str
-    version: str = "5"
+    version: Version = "5"
     username: str | None = None
     password: str | None = None
 
+    @property
+    def broker(self) -> Broker:
+        """The parsed URL with the credentials."""
+        try:
+            return Broker.parse(self.url).login(self.username, self.password)
+        except MqttUrlError as exc:
+            raise BridgeError(f"bad MQTT URL {self.url!r}: {exc}") from None
+
+    def session(self, manual_ack: bool = False) -> Session:
+        """A persistent session (unacknowledged messages survive a reconnect)."""
+        return Session(
+            self.client_id,
+            self.version,
+            persistent=True,
+            session_expiry_s=SESSION_EXPIRY_S,
+            keepalive_s=KEEPALIVE_S,
+            manual_ack=manual_ack,
+        )
+
 
 def make_client(ep: Endpoint, manual_ack: bool = False) -> mqtt.Client:
-    """A client with a persistent session (unacknowledged messages survive a reconnect)."""
-    if ep.version == "5":
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=ep.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=manual_ack,
-        )
-    else:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=ep.client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-            manual_ack=manual_ack,
-        )
-    if ep.username:
-        client.username_pw_set(ep.username, ep.password)
-    if urlparse(ep.url).scheme == "mqtts":
-        client.tls_set()
-    client.reconnect_delay_set(1, 30)
-    return client
+    """A client with a persistent session, reconnecting by itself (1–30 s)."""
+    return make_mqtt_client(ep.broker, ep.session(manual_ack), reconnect_delay=(1, 30))
 
 
 def connect_async(client: mqtt.Client, ep: Endpoint) -> None:
     """Start connecting (the network loop must be started by the caller)."""
-    u = urlparse(ep.url)
-    if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
-        raise BridgeError(f"bad MQTT URL {ep.url!r}: expected mqtt://host:port")
-    port = u.port or (8883 if u.scheme == "mqtts" else 1883)
-    if ep.version == "5":
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        client.connect_async(
-            u.hostname, port, keepalive=KEEPALIVE_S, clean_start=False, properties=props
-        )
-    else:
-        client.connect_async(u.hostname, port, keepalive=KEEPALIVE_S)
+    connect(client, ep.broker, ep.session())
