@@ -95,6 +95,7 @@ lock: | $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q --extra centre --extra embedded --extra gateway --extra assets -o requirements/demo.lock
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q --extra gateway -o requirements/gateway.lock
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q --extra centre -o requirements/centre.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q --extra bridge -o requirements/bridge.lock
 	$(BIN)/uv pip compile requirements/spb-edge.in --python-version 3.11 --generate-hashes -q -o requirements/spb-edge.lock
 
 clean:
