@@ -99,7 +99,7 @@ COMMAND_MODULES: dict[str, str] = {
     "coordination": "api.coordination.cli",
     "dashboards": "dashboards.cli",
     "bridge": "firmware_bridge.cli",
-    "registry": "oxy.registry_cli",
+    "registry": "api.registry.cli",
     "broker": "oxy.broker_cli",
     "demo": "demo.cli",
 }

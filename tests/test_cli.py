@@ -47,3 +47,17 @@ def test_a_commands_exit_code_reaches_the_shell(tmp_path: object) -> None:
     r = _oxy("dashboards", "build", "--out", str(tmp_path))
     assert r.returncode == 0
     assert _oxy("dashboards", "build", "--check", "--out", str(tmp_path)).returncode == 0
+
+
+def test_the_registry_commands_are_found_outside_the_core(tmp_path: object) -> None:
+    """`oxy registry …` lives in api.registry (the centre), found by module name like every other
+    package's subcommands; the core does not import it."""
+    from pathlib import Path
+
+    from oxy.cli import COMMAND_MODULES
+
+    assert COMMAND_MODULES["registry"] == "api.registry.cli"
+    path = Path(str(tmp_path)) / "registry.xlsx"
+    r = _oxy("registry", "template", str(path))
+    assert r.returncode == 0, r.stderr
+    assert path.stat().st_size > 0

@@ -14,8 +14,9 @@ import openpyxl
 import psycopg
 import pytest
 
-from oxy.registry_import import (
+from api.registry.importer import (
     ImportReport,
+    IssueCode,
     RegistryImportError,
     import_registry,
     read_csv,
@@ -242,6 +243,17 @@ def test_bad_workbook_reports_every_bad_row_and_stores_nothing(db_url: str, tmp_
     assert "must not decrease" in reasons[("calibration_points", 4, "contents_kg")]
     assert "decimal separator" in reasons[("suppliers", 3, "capacity_normal_tpd")]
     assert "is a supplier" in reasons[("facilities", 10, "parent_code")]
+    # Each issue carries its code too (what a form matches its own message by).
+    codes = {(i.source.split(":")[1], i.row, i.column): i.code for i in report.issues}
+    assert codes[("facilities", 4, "province_code")] == IssueCode.UNKNOWN_PROVINCE
+    assert codes[("facilities", 5, "parent_code")] == IssueCode.UNKNOWN_PARENT
+    assert codes[("facilities", 6, "code")] == IssueCode.DUPLICATE_CODE
+    assert codes[("facilities", 7, "latitude")] == IssueCode.OUTSIDE_VIETNAM
+    assert codes[("facilities", 8, "beds")] == IssueCode.NEGATIVE
+    assert codes[("calibration_points", 4, "contents_kg")] == IssueCode.CONTENTS_DECREASE
+    assert codes[("suppliers", 3, "capacity_normal_tpd")] == IssueCode.DECIMAL_COMMA
+    assert codes[("facilities", 10, "parent_code")] == IssueCode.BAD_PARENT
+    assert report.as_dict()["issues"][0]["code"] == "unknown_province"
     # The legacy code is accepted and its mapping reported (Hà Giang 02 → Tuyên Quang 08).
     assert [(n.row, n.column) for n in report.notes] == [(3, "province_code")]
     assert "02 (Hà Giang) mapped to 08" in report.notes[0].message
@@ -401,7 +413,7 @@ def test_a_row_the_database_refuses_is_reported_with_its_dependants(
 
 
 def test_template_round_trips_through_the_import(db_url: str, tmp_path: Path) -> None:
-    from oxy.registry_import import KINDS, write_template
+    from api.registry.importer import KINDS, write_template
 
     path = tmp_path / "template.xlsx"
     write_template(path)

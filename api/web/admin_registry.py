@@ -1,6 +1,6 @@
 """The Administrator's registry forms: facilities, tanks, calibration versions, gateways and
 sensors. Facilities, tanks and calibration tables go through the bulk import's own validator
-(oxy.registry_import) and its upsert SQL, so a record typed here is checked exactly like a row of
+(api.registry.importer) and its upsert SQL, so a record typed here is checked exactly like a row of
 an imported spreadsheet; sensors are checked against the wire contract's quantities and units."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from api import i18n
-from oxy import registry_import as ri
+from api.registry import importer as ri
 from oxy.calibration import CalibrationTable
 from oxy.contract import ContractError, Quantity, to_canonical
 
@@ -26,39 +26,44 @@ from .tank_pages import fetch_one
 
 logger = logging.getLogger(__name__)
 
-# The import validator's reasons (English, with values) → the message shown next to the field.
-# Matched by the first fragment the reason contains; order matters (specific first).
-ISSUE_MESSAGES: tuple[tuple[str, str], ...] = (
-    ("required value is empty", "This field is required."),
-    ("bad code", "Use letters, digits, '.', '_' or '-' (at most 64), without spaces."),
-    ("use '.' as the decimal separator", "Use a point as the decimal separator, e.g. 2.5"),
-    ("not a finite number", "Enter a number."),
-    ("not a number", "Enter a number."),
-    ("must not be negative", "The value must not be negative."),
-    ("must be greater than zero", "The value must be greater than zero."),
-    ("must be a whole number", "Enter a whole number."),
-    ("latitude and longitude go together", "Enter both latitude and longitude."),
-    ("is outside Vietnam", "The position is outside Vietnam."),
-    ("not a date", "Enter a valid date."),
-    ("unknown province code", "Unknown province code."),
-    (
-        "reporting parent",
-        "The reporting parent must be a provincial health department or a ministry health office.",
+# The message shown next to the field for each of the import validator's issue codes; a code
+# not listed here is shown as REFUSED.
+_C = ri.IssueCode
+ISSUE_MESSAGES: dict[ri.IssueCode, str] = {
+    _C.REQUIRED: "This field is required.",
+    _C.BAD_CODE: "Use letters, digits, '.', '_' or '-' (at most 64), without spaces.",
+    _C.DECIMAL_COMMA: "Use a point as the decimal separator, e.g. 2.5",
+    _C.NOT_FINITE: "Enter a number.",
+    _C.NOT_A_NUMBER: "Enter a number.",
+    _C.NEGATIVE: "The value must not be negative.",
+    _C.NOT_POSITIVE: "The value must be greater than zero.",
+    _C.NOT_WHOLE: "Enter a whole number.",
+    _C.LAT_LON_PAIR: "Enter both latitude and longitude.",
+    _C.OUTSIDE_VIETNAM: "The position is outside Vietnam.",
+    _C.NOT_A_DATE: "Enter a valid date.",
+    _C.NOT_A_TIMESTAMP: "Enter a valid date.",
+    _C.UNKNOWN_PROVINCE: "Unknown province code.",
+    _C.UNKNOWN_PARENT: (
+        "The reporting parent must be a provincial health department or a ministry health office."
     ),
-    ("ICU beds", "ICU beds must not exceed beds."),
-    ("is before active_from", "The end must not be before the start."),
-    ("is not one of", "Choose one of the listed values."),
-    ("already belongs to", "This code is already used."),
-    ("differs only in letter case", "This code is already used."),
-    ("appears twice", "A DP value appears twice."),
-    ("duplicate", "This code is already used."),
-    ("is not below the capacity", "The minimum usable amount must be below the capacity."),
-    ("unknown facility", "Choose a facility."),
-    ("contents must not decrease", "Contents must not decrease as DP rises."),
-    ("exceeds the tank's capacity", "Contents exceed the tank's capacity."),
-    ("at least two", "A calibration table needs at least two points."),
-    ("strictly increase", "A DP value appears twice."),
-)
+    _C.BAD_PARENT: (
+        "The reporting parent must be a provincial health department or a ministry health office."
+    ),
+    _C.ICU_ABOVE_BEDS: "ICU beds must not exceed beds.",
+    _C.ENDS_BEFORE_START: "The end must not be before the start.",
+    _C.NOT_A_CHOICE: "Choose one of the listed values.",
+    _C.CODE_OF_OTHER_KIND: "This code is already used.",
+    _C.CODE_CASE_CLASH: "This code is already used.",
+    _C.DP_TWICE: "A DP value appears twice.",
+    _C.DUPLICATE_CODE: "This code is already used.",
+    _C.DUPLICATE_TANK: "This code is already used.",
+    _C.DUPLICATE_CONTACT: "This code is already used.",
+    _C.MIN_USABLE_NOT_BELOW_CAPACITY: "The minimum usable amount must be below the capacity.",
+    _C.UNKNOWN_FACILITY: "Choose a facility.",
+    _C.CONTENTS_DECREASE: "Contents must not decrease as DP rises.",
+    _C.ABOVE_CAPACITY: "Contents exceed the tank's capacity.",
+    _C.CALIBRATION_TOO_FEW: "A calibration table needs at least two points.",
+}
 REFUSED = "This value is refused."
 
 FACILITY_FIELDS: tuple[str, ...] = tuple(c.name for c in ri.COLUMNS["facilities"])
@@ -156,9 +161,9 @@ QUANTITY_FIXED = (
 )
 
 
-def issue_message(reason: str) -> str:
-    """The message id shown for one of the import validator's reasons."""
-    return next((msg for frag, msg in ISSUE_MESSAGES if frag in reason), REFUSED)
+def issue_message(code: ri.IssueCode) -> str:
+    """The message id shown for one of the import validator's issue codes."""
+    return ISSUE_MESSAGES.get(code, REFUSED)
 
 
 def form_text(value: object) -> str:
@@ -183,7 +188,7 @@ async def load_registry(conn: AsyncConnection[Any]) -> ri.Registry:
 
 def _report(v: ri.Validator, errors: FormErrors, form_field: Mapping[str, str]) -> None:
     for issue in v.issues:
-        errors.add(form_field.get(issue.column, issue.column), issue_message(issue.reason))
+        errors.add(form_field.get(issue.column, issue.column), issue_message(issue.code))
 
 
 def _notes(v: ri.Validator) -> list[str]:
@@ -364,10 +369,10 @@ async def check_calibration(
     line = i18n.gettext(errors.locale, "Line")
     for issue in v.issues:
         if issue.column in {"dp_inh2o", "contents_kg", "tank_code"}:
-            message = i18n.gettext(errors.locale, issue_message(issue.reason))
+            message = i18n.gettext(errors.locale, issue_message(issue.code))
             errors.errors.setdefault("points", f"{line} {issue.row}: {message}")
         else:
-            errors.add(issue.column, issue_message(issue.reason))
+            errors.add(issue.column, issue_message(issue.code))
     group = v.calibrations[0] if v.calibrations else None
     if errors or group is None or group.table is None:
         return None
@@ -418,8 +423,8 @@ def check_code(form: Mapping[str, str], errors: FormErrors) -> str:
         return ""
     try:
         return ri.p_code(raw)
-    except ValueError as exc:
-        errors.add("code", issue_message(str(exc)))
+    except ri.CellError as exc:
+        errors.add("code", issue_message(exc.code))
         return ""
 
 

@@ -484,7 +484,7 @@ def test_non_admin_is_refused(client: TestClient, world: World) -> None:
 
 def test_every_issue_message_is_translated() -> None:
     vi = i18n.translator("vi")
-    for _fragment, message in admin_registry.ISSUE_MESSAGES:
+    for message in admin_registry.ISSUE_MESSAGES.values():
         assert vi(message) != message, message
     assert vi(admin_registry.REFUSED) != admin_registry.REFUSED
 
@@ -575,3 +575,25 @@ def test_calibration_start_is_the_first_reading_or_warned(client: TestClient, wo
     r = _post(client, page, page, {"points": POINTS, "valid_from_mode": "first_reading"})
     assert r.status_code == 422  # type: ignore[attr-defined]
     assert _field_error(r.text, "valid_from_mode")  # type: ignore[attr-defined]
+
+
+def test_form_messages_follow_the_issue_code_not_the_words_of_its_reason() -> None:
+    """A refused value that happens to contain another reason's words (a facility type typed as
+    "reporting parent") gets the message of its own issue, matched by code."""
+    from api.registry import importer as ri
+
+    registry = ri.Registry(
+        orgs={"SYT-01": (1, "syt")}, provinces={"01": "Hà Nội"}, legacy={}, tanks={}
+    )
+    cells = {
+        "code": "BV-X",
+        "name": "X",
+        "province_code": "01",
+        "facility_type": "reporting parent",
+    }
+    v = ri.validate_rows(registry, "facilities", [cells])
+    assert [(i.column, i.code) for i in v.issues] == [("facility_type", ri.IssueCode.NOT_A_CHOICE)]
+    assert "reporting parent" in v.issues[0].reason
+    assert admin_registry.issue_message(v.issues[0].code) == "Choose one of the listed values."
+    # A code without a message of its own is refused in general terms.
+    assert admin_registry.issue_message(ri.IssueCode.NOT_YES_NO) == admin_registry.REFUSED

@@ -45,8 +45,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     ) -> None:
         """Load facilities, suppliers, tanks, calibration tables and contacts in bulk."""
+        from api.registry.importer import RegistryImportError, run_import
         from oxy.database import database_url
-        from oxy.registry_import import RegistryImportError, run_import
         from oxy.settings import load_settings
 
         settings = load_settings()
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         path: Annotated[Path, typer.Argument(help="Where to write the .xlsx template.")],
     ) -> None:
         """Write an empty import workbook: one sheet per kind with its columns."""
-        from oxy.registry_import import write_template
+        from api.registry.importer import write_template
 
         write_template(path)
         typer.echo(f"template written to {path}")

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from api.reports.messages import MESSAGES
+from api.reports.rules import REGISTRY_RULES, check
 from oxy import OxyError
 from oxy.calibration import CalibrationError, CalibrationTable
 
@@ -51,14 +54,74 @@ class RegistryImportError(OxyError):
     """A file that cannot be read as a registry import at all (format, not rows)."""
 
 
+class IssueCode(StrEnum):
+    """Why a cell or row is refused, as a stable code (the reason text says it in English with
+    the values; a form shows its own message per code, api/web/admin_registry.py)."""
+
+    UNKNOWN_COLUMN = "unknown_column"
+    MISSING_COLUMN = "missing_column"
+    REQUIRED = "required"
+    BAD_CODE = "bad_code"
+    DECIMAL_COMMA = "decimal_comma"
+    NOT_A_NUMBER = "not_a_number"
+    NOT_FINITE = "not_finite"
+    NEGATIVE = "negative"
+    NOT_POSITIVE = "not_positive"
+    NOT_WHOLE = "not_whole"
+    VERSION_BELOW_ONE = "version_below_one"
+    OUTSIDE_VIETNAM = "outside_vietnam"
+    NOT_A_DATE = "not_a_date"
+    NOT_A_TIMESTAMP = "not_a_timestamp"
+    NOT_YES_NO = "not_yes_no"
+    NOT_A_CHOICE = "not_a_choice"
+    NOT_AN_EMAIL = "not_an_email"
+    NOT_A_PHONE = "not_a_phone"
+    UNKNOWN_PROVINCE = "unknown_province"
+    DUPLICATE_CODE = "duplicate_code"
+    CODE_OF_OTHER_KIND = "code_of_other_kind"
+    CODE_CASE_CLASH = "code_case_clash"
+    LAT_LON_PAIR = "lat_lon_pair"
+    TOO_LARGE = "too_large"
+    FULL_BELOW_NORMAL = "full_below_normal"
+    UNKNOWN_PARENT = "unknown_parent"
+    BAD_PARENT = "bad_parent"
+    ICU_ABOVE_BEDS = "icu_above_beds"
+    ENDS_BEFORE_START = "ends_before_start"
+    UNKNOWN_FACILITY = "unknown_facility"
+    DUPLICATE_TANK = "duplicate_tank"
+    MIN_USABLE_NOT_BELOW_CAPACITY = "min_usable_not_below_capacity"
+    VALID_FROM_DIFFERS = "valid_from_differs"
+    UNKNOWN_TANK = "unknown_tank"
+    DP_TWICE = "dp_twice"
+    CONTENTS_DECREASE = "contents_decrease"
+    ABOVE_CAPACITY = "above_capacity"
+    CALIBRATION_TOO_FEW = "calibration_too_few"
+    CALIBRATION_INVALID = "calibration_invalid"
+    UNKNOWN_ORGANISATION = "unknown_organisation"
+    DUPLICATE_CONTACT = "duplicate_contact"
+    SECOND_PRIMARY = "second_primary"
+    VERSION_EXISTS = "version_exists"
+    UNRESOLVED = "unresolved"
+    REFUSED_BY_DATABASE = "refused_by_database"
+
+
+class CellError(ValueError):
+    """A cell that does not parse: the code of the reason and the reason in English."""
+
+    def __init__(self, code: IssueCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """One bad cell or row: where it is and why it is refused."""
+    """One bad cell or row: where it is, why it is refused (code and English reason)."""
 
     source: str
     row: int
     column: str
     reason: str
+    code: IssueCode
 
     def __str__(self) -> str:
         col = f", {self.column}" if self.column else ""
@@ -265,7 +328,7 @@ def read_sources(paths: Iterable[Path], kind: str | None = None) -> list[Sheet]:
     return sheets
 
 
-# --- cell parsers: each returns the value or raises ValueError with the reason -----------------
+# --- cell parsers: each returns the value or raises CellError with the reason ------------------
 
 
 def _blank(v: object) -> bool:
@@ -283,26 +346,31 @@ def p_code(v: object) -> str:
     """A registry code: letters, digits, '.', '_', '-', up to 64 characters."""
     s = p_text(v)
     if not CODE_RE.match(s):
-        raise ValueError(f"bad code {s!r}: letters, digits, '.', '_' or '-' (max 64), no spaces")
+        raise CellError(
+            IssueCode.BAD_CODE,
+            f"bad code {s!r}: letters, digits, '.', '_' or '-' (max 64), no spaces",
+        )
     return s
 
 
 def p_float(v: object) -> float:
     """A finite number; text must use '.' as the decimal separator."""
     if isinstance(v, bool):
-        raise ValueError(f"not a number: {v!r}")
+        raise CellError(IssueCode.NOT_A_NUMBER, f"not a number: {v!r}")
     if isinstance(v, int | float):
         x = float(v)
     else:
         s = str(v).strip().replace(" ", "")
         if re.fullmatch(r"-?\d+,\d+", s):
-            raise ValueError(f"not a number: {s!r} (use '.' as the decimal separator)")
+            raise CellError(
+                IssueCode.DECIMAL_COMMA, f"not a number: {s!r} (use '.' as the decimal separator)"
+            )
         try:
             x = float(s)
         except ValueError:
-            raise ValueError(f"not a number: {s!r}") from None
+            raise CellError(IssueCode.NOT_A_NUMBER, f"not a number: {s!r}") from None
     if not math.isfinite(x):
-        raise ValueError(f"not a finite number: {v!r}")
+        raise CellError(IssueCode.NOT_FINITE, f"not a finite number: {v!r}")
     return x
 
 
@@ -310,7 +378,7 @@ def p_nonneg(v: object) -> float:
     """A number ≥ 0."""
     x = p_float(v)
     if x < 0:
-        raise ValueError(f"must not be negative (got {x:g})")
+        raise CellError(IssueCode.NEGATIVE, f"must not be negative (got {x:g})")
     return x
 
 
@@ -318,7 +386,7 @@ def p_positive(v: object) -> float:
     """A number > 0."""
     x = p_float(v)
     if x <= 0:
-        raise ValueError(f"must be greater than zero (got {x:g})")
+        raise CellError(IssueCode.NOT_POSITIVE, f"must be greater than zero (got {x:g})")
     return x
 
 
@@ -326,9 +394,9 @@ def p_count(v: object) -> int:
     """A whole number ≥ 0."""
     x = p_float(v)
     if not x.is_integer():
-        raise ValueError(f"must be a whole number (got {x:g})")
+        raise CellError(IssueCode.NOT_WHOLE, f"must be a whole number (got {x:g})")
     if x < 0:
-        raise ValueError(f"must not be negative (got {int(x)})")
+        raise CellError(IssueCode.NEGATIVE, f"must not be negative (got {int(x)})")
     return int(x)
 
 
@@ -336,7 +404,7 @@ def p_version(v: object) -> int:
     """A calibration version: a whole number ≥ 1."""
     n = p_count(v)
     if n < 1:
-        raise ValueError("must be 1 or more")
+        raise CellError(IssueCode.VERSION_BELOW_ONE, "must be 1 or more")
     return n
 
 
@@ -344,7 +412,10 @@ def p_lat(v: object) -> float:
     """Latitude in degrees, inside Vietnam."""
     x = p_float(v)
     if not LAT_RANGE[0] <= x <= LAT_RANGE[1]:
-        raise ValueError(f"latitude {x:g} is outside Vietnam ({LAT_RANGE[0]}–{LAT_RANGE[1]} °N)")
+        raise CellError(
+            IssueCode.OUTSIDE_VIETNAM,
+            f"latitude {x:g} is outside Vietnam ({LAT_RANGE[0]}–{LAT_RANGE[1]} °N)",
+        )
     return x
 
 
@@ -352,7 +423,10 @@ def p_lon(v: object) -> float:
     """Longitude in degrees, inside Vietnam (with its archipelagos)."""
     x = p_float(v)
     if not LON_RANGE[0] <= x <= LON_RANGE[1]:
-        raise ValueError(f"longitude {x:g} is outside Vietnam ({LON_RANGE[0]}–{LON_RANGE[1]} °E)")
+        raise CellError(
+            IssueCode.OUTSIDE_VIETNAM,
+            f"longitude {x:g} is outside Vietnam ({LON_RANGE[0]}–{LON_RANGE[1]} °E)",
+        )
     return x
 
 
@@ -366,7 +440,7 @@ def p_date(v: object) -> date:
     try:
         return date.fromisoformat(s)
     except ValueError:
-        raise ValueError(f"not a date: {s!r} (use YYYY-MM-DD)") from None
+        raise CellError(IssueCode.NOT_A_DATE, f"not a date: {s!r} (use YYYY-MM-DD)") from None
 
 
 def p_timestamp(v: object) -> datetime:
@@ -380,8 +454,9 @@ def p_timestamp(v: object) -> datetime:
         try:
             ts = datetime.fromisoformat(s.replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(
-                f"not a date/time: {s!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+            raise CellError(
+                IssueCode.NOT_A_TIMESTAMP,
+                f"not a date/time: {s!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)",
             ) from None
     return ts if ts.tzinfo else ts.replace(tzinfo=LOCAL_TZ)
 
@@ -399,7 +474,7 @@ def p_bool(v: object) -> bool:
         return True
     if s in _FALSE:
         return False
-    raise ValueError(f"not yes/no: {s!r}")
+    raise CellError(IssueCode.NOT_YES_NO, f"not yes/no: {s!r}")
 
 
 def p_choice(*choices: str) -> Callable[[object], str]:
@@ -408,7 +483,9 @@ def p_choice(*choices: str) -> Callable[[object], str]:
     def parse(v: object) -> str:
         s = p_text(v).lower().replace(" ", "_")
         if s not in choices:
-            raise ValueError(f"{p_text(v)!r} is not one of {', '.join(choices)}")
+            raise CellError(
+                IssueCode.NOT_A_CHOICE, f"{p_text(v)!r} is not one of {', '.join(choices)}"
+            )
         return s
 
     return parse
@@ -418,7 +495,7 @@ def p_email(v: object) -> str:
     """An e-mail address."""
     s = p_text(v)
     if not EMAIL_RE.match(s):
-        raise ValueError(f"not an e-mail address: {s!r}")
+        raise CellError(IssueCode.NOT_AN_EMAIL, f"not an e-mail address: {s!r}")
     return s
 
 
@@ -427,7 +504,7 @@ def p_phone(v: object) -> str:
     s = p_text(v)
     digits = re.sub(r"\D", "", s)
     if not PHONE_RE.match(s) or not 8 <= len(digits) <= 15:
-        raise ValueError(f"not a phone number: {s!r}")
+        raise CellError(IssueCode.NOT_A_PHONE, f"not a phone number: {s!r}")
     return s
 
 
@@ -594,9 +671,9 @@ class Validator:
         self.failed: set[str] = set()  # columns of the current row that did not parse
         self.primaries: dict[str, Row] = {}
 
-    def fail(self, row: Row, column: str, reason: str) -> None:
+    def fail(self, row: Row, column: str, code: IssueCode, reason: str) -> None:
         """Record one issue against a row."""
-        self.issues.append(Issue(row.source, row.number, column, reason))
+        self.issues.append(Issue(row.source, row.number, column, reason, code))
         self.bad_rows.add((row.source, row.number))
 
     def is_bad(self, row: Row) -> bool:
@@ -623,11 +700,19 @@ class Validator:
         for name in sheet.columns:
             if name and name not in known:
                 self.fail(
-                    head, name, f"unknown column for {sheet.kind} ({', '.join(sorted(known))})"
+                    head,
+                    name,
+                    IssueCode.UNKNOWN_COLUMN,
+                    f"unknown column for {sheet.kind} ({', '.join(sorted(known))})",
                 )
         for col in COLUMNS[sheet.kind]:
             if col.required and col.name not in sheet.columns:
-                self.fail(head, col.name, f"required column missing for {sheet.kind}")
+                self.fail(
+                    head,
+                    col.name,
+                    IssueCode.MISSING_COLUMN,
+                    f"required column missing for {sheet.kind}",
+                )
 
     def _parse(self, kind: str, sheet: Sheet, row: Row) -> dict[str, Any] | None:
         """Parse every cell, reporting each bad one; None when the header lacks a required
@@ -642,13 +727,13 @@ class Validator:
             values[col.name] = None
             if _blank(raw):
                 if col.required:
-                    self.fail(row, col.name, "required value is empty")
+                    self.fail(row, col.name, IssueCode.REQUIRED, "required value is empty")
                     self.failed.add(col.name)
                 continue
             try:
                 values[col.name] = col.parse(raw)
-            except ValueError as exc:
-                self.fail(row, col.name, str(exc))
+            except CellError as exc:
+                self.fail(row, col.name, exc.code, str(exc))
                 self.failed.add(col.name)
         return values
 
@@ -672,7 +757,10 @@ class Validator:
             )
             return new
         self.fail(
-            row, column, f"unknown province code {code!r} (neither a 2025 nor a pre-2025 code)"
+            row,
+            column,
+            IssueCode.UNKNOWN_PROVINCE,
+            f"unknown province code {code!r} (neither a 2025 nor a pre-2025 code)",
         )
         return None
 
@@ -682,7 +770,10 @@ class Validator:
         if key in self.org_codes:
             first = self.org_codes[key][1]
             self.fail(
-                row, "code", f"duplicate code {code!r} (first at {first.source} row {first.number})"
+                row,
+                "code",
+                IssueCode.DUPLICATE_CODE,
+                f"duplicate code {code!r} (first at {first.source} row {first.number})",
             )
             return False
         self.org_codes[key] = (kind, row)
@@ -690,14 +781,20 @@ class Validator:
         want = "facility" if kind == "facilities" else "supplier"
         if existing and existing[1] != want:
             self.fail(
-                row, "code", f"code {code!r} already belongs to a {existing[1]}, not a {want}"
+                row,
+                "code",
+                IssueCode.CODE_OF_OTHER_KIND,
+                f"code {code!r} already belongs to a {existing[1]}, not a {want}",
             )
             return False
         if not existing:
             clash = [c for c in self.reg.orgs if c.lower() == key]
             if clash:
                 self.fail(
-                    row, "code", f"code {code!r} differs only in letter case from {clash[0]!r}"
+                    row,
+                    "code",
+                    IssueCode.CODE_CASE_CLASH,
+                    f"code {code!r} differs only in letter case from {clash[0]!r}",
                 )
                 return False
         return True
@@ -707,19 +804,22 @@ class Validator:
             return
         if (values["latitude"] is None) != (values["longitude"] is None):
             missing = "longitude" if values["longitude"] is None else "latitude"
-            self.fail(row, missing, "latitude and longitude go together; one is missing")
+            self.fail(
+                row,
+                missing,
+                IssueCode.LAT_LON_PAIR,
+                "latitude and longitude go together; one is missing",
+            )
 
     def _check_limits(self, row: Row, v: dict[str, Any]) -> None:
         """The registry's hard limits from the shared validation rules (api/reports/rules.py)
         that the checks above do not already cover: an implausibly large figure is a row issue."""
-        from api.reports.messages import MESSAGES
-        from api.reports.rules import REGISTRY_RULES, check
-
         for f in check(REGISTRY_RULES, v):
             if f.rule.key == "report.error.too_large" and f.rule.field not in self.failed:
                 self.fail(
                     row,
                     f.rule.field,
+                    IssueCode.TOO_LARGE,
                     f"{MESSAGES[f.rule.key]} ({f.left:g} > {f.right:g})",
                 )
 
@@ -731,7 +831,10 @@ class Validator:
         normal, full = v["capacity_normal_tpd"], v["capacity_full_tpd"]
         if normal is not None and full is not None and full < normal:
             self.fail(
-                row, "capacity_full_tpd", f"full capacity {full:g} t/day is below normal {normal:g}"
+                row,
+                "capacity_full_tpd",
+                IssueCode.FULL_BELOW_NORMAL,
+                f"full capacity {full:g} t/day is below normal {normal:g}",
             )
         self._check_limits(row, v)
         self._keep("suppliers", row, v)
@@ -748,11 +851,17 @@ class Validator:
                 # Only facilities and suppliers are imported, and neither can be a parent.
                 found = (0, "facility" if in_file[0] == "facilities" else "supplier")
             if found is None:
-                self.fail(row, "parent_code", f"unknown reporting parent {parent!r}")
+                self.fail(
+                    row,
+                    "parent_code",
+                    IssueCode.UNKNOWN_PARENT,
+                    f"unknown reporting parent {parent!r}",
+                )
             elif found[1] not in {"syt", "ministry_office"}:
                 self.fail(
                     row,
                     "parent_code",
+                    IssueCode.BAD_PARENT,
                     f"reporting parent {parent!r} is a {found[1]}; it must be an SYT or a "
                     "ministry health office",
                 )
@@ -760,10 +869,17 @@ class Validator:
         self._check_location(row, v)
         beds, icu = v["beds"], v["icu_beds"]
         if beds is not None and icu is not None and icu > beds:
-            self.fail(row, "icu_beds", f"ICU beds ({icu}) exceed beds ({beds})")
+            self.fail(
+                row, "icu_beds", IssueCode.ICU_ABOVE_BEDS, f"ICU beds ({icu}) exceed beds ({beds})"
+            )
         start, end = v["active_from"], v["active_to"]
         if start and end and end < start:
-            self.fail(row, "active_to", f"active_to {end} is before active_from {start}")
+            self.fail(
+                row,
+                "active_to",
+                IssueCode.ENDS_BEFORE_START,
+                f"active_to {end} is before active_from {start}",
+            )
         self._check_limits(row, v)
         v["facility_type"] = v["facility_type"] or "hospital"
         self._keep("facilities", row, v)
@@ -783,6 +899,7 @@ class Validator:
             self.fail(
                 row,
                 "facility_code",
+                IssueCode.UNKNOWN_FACILITY,
                 f"unknown facility {fac!r} (not in the registry nor valid in this file)",
             )
         key = (fac, v["code"])
@@ -791,6 +908,7 @@ class Validator:
             self.fail(
                 row,
                 "code",
+                IssueCode.DUPLICATE_TANK,
                 f"duplicate tank {fac}/{v['code']} (first at {first.source} row {first.number})",
             )
         else:
@@ -803,6 +921,7 @@ class Validator:
             self.fail(
                 row,
                 "min_usable_kg",
+                IssueCode.MIN_USABLE_NOT_BELOW_CAPACITY,
                 f"minimum usable {v['min_usable_kg']:g} kg is not below the capacity",
             )
         v["name"] = v["name"] or v["code"]
@@ -821,7 +940,10 @@ class Validator:
             self.calibration_index[key] = group
         elif v["valid_from"] is not None and group.valid_from not in (None, v["valid_from"]):
             self.fail(
-                row, "valid_from", "differs from the valid_from of the same version's other rows"
+                row,
+                "valid_from",
+                IssueCode.VALID_FROM_DIFFERS,
+                "differs from the valid_from of the same version's other rows",
             )
         else:
             group.valid_from = group.valid_from or v["valid_from"]
@@ -847,20 +969,29 @@ class Validator:
             capacity = self._tank_capacity(g.facility_code, g.tank_code)
             if capacity is None:
                 for *_, row in g.points:
-                    self.fail(row, "tank_code", f"unknown tank {g.facility_code}/{g.tank_code}")
+                    self.fail(
+                        row,
+                        "tank_code",
+                        IssueCode.UNKNOWN_TANK,
+                        f"unknown tank {g.facility_code}/{g.tank_code}",
+                    )
                 continue
             pts = sorted(g.points, key=lambda p: p[0])
             ok = True
             for (dp0, kg0, r0), (dp1, kg1, r1) in itertools.pairwise(pts):
                 if dp1 == dp0:
                     self.fail(
-                        r1, "dp_inh2o", f"DP {dp1:g} appears twice in {what} (also row {r0.number})"
+                        r1,
+                        "dp_inh2o",
+                        IssueCode.DP_TWICE,
+                        f"DP {dp1:g} appears twice in {what} (also row {r0.number})",
                     )
                     ok = False
                 elif kg1 < kg0:
                     self.fail(
                         r1,
                         "contents_kg",
+                        IssueCode.CONTENTS_DECREASE,
                         f"{kg1:g} kg at DP {dp1:g} is less than {kg0:g} kg at DP {dp0:g} (row "
                         f"{r0.number}): contents must not decrease as DP rises",
                     )
@@ -868,7 +999,10 @@ class Validator:
             for _dp, kg, row in pts:
                 if kg > capacity * CAPACITY_SLACK:
                     self.fail(
-                        row, "contents_kg", f"{kg:g} kg exceeds the tank's capacity {capacity:g} kg"
+                        row,
+                        "contents_kg",
+                        IssueCode.ABOVE_CAPACITY,
+                        f"{kg:g} kg exceeds the tank's capacity {capacity:g} kg",
                     )
                     ok = False
             if not ok:
@@ -876,7 +1010,10 @@ class Validator:
             try:
                 g.table = CalibrationTable.from_points([(dp, kg) for dp, kg, _ in pts], g.version)
             except CalibrationError as exc:
-                self.fail(first, "dp_inh2o", f"{what}: {exc}")
+                # The pairwise checks above leave only a table with too few points or bad values.
+                few = len(pts) < 2
+                code = IssueCode.CALIBRATION_TOO_FEW if few else IssueCode.CALIBRATION_INVALID
+                self.fail(first, "dp_inh2o", code, f"{what}: {exc}")
                 continue
             if g.incomplete or any(self.is_bad(r) for *_, r in g.points):
                 g.table = None
@@ -890,6 +1027,7 @@ class Validator:
             self.fail(
                 row,
                 "org_code",
+                IssueCode.UNKNOWN_ORGANISATION,
                 f"unknown organisation {org!r} (not in the registry nor valid here)",
             )
         key = (org, v["full_name"].lower())
@@ -898,6 +1036,7 @@ class Validator:
             self.fail(
                 row,
                 "full_name",
+                IssueCode.DUPLICATE_CONTACT,
                 f"duplicate contact {v['full_name']!r} for {org} (first at row {first.number})",
             )
         else:
@@ -907,6 +1046,7 @@ class Validator:
                 self.fail(
                     row,
                     "is_primary",
+                    IssueCode.SECOND_PRIMARY,
                     f"{org} already has a primary contact in this file "
                     f"(row {self.primaries[org].number})",
                 )
@@ -1060,12 +1200,14 @@ class Writer:
         except _Refused:
             self._counts(kind).skipped += 1
         except _Unresolved as exc:
-            self.v.fail(row, "", str(exc))
+            self.v.fail(row, "", IssueCode.UNRESOLVED, str(exc))
             self._counts(kind).skipped += 1
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             diag = exc.diag.message_primary or str(exc)
             column = exc.diag.column_name or ""
-            self.v.fail(row, column, f"refused by the database: {diag}")
+            self.v.fail(
+                row, column, IssueCode.REFUSED_BY_DATABASE, f"refused by the database: {diag}"
+            )
             self._counts(kind).skipped += 1
 
     def write(self) -> None:
@@ -1146,6 +1288,7 @@ class Writer:
             self.v.fail(
                 row,
                 "version",
+                IssueCode.VERSION_EXISTS,
                 f"calibration version {g.version} of {g.facility_code}/{g.tank_code} already "
                 "exists with different points; add it as a new version",
             )

@@ -1,0 +1,1 @@
+"""The registry of organisations and assets: the bulk import (`oxy registry import`)."""
