@@ -1,16 +1,28 @@
 """Site configuration (TOML): the gateway, its MQTT link, its outbox, sensor profiles and devices.
 
-Parsed with the standard library's `tomllib` into frozen dataclasses; every mistake is reported as
-one :class:`ConfigError` naming the file and the key, before anything starts.
+Read with the standard library's `tomllib`, checked by pydantic models of the file's tables (as
+the firmware bridge checks its own TOML), and built into frozen dataclasses; every mistake is
+reported as one :class:`ConfigError` naming the key and why, before anything starts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from gateway.registers import Function, Order, Profile, ValueType
 from oxy import OxyError
@@ -240,351 +252,495 @@ class SiteConfig:
         return schema_id(self.declarations)
 
 
-@dataclass
-class _Reader:
-    """Typed access to one TOML table with the key path for error messages."""
+# --- the TOML file's shape: one pydantic model per table ------------------------------------
+# Types, keys and single values are checked here (strict: TOML's own types, no coercion from
+# text); what depends on other tables (a sensor's profile, an alarm's sensor, a relay's serial
+# line) is checked while building the configuration below. Every mistake becomes one ConfigError
+# naming the key, as `devices[0].sensors[1].address: 70000 is outside 0..65535`.
 
-    data: dict[str, Any]
-    where: str
-    used: set[str] = field(default_factory=set)
+Number = Annotated[float, Field(strict=True)]  # an integer or a float, not a boolean
+Integer = Annotated[int, Field(strict=True)]
+Text = Annotated[str, Field(strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
 
-    def _get(self, key: str, kinds: tuple[type, ...], default: Any, required: bool) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if required:
-                raise ConfigError(f"{self.where}: missing key {key!r}")
-            return default
-        value = self.data[key]
-        if isinstance(value, bool) and bool not in kinds:
-            raise ConfigError(f"{self.where}.{key}: expected {kinds[0].__name__}, got a boolean")
-        if not isinstance(value, kinds):
-            names = " or ".join(k.__name__ for k in kinds)
-            raise ConfigError(f"{self.where}.{key}: expected {names}, got {value!r}")
-        return value
 
-    def text(self, key: str, default: str | None = None, required: bool = False) -> Any:
-        return self._get(key, (str,), default, required)
+def _valid_code(value: str) -> str:
+    if not CODE_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid code")
+    return value
 
-    def integer(self, key: str, default: int | None = None, required: bool = False) -> Any:
-        return self._get(key, (int,), default, required)
 
-    def number(self, key: str, default: float | None = None, required: bool = False) -> Any:
-        value = self._get(key, (int, float), default, required)
-        return None if value is None else float(value)
+def _register_address(value: int) -> int:
+    if not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{value} is outside 0..65535")
+    return value
 
-    def flag(self, key: str, default: bool) -> bool:
-        return bool(self._get(key, (bool,), default, False))
 
-    def table(self, key: str) -> _Reader:
-        value = self._get(key, (dict,), {}, False)
-        return _Reader(value, f"{self.where}.{key}" if self.where else key)
+Code = Annotated[Text, AfterValidator(_valid_code)]
+Address = Annotated[Integer, AfterValidator(_register_address)]
 
-    def items(self, key: str) -> list[Any]:
-        return list(self._get(key, (list,), [], False))
+_TCP_KEYS = frozenset({"host", "port"})
+_RTU_KEYS = frozenset({"serial_port", "baudrate", "parity", "stopbits", "bytesize"})
 
-    def done(self) -> None:
-        extra = sorted(set(self.data) - self.used)
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _GatewayTable(_Table):
+    site: Code
+    code: Code
+    state_dir: Text = "."
+    status_interval_s: Number = 30.0
+
+
+class _ProfileTable(_Table):
+    unit: Text
+    type: ValueType = ValueType.FLOAT32
+    function: Function = Function.HOLDING
+    byte_order: Order = Order.BIG
+    word_order: Order = Order.BIG
+    scale: Number = 1.0
+    offset: Number = 0.0
+    valid_min: Number | None = None
+    valid_max: Number | None = None
+    invalid_raw: list[Number] = []
+    stale_after_s: Number = 0.0
+    # Defaults of its sensors (report by exception, contract v2).
+    resolution: Number | None = None
+    deadband: Number | None = None
+    heartbeat_s: Number | None = None
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, unit: str) -> str:
+        if unit not in UNITS:
+            raise ValueError(f"unknown unit {unit!r}")
+        return unit
+
+
+class _SensorTable(_Table):
+    code: Code
+    tank: Text | None = None
+    quantity: Quantity
+    profile: Text
+    address: Address
+    resolution: Number | None = None
+    deadband: Number | None = None
+    heartbeat_s: Number | None = None
+
+
+class _TransportTable(_Table):
+    """The keys of a Modbus transport (a device's or the relay's): TCP or RTU, not both."""
+
+    transport: Literal["tcp", "rtu"] = "tcp"
+    host: Text | None = None
+    port: Integer = 502
+    serial_port: Text | None = None
+    baudrate: Integer = 19200
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Integer = 1
+    bytesize: Integer = 8
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> Self:
+        needed, foreign = (
+            ("host", _RTU_KEYS) if self.transport == "tcp" else ("serial_port", _TCP_KEYS)
+        )
+        extra = sorted(self.model_fields_set & foreign)
         if extra:
-            raise ConfigError(f"{self.where or 'config'}: unknown key(s) {', '.join(extra)}")
+            raise ValueError(f"unknown key(s) {', '.join(extra)} for transport {self.transport!r}")
+        if getattr(self, needed) is None:
+            raise ValueError(f"missing key {needed!r}")
+        return self
+
+    def build(self) -> TcpTransport | RtuTransport:
+        """The transport the configuration names."""
+        if self.transport == "tcp":
+            assert self.host is not None
+            return TcpTransport(self.host, self.port)
+        assert self.serial_port is not None
+        return RtuTransport(
+            self.serial_port, self.baudrate, self.parity, self.stopbits, self.bytesize
+        )
 
 
-def _enum(enum: Any, value: str, where: str) -> Any:
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum)
-        raise ConfigError(f"{where}: {value!r} is not one of {allowed}") from None
+class _DeviceTable(_TransportTable):
+    name: Text
+    unit_id: Integer = 1
+    sensors: list[_SensorTable] = []
+    poll_interval_s: Number = 1.0
+    timeout_s: Number = 1.0
+    max_gap: Integer = 8
+    reconnect_max_s: Number = 10.0
 
 
-def _profile(name: str, r: _Reader, exception_defaults: ExceptionDefaults) -> Profile:
-    defaults = {k: r.number(k) for k in ("resolution", "deadband", "heartbeat_s")}
-    exception_defaults[name] = {k: v for k, v in defaults.items() if v is not None}
-    unit = r.text("unit", required=True)
-    if unit not in UNITS:
-        raise ConfigError(f"{r.where}.unit: unknown unit {unit!r}")
-    invalid = r.items("invalid_raw")
-    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in invalid):
-        raise ConfigError(f"{r.where}.invalid_raw: expected a list of numbers")
-    p = Profile(
-        name=name,
-        unit=unit,
-        type=_enum(ValueType, r.text("type", "float32"), f"{r.where}.type"),
-        function=_enum(Function, r.text("function", "holding"), f"{r.where}.function"),
-        byte_order=_enum(Order, r.text("byte_order", "big"), f"{r.where}.byte_order"),
-        word_order=_enum(Order, r.text("word_order", "big"), f"{r.where}.word_order"),
-        scale=r.number("scale", 1.0),
-        offset=r.number("offset", 0.0),
-        valid_min=r.number("valid_min"),
-        valid_max=r.number("valid_max"),
-        invalid_raw=tuple(float(x) for x in invalid),
-        stale_after_s=r.number("stale_after_s", 0.0),
-    )
-    r.done()
-    return p
+class _MqttTable(_Table):
+    url: Text
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    username: Text | None = None
+    password: Text | None = None
+    password_file: Text | None = None
+    ca_file: Text | None = None
+    cert_file: Text | None = None
+    key_file: Text | None = None
+    client_id: Text | None = None
+    keepalive_s: Integer = 20
+    batch_max_readings: Integer = 500
+    linger_s: Number = 0.2
+    inflight: Integer = 20
+    reconnect_max_s: Number = 2.0
+    end_to_end_ack: Flag = True
+    ack_timeout_s: Number = 30.0
+    ack_timeout_max_s: Number = 600.0
+    data_format: Literal["v1", "v2"] = "v1"
+    deflate: Flag = False
 
+    @field_validator("url")
+    @classmethod
+    def _broker_url(cls, url: str) -> str:
+        try:
+            Broker.parse(url)
+        except MqttUrlError as exc:
+            raise ValueError(str(exc)) from None
+        return url
+
+
+class _OutboxTable(_Table):
+    path: Text | None = None
+    max_readings: Integer = 10_000_000
+    max_age_h: Number = 168.0
+    synchronous: Literal["normal", "full"] = "full"
+
+
+class _TankAlarmTable(_Table):
+    tank: Text
+    sensor: Text | None = None
+    low_dp: Number | None = None
+    low_pct: Number | None = None
+    hysteresis: Number = 0.0
+    unit: Text | None = None
+    full_dp: Number | None = None
+
+
+class _RelayTable(_TransportTable):
+    unit_id: Integer = 1
+    kind: Literal["coil", "register"] = "coil"
+    address: Address = 0
+    on_value: Integer = 1
+    off_value: Integer = 0
+    active_low: Flag = False
+    refresh_s: Number = 10.0
+    timeout_s: Number = 1.0
+    reconnect_max_s: Number = 5.0
+    drive: list[Text] = []
+
+    @field_validator("drive")
+    @classmethod
+    def _alarm_kinds(cls, drive: list[str]) -> list[str]:
+        for d in drive:
+            if d not in ALARM_KINDS:
+                raise ValueError(f"{d!r} is not one of {', '.join(ALARM_KINDS)}")
+        return drive
+
+
+class _AlarmTable(_Table):
+    tanks: list[_TankAlarmTable] = []
+    raise_after_s: Number = 10.0
+    clear_after_s: Number = 30.0
+    fault_after_s: Number = 60.0
+    fault_qualities: list[Quality] = []
+    fault_sensors: list[Text] = []
+    relay: _RelayTable | None = None
+    log: Flag = True
+
+
+class _SiteFile(_Table):
+    gateway: _GatewayTable
+    profiles: dict[str, _ProfileTable] = {}
+    outbox: _OutboxTable = _OutboxTable()
+    mqtt: _MqttTable
+    devices: list[_DeviceTable] = []
+    alarm: _AlarmTable | None = None
+
+
+# pydantic's error types → what the message says about the key's value.
+_EXPECTED = {
+    "int_type": "expected int",
+    "float_type": "expected a number",
+    "string_type": "expected str",
+    "bool_type": "expected a boolean",
+    "list_type": "expected a list",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+}
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _problem(errors: list[ErrorDetails]) -> str:
+    """The first validation error as `key.path: why` (unknown keys of one table together)."""
+    first = errors[0]
+    if first["type"] == "extra_forbidden":
+        parent = first["loc"][:-1]
+        keys = [
+            str(e["loc"][-1])
+            for e in errors
+            if e["type"] == "extra_forbidden" and e["loc"][:-1] == parent
+        ]
+        return f"{_key_path(parent) or 'config'}: unknown key(s) {', '.join(keys)}"
+    return _one_problem(first)
+
+
+def _one_problem(error: ErrorDetails) -> str:
+    """One validation error as `key.path: why`."""
+    loc, kind, ctx = error["loc"], error["type"], error.get("ctx", {})
+    where = _key_path(loc)
+    parent = _key_path(loc[:-1]) or "config"
+    value = error.get("input")
+    if kind == "missing":
+        return f"{parent}: missing key {loc[-1]!r}"
+    if kind == "extra_forbidden":
+        return f"{parent}: unknown key(s) {loc[-1]}"
+    if kind == "enum":
+        return f"{where}: {value!r} is not one of {ctx['expected']}"
+    if kind == "literal_error":
+        return f"{where}: expected {ctx['expected']}"
+    if kind == "value_error":
+        return f"{where or 'config'}: {ctx['error']}"
+    if kind in _EXPECTED:
+        got = "a boolean" if isinstance(value, bool) else repr(value)
+        return f"{where}: {_EXPECTED[kind]}, got {got}"
+    return f"{where or 'config'}: {error['msg']}"
+
+
+# --- from the checked tables to the configuration -------------------------------------------
 
 # Per profile: `resolution`, `deadband`, `heartbeat_s` defaults for its sensors (report by
-# exception). Read by _profile, used by _sensor.
+# exception).
 ExceptionDefaults = dict[str, dict[str, float]]
 
 
-def _sensor(
-    r: _Reader, profiles: dict[str, Profile], exception_defaults: ExceptionDefaults
-) -> SensorBinding:
-    code = r.text("code", required=True)
-    if not CODE_RE.match(code):
-        raise ConfigError(f"{r.where}.code: {code!r} is not a valid code")
-    quantity = _enum(Quantity, r.text("quantity", required=True), f"{r.where}.quantity")
-    pname = r.text("profile", required=True)
-    if pname not in profiles:
-        raise ConfigError(f"{r.where}.profile: no profile named {pname!r}")
-    profile = profiles[pname]
-    if UNITS[profile.unit].dimension != QUANTITY_DIMENSION[quantity]:
-        raise ConfigError(
-            f"{r.where}: profile {pname!r} measures in {profile.unit}, not {quantity.value}"
-        )
-    address = r.integer("address", required=True)
-    if not 0 <= address <= 0xFFFF:
-        raise ConfigError(f"{r.where}.address: {address} is outside 0..65535")
-    extra = exception_defaults.get(pname, {})
-    resolution = r.number("resolution", extra.get("resolution", DEFAULT_RESOLUTION[quantity]))
-    deadband = r.number("deadband", extra.get("deadband"))
-    heartbeat = r.number("heartbeat_s", extra.get("heartbeat_s", 300.0))
-    if not 0 <= resolution <= 1e6:
-        raise ConfigError(f"{r.where}.resolution: must be within 0..1e6 (0: plain floats)")
-    if deadband is not None and deadband < 0:
-        raise ConfigError(f"{r.where}.deadband: must not be negative")
-    if heartbeat <= 0:
-        raise ConfigError(f"{r.where}.heartbeat_s: must be positive")
-    s = SensorBinding(
-        code, r.text("tank"), quantity, profile, address, resolution, deadband, heartbeat
+def _profile(name: str, t: _ProfileTable) -> Profile:
+    return Profile(
+        name=name,
+        unit=t.unit,
+        type=t.type,
+        function=t.function,
+        byte_order=t.byte_order,
+        word_order=t.word_order,
+        scale=t.scale,
+        offset=t.offset,
+        valid_min=t.valid_min,
+        valid_max=t.valid_max,
+        invalid_raw=tuple(t.invalid_raw),
+        stale_after_s=t.stale_after_s,
     )
-    r.done()
-    return s
 
 
-def _transport(r: _Reader) -> TcpTransport | RtuTransport:
-    kind = r.text("transport", "tcp")
-    if kind == "tcp":
-        return TcpTransport(r.text("host", required=True), r.integer("port", 502))
-    if kind == "rtu":
-        parity = r.text("parity", "N")
-        if parity not in ("N", "E", "O"):
-            raise ConfigError(f"{r.where}.parity: expected N, E or O")
-        return RtuTransport(
-            r.text("serial_port", required=True),
-            r.integer("baudrate", 19200),
-            parity,
-            r.integer("stopbits", 1),
-            r.integer("bytesize", 8),
+def _sensor(
+    t: _SensorTable, where: str, profiles: dict[str, Profile], defaults: ExceptionDefaults
+) -> SensorBinding:
+    if t.profile not in profiles:
+        raise ConfigError(f"{where}.profile: no profile named {t.profile!r}")
+    profile = profiles[t.profile]
+    if UNITS[profile.unit].dimension != QUANTITY_DIMENSION[t.quantity]:
+        raise ConfigError(
+            f"{where}: profile {t.profile!r} measures in {profile.unit}, not {t.quantity.value}"
         )
-    raise ConfigError(f"{r.where}.transport: expected 'tcp' or 'rtu', got {kind!r}")
+    extra = defaults.get(t.profile, {})
+
+    def pick(value: float | None, key: str, default: float | None) -> float | None:
+        return value if value is not None else extra.get(key, default)
+
+    resolution = pick(t.resolution, "resolution", DEFAULT_RESOLUTION[t.quantity])
+    deadband = pick(t.deadband, "deadband", None)
+    heartbeat = pick(t.heartbeat_s, "heartbeat_s", 300.0)
+    assert resolution is not None and heartbeat is not None
+    if not 0 <= resolution <= 1e6:
+        raise ConfigError(f"{where}.resolution: must be within 0..1e6 (0: plain floats)")
+    if deadband is not None and deadband < 0:
+        raise ConfigError(f"{where}.deadband: must not be negative")
+    if heartbeat <= 0:
+        raise ConfigError(f"{where}.heartbeat_s: must be positive")
+    return SensorBinding(
+        t.code, t.tank, t.quantity, profile, t.address, resolution, deadband, heartbeat
+    )
 
 
 def _device(
-    r: _Reader, profiles: dict[str, Profile], exception_defaults: ExceptionDefaults
+    t: _DeviceTable, where: str, profiles: dict[str, Profile], defaults: ExceptionDefaults
 ) -> DeviceConfig:
-    name = r.text("name", required=True)
-    transport = _transport(r)
-    sensors = []
-    for i, item in enumerate(r.items("sensors")):
-        if not isinstance(item, dict):
-            raise ConfigError(f"{r.where}.sensors[{i}]: expected a table")
-        sensors.append(
-            _sensor(_Reader(item, f"{r.where}.sensors[{i}]"), profiles, exception_defaults)
-        )
-    if not sensors:
-        raise ConfigError(f"{r.where}: a device needs at least one sensor")
-    d = DeviceConfig(
-        name=name,
-        transport=transport,
-        unit_id=r.integer("unit_id", 1),
-        sensors=tuple(sensors),
-        poll_interval_s=r.number("poll_interval_s", 1.0),
-        timeout_s=r.number("timeout_s", 1.0),
-        max_gap=r.integer("max_gap", 8),
-        reconnect_max_s=r.number("reconnect_max_s", 10.0),
+    sensors = tuple(
+        _sensor(s, f"{where}.sensors[{i}]", profiles, defaults) for i, s in enumerate(t.sensors)
     )
-    if d.poll_interval_s <= 0 or d.timeout_s <= 0:
-        raise ConfigError(f"{r.where}: poll_interval_s and timeout_s must be positive")
-    r.done()
-    return d
+    if not sensors:
+        raise ConfigError(f"{where}: a device needs at least one sensor")
+    if t.poll_interval_s <= 0 or t.timeout_s <= 0:
+        raise ConfigError(f"{where}: poll_interval_s and timeout_s must be positive")
+    return DeviceConfig(
+        name=t.name,
+        transport=t.build(),
+        unit_id=t.unit_id,
+        sensors=sensors,
+        poll_interval_s=t.poll_interval_s,
+        timeout_s=t.timeout_s,
+        max_gap=t.max_gap,
+        reconnect_max_s=t.reconnect_max_s,
+    )
 
 
-def _mqtt(r: _Reader, gateway: str, base: Path) -> MqttConfig:
-    try:
-        url = Broker.parse(r.text("url", required=True))
-    except MqttUrlError as exc:
-        raise ConfigError(f"{r.where}.url: {exc}") from None
-    protocol = r.text("protocol", "auto")
-    if protocol not in ("auto", "5", "3.1.1"):
-        raise ConfigError(f"{r.where}.protocol: expected auto, 5 or 3.1.1")
-    password = r.text("password", url.password)
-    password_file = r.text("password_file")
-    if password_file:
+def _mqtt(t: _MqttTable, gateway: str, base: Path) -> MqttConfig:
+    where = "mqtt"
+    url = Broker.parse(t.url)  # checked by the model
+    password = t.password if t.password is not None else url.password
+    if t.password_file:
         try:
-            password = (base / password_file).read_text().strip()
+            password = (base / t.password_file).read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"{r.where}.password_file: cannot read it ({exc.strerror})") from None
+            raise ConfigError(f"{where}.password_file: cannot read it ({exc.strerror})") from None
 
-    def path(key: str) -> Path | None:
-        value = r.text(key)
+    def path(value: str | None) -> Path | None:
         return (base / value) if value else None
 
-    m = MqttConfig(
+    if t.data_format == "v2" and not t.end_to_end_ack:
+        # A v2 message whose birth the centre lacks is re-sent after the rebirth, which only
+        # the end-to-end acknowledgement does (docs/gateway.md, "Contract v2").
+        raise ConfigError(f"{where}.data_format: 'v2' needs end_to_end_ack = true")
+    if not 0.5 <= t.ack_timeout_s <= t.ack_timeout_max_s:
+        raise ConfigError(f"{where}.ack_timeout_s: must be >= 0.5 and <= ack_timeout_max_s")
+    if not 1 <= t.batch_max_readings <= 5000:
+        raise ConfigError(f"{where}.batch_max_readings: must be within 1..5000 (the contract)")
+    return MqttConfig(
         host=url.host,
         port=url.port,
         tls=url.tls,
-        username=r.text("username", url.username),
+        username=t.username if t.username is not None else url.username,
         password=password,
-        ca_file=path("ca_file"),
-        cert_file=path("cert_file"),
-        key_file=path("key_file"),
-        client_id=r.text("client_id", f"oxy-{gateway}"),
-        keepalive_s=r.integer("keepalive_s", 20),
-        batch_max_readings=r.integer("batch_max_readings", 500),
-        linger_s=r.number("linger_s", 0.2),
-        inflight=r.integer("inflight", 20),
-        reconnect_max_s=r.number("reconnect_max_s", 2.0),
-        protocol=protocol,
-        end_to_end_ack=r.flag("end_to_end_ack", True),
-        ack_timeout_s=r.number("ack_timeout_s", 30.0),
-        ack_timeout_max_s=r.number("ack_timeout_max_s", 600.0),
-        data_format=r.text("data_format", "v1"),
-        deflate=r.flag("deflate", False),
+        ca_file=path(t.ca_file),
+        cert_file=path(t.cert_file),
+        key_file=path(t.key_file),
+        client_id=t.client_id if t.client_id is not None else f"oxy-{gateway}",
+        keepalive_s=t.keepalive_s,
+        batch_max_readings=t.batch_max_readings,
+        linger_s=t.linger_s,
+        inflight=t.inflight,
+        reconnect_max_s=t.reconnect_max_s,
+        protocol=t.protocol,
+        end_to_end_ack=t.end_to_end_ack,
+        ack_timeout_s=t.ack_timeout_s,
+        ack_timeout_max_s=t.ack_timeout_max_s,
+        data_format=t.data_format,
+        deflate=t.deflate,
     )
-    if m.data_format not in ("v1", "v2"):
-        raise ConfigError(f"{r.where}.data_format: expected 'v1' or 'v2'")
-    if m.data_format == "v2" and not m.end_to_end_ack:
-        # A v2 message whose birth the centre lacks is re-sent after the rebirth, which only
-        # the end-to-end acknowledgement does (docs/gateway.md, "Contract v2").
-        raise ConfigError(f"{r.where}.data_format: 'v2' needs end_to_end_ack = true")
-    if not 0.5 <= m.ack_timeout_s <= m.ack_timeout_max_s:
-        raise ConfigError(f"{r.where}.ack_timeout_s: must be >= 0.5 and <= ack_timeout_max_s")
-    if not 1 <= m.batch_max_readings <= 5000:
-        raise ConfigError(f"{r.where}.batch_max_readings: must be within 1..5000 (the contract)")
-    r.done()
-    return m
 
 
-def _tank_alarm(r: _Reader, sensors: list[SensorBinding]) -> TankAlarm:
-    tank = r.text("tank", required=True)
+def _dp_unit(t: _TankAlarmTable, where: str, sensor: SensorBinding) -> str:
+    unit = t.unit if t.unit is not None else CANONICAL_UNIT[Quantity.DIFF_PRESSURE]
+    if unit not in UNITS or UNITS[unit].dimension != QUANTITY_DIMENSION[sensor.quantity]:
+        raise ConfigError(f"{where}.unit: {unit!r} is not a differential-pressure unit")
+    return unit
+
+
+def _tank_alarm(t: _TankAlarmTable, where: str, sensors: list[SensorBinding]) -> TankAlarm:
     level = (Quantity.DIFF_PRESSURE, Quantity.LEVEL_PCT)
-    candidates = [s for s in sensors if s.tank == tank and s.quantity in level]
-    code = r.text("sensor")
-    if code is not None:
-        candidates = [s for s in candidates if s.code == code]
+    candidates = [s for s in sensors if s.tank == t.tank and s.quantity in level]
+    if t.sensor is not None:
+        candidates = [s for s in candidates if s.code == t.sensor]
         if not candidates:
-            raise ConfigError(f"{r.where}.sensor: no dp or level_pct sensor {code!r} on {tank!r}")
+            raise ConfigError(
+                f"{where}.sensor: no dp or level_pct sensor {t.sensor!r} on {t.tank!r}"
+            )
     elif not candidates:
-        raise ConfigError(f"{r.where}.tank: no dp or level_pct sensor is bound to tank {tank!r}")
+        raise ConfigError(f"{where}.tank: no dp or level_pct sensor is bound to tank {t.tank!r}")
     elif len(candidates) > 1:
-        raise ConfigError(f"{r.where}: tank {tank!r} has several level sensors; name one (sensor)")
+        raise ConfigError(f"{where}: tank {t.tank!r} has several level sensors; name one (sensor)")
     sensor = candidates[0]
-    low_dp, low_pct = r.number("low_dp"), r.number("low_pct")
-    hysteresis = r.number("hysteresis", 0.0)
+    low_dp, low_pct, hysteresis = t.low_dp, t.low_pct, t.hysteresis
     if hysteresis < 0:
-        raise ConfigError(f"{r.where}.hysteresis: must not be negative")
+        raise ConfigError(f"{where}.hysteresis: must not be negative")
     if (low_dp is None) == (low_pct is None):
-        raise ConfigError(f"{r.where}: give exactly one of low_dp or low_pct")
+        raise ConfigError(f"{where}: give exactly one of low_dp or low_pct")
     if sensor.quantity is Quantity.LEVEL_PCT:
         if low_pct is None:
-            raise ConfigError(f"{r.where}: {sensor.code} reports percent; use low_pct")
+            raise ConfigError(f"{where}: {sensor.code} reports percent; use low_pct")
         low, clear_at = low_pct, low_pct + hysteresis
     elif low_dp is not None:
-        unit = r.text("unit", CANONICAL_UNIT[Quantity.DIFF_PRESSURE])
-        if unit not in UNITS or UNITS[unit].dimension != QUANTITY_DIMENSION[sensor.quantity]:
-            raise ConfigError(f"{r.where}.unit: {unit!r} is not a differential-pressure unit")
+        unit = _dp_unit(t, where, sensor)
         low = to_canonical(sensor.quantity, low_dp, unit)
         clear_at = to_canonical(sensor.quantity, low_dp + hysteresis, unit)
     else:
         assert low_pct is not None
         # Percent of the DP span 0..full_dp: the commissioning sheet's figure, not a calibration.
-        full_dp = r.number("full_dp")
-        if full_dp is None or full_dp <= 0:
-            raise ConfigError(f"{r.where}: low_pct on a DP sensor needs full_dp (> 0)")
-        unit = r.text("unit", CANONICAL_UNIT[Quantity.DIFF_PRESSURE])
-        if unit not in UNITS or UNITS[unit].dimension != QUANTITY_DIMENSION[sensor.quantity]:
-            raise ConfigError(f"{r.where}.unit: {unit!r} is not a differential-pressure unit")
-        full = to_canonical(sensor.quantity, full_dp, unit)
+        if t.full_dp is None or t.full_dp <= 0:
+            raise ConfigError(f"{where}: low_pct on a DP sensor needs full_dp (> 0)")
+        full = to_canonical(sensor.quantity, t.full_dp, _dp_unit(t, where, sensor))
         low, clear_at = full * low_pct / 100.0, full * (low_pct + hysteresis) / 100.0
-    r.done()
-    return TankAlarm(tank=tank, sensor=sensor.code, low=low, clear_at=clear_at)
+    return TankAlarm(tank=t.tank, sensor=sensor.code, low=low, clear_at=clear_at)
 
 
-def _relay(r: _Reader, devices: list[DeviceConfig]) -> RelayConfig:
-    transport = _transport(r)
+def _relay(t: _RelayTable, where: str, devices: list[DeviceConfig]) -> RelayConfig:
+    transport = t.build()
     if isinstance(transport, RtuTransport) and any(
         isinstance(d.transport, RtuTransport) and d.transport.port == transport.port
         for d in devices
     ):
         # Two clients on one serial line would garble each other's frames.
-        raise ConfigError(f"{r.where}.serial_port: {transport.port} is already polled")
-    kind = r.text("kind", "coil")
-    if kind not in ("coil", "register"):
-        raise ConfigError(f"{r.where}.kind: expected 'coil' or 'register'")
-    drive = r.items("drive") or ["low_level", "sensor_fault"]
-    for d in drive:
-        if d not in ALARM_KINDS:
-            raise ConfigError(f"{r.where}.drive: {d!r} is not one of {', '.join(ALARM_KINDS)}")
-    relay = RelayConfig(
+        raise ConfigError(f"{where}.serial_port: {transport.port} is already polled")
+    if not (0 <= t.on_value <= 0xFFFF and 0 <= t.off_value <= 0xFFFF):
+        raise ConfigError(f"{where}: on_value and off_value must be within 0..65535")
+    if t.refresh_s <= 0 or t.timeout_s <= 0:
+        raise ConfigError(f"{where}: refresh_s and timeout_s must be positive")
+    return RelayConfig(
         transport=transport,
-        unit_id=r.integer("unit_id", 1),
-        kind=kind,
-        address=r.integer("address", 0),
-        on_value=r.integer("on_value", 1),
-        off_value=r.integer("off_value", 0),
-        active_low=r.flag("active_low", False),
-        refresh_s=r.number("refresh_s", 10.0),
-        timeout_s=r.number("timeout_s", 1.0),
-        reconnect_max_s=r.number("reconnect_max_s", 5.0),
-        drive=tuple(drive),
+        unit_id=t.unit_id,
+        kind=t.kind,
+        address=t.address,
+        on_value=t.on_value,
+        off_value=t.off_value,
+        active_low=t.active_low,
+        refresh_s=t.refresh_s,
+        timeout_s=t.timeout_s,
+        reconnect_max_s=t.reconnect_max_s,
+        drive=tuple(t.drive or ALARM_KINDS),
     )
-    if not 0 <= relay.address <= 0xFFFF:
-        raise ConfigError(f"{r.where}.address: {relay.address} is outside 0..65535")
-    if not (0 <= relay.on_value <= 0xFFFF and 0 <= relay.off_value <= 0xFFFF):
-        raise ConfigError(f"{r.where}: on_value and off_value must be within 0..65535")
-    if relay.refresh_s <= 0 or relay.timeout_s <= 0:
-        raise ConfigError(f"{r.where}: refresh_s and timeout_s must be positive")
-    r.done()
-    return relay
 
 
-def _alarm(r: _Reader, devices: list[DeviceConfig]) -> AlarmConfig:
+def _alarm(t: _AlarmTable, devices: list[DeviceConfig]) -> AlarmConfig:
+    where = "alarm"
     sensors = [s for d in devices for s in d.sensors]
-    tanks = []
-    for i, item in enumerate(r.items("tanks")):
-        if not isinstance(item, dict):
-            raise ConfigError(f"{r.where}.tanks[{i}]: expected a table")
-        tanks.append(_tank_alarm(_Reader(item, f"{r.where}.tanks[{i}]"), sensors))
-    if len({t.tank for t in tanks}) != len(tanks):
-        raise ConfigError(f"{r.where}.tanks: a tank is listed twice")
-    qualities = tuple(
-        _enum(Quality, q, f"{r.where}.fault_qualities")
-        for q in r.items("fault_qualities") or ["comm_error", "out_of_range", "stale"]
+    tanks = [_tank_alarm(a, f"{where}.tanks[{i}]", sensors) for i, a in enumerate(t.tanks)]
+    if len({a.tank for a in tanks}) != len(tanks):
+        raise ConfigError(f"{where}.tanks: a tank is listed twice")
+    qualities = tuple(t.fault_qualities) or (
+        Quality.COMM_ERROR,
+        Quality.OUT_OF_RANGE,
+        Quality.STALE,
     )
     if Quality.GOOD in qualities:
-        raise ConfigError(f"{r.where}.fault_qualities: 'good' is not a fault")
-    fault_sensors = tuple(r.items("fault_sensors"))
+        raise ConfigError(f"{where}.fault_qualities: 'good' is not a fault")
     known = {s.code for s in sensors}
-    for code in fault_sensors:
+    for code in t.fault_sensors:
         if code not in known:
-            raise ConfigError(f"{r.where}.fault_sensors: no sensor {code!r}")
-    relay = _relay(r.table("relay"), devices) if "relay" in r.data else None
-    a = AlarmConfig(
+            raise ConfigError(f"{where}.fault_sensors: no sensor {code!r}")
+    relay = _relay(t.relay, f"{where}.relay", devices) if t.relay is not None else None
+    if min(t.raise_after_s, t.clear_after_s, t.fault_after_s) < 0:
+        raise ConfigError(f"{where}: raise_after_s, clear_after_s, fault_after_s must be >= 0")
+    return AlarmConfig(
         tanks=tuple(tanks),
-        raise_after_s=r.number("raise_after_s", 10.0),
-        clear_after_s=r.number("clear_after_s", 30.0),
-        fault_after_s=r.number("fault_after_s", 60.0),
+        raise_after_s=t.raise_after_s,
+        clear_after_s=t.clear_after_s,
+        fault_after_s=t.fault_after_s,
         fault_qualities=qualities,
-        fault_sensors=fault_sensors,
+        fault_sensors=tuple(t.fault_sensors),
         relay=relay,
-        log=r.flag("log", True),
+        log=t.log,
     )
-    if min(a.raise_after_s, a.clear_after_s, a.fault_after_s) < 0:
-        raise ConfigError(f"{r.where}: raise_after_s, clear_after_s, fault_after_s must be >= 0")
-    r.done()
-    return a
 
 
 def parse(text: str, source: Path | None = None) -> SiteConfig:
@@ -594,41 +750,36 @@ def parse(text: str, source: Path | None = None) -> SiteConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    try:
+        f = _SiteFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problem(exc.errors(include_url=False))) from None
     base = source.parent if source else Path.cwd()
-    root = _Reader(data, "")
-    g = root.table("gateway")
-    site, code = g.text("site", required=True), g.text("code", required=True)
-    for name, value in (("site", site), ("code", code)):
-        if not CODE_RE.match(value):
-            raise ConfigError(f"gateway.{name}: {value!r} is not a valid code")
-    state_dir = base / g.text("state_dir", ".")
-    status_interval = g.number("status_interval_s", 30.0)
-    g.done()
-    profiles = {}
-    exception_defaults: ExceptionDefaults = {}
-    ptable = root.table("profiles")
-    for pname in list(ptable.data):
-        profiles[pname] = _profile(pname, ptable.table(pname), exception_defaults)
-    ptable.done()
-    o = root.table("outbox")
-    sync = o.text("synchronous", "full")
-    if sync not in ("normal", "full"):
-        raise ConfigError("outbox.synchronous: expected 'normal' or 'full'")
+    g = f.gateway
+    state_dir = base / g.state_dir
+    profiles = {name: _profile(name, p) for name, p in f.profiles.items()}
+    defaults: ExceptionDefaults = {
+        name: {
+            k: v
+            for k, v in (
+                ("resolution", p.resolution),
+                ("deadband", p.deadband),
+                ("heartbeat_s", p.heartbeat_s),
+            )
+            if v is not None
+        }
+        for name, p in f.profiles.items()
+    }
+    o = f.outbox
     outbox = OutboxConfig(
-        path=base / o.text("path", str(state_dir / f"{code}.outbox.sqlite")),
-        max_readings=o.integer("max_readings", 10_000_000),
-        max_age_s=o.number("max_age_h", 168.0) * 3600.0,
-        synchronous=sync,
+        path=base / (o.path if o.path is not None else str(state_dir / f"{g.code}.outbox.sqlite")),
+        max_readings=o.max_readings,
+        max_age_s=o.max_age_h * 3600.0,
+        synchronous=o.synchronous,
     )
-    o.done()
-    mqtt = _mqtt(root.table("mqtt"), code, base)
-    devices = []
-    for i, item in enumerate(root.items("devices")):
-        if not isinstance(item, dict):
-            raise ConfigError(f"devices[{i}]: expected a table")
-        devices.append(_device(_Reader(item, f"devices[{i}]"), profiles, exception_defaults))
-    alarm = _alarm(root.table("alarm"), devices) if "alarm" in root.data else None
-    root.done()
+    mqtt = _mqtt(f.mqtt, g.code, base)
+    devices = [_device(d, f"devices[{i}]", profiles, defaults) for i, d in enumerate(f.devices)]
+    alarm = _alarm(f.alarm, devices) if f.alarm is not None else None
     seen: set[str] = set()
     for s in (s for d in devices for s in d.sensors):
         if s.code in seen:
@@ -639,12 +790,12 @@ def parse(text: str, source: Path | None = None) -> SiteConfig:
     if mqtt.data_format == "v2" and len(seen) > MAX_V2_SENSORS:
         raise ConfigError(f"{where}: data_format 'v2' declares at most {MAX_V2_SENSORS} sensors")
     return SiteConfig(
-        site=site,
-        gateway=code,
+        site=g.site,
+        gateway=g.code,
         mqtt=mqtt,
         outbox=outbox,
         devices=tuple(devices),
-        status_interval_s=status_interval,
+        status_interval_s=g.status_interval_s,
         config_hash=hashlib.sha256(text.encode()).hexdigest()[:16],
         source=source,
         alarm=alarm,

@@ -76,3 +76,34 @@ def test_duplicate_sensor_codes_rejected() -> None:
     text = MINIMAL + MINIMAL[MINIMAL.index("[[devices]]") :].replace('name = "d1"', 'name = "d2"')
     with pytest.raises(ConfigError, match="used twice"):
         parse(text)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("address = 0", "address = true"),
+            "devices[0].sensors[0].address: expected int, got a boolean",
+        ),
+        (("address = 0", 'address = "0"'), "devices[0].sensors[0].address: expected int, got '0'"),
+        (
+            ("[[devices]]", "[[devices]]\nbogus = 1\nzzz = 2"),
+            "devices[0]: unknown key(s) bogus, zzz",
+        ),
+        (
+            ('host = "127.0.0.1"', 'host = "h"\nbaudrate = 9600'),
+            "devices[0]: unknown key(s) baudrate for transport 'tcp'",
+        ),
+        (('host = "127.0.0.1"', 'transport = "rtu"'), "devices[0]: missing key 'serial_port'"),
+        (("[mqtt]", "[mqtt]\nkeepalive_s = 1.5"), "mqtt.keepalive_s: expected int, got 1.5"),
+        (('[gateway]\nsite = "S1"', "[gateway]"), "gateway: missing key 'site'"),
+        (('unit = "inH2O"', 'unit = "furlong"'), "profiles.dp.unit: unknown unit 'furlong'"),
+        (("[mqtt]", "[mqtt]\nprotocol = '4'"), "mqtt.protocol: expected 'auto', '5' or '3.1.1'"),
+    ],
+)
+def test_each_mistake_names_its_key_and_why(change: tuple[str, str], message: str) -> None:
+    """The file's tables are pydantic models (types are TOML's own: no text read as a number);
+    each error says which key and why."""
+    with pytest.raises(ConfigError) as err:
+        parse(MINIMAL.replace(*change))
+    assert str(err.value) == message
