@@ -3,9 +3,9 @@ builders (grafana-foundation-sdk, the build for the Grafana version docker-compo
 
 The declarations (a dashboard, its panels, their SQL or PromQL targets, query variables) are what
 `dashboards.check` runs against a database and what the tests read; the SDK owns the JSON shape
-(schema version, field config, panel options). The SDK has no query type for Grafana's
-PostgreSQL data source, so `_SqlQuery` below is that one: the target object Grafana's SQL editor
-stores in code mode. Layout: left to right, top to bottom on the 24-column grid.
+(schema version, field config, panel options, query targets — the PostgreSQL one, which the SDK
+does not generate, from `dashboards.postgres` in the SDK's own form). Layout: left to right, top
+to bottom on the 24-column grid.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from grafana_foundation_sdk.builders import (
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.cog import builder as cogbuilder
-from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import prometheus as prometheus_models
+
+from dashboards import postgres
 
 JSON = dict[str, Any]
 GRID_WIDTH = 24
@@ -64,36 +65,17 @@ class SqlTarget:
     format: Literal["time_series", "table"] = "time_series"
     datasource: DatasourceRef = POSTGRES
 
-    def builder(self, ref_id: str) -> cogbuilder.Builder[cogvariants.Dataquery]:
-        """The target for a panel builder."""
-        return _SqlQueryBuilder(_SqlQuery(ref_id, self))
-
-
-class _SqlQuery(cogvariants.Dataquery):
-    """A target of Grafana's PostgreSQL data source, a query type the SDK does not generate."""
-
-    def __init__(self, ref_id: str, target: SqlTarget) -> None:
-        self.ref_id = ref_id
-        self.target = target
-
-    def to_json(self) -> JSON:
-        """The target object Grafana's SQL query editor stores in code mode."""
-        return {
-            "refId": self.ref_id,
-            "datasource": self.target.datasource.to_json(),
-            "editorMode": "code",
-            "format": self.target.format,
-            "rawQuery": True,
-            "rawSql": self.target.sql.strip(),
-        }
-
-
-class _SqlQueryBuilder(cogbuilder.Builder[cogvariants.Dataquery]):
-    def __init__(self, query: _SqlQuery) -> None:
-        self.query = query
-
-    def build(self) -> cogvariants.Dataquery:
-        return self.query
+    def builder(self, ref_id: str) -> postgres.DataqueryBuilder:
+        """The target of Grafana's SQL query editor in code mode (dashboards.postgres)."""
+        return (
+            postgres.DataqueryBuilder()
+            .ref_id(ref_id)
+            .datasource(self.datasource.sdk())
+            .editor_mode(postgres.EditorMode.CODE)
+            .format(postgres.QueryFormat(self.format))
+            .raw_query(True)
+            .raw_sql(self.sql.strip())
+        )
 
 
 @dataclass(frozen=True, slots=True)
