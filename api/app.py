@@ -24,6 +24,7 @@ from api.dates import date_guard, declare_range
 from api.errors import COMMON_RESPONSES
 from api.headers import SecurityHeaders
 from api.policy import PasswordChangeRequired
+from api.settings import load_centre_settings
 from oxy.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -81,10 +82,13 @@ async def warm_up(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the FastAPI application (pool opened in the lifespan; settings on app.state)."""
+    """Build the FastAPI application (pool opened in the lifespan; the settings tree on
+    app.state, read through the typed dependencies of api.deps)."""
     settings = settings or load_settings()
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (oxy api run resolves it)")
+    # The whole settings tree is validated here: a bad OXY_* value stops the start, not a request.
+    centre = load_centre_settings(settings)
 
     pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
         settings.database_url,
@@ -119,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=COMMON_RESPONSES,
     )
     app.state.settings = settings
+    app.state.centre = centre
     app.state.pool = pool
 
     _load_router_modules()

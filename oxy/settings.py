@@ -89,13 +89,18 @@ class SettingsError(OxyError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 
+def settings_error(exc: ValidationError) -> SettingsError:
+    """The one-line error naming each refused `OXY_*` variable, its value and why."""
+    problems = [
+        f"OXY_{'_'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}: {err['msg']}"
+        for err in exc.errors(include_url=False)
+    ]
+    return SettingsError("bad setting: " + "; ".join(problems))
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings from the environment (and explicit overrides, e.g. from CLI flags)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = [
-            f"OXY_{'_'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        ]
-        raise SettingsError("bad setting: " + "; ".join(problems)) from None
+        raise settings_error(exc) from None

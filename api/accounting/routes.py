@@ -6,23 +6,22 @@ by the policy, and tanks, sensors and corrections are checked to belong to that 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
 from api.policy import Scope, policy
 from api.reports.messages import text
 from api.routes import ROUTERS
 from api.scope import Role
-from oxy.settings import Settings
 
 from . import correction_preview as cp
 from . import corrections as corr
-from .config import AccountingConfig, build_config
+from .config import AccountingConfig
 from .public import (
     AccountingPublic,
     CorrectionCreatedPublic,
@@ -44,16 +43,6 @@ router = APIRouter(prefix="/api", tags=["accounting"])
 
 READERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.ENGINEER)
 CORRECTORS = (Role.ADMIN, Role.FACILITY, Role.ENGINEER)
-
-
-def get_config(request: Request) -> AccountingConfig:
-    """The accounting config, built once per application from its settings."""
-    cfg: AccountingConfig | None = getattr(request.app.state, "accounting_config", None)
-    if cfg is None:
-        settings: Settings = request.app.state.settings
-        cfg = build_config(settings)
-        request.app.state.accounting_config = cfg
-    return cfg
 
 
 def not_found() -> HTTPException:
@@ -116,11 +105,13 @@ def _error(exc: corr.CorrectionError, locale: str) -> HTTPException:
     summary="Telemetry figures of a facility for a report day (kg LOX and m3 at the reference)",
 )
 async def facility_accounting(
-    facility_id: int, conn: DbDep, request: Request, day: Annotated[date | None, Query()] = None
+    facility_id: int,
+    conn: DbDep,
+    cfg: CfgDep,
+    now: NowDep,
+    day: Annotated[date | None, Query()] = None,
 ) -> dict[str, Any]:
     """Stock, usable stock, refills, consumption, 7-day average of the facility's tanks."""
-    cfg = get_config(request)
-    now = datetime.now(UTC)
     d = day or last_complete_day(now, cfg) + timedelta(days=1)
     t = (await facility_telemetry(conn, [facility_id], d, cfg, now=now))[facility_id]
     ref = cfg.reference
@@ -165,7 +156,7 @@ async def tank_series(
     facility_id: int,
     tank_id: int,
     conn: DbDep,
-    request: Request,
+    cfg: CfgDep,
     start: datetime,
     end: datetime,
     minutes: Annotated[int, Query(ge=1, le=1440)] = 60,
@@ -175,7 +166,6 @@ async def tank_series(
         raise not_found()
     if end <= start or end - start > timedelta(days=92):
         raise HTTPException(422, "range must be 0 < end-start <= 92 days")
-    cfg = get_config(request)
     sensors = await level_sensors(conn, [tank_id])
     sensor = sensors.get(tank_id)
     if sensor is None:
@@ -237,7 +227,8 @@ async def create_correction(
     body: CorrectionIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """Create a correction; derived figures are recomputed from raw + corrections.
@@ -246,10 +237,9 @@ async def create_correction(
     a refill created or a status flipped, the answer is 409 with the preview unless `confirm`."""
     if await corr.sensor_facility(conn, body.sensor_id) != facility_id:
         raise not_found()
-    cfg = get_config(request)
     try:
         async with conn.transaction():
-            effect = await _preview(conn, body, me.username, cfg)
+            effect = await _preview(conn, body, me.username, cfg, now)
             if effect.needs_confirmation and not body.confirm:
                 raise HTTPException(
                     status.HTTP_409_CONFLICT,
@@ -279,7 +269,7 @@ async def create_correction(
 
 
 async def _preview(
-    conn: DbDep, body: CorrectionIn, author: str, cfg: AccountingConfig
+    conn: DbDep, body: CorrectionIn, author: str, cfg: AccountingConfig, now: datetime
 ) -> cp.Preview:
     return await cp.preview(
         conn,
@@ -292,7 +282,7 @@ async def _preview(
         reason=body.reason,
         author=author,
         cfg=cfg,
-        now=datetime.now(UTC),
+        now=now,
     )
 
 
@@ -308,14 +298,15 @@ async def preview_correction(
     body: CorrectionIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """Nothing is saved: the correction is applied in a transaction that is rolled back."""
     if await corr.sensor_facility(conn, body.sensor_id) != facility_id:
         raise not_found()
     try:
-        effect = await _preview(conn, body, me.username, get_config(request))
+        effect = await _preview(conn, body, me.username, cfg, now)
     except corr.CorrectionError as exc:
         raise _error(exc, locale) from None
     return effect.as_dict()
@@ -334,14 +325,13 @@ async def revert_correction(
     body: RevertIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """Revert an active correction."""
     existing = await corr.get(conn, correction_id)
     if existing is None or await corr.sensor_facility(conn, existing.sensor_id) != facility_id:
         raise not_found()
-    cfg = get_config(request)
     try:
         async with conn.transaction():
             c = await corr.revert(

@@ -7,11 +7,15 @@ from typing import Annotated
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from oxy.settings import Settings
+
 
 class AlertSettings(BaseSettings):
-    """Settings of the alert evaluator and notifier."""
+    """Settings of the alert evaluator and notifier: a sub-tree of the centre's settings
+    (`api.settings.CentreSettings`), validated at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="OXY_", extra="ignore")
+    # The platform's sources (environment, OXY_ENV_FILE, OXY_SECRETS_DIR): one settings tree.
+    model_config = SettingsConfigDict(**Settings.model_config)
 
     # Days of supply: a warning under `needs_more_days` (platform setting), critical under this.
     alert_critical_days: Annotated[float, Field(gt=0)] = 1.0

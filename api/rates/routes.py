@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
 from api.errors import FILE_RESPONSES
 from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
@@ -21,7 +21,6 @@ from api.reports.exports import ExportKind
 from api.routes import ROUTERS
 from api.scope import Principal, Role
 from api.templating import render
-from api.web.deps import CfgDep, NowDep
 from api.web.queries import department
 
 from .rate import DEFAULT_DAYS, MAX_DAYS, default_period, not_reported, reporting_rate

@@ -26,14 +26,13 @@ from api.accounting.stock import DayUse, usable_kg
 from api.accounting.telemetry import calibrations, contents_series, ensure_windows, level_sensors
 from api.accounting.windows import days, report_day_of
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.reports.messages import text
 from api.scope import scope_params
 from api.templating import flash, render
 
 from . import page_exports
 from . import queries as q
-from .deps import CfgDep, NowDep
 from .forms import FormErrors, local_datetime_field, number_field, redirect_saved, text_field
 
 logger = logging.getLogger(__name__)
