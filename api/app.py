@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,17 @@ from api.csrf import csrf_protect
 from api.dates import date_guard, declare_range
 from api.errors import COMMON_RESPONSES
 from api.headers import SecurityHeaders
+from api.i18n import DEFAULT_LOCALE
 from api.policy import PasswordChangeRequired
+from api.refusals import FAMILIES
 from api.settings import load_centre_settings
 from oxy.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
@@ -206,6 +210,26 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers=headers,
         )
 
+    def refusal(answer: Callable[[Any, str], tuple[int, Any]]) -> ExceptionHandler:
+        # A domain refusal (api.refusals): its status and detail in the caller's language.
+        async def handler(request: Request, exc: Exception) -> Response:
+            from api.deps import get_locale
+
+            try:
+                locale = await get_locale(request)
+            except Exception:  # never fail while answering a refusal
+                locale = DEFAULT_LOCALE
+            code, detail = answer(exc, locale)
+            if _wants_html(request) and code in (403, 404):
+                from api.views.pages import error_page
+
+                return await error_page(request, code)
+            return JSONResponse({"detail": detail}, status_code=code)
+
+        return handler
+
+    for family, answer in FAMILIES:
+        app.add_exception_handler(family, refusal(answer))
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(psycopg.OperationalError, database_away)
     app.add_exception_handler(psycopg.InterfaceError, database_away)

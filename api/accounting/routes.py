@@ -91,13 +91,6 @@ def _correction_json(c: corr.Correction) -> dict[str, Any]:
     }
 
 
-def _error(exc: corr.CorrectionError, locale: str) -> HTTPException:
-    return HTTPException(
-        422,
-        {"errors": [{"field": exc.field, "key": exc.key, "message": text(exc.key, locale)}]},
-    )
-
-
 @router.get(
     "/facilities/{facility_id}/accounting",
     response_model=AccountingPublic,
@@ -237,34 +230,31 @@ async def create_correction(
     a refill created or a status flipped, the answer is 409 with the preview unless `confirm`."""
     if await corr.sensor_facility(conn, body.sensor_id) != facility_id:
         raise not_found()
-    try:
-        async with conn.transaction():
-            effect = await _preview(conn, body, me.username, cfg, now)
-            if effect.needs_confirmation and not body.confirm:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT,
-                    {
-                        "key": "correction.error.confirm",
-                        "message": text("correction.error.confirm", locale),
-                        "preview": effect.as_dict(),
-                    },
-                )
-            c = await corr.create(
-                conn,
-                sensor_id=body.sensor_id,
-                ts_from=body.ts_from,
-                ts_to=body.ts_to,
-                action=body.action,
-                value=effect.value_sensor,
-                reason=body.reason,
-                author=me.username,
-                cfg=cfg,
+    async with conn.transaction():
+        effect = await _preview(conn, body, me.username, cfg, now)
+        if effect.needs_confirmation and not body.confirm:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                {
+                    "key": "correction.error.confirm",
+                    "message": text("correction.error.confirm", locale),
+                    "preview": effect.as_dict(),
+                },
             )
-            out = _correction_json(c)
-            after = {**out, "typed": {"value": body.value, "unit": body.value_unit.value}}
-            await audit(conn, me, "create", "correction", c.id, None, after, org_id=facility_id)
-    except corr.CorrectionError as exc:
-        raise _error(exc, locale) from None
+        c = await corr.create(
+            conn,
+            sensor_id=body.sensor_id,
+            ts_from=body.ts_from,
+            ts_to=body.ts_to,
+            action=body.action,
+            value=effect.value_sensor,
+            reason=body.reason,
+            author=me.username,
+            cfg=cfg,
+        )
+        out = _correction_json(c)
+        after = {**out, "typed": {"value": body.value, "unit": body.value_unit.value}}
+        await audit(conn, me, "create", "correction", c.id, None, after, org_id=facility_id)
     return {**out, "preview": effect.as_dict()}
 
 
@@ -300,15 +290,11 @@ async def preview_correction(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-    locale: LocaleDep,
 ) -> dict[str, Any]:
     """Nothing is saved: the correction is applied in a transaction that is rolled back."""
     if await corr.sensor_facility(conn, body.sensor_id) != facility_id:
         raise not_found()
-    try:
-        effect = await _preview(conn, body, me.username, cfg, now)
-    except corr.CorrectionError as exc:
-        raise _error(exc, locale) from None
+    effect = await _preview(conn, body, me.username, cfg, now)
     return effect.as_dict()
 
 
@@ -326,32 +312,26 @@ async def revert_correction(
     conn: DbDep,
     me: PrincipalDep,
     cfg: CfgDep,
-    locale: LocaleDep,
 ) -> dict[str, Any]:
     """Revert an active correction."""
     existing = await corr.get(conn, correction_id)
     if existing is None or await corr.sensor_facility(conn, existing.sensor_id) != facility_id:
         raise not_found()
-    try:
-        async with conn.transaction():
-            c = await corr.revert(
-                conn, correction_id, author=me.username, reason=body.reason, cfg=cfg
-            )
-            if c is None:
-                raise HTTPException(status.HTTP_409_CONFLICT, "already reverted")
-            out = _correction_json(c)
-            await audit(
-                conn,
-                me,
-                "revert",
-                "correction",
-                c.id,
-                _correction_json(existing),
-                out,
-                org_id=facility_id,
-            )
-    except corr.CorrectionError as exc:
-        raise _error(exc, locale) from None
+    async with conn.transaction():
+        c = await corr.revert(conn, correction_id, author=me.username, reason=body.reason, cfg=cfg)
+        if c is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "already reverted")
+        out = _correction_json(c)
+        await audit(
+            conn,
+            me,
+            "revert",
+            "correction",
+            c.id,
+            _correction_json(existing),
+            out,
+            org_id=facility_id,
+        )
     return out
 
 

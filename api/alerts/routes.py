@@ -159,10 +159,7 @@ class ResolveIn(BaseModel):
 async def ack(alert_id: int, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
     """Acknowledge; 409 if it is not open."""
     await _in_scope(conn, me, alert_id)
-    try:
-        await engine.acknowledge(conn, alert_id, me.user_id, datetime.now(UTC))
-    except engine.AlertStateError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    await engine.acknowledge(conn, alert_id, me.user_id, datetime.now(UTC))
     await audit(conn, me, "acknowledge", "alert", alert_id)
     await conn.commit()
     return {"state": "acknowledged"}
@@ -178,10 +175,7 @@ async def ack(alert_id: int, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
 async def resolve(alert_id: int, body: ResolveIn, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
     """Resolve; 409 if already resolved."""
     await _in_scope(conn, me, alert_id)
-    try:
-        await engine.resolve(conn, alert_id, me.user_id, body.note, datetime.now(UTC))
-    except engine.AlertStateError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    await engine.resolve(conn, alert_id, me.user_id, body.note, datetime.now(UTC))
     await audit(conn, me, "resolve", "alert", alert_id, None, {"note": body.note})
     await conn.commit()
     return {"state": "resolved"}

@@ -8,12 +8,10 @@ audited in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -36,7 +34,6 @@ from api.scope import Role
 from . import assignments as asg
 from . import deliveries as dlv
 from . import support
-from .errors import CoordinationError
 from .mapview import map_data
 from .suggest import SuggestParams, parse_surge, suggest
 
@@ -57,17 +54,6 @@ COORDINATORS = (Role.ADMIN, Role.BYT, Role.SYT)
 PARTIES = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.SUPPLIER)
 SOURCES = (Role.ADMIN, Role.SUPPLIER, Role.FACILITY)  # a facility may lend from its surplus
 RECIPIENTS = (Role.ADMIN, Role.FACILITY)
-
-
-@contextmanager
-def _refusals(locale: str) -> Iterator[None]:
-    # Every route answers the package's refusals the same way; out of scope is a plain 404.
-    try:
-        yield
-    except CoordinationError as exc:
-        if exc.status == 404:
-            raise HTTPException(404, "not found") from None
-        raise HTTPException(exc.status, {"errors": [exc.as_dict(locale)]}) from None
 
 
 def _iso(row: dict[str, Any]) -> dict[str, Any]:
@@ -101,11 +87,9 @@ async def create_request(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-    locale: LocaleDep,
 ) -> dict[str, Any]:
     """Store a request; its urgency comes from the facility's live days of supply."""
-    with _refusals(locale):
-        r = await support.create_request(conn, me, facility_id, body, cfg=cfg, now=now)
+    r = await support.create_request(conn, me, facility_id, body, cfg=cfg, now=now)
     return _request_json(r, cfg)
 
 
@@ -192,8 +176,7 @@ async def get_request(
     request_id: Id, conn: DbDep, me: PrincipalDep, cfg: CfgDep, locale: LocaleDep
 ) -> dict[str, Any]:
     """The request (404 outside the caller's scope), its parts and their deliveries."""
-    with _refusals(locale):
-        r = await support.get_request(conn, me, request_id)
+    r = await support.get_request(conn, me, request_id)
     out = _request_json(r, cfg)
     parts = await asg.fetch_assignments(conn, me, request_id=request_id)
     out["assignments"] = [_iso(a) for a in parts]
@@ -218,12 +201,10 @@ async def escalate_request(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-    locale: LocaleDep,
     body: support.EscalateIn | None = None,
 ) -> dict[str, Any]:
     """Hand the uncovered rest of the request to the Ministry."""
-    with _refusals(locale):
-        r = await support.escalate(conn, me, request_id, body or support.EscalateIn(), now)
+    r = await support.escalate(conn, me, request_id, body or support.EscalateIn(), now)
     return _request_json(r, cfg)
 
 
@@ -240,11 +221,9 @@ async def cancel_request(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-    locale: LocaleDep,
 ) -> dict[str, Any]:
     """Cancel the request and its assignments not yet dispatched."""
-    with _refusals(locale):
-        r = await support.cancel(conn, me, request_id, now)
+    r = await support.cancel(conn, me, request_id, now)
     return _request_json(r, cfg)
 
 
@@ -266,11 +245,9 @@ async def assign_request(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-    locale: LocaleDep,
 ) -> list[dict[str, Any]]:
     """Create one assignment per part; each source then accepts or declines."""
-    with _refusals(locale):
-        rows = await asg.assign(conn, me, request_id, body, cfg=cfg, now=now)
+    rows = await asg.assign(conn, me, request_id, body, cfg=cfg, now=now)
     return [_iso(a) for a in rows]
 
 
@@ -347,11 +324,10 @@ async def export_assignments(
     response_model=AssignmentPublic,
 )
 async def accept_assignment(
-    assignment_id: Id, conn: DbDep, me: PrincipalDep, now: NowDep, locale: LocaleDep
+    assignment_id: Id, conn: DbDep, me: PrincipalDep, now: NowDep
 ) -> dict[str, Any]:
     """Accept (only the source organisation's staff)."""
-    with _refusals(locale):
-        a = await asg.respond(conn, me, assignment_id, accept=True, reason=None, now=now)
+    a = await asg.respond(conn, me, assignment_id, accept=True, reason=None, now=now)
     return _iso(a)
 
 
@@ -368,11 +344,9 @@ async def decline_assignment(
     conn: DbDep,
     me: PrincipalDep,
     now: NowDep,
-    locale: LocaleDep,
 ) -> dict[str, Any]:
     """Decline; the request's part reopens for the coordinator."""
-    with _refusals(locale):
-        a = await asg.respond(conn, me, assignment_id, accept=False, reason=body.reason, now=now)
+    a = await asg.respond(conn, me, assignment_id, accept=False, reason=body.reason, now=now)
     return _iso(a)
 
 
@@ -394,8 +368,7 @@ async def dispatch_assignment(
     body: dlv.DispatchIn | None = None,
 ) -> dict[str, Any]:
     """Open the delivery (state dispatched)."""
-    with _refusals(locale):
-        d = await dlv.dispatch(conn, me, assignment_id, body or dlv.DispatchIn(), cfg=cfg, now=now)
+    d = await dlv.dispatch(conn, me, assignment_id, body or dlv.DispatchIn(), cfg=cfg, now=now)
     return _iso(dlv.render(d, locale))
 
 
@@ -475,8 +448,7 @@ async def advance_delivery(
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """One step forward; on delivered the refill match runs."""
-    with _refusals(locale):
-        d = await dlv.advance(conn, me, delivery_id, body, cfg=cfg, now=now)
+    d = await dlv.advance(conn, me, delivery_id, body, cfg=cfg, now=now)
     return _iso(dlv.render(d, locale))
 
 
@@ -497,8 +469,7 @@ async def confirm_delivery(
     body: dlv.ConfirmIn | None = None,
 ) -> dict[str, Any]:
     """Confirm (optionally with the amount counted); the refill match runs."""
-    with _refusals(locale):
-        d = await dlv.confirm(conn, me, delivery_id, body or dlv.ConfirmIn(), cfg=cfg, now=now)
+    d = await dlv.confirm(conn, me, delivery_id, body or dlv.ConfirmIn(), cfg=cfg, now=now)
     return _iso(dlv.render(d, locale))
 
 
@@ -530,15 +501,14 @@ async def suggestions(
     horizon_days: Annotated[float, Query(gt=0, le=14)] = 1.0,
 ) -> dict[str, Any]:
     """Runs the allocation LP on live figures; assign a shipment to make it real."""
-    with _refusals(locale):
-        params = SuggestParams(
-            province=province if me.role != Role.SYT else None,
-            suppliers_down=tuple(down or ()),
-            surge=parse_surge(surge or []),
-            target_days=target_days,
-            horizon_days=horizon_days,
-        )
-        out = await suggest(conn, me, params, cfg=cfg, now=now, locale=locale)
+    params = SuggestParams(
+        province=province if me.role != Role.SYT else None,
+        suppliers_down=tuple(down or ()),
+        surge=parse_surge(surge or []),
+        target_days=target_days,
+        horizon_days=horizon_days,
+    )
+    out = await suggest(conn, me, params, cfg=cfg, now=now, locale=locale)
     result: dict[str, Any] = _jsonable(out)
     return result
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -41,8 +39,7 @@ from api.reports.public import (
 from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
-from . import exports, facility, letterhead, national, pdf, rules, supplier, syt
-from .errors import Conflict, Incomplete, Locked, ValidationFailed
+from . import exports, facility, letterhead, national, pdf, supplier, syt
 from .messages import text
 
 logger = logging.getLogger(__name__)
@@ -52,46 +49,6 @@ router = APIRouter(prefix="/api", tags=["reports"])
 FACILITY_READERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.ENGINEER)
 SYT_READERS = (Role.ADMIN, Role.BYT, Role.SYT)
 NATIONAL_READERS = (Role.ADMIN, Role.BYT)
-
-
-def _refused(exc: ValidationFailed, locale: str) -> HTTPException:
-    # `confirmable`: every refusal is a warning the user may confirm with a reason (`confirm`).
-    return HTTPException(
-        422,
-        {
-            "errors": [e.as_dict(locale) for e in exc.errors],
-            "confirmable": rules.is_confirmable(exc.errors),
-        },
-    )
-
-
-def _locked(key: str, locale: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_409_CONFLICT, {"locked": key, "key": key, "message": text(key, locale)}
-    )
-
-
-def _incomplete(exc: Incomplete, locale: str) -> HTTPException:
-    # 409 with the incomplete fields ({field: {contributors, expected}}): the request may be
-    # repeated with `confirm_incomplete=true`.
-    return HTTPException(
-        status.HTTP_409_CONFLICT,
-        {"key": exc.key, "message": text(exc.key, locale), "incomplete": exc.fields},
-    )
-
-
-@contextmanager
-def _refusals(locale: str) -> Iterator[None]:
-    # A report's writes answer refused figures with 422, field by field, and a locked report 409
-    # (so does an SYT report with incomplete figures sent without confirmation).
-    try:
-        yield
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
-    except Locked as exc:
-        raise _locked(exc.key, locale) from None
-    except Incomplete as exc:
-        raise _incomplete(exc, locale) from None
 
 
 async def _check_facility(conn: DbDep, facility_id: int) -> None:
@@ -152,22 +109,21 @@ async def put_facility_report(
 ) -> dict[str, Any]:
     """All-or-nothing: refused fields are listed one by one, nothing is stored."""
     await _check_facility(conn, facility_id)
-    with _refusals(locale):
-        async with conn.transaction():
-            saved = await facility.file_report(
-                conn, facility_id, day, body, author=me.username, cfg=cfg, now=now
-            )
-            snap = facility.snapshot(saved)
-            await audit(
-                conn,
-                me,
-                "file",
-                "facility_report",
-                f"{facility_id}/{day}",
-                saved["before"],
-                snap,
-                org_id=facility_id,
-            )
+    async with conn.transaction():
+        saved = await facility.file_report(
+            conn, facility_id, day, body, author=me.username, cfg=cfg, now=now
+        )
+        snap = facility.snapshot(saved)
+        await audit(
+            conn,
+            me,
+            "file",
+            "facility_report",
+            f"{facility_id}/{day}",
+            saved["before"],
+            snap,
+            org_id=facility_id,
+        )
     return {
         "revision": saved["revision"],
         "late": saved["late"],
@@ -190,31 +146,29 @@ async def put_morning_update(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-    locale: LocaleDep,
 ) -> dict[str, Any]:
     """Record the morning discharge figure."""
     await _check_facility(conn, facility_id)
-    with _refusals(locale):
-        async with conn.transaction():
-            saved = await facility.morning_update(
-                conn,
-                facility_id,
-                day,
-                body,
-                author=me.username,
-                cfg=cfg,
-                now=now,
-            )
-            await audit(
-                conn,
-                me,
-                "morning_update",
-                "facility_report",
-                f"{facility_id}/{day}",
-                {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
-                {"discharged_morning": body.discharged_morning},
-                org_id=facility_id,
-            )
+    async with conn.transaction():
+        saved = await facility.morning_update(
+            conn,
+            facility_id,
+            day,
+            body,
+            author=me.username,
+            cfg=cfg,
+            now=now,
+        )
+        await audit(
+            conn,
+            me,
+            "morning_update",
+            "facility_report",
+            f"{facility_id}/{day}",
+            {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
+            {"discharged_morning": body.discharged_morning},
+            org_id=facility_id,
+        )
     return {"revision": saved["revision"]}
 
 
@@ -273,15 +227,13 @@ async def put_syt_report(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-    locale: LocaleDep,
 ) -> dict[str, Any]:
     """Save a revision of the SYT's own fields."""
     await _check_parent(conn, org_id)
-    with _refusals(locale):
-        async with conn.transaction():
-            out = await syt.save(conn, org_id, day, body, author=me.username, cfg=cfg, now=now)
-            before, after = out.pop("before"), out.pop("after")
-            await audit(conn, me, "save", "syt_report", out["id"], before, after, org_id=org_id)
+    async with conn.transaction():
+        out = await syt.save(conn, org_id, day, body, author=me.username, cfg=cfg, now=now)
+        before, after = out.pop("before"), out.pop("after")
+        await audit(conn, me, "save", "syt_report", out["id"], before, after, org_id=org_id)
     return out
 
 
@@ -299,25 +251,23 @@ async def send_syt_report(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-    locale: LocaleDep,
     confirm_incomplete: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     """Send (or send again) to the Ministry. Figures that leave out a facility answer 409 with
     the list (`incomplete`) unless `confirm_incomplete=true`."""
     await _check_parent(conn, org_id)
-    with _refusals(locale):
-        async with conn.transaction():
-            out = await syt.send(
-                conn,
-                org_id,
-                day,
-                author=me.username,
-                visible=me.facility_ids,
-                cfg=cfg,
-                now=now,
-                confirm_incomplete=confirm_incomplete,
-            )
-            await audit(conn, me, "send", "syt_report", out["id"], None, out, org_id=org_id)
+    async with conn.transaction():
+        out = await syt.send(
+            conn,
+            org_id,
+            day,
+            author=me.username,
+            visible=me.facility_ids,
+            cfg=cfg,
+            now=now,
+            confirm_incomplete=confirm_incomplete,
+        )
+        await audit(conn, me, "send", "syt_report", out["id"], None, out, org_id=org_id)
     return out
 
 
@@ -476,7 +426,6 @@ async def _decide(
     *,
     approve: bool,
     reason: str | None,
-    locale: str,
     cfg: AccountingConfig,
     now: datetime,
     confirm_incomplete: bool = False,
@@ -484,36 +433,27 @@ async def _decide(
     found = await syt.report_org(conn, report_id)
     if found is None or not me.can_see_parent(found[0]):
         raise not_found()
-    try:
-        async with conn.transaction():
-            out = await syt.decide(
-                conn,
-                report_id,
-                approve=approve,
-                author=me.username,
-                reason=reason,
-                now=now,
-                cfg=cfg,
-                confirm_incomplete=confirm_incomplete,
-            )
-            await audit(
-                conn,
-                me,
-                "approve" if approve else "send_back",
-                "syt_report",
-                report_id,
-                None,
-                out,
-                org_id=found[0],
-            )
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
-    except Incomplete as exc:
-        raise _incomplete(exc, locale) from None
-    except Conflict as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, {"key": exc.key, "message": text(exc.key, locale)}
-        ) from None
+    async with conn.transaction():
+        out = await syt.decide(
+            conn,
+            report_id,
+            approve=approve,
+            author=me.username,
+            reason=reason,
+            now=now,
+            cfg=cfg,
+            confirm_incomplete=confirm_incomplete,
+        )
+        await audit(
+            conn,
+            me,
+            "approve" if approve else "send_back",
+            "syt_report",
+            report_id,
+            None,
+            out,
+            org_id=found[0],
+        )
     return out
 
 
@@ -528,7 +468,6 @@ async def approve(
     report_id: int,
     conn: DbDep,
     me: PrincipalDep,
-    locale: LocaleDep,
     cfg: CfgDep,
     now: NowDep,
     confirm_incomplete: Annotated[bool, Query()] = False,
@@ -541,7 +480,6 @@ async def approve(
         report_id,
         approve=True,
         reason=None,
-        locale=locale,
         cfg=cfg,
         now=now,
         confirm_incomplete=confirm_incomplete,
@@ -560,7 +498,6 @@ async def send_back(
     body: SendBack,
     conn: DbDep,
     me: PrincipalDep,
-    locale: LocaleDep,
     cfg: CfgDep,
     now: NowDep,
 ) -> dict[str, Any]:
@@ -571,7 +508,6 @@ async def send_back(
         report_id,
         approve=False,
         reason=body.reason,
-        locale=locale,
         cfg=cfg,
         now=now,
     )
@@ -680,33 +616,29 @@ async def put_supplier_report(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-    locale: LocaleDep,
 ) -> dict[str, Any]:
     """Store the supplier's report (a new revision)."""
-    try:
-        async with conn.transaction():
-            out = await supplier.save(
-                conn,
-                supplier_id,
-                day,
-                body,
-                author=me.username,
-                cfg=cfg,
-                now=now,
-            )
-            before = out.pop("before")
-            await audit(
-                conn,
-                me,
-                "file",
-                "supplier_report",
-                out["id"],
-                before,
-                body.model_dump(mode="json"),
-                org_id=supplier_id,
-            )
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
+    async with conn.transaction():
+        out = await supplier.save(
+            conn,
+            supplier_id,
+            day,
+            body,
+            author=me.username,
+            cfg=cfg,
+            now=now,
+        )
+        before = out.pop("before")
+        await audit(
+            conn,
+            me,
+            "file",
+            "supplier_report",
+            out["id"],
+            before,
+            body.model_dump(mode="json"),
+            org_id=supplier_id,
+        )
     return out
 
 
