@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -42,10 +41,67 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
     await conn.commit()
 
 
-def _load_router_modules() -> None:
-    """Import every `api/<package>/routes.py`, so each appends its routers to ROUTERS."""
-    for path in sorted(Path(__file__).resolve().parent.glob("*/routes.py")):
-        importlib.import_module(f"api.{path.parent.name}.routes")
+def routers() -> list[APIRouter]:
+    """Every router the application mounts, grouped by feature, in matching order.
+
+    Imported here, when an application is built (the page modules check their built assets
+    and register their menu entries on import). Every route must declare a policy
+    (api.policy; tests/api/test_policy_matrix.py fails on one that does not)."""
+    # The role pages' template filters and menu entries (their built assets checked on import).
+    import api.web.routes  # noqa: F401
+    from api.accounting import routes as accounting
+    from api.alerts import pages as alert_pages
+    from api.alerts import routes as alerts
+    from api.coordination import pages as coordination_pages
+    from api.coordination import routes as coordination
+    from api.engineer import actions as engineer_actions
+    from api.engineer import routes as engineer
+    from api.rates import routes as rates
+    from api.reports import routes as reports
+    from api.views import account, admin_users, audit_views, directory, health, pages
+    from api.web import (
+        admin_pages,
+        assets,
+        byt_pages,
+        report_pages,
+        supplier_pages,
+        syt_pages,
+        tank_pages,
+    )
+
+    return [
+        # Platform: health, sign-in, own account, accounts, audit trail, directory.
+        health.router,
+        pages.router,
+        account.router,
+        admin_users.router,
+        audit_views.router,
+        directory.router,
+        # Accounting: tank figures, series, corrections.
+        accounting.router,
+        # Alerts: pages, then the JSON API.
+        alert_pages.router,
+        alerts.router,
+        # Coordination: the JSON API, then the pages.
+        coordination.router,
+        coordination_pages.router,
+        # Engineers: actions, then the gateway pages.
+        engineer_actions.router,
+        engineer.router,
+        # Reporting rate: the JSON API, then the pages.
+        rates.api_router,
+        rates.pages,
+        # Reports: facility, SYT, BYT, suppliers (JSON).
+        reports.router,
+        # Role pages: built assets, tanks, reports, SYT, BYT, suppliers, administration.
+        assets.router,
+        tank_pages.router,
+        report_pages.router,
+        syt_pages.router,
+        byt_pages.router,
+        supplier_pages.router,
+        admin_pages.router,
+    ]
 
 
 async def warm_up(app: FastAPI) -> None:
@@ -130,10 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.centre = centre
     app.state.pool = pool
 
-    _load_router_modules()
-    from api.routes import ROUTERS
-
-    for router in ROUTERS:
+    for router in routers():
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)

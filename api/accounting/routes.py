@@ -16,7 +16,6 @@ from api.audit import audit
 from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
 from api.policy import Scope, policy
 from api.reports.messages import text
-from api.routes import ROUTERS
 from api.scope import Role
 
 from . import correction_preview as cp
@@ -333,6 +332,3 @@ async def revert_correction(
             org_id=facility_id,
         )
     return out
-
-
-ROUTERS.append(router)

@@ -18,7 +18,6 @@ from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, PrincipalDep, Scope, policy
 from api.nav import NAV_ITEMS, NavItem
-from api.routes import ROUTERS
 from api.scope import Principal, scope_params
 from api.templating import flash, render
 from api.views.pages import safe_next
@@ -95,7 +94,6 @@ async def resolve_form(
     return response
 
 
-ROUTERS.append(router)
 NAV_ITEMS.append(
     NavItem(
         "/alerts",

@@ -24,7 +24,6 @@ from api.deps import DbDep, LocaleDep, PrincipalDep, SettingsDep
 from api.errors import ErrorOut
 from api.i18n import gettext
 from api.policy import Scope, policy
-from api.routes import ROUTERS
 from api.scope import Role, scope_params
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
@@ -274,6 +273,3 @@ async def unsubscribe(subscription_id: int, conn: DbDep, me: PrincipalDep) -> No
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
     await audit(conn, me, "unsubscribe", "alert_subscription", subscription_id)
     await conn.commit()
-
-
-ROUTERS.append(router)

@@ -28,7 +28,6 @@ from api.deps import CfgDep, DbDep, ExportDep, LocaleDep, NowDep, PrincipalDep
 from api.errors import FILE_RESPONSES
 from api.policy import Scope, policy
 from api.reports.exports import ExportKind
-from api.routes import ROUTERS
 from api.scope import Role
 
 from . import assignments as asg
@@ -555,11 +554,3 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, datetime | date):
         return v.isoformat()
     return v
-
-
-ROUTERS.append(router)
-
-# The screens (api/coordination/pages.py) use the same services, scope and audit.
-from . import pages  # noqa: E402
-
-ROUTERS.append(pages.router)

@@ -16,7 +16,6 @@ from fastapi.responses import Response
 from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep
 from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
-from api.routes import ROUTERS
 from api.scope import Principal, Role, scope_params
 from api.templating import render
 from api.web import page_exports
@@ -262,8 +261,6 @@ ENGINEER_NAV: tuple[NavItem, ...] = (
     ),
 )
 
-if router not in ROUTERS:
-    ROUTERS.append(router)
 for _item in ENGINEER_NAV:
     if _item not in NAV_ITEMS:
         NAV_ITEMS.append(_item)

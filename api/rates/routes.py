@@ -18,7 +18,6 @@ from api.policy import Scope, policy
 from api.rates.public import ProvinceRatePublic, ReportingRatePublic
 from api.reports import exports
 from api.reports.exports import ExportKind
-from api.routes import ROUTERS
 from api.scope import Principal, Role
 from api.templating import render
 from api.web.queries import department
@@ -260,9 +259,6 @@ RATE_NAV: tuple[NavItem, ...] = (
     ),
 )
 
-for _router in (api_router, pages):
-    if _router not in ROUTERS:
-        ROUTERS.append(_router)
 for _item in RATE_NAV:
     if _item not in NAV_ITEMS:
         NAV_ITEMS.append(_item)

@@ -36,7 +36,6 @@ from api.reports.public import (
     SytReportPublic,
     SytReportStatePublic,
 )
-from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
 from . import exports, facility, letterhead, national, pdf, supplier, syt
@@ -712,6 +711,3 @@ async def export_deliveries(
         exports.delivery_columns(),
         out["deliveries"] if out else [],
     )
-
-
-ROUTERS.append(router)
