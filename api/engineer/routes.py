@@ -13,13 +13,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
+from api.db import fetch_all, fetch_one
 from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep
 from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
 from api.scope import Principal, Role, scope_params
 from api.templating import render
 from api.web import page_exports
-from api.web.tank_pages import fetch_all, fetch_one
 
 from . import queries as q
 from .actions import gateway_alarms, tank_alarms

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from api import i18n
 from api.audit import audit
+from api.db import fetch_all, fetch_one
 from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.scope import Principal
 from api.templating import render
@@ -23,7 +24,6 @@ from . import admin_registry as reg
 from . import page_exports
 from . import queries as q
 from .forms import FormErrors, local_datetime_field, number_field, read_form, redirect_saved
-from .tank_pages import fetch_all, fetch_one
 
 router = APIRouter(include_in_schema=False)
 

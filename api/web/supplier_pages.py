@@ -14,6 +14,7 @@ from starlette.responses import Response
 from api import i18n
 from api.accounting.windows import local_today
 from api.audit import audit
+from api.db import fetch_all, fetch_one
 from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.reports import supplier as srep
 from api.reports.errors import ValidationFailed
@@ -29,7 +30,6 @@ from .forms import (
     read_form,
     redirect_saved,
 )
-from .tank_pages import fetch_all, fetch_one
 
 logger = logging.getLogger(__name__)
 
