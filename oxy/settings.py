@@ -48,9 +48,6 @@ class Settings(BaseSettings):
     # Grafana as the browser reaches it (the engineers' pages link to its dashboards); empty:
     # no links. The compose file publishes it at http://localhost:3000 by default.
     grafana_url: str = "http://localhost:3000"
-    # Webhook destinations allowed over plain http / on private networks (comma-separated hosts;
-    # api.alerts.webhook_guard). The alerts service reads the same variable.
-    webhook_allowed_hosts: str = ""
 
     # Oxygen reference conditions for every m3 shown: default 0 °C, 1 atm (Nm3).
     reference_temp_c: float = 0.0

@@ -44,5 +44,6 @@ class AlertSettings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # Hosts an administrator trusts as webhook destinations over plain http and on private
     # networks (comma-separated names or addresses); everything else must be https and public.
+    # Read by the API (subscriptions) and the notifier (every delivery) from this one field.
     webhook_allowed_hosts: str = ""
     public_url: str = "http://127.0.0.1:8000"
