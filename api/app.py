@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -23,12 +22,17 @@ from api.csrf import csrf_protect
 from api.dates import date_guard, declare_range
 from api.errors import COMMON_RESPONSES
 from api.headers import SecurityHeaders
+from api.i18n import DEFAULT_LOCALE
 from api.policy import PasswordChangeRequired
+from api.refusals import FAMILIES
+from api.settings import load_centre_settings
 from oxy.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
@@ -37,10 +41,67 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
     await conn.commit()
 
 
-def _load_router_modules() -> None:
-    """Import every `api/<package>/routes.py`, so each appends its routers to ROUTERS."""
-    for path in sorted(Path(__file__).resolve().parent.glob("*/routes.py")):
-        importlib.import_module(f"api.{path.parent.name}.routes")
+def routers() -> list[APIRouter]:
+    """Every router the application mounts, grouped by feature, in matching order.
+
+    Imported here, when an application is built (the page modules check their built assets
+    and register their menu entries on import). Every route must declare a policy
+    (api.policy; tests/api/test_policy_matrix.py fails on one that does not)."""
+    # The role pages' template filters and menu entries (their built assets checked on import).
+    import api.web.routes  # noqa: F401
+    from api.accounting import routes as accounting
+    from api.alerts import pages as alert_pages
+    from api.alerts import routes as alerts
+    from api.coordination import pages as coordination_pages
+    from api.coordination import routes as coordination
+    from api.engineer import actions as engineer_actions
+    from api.engineer import routes as engineer
+    from api.rates import routes as rates
+    from api.reports import routes as reports
+    from api.views import account, admin_users, audit_views, directory, health, pages
+    from api.web import (
+        admin_pages,
+        assets,
+        byt_pages,
+        report_pages,
+        supplier_pages,
+        syt_pages,
+        tank_pages,
+    )
+
+    return [
+        # Platform: health, sign-in, own account, accounts, audit trail, directory.
+        health.router,
+        pages.router,
+        account.router,
+        admin_users.router,
+        audit_views.router,
+        directory.router,
+        # Accounting: tank figures, series, corrections.
+        accounting.router,
+        # Alerts: pages, then the JSON API.
+        alert_pages.router,
+        alerts.router,
+        # Coordination: the JSON API, then the pages.
+        coordination.router,
+        coordination_pages.router,
+        # Engineers: actions, then the gateway pages.
+        engineer_actions.router,
+        engineer.router,
+        # Reporting rate: the JSON API, then the pages.
+        rates.api_router,
+        rates.pages,
+        # Reports: facility, SYT, BYT, suppliers (JSON).
+        reports.router,
+        # Role pages: built assets, tanks, reports, SYT, BYT, suppliers, administration.
+        assets.router,
+        tank_pages.router,
+        report_pages.router,
+        syt_pages.router,
+        byt_pages.router,
+        supplier_pages.router,
+        admin_pages.router,
+    ]
 
 
 async def warm_up(app: FastAPI) -> None:
@@ -81,10 +142,13 @@ async def warm_up(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the FastAPI application (pool opened in the lifespan; settings on app.state)."""
+    """Build the FastAPI application (pool opened in the lifespan; the settings tree on
+    app.state, read through the typed dependencies of api.deps)."""
     settings = settings or load_settings()
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (oxy api run resolves it)")
+    # The whole settings tree is validated here: a bad OXY_* value stops the start, not a request.
+    centre = load_centre_settings(settings)
 
     pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
         settings.database_url,
@@ -119,12 +183,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=COMMON_RESPONSES,
     )
     app.state.settings = settings
+    app.state.centre = centre
     app.state.pool = pool
 
-    _load_router_modules()
-    from api.routes import ROUTERS
-
-    for router in ROUTERS:
+    for router in routers():
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
@@ -201,6 +263,26 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers=headers,
         )
 
+    def refusal(answer: Callable[[Any, str], tuple[int, Any]]) -> ExceptionHandler:
+        # A domain refusal (api.refusals): its status and detail in the caller's language.
+        async def handler(request: Request, exc: Exception) -> Response:
+            from api.deps import get_locale
+
+            try:
+                locale = await get_locale(request)
+            except Exception:  # never fail while answering a refusal
+                locale = DEFAULT_LOCALE
+            code, detail = answer(exc, locale)
+            if _wants_html(request) and code in (403, 404):
+                from api.views.pages import error_page
+
+                return await error_page(request, code)
+            return JSONResponse({"detail": detail}, status_code=code)
+
+        return handler
+
+    for family, answer in FAMILIES:
+        app.add_exception_handler(family, refusal(answer))
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(psycopg.OperationalError, database_away)
     app.add_exception_handler(psycopg.InterfaceError, database_away)

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from argon2 import Parameters, PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -213,27 +213,37 @@ def csrf_for_session(session_token: str) -> str:
 # Principals
 
 
-_USER_COLS = """
-u.id, u.username, u.display_name, u.role, u.org_id, u.national, u.locale,
-u.must_change_password
-"""
+# The user columns a principal is built from, composed into each lookup (psycopg.sql).
+_USER_COLS = sql.SQL(", ").join(
+    sql.Identifier("u", name)
+    for name in (
+        "id",
+        "username",
+        "display_name",
+        "role",
+        "org_id",
+        "national",
+        "locale",
+        "must_change_password",
+    )
+)
 
-_SESSION_LOOKUP = f"""
-SELECT {_USER_COLS}, s.last_seen
+_SESSION_LOOKUP = sql.SQL("""
+SELECT {user}, s.last_seen
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.token_hash = %(h)s AND s.revoked_at IS NULL AND s.expires_at > now()
   AND s.last_seen > now() - %(idle)s AND u.is_active
-"""
+""").format(user=_USER_COLS)
 _SESSION_TOUCH = """
 UPDATE sessions SET last_seen = now()
 WHERE token_hash = %(h)s AND last_seen < now() - interval '1 minute'
 """
-_TOKEN_LOOKUP = f"""
-SELECT {_USER_COLS}, t.id AS token_id
+_TOKEN_LOOKUP = sql.SQL("""
+SELECT {user}, t.id AS token_id
 FROM api_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = %(h)s AND t.revoked_at IS NULL
   AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.is_active
-"""
+""").format(user=_USER_COLS)
 _BEARER_SEEN = """
 UPDATE api_tokens SET last_used_at = now()
 WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')

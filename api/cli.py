@@ -65,12 +65,15 @@ def api_run(
     import uvicorn
 
     from api.app import create_app
+    from api.settings import load_centre_settings
     from oxy import OxyError
     from oxy.database import database_url
     from oxy.logs import setup_logging
     from oxy.settings import load_settings
 
     settings = load_settings()
+    # The whole tree, before the port or the database is touched (workers build their own).
+    load_centre_settings(settings)
     setup_logging(settings.log_level, settings.log_json)
     bind_host = host or settings.api_host
     bind_port = port or settings.api_port

@@ -10,21 +10,31 @@ async def x(facility_id: int, conn: DbDep, me: PrincipalDep) -> ...
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from api.accounting.config import AccountingConfig
+from api.alerts.config import AlertSettings
 from api.auth import SESSION_COOKIE, principal_from_session, principal_from_token
-from api.i18n import DEFAULT_LOCALE, LANG_COOKIE, normalize
+from api.i18n import DEFAULT_LOCALE, LANG_COOKIE, gas_unit, normalize
 from api.policy import NotAuthenticated, Policy, Scope, policy, set_principal_resolver
+from api.reports.exports import Exporter
 from api.scope import Principal, Role
+from api.settings import CentreSettings
 from oxy.settings import Settings
 
 __all__ = [
+    "AlertCfgDep",
+    "CentreDep",
+    "CfgDep",
     "DbDep",
+    "ExportDep",
     "LocaleDep",
+    "NowDep",
     "OptionalPrincipalDep",
     "Policy",
     "PrincipalDep",
@@ -38,9 +48,30 @@ __all__ = [
 
 
 def get_settings(request: Request) -> Settings:
-    """The application's settings."""
+    """The application's platform settings."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def get_centre(request: Request) -> CentreSettings:
+    """The application's settings tree, built and validated once in `create_app`."""
+    centre: CentreSettings = request.app.state.centre
+    return centre
+
+
+def get_accounting_config(request: Request) -> AccountingConfig:
+    """The accounting config of the settings tree."""
+    return get_centre(request).accounting
+
+
+def get_alert_settings(request: Request) -> AlertSettings:
+    """The alert settings of the settings tree."""
+    return get_centre(request).alerts
+
+
+def clock() -> datetime:
+    """Now, in UTC: one value per request, so that every figure of an answer agrees."""
+    return datetime.now(UTC)
 
 
 # How long a request waits for a pooled connection before it is answered 503 (the database is
@@ -63,6 +94,10 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CentreDep = Annotated[CentreSettings, Depends(get_centre)]
+CfgDep = Annotated[AccountingConfig, Depends(get_accounting_config)]
+AlertCfgDep = Annotated[AlertSettings, Depends(get_alert_settings)]
+NowDep = Annotated[datetime, Depends(clock)]
 # scope="function": the connection is committed and returned before the response is sent, so
 # a client that follows a redirect (e.g. after login) always sees what the handler wrote.
 DbDep = Annotated[AsyncConnection[Any], Depends(get_conn, scope="function")]
@@ -145,3 +180,12 @@ def _has_credentials(request: Request) -> bool:
 
 
 LocaleDep = Annotated[str, Depends(get_locale)]
+
+
+async def get_exporter(locale: LocaleDep, cfg: CfgDep) -> Exporter:
+    """The export helper in the caller's language, gas figures at the reference conditions."""
+    ref = cfg.reference
+    return Exporter(locale=locale, gas=gas_unit(ref.temp_c, ref.pressure_kpa, locale))
+
+
+ExportDep = Annotated[Exporter, Depends(get_exporter)]

@@ -1,7 +1,7 @@
 """The functions each role sees: the navigation bar and the home page list (seed screen 1).
 
 Packages add their pages with `NAV_ITEMS.append(NavItem(...))` at import time of their routes
-module (the same place they add their routers to `api.routes.ROUTERS`).
+module (its routers are listed in `api.app.routers`).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ from gateway.sim.trace import Delivery, Trace, simulate
 from ingest.service import IngestConfig, IngestService
 from oxy.contract import Reading, TopicKind, encode_data, topic
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 DAY0 = date(2026, 3, 2)  # first report day measured; the window opens 09:00 UTC on 1 March
 SIZES = [(6000.0, 1.8), (10000.0, 2.0), (20000.0, 2.5), (30000.0, 2.8)]
 DOS_HORIZON = 60.0  # days of supply compared up to this horizon (beyond it: "> 60")

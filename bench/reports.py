@@ -38,7 +38,7 @@ from api.reports import national, syt
 from oxy.calibration import vertical_tank_table
 from oxy.migrate import migrate
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 COPY_REPORTS = """
 COPY facility_reports (facility_id, report_day, revision, submitted_at, late, patients_current,

@@ -483,14 +483,13 @@ class JobTimes:
 async def run_jobs(url: str, cfg: SoakConfig, t0: float, times: JobTimes) -> None:
     """The alert evaluation (whole country) and the coordination sync, as their services run
     them, every `cfg.alert_every_s`; each round timed."""
-    from api.accounting.config import build_config
-    from api.alerts.config import AlertSettings
     from api.alerts.service import run_once as alerts_once
     from api.coordination.service import run_once as coordination_once
+    from api.settings import load_centre_settings
     from oxy.settings import Settings
 
-    acc = build_config(Settings(database_url=url))
-    alert_cfg = AlertSettings()
+    centre = load_centre_settings(Settings(database_url=url))
+    acc, alert_cfg = centre.accounting, centre.alerts
     async with (
         await AsyncConnection.connect(url) as conn,
         await AsyncConnection.connect(url, autocommit=True) as coord,

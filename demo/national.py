@@ -23,9 +23,10 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
+from psycopg import sql as pgsql
 
 from oxy.calibration import vertical_tank_table
 from oxy.database import storage_kind
@@ -290,11 +291,12 @@ WHERE g.code LIKE 'gw-nat-%%'
 ON CONFLICT (sensor_id) DO NOTHING
 """
 
-_ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"
-_ROLLUP_1M_SQL = f"""
+# Rollup buckets are aligned on this origin, as the platform's rollup functions align them.
+_ORIGIN = pgsql.SQL("TIMESTAMPTZ '2000-01-03 00:00:00+00'")
+_ROLLUP_1M_SQL = pgsql.SQL("""
 INSERT INTO rollup_1m (sensor_id, bucket, first_ts, first_value, last_ts, last_value,
                        min_value, max_value, n)
-SELECT r.sensor_id, date_bin(INTERVAL '1 minute', r.ts, {_ORIGIN}) AS b,
+SELECT r.sensor_id, date_bin(INTERVAL '1 minute', r.ts, {origin}) AS b,
        min(r.ts), (array_agg(r.value ORDER BY r.ts))[1],
        max(r.ts), (array_agg(r.value ORDER BY r.ts DESC))[1],
        min(r.value), max(r.value), count(*)
@@ -302,11 +304,12 @@ FROM readings r JOIN sensors s ON s.id = r.sensor_id JOIN gateways g ON g.id = s
 WHERE g.code LIKE 'gw-nat-%%' AND r.quality = 0 AND r.value IS NOT NULL
 GROUP BY r.sensor_id, b
 ON CONFLICT (sensor_id, bucket) DO NOTHING
-"""
-_ROLLUP_UP_SQL = """
+""").format(origin=_ORIGIN)
+# One coarser rollup from the next finer one: tables and width composed in (psycopg.sql).
+_ROLLUP_UP_SQL = pgsql.SQL("""
 INSERT INTO {coarse} (sensor_id, bucket, first_ts, first_value, last_ts, last_value,
                       min_value, max_value, n)
-SELECT f.sensor_id, date_bin(INTERVAL '{width}', f.bucket, {origin}) AS b,
+SELECT f.sensor_id, date_bin({width}::interval, f.bucket, {origin}) AS b,
        min(f.first_ts), (array_agg(f.first_value ORDER BY f.first_ts))[1],
        max(f.last_ts), (array_agg(f.last_value ORDER BY f.last_ts DESC))[1],
        min(f.min_value), max(f.max_value), sum(f.n)
@@ -314,7 +317,7 @@ FROM {fine} f JOIN sensors s ON s.id = f.sensor_id JOIN gateways g ON g.id = s.g
 WHERE g.code LIKE 'gw-nat-%%'
 GROUP BY f.sensor_id, b
 ON CONFLICT (sensor_id, bucket) DO NOTHING
-"""
+""")
 
 
 def _copy(conn: psycopg.Connection[Any], ddl: str, table: str, rows: list[tuple[Any, ...]]) -> None:
@@ -402,38 +405,51 @@ def _rollups(conn: psycopg.Connection[Any]) -> None:
         ("rollup_1h", "rollup_1m", "1 hour"),
         ("rollup_1d", "rollup_1h", "1 day"),
     ):
-        conn.execute(_ROLLUP_UP_SQL.format(coarse=coarse, fine=fine, width=width, origin=_ORIGIN))
+        conn.execute(
+            _ROLLUP_UP_SQL.format(
+                coarse=pgsql.Identifier(coarse),
+                fine=pgsql.Identifier(fine),
+                width=pgsql.Literal(width),
+                origin=_ORIGIN,
+            )
+        )
 
 
-def _count(conn: psycopg.Connection[Any], sql: str) -> int:
-    row = conn.execute(sql).fetchone()
+def _count(conn: psycopg.Connection[Any], query: LiteralString, **params: Any) -> int:
+    row = conn.execute(query, params).fetchone()
     return int(row[0]) if row else 0
 
 
 def _summary(conn: psycopg.Connection[Any], summary: NationalSummary) -> NationalSummary:
-    like = "LIKE 'NAT-%'"
+    like = {"like": CODE_PREFIX + "%"}
     summary.provinces = _count(
         conn,
-        f"SELECT count(DISTINCT province_code) FROM organisations WHERE code {like} "
+        "SELECT count(DISTINCT province_code) FROM organisations WHERE code LIKE %(like)s "
         "AND kind = 'facility'",
+        **like,
     )
     summary.facilities = _count(
-        conn, f"SELECT count(*) FROM organisations WHERE kind = 'facility' AND code {like}"
+        conn,
+        "SELECT count(*) FROM organisations WHERE kind = 'facility' AND code LIKE %(like)s",
+        **like,
     )
     summary.tanks = _count(
         conn,
-        f"SELECT count(*) FROM tanks t JOIN organisations o ON o.id = t.facility_id "
-        f"WHERE o.code {like}",
+        "SELECT count(*) FROM tanks t JOIN organisations o ON o.id = t.facility_id "
+        "WHERE o.code LIKE %(like)s",
+        **like,
     )
     summary.sensors = _count(
         conn,
         "SELECT count(*) FROM sensors s JOIN gateways g ON g.id = s.gateway_id "
-        "WHERE g.code LIKE 'gw-nat-%'",
+        "WHERE g.code LIKE 'gw-nat-%%'",
     )
     summary.suppliers = _count(
-        conn, f"SELECT count(*) FROM organisations WHERE kind = 'supplier' AND code {like}"
+        conn,
+        "SELECT count(*) FROM organisations WHERE kind = 'supplier' AND code LIKE %(like)s",
+        **like,
     )
-    summary.accounts = _count(conn, "SELECT count(*) FROM users WHERE username LIKE 'nat-%'")
+    summary.accounts = _count(conn, "SELECT count(*) FROM users WHERE username LIKE 'nat-%%'")
     return summary
 
 
@@ -454,7 +470,11 @@ def seed_national(
         raise ValueError(f"a national country needs at least {len(provinces)} facilities")
     summary = NationalSummary()
     with psycopg.connect(url) as conn:
-        if _count(conn, f"SELECT count(*) FROM organisations WHERE code LIKE '{CODE_PREFIX}%'"):
+        if _count(
+            conn,
+            "SELECT count(*) FROM organisations WHERE code LIKE %(like)s",
+            like=CODE_PREFIX + "%",
+        ):
             return _summary(conn, summary)
         facilities, tanks, suppliers = _plan(scale, provinces)
         summary.password = password or "nat-" + secrets.token_urlsafe(12)

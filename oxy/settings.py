@@ -48,9 +48,6 @@ class Settings(BaseSettings):
     # Grafana as the browser reaches it (the engineers' pages link to its dashboards); empty:
     # no links. The compose file publishes it at http://localhost:3000 by default.
     grafana_url: str = "http://localhost:3000"
-    # Webhook destinations allowed over plain http / on private networks (comma-separated hosts;
-    # api.alerts.webhook_guard). The alerts service reads the same variable.
-    webhook_allowed_hosts: str = ""
 
     # Oxygen reference conditions for every m3 shown: default 0 °C, 1 atm (Nm3).
     reference_temp_c: float = 0.0
@@ -89,13 +86,18 @@ class SettingsError(OxyError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 
+def settings_error(exc: ValidationError) -> SettingsError:
+    """The one-line error naming each refused `OXY_*` variable, its value and why."""
+    problems = [
+        f"OXY_{'_'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}: {err['msg']}"
+        for err in exc.errors(include_url=False)
+    ]
+    return SettingsError("bad setting: " + "; ".join(problems))
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings from the environment (and explicit overrides, e.g. from CLI flags)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = [
-            f"OXY_{'_'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        ]
-        raise SettingsError("bad setting: " + "; ".join(problems)) from None
+        raise settings_error(exc) from None

@@ -34,7 +34,7 @@ from tests.ingest.conftest import seed_registry
 
 pytestmark = [pytest.mark.postgresql_only, pytest.mark.slow]
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 DAY0 = date(2026, 3, 1)
 W0 = window(DAY0, CFG).start
 DAYS = 4

@@ -40,7 +40,7 @@ def test_blank_active_from_is_the_first_day_of_data(db_url: str, tmp_path: Path)
         {"facilities": [HEADER, ["BV-NEW", "Mới", "01", None, 100, 10, None]]},
     )
     assert _import(db_url, [book]).committed
-    today = local_today(datetime.now(UTC), AccountingConfig())
+    today = local_today(datetime.now(UTC), AccountingConfig.defaults())
     sql = (
         "SELECT f.active_from FROM facilities f JOIN organisations o ON o.id = f.org_id "
         "WHERE o.code = 'BV-NEW'"

@@ -1,12 +1,13 @@
 """Accounting and reporting settings: the platform `Settings` plus the thresholds of this package.
 
 The cut-off, deadline, morning-update hours, `needs_more_days` and the gas reference come from
-`oxy.settings.Settings`; the rest are `OXY_*` variables read by :class:`AccountingSettings`.
+`oxy.settings.Settings`; the rest are `OXY_*` variables read by :class:`AccountingSettings`, a
+sub-tree of the centre's settings (`api.settings.CentreSettings`), validated at start-up.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -23,7 +24,8 @@ from .therapy import Therapy
 class AccountingSettings(BaseSettings):
     """Thresholds of the accounting (OXY_* environment variables, WHO defaults for flows)."""
 
-    model_config = SettingsConfigDict(env_prefix="OXY_", extra="ignore")
+    # The platform's sources (environment, OXY_ENV_FILE, OXY_SECRETS_DIR): one settings tree.
+    model_config = SettingsConfigDict(**Settings.model_config)
 
     # Oxygen flow per patient by therapy, litres per minute of gas. WHO planning figures: a severe
     # patient 10 L/min, a critical one 30 L/min (shared DOMAIN.md "Demand"); HFNC runs 30-60 L/min.
@@ -53,38 +55,35 @@ class AccountingSettings(BaseSettings):
 
 @dataclass(frozen=True, slots=True)
 class AccountingConfig:
-    """Everything the accounting and report functions need, built once in create_app/main."""
+    """Everything the accounting and report functions need, built once in create_app/main from
+    the platform `Settings` and the `AccountingSettings` (the defaults are theirs, written once)."""
 
-    tz: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
-    cutoff_hour: int = 16
-    deadline_hour: int = 17
-    morning_hour: int = 8
-    needs_more_days: float = 3.0
-    reference: Reference = field(default_factory=Reference)
-    flows_lpm: dict[Therapy, float] = field(
-        default_factory=lambda: {
-            Therapy.MASK: 10.0,
-            Therapy.HFNC: 40.0,
-            Therapy.NIV: 30.0,
-            Therapy.INVASIVE: 30.0,
-            Therapy.ECMO: 10.0,
-        }
-    )
-    refill_min_rate_kg_min: float = 5.0
-    refill_min_kg: float = 100.0
-    refill_noise_k: float = 4.0
-    refill_merge_minutes: float = 20.0
-    max_interp_gap_hours: float = 6.0
-    outlier_z: float = 3.5
-    leak_floor_pct: float = 3.0
-    leak_floor_kg: float = 20.0
-    late_grace_minutes: int = 120
-    edit_window_days: int = 31
+    tz: tzinfo
+    cutoff_hour: int
+    deadline_hour: int
+    morning_hour: int
+    needs_more_days: float
+    reference: Reference
+    flows_lpm: dict[Therapy, float]
+    refill_min_rate_kg_min: float
+    refill_min_kg: float
+    refill_noise_k: float
+    refill_merge_minutes: float
+    max_interp_gap_hours: float
+    outlier_z: float
+    leak_floor_pct: float
+    leak_floor_kg: float
+    late_grace_minutes: int
+    edit_window_days: int
+
+    @classmethod
+    def defaults(cls) -> AccountingConfig:
+        """The config every setting left at its default would give (the environment unread)."""
+        return build_config(Settings.model_construct(), AccountingSettings.model_construct())
 
 
-def build_config(settings: Settings, extra: AccountingSettings | None = None) -> AccountingConfig:
+def build_config(settings: Settings, a: AccountingSettings) -> AccountingConfig:
     """Combine the platform settings and the accounting settings into one frozen config."""
-    a = extra if extra is not None else AccountingSettings()
     return AccountingConfig(
         tz=ZoneInfo(settings.timezone),
         cutoff_hour=settings.report_cutoff_hour,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from .config import AccountingConfig
@@ -57,26 +57,40 @@ class Correction:
     revert_reason: str | None
 
 
-_COLUMNS = (
-    "id, sensor_id, ts_from, ts_to, action, value, reason, created_by, created_at, reverted_at, "
-    "reverted_by, revert_reason"
+# The columns a Correction is read from, composed into each query (psycopg.sql, never f-strings).
+_COLUMNS = sql.SQL(", ").join(
+    sql.Identifier(name)
+    for name in (
+        "id",
+        "sensor_id",
+        "ts_from",
+        "ts_to",
+        "action",
+        "value",
+        "reason",
+        "created_by",
+        "created_at",
+        "reverted_at",
+        "reverted_by",
+        "revert_reason",
+    )
 )
-_INSERT = f"""
+_INSERT = sql.SQL("""
 INSERT INTO corrections (sensor_id, ts_from, ts_to, action, value, reason, created_by)
 VALUES (%(sensor)s, %(ts_from)s, %(ts_to)s, %(action)s, %(value)s, %(reason)s, %(author)s)
-RETURNING {_COLUMNS}
-"""
-_REVERT = f"""
+RETURNING {columns}
+""").format(columns=_COLUMNS)
+_REVERT = sql.SQL("""
 UPDATE corrections SET reverted_at = now(), reverted_by = %(author)s, revert_reason = %(reason)s
 WHERE id = %(id)s AND reverted_at IS NULL
-RETURNING {_COLUMNS}
-"""
-_GET = f"SELECT {_COLUMNS} FROM corrections WHERE id = %(id)s"
-_LIST = f"""
-SELECT {_COLUMNS} FROM corrections c
-WHERE c.sensor_id IN (SELECT id FROM sensors WHERE tank_id = %(tank)s)
-ORDER BY c.created_at DESC, c.id DESC
-"""
+RETURNING {columns}
+""").format(columns=_COLUMNS)
+_GET = sql.SQL("SELECT {columns} FROM corrections WHERE id = %(id)s").format(columns=_COLUMNS)
+_LIST = sql.SQL("""
+SELECT {columns} FROM corrections
+WHERE sensor_id IN (SELECT id FROM sensors WHERE tank_id = %(tank)s)
+ORDER BY created_at DESC, id DESC
+""").format(columns=_COLUMNS)
 SENSOR_FACILITY = """
 SELECT g.facility_id, s.tank_id FROM sensors s JOIN gateways g ON g.id = s.gateway_id
 WHERE s.id = %(sensor)s

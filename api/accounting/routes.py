@@ -6,23 +6,21 @@ by the policy, and tanks, sensors and corrections are checked to belong to that 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
 from api.policy import Scope, policy
 from api.reports.messages import text
-from api.routes import ROUTERS
 from api.scope import Role
-from oxy.settings import Settings
 
 from . import correction_preview as cp
 from . import corrections as corr
-from .config import AccountingConfig, build_config
+from .config import AccountingConfig
 from .public import (
     AccountingPublic,
     CorrectionCreatedPublic,
@@ -44,16 +42,6 @@ router = APIRouter(prefix="/api", tags=["accounting"])
 
 READERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.ENGINEER)
 CORRECTORS = (Role.ADMIN, Role.FACILITY, Role.ENGINEER)
-
-
-def get_config(request: Request) -> AccountingConfig:
-    """The accounting config, built once per application from its settings."""
-    cfg: AccountingConfig | None = getattr(request.app.state, "accounting_config", None)
-    if cfg is None:
-        settings: Settings = request.app.state.settings
-        cfg = build_config(settings)
-        request.app.state.accounting_config = cfg
-    return cfg
 
 
 def not_found() -> HTTPException:
@@ -102,13 +90,6 @@ def _correction_json(c: corr.Correction) -> dict[str, Any]:
     }
 
 
-def _error(exc: corr.CorrectionError, locale: str) -> HTTPException:
-    return HTTPException(
-        422,
-        {"errors": [{"field": exc.field, "key": exc.key, "message": text(exc.key, locale)}]},
-    )
-
-
 @router.get(
     "/facilities/{facility_id}/accounting",
     response_model=AccountingPublic,
@@ -116,11 +97,13 @@ def _error(exc: corr.CorrectionError, locale: str) -> HTTPException:
     summary="Telemetry figures of a facility for a report day (kg LOX and m3 at the reference)",
 )
 async def facility_accounting(
-    facility_id: int, conn: DbDep, request: Request, day: Annotated[date | None, Query()] = None
+    facility_id: int,
+    conn: DbDep,
+    cfg: CfgDep,
+    now: NowDep,
+    day: Annotated[date | None, Query()] = None,
 ) -> dict[str, Any]:
     """Stock, usable stock, refills, consumption, 7-day average of the facility's tanks."""
-    cfg = get_config(request)
-    now = datetime.now(UTC)
     d = day or last_complete_day(now, cfg) + timedelta(days=1)
     t = (await facility_telemetry(conn, [facility_id], d, cfg, now=now))[facility_id]
     ref = cfg.reference
@@ -165,7 +148,7 @@ async def tank_series(
     facility_id: int,
     tank_id: int,
     conn: DbDep,
-    request: Request,
+    cfg: CfgDep,
     start: datetime,
     end: datetime,
     minutes: Annotated[int, Query(ge=1, le=1440)] = 60,
@@ -175,7 +158,6 @@ async def tank_series(
         raise not_found()
     if end <= start or end - start > timedelta(days=92):
         raise HTTPException(422, "range must be 0 < end-start <= 92 days")
-    cfg = get_config(request)
     sensors = await level_sensors(conn, [tank_id])
     sensor = sensors.get(tank_id)
     if sensor is None:
@@ -237,7 +219,8 @@ async def create_correction(
     body: CorrectionIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """Create a correction; derived figures are recomputed from raw + corrections.
@@ -246,40 +229,36 @@ async def create_correction(
     a refill created or a status flipped, the answer is 409 with the preview unless `confirm`."""
     if await corr.sensor_facility(conn, body.sensor_id) != facility_id:
         raise not_found()
-    cfg = get_config(request)
-    try:
-        async with conn.transaction():
-            effect = await _preview(conn, body, me.username, cfg)
-            if effect.needs_confirmation and not body.confirm:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT,
-                    {
-                        "key": "correction.error.confirm",
-                        "message": text("correction.error.confirm", locale),
-                        "preview": effect.as_dict(),
-                    },
-                )
-            c = await corr.create(
-                conn,
-                sensor_id=body.sensor_id,
-                ts_from=body.ts_from,
-                ts_to=body.ts_to,
-                action=body.action,
-                value=effect.value_sensor,
-                reason=body.reason,
-                author=me.username,
-                cfg=cfg,
+    async with conn.transaction():
+        effect = await _preview(conn, body, me.username, cfg, now)
+        if effect.needs_confirmation and not body.confirm:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                {
+                    "key": "correction.error.confirm",
+                    "message": text("correction.error.confirm", locale),
+                    "preview": effect.as_dict(),
+                },
             )
-            out = _correction_json(c)
-            after = {**out, "typed": {"value": body.value, "unit": body.value_unit.value}}
-            await audit(conn, me, "create", "correction", c.id, None, after, org_id=facility_id)
-    except corr.CorrectionError as exc:
-        raise _error(exc, locale) from None
+        c = await corr.create(
+            conn,
+            sensor_id=body.sensor_id,
+            ts_from=body.ts_from,
+            ts_to=body.ts_to,
+            action=body.action,
+            value=effect.value_sensor,
+            reason=body.reason,
+            author=me.username,
+            cfg=cfg,
+        )
+        out = _correction_json(c)
+        after = {**out, "typed": {"value": body.value, "unit": body.value_unit.value}}
+        await audit(conn, me, "create", "correction", c.id, None, after, org_id=facility_id)
     return {**out, "preview": effect.as_dict()}
 
 
 async def _preview(
-    conn: DbDep, body: CorrectionIn, author: str, cfg: AccountingConfig
+    conn: DbDep, body: CorrectionIn, author: str, cfg: AccountingConfig, now: datetime
 ) -> cp.Preview:
     return await cp.preview(
         conn,
@@ -292,7 +271,7 @@ async def _preview(
         reason=body.reason,
         author=author,
         cfg=cfg,
-        now=datetime.now(UTC),
+        now=now,
     )
 
 
@@ -308,16 +287,13 @@ async def preview_correction(
     body: CorrectionIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
-    locale: LocaleDep,
+    cfg: CfgDep,
+    now: NowDep,
 ) -> dict[str, Any]:
     """Nothing is saved: the correction is applied in a transaction that is rolled back."""
     if await corr.sensor_facility(conn, body.sensor_id) != facility_id:
         raise not_found()
-    try:
-        effect = await _preview(conn, body, me.username, get_config(request))
-    except corr.CorrectionError as exc:
-        raise _error(exc, locale) from None
+    effect = await _preview(conn, body, me.username, cfg, now)
     return effect.as_dict()
 
 
@@ -334,35 +310,25 @@ async def revert_correction(
     body: RevertIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
-    locale: LocaleDep,
+    cfg: CfgDep,
 ) -> dict[str, Any]:
     """Revert an active correction."""
     existing = await corr.get(conn, correction_id)
     if existing is None or await corr.sensor_facility(conn, existing.sensor_id) != facility_id:
         raise not_found()
-    cfg = get_config(request)
-    try:
-        async with conn.transaction():
-            c = await corr.revert(
-                conn, correction_id, author=me.username, reason=body.reason, cfg=cfg
-            )
-            if c is None:
-                raise HTTPException(status.HTTP_409_CONFLICT, "already reverted")
-            out = _correction_json(c)
-            await audit(
-                conn,
-                me,
-                "revert",
-                "correction",
-                c.id,
-                _correction_json(existing),
-                out,
-                org_id=facility_id,
-            )
-    except corr.CorrectionError as exc:
-        raise _error(exc, locale) from None
+    async with conn.transaction():
+        c = await corr.revert(conn, correction_id, author=me.username, reason=body.reason, cfg=cfg)
+        if c is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "already reverted")
+        out = _correction_json(c)
+        await audit(
+            conn,
+            me,
+            "revert",
+            "correction",
+            c.id,
+            _correction_json(existing),
+            out,
+            org_id=facility_id,
+        )
     return out
-
-
-ROUTERS.append(router)

@@ -7,11 +7,15 @@ from typing import Annotated
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from oxy.settings import Settings
+
 
 class AlertSettings(BaseSettings):
-    """Settings of the alert evaluator and notifier."""
+    """Settings of the alert evaluator and notifier: a sub-tree of the centre's settings
+    (`api.settings.CentreSettings`), validated at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="OXY_", extra="ignore")
+    # The platform's sources (environment, OXY_ENV_FILE, OXY_SECRETS_DIR): one settings tree.
+    model_config = SettingsConfigDict(**Settings.model_config)
 
     # Days of supply: a warning under `needs_more_days` (platform setting), critical under this.
     alert_critical_days: Annotated[float, Field(gt=0)] = 1.0
@@ -40,5 +44,6 @@ class AlertSettings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # Hosts an administrator trusts as webhook destinations over plain http and on private
     # networks (comma-separated names or addresses); everything else must be https and public.
+    # Read by the API (subscriptions) and the notifier (every delivery) from this one field.
     webhook_allowed_hosts: str = ""
     public_url: str = "http://127.0.0.1:8000"

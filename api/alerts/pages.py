@@ -3,8 +3,6 @@ is filled by /static/src/alerts-badge.js from GET /api/alerts/count."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from psycopg.rows import dict_row
@@ -16,9 +14,8 @@ from api.alerts.details import detail_lines
 from api.alerts.notify import RULE_TITLES
 from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, Scope, policy
+from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep, Scope, policy
 from api.nav import NAV_ITEMS, NavItem
-from api.routes import ROUTERS
 from api.scope import Principal, scope_params
 from api.templating import flash, render
 from api.views.pages import safe_next
@@ -55,13 +52,19 @@ async def _back(request: Request) -> str:
 
 @router.post("/alerts/{alert_id}/ack", dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)])
 async def ack_form(
-    *, request: Request, alert_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    *,
+    request: Request,
+    alert_id: int,
+    conn: DbDep,
+    me: PrincipalDep,
+    now: NowDep,
+    locale: LocaleDep,
 ) -> Response:
     """Acknowledge from the alerts page or from the page of the alarm's gateway or tank."""
     await _check(conn, me, alert_id)
     response = RedirectResponse(await _back(request), status_code=303)
     try:
-        await engine.acknowledge(conn, alert_id, me.user_id, datetime.now(UTC))
+        await engine.acknowledge(conn, alert_id, me.user_id, now)
     except engine.AlertStateError:
         flash(response, i18n.gettext(locale, "Only an open alert can be acknowledged."), "error")
         return response
@@ -75,7 +78,13 @@ async def ack_form(
     "/alerts/{alert_id}/resolve", dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)]
 )
 async def resolve_form(
-    *, request: Request, alert_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    *,
+    request: Request,
+    alert_id: int,
+    conn: DbDep,
+    me: PrincipalDep,
+    now: NowDep,
+    locale: LocaleDep,
 ) -> Response:
     """Resolve by hand from the page; the note is required."""
     await _check(conn, me, alert_id)
@@ -85,7 +94,7 @@ async def resolve_form(
         flash(response, i18n.gettext(locale, "Say what was done: a note is required."), "error")
         return response
     try:
-        await engine.resolve(conn, alert_id, me.user_id, note, datetime.now(UTC))
+        await engine.resolve(conn, alert_id, me.user_id, note, now)
     except engine.AlertStateError:
         flash(response, i18n.gettext(locale, "The alert is already resolved."), "error")
         return response
@@ -95,7 +104,6 @@ async def resolve_form(
     return response
 
 
-ROUTERS.append(router)
 NAV_ITEMS.append(
     NavItem(
         "/alerts",

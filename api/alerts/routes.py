@@ -7,7 +7,7 @@ caller's facility scope (an alert outside it answers 404, like one that does not
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -20,11 +20,10 @@ from api.alerts.notify import RULE_TITLES
 from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
 from api.alerts.webhook_guard import WebhookRefused, allowed_hosts, check_target
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, SettingsDep
+from api.deps import AlertCfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
 from api.errors import ErrorOut
 from api.i18n import gettext
 from api.policy import Scope, policy
-from api.routes import ROUTERS
 from api.scope import Role, scope_params
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
@@ -156,13 +155,10 @@ class ResolveIn(BaseModel):
     response_model=StateOut,
     responses={409: {"model": ErrorOut, "description": "The alert is not open"}},
 )
-async def ack(alert_id: int, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
+async def ack(alert_id: int, conn: DbDep, me: PrincipalDep, now: NowDep) -> dict[str, str]:
     """Acknowledge; 409 if it is not open."""
     await _in_scope(conn, me, alert_id)
-    try:
-        await engine.acknowledge(conn, alert_id, me.user_id, datetime.now(UTC))
-    except engine.AlertStateError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    await engine.acknowledge(conn, alert_id, me.user_id, now)
     await audit(conn, me, "acknowledge", "alert", alert_id)
     await conn.commit()
     return {"state": "acknowledged"}
@@ -175,13 +171,12 @@ async def ack(alert_id: int, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
     response_model=StateOut,
     responses={409: {"model": ErrorOut, "description": "Already resolved"}},
 )
-async def resolve(alert_id: int, body: ResolveIn, conn: DbDep, me: PrincipalDep) -> dict[str, str]:
+async def resolve(
+    alert_id: int, body: ResolveIn, conn: DbDep, me: PrincipalDep, now: NowDep
+) -> dict[str, str]:
     """Resolve; 409 if already resolved."""
     await _in_scope(conn, me, alert_id)
-    try:
-        await engine.resolve(conn, alert_id, me.user_id, body.note, datetime.now(UTC))
-    except engine.AlertStateError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    await engine.resolve(conn, alert_id, me.user_id, body.note, now)
     await audit(conn, me, "resolve", "alert", alert_id, None, {"note": body.note})
     await conn.commit()
     return {"state": "resolved"}
@@ -231,7 +226,7 @@ async def my_subscriptions(conn: DbDep, me: PrincipalDep) -> list[dict[str, Any]
     response_model=Created,
 )
 async def subscribe(
-    body: SubscriptionIn, conn: DbDep, me: PrincipalDep, settings: SettingsDep, locale: LocaleDep
+    body: SubscriptionIn, conn: DbDep, me: PrincipalDep, alerts: AlertCfgDep, locale: LocaleDep
 ) -> dict[str, Any]:
     """Create or update a subscription of the caller (one per channel and target).
 
@@ -243,7 +238,7 @@ async def subscribe(
     try:
         target = body.checked_target()
         if body.channel == "webhook":
-            await check_target(target, allowed_hosts(settings.webhook_allowed_hosts))
+            await check_target(target, allowed_hosts(alerts.webhook_allowed_hosts))
     except ValueError as exc:
         message = gettext(locale, str(exc)) if isinstance(exc, WebhookRefused) else str(exc)
         raise HTTPException(
@@ -280,6 +275,3 @@ async def unsubscribe(subscription_id: int, conn: DbDep, me: PrincipalDep) -> No
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
     await audit(conn, me, "unsubscribe", "alert_subscription", subscription_id)
     await conn.commit()
-
-
-ROUTERS.append(router)

@@ -11,12 +11,13 @@ from typing import Any
 import httpx
 from psycopg import AsyncConnection
 
-from api.accounting.config import AccountingConfig, build_config
+from api.accounting.config import AccountingConfig
 from api.alerts.config import AlertSettings
 from api.alerts.engine import Outcome, apply
 from api.alerts.notify import EmailSender, Sender, WebhookSender, dispatch
 from api.alerts.rules import evaluate_rules
 from api.periodic import run_forever
+from api.settings import load_centre_settings
 from oxy.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,9 @@ async def run_once(
 
 async def serve(settings: Settings, cfg: AlertSettings | None = None) -> None:
     """Run until cancelled; a failing round is logged once per transition and retried."""
-    alert_cfg = cfg or AlertSettings()
-    acc = build_config(settings)
+    centre = load_centre_settings(settings)  # the whole tree, validated before the first round
+    alert_cfg = cfg or centre.alerts
+    acc = centre.accounting
     async with httpx.AsyncClient() as client:
         senders: dict[str, Sender] = {
             "email": EmailSender(alert_cfg),

@@ -17,13 +17,12 @@ from fastapi.responses import RedirectResponse, Response
 from psycopg.rows import dict_row
 
 from api import i18n
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
 from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
 from api.scope import Principal, Role
 from api.templating import flash, render
 from api.web import page_exports
-from api.web.deps import CfgDep, NowDep
 from api.web.forms import parse_number
 
 from . import assignments as asg

@@ -8,17 +8,14 @@ audited in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.accounting.config import AccountingConfig
-from api.accounting.routes import get_config
 from api.coordination.public import (
     AssignmentPublic,
     CoordinationMapPublic,
@@ -27,18 +24,15 @@ from api.coordination.public import (
     SupportRequestDetailPublic,
     SupportRequestPublic,
 )
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.deps import CfgDep, DbDep, ExportDep, LocaleDep, NowDep, PrincipalDep
 from api.errors import FILE_RESPONSES
 from api.policy import Scope, policy
-from api.reports import exports
 from api.reports.exports import ExportKind
-from api.routes import ROUTERS
 from api.scope import Role
 
 from . import assignments as asg
 from . import deliveries as dlv
 from . import support
-from .errors import CoordinationError
 from .mapview import map_data
 from .suggest import SuggestParams, parse_surge, suggest
 
@@ -59,25 +53,6 @@ COORDINATORS = (Role.ADMIN, Role.BYT, Role.SYT)
 PARTIES = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.SUPPLIER)
 SOURCES = (Role.ADMIN, Role.SUPPLIER, Role.FACILITY)  # a facility may lend from its surplus
 RECIPIENTS = (Role.ADMIN, Role.FACILITY)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _cfg(request: Request) -> AccountingConfig:
-    return get_config(request)
-
-
-@contextmanager
-def _refusals(locale: str) -> Iterator[None]:
-    # Every route answers the package's refusals the same way; out of scope is a plain 404.
-    try:
-        yield
-    except CoordinationError as exc:
-        if exc.status == 404:
-            raise HTTPException(404, "not found") from None
-        raise HTTPException(exc.status, {"errors": [exc.as_dict(locale)]}) from None
 
 
 def _iso(row: dict[str, Any]) -> dict[str, Any]:
@@ -109,13 +84,11 @@ async def create_request(
     body: support.RequestIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
-    locale: LocaleDep,
+    cfg: CfgDep,
+    now: NowDep,
 ) -> dict[str, Any]:
     """Store a request; its urgency comes from the facility's live days of supply."""
-    cfg = _cfg(request)
-    with _refusals(locale):
-        r = await support.create_request(conn, me, facility_id, body, cfg=cfg, now=_now())
+    r = await support.create_request(conn, me, facility_id, body, cfg=cfg, now=now)
     return _request_json(r, cfg)
 
 
@@ -126,11 +99,11 @@ async def create_request(
     response_model=list[SupportRequestPublic],
 )
 async def facility_requests(
-    facility_id: Id, conn: DbDep, me: PrincipalDep, request: Request
+    facility_id: Id, conn: DbDep, me: PrincipalDep, cfg: CfgDep
 ) -> list[dict[str, Any]]:
     """The facility's requests, most urgent first."""
     rows = await support.fetch_requests(conn, me, facility_id=facility_id)
-    return [_request_json(r, _cfg(request)) for r in rows]
+    return [_request_json(r, cfg) for r in rows]
 
 
 @router.get(
@@ -143,7 +116,7 @@ async def list_requests(
     *,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
     state: Annotated[list[str] | None, Query()] = None,
     escalated: bool | None = None,
     province: Annotated[str | None, Query(max_length=8)] = None,
@@ -153,7 +126,7 @@ async def list_requests(
     rows = await support.fetch_requests(
         conn, me, states=state, escalated=escalated, province=province, limit=limit
     )
-    return [_request_json(r, _cfg(request)) for r in rows]
+    return [_request_json(r, cfg) for r in rows]
 
 
 REQUEST_COLUMNS = [
@@ -177,12 +150,6 @@ REQUEST_COLUMNS = [
 ]
 
 
-def _export(
-    kind: ExportKind, title: str, cols: list[tuple[str, str]], rows: Any, locale: str
-) -> Response:
-    return exports.download(kind, title, cols, [_iso(r) for r in rows], locale=locale)
-
-
 @router.get(
     "/coordination/requests.{kind}",
     dependencies=[policy(roles=REQUEST_READERS, scope=Scope.NATIONAL)],
@@ -191,11 +158,11 @@ def _export(
     responses=FILE_RESPONSES,
 )
 async def export_requests(
-    kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    kind: ExportKind, conn: DbDep, me: PrincipalDep, export: ExportDep
 ) -> Response:
     """CSV or XLSX of the requests list."""
     rows = await support.fetch_requests(conn, me, limit=5000)
-    return _export(kind, "support-requests", REQUEST_COLUMNS, rows, locale)
+    return export(kind, "support-requests", REQUEST_COLUMNS, [_iso(r) for r in rows])
 
 
 @router.get(
@@ -205,12 +172,11 @@ async def export_requests(
     response_model=SupportRequestDetailPublic,
 )
 async def get_request(
-    request_id: Id, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+    request_id: Id, conn: DbDep, me: PrincipalDep, cfg: CfgDep, locale: LocaleDep
 ) -> dict[str, Any]:
     """The request (404 outside the caller's scope), its parts and their deliveries."""
-    with _refusals(locale):
-        r = await support.get_request(conn, me, request_id)
-    out = _request_json(r, _cfg(request))
+    r = await support.get_request(conn, me, request_id)
+    out = _request_json(r, cfg)
     parts = await asg.fetch_assignments(conn, me, request_id=request_id)
     out["assignments"] = [_iso(a) for a in parts]
     delivered = []
@@ -232,14 +198,13 @@ async def escalate_request(
     request_id: Id,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
-    locale: LocaleDep,
+    cfg: CfgDep,
+    now: NowDep,
     body: support.EscalateIn | None = None,
 ) -> dict[str, Any]:
     """Hand the uncovered rest of the request to the Ministry."""
-    with _refusals(locale):
-        r = await support.escalate(conn, me, request_id, body or support.EscalateIn(), _now())
-    return _request_json(r, _cfg(request))
+    r = await support.escalate(conn, me, request_id, body or support.EscalateIn(), now)
+    return _request_json(r, cfg)
 
 
 @router.post(
@@ -249,12 +214,16 @@ async def escalate_request(
     response_model=SupportRequestPublic,
 )
 async def cancel_request(
-    request_id: Id, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+    *,
+    request_id: Id,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
 ) -> dict[str, Any]:
     """Cancel the request and its assignments not yet dispatched."""
-    with _refusals(locale):
-        r = await support.cancel(conn, me, request_id, _now())
-    return _request_json(r, _cfg(request))
+    r = await support.cancel(conn, me, request_id, now)
+    return _request_json(r, cfg)
 
 
 # ---------------------------------------------------------------------------- assignments
@@ -273,12 +242,11 @@ async def assign_request(
     body: asg.AssignIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
-    locale: LocaleDep,
+    cfg: CfgDep,
+    now: NowDep,
 ) -> list[dict[str, Any]]:
     """Create one assignment per part; each source then accepts or declines."""
-    with _refusals(locale):
-        rows = await asg.assign(conn, me, request_id, body, cfg=_cfg(request), now=_now())
+    rows = await asg.assign(conn, me, request_id, body, cfg=cfg, now=now)
     return [_iso(a) for a in rows]
 
 
@@ -341,11 +309,11 @@ ASSIGNMENT_COLUMNS = [
     responses=FILE_RESPONSES,
 )
 async def export_assignments(
-    kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    kind: ExportKind, conn: DbDep, me: PrincipalDep, export: ExportDep
 ) -> Response:
     """CSV or XLSX of the assignments list."""
     rows = await asg.fetch_assignments(conn, me, limit=5000)
-    return _export(kind, "assignments", ASSIGNMENT_COLUMNS, rows, locale)
+    return export(kind, "assignments", ASSIGNMENT_COLUMNS, [_iso(r) for r in rows])
 
 
 @router.post(
@@ -355,11 +323,10 @@ async def export_assignments(
     response_model=AssignmentPublic,
 )
 async def accept_assignment(
-    assignment_id: Id, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    assignment_id: Id, conn: DbDep, me: PrincipalDep, now: NowDep
 ) -> dict[str, Any]:
     """Accept (only the source organisation's staff)."""
-    with _refusals(locale):
-        a = await asg.respond(conn, me, assignment_id, accept=True, reason=None, now=_now())
+    a = await asg.respond(conn, me, assignment_id, accept=True, reason=None, now=now)
     return _iso(a)
 
 
@@ -370,11 +337,15 @@ async def accept_assignment(
     response_model=AssignmentPublic,
 )
 async def decline_assignment(
-    assignment_id: Id, body: asg.DeclineIn, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    *,
+    assignment_id: Id,
+    body: asg.DeclineIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    now: NowDep,
 ) -> dict[str, Any]:
     """Decline; the request's part reopens for the coordinator."""
-    with _refusals(locale):
-        a = await asg.respond(conn, me, assignment_id, accept=False, reason=body.reason, now=_now())
+    a = await asg.respond(conn, me, assignment_id, accept=False, reason=body.reason, now=now)
     return _iso(a)
 
 
@@ -390,15 +361,13 @@ async def dispatch_assignment(
     assignment_id: Id,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     locale: LocaleDep,
     body: dlv.DispatchIn | None = None,
 ) -> dict[str, Any]:
     """Open the delivery (state dispatched)."""
-    with _refusals(locale):
-        d = await dlv.dispatch(
-            conn, me, assignment_id, body or dlv.DispatchIn(), cfg=_cfg(request), now=_now()
-        )
+    d = await dlv.dispatch(conn, me, assignment_id, body or dlv.DispatchIn(), cfg=cfg, now=now)
     return _iso(dlv.render(d, locale))
 
 
@@ -454,11 +423,11 @@ DELIVERY_COLUMNS = [
     responses=FILE_RESPONSES,
 )
 async def export_deliveries(
-    kind: ExportKind, conn: DbDep, me: PrincipalDep, locale: LocaleDep
+    kind: ExportKind, conn: DbDep, me: PrincipalDep, export: ExportDep
 ) -> Response:
     """CSV or XLSX of the deliveries list."""
     rows = await dlv.fetch_deliveries(conn, me, limit=5000)
-    return _export(kind, "deliveries", DELIVERY_COLUMNS, rows, locale)
+    return export(kind, "deliveries", DELIVERY_COLUMNS, [_iso(r) for r in rows])
 
 
 @router.post(
@@ -473,12 +442,12 @@ async def advance_delivery(
     body: dlv.AdvanceIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """One step forward; on delivered the refill match runs."""
-    with _refusals(locale):
-        d = await dlv.advance(conn, me, delivery_id, body, cfg=_cfg(request), now=_now())
+    d = await dlv.advance(conn, me, delivery_id, body, cfg=cfg, now=now)
     return _iso(dlv.render(d, locale))
 
 
@@ -493,15 +462,13 @@ async def confirm_delivery(
     delivery_id: Id,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     locale: LocaleDep,
     body: dlv.ConfirmIn | None = None,
 ) -> dict[str, Any]:
     """Confirm (optionally with the amount counted); the refill match runs."""
-    with _refusals(locale):
-        d = await dlv.confirm(
-            conn, me, delivery_id, body or dlv.ConfirmIn(), cfg=_cfg(request), now=_now()
-        )
+    d = await dlv.confirm(conn, me, delivery_id, body or dlv.ConfirmIn(), cfg=cfg, now=now)
     return _iso(dlv.render(d, locale))
 
 
@@ -519,7 +486,8 @@ async def suggestions(
     *,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     locale: LocaleDep,
     province: Annotated[str | None, Query(max_length=8, description="BYT: one province")] = None,
     down: Annotated[
@@ -532,15 +500,14 @@ async def suggestions(
     horizon_days: Annotated[float, Query(gt=0, le=14)] = 1.0,
 ) -> dict[str, Any]:
     """Runs the allocation LP on live figures; assign a shipment to make it real."""
-    with _refusals(locale):
-        params = SuggestParams(
-            province=province if me.role != Role.SYT else None,
-            suppliers_down=tuple(down or ()),
-            surge=parse_surge(surge or []),
-            target_days=target_days,
-            horizon_days=horizon_days,
-        )
-        out = await suggest(conn, me, params, cfg=_cfg(request), now=_now(), locale=locale)
+    params = SuggestParams(
+        province=province if me.role != Role.SYT else None,
+        suppliers_down=tuple(down or ()),
+        surge=parse_surge(surge or []),
+        target_days=target_days,
+        horizon_days=horizon_days,
+    )
+    out = await suggest(conn, me, params, cfg=cfg, now=now, locale=locale)
     result: dict[str, Any] = _jsonable(out)
     return result
 
@@ -556,7 +523,8 @@ async def coordination_map(
     *,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     locale: LocaleDep,
     suggested: bool = False,
 ) -> dict[str, Any]:
@@ -564,9 +532,7 @@ async def coordination_map(
     out: dict[str, Any] = {}
     if suggested:
         # First, while the connection is idle, so that it runs in its read-only transaction.
-        plan = await suggest(
-            conn, me, SuggestParams(), cfg=_cfg(request), now=_now(), locale=locale
-        )
+        plan = await suggest(conn, me, SuggestParams(), cfg=cfg, now=now, locale=locale)
         out["suggested_flows"] = plan["shipments"]
         out["note"] = plan["note"]
     out.update(await map_data(conn, me))
@@ -588,11 +554,3 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, datetime | date):
         return v.isoformat()
     return v
-
-
-ROUTERS.append(router)
-
-# The screens (api/coordination/pages.py) use the same services, scope and audit.
-from . import pages  # noqa: E402
-
-ROUTERS.append(pages.router)

@@ -18,8 +18,9 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from api.accounting.config import AccountingConfig, build_config
+from api.accounting.config import AccountingConfig
 from api.periodic import run_forever
+from api.settings import load_centre_settings
 from oxy.settings import Settings
 
 from .deliveries import sync_supplier_reports
@@ -71,12 +72,12 @@ async def once(settings: Settings) -> SyncRound:
     """One round against the configured database (`oxy coordination sync --once`)."""
     async with await AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
         await conn.execute("SET TIME ZONE 'UTC'")
-        return await run_once(conn, build_config(settings), datetime.now(UTC))
+        return await run_once(conn, load_centre_settings(settings).accounting, datetime.now(UTC))
 
 
 async def serve(settings: Settings, interval_s: float = DEFAULT_INTERVAL_S) -> None:
     """Run a round every `interval_s` until cancelled; failures logged once per transition."""
-    cfg = build_config(settings)
+    cfg = load_centre_settings(settings).accounting  # validated before the first round
 
     async def one_round(conn: AsyncConnection[Any]) -> None:
         await run_once(conn, cfg, datetime.now(UTC))

@@ -17,12 +17,11 @@ from api import i18n
 from api.alerts.details import detail_lines
 from api.alerts.notify import RULE_TITLES
 from api.audit import audit_sync
+from api.db import fetch_all
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.policy import Scope, policy
-from api.routes import ROUTERS
 from api.scope import Principal, Role, scope_params
 from api.templating import flash
-from api.web.tank_pages import fetch_all
 
 from . import queries as q
 
@@ -133,7 +132,3 @@ def replay_message(result: dict[str, int], locale: str) -> str:
             )
         )
     return " ".join(parts)
-
-
-if router not in ROUTERS:
-    ROUTERS.append(router)

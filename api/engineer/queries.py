@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from psycopg import sql
+
 GATEWAYS: Final = """
 SELECT g.id, g.code, g.name, g.revoked_at, o.id AS facility_id, o.code AS site,
        o.name AS facility, o.province_code,
@@ -110,27 +112,28 @@ ORDER BY h.bucket
 # Silences between consecutive readings of a sensor longer than `gap` or three times the
 # sensor's usual (median) interval, whichever is longer; newest first. `last_ts` and the
 # threshold per sensor tell whether it is silent now (an open gap).
-_DELTAS = """
+_DELTAS = sql.SQL("""
     SELECT s.id AS sensor_id, s.code AS sensor, r.ts,
            r.ts - lag(r.ts) OVER (PARTITION BY r.sensor_id ORDER BY r.ts) AS delta
     FROM readings r JOIN sensors s ON s.id = r.sensor_id
     WHERE s.tank_id = %(tank)s AND r.ts >= %(since)s AND r.ts < %(until)s
-"""
-_TYPICAL = """
+""")
+_TYPICAL = sql.SQL("""
     SELECT sensor_id, greatest(%(gap)s::interval,
                                3 * percentile_cont(0.5) WITHIN GROUP (ORDER BY delta)) AS limit_
     FROM d WHERE delta IS NOT NULL GROUP BY sensor_id
-"""
-GAPS: Final = f"""
-WITH d AS ({_DELTAS}), typical AS ({_TYPICAL})
+""")
+# Both gap queries share the two CTEs, composed in (psycopg.sql).
+GAPS: Final = sql.SQL("""
+WITH d AS ({deltas}), typical AS ({typical})
 SELECT d.sensor, d.ts - d.delta AS gap_from, d.ts AS gap_to
 FROM d JOIN typical t USING (sensor_id)
 WHERE d.delta > t.limit_
 ORDER BY d.ts DESC LIMIT %(limit)s
-"""
+""").format(deltas=_DELTAS, typical=_TYPICAL)
 
-OPEN_GAPS: Final = f"""
-WITH d AS ({_DELTAS}), typical AS ({_TYPICAL})
+OPEN_GAPS: Final = sql.SQL("""
+WITH d AS ({deltas}), typical AS ({typical})
 SELECT s.code AS sensor, l.last_ts
 FROM sensors s
 LEFT JOIN typical t ON t.sensor_id = s.id
@@ -139,7 +142,7 @@ CROSS JOIN LATERAL (SELECT max(r.ts) AS last_ts FROM readings r
 WHERE s.tank_id = %(tank)s
   AND (l.last_ts IS NULL OR %(until)s - l.last_ts > coalesce(t.limit_, %(gap)s::interval))
 ORDER BY s.code
-"""
+""").format(deltas=_DELTAS, typical=_TYPICAL)
 
 # Unresolved alarms of a gateway (itself, its sensors, the tanks they measure) or of a tank (and
 # its sensors): one of %(gateway)s / %(tank)s is NULL. Newest first; the caller has already

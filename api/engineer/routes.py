@@ -13,15 +13,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.db import fetch_all, fetch_one
+from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep
 from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
-from api.routes import ROUTERS
 from api.scope import Principal, Role, scope_params
 from api.templating import render
 from api.web import page_exports
-from api.web.deps import NowDep
-from api.web.tank_pages import fetch_all, fetch_one
 
 from . import queries as q
 from .actions import gateway_alarms, tank_alarms
@@ -263,8 +261,6 @@ ENGINEER_NAV: tuple[NavItem, ...] = (
     ),
 )
 
-if router not in ROUTERS:
-    ROUTERS.append(router)
 for _item in ENGINEER_NAV:
     if _item not in NAV_ITEMS:
         NAV_ITEMS.append(_item)

@@ -11,17 +11,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import DbDep, LocaleDep, PrincipalDep
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
 from api.errors import FILE_RESPONSES
 from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
 from api.rates.public import ProvinceRatePublic, ReportingRatePublic
 from api.reports import exports
 from api.reports.exports import ExportKind
-from api.routes import ROUTERS
 from api.scope import Principal, Role
 from api.templating import render
-from api.web.deps import CfgDep, NowDep
 from api.web.queries import department
 
 from .rate import DEFAULT_DAYS, MAX_DAYS, default_period, not_reported, reporting_rate
@@ -261,9 +259,6 @@ RATE_NAV: tuple[NavItem, ...] = (
     ),
 )
 
-for _router in (api_router, pages):
-    if _router not in ROUTERS:
-        ROUTERS.append(_router)
 for _item in RATE_NAV:
     if _item not in NAV_ITEMS:
         NAV_ITEMS.append(_item)

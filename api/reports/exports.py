@@ -11,6 +11,7 @@ import html
 import io
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -199,6 +200,25 @@ def download(
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{title}.{kind.value}"'},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    """`download` bound to the caller's language and the gas unit of the reference conditions
+    (labels may name it as `{gas}`): the one export helper of the JSON routes (api.deps)."""
+
+    locale: str
+    gas: str
+
+    def __call__(
+        self,
+        kind: ExportKind | str,
+        title: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[dict[str, Any]],
+    ) -> Response:
+        """The rows as an attachment `<title>.<kind>`."""
+        return download(kind, title, columns, rows, locale=self.locale, gas=self.gas)
 
 
 def facility_columns() -> list[tuple[str, str]]:

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from api.accounting.config import AccountingConfig
-from api.accounting.routes import get_config, not_found
+from api.accounting.routes import not_found
 from api.accounting.windows import default_syt_day
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
+from api.deps import CfgDep, DbDep, ExportDep, LocaleDep, NowDep, PrincipalDep
 from api.errors import FILE_RESPONSES, JSON_ERRORS
-from api.i18n import gas_unit
 from api.policy import Scope, policy
 from api.public import RevisionPublic
 from api.reports.exports import ExportKind
@@ -39,11 +36,9 @@ from api.reports.public import (
     SytReportPublic,
     SytReportStatePublic,
 )
-from api.routes import ROUTERS
 from api.scope import NATIONAL_ROLES, Principal, Role
 
-from . import exports, facility, letterhead, national, pdf, rules, supplier, syt
-from .errors import Conflict, Incomplete, Locked, ValidationFailed
+from . import exports, facility, letterhead, national, pdf, supplier, syt
 from .messages import text
 
 logger = logging.getLogger(__name__)
@@ -53,50 +48,6 @@ router = APIRouter(prefix="/api", tags=["reports"])
 FACILITY_READERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.ENGINEER)
 SYT_READERS = (Role.ADMIN, Role.BYT, Role.SYT)
 NATIONAL_READERS = (Role.ADMIN, Role.BYT)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _refused(exc: ValidationFailed, locale: str) -> HTTPException:
-    # `confirmable`: every refusal is a warning the user may confirm with a reason (`confirm`).
-    return HTTPException(
-        422,
-        {
-            "errors": [e.as_dict(locale) for e in exc.errors],
-            "confirmable": rules.is_confirmable(exc.errors),
-        },
-    )
-
-
-def _locked(key: str, locale: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_409_CONFLICT, {"locked": key, "key": key, "message": text(key, locale)}
-    )
-
-
-def _incomplete(exc: Incomplete, locale: str) -> HTTPException:
-    # 409 with the incomplete fields ({field: {contributors, expected}}): the request may be
-    # repeated with `confirm_incomplete=true`.
-    return HTTPException(
-        status.HTTP_409_CONFLICT,
-        {"key": exc.key, "message": text(exc.key, locale), "incomplete": exc.fields},
-    )
-
-
-@contextmanager
-def _refusals(locale: str) -> Iterator[None]:
-    # A report's writes answer refused figures with 422, field by field, and a locked report 409
-    # (so does an SYT report with incomplete figures sent without confirmation).
-    try:
-        yield
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
-    except Locked as exc:
-        raise _locked(exc.key, locale) from None
-    except Incomplete as exc:
-        raise _incomplete(exc, locale) from None
 
 
 async def _check_facility(conn: DbDep, facility_id: int) -> None:
@@ -131,11 +82,11 @@ async def _check_parent(conn: DbDep, org_id: int) -> None:
     summary="Facility daily report for day D (16:00 D−1 → 16:00 D), live and pre-filled",
 )
 async def get_facility_report(
-    facility_id: int, day: date, conn: DbDep, request: Request
+    facility_id: int, day: date, conn: DbDep, cfg: CfgDep, now: NowDep
 ) -> dict[str, Any]:
     """The report with its live figures, pre-filled telemetry, lock reason and revisions."""
     await _check_facility(conn, facility_id)
-    return await facility.report_view(conn, facility_id, day, cfg=get_config(request), now=_now())
+    return await facility.report_view(conn, facility_id, day, cfg=cfg, now=now)
 
 
 @router.put(
@@ -151,28 +102,27 @@ async def put_facility_report(
     body: facility.FacilityReportIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     locale: LocaleDep,
 ) -> dict[str, Any]:
     """All-or-nothing: refused fields are listed one by one, nothing is stored."""
     await _check_facility(conn, facility_id)
-    cfg = get_config(request)
-    with _refusals(locale):
-        async with conn.transaction():
-            saved = await facility.file_report(
-                conn, facility_id, day, body, author=me.username, cfg=cfg, now=_now()
-            )
-            snap = facility.snapshot(saved)
-            await audit(
-                conn,
-                me,
-                "file",
-                "facility_report",
-                f"{facility_id}/{day}",
-                saved["before"],
-                snap,
-                org_id=facility_id,
-            )
+    async with conn.transaction():
+        saved = await facility.file_report(
+            conn, facility_id, day, body, author=me.username, cfg=cfg, now=now
+        )
+        snap = facility.snapshot(saved)
+        await audit(
+            conn,
+            me,
+            "file",
+            "facility_report",
+            f"{facility_id}/{day}",
+            saved["before"],
+            snap,
+            org_id=facility_id,
+        )
     return {
         "revision": saved["revision"],
         "late": saved["late"],
@@ -193,32 +143,31 @@ async def put_morning_update(
     body: facility.MorningUpdateIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
-    locale: LocaleDep,
+    cfg: CfgDep,
+    now: NowDep,
 ) -> dict[str, Any]:
     """Record the morning discharge figure."""
     await _check_facility(conn, facility_id)
-    with _refusals(locale):
-        async with conn.transaction():
-            saved = await facility.morning_update(
-                conn,
-                facility_id,
-                day,
-                body,
-                author=me.username,
-                cfg=get_config(request),
-                now=_now(),
-            )
-            await audit(
-                conn,
-                me,
-                "morning_update",
-                "facility_report",
-                f"{facility_id}/{day}",
-                {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
-                {"discharged_morning": body.discharged_morning},
-                org_id=facility_id,
-            )
+    async with conn.transaction():
+        saved = await facility.morning_update(
+            conn,
+            facility_id,
+            day,
+            body,
+            author=me.username,
+            cfg=cfg,
+            now=now,
+        )
+        await audit(
+            conn,
+            me,
+            "morning_update",
+            "facility_report",
+            f"{facility_id}/{day}",
+            {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
+            {"discharged_morning": body.discharged_morning},
+            org_id=facility_id,
+        )
     return {"revision": saved["revision"]}
 
 
@@ -245,15 +194,14 @@ async def get_syt_report(
     org_id: int,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     day: Annotated[date | None, Query()] = None,
     status_filter: Annotated[str | None, Query(alias="status")] = None,
     facility_ids: Annotated[list[int] | None, Query()] = None,
 ) -> dict[str, Any]:
     """Live figures (fields 5–11, 13, 14), entered fields (12, 15, 16), state and history."""
     await _check_parent(conn, org_id)
-    cfg = get_config(request)
-    now = _now()
     d = day or default_syt_day(now, cfg)
     filters = (
         _filters(status_filter or "all", facility_ids) if (status_filter or facility_ids) else None
@@ -276,18 +224,15 @@ async def put_syt_report(
     body: syt.SytReportIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
-    locale: LocaleDep,
+    cfg: CfgDep,
+    now: NowDep,
 ) -> dict[str, Any]:
     """Save a revision of the SYT's own fields."""
     await _check_parent(conn, org_id)
-    with _refusals(locale):
-        async with conn.transaction():
-            out = await syt.save(
-                conn, org_id, day, body, author=me.username, cfg=get_config(request), now=_now()
-            )
-            before, after = out.pop("before"), out.pop("after")
-            await audit(conn, me, "save", "syt_report", out["id"], before, after, org_id=org_id)
+    async with conn.transaction():
+        out = await syt.save(conn, org_id, day, body, author=me.username, cfg=cfg, now=now)
+        before, after = out.pop("before"), out.pop("after")
+        await audit(conn, me, "save", "syt_report", out["id"], before, after, org_id=org_id)
     return out
 
 
@@ -303,26 +248,25 @@ async def send_syt_report(
     day: date,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
-    locale: LocaleDep,
+    cfg: CfgDep,
+    now: NowDep,
     confirm_incomplete: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     """Send (or send again) to the Ministry. Figures that leave out a facility answer 409 with
     the list (`incomplete`) unless `confirm_incomplete=true`."""
     await _check_parent(conn, org_id)
-    with _refusals(locale):
-        async with conn.transaction():
-            out = await syt.send(
-                conn,
-                org_id,
-                day,
-                author=me.username,
-                visible=me.facility_ids,
-                cfg=get_config(request),
-                now=_now(),
-                confirm_incomplete=confirm_incomplete,
-            )
-            await audit(conn, me, "send", "syt_report", out["id"], None, out, org_id=org_id)
+    async with conn.transaction():
+        out = await syt.send(
+            conn,
+            org_id,
+            day,
+            author=me.username,
+            visible=me.facility_ids,
+            cfg=cfg,
+            now=now,
+            confirm_incomplete=confirm_incomplete,
+        )
+        await audit(conn, me, "send", "syt_report", out["id"], None, out, org_id=org_id)
     return out
 
 
@@ -343,19 +287,6 @@ async def list_sent(
     return await syt.sent_list(conn, parents=frozenset({org_id}), first=first, last=last)
 
 
-async def _export(
-    request: Request,
-    kind: ExportKind,
-    title: str,
-    columns: list[tuple[str, str]],
-    rows: list[dict[str, Any]],
-) -> Response:
-    locale = await get_locale(request)
-    ref = get_config(request).reference
-    gas = gas_unit(ref.temp_c, ref.pressure_kpa, locale)
-    return exports.download(kind, title, columns, rows, locale=locale, gas=gas)
-
-
 @router.get(
     "/syt/{org_id}/reports.{kind}",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
@@ -363,10 +294,10 @@ async def _export(
     response_class=Response,
     responses=FILE_RESPONSES,
 )
-async def export_sent(*, org_id: int, kind: ExportKind, conn: DbDep, request: Request) -> Response:
+async def export_sent(*, org_id: int, kind: ExportKind, conn: DbDep, export: ExportDep) -> Response:
     """CSV or XLSX of the sent reports."""
     rows = await syt.sent_list(conn, parents=frozenset({org_id}))
-    return await _export(request, kind, f"syt-{org_id}-sent", exports.SENT_COLUMNS, rows)
+    return export(kind, f"syt-{org_id}-sent", exports.SENT_COLUMNS, rows)
 
 
 @router.get(
@@ -377,15 +308,20 @@ async def export_sent(*, org_id: int, kind: ExportKind, conn: DbDep, request: Re
     responses=FILE_RESPONSES,
 )
 async def export_syt_facilities(
-    *, org_id: int, day: date, kind: ExportKind, conn: DbDep, me: PrincipalDep, request: Request
+    *,
+    org_id: int,
+    day: date,
+    kind: ExportKind,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    export: ExportDep,
 ) -> Response:
     """CSV or XLSX of the facilities with their live figures."""
     await _check_parent(conn, org_id)
-    cfg = get_config(request)
-    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=_now())
-    return await _export(
-        request, kind, f"syt-{org_id}-{day}", exports.facility_columns(), live["facilities"]
-    )
+    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    return export(kind, f"syt-{org_id}-{day}", exports.facility_columns(), live["facilities"])
 
 
 @router.get(
@@ -396,16 +332,21 @@ async def export_syt_facilities(
     responses=FILE_RESPONSES,
 )
 async def export_syt_fields(
-    *, org_id: int, day: date, kind: ExportKind, conn: DbDep, me: PrincipalDep, request: Request
+    *,
+    org_id: int,
+    day: date,
+    kind: ExportKind,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    export: ExportDep,
 ) -> Response:
     """CSV or XLSX of the seed fields (live figures), one row per field of the field table."""
     await _check_parent(conn, org_id)
-    cfg = get_config(request)
-    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=_now())
-    rows = exports.syt_field_rows(live, await get_locale(request))
-    return await _export(
-        request, kind, f"syt-{org_id}-{day}-fields", exports.SYT_FIELD_COLUMNS, rows
-    )
+    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    rows = exports.syt_field_rows(live, export.locale)
+    return export(kind, f"syt-{org_id}-{day}-fields", exports.SYT_FIELD_COLUMNS, rows)
 
 
 @router.get(
@@ -416,13 +357,18 @@ async def export_syt_fields(
     summary="Printable SYT report (print-styled HTML; the PDF is at print.pdf)",
 )
 async def print_syt_report(
-    *, org_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+    *,
+    org_id: int,
+    day: date,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    locale: LocaleDep,
 ) -> HTMLResponse:
     """An A4 page for printing or 'Save as PDF'."""
     await _check_parent(conn, org_id)
-    report = await syt.details(
-        conn, org_id, day, visible=me.facility_ids, cfg=get_config(request), now=_now()
-    )
+    report = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
     head = await letterhead.load(conn, org_id, day)
     return HTMLResponse(exports.syt_print_html(report, head, locale))
 
@@ -435,13 +381,18 @@ async def print_syt_report(
     summary="SYT report as an A4 PDF for official submission",
 )
 async def print_syt_report_pdf(
-    *, org_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request, locale: LocaleDep
+    *,
+    org_id: int,
+    day: date,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    locale: LocaleDep,
 ) -> Response:
     """The same content as the printable page, as a PDF download (signature block included)."""
     await _check_parent(conn, org_id)
-    report = await syt.details(
-        conn, org_id, day, visible=me.facility_ids, cfg=get_config(request), now=_now()
-    )
+    report = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
     head = await letterhead.load(conn, org_id, day)
     try:
         body = pdf.syt_report_pdf(report, head, locale)
@@ -474,43 +425,34 @@ async def _decide(
     *,
     approve: bool,
     reason: str | None,
-    locale: str,
     cfg: AccountingConfig,
+    now: datetime,
     confirm_incomplete: bool = False,
 ) -> dict[str, Any]:
     found = await syt.report_org(conn, report_id)
     if found is None or not me.can_see_parent(found[0]):
         raise not_found()
-    try:
-        async with conn.transaction():
-            out = await syt.decide(
-                conn,
-                report_id,
-                approve=approve,
-                author=me.username,
-                reason=reason,
-                now=_now(),
-                cfg=cfg,
-                confirm_incomplete=confirm_incomplete,
-            )
-            await audit(
-                conn,
-                me,
-                "approve" if approve else "send_back",
-                "syt_report",
-                report_id,
-                None,
-                out,
-                org_id=found[0],
-            )
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
-    except Incomplete as exc:
-        raise _incomplete(exc, locale) from None
-    except Conflict as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, {"key": exc.key, "message": text(exc.key, locale)}
-        ) from None
+    async with conn.transaction():
+        out = await syt.decide(
+            conn,
+            report_id,
+            approve=approve,
+            author=me.username,
+            reason=reason,
+            now=now,
+            cfg=cfg,
+            confirm_incomplete=confirm_incomplete,
+        )
+        await audit(
+            conn,
+            me,
+            "approve" if approve else "send_back",
+            "syt_report",
+            report_id,
+            None,
+            out,
+            org_id=found[0],
+        )
     return out
 
 
@@ -525,8 +467,8 @@ async def approve(
     report_id: int,
     conn: DbDep,
     me: PrincipalDep,
-    locale: LocaleDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     confirm_incomplete: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     """Approve what was sent (409 when the report changed since it was sent, or when it was sent
@@ -537,8 +479,8 @@ async def approve(
         report_id,
         approve=True,
         reason=None,
-        locale=locale,
-        cfg=get_config(request),
+        cfg=cfg,
+        now=now,
         confirm_incomplete=confirm_incomplete,
     )
 
@@ -555,8 +497,8 @@ async def send_back(
     body: SendBack,
     conn: DbDep,
     me: PrincipalDep,
-    locale: LocaleDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
 ) -> dict[str, Any]:
     """Send back."""
     return await _decide(
@@ -565,8 +507,8 @@ async def send_back(
         report_id,
         approve=False,
         reason=body.reason,
-        locale=locale,
-        cfg=get_config(request),
+        cfg=cfg,
+        now=now,
     )
 
 
@@ -597,13 +539,13 @@ async def export_all_sent(
     *,
     kind: ExportKind,
     conn: DbDep,
-    request: Request,
+    export: ExportDep,
     first: Annotated[date | None, Query()] = None,
     last: Annotated[date | None, Query()] = None,
 ) -> Response:
     """CSV or XLSX of the sent reports of every reporting parent."""
     rows = await syt.sent_list(conn, parents=None, first=first, last=last)
-    return await _export(request, kind, "syt-reports", exports.SENT_COLUMNS, rows)
+    return export(kind, "syt-reports", exports.SENT_COLUMNS, rows)
 
 
 @router.get(
@@ -617,14 +559,13 @@ async def national_view(
     *,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
     day: Annotated[date | None, Query()] = None,
     facilities: Annotated[bool, Query()] = False,
     by: Annotated[national.Grouping, Query()] = national.Grouping.PARENT,
 ) -> dict[str, Any]:
     """Per reporting parent and national totals; supply vs demand vs production capacity."""
-    cfg = get_config(request)
-    now = _now()
     d = day or default_syt_day(now, cfg)
     return await national.national_view(
         conn, d, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=facilities, by=by
@@ -643,16 +584,16 @@ async def export_national(
     kind: ExportKind,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
+    export: ExportDep,
     day: Annotated[date | None, Query()] = None,
 ) -> Response:
     """CSV or XLSX of the per-province figures."""
-    cfg = get_config(request)
-    now = _now()
     d = day or default_syt_day(now, cfg)
     view = await national.national_view(conn, d, visible=me.facility_ids, cfg=cfg, now=now)
-    rows = exports.province_rows(view, await get_locale(request))
-    return await _export(request, kind, f"national-{d}", exports.province_columns(), rows)
+    rows = exports.province_rows(view, export.locale)
+    return export(kind, f"national-{d}", exports.province_columns(), rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -672,56 +613,53 @@ async def put_supplier_report(
     body: supplier.SupplierReportIn,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
-    locale: LocaleDep,
+    cfg: CfgDep,
+    now: NowDep,
 ) -> dict[str, Any]:
     """Store the supplier's report (a new revision)."""
-    try:
-        async with conn.transaction():
-            out = await supplier.save(
-                conn,
-                supplier_id,
-                day,
-                body,
-                author=me.username,
-                cfg=get_config(request),
-                now=_now(),
-            )
-            before = out.pop("before")
-            await audit(
-                conn,
-                me,
-                "file",
-                "supplier_report",
-                out["id"],
-                before,
-                body.model_dump(mode="json"),
-                org_id=supplier_id,
-            )
-    except ValidationFailed as exc:
-        raise _refused(exc, locale) from None
+    async with conn.transaction():
+        out = await supplier.save(
+            conn,
+            supplier_id,
+            day,
+            body,
+            author=me.username,
+            cfg=cfg,
+            now=now,
+        )
+        before = out.pop("before")
+        await audit(
+            conn,
+            me,
+            "file",
+            "supplier_report",
+            out["id"],
+            before,
+            body.model_dump(mode="json"),
+            org_id=supplier_id,
+        )
     return out
 
 
 async def _supplier_view(
-    conn: DbDep, me: Principal, request: Request, supplier_id: int, day: date
+    conn: DbDep, me: Principal, supplier_id: int, day: date, *, cfg: AccountingConfig, now: datetime
 ) -> dict[str, Any]:
     """The supplier's report of the day (404 when it has none); refills to national roles only."""
-    out = await _supplier_view_or_none(conn, me, request, supplier_id, day)
+    out = await _supplier_view_or_none(conn, me, supplier_id, day, cfg=cfg, now=now)
     if out is None:
         raise not_found()
     return out
 
 
 async def _supplier_view_or_none(
-    conn: DbDep, me: Principal, request: Request, supplier_id: int, day: date
+    conn: DbDep, me: Principal, supplier_id: int, day: date, *, cfg: AccountingConfig, now: datetime
 ) -> dict[str, Any] | None:
     return await supplier.view(
         conn,
         supplier_id,
         day,
-        cfg=get_config(request),
-        now=_now(),
+        cfg=cfg,
+        now=now,
         show_facility_figures=me.role in NATIONAL_ROLES,
     )
 
@@ -734,10 +672,10 @@ async def _supplier_view_or_none(
     summary="Supplier report with deliveries cross-checked against facilities' refills",
 )
 async def get_supplier_report(
-    *, supplier_id: int, day: date, conn: DbDep, me: PrincipalDep, request: Request
+    *, supplier_id: int, day: date, conn: DbDep, me: PrincipalDep, cfg: CfgDep, now: NowDep
 ) -> dict[str, Any]:
     """The report; facility refill figures are shown to national roles only."""
-    return await _supplier_view(conn, me, request, supplier_id, day)
+    return await _supplier_view(conn, me, supplier_id, day, cfg=cfg, now=now)
 
 
 @router.get(
@@ -754,24 +692,22 @@ async def export_deliveries(
     kind: ExportKind,
     conn: DbDep,
     me: PrincipalDep,
-    request: Request,
+    cfg: CfgDep,
+    now: NowDep,
+    export: ExportDep,
 ) -> Response:
     """CSV or XLSX of the deliveries; headings only for a day the supplier has not reported
     (the page links the file for every day)."""
-    out = await _supplier_view_or_none(conn, me, request, supplier_id, day)
+    out = await _supplier_view_or_none(conn, me, supplier_id, day, cfg=cfg, now=now)
     if out is None:
         cur = await conn.execute(
             "SELECT 1 FROM suppliers WHERE org_id = %(id)s", {"id": supplier_id}
         )
         if await cur.fetchone() is None:
             raise not_found()
-    return await _export(
-        request,
+    return export(
         kind,
         f"deliveries-{supplier_id}-{day}",
         exports.delivery_columns(),
         out["deliveries"] if out else [],
     )
-
-
-ROUTERS.append(router)

@@ -14,7 +14,8 @@ from starlette.responses import Response
 
 from api import i18n
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.db import fetch_all, fetch_one
+from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.scope import Principal
 from api.templating import render
 from oxy.contract import UNITS, Quantity
@@ -22,9 +23,7 @@ from oxy.contract import UNITS, Quantity
 from . import admin_registry as reg
 from . import page_exports
 from . import queries as q
-from .deps import NowDep
 from .forms import FormErrors, local_datetime_field, number_field, read_form, redirect_saved
-from .tank_pages import fetch_all, fetch_one
 
 router = APIRouter(include_in_schema=False)
 

@@ -17,12 +17,12 @@ import psycopg
 from psycopg import AsyncConnection
 
 from api import i18n
+from api.db import fetch_one
 from api.registry import importer as ri
 from oxy.calibration import CalibrationTable
 from oxy.contract import ContractError, Quantity, to_canonical
 
 from .forms import FormErrors
-from .tank_pages import fetch_one
 
 logger = logging.getLogger(__name__)
 

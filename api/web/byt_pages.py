@@ -16,7 +16,8 @@ from api import i18n
 from api.accounting.stock import DOS_HORIZON_DAYS, beyond_horizon
 from api.accounting.windows import default_syt_day, local_today
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.db import fetch_all
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.headers import CSP
 from api.reports import national, syt
 from api.reports.errors import Conflict, ValidationFailed
@@ -24,8 +25,6 @@ from api.reports.messages import text
 from api.templating import flash, render
 
 from . import queries as q
-from .deps import CfgDep, NowDep
-from .tank_pages import fetch_all
 
 logger = logging.getLogger(__name__)
 

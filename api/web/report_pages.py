@@ -15,7 +15,7 @@ from api import i18n
 from api.accounting.therapy import Therapy
 from api.accounting.windows import local_today
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.reports import facility as frep
 from api.reports import rules
 from api.reports.errors import Locked, ValidationFailed
@@ -23,7 +23,6 @@ from api.reports.messages import text
 from api.reports.units import EntryUnit
 from api.templating import render
 
-from .deps import CfgDep, NowDep
 from .forms import (
     FormErrors,
     number_field,

@@ -1,5 +1,5 @@
-"""Mounts the role pages: appends the page routers to api.routes.ROUTERS and their entries to
-the role menus (api.nav.NAV_ITEMS). Imported by create_app (every api/<package>/routes.py)."""
+"""The role pages' set-up: their entries in the role menus (api.nav.NAV_ITEMS) and the template
+filters they use. Imported by create_app (api.app.routers, which mounts the page routers)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,10 @@ from jinja2.runtime import Context
 
 from api import i18n
 from api.nav import NAV_ITEMS, NavItem
-from api.routes import ROUTERS
 from api.scope import Role
 from api.templating import environment
 
-from . import (
-    admin_pages,
-    assets,
-    byt_pages,
-    labels,
-    report_pages,
-    supplier_pages,
-    syt_pages,
-    tank_pages,
-)
+from . import labels
 from .assets import check_assets
 
 # Fail at start-up, with the command to run, rather than serve pages without their scripts.
@@ -170,17 +160,6 @@ environment().filters.setdefault("auditentity", _auditentity)
 environment().globals.setdefault("entity_labels", labels.ENTITY_LABELS)
 environment().filters.setdefault("isodate", _isodate)
 
-for _router in (
-    assets.router,
-    tank_pages.router,
-    report_pages.router,
-    syt_pages.router,
-    byt_pages.router,
-    supplier_pages.router,
-    admin_pages.router,
-):
-    if _router not in ROUTERS:
-        ROUTERS.append(_router)
 for _item in PAGE_NAV:
     if _item not in NAV_ITEMS:
         NAV_ITEMS.append(_item)

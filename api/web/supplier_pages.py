@@ -14,14 +14,14 @@ from starlette.responses import Response
 from api import i18n
 from api.accounting.windows import local_today
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.db import fetch_all, fetch_one
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.reports import supplier as srep
 from api.reports.errors import ValidationFailed
 from api.reports.units import EntryUnit
 from api.templating import render
 
 from . import queries as q
-from .deps import CfgDep, NowDep
 from .forms import (
     FormErrors,
     number_field,
@@ -30,7 +30,6 @@ from .forms import (
     read_form,
     redirect_saved,
 )
-from .tank_pages import fetch_all, fetch_one
 
 logger = logging.getLogger(__name__)
 

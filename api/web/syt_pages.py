@@ -14,14 +14,13 @@ from starlette.responses import Response
 from api import i18n
 from api.accounting.windows import default_syt_day, local_today
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.reports import syt
 from api.reports.errors import Conflict, Locked, ValidationFailed
 from api.reports.messages import text
 from api.reports.units import EntryUnit
 from api.templating import render
 
-from .deps import CfgDep, NowDep
 from .forms import FormErrors, past_day, quantity_field, redirect_saved, text_field
 from .queries import department
 

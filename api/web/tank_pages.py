@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from starlette.responses import Response
 
 from api import i18n
@@ -26,14 +25,14 @@ from api.accounting.stock import DayUse, usable_kg
 from api.accounting.telemetry import calibrations, contents_series, ensure_windows, level_sensors
 from api.accounting.windows import days, report_day_of
 from api.audit import audit
-from api.deps import DbDep, LocaleDep, PrincipalDep, Role, Scope, policy
+from api.db import fetch_all, fetch_one
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.reports.messages import text
 from api.scope import scope_params
 from api.templating import flash, render
 
 from . import page_exports
 from . import queries as q
-from .deps import CfgDep, NowDep
 from .forms import FormErrors, local_datetime_field, number_field, redirect_saved, text_field
 
 logger = logging.getLogger(__name__)
@@ -60,19 +59,6 @@ class TankStatus:
     days_of_supply: float | None
     status: Status
     fill_pct: float | None
-
-
-async def fetch_all(conn: AsyncConnection[Any], query: str, **params: Any) -> list[dict[str, Any]]:
-    """Rows of a named query as dicts."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
-        return list(await cur.fetchall())
-
-
-async def fetch_one(conn: AsyncConnection[Any], query: str, **params: Any) -> dict[str, Any] | None:
-    """The first row of a named query as a dict, or None."""
-    rows = await fetch_all(conn, query, **params)
-    return rows[0] if rows else None
 
 
 async def tank_statuses(

@@ -19,7 +19,7 @@ from tests.api.conftest import World, login
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)  # 10:00 local
 CFG = AlertSettings()
-ACC = AccountingConfig()
+ACC = AccountingConfig.defaults()
 
 
 def evaluate(url: str, now: datetime, *rules: Rule) -> list[Condition]:

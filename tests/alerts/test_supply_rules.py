@@ -48,7 +48,7 @@ def test_low_days_of_supply_and_leak_fire(db_url: str) -> None:
                 conn,
                 NOW,
                 AlertSettings(),
-                AccountingConfig(),
+                AccountingConfig.defaults(),
                 only=[Rule.DAYS_OF_SUPPLY, Rule.ABNORMAL_CONSUMPTION],
             )
             names = {fac: code for code, fac in out}

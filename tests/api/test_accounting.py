@@ -31,7 +31,7 @@ from api.accounting.windows import deadline, report_day_of, window
 from api.reports.supplier import view as supplier_view
 from oxy.calibration import CalibrationTable
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 DAY0 = date(2026, 3, 1)
 
 

@@ -21,7 +21,7 @@ from api.accounting.windows import window
 from gateway.sim.model import TankSpec
 from gateway.sim.trace import Delivery, Trace, simulate
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 DAY = date(2026, 3, 2)
 WIN = window(DAY, CFG)  # 09:00 UTC 1 March -> 09:00 UTC 2 March
 

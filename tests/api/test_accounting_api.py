@@ -27,7 +27,7 @@ from api.scope import Role
 from api.users import NewUser, create_user
 from oxy.settings import load_settings
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 
 
 async def _token(conn: psycopg.AsyncConnection[Any], name: str, role: Role, org: str | None) -> str:

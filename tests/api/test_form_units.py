@@ -24,7 +24,9 @@ def _selects(html: str) -> dict[str, str]:
 
 
 def _day() -> str:
-    return (local_today(datetime.now(UTC), AccountingConfig()) - timedelta(days=1)).isoformat()
+    return (
+        local_today(datetime.now(UTC), AccountingConfig.defaults()) - timedelta(days=1)
+    ).isoformat()
 
 
 def _assert_nothing_chosen(html: str, names: set[str]) -> None:

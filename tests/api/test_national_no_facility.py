@@ -9,15 +9,15 @@ from datetime import date
 
 from psycopg import AsyncConnection
 
-from api.accounting.config import build_config
 from api.reports.national import national_view
+from api.settings import load_centre_settings
 from oxy.demo_seed import seed_demo
 from oxy.settings import Settings
 
 
 def test_day_before_any_facility(db_url: str) -> None:
     seed_demo(db_url)  # facilities active from 2020-01-01
-    cfg = build_config(Settings(database_url=db_url))
+    cfg = load_centre_settings(Settings(database_url=db_url)).accounting
 
     async def view(day: date) -> dict[str, object]:
         async with await AsyncConnection.connect(db_url) as conn:

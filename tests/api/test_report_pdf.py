@@ -189,7 +189,9 @@ def sent(client: TestClient, world: World) -> tuple[str, dict[str, str]]:
             "UPDATE organisations SET name = %s WHERE id = %s", (FACILITY_NAME, world.fac_in)
         )
     tokens = asyncio.run(_tokens(world.db_url, world))
-    day = (local_today(datetime.now(UTC), AccountingConfig()) - timedelta(days=1)).isoformat()
+    day = (
+        local_today(datetime.now(UTC), AccountingConfig.defaults()) - timedelta(days=1)
+    ).isoformat()
     r = client.put(
         f"/api/facilities/{world.fac_in}/reports/{day}",
         json={"patients_current": 37, "patients_new": 4, "discharged_evening": 2},

@@ -19,7 +19,7 @@ from api.reports.messages import MESSAGES, text
 from api.reports.national import _add, totals
 from api.reports.syt import aggregate, completeness
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 
 counts = st.one_of(st.none(), st.integers(0, 500))
 amounts = st.one_of(st.none(), st.floats(0, 50000, allow_nan=False))

@@ -23,7 +23,7 @@ from api.scope import Role
 from oxy.settings import load_settings
 from tests.api.test_reports import PASSWORD, _org, _user
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 
 
 @dataclass

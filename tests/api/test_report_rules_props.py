@@ -24,7 +24,7 @@ from api.accounting.windows import local_today
 from api.reports import facility, rules
 from api.reports.errors import ValidationFailed
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 DAY = local_today(datetime.now(UTC), CFG) - timedelta(days=1)
 
 

@@ -33,7 +33,7 @@ from api.scope import Role
 from api.users import NewUser, create_user
 from oxy.settings import load_settings
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 PASSWORD = "Correct-Horse-Battery-9"
 
 

@@ -14,7 +14,7 @@ from api.accounting.simulate import add_facility
 from api.reports import facility, syt
 from api.reports.errors import Locked, ValidationFailed
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 D = date(2026, 3, 10)
 

@@ -9,7 +9,7 @@ from api.accounting.telemetry import FacilityTelemetry
 from api.reports.figures import FacilityRef, resolve
 from api.templating import environment
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 REF = FacilityRef(1, "BV-X", "Bệnh viện X", 2, "79")
 
 

@@ -13,7 +13,7 @@ from api.reports.syt import aggregate, completeness
 from api.reports.units import unit_labels
 from api.templating import environment
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 API = Path(__file__).parents[2] / "api"
 
 

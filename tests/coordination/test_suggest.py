@@ -237,7 +237,12 @@ def test_the_typed_answer_keeps_every_field_of_the_proposal(
         async with await psycopg.AsyncConnection.connect(db_url) as conn:
             params = SuggestParams(suppliers_down=(demo.ids["NCC-KHIMIENNAM"],), surge={"79": 1.5})
             out = await suggest(
-                conn, byt, params, cfg=AccountingConfig(), now=datetime.now(UTC), locale="vi"
+                conn,
+                byt,
+                params,
+                cfg=AccountingConfig.defaults(),
+                now=datetime.now(UTC),
+                locale="vi",
             )
             jsonable: dict[str, Any] = _jsonable(out)
             return jsonable

@@ -19,7 +19,7 @@ from api.coordination.service import SyncRound, run_once
 
 from .conftest import REFILL_KG, World
 
-CFG = AccountingConfig()
+CFG = AccountingConfig.defaults()
 
 
 def sync(db_url: str, now: datetime | None = None) -> SyncRound:

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from api.deps import clock
 from api.engineer import routes as eng
-from api.web.deps import clock
 from tests.api.conftest import World, login
 
 NOW = datetime(2026, 3, 31, 10, 30, tzinfo=UTC)

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from api.accounting.config import AccountingConfig
+from api.deps import clock
 from api.rates.rate import default_period
-from api.web.deps import clock
 from tests.api.conftest import World, login
 
 # 12:00 UTC is 19:00 in Viet Nam: the 17:00 deadline of that day has passed.
@@ -24,7 +24,7 @@ FIRST = LAST - timedelta(days=29)
 
 
 def test_period_ends_at_the_last_day_whose_deadline_passed() -> None:
-    cfg = AccountingConfig()
+    cfg = AccountingConfig.defaults()
     assert default_period(NOW, cfg) == type(default_period(NOW, cfg))(FIRST, LAST)
     # 09:00 UTC is 16:00 local: today's report is not due yet, so the period ends yesterday.
     early = default_period(datetime(2026, 3, 31, 9, 0, tzinfo=UTC), cfg)

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from psycopg import AsyncConnection
 
-from api.accounting import build_config
 from api.accounting.windows import local_today
 from api.reports import national
+from api.settings import load_centre_settings
 from oxy.settings import Settings
 
 
 def test_chart_days_are_the_national_views_supply(web_db_url: str) -> None:
-    cfg = build_config(Settings(database_url=web_db_url))
+    cfg = load_centre_settings(Settings(database_url=web_db_url)).accounting
     now = datetime.now(UTC)
     pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
