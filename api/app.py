@@ -49,25 +49,25 @@ def routers() -> list[APIRouter]:
     (api.policy; tests/api/test_policy_matrix.py fails on one that does not)."""
     # The role pages' template filters and menu entries (their built assets checked on import).
     import api.web.routes  # noqa: F401
+    from api import health
+    from api.accounting import pages as tank_pages
     from api.accounting import routes as accounting
+    from api.accounts import audit_pages as audit_views
+    from api.accounts import pages as account
+    from api.accounts import users_pages as admin_users
+    from api.admin import pages as admin_pages
     from api.alerts import pages as alert_pages
     from api.alerts import routes as alerts
     from api.coordination import pages as coordination_pages
     from api.coordination import routes as coordination
+    from api.directory import routes as directory
     from api.engineer import actions as engineer_actions
-    from api.engineer import routes as engineer
+    from api.engineer import pages as engineer
     from api.rates import routes as rates
+    from api.reports import byt_pages, supplier_pages, syt_pages
+    from api.reports import facility_pages as report_pages
     from api.reports import routes as reports
-    from api.views import account, admin_users, audit_views, directory, health, pages
-    from api.web import (
-        admin_pages,
-        assets,
-        byt_pages,
-        report_pages,
-        supplier_pages,
-        syt_pages,
-        tank_pages,
-    )
+    from api.web import assets, pages
 
     return [
         # Platform: health, sign-in, own account, accounts, audit trail, directory.
@@ -108,7 +108,7 @@ async def warm_up(app: FastAPI) -> None:
     """Compile the page templates and let FastAPI build its route tables (it does so lazily,
     router by router, on the first request that reaches each) before the first visitor: the
     first load of a page after a restart otherwise pays for both (bench/web_pages.py "cold")."""
-    from api.templating import environment
+    from api.web.templating import environment
 
     env = environment()
     for name in env.list_templates(extensions=["html"]):
@@ -222,7 +222,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, PasswordChangeRequired) and not request.url.path.startswith("/api/"):
             return RedirectResponse("/account", status_code=303)
         if _wants_html(request) and exc.status_code in (403, 404):
-            from api.views.pages import error_page
+            from api.web.pages import error_page
 
             return await error_page(request, exc.status_code)
         return JSONResponse(
@@ -232,7 +232,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         if _wants_html(request):
-            from api.views.pages import error_page
+            from api.web.pages import error_page
 
             return await error_page(request, 422, _safe_errors(exc))
         return JSONResponse({"detail": _safe_errors(exc)}, status_code=422)
@@ -252,7 +252,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(RETRY_AFTER_S)}
         request.state.principal = None  # the error page must not try the database again
         if _wants_html(request):
-            from api.views.pages import error_page
+            from api.web.pages import error_page
 
             page = await error_page(request, 503)
             page.headers.update(headers)
@@ -274,7 +274,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                 locale = DEFAULT_LOCALE
             code, detail = answer(exc, locale)
             if _wants_html(request) and code in (403, 404):
-                from api.views.pages import error_page
+                from api.web.pages import error_page
 
                 return await error_page(request, code)
             return JSONResponse({"detail": detail}, status_code=code)

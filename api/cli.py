@@ -164,7 +164,7 @@ def _password_from(stdin: bool) -> str:
         if not value:
             raise UserError("no password on standard input")
         return value
-    from api.views.admin_users import _temp_password
+    from api.accounts.users_pages import _temp_password
 
     return _temp_password()
 

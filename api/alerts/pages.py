@@ -15,10 +15,10 @@ from api.alerts.notify import RULE_TITLES
 from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep, Scope, policy
-from api.nav import NAV_ITEMS, NavItem
 from api.scope import Principal, scope_params
-from api.templating import flash, render
-from api.views.pages import safe_next
+from api.web.nav import NAV_ITEMS, NavItem
+from api.web.pages import safe_next
+from api.web.templating import flash, render
 
 router = APIRouter(include_in_schema=False)
 

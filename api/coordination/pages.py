@@ -18,12 +18,12 @@ from psycopg.rows import dict_row
 
 from api import i18n
 from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
-from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
 from api.scope import Principal, Role
-from api.templating import flash, render
 from api.web import page_exports
 from api.web.forms import parse_number
+from api.web.nav import NAV_ITEMS, NavItem
+from api.web.templating import flash, render
 
 from . import assignments as asg
 from . import deliveries as dlv

@@ -21,7 +21,7 @@ from api.db import fetch_all
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.policy import Scope, policy
 from api.scope import Principal, Role, scope_params
-from api.templating import flash
+from api.web.templating import flash
 
 from . import queries as q
 

@@ -13,14 +13,14 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
 from api.errors import FILE_RESPONSES
-from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
 from api.rates.public import ProvinceRatePublic, ReportingRatePublic
 from api.reports import exports
 from api.reports.exports import ExportKind
 from api.scope import Principal, Role
-from api.templating import render
+from api.web.nav import NAV_ITEMS, NavItem
 from api.web.queries import department
+from api.web.templating import render
 
 from .rate import DEFAULT_DAYS, MAX_DAYS, default_period, not_reported, reporting_rate
 

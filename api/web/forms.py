@@ -20,7 +20,7 @@ from api.reports.facility import QuantityIn
 from api.reports.messages import text
 from api.reports.rules import INT_MAX
 from api.reports.units import EntryUnit
-from api.templating import flash
+from api.web.templating import flash
 
 
 @dataclass

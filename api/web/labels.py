@@ -8,8 +8,7 @@ import re
 from typing import Any, Final
 
 from api import i18n
-
-from .report_pages import QUANTITIES, THERAPY_LABELS
+from api.reports.facility_pages import QUANTITIES, THERAPY_LABELS
 
 # Stored figure / column names (api.reports.facility.SNAPSHOT_FIELDS, api.reports.syt.COMPARED,
 # registry and account fields) -> English message id.

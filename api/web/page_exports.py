@@ -13,7 +13,7 @@ from fastapi import HTTPException, Request
 from api.i18n import gettext
 from api.reports import exports
 from api.reports.exports import download
-from api.templating import ROLE_LABELS
+from api.web.templating import ROLE_LABELS
 
 __all__ = ["download", "requested"]
 
@@ -249,7 +249,7 @@ SENSOR_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-# A reading's quality (api.engineer.routes.QUALITY) -> message id, as the page's badge.
+# A reading's quality (api.engineer.pages.QUALITY) -> message id, as the page's badge.
 QUALITY_LABELS = {
     "good": "quality.good",
     "stale": "quality.stale",

@@ -1,5 +1,5 @@
-"""The role pages' set-up: their entries in the role menus (api.nav.NAV_ITEMS) and the template
-filters they use. Imported by create_app (api.app.routers, which mounts the page routers)."""
+"""The role pages' set-up: their entries in the role menus (api.web.nav.NAV_ITEMS) and the
+template filters they use. Imported by create_app (api.app.routers mounts the page routers)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from api import i18n
-from api.nav import NAV_ITEMS, NavItem
 from api.scope import Role
-from api.templating import environment
+from api.web import labels
+from api.web.nav import NAV_ITEMS, NavItem
+from api.web.templating import environment
 
-from . import labels
 from .assets import check_assets
 
 # Fail at start-up, with the command to run, rather than serve pages without their scripts.

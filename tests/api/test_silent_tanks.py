@@ -7,7 +7,7 @@ from __future__ import annotations
 from api.accounting.config import AccountingConfig
 from api.accounting.telemetry import FacilityTelemetry
 from api.reports.figures import FacilityRef, resolve
-from api.templating import environment
+from api.web.templating import environment
 
 CFG = AccountingConfig.defaults()
 REF = FacilityRef(1, "BV-X", "Bệnh viện X", 2, "79")

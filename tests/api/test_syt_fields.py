@@ -11,7 +11,7 @@ from api.reports import layout, syt_fields
 from api.reports.figures import FacilityFigures
 from api.reports.syt import aggregate, completeness
 from api.reports.units import unit_labels
-from api.templating import environment
+from api.web.templating import environment
 
 CFG = AccountingConfig.defaults()
 API = Path(__file__).parents[2] / "api"

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.deps import clock
-from api.engineer import routes as eng
+from api.engineer import pages as eng
 from tests.api.conftest import World, login
 
 NOW = datetime(2026, 3, 31, 10, 30, tzinfo=UTC)

@@ -12,8 +12,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from api import i18n
+from api.admin import registry as admin_registry
 from api.auth import SESSION_COOKIE, csrf_for_session
-from api.web import admin_registry
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import USERNAMES, World, csrf_of, login
 

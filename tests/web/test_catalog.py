@@ -10,8 +10,10 @@ import pytest
 from babel.messages.pofile import read_po
 
 from api import i18n
+from api.reports import byt_pages, supplier_pages, syt_pages
+from api.reports import facility_pages as report_pages
 from api.reports.messages import MESSAGES
-from api.web import assets, byt_pages, report_pages, routes, supplier_pages, syt_pages
+from api.web import assets, routes
 from api.web.forms import FormErrors, number_field, parse_number
 
 API = Path(i18n.__file__).resolve().parents[1]
@@ -221,7 +223,7 @@ def test_audit_actions_and_records_are_translated() -> None:
 def test_imported_macros_take_the_pages_language() -> None:
     """A macro imported without the page's context formatted numbers and texts in Vietnamese on
     English pages ("3,7" days beside "16,424" kg; SYT fields 5–14 left in Vietnamese)."""
-    from api.templating import environment
+    from api.web.templating import environment
 
     env = environment()
     tpl = env.from_string(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.web.byt_pages import map_data
+from api.reports.byt_pages import map_data
 
 
 def _fac(i: int, province: str) -> dict[str, Any]:

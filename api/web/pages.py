@@ -14,9 +14,9 @@ from api import i18n
 from api.audit import audit
 from api.auth import SESSION_COOKIE, HashingBusy, attempt_login, create_session, end_session
 from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
-from api.nav import items_for
 from api.policy import Scope, policy
-from api.templating import render
+from api.web.nav import items_for
+from api.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 

@@ -1,5 +1,5 @@
 """Administrator pages: facilities, tanks with their calibration tables, gateways and sensors
-(the accounts page is api.views.admin_users): lists, and forms to create and edit them. The
+(the accounts page is api.accounts.users_pages): lists, and forms to create and edit them. The
 checks and writes are in admin_registry; every write is audited in its own transaction."""
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from api import i18n
+from api.admin import registry as reg
 from api.audit import audit
 from api.db import fetch_all, fetch_one
 from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.scope import Principal
-from api.templating import render
+from api.web import page_exports
+from api.web import queries as q
+from api.web.forms import FormErrors, local_datetime_field, number_field, read_form, redirect_saved
+from api.web.templating import render
 from oxy.contract import UNITS, Quantity
-
-from . import admin_registry as reg
-from . import page_exports
-from . import queries as q
-from .forms import FormErrors, local_datetime_field, number_field, read_form, redirect_saved
 
 router = APIRouter(include_in_schema=False)
 

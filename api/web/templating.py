@@ -19,10 +19,10 @@ from starlette.responses import HTMLResponse, Response
 from api import i18n
 from api.accounting.stock import DOS_HORIZON_DAYS
 from api.csrf import csrf_token, set_csrf_cookie
-from api.nav import items_for
 from api.scope import Principal
+from api.web.nav import items_for
 
-API_DIR = Path(__file__).resolve().parent
+API_DIR = Path(__file__).resolve().parents[1]
 FLASH_COOKIE = "oxy_flash"
 
 ROLE_LABELS: dict[str, str] = {

@@ -22,9 +22,8 @@ from api.headers import CSP
 from api.reports import national, syt
 from api.reports.errors import Conflict, ValidationFailed
 from api.reports.messages import text
-from api.templating import flash, render
-
-from . import queries as q
+from api.web import queries as q
+from api.web.templating import flash, render
 
 logger = logging.getLogger(__name__)
 

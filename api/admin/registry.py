@@ -19,10 +19,9 @@ from psycopg import AsyncConnection
 from api import i18n
 from api.db import fetch_one
 from api.registry import importer as ri
+from api.web.forms import FormErrors
 from oxy.calibration import CalibrationTable
 from oxy.contract import ContractError, Quantity, to_canonical
-
-from .forms import FormErrors
 
 logger = logging.getLogger(__name__)
 

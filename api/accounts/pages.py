@@ -18,9 +18,9 @@ from api.audit import audit
 from api.auth import SESSION_COOKIE, HashingBusy, issue_token, throttled_verify
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.policy import Scope, policy
-from api.templating import flash, render
 from api.users import UserError, change_own_password, set_locale
-from api.views.pages import client_ip
+from api.web.pages import client_ip
+from api.web.templating import flash, render
 
 router = APIRouter()
 SELF = [policy(scope=Scope.SELF)]

@@ -29,11 +29,10 @@ from api.db import fetch_all, fetch_one
 from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.reports.messages import text
 from api.scope import scope_params
-from api.templating import flash, render
-
-from . import page_exports
-from . import queries as q
-from .forms import FormErrors, local_datetime_field, number_field, redirect_saved, text_field
+from api.web import page_exports
+from api.web import queries as q
+from api.web.forms import FormErrors, local_datetime_field, number_field, redirect_saved, text_field
+from api.web.templating import flash, render
 
 logger = logging.getLogger(__name__)
 

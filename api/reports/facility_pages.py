@@ -21,9 +21,7 @@ from api.reports import rules
 from api.reports.errors import Locked, ValidationFailed
 from api.reports.messages import text
 from api.reports.units import EntryUnit
-from api.templating import render
-
-from .forms import (
+from api.web.forms import (
     FormErrors,
     number_field,
     past_day,
@@ -32,6 +30,7 @@ from .forms import (
     redirect_saved,
     text_field,
 )
+from api.web.templating import render
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from starlette.responses import Response
 from api.audit import visible_entries
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.policy import Scope, policy
-from api.templating import render
 from api.web import page_exports
+from api.web.templating import render
 
 router = APIRouter()
 ANYONE = [policy(scope=Scope.SELF)]

@@ -15,11 +15,11 @@ from fastapi.responses import Response
 
 from api.db import fetch_all, fetch_one
 from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep
-from api.nav import NAV_ITEMS, NavItem
 from api.policy import Scope, policy
 from api.scope import Principal, Role, scope_params
-from api.templating import render
 from api.web import page_exports
+from api.web.nav import NAV_ITEMS, NavItem
+from api.web.templating import render
 
 from . import queries as q
 from .actions import gateway_alarms, tank_alarms

@@ -19,10 +19,8 @@ from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope
 from api.reports import supplier as srep
 from api.reports.errors import ValidationFailed
 from api.reports.units import EntryUnit
-from api.templating import render
-
-from . import queries as q
-from .forms import (
+from api.web import queries as q
+from api.web.forms import (
     FormErrors,
     number_field,
     past_day,
@@ -30,6 +28,7 @@ from .forms import (
     read_form,
     redirect_saved,
 )
+from api.web.templating import render
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,9 @@ from api.reports import syt
 from api.reports.errors import Conflict, Locked, ValidationFailed
 from api.reports.messages import text
 from api.reports.units import EntryUnit
-from api.templating import render
-
-from .forms import FormErrors, past_day, quantity_field, redirect_saved, text_field
-from .queries import department
+from api.web.forms import FormErrors, past_day, quantity_field, redirect_saved, text_field
+from api.web.queries import department
+from api.web.templating import render
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from api import i18n
 from api.deps import DbDep, LocaleDep, PrincipalDep
 from api.policy import Scope, policy
 from api.scope import Principal, Role, scope_params
-from api.templating import flash, render
 from api.users import (
     NewUser,
     UserError,
@@ -27,6 +26,7 @@ from api.users import (
     set_engineer_scope,
 )
 from api.web import page_exports
+from api.web.templating import flash, render
 
 router = APIRouter()
 ADMIN = [policy(roles=[Role.ADMIN], scope=Scope.NATIONAL)]

@@ -1,0 +1,1 @@
+"""The facility directory and scoped device listings (JSON, every logged-in role)."""

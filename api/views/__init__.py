@@ -1,1 +1,0 @@
-"""The core pages and JSON endpoints (login, home, accounts, audit trail, directory)."""
