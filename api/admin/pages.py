@@ -18,8 +18,9 @@ from api.audit import audit
 from api.db import fetch_all, fetch_one
 from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.scope import Principal
-from api.web import page_exports
+from api.web import crud, page_exports
 from api.web import queries as q
+from api.web.crud import Record
 from api.web.forms import FormErrors, local_datetime_field, number_field, read_form, redirect_saved
 from api.web.templating import render
 from oxy.contract import UNITS, Quantity
@@ -164,7 +165,7 @@ async def _facility_form(  # noqa: PLR0917
     locale: str,
     form: dict[str, str],
     errors: dict[str, str],
-    facility: dict[str, Any] | None,
+    facility: Record | None,
 ) -> Response:
     return render(
         request,
@@ -183,67 +184,38 @@ async def _facility_form(  # noqa: PLR0917
     )
 
 
-def _saved_message(locale: str, notes: list[str]) -> str:
-    saved = i18n.gettext(locale, "Saved.")
-    return " ".join([saved, *(i18n.gettext(locale, n) for n in notes)])
+async def _check_facility(
+    conn: Conn, form: dict[str, str], errors: FormErrors, row: Record | None
+) -> reg.Checked | None:
+    existing = None if row is None else str(row["code"])
+    return await reg.check_facility(conn, form, errors, existing=existing)
 
 
-@router.get("/admin/facilities/new", dependencies=[ADMIN_ONLY])
-async def facility_new(
-    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """The form for a new facility."""
-    return await _facility_form(request, conn, me, locale, {}, {}, None)
-
-
-@router.post("/admin/facilities/new", dependencies=[ADMIN_ONLY])
-async def facility_create(
-    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """Create a facility, checked exactly like a row of the registry import."""
-    form = await read_form(request)
-    errors = FormErrors(locale)
-    checked = await reg.check_facility(conn, form, errors, existing=None)
-    if checked is None:
-        return await _facility_form(request, conn, me, locale, form, errors.errors, None)
+async def _write_facility(conn: Conn, checked: crud.Checked, row: Record | None) -> int:
     org_id = await reg.write_facility(conn, checked.values)
-    await audit(conn, me, "create", "facility", org_id, after=checked.values, org_id=org_id)
-    return await redirect_saved(conn, "/admin/facilities", _saved_message(locale, checked.notes))
+    return org_id if row is None else int(row["id"])
 
 
-async def _facility(conn: Conn, fac_id: int) -> dict[str, Any]:
-    row = await fetch_one(conn, reg.FACILITY_FOR_EDIT, facility=fac_id)
-    if row is None:
-        raise HTTPException(404, "not found")
-    return row
+async def _load_facility(conn: Conn, item_id: int) -> Record | None:
+    return await fetch_one(conn, reg.FACILITY_FOR_EDIT, facility=item_id)
 
 
-@router.get("/admin/facilities/{fac_id}/edit", dependencies=[ADMIN_ONLY])
-async def facility_edit(
-    *, request: Request, fac_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """The form to edit a facility (its code stays)."""
-    row = await _facility(conn, fac_id)
-    form = {name: reg.form_text(row.get(name)) for name in reg.FACILITY_FIELDS}
-    return await _facility_form(request, conn, me, locale, form, {}, row)
-
-
-@router.post("/admin/facilities/{fac_id}/edit", dependencies=[ADMIN_ONLY])
-async def facility_update(
-    *, request: Request, fac_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """Save a facility's changes, checked exactly like a row of the registry import."""
-    row = await _facility(conn, fac_id)
-    form = await read_form(request)
-    errors = FormErrors(locale)
-    checked = await reg.check_facility(conn, form, errors, existing=str(row["code"]))
-    if checked is None:
-        return await _facility_form(request, conn, me, locale, form, errors.errors, row)
-    await reg.write_facility(conn, checked.values)
-    await audit(
-        conn, me, "update", "facility", fac_id, before=row, after=checked.values, org_id=fac_id
-    )
-    return await redirect_saved(conn, "/admin/facilities", _saved_message(locale, checked.notes))
+crud.mount(
+    router,
+    crud.Entity(
+        kind="facility",
+        path="/admin/facilities",
+        policy=ADMIN_ONLY,
+        page=_facility_form,
+        load=_load_facility,
+        form_of=lambda row, _locale: {n: reg.form_text(row.get(n)) for n in reg.FACILITY_FIELDS},
+        check=_check_facility,
+        write=_write_facility,
+        org_of=lambda row: int(row["id"]),
+        saved_to=lambda _id, _created: "/admin/facilities",
+        blank=lambda _request: {},
+    ),
+)
 
 
 # ------------------------------------------------------------------------------------ tanks
@@ -256,7 +228,7 @@ async def _tank_form(  # noqa: PLR0917
     locale: str,
     form: dict[str, str],
     errors: dict[str, str],
-    tank: dict[str, Any] | None,
+    tank: Record | None,
 ) -> Response:
     return render(
         request,
@@ -273,75 +245,38 @@ async def _tank_form(  # noqa: PLR0917
     )
 
 
-async def _tank(conn: Conn, tank_id: int) -> dict[str, Any]:
-    row = await fetch_one(conn, reg.TANK_FOR_EDIT, tank=tank_id)
-    if row is None:
-        raise HTTPException(404, "not found")
-    return row
+async def _check_tank(
+    conn: Conn, form: dict[str, str], errors: FormErrors, row: Record | None
+) -> reg.Checked | None:
+    return await reg.check_tank(conn, form, errors, existing=row)
 
 
-@router.get("/admin/tanks/new", dependencies=[ADMIN_ONLY])
-async def tank_new(
-    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """The form for a new tank."""
-    form = {"facility_id": request.query_params.get("facility", "")}
-    return await _tank_form(request, conn, me, locale, form, {}, None)
-
-
-@router.post("/admin/tanks/new", dependencies=[ADMIN_ONLY])
-async def tank_create(
-    *, request: Request, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """Create a tank, checked exactly like a row of the registry import."""
-    form = await read_form(request)
-    errors = FormErrors(locale)
-    checked = await reg.check_tank(conn, form, errors, existing=None)
-    if checked is None:
-        return await _tank_form(request, conn, me, locale, form, errors.errors, None)
+async def _write_tank(conn: Conn, checked: crud.Checked, row: Record | None) -> int:
     tank_id = await reg.write_tank(conn, checked.values)
-    tank = await _tank(conn, tank_id)
-    await audit(
-        conn, me, "create", "tank", tank_id, after=checked.values, org_id=tank["facility_id"]
-    )
-    return await redirect_saved(
-        conn, f"/admin/tanks/{tank_id}/calibration", _saved_message(locale, checked.notes)
-    )
+    return tank_id if row is None else int(row["id"])
 
 
-@router.get("/admin/tanks/{tank_id}/edit", dependencies=[ADMIN_ONLY])
-async def tank_edit(
-    *, request: Request, tank_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """The form to edit a tank (its facility and code stay)."""
-    row = await _tank(conn, tank_id)
-    form = {name: reg.form_text(row.get(name)) for name in reg.TANK_FORM_FIELDS}
-    return await _tank_form(request, conn, me, locale, form, {}, row)
+async def _load_tank(conn: Conn, item_id: int) -> Record | None:
+    return await fetch_one(conn, reg.TANK_FOR_EDIT, tank=item_id)
 
 
-@router.post("/admin/tanks/{tank_id}/edit", dependencies=[ADMIN_ONLY])
-async def tank_update(
-    *, request: Request, tank_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """Save a tank's changes, checked exactly like a row of the registry import."""
-    row = await _tank(conn, tank_id)
-    form = await read_form(request)
-    errors = FormErrors(locale)
-    checked = await reg.check_tank(conn, form, errors, existing=row)
-    if checked is None:
-        return await _tank_form(request, conn, me, locale, form, errors.errors, row)
-    await reg.write_tank(conn, checked.values)
-    await audit(
-        conn,
-        me,
-        "update",
-        "tank",
-        tank_id,
-        before=row,
-        after=checked.values,
-        org_id=row["facility_id"],
-    )
-    return await redirect_saved(conn, "/admin/tanks", _saved_message(locale, checked.notes))
+TANKS = crud.Entity(
+    kind="tank",
+    path="/admin/tanks",
+    policy=ADMIN_ONLY,
+    page=_tank_form,
+    load=_load_tank,
+    form_of=lambda row, _locale: {n: reg.form_text(row.get(n)) for n in reg.TANK_FORM_FIELDS},
+    check=_check_tank,
+    write=_write_tank,
+    org_of=lambda row: int(row["facility_id"]),
+    # A new tank goes on to its first calibration table.
+    saved_to=lambda tank_id, created: (
+        f"/admin/tanks/{tank_id}/calibration" if created else "/admin/tanks"
+    ),
+    blank=lambda request: {"facility_id": request.query_params.get("facility", "")},
+)
+crud.mount(router, TANKS)
 
 
 @router.post("/admin/tanks/{tank_id}/calibration", dependencies=[ADMIN_ONLY])
@@ -355,7 +290,7 @@ async def calibration_add(
     now: NowDep,
 ) -> Response:
     """Add a new calibration version (versions are never edited: history stays as computed)."""
-    tank = await _tank(conn, tank_id)
+    tank = await TANKS.record(conn, tank_id)
     raw = await request.form()
     form = {k: v for k, v in raw.items() if isinstance(v, str)}
     upload = raw.get("points_file")
@@ -523,24 +458,18 @@ def _sensor_form_values(row: dict[str, Any], locale: str) -> dict[str, str]:
     return form
 
 
-async def _sensor(conn: Conn, sensor_id: int) -> dict[str, Any]:
-    row = await fetch_one(conn, reg.SENSOR_FOR_EDIT, sensor=sensor_id)
-    if row is None:
-        raise HTTPException(404, "not found")
-    return row
-
-
 async def _sensor_form(  # noqa: PLR0917
     request: Request,
     conn: Conn,
     me: Principal,
     locale: str,
-    sensor: dict[str, Any],
     form: dict[str, str],
     errors: dict[str, str],
+    sensor: Record | None,
     *,
     refusal: str | None = None,
 ) -> Response:
+    assert sensor is not None  # a sensor is added on the gateways page, never on this form
     status = 200
     if refusal is not None:
         status = 409
@@ -565,53 +494,60 @@ async def _sensor_form(  # noqa: PLR0917
     )
 
 
-@router.get("/admin/sensors/{sensor_id}/edit", dependencies=[ADMIN_ONLY])
-async def sensor_edit(
-    *, request: Request, sensor_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """The form to edit a sensor (its gateway stays), and to delete one that has no readings."""
-    row = await _sensor(conn, sensor_id)
-    form = _sensor_form_values(row, locale)
-    return await _sensor_form(request, conn, me, locale, row, form, {})
-
-
-@router.post("/admin/sensors/{sensor_id}/edit", dependencies=[ADMIN_ONLY])
-async def sensor_update(
-    *, request: Request, sensor_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
-) -> Response:
-    """Save a sensor's code, tank, quantity, unit and valid range (audited before/after); the
-    quantity of a sensor with readings stays, as its readings are stored in that quantity's unit."""
-    row = await _sensor(conn, sensor_id)
-    form = await read_form(request)
-    errors = FormErrors(locale)
+async def _check_sensor(
+    conn: Conn, form: dict[str, str], errors: FormErrors, row: Record | None
+) -> reg.Checked | None:
+    """The sensor's fields; the quantity of a sensor with readings stays, as its readings are
+    stored in that quantity's unit."""
+    assert row is not None
     gateway = {"id": row["gateway_id"], "facility_id": row["facility_id"]}
     params = await _sensor_values(conn, form, errors, gateway)
-    if (
-        params is not None
-        and params["quantity"] != row["quantity"]
-        and await reg.has_telemetry(conn, sensor_id)
-    ):
+    if params is None:
+        return None
+    if params["quantity"] != row["quantity"] and await reg.has_telemetry(conn, row["id"]):
         errors.add("quantity", reg.QUANTITY_FIXED)
-    saved = False
-    if params is not None and not errors:
-        saved = await reg.update_sensor(conn, {**params, "sensor": sensor_id})
-        if not saved:
-            errors.add("code", "This code is already used.")
-    if not saved or params is None:
-        return await _sensor_form(request, conn, me, locale, row, form, errors.errors)
-    before = {k: row[k] for k in SENSOR_FORM_FIELDS}
-    after = {k: params["tank" if k == "tank_id" else k] for k in SENSOR_FORM_FIELDS}
-    await audit(
-        conn,
-        me,
-        "update",
-        "sensor",
-        sensor_id,
-        before={"gateway": row["gateway"], **before},
-        after={"gateway": row["gateway"], **after},
-        org_id=row["facility_id"],
-    )
-    return await redirect_saved(conn, "/admin/gateways", i18n.gettext(locale, "Saved."))
+    return reg.Checked(values=params, notes=[])
+
+
+async def _write_sensor(conn: Conn, checked: crud.Checked, row: Record | None) -> int | None:
+    assert row is not None
+    sensor_id = int(row["id"])
+    saved = await reg.update_sensor(conn, {**checked.values, "sensor": sensor_id})
+    return sensor_id if saved else None
+
+
+async def _load_sensor(conn: Conn, item_id: int) -> Record | None:
+    return await fetch_one(conn, reg.SENSOR_FOR_EDIT, sensor=item_id)
+
+
+def _sensor_before(row: Record) -> dict[str, Any]:
+    return {"gateway": row["gateway"], **{k: row[k] for k in SENSOR_FORM_FIELDS}}
+
+
+def _sensor_after(checked: crud.Checked, row: Record | None) -> dict[str, Any]:
+    assert row is not None
+    values = checked.values
+    after = {k: values["tank" if k == "tank_id" else k] for k in SENSOR_FORM_FIELDS}
+    return {"gateway": row["gateway"], **after}
+
+
+# Code, tank, quantity, unit and valid range of a sensor (its gateway stays), audited before and
+# after; a sensor is added on the gateways page (sensor_create).
+SENSORS = crud.Entity(
+    kind="sensor",
+    path="/admin/sensors",
+    policy=ADMIN_ONLY,
+    page=_sensor_form,
+    load=_load_sensor,
+    form_of=_sensor_form_values,
+    check=_check_sensor,
+    write=_write_sensor,
+    org_of=lambda row: int(row["facility_id"]),
+    saved_to=lambda _id, _created: "/admin/gateways",
+    audit_before=_sensor_before,
+    audit_after=_sensor_after,
+)
+crud.mount(router, SENSORS)
 
 
 @router.post("/admin/sensors/{sensor_id}/delete", dependencies=[ADMIN_ONLY])
@@ -619,10 +555,10 @@ async def sensor_delete(
     *, request: Request, sensor_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """Delete a sensor that never stored telemetry; one with readings is refused (kept)."""
-    row = await _sensor(conn, sensor_id)
+    row = await SENSORS.record(conn, sensor_id)
     if not await reg.delete_sensor(conn, sensor_id):
         form = _sensor_form_values(row, locale)
         refusal = i18n.gettext(locale, reg.HAS_READINGS)
-        return await _sensor_form(request, conn, me, locale, row, form, {}, refusal=refusal)
+        return await _sensor_form(request, conn, me, locale, form, {}, row, refusal=refusal)
     await audit(conn, me, "delete", "sensor", sensor_id, before=row, org_id=row["facility_id"])
     return await redirect_saved(conn, "/admin/gateways", i18n.gettext(locale, "Sensor deleted."))
