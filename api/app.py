@@ -66,7 +66,7 @@ def routers() -> list[APIRouter]:
     from api.rates import routes as rates
     from api.reports import byt_pages, supplier_pages, syt_pages
     from api.reports import facility_pages as report_pages
-    from api.reports import routes as reports
+    from api.reports import byt_routes, facility_routes, supplier_routes, syt_routes
     from api.web import assets, pages
 
     return [
@@ -92,7 +92,10 @@ def routers() -> list[APIRouter]:
         rates.api_router,
         rates.pages,
         # Reports: facility, SYT, BYT, suppliers (JSON).
-        reports.router,
+        facility_routes.router,
+        syt_routes.router,
+        byt_routes.router,
+        supplier_routes.router,
         # Role pages: built assets, tanks, reports, SYT, BYT, suppliers, administration.
         assets.router,
         tank_pages.router,

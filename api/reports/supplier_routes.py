@@ -1,0 +1,149 @@
+"""Suppliers' JSON routes: the daily production report and the deliveries, with their export.
+
+Every route declares its policy (api.policy); refused input answers through the
+handlers of api.refusals (422 field by field, 409 with why)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from api.accounting.config import AccountingConfig
+from api.accounting.routes import not_found
+from api.audit import audit
+from api.deps import CfgDep, DbDep, ExportDep, NowDep, PrincipalDep
+from api.errors import FILE_RESPONSES
+from api.policy import Scope, policy
+from api.reports.exports import ExportKind
+from api.reports.public import (
+    SupplierReportPublic,
+    SupplierReportSavedPublic,
+)
+from api.scope import NATIONAL_ROLES, Principal, Role
+
+from . import exports, supplier
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api", tags=["reports"])
+
+
+# --------------------------------------------------------------------------------------------
+# Suppliers
+
+
+@router.put(
+    "/suppliers/{supplier_id}/reports/{day}",
+    response_model=SupplierReportSavedPublic,
+    dependencies=[policy(roles=(Role.SUPPLIER,), scope=Scope.SUPPLIER)],
+    summary="Supplier daily report: production, capacity, LOX stock, cylinders, deliveries",
+)
+async def put_supplier_report(
+    *,
+    supplier_id: int,
+    day: date,
+    body: supplier.SupplierReportIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+) -> dict[str, Any]:
+    """Store the supplier's report (a new revision)."""
+    async with conn.transaction():
+        out = await supplier.save(
+            conn,
+            supplier_id,
+            day,
+            body,
+            author=me.username,
+            cfg=cfg,
+            now=now,
+        )
+        before = out.pop("before")
+        await audit(
+            conn,
+            me,
+            "file",
+            "supplier_report",
+            out["id"],
+            before,
+            body.model_dump(mode="json"),
+            org_id=supplier_id,
+        )
+    return out
+
+
+async def _supplier_view(
+    conn: DbDep, me: Principal, supplier_id: int, day: date, *, cfg: AccountingConfig, now: datetime
+) -> dict[str, Any]:
+    """The supplier's report of the day (404 when it has none); refills to national roles only."""
+    out = await _supplier_view_or_none(conn, me, supplier_id, day, cfg=cfg, now=now)
+    if out is None:
+        raise not_found()
+    return out
+
+
+async def _supplier_view_or_none(
+    conn: DbDep, me: Principal, supplier_id: int, day: date, *, cfg: AccountingConfig, now: datetime
+) -> dict[str, Any] | None:
+    return await supplier.view(
+        conn,
+        supplier_id,
+        day,
+        cfg=cfg,
+        now=now,
+        show_facility_figures=me.role in NATIONAL_ROLES,
+    )
+
+
+@router.get(
+    "/suppliers/{supplier_id}/reports/{day}",
+    response_model=SupplierReportPublic,
+    response_model_exclude_unset=True,
+    dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
+    summary="Supplier report with deliveries cross-checked against facilities' refills",
+)
+async def get_supplier_report(
+    *, supplier_id: int, day: date, conn: DbDep, me: PrincipalDep, cfg: CfgDep, now: NowDep
+) -> dict[str, Any]:
+    """The report; facility refill figures are shown to national roles only."""
+    return await _supplier_view(conn, me, supplier_id, day, cfg=cfg, now=now)
+
+
+@router.get(
+    "/suppliers/{supplier_id}/reports/{day}/deliveries.{kind}",
+    dependencies=[policy(roles=(Role.SUPPLIER, Role.BYT, Role.ADMIN), scope=Scope.SUPPLIER)],
+    summary="Export a supplier's deliveries of a day with the cross-check (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
+)
+async def export_deliveries(
+    *,
+    supplier_id: int,
+    day: date,
+    kind: ExportKind,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    export: ExportDep,
+) -> Response:
+    """CSV or XLSX of the deliveries; headings only for a day the supplier has not reported
+    (the page links the file for every day)."""
+    out = await _supplier_view_or_none(conn, me, supplier_id, day, cfg=cfg, now=now)
+    if out is None:
+        cur = await conn.execute(
+            "SELECT 1 FROM suppliers WHERE org_id = %(id)s", {"id": supplier_id}
+        )
+        if await cur.fetchone() is None:
+            raise not_found()
+    return export(
+        kind,
+        f"deliveries-{supplier_id}-{day}",
+        exports.delivery_columns(),
+        out["deliveries"] if out else [],
+    )

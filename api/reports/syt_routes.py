@@ -1,0 +1,275 @@
+"""The SYT report's JSON routes: compose, send to BYT, sent reports, exports, PDF.
+
+Every route declares its policy (api.policy); refused input answers through the
+handlers of api.refusals (422 field by field, 409 with why)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import HTMLResponse, Response
+
+from api.accounting.windows import default_syt_day
+from api.audit import audit
+from api.deps import CfgDep, DbDep, ExportDep, LocaleDep, NowDep, PrincipalDep
+from api.errors import FILE_RESPONSES, JSON_ERRORS
+from api.policy import Scope, policy
+from api.reports.exports import ExportKind
+from api.reports.http import (
+    SYT_READERS,
+    check_parent,
+    org_code,
+)
+from api.reports.public import (
+    SentReportPublic,
+    SytReportPublic,
+    SytReportStatePublic,
+)
+from api.scope import Role
+
+from . import exports, letterhead, pdf, syt
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api", tags=["reports"])
+
+
+# --------------------------------------------------------------------------------------------
+# SYT report
+
+
+def _filters(status_: str, facility_ids: list[int] | None) -> syt.SytFilters:
+    try:
+        return syt.SytFilters(status=syt.StatusFilter(status_), facility_ids=facility_ids or None)
+    except ValueError:
+        raise HTTPException(422, "status must be all, enough or needs_more") from None
+
+
+@router.get(
+    "/syt/{org_id}/report",
+    response_model=SytReportPublic,
+    response_model_exclude_unset=True,
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="SYT report to BYT for date D (default yesterday): seed fields 1–16, live",
+)
+async def get_syt_report(
+    *,
+    org_id: int,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    day: Annotated[date | None, Query()] = None,
+    status_filter: Annotated[str | None, Query(alias="status")] = None,
+    facility_ids: Annotated[list[int] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Live figures (fields 5–11, 13, 14), entered fields (12, 15, 16), state and history."""
+    await check_parent(conn, org_id)
+    d = day or default_syt_day(now, cfg)
+    filters = (
+        _filters(status_filter or "all", facility_ids) if (status_filter or facility_ids) else None
+    )
+    return await syt.details(
+        conn, org_id, d, visible=me.facility_ids, cfg=cfg, now=now, filters=filters
+    )
+
+
+@router.put(
+    "/syt/{org_id}/reports/{day}",
+    response_model=SytReportStatePublic,
+    dependencies=[policy(roles=(Role.SYT,), scope=Scope.PROVINCE)],
+    summary="Save the SYT's fields 12, 15, 16 and filters (refused once approved)",
+)
+async def put_syt_report(
+    *,
+    org_id: int,
+    day: date,
+    body: syt.SytReportIn,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+) -> dict[str, Any]:
+    """Save a revision of the SYT's own fields."""
+    await check_parent(conn, org_id)
+    async with conn.transaction():
+        out = await syt.save(conn, org_id, day, body, author=me.username, cfg=cfg, now=now)
+        before, after = out.pop("before"), out.pop("after")
+        await audit(conn, me, "save", "syt_report", out["id"], before, after, org_id=org_id)
+    return out
+
+
+@router.post(
+    "/syt/{org_id}/reports/{day}/send",
+    response_model=SytReportStatePublic,
+    dependencies=[policy(roles=(Role.SYT,), scope=Scope.PROVINCE)],
+    summary="Send the report to BYT: freezes the live figures as a new revision",
+)
+async def send_syt_report(
+    *,
+    org_id: int,
+    day: date,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    confirm_incomplete: Annotated[bool, Query()] = False,
+) -> dict[str, Any]:
+    """Send (or send again) to the Ministry. Figures that leave out a facility answer 409 with
+    the list (`incomplete`) unless `confirm_incomplete=true`."""
+    await check_parent(conn, org_id)
+    async with conn.transaction():
+        out = await syt.send(
+            conn,
+            org_id,
+            day,
+            author=me.username,
+            visible=me.facility_ids,
+            cfg=cfg,
+            now=now,
+            confirm_incomplete=confirm_incomplete,
+        )
+        await audit(conn, me, "send", "syt_report", out["id"], None, out, org_id=org_id)
+    return out
+
+
+@router.get(
+    "/syt/{org_id}/reports",
+    response_model=list[SentReportPublic],
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="Reports this SYT has sent, with their state and number of revisions",
+)
+async def list_sent(
+    *,
+    org_id: int,
+    conn: DbDep,
+    first: Annotated[date | None, Query()] = None,
+    last: Annotated[date | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """The sent-reports list (details and history: GET /api/syt/{org_id}/report?day=...)."""
+    return await syt.sent_list(conn, parents=frozenset({org_id}), first=first, last=last)
+
+
+@router.get(
+    "/syt/{org_id}/reports.{kind}",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="Export the sent-reports list (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
+)
+async def export_sent(*, org_id: int, kind: ExportKind, conn: DbDep, export: ExportDep) -> Response:
+    """CSV or XLSX of the sent reports."""
+    rows = await syt.sent_list(conn, parents=frozenset({org_id}))
+    return export(kind, f"syt-{org_id}-sent", exports.SENT_COLUMNS, rows)
+
+
+@router.get(
+    "/syt/{org_id}/reports/{day}/facilities.{kind}",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="Export the SYT report's facility list (csv or xlsx)",
+    response_class=Response,
+    responses=FILE_RESPONSES,
+)
+async def export_syt_facilities(
+    *,
+    org_id: int,
+    day: date,
+    kind: ExportKind,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    export: ExportDep,
+) -> Response:
+    """CSV or XLSX of the facilities with their live figures."""
+    await check_parent(conn, org_id)
+    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    return export(kind, f"syt-{org_id}-{day}", exports.facility_columns(), live["facilities"])
+
+
+@router.get(
+    "/syt/{org_id}/reports/{day}/fields.{kind}",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    summary="Export the SYT report's seed fields 1–16 (csv or xlsx), as printed",
+    response_class=Response,
+    responses=FILE_RESPONSES,
+)
+async def export_syt_fields(
+    *,
+    org_id: int,
+    day: date,
+    kind: ExportKind,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    export: ExportDep,
+) -> Response:
+    """CSV or XLSX of the seed fields (live figures), one row per field of the field table."""
+    await check_parent(conn, org_id)
+    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    rows = exports.syt_field_rows(live, export.locale)
+    return export(kind, f"syt-{org_id}-{day}-fields", exports.SYT_FIELD_COLUMNS, rows)
+
+
+@router.get(
+    "/syt/{org_id}/reports/{day}/print",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    response_class=HTMLResponse,
+    responses={**JSON_ERRORS, 200: {"description": "The printable page (text/html)"}},
+    summary="Printable SYT report (print-styled HTML; the PDF is at print.pdf)",
+)
+async def print_syt_report(
+    *,
+    org_id: int,
+    day: date,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    locale: LocaleDep,
+) -> HTMLResponse:
+    """An A4 page for printing or 'Save as PDF'."""
+    await check_parent(conn, org_id)
+    report = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    head = await letterhead.load(conn, org_id, day)
+    return HTMLResponse(exports.syt_print_html(report, head, locale))
+
+
+@router.get(
+    "/syt/{org_id}/reports/{day}/print.pdf",
+    dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
+    response_class=Response,
+    responses={200: {"content": {pdf.PDF_TYPE: {}}, "description": "The report as a PDF"}},
+    summary="SYT report as an A4 PDF for official submission",
+)
+async def print_syt_report_pdf(
+    *,
+    org_id: int,
+    day: date,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    locale: LocaleDep,
+) -> Response:
+    """The same content as the printable page, as a PDF download (signature block included)."""
+    await check_parent(conn, org_id)
+    report = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    head = await letterhead.load(conn, org_id, day)
+    try:
+        body = pdf.syt_report_pdf(report, head, locale)
+    except pdf.FontMissing as exc:
+        logger.error("%s", exc)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    code = re.sub(r"[^a-z0-9]+", "-", (await org_code(conn, org_id)).lower()).strip("-")
+    filename = f"bao-cao-syt-{code}-{day.isoformat()}.pdf"
+    return Response(
+        body,
+        media_type=pdf.PDF_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
