@@ -64,9 +64,16 @@ def routers() -> list[APIRouter]:
     from api.engineer import actions as engineer_actions
     from api.engineer import pages as engineer
     from api.rates import routes as rates
-    from api.reports import byt_pages, supplier_pages, syt_pages
+    from api.reports import (
+        byt_pages,
+        byt_routes,
+        facility_routes,
+        supplier_pages,
+        supplier_routes,
+        syt_pages,
+        syt_routes,
+    )
     from api.reports import facility_pages as report_pages
-    from api.reports import byt_routes, facility_routes, supplier_routes, syt_routes
     from api.web import assets, pages
 
     return [
