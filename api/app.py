@@ -58,8 +58,13 @@ def routers() -> list[APIRouter]:
     from api.admin import pages as admin_pages
     from api.alerts import pages as alert_pages
     from api.alerts import routes as alerts
+    from api.coordination import (
+        assignments_routes,
+        deliveries_routes,
+        requests_routes,
+        suggestions_routes,
+    )
     from api.coordination import pages as coordination_pages
-    from api.coordination import routes as coordination
     from api.directory import routes as directory
     from api.engineer import actions as engineer_actions
     from api.engineer import pages as engineer
@@ -90,7 +95,10 @@ def routers() -> list[APIRouter]:
         alert_pages.router,
         alerts.router,
         # Coordination: the JSON API, then the pages.
-        coordination.router,
+        requests_routes.router,
+        assignments_routes.router,
+        deliveries_routes.router,
+        suggestions_routes.router,
         coordination_pages.router,
         # Engineers: actions, then the gateway pages.
         engineer_actions.router,

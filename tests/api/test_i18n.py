@@ -90,7 +90,7 @@ def test_export_headings_keep_their_units_in_vietnamese() -> None:
     """A heading with a unit in English keeps it in Vietnamese: every figure says its unit."""
     import re
 
-    from api.coordination import routes as coordination
+    from api.coordination import assignments_routes, deliveries_routes, requests_routes
     from api.reports import exports
 
     tables = [
@@ -98,9 +98,9 @@ def test_export_headings_keep_their_units_in_vietnamese() -> None:
         exports.province_columns(),
         exports.delivery_columns(),
         exports.SENT_COLUMNS,
-        coordination.REQUEST_COLUMNS,
-        coordination.ASSIGNMENT_COLUMNS,
-        coordination.DELIVERY_COLUMNS,
+        requests_routes.REQUEST_COLUMNS,
+        assignments_routes.ASSIGNMENT_COLUMNS,
+        deliveries_routes.DELIVERY_COLUMNS,
     ]
     for columns in tables:
         for (_, en), (_, vi) in zip(

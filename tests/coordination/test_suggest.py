@@ -226,8 +226,8 @@ def test_the_typed_answer_keeps_every_field_of_the_proposal(
     """SuggestionPublic documents the whole proposal: validating the service's own answer through
     the model and back gives it unchanged, and the route answers exactly that shape."""
     from api.accounting.config import AccountingConfig
+    from api.coordination.http import jsonable as _jsonable
     from api.coordination.public import SuggestionPublic
-    from api.coordination.routes import _jsonable
     from api.coordination.suggest import SuggestParams, suggest
     from api.scope import Principal
 

@@ -1,0 +1,60 @@
+"""What the coordination's JSON routes share: who may call them, the 422 body they document, and
+rows made JSON-safe (ISO dates, volumes at the reference conditions); the package's refusals
+answer through api.refusals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import BaseModel
+
+from api.accounting.config import AccountingConfig
+from api.scope import Role
+
+
+class ErrorOut(BaseModel):
+    """An error: FastAPI's validation list, a message, or {"errors": [{field, key, message}]}."""
+
+    detail: list[dict[str, Any]] | dict[str, Any] | str
+
+
+# 422 covers both FastAPI's validation errors and the package's refused input.
+Id = Annotated[int, Path(ge=1, le=2**62)]
+
+REQUEST_READERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY)
+REQUESTERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY)
+COORDINATORS = (Role.ADMIN, Role.BYT, Role.SYT)
+PARTIES = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.SUPPLIER)
+SOURCES = (Role.ADMIN, Role.SUPPLIER, Role.FACILITY)  # a facility may lend from its surplus
+RECIPIENTS = (Role.ADMIN, Role.FACILITY)
+
+
+def iso(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def request_json(r: dict[str, Any], cfg: AccountingConfig) -> dict[str, Any]:
+    out = iso(r)
+    ref = cfg.reference
+    out["amount_nm3"] = ref.kg_to_m3(float(r["amount_kg"]))
+    out["remaining_nm3"] = ref.kg_to_m3(float(r["remaining_kg"]))
+    out["units"] = {"mass": "kg LOX", "gas": ref.label}
+    return out
+
+
+def jsonable(v: Any) -> Any:
+    """Dates and infinities made JSON-safe (an unbounded tank capacity is null)."""
+    import math
+    from datetime import date
+
+    if isinstance(v, dict):
+        return {k: jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [jsonable(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    return v

@@ -1,0 +1,94 @@
+"""Suggested allocations and the coordination map (JSON), for coordinators."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.coordination.http import (
+    COORDINATORS,
+    ErrorOut,
+    jsonable,
+)
+from api.coordination.public import (
+    CoordinationMapPublic,
+    SuggestionPublic,
+)
+from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
+from api.policy import Scope, policy
+from api.scope import Role
+
+from .mapview import map_data
+from .suggest import SuggestParams, parse_surge, suggest
+
+# 422 covers both FastAPI's validation errors and the package's refused input.
+router = APIRouter(prefix="/api", tags=["coordination"], responses={422: {"model": ErrorOut}})
+
+
+# ---------------------------------------------------------------------------- suggestions
+
+
+@router.get(
+    "/coordination/suggestions",
+    response_model=SuggestionPublic,
+    response_model_exclude_unset=True,
+    dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
+    summary="Suggested shipments for the caller's scope, explained (a proposal: writes nothing)",
+)
+async def suggestions(
+    *,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    locale: LocaleDep,
+    province: Annotated[str | None, Query(max_length=8, description="BYT: one province")] = None,
+    down: Annotated[
+        list[int] | None, Query(description="what-if: supplier ids out of service")
+    ] = None,
+    surge: Annotated[
+        list[str] | None, Query(description="what-if: province:factor, e.g. 79:1.5")
+    ] = None,
+    target_days: Annotated[float, Query(gt=0, le=30)] = 3.0,
+    horizon_days: Annotated[float, Query(gt=0, le=14)] = 1.0,
+) -> dict[str, Any]:
+    """Runs the allocation LP on live figures; assign a shipment to make it real."""
+    params = SuggestParams(
+        province=province if me.role != Role.SYT else None,
+        suppliers_down=tuple(down or ()),
+        surge=parse_surge(surge or []),
+        target_days=target_days,
+        horizon_days=horizon_days,
+    )
+    out = await suggest(conn, me, params, cfg=cfg, now=now, locale=locale)
+    result: dict[str, Any] = jsonable(out)
+    return result
+
+
+@router.get(
+    "/coordination/map",
+    response_model=CoordinationMapPublic,
+    response_model_exclude_unset=True,
+    dependencies=[policy(roles=COORDINATORS, scope=Scope.NATIONAL)],
+    summary="Coordination map: open requests, flows in flight and (optionally) suggested flows",
+)
+async def coordination_map(
+    *,
+    conn: DbDep,
+    me: PrincipalDep,
+    cfg: CfgDep,
+    now: NowDep,
+    locale: LocaleDep,
+    suggested: bool = False,
+) -> dict[str, Any]:
+    """Everything the map draws, in the caller's scope; suggested flows are proposals only."""
+    out: dict[str, Any] = {}
+    if suggested:
+        # First, while the connection is idle, so that it runs in its read-only transaction.
+        plan = await suggest(conn, me, SuggestParams(), cfg=cfg, now=now, locale=locale)
+        out["suggested_flows"] = plan["shipments"]
+        out["note"] = plan["note"]
+    out.update(await map_data(conn, me))
+    result: dict[str, Any] = jsonable(out)
+    return result
