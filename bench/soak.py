@@ -168,6 +168,7 @@ class Stats:
     published_msgs: int = 0
     acked_msgs: int = 0
     republished: int = 0
+    generator_pids: list[int] = field(default_factory=lambda: [os.getpid()])
 
     _COUNTS = ("replayed", "generated", "published_msgs", "acked_msgs", "republished")
 
@@ -409,6 +410,7 @@ async def generate_in_processes(
     ]  # fmt: skip
     for p in procs:
         p.start()
+    stats.generator_pids = [p.pid for p in procs if p.pid is not None]
     unconfirmed, done = 0, 0
     limit = t0 + cfg.duration_s + cfg.drain_s + 120  # bounded: a stuck process is an error
     try:
@@ -608,6 +610,19 @@ def _mean_since(now: dict[str, tuple[float, float]], then: dict[str, tuple[float
     return ds / dn if dn > 0 else math.nan
 
 
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and their children (0 for one gone)."""
+    total = 0.0
+    for pid in pids:
+        with suppress(psutil.NoSuchProcess):
+            p = psutil.Process(pid)
+            for q in (p, *p.children(recursive=True)):
+                with suppress(psutil.NoSuchProcess):
+                    t = q.cpu_times()
+                    total += t.user + t.system
+    return total
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, MB."""
     p = psutil.Process(pid)
@@ -748,6 +763,10 @@ class Interval:
     batch_readings: float = math.nan
     commit_ms: float = math.nan
     rollup_flush_s: float = math.nan
+    # CPU used (all cores: 100 % = one core) by ingest, the broker and the load generator.
+    ingest_cpu_pct: float = math.nan
+    broker_cpu_pct: float = math.nan
+    generator_cpu_pct: float = math.nan
 
     def line(self) -> str:
         """One printed row; a figure not measured in the interval shows as "—"."""
@@ -764,7 +783,8 @@ class Interval:
         ingest = " ".join(
             f"{'—':>{w}}" if math.isnan(v) else f"{v:>{w}.{d}f}"
             for v, w, d in ((self.batch_readings, 7, 0), (self.commit_ms, 7, 1),
-                            (self.rollup_flush_s, 7, 2))
+                            (self.rollup_flush_s, 7, 2), (self.ingest_cpu_pct, 6, 0),
+                            (self.broker_cpu_pct, 6, 0), (self.generator_cpu_pct, 6, 0))
         )  # fmt: skip
         return f"{text} {self.api_errors:>4} {self.replayed:>6} {ingest}"
 
@@ -772,7 +792,8 @@ class Interval:
 HEADER = (
     f"{'t s':>7} {'rdg/s':>9} {'ingestMB':>9} {'brokerMB':>9} {'dbΔ MB':>9} {'p50 ms':>8} "
     f"{'p99 ms':>8} {'rollup s':>8} {'alert s':>8} {'coord s':>7} {'api95ms':>8} {'err':>4} "
-    f"{'replay':>6} {'batch':>7} {'commitms':>7} {'flush s':>7}"
+    f"{'replay':>6} {'batch':>7} {'commitms':>7} {'flush s':>7} {'ing%':>6} {'brk%':>6} "
+    f"{'gen%':>6}"
 )
 
 
@@ -825,6 +846,9 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
     api_requests = 0
     last_readings, last_t, last_size = 0.0, t0, size0
     last_hist = scrape_histograms(platform.ingest_metrics)
+    cpu_of = {"ingest": [platform.ingest.pid], "broker": [platform.broker.proc.pid]}
+    last_cpu = {k: cpu_s(v) for k, v in cpu_of.items()}
+    last_cpu["gen"] = 0.0 if cfg.generators > 1 else cpu_s(stats.generator_pids)
     with psycopg.connect(platform.url, autocommit=True) as conn:
         while time.monotonic() - t0 < cfg.duration_s:
             await asyncio.sleep(min(cfg.interval_s, cfg.duration_s - (time.monotonic() - t0)))
@@ -835,6 +859,9 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
             readings = scrape(platform.ingest_metrics, "oxy_ingest_readings_total")
             size = _one(conn, "SELECT pg_database_size(current_database())")
             hist = scrape_histograms(platform.ingest_metrics)
+            cpu = {k: cpu_s(v) for k, v in cpu_of.items()}
+            cpu["gen"] = cpu_s(stats.generator_pids)
+            pct = {k: (cpu[k] - last_cpu[k]) / (now - last_t) * 100 for k in cpu}
             intervals.append(
                 Interval(
                     t=now - t0,
@@ -853,9 +880,12 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
                     batch_readings=_mean_since(hist, last_hist, "oxy_ingest_batch_readings"),
                     commit_ms=_mean_since(hist, last_hist, "oxy_ingest_commit_seconds") * 1000,
                     rollup_flush_s=_mean_since(hist, last_hist, "oxy_ingest_rollup_flush_seconds"),
+                    ingest_cpu_pct=pct["ingest"],
+                    broker_cpu_pct=pct["broker"],
+                    generator_cpu_pct=pct["gen"],
                 )
             )
-            last_hist = hist
+            last_hist, last_cpu = hist, cpu
             print(intervals[-1].line(), file=out, flush=True)
             last_readings, last_t, last_size = readings, now, size
             stats.latencies.clear()

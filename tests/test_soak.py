@@ -66,6 +66,10 @@ def test_soak_short_form(db_url: str, mosquitto_path: str) -> None:
     assert len(res.intervals) == 3
     for i in res.intervals:
         assert i.readings_per_s > 0 and i.ingest_rss_mb > 0 and i.broker_rss_mb > 0
+        # Where the time goes: ingest's batches and commits, and the CPU of each part.
+        assert i.batch_readings > 0 and i.commit_ms > 0
+        assert i.ingest_cpu_pct > 0 and i.generator_cpu_pct > 0
+        assert i.broker_cpu_pct >= 0  # Mosquitto at 90 readings/s may not reach a clock tick
         assert not math.isnan(i.api_p95_s)
     assert any(not math.isnan(i.alert_eval_s) for i in res.intervals)
     assert any(not math.isnan(i.p99_s) for i in res.intervals)
