@@ -13,8 +13,10 @@ with the API serving pages and the alert and coordination jobs running (issue 22
 The load generator is asyncio: every gateway is one coroutine with its own MQTT connection
 (paho driven by the event loop's reader/writer callbacks, no thread per client). With
 `--generators N` the gateways are dealt over N spawned processes (gateway k to process k mod N),
-each with its own event loop; every second each reports its latencies and counters to this
-process, which merges them into the interval's figures. A latency is measured inside the process
+each with its own event loop (one process by default: never this process's loop, which runs
+the alert rounds and the page loads, so their time is never counted as publish → commit);
+every second each reports its latencies and counters to this process, which merges them into
+the interval's figures. A latency is measured inside the process
 that published the message and received its ack (time.monotonic, CLOCK_MONOTONIC: one clock for
 the whole host, which also gives every process the same start), so none mixes clocks. Like a real
 gateway it samples its sensors at `--hz`, publishes one QoS 1 message per `--batch-s` built with
@@ -168,7 +170,7 @@ class Stats:
     published_msgs: int = 0
     acked_msgs: int = 0
     republished: int = 0
-    generator_pids: list[int] = field(default_factory=lambda: [os.getpid()])
+    generator_pids: list[int] = field(default_factory=list)
 
     _COUNTS = ("replayed", "generated", "published_msgs", "acked_msgs", "republished")
 
@@ -366,17 +368,27 @@ def _spec(g: SimGateway) -> GatewaySpec:
 
 
 def _generator_process(
-    specs: list[GatewaySpec], cfg: SoakConfig, port: int, t0: float, seed: int, q: Any
+    specs: list[GatewaySpec], cfg: SoakConfig, port: int, start: Any, seed: int, q: Any
 ) -> None:
     """One load-generator process (spawned): its slice of the gateways on its own event loop,
-    reporting a StatsDelta every second and ("done", unconfirmed) at the end.
+    reporting "ready" once loaded, then a StatsDelta every second and ("done", unconfirmed) at
+    the end.
 
-    `t0` is the parent's time.monotonic() at the start: CLOCK_MONOTONIC is one clock for every
+    `start` (a shared double, 0 until then) receives the parent's time.monotonic() at the start
+    of the run, once every process is ready (a spawned process takes seconds to import on a
+    busy machine: none of that is counted in the run). CLOCK_MONOTONIC is one clock for every
     process of the host, so all slices keep the same schedule; each latency is measured inside
     the process that sent the message and got its ack, so none crosses processes."""
     gws = [SimGateway(site, gw, sensors, timedelta(seconds=skew), outage, epoch)
            for site, gw, sensors, skew, outage, epoch in specs]  # fmt: skip
     stats = Stats()
+    q.put(("ready", os.getpid()))
+    deadline = time.monotonic() + 300
+    while start.value == 0.0:  # bounded: the parent gives up on us well before
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+    t0 = float(start.value)
 
     async def main() -> int:
         since: dict[str, int] = {}
@@ -394,48 +406,82 @@ def _generator_process(
         raise
 
 
-async def generate_in_processes(
-    gws: list[SimGateway], cfg: SoakConfig, port: int, t0: float, stats: Stats
-) -> int:
-    """`cfg.generators` processes, gateway k in process k mod n; their reports merged into
-    `stats` as they come (so the intervals' figures are the whole fleet's). Returns the
-    messages still unconfirmed after every process drained."""
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process with an event loop
-    q = ctx.Queue()
-    n = cfg.generators
-    procs = [
-        ctx.Process(target=_generator_process, daemon=True, name=f"soak-gen-{k}",
-                    args=([_spec(g) for g in gws[k::n]], cfg, port, t0, cfg.seed + k, q))
-        for k in range(n)
-    ]  # fmt: skip
-    for p in procs:
-        p.start()
-    stats.generator_pids = [p.pid for p in procs if p.pid is not None]
-    unconfirmed, done = 0, 0
-    limit = t0 + cfg.duration_s + cfg.drain_s + 120  # bounded: a stuck process is an error
-    try:
-        while done < n:
-            if time.monotonic() > limit:
-                raise RuntimeError("a load-generator process did not finish")
-            try:
-                item = await asyncio.to_thread(q.get, True, 1.0)
-            except queue.Empty:
-                if any(p.exitcode not in (None, 0) for p in procs):
-                    raise RuntimeError("a load-generator process died") from None
-                continue
-            if isinstance(item, StatsDelta):
-                stats.add(item)
-            elif item[0] == "done":
-                unconfirmed += int(item[1])
-                done += 1
-            else:
-                raise RuntimeError(f"a load-generator process failed: {item[1]}")
-    finally:
+@dataclass
+class Generators:
+    """The load-generator processes, loaded and waiting for the start."""
+
+    procs: list[Any]
+    q: Any
+    start: Any
+
+    @classmethod
+    def spawn(cls, gws: list[SimGateway], cfg: SoakConfig, port: int, stats: Stats) -> Generators:
+        """`cfg.generators` processes, gateway k in process k mod n; returns once every one has
+        loaded its gateways (bounded: 120 s)."""
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process with an event loop
+        q, start = ctx.Queue(), ctx.Value("d", 0.0)
+        n = cfg.generators
+        procs = [
+            ctx.Process(target=_generator_process, daemon=True, name=f"soak-gen-{k}",
+                        args=([_spec(g) for g in gws[k::n]], cfg, port, start, cfg.seed + k, q))
+            for k in range(n)
+        ]  # fmt: skip
         for p in procs:
+            p.start()
+        stats.generator_pids = [p.pid for p in procs if p.pid is not None]
+        self = cls(procs, q, start)
+        ready, limit = 0, time.monotonic() + 120
+        try:
+            while ready < n:
+                item = self._next(limit, "did not load its gateways")
+                if item is not None and item[0] == "ready":
+                    ready += 1
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _next(self, limit: float, what: str) -> Any:
+        if time.monotonic() > limit:
+            raise RuntimeError(f"a load-generator process {what}")
+        try:
+            return self.q.get(True, 1.0)
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in self.procs):
+                raise RuntimeError("a load-generator process died") from None
+            return None
+
+    def go(self, t0: float) -> None:
+        """Start every process's schedule at `t0` (this process's time.monotonic())."""
+        self.start.value = t0
+
+    async def collect(self, cfg: SoakConfig, t0: float, stats: Stats) -> int:
+        """Merge the processes' reports into `stats` as they come (so the intervals' figures are
+        the whole fleet's) until all have drained; returns the messages still unconfirmed."""
+        unconfirmed, done = 0, 0
+        limit = t0 + cfg.duration_s + cfg.drain_s + 120  # bounded: a stuck process is an error
+        try:
+            while done < len(self.procs):
+                item = await asyncio.to_thread(self._next, limit, "did not finish")
+                if item is None:
+                    continue
+                if isinstance(item, StatsDelta):
+                    stats.add(item)
+                elif item[0] == "done":
+                    unconfirmed += int(item[1])
+                    done += 1
+                else:
+                    raise RuntimeError(f"a load-generator process failed: {item[1]}")
+        finally:
+            self.stop()
+        return unconfirmed
+
+    def stop(self) -> None:
+        """Wait for the processes briefly; kill what is left."""
+        for p in self.procs:
             p.join(10)
             if p.is_alive():
                 p.kill()
-    return unconfirmed
 
 
 # --- the platform under test --------------------------------------------------------------------
@@ -825,13 +871,12 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
         row = conn.execute("SELECT now()").fetchone()
         assert row is not None
         since = row[0]  # the seeded history was received before this
+    # Always in processes of their own, even one: the alert rounds and the page loads below run
+    # on this event loop, and a gateway sharing it would count their time as publish → commit.
+    gens = await asyncio.to_thread(Generators.spawn, gws, cfg, platform.broker.port, stats)
     t0 = time.monotonic()
-    port = platform.broker.port
-    fleet = asyncio.create_task(
-        generate(gws, cfg, port, t0, stats, rng)
-        if cfg.generators == 1
-        else generate_in_processes(gws, cfg, port, t0, stats)
-    )
+    gens.go(t0)
+    fleet = asyncio.create_task(gens.collect(cfg, t0, stats))
     tasks = [fleet, asyncio.create_task(run_jobs(platform.url, cfg, t0, times))]
     base = f"http://{LOOPBACK}:{platform.api_port}"
     tasks.append(asyncio.create_task(run_pages(base, platform.url, password, cfg, t0, times)))
@@ -848,7 +893,7 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
     last_hist = scrape_histograms(platform.ingest_metrics)
     cpu_of = {"ingest": [platform.ingest.pid], "broker": [platform.broker.proc.pid]}
     last_cpu = {k: cpu_s(v) for k, v in cpu_of.items()}
-    last_cpu["gen"] = 0.0 if cfg.generators > 1 else cpu_s(stats.generator_pids)
+    last_cpu["gen"] = cpu_s(stats.generator_pids)  # their imports are not the run's
     with psycopg.connect(platform.url, autocommit=True) as conn:
         while time.monotonic() - t0 < cfg.duration_s:
             await asyncio.sleep(min(cfg.interval_s, cfg.duration_s - (time.monotonic() - t0)))
