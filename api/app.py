@@ -172,7 +172,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database_url,
         open=False,
         min_size=1,
-        max_size=10,
+        max_size=settings.api_pool_max,
+        # Every checkout waits at most this long, then PoolTimeout: a 503 (below).
+        timeout=settings.api_pool_wait_s,
         configure=_configure,
         # A connection broken while the database was away is noticed at checkout and replaced
         # (the pool reconnects in the background), so the API recovers without a restart.

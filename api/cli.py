@@ -460,6 +460,30 @@ def devices_render(
         _sync_broker(conn, password_file, acl_file, broker_pid, broker_pid_file)
 
 
+@devices_app.command("export-emqx")
+def devices_export_emqx(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where to write emqx-users.csv and acl.conf.")
+    ] = Path("deploy/scale/auth"),
+    owner: Annotated[
+        str | None,
+        typer.Option(help="user[:group] or uid[:gid] EMQX reads them as (1000 in its image)."),
+    ] = None,
+) -> None:
+    """Write the accounts and ACLs for EMQX 5 (built-in database bootstrap file, file
+    authorizer), for the scale-out profile (docs/scaling.md)."""
+    from api.devices_emqx import write_emqx_files
+
+    stack, conn = _devices_conn()
+    with stack:
+        export = write_emqx_files(conn, directory, owner)
+    typer.echo(f"wrote {directory}/emqx-users.csv and acl.conf ({export.exported} accounts)")
+    for name, why in export.skipped:
+        typer.echo(f"not exported: {name}: {why}", err=True)
+    if export.skipped:
+        raise typer.Exit(1)
+
+
 @devices_app.command("list")
 def devices_list() -> None:
     """List MQTT accounts and what each may do."""

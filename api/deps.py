@@ -74,17 +74,15 @@ def clock() -> datetime:
     return datetime.now(UTC)
 
 
-# How long a request waits for a pooled connection before it is answered 503 (the database is
-# away or saturated); psycopg_pool's default is 30 s, which only piles requests up.
-POOL_WAIT_S = 3.0
 # What a 503 tells the client to wait before retrying.
 RETRY_AFTER_S = 5
 
 
 def db_connection(request: Request) -> Any:
-    """A pooled connection (async context manager) that waits at most POOL_WAIT_S."""
+    """A pooled connection (async context manager). It waits at most the pool's timeout,
+    `OXY_API_POOL_WAIT_S` (api.app), before the 503 for a database away or saturated."""
     pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
-    return pool.connection(timeout=POOL_WAIT_S)
+    return pool.connection()
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:

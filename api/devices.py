@@ -58,7 +58,10 @@ def mosquitto_hash(
     password: str, *, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS
 ) -> str:
     """The `$7$` PBKDF2-SHA512 hash Mosquitto 2 accepts in its password file."""
-    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
+    # The salt is text, 12 URL-safe characters (72 random bits; Mosquitto reads only a 12-byte
+    # salt): the same hash then serves EMQX, whose PBKDF2 takes the salt as the text of its
+    # user file (api.devices_emqx).
+    salt = salt if salt is not None else secrets.token_urlsafe(SALT_BYTES * 3 // 4).encode()
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
@@ -352,12 +355,14 @@ def _resolve_owner(spec: str) -> tuple[int, int | None]:
     return uid, gid
 
 
-def file_owner(directory: Path, owner: str | None = None) -> FileOwner:
+def file_owner(
+    directory: Path, owner: str | None = None, broker_user: str | None = BROKER_USER
+) -> FileOwner:
     """How to write the password and ACL files in `directory`: never world-readable.
 
     * `owner` given (`user[:group]` or `uid[:gid]`, e.g. OXY_MQTT_FILE_OWNER): chowned to it, 0600;
-    * run as root and a `mosquitto` user exists: chowned to it, 0600 (the broker re-reads the
-      files on SIGHUP after dropping root, as that user);
+    * run as root and a `broker_user` (`mosquitto`) exists: chowned to it, 0600 (the broker
+      re-reads the files on SIGHUP after dropping root, as that user);
     * the folder is setgid (the compose layout: written by the api's uid, group of the broker):
       0640, the group inherited from the folder;
     * otherwise 0600 for the writing user (the broker runs as the same user).
@@ -365,9 +370,9 @@ def file_owner(directory: Path, owner: str | None = None) -> FileOwner:
     if owner:
         uid, gid = _resolve_owner(owner)
         return FileOwner(uid, gid, 0o600)
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and broker_user is not None:
         try:
-            entry = pwd.getpwnam(BROKER_USER)
+            entry = pwd.getpwnam(broker_user)
         except KeyError:
             entry = None
         if entry is not None:

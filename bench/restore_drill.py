@@ -7,12 +7,23 @@ is stored, the closed days (readings, rollups, reports before today) are identic
 after, and prints RPO (committed data lost) and RTO (destroy → first commit after restore).
 
     .venv/bin/python bench/restore_drill.py [--gateways 20] [--before 20] [--after 10]
+    .venv/bin/python bench/restore_drill.py --pg-dump [--gateways 20] [--before 20] [--after 10]
 
 The commands it runs are the ones docs/deployment.md gives for a real server:
 `pg_receivewal --slot … --synchronous` (with `synchronous_standby_names = 'pg_receivewal'` on
 the primary, so a commit waits for the WAL copy: RPO 0), `pg_basebackup -X none -c fast`, and on
 restore the base backup, the streamed WAL (the `.partial` segment renamed), `recovery.signal`
 and `restore_command = 'cp …/%f %p'`.
+
+`--pg-dump` is the drill of a small ministry that runs only `pg_dump` (docs/deployment.md): the
+roles (`pg_dumpall --globals-only`) and a custom-format dump (`pg_dump -Fc`) taken while
+ingesting; the cluster destroyed; a fresh cluster made (`initdb`), the roles and the dump
+restored (`pg_restore -j`). What was committed after the dump's snapshot is lost for good (the
+gateways deleted it from their outboxes once the centre confirmed it): that is the RPO, printed
+in readings and seconds. Everything else comes back: the closed days are identical, and every
+reading made from the loss on waits in the outboxes and is stored after the restore (the
+gateways' declared floor lets ingest's watermark step over the lost sequence numbers, so their
+streams go on being confirmed without anyone's intervention).
 """
 
 from __future__ import annotations
@@ -183,6 +194,162 @@ async def _drill(
     )  # fmt: skip
 
 
+@dataclass
+class DumpDrillResult:
+    """What the pg_dump drill found."""
+
+    generated: int
+    stored: int
+    unconfirmed: int
+    closed_days_identical: bool
+    closed_readings: int
+    at_risk_readings: int  # committed after the dump began and before the loss
+    rpo_readings: int  # committed before the loss, missing after the restore
+    rpo_s: float  # the dump began → the loss: the window a dump-only setup loses
+    dump_s: float
+    dump_mb: float
+    restore_s: float  # fresh cluster → roles and dump restored
+    back_s: float  # restore began → first commit
+    rto_s: float  # loss → first commit (includes the --after wait)
+
+
+def _db_now(url: str) -> Any:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _received_between(url: str, gws: list[str], lo: Any, hi: Any) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id "
+            "JOIN gateways g ON g.id = s.gateway_id WHERE g.code = ANY(%s) "
+            "AND r.received_at >= %s AND r.received_at <= %s",
+            (gws, lo, hi),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _dump_drill(
+    work: Path, pg: PrivatePostgres, url: str, platform: Platform, cfg: SoakConfig,
+    before: float, after: float, out: Any,
+) -> DumpDrillResult:  # fmt: skip
+    rng = random.Random(cfg.seed)
+    gws = load_gateways(url, cfg, rng)
+    for g in gws:
+        g.outage = None  # the outage here is the database's
+    stats = Stats()
+    since = _db_now(url)
+    codes = [g.gw for g in gws]
+    t0 = time.monotonic()
+    tasks = [asyncio.create_task(run_gateway(g, cfg, platform.broker.port, t0, stats, rng))
+             for g in gws]  # fmt: skip
+    await asyncio.sleep(before / 2)
+    conn_args = ["-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres"]
+    dump, roles = work / "oxy.dump", work / "globals.sql"
+    t = time.monotonic()
+    dump_began = _db_now(url)
+    await asyncio.to_thread(
+        _as_postgres, "sh", "-c",
+        f"{PG_BIN / 'pg_dumpall'} {' '.join(conn_args)} --globals-only > {roles}",
+    )  # fmt: skip
+    await asyncio.to_thread(
+        _as_postgres, str(PG_BIN / "pg_dump"), *conn_args, "-Fc", "-f", str(dump), "oxy"
+    )
+    dump_s = time.monotonic() - t
+    print(f"pg_dump -Fc taken while ingesting in {dump_s:.1f} s "
+          f"({dump.stat().st_size / 2**20:.1f} MB)", file=out)  # fmt: skip
+    await asyncio.sleep(before / 2)
+    closed = _fingerprint(url)
+    committed_before = _committed(url, codes, since)
+    lost_at = _db_now(url)
+    at_risk = _received_between(url, codes, dump_began, lost_at)
+    # Destroy: the server killed, its data directory gone.
+    _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(pg.data), "-m", "immediate", "-w", "stop")
+    shutil.rmtree(pg.data)
+    t_destroy = time.monotonic()
+    rpo_s = (lost_at - dump_began).total_seconds()
+    print(f"cluster destroyed after {t_destroy - t0:.0f} s of ingest ({committed_before} readings "
+          f"committed, {at_risk} of them after the dump began)", file=out)  # fmt: skip
+    await asyncio.sleep(after)  # the gateways carry on; ingest holds, the outboxes fill
+    # A fresh cluster at the same address, the roles, the database and the dump.
+    t = time.monotonic()
+    _as_postgres(str(PG_BIN / "initdb"), "-D", str(pg.data), "-A", "trust", "-U", "postgres",
+                 "--no-sync", "-E", "UTF8")  # fmt: skip
+    await asyncio.to_thread(pg.start)
+    await asyncio.to_thread(
+        _as_postgres, str(PG_BIN / "psql"), *conn_args, "-q", "-d", "postgres", "-f", str(roles)
+    )  # an error for the role `postgres` that exists already is expected and harmless
+    # Restored under another name, renamed when complete: ingest and the API, retrying all
+    # along, find the database only whole (a half-restored one killed the ingest writer).
+    await asyncio.to_thread(_as_postgres, str(PG_BIN / "createdb"), *conn_args, "oxy_restore")
+    await asyncio.to_thread(
+        _as_postgres, str(PG_BIN / "pg_restore"), *conn_args, "-d", "oxy_restore", "-j", "2",
+        "--exit-on-error", str(dump),
+    )  # fmt: skip
+    await asyncio.to_thread(
+        _as_postgres, str(PG_BIN / "psql"), *conn_args, "-d", "postgres", "-c",
+        "ALTER DATABASE oxy_restore RENAME TO oxy",
+    )  # fmt: skip
+    restore_s = time.monotonic() - t
+    before_readings = scrape(platform.ingest_metrics, "oxy_ingest_readings_total")
+    while scrape(platform.ingest_metrics, "oxy_ingest_readings_total") <= before_readings:  # noqa: ASYNC110 - another process's counter
+        await asyncio.sleep(0.2)
+    rto = time.monotonic() - t_destroy
+    back = time.monotonic() - t
+    print(f"restored in {restore_s:.1f} s, first commit {back:.1f} s after the restore began, "
+          f"{rto:.1f} s after the destroy ({after:.0f} s of it waiting on purpose)",
+          file=out)  # fmt: skip
+    rpo = max(0, committed_before - _received_between(url, codes, since, lost_at))
+    await asyncio.gather(*tasks)
+    unconfirmed = await drain(gws, stats, cfg.drain_s)
+    for g in gws:
+        if g.client is not None:
+            g.client.disconnect()
+    stored = _committed(url, codes, since)
+    return DumpDrillResult(
+        stats.generated, stored, unconfirmed, _fingerprint(url) == closed, int(closed[3]),
+        at_risk, rpo, rpo_s, dump_s, dump.stat().st_size / 2**20, restore_s, back, rto,
+    )  # fmt: skip
+
+
+def run_dump(
+    gateways: int = 20, before: float = 20, after: float = 10, out: Any = sys.stdout
+) -> DumpDrillResult:
+    """The pg_dump-only drill: private cluster (no WAL copy), broker and ingest; clean up."""
+    work = Path(tempfile.mkdtemp(prefix="oxy-dump-drill-"))
+    os.chmod(work, 0o777)
+    pg = PrivatePostgres(work / "pg")
+    pg.start()
+    platform = None
+    try:
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE oxy")
+        url = pg.url.rsplit("/", 1)[0] + "/oxy"
+        cfg = SoakConfig(gateways=gateways, duration_s=before + after + 15, interval_s=1e9,
+                         history_days=2.0, drain_s=60)  # fmt: skip
+        seed(url, cfg)
+        platform = start_platform(url)
+        res = asyncio.run(_dump_drill(work, pg, url, platform, cfg, before, after, out))
+    finally:
+        if platform is not None:
+            platform.stop()
+        pg.destroy()
+    print(
+        f"readings generated {res.generated}, stored {res.stored}, "
+        f"lost {res.generated - res.stored} (all of them committed after the dump: "
+        f"RPO {res.rpo_readings} readings, the "
+        f"{res.rpo_s:.1f} s from the dump to the loss); unconfirmed {res.unconfirmed}; closed days "
+        f"({res.closed_readings} readings) {'identical' if res.closed_days_identical else 'DIFFER'}"
+        f"; dump {res.dump_s:.1f} s, {res.dump_mb:.1f} MB; restore {res.restore_s:.1f} s; RTO "
+        f"{res.rto_s:.1f} s from the loss, {res.back_s:.1f} s from the start of the restore",
+        file=out,
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
 def run(
     gateways: int = 20, before: float = 20, after: float = 10, out: Any = sys.stdout
 ) -> DrillResult:
@@ -238,8 +405,10 @@ def main() -> None:
     a.add_argument("--gateways", type=int, default=20)
     a.add_argument("--before", type=float, default=20, help="seconds of ingest before the loss")
     a.add_argument("--after", type=float, default=10, help="seconds without a database")
+    a.add_argument("--pg-dump", action="store_true",
+                   help="the pg_dump-only drill (no WAL copy): RPO = the dump's age")  # fmt: skip
     args = a.parse_args()
-    run(args.gateways, args.before, args.after)
+    (run_dump if args.pg_dump else run)(args.gateways, args.before, args.after)
 
 
 if __name__ == "__main__":

@@ -2,22 +2,32 @@
 with the API serving pages and the alert and coordination jobs running (issue 22).
 
     # the documented form: 2,000 gateways, 3,000 tanks × 2 sensors at 1 Hz = 6,000 readings/s,
-    # one hour, figures every 5 minutes (seeds the national country into a scratch database)
+    # one hour, figures every 5 minutes (seeds the national country into a scratch database),
+    # the gateways spread over 4 generator processes (one reached only 4,020 readings/s)
     OXY_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/soak.py --gateways 2000 --duration 3600 --interval 300
+        .venv/bin/python bench/soak.py --gateways 2000 --generators 4 --duration 3600 --interval 300
 
     # a short form (what tests/test_soak.py runs, at a reduced rate)
-    .venv/bin/python bench/soak.py --gateways 40 --duration 60 --interval 20
+    .venv/bin/python bench/soak.py --gateways 40 --generators 2 --duration 60 --interval 20
 
 The load generator is asyncio: every gateway is one coroutine with its own MQTT connection
-(paho driven by the event loop's reader/writer callbacks, no thread per client). Like a real
+(paho driven by the event loop's reader/writer callbacks, no thread per client). With
+`--generators N` the gateways are dealt over N spawned processes (gateway k to process k mod N),
+each with its own event loop (one process by default: never this process's loop, which runs
+the alert rounds and the page loads, so their time is never counted as publish → commit);
+every second each reports its latencies and counters to this process, which merges them into
+the interval's figures. A latency is measured inside the process
+that published the message and received its ack (time.monotonic, CLOCK_MONOTONIC: one clock for
+the whole host, which also gives every process the same start), so none mixes clocks. Like a real
 gateway it samples its sensors at `--hz`, publishes one QoS 1 message per `--batch-s` built with
 the contract's encoder (`oxy.contract.encode_data`, with the end-to-end acknowledgement's epoch
 and floor), keeps every message in its outbox until ingest's retained ack watermark covers it,
 and re-sends what is not confirmed. `--outage-share` of the gateways lose their connection for
 `--outage-s` and replay their outbox on reconnecting; `--skew-share` run with a clock off by up
 to ±2 minutes. Publish → commit is measured by the gateway: from the first publish of a message
-to the ack that confirms it (so it includes the ack's way back).
+to the ack that confirms it (so it includes the ack's way back). The last three columns say
+where that time goes on the ingest side: readings per committed batch, the mean write + commit
+of a batch, and the mean rollup flush (plain PostgreSQL).
 
 Everything is bounded (gateways ≤ 5,000, the duration, each outbox) and loopback only: the broker
 is a private Mosquitto on 127.0.0.1 with the product configuration, the API a private `oxy api
@@ -29,7 +39,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import multiprocessing
 import os
+import queue
 import random
 import re
 import socket
@@ -70,6 +82,7 @@ from oxy.contract import (  # noqa: E402
 )
 
 MAX_GATEWAYS = 5000
+MAX_GENERATORS = 32  # load-generator processes
 MAX_OUTBOX = 20_000  # messages per gateway; a real gateway's outbox evicts beyond its bound
 LOOPBACK = "127.0.0.1"
 
@@ -92,10 +105,15 @@ class SoakConfig:
     database_url: str | None = None
     drain_s: float = 60.0
     seed: int = 22
+    generators: int = 1  # processes of the load generator (each a slice of the gateways)
 
     def __post_init__(self) -> None:
         if not 1 <= self.gateways <= MAX_GATEWAYS:
             raise ValueError(f"--gateways must be between 1 and {MAX_GATEWAYS}")
+        if not 1 <= self.generators <= min(MAX_GENERATORS, self.gateways):
+            raise ValueError(
+                f"--generators must be between 1 and {MAX_GENERATORS} (and at most --gateways)"
+            )
         if self.duration_s <= 0 or self.duration_s > 24 * 3600 or self.interval_s <= 0:
             raise ValueError("--duration must be in (0, 86400] s and --interval > 0")
         if not 0 < self.hz <= 10 or self.batch_s < 1 / self.hz:
@@ -152,6 +170,32 @@ class Stats:
     published_msgs: int = 0
     acked_msgs: int = 0
     republished: int = 0
+    generator_pids: list[int] = field(default_factory=list)
+
+    _COUNTS = ("replayed", "generated", "published_msgs", "acked_msgs", "republished")
+
+    def take(self, since: dict[str, int]) -> StatsDelta:
+        """What happened since the last take (`since` holds the counts then; updated): the
+        latencies measured meanwhile (and cleared) and the counters' increments."""
+        counts = {k: getattr(self, k) - since.get(k, 0) for k in self._COUNTS}
+        since.update({k: getattr(self, k) for k in self._COUNTS})
+        lat, self.latencies = self.latencies, []
+        return StatsDelta(lat, counts)
+
+    def add(self, d: StatsDelta) -> None:
+        """Merge another process's delta."""
+        self.latencies.extend(d.latencies)
+        for k, v in d.counts.items():
+            setattr(self, k, getattr(self, k) + v)
+
+
+@dataclass
+class StatsDelta:
+    """A generator process's report: latencies (seconds, each measured inside that process
+    from the message's first publish to the ack that confirmed it) and counter increments."""
+
+    latencies: list[float]
+    counts: dict[str, int]
 
 
 @dataclass
@@ -299,6 +343,147 @@ async def drain(gws: list[SimGateway], stats: Stats, seconds: float) -> int:
     return sum(len(g.outbox) for g in gws)
 
 
+async def generate(
+    gws: list[SimGateway], cfg: SoakConfig, port: int, t0: float, stats: Stats, rng: random.Random
+) -> int:
+    """Run these gateways until the end of the run, then drain their outboxes; returns the
+    messages still unconfirmed."""
+    tasks = [asyncio.create_task(run_gateway(g, cfg, port, t0, stats, rng)) for g in gws]
+    for r in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(r, BaseException):
+            raise r
+    unconfirmed = await drain(gws, stats, cfg.drain_s)
+    for g in gws:
+        if g.client is not None:
+            g.client.disconnect()
+    await asyncio.sleep(0.2)
+    return unconfirmed
+
+
+GatewaySpec = tuple[str, str, list[tuple[str, str, float]], float, tuple[float, float] | None, int]
+
+
+def _spec(g: SimGateway) -> GatewaySpec:
+    return (g.site, g.gw, g.sensors, g.skew.total_seconds(), g.outage, g.epoch)
+
+
+def _generator_process(
+    specs: list[GatewaySpec], cfg: SoakConfig, port: int, start: Any, seed: int, q: Any
+) -> None:
+    """One load-generator process (spawned): its slice of the gateways on its own event loop,
+    reporting "ready" once loaded, then a StatsDelta every second and ("done", unconfirmed) at
+    the end.
+
+    `start` (a shared double, 0 until then) receives the parent's time.monotonic() at the start
+    of the run, once every process is ready (a spawned process takes seconds to import on a
+    busy machine: none of that is counted in the run). CLOCK_MONOTONIC is one clock for every
+    process of the host, so all slices keep the same schedule; each latency is measured inside
+    the process that sent the message and got its ack, so none crosses processes."""
+    gws = [SimGateway(site, gw, sensors, timedelta(seconds=skew), outage, epoch)
+           for site, gw, sensors, skew, outage, epoch in specs]  # fmt: skip
+    stats = Stats()
+    q.put(("ready", os.getpid()))
+    deadline = time.monotonic() + 300
+    while start.value == 0.0:  # bounded: the parent gives up on us well before
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+    t0 = float(start.value)
+
+    async def main() -> int:
+        since: dict[str, int] = {}
+        job = asyncio.create_task(generate(gws, cfg, port, t0, stats, random.Random(seed)))
+        while not job.done():
+            await asyncio.wait({job}, timeout=1.0)
+            q.put(stats.take(since))
+        q.put(stats.take(since))
+        return job.result()
+
+    try:
+        q.put(("done", asyncio.run(main())))
+    except BaseException as exc:
+        q.put(("failed", repr(exc)))
+        raise
+
+
+@dataclass
+class Generators:
+    """The load-generator processes, loaded and waiting for the start."""
+
+    procs: list[Any]
+    q: Any
+    start: Any
+
+    @classmethod
+    def spawn(cls, gws: list[SimGateway], cfg: SoakConfig, port: int, stats: Stats) -> Generators:
+        """`cfg.generators` processes, gateway k in process k mod n; returns once every one has
+        loaded its gateways (bounded: 120 s)."""
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process with an event loop
+        q, start = ctx.Queue(), ctx.Value("d", 0.0)
+        n = cfg.generators
+        procs = [
+            ctx.Process(target=_generator_process, daemon=True, name=f"soak-gen-{k}",
+                        args=([_spec(g) for g in gws[k::n]], cfg, port, start, cfg.seed + k, q))
+            for k in range(n)
+        ]  # fmt: skip
+        for p in procs:
+            p.start()
+        stats.generator_pids = [p.pid for p in procs if p.pid is not None]
+        self = cls(procs, q, start)
+        ready, limit = 0, time.monotonic() + 120
+        try:
+            while ready < n:
+                item = self._next(limit, "did not load its gateways")
+                if item is not None and item[0] == "ready":
+                    ready += 1
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _next(self, limit: float, what: str) -> Any:
+        if time.monotonic() > limit:
+            raise RuntimeError(f"a load-generator process {what}")
+        try:
+            return self.q.get(True, 1.0)
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in self.procs):
+                raise RuntimeError("a load-generator process died") from None
+            return None
+
+    def go(self, t0: float) -> None:
+        """Start every process's schedule at `t0` (this process's time.monotonic())."""
+        self.start.value = t0
+
+    async def collect(self, cfg: SoakConfig, t0: float, stats: Stats) -> int:
+        """Merge the processes' reports into `stats` as they come (so the intervals' figures are
+        the whole fleet's) until all have drained; returns the messages still unconfirmed."""
+        unconfirmed, done = 0, 0
+        limit = t0 + cfg.duration_s + cfg.drain_s + 120  # bounded: a stuck process is an error
+        try:
+            while done < len(self.procs):
+                item = await asyncio.to_thread(self._next, limit, "did not finish")
+                if item is None:
+                    continue
+                if isinstance(item, StatsDelta):
+                    stats.add(item)
+                elif item[0] == "done":
+                    unconfirmed += int(item[1])
+                    done += 1
+                else:
+                    raise RuntimeError(f"a load-generator process failed: {item[1]}")
+        finally:
+            self.stop()
+        return unconfirmed
+
+    def stop(self) -> None:
+        """Wait for the processes briefly; kill what is left."""
+        for p in self.procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+
+
 # --- the platform under test --------------------------------------------------------------------
 
 
@@ -428,8 +613,9 @@ def start_platform(url: str) -> Platform:
     )  # fmt: skip
     platform = Platform(url, broker, ingest, metrics, api, api_port, logs)
     try:
-        _wait_port(metrics, 60)
-        _wait_port(api_port, 60)
+        # Generous: on a busy machine the API's start (imports, pool, warm-up) took over 60 s.
+        _wait_port(metrics, 180)
+        _wait_port(api_port, 180)
         # Ingest's session must hold its subscription before the first gateway publishes.
         deadline = time.monotonic() + 30
         while scrape(metrics, "oxy_ingest_mqtt_connected") < 1:
@@ -451,6 +637,35 @@ def scrape(port: int, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+_HISTOGRAMS = ("oxy_ingest_batch_readings", "oxy_ingest_commit_seconds",
+               "oxy_ingest_rollup_flush_seconds")  # fmt: skip
+
+
+def scrape_histograms(port: int) -> dict[str, tuple[float, float]]:
+    """(sum, count) of ingest's histograms that say where the time goes."""
+    return {h: (scrape(port, h + "_sum"), scrape(port, h + "_count")) for h in _HISTOGRAMS}
+
+
+def _mean_since(now: dict[str, tuple[float, float]], then: dict[str, tuple[float, float]],
+                name: str) -> float:  # fmt: skip
+    ds = now[name][0] - then.get(name, (0.0, 0.0))[0]
+    dn = now[name][1] - then.get(name, (0.0, 0.0))[1]
+    return ds / dn if dn > 0 else math.nan
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and their children (0 for one gone)."""
+    total = 0.0
+    for pid in pids:
+        with suppress(psutil.NoSuchProcess):
+            p = psutil.Process(pid)
+            for q in (p, *p.children(recursive=True)):
+                with suppress(psutil.NoSuchProcess):
+                    t = q.cpu_times()
+                    total += t.user + t.system
     return total
 
 
@@ -588,6 +803,15 @@ class Interval:
     api_p95_s: float
     api_errors: int
     replayed: int
+    # Where publish → commit goes, seen from ingest (means over the interval): readings per
+    # committed batch, write + commit of one batch, one rollup flush (plain PostgreSQL).
+    batch_readings: float = math.nan
+    commit_ms: float = math.nan
+    rollup_flush_s: float = math.nan
+    # CPU used (all cores: 100 % = one core) by ingest, the broker and the load generator.
+    ingest_cpu_pct: float = math.nan
+    broker_cpu_pct: float = math.nan
+    generator_cpu_pct: float = math.nan
 
     def line(self) -> str:
         """One printed row; a figure not measured in the interval shows as "—"."""
@@ -601,13 +825,20 @@ class Interval:
             f"{'—':>{w}}" if math.isnan(v) else f"{v * k:>{w}.{2 if k == 1 and v < 10 else 0}f}"
             for v, w, k in cells
         )
-        return f"{text} {self.api_errors:>4} {self.replayed:>6}"
+        ingest = " ".join(
+            f"{'—':>{w}}" if math.isnan(v) else f"{v:>{w}.{d}f}"
+            for v, w, d in ((self.batch_readings, 7, 0), (self.commit_ms, 7, 1),
+                            (self.rollup_flush_s, 7, 2), (self.ingest_cpu_pct, 6, 0),
+                            (self.broker_cpu_pct, 6, 0), (self.generator_cpu_pct, 6, 0))
+        )  # fmt: skip
+        return f"{text} {self.api_errors:>4} {self.replayed:>6} {ingest}"
 
 
 HEADER = (
     f"{'t s':>7} {'rdg/s':>9} {'ingestMB':>9} {'brokerMB':>9} {'dbΔ MB':>9} {'p50 ms':>8} "
     f"{'p99 ms':>8} {'rollup s':>8} {'alert s':>8} {'coord s':>7} {'api95ms':>8} {'err':>4} "
-    f"{'replay':>6}"
+    f"{'replay':>6} {'batch':>7} {'commitms':>7} {'flush s':>7} {'ing%':>6} {'brk%':>6} "
+    f"{'gen%':>6}"
 )
 
 
@@ -639,21 +870,29 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
         row = conn.execute("SELECT now()").fetchone()
         assert row is not None
         since = row[0]  # the seeded history was received before this
+    # Always in processes of their own, even one: the alert rounds and the page loads below run
+    # on this event loop, and a gateway sharing it would count their time as publish → commit.
+    gens = await asyncio.to_thread(Generators.spawn, gws, cfg, platform.broker.port, stats)
     t0 = time.monotonic()
-    tasks = [asyncio.create_task(run_gateway(g, cfg, platform.broker.port, t0, stats, rng))
-             for g in gws]  # fmt: skip
-    tasks.append(asyncio.create_task(run_jobs(platform.url, cfg, t0, times)))
+    gens.go(t0)
+    fleet = asyncio.create_task(gens.collect(cfg, t0, stats))
+    tasks = [fleet, asyncio.create_task(run_jobs(platform.url, cfg, t0, times))]
     base = f"http://{LOOPBACK}:{platform.api_port}"
     tasks.append(asyncio.create_task(run_pages(base, platform.url, password, cfg, t0, times)))
     print(
         f"soak: {len(gws)} gateways, {sum(len(g.sensors) for g in gws)} sensors at {cfg.hz} Hz "
-        f"(≈{sum(len(g.sensors) for g in gws) * cfg.hz:,.0f} readings/s), {cfg.duration_s:.0f} s",
+        f"(≈{sum(len(g.sensors) for g in gws) * cfg.hz:,.0f} readings/s), {cfg.duration_s:.0f} s"
+        f", {cfg.generators} generator process(es)",
         file=out,
     )
     print(HEADER, file=out, flush=True)
     intervals: list[Interval] = []
     api_requests = 0
     last_readings, last_t, last_size = 0.0, t0, size0
+    last_hist = scrape_histograms(platform.ingest_metrics)
+    cpu_of = {"ingest": [platform.ingest.pid], "broker": [platform.broker.proc.pid]}
+    last_cpu = {k: cpu_s(v) for k, v in cpu_of.items()}
+    last_cpu["gen"] = cpu_s(stats.generator_pids)  # their imports are not the run's
     with psycopg.connect(platform.url, autocommit=True) as conn:
         while time.monotonic() - t0 < cfg.duration_s:
             await asyncio.sleep(min(cfg.interval_s, cfg.duration_s - (time.monotonic() - t0)))
@@ -663,6 +902,10 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
             now = time.monotonic()
             readings = scrape(platform.ingest_metrics, "oxy_ingest_readings_total")
             size = _one(conn, "SELECT pg_database_size(current_database())")
+            hist = scrape_histograms(platform.ingest_metrics)
+            cpu = {k: cpu_s(v) for k, v in cpu_of.items()}
+            cpu["gen"] = cpu_s(stats.generator_pids)
+            pct = {k: (cpu[k] - last_cpu[k]) / (now - last_t) * 100 for k in cpu}
             intervals.append(
                 Interval(
                     t=now - t0,
@@ -678,8 +921,15 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
                     api_p95_s=_pct(times.api, 95),
                     api_errors=times.api_errors,
                     replayed=stats.replayed,
+                    batch_readings=_mean_since(hist, last_hist, "oxy_ingest_batch_readings"),
+                    commit_ms=_mean_since(hist, last_hist, "oxy_ingest_commit_seconds") * 1000,
+                    rollup_flush_s=_mean_since(hist, last_hist, "oxy_ingest_rollup_flush_seconds"),
+                    ingest_cpu_pct=pct["ingest"],
+                    broker_cpu_pct=pct["broker"],
+                    generator_cpu_pct=pct["gen"],
                 )
             )
+            last_hist, last_cpu = hist, cpu
             print(intervals[-1].line(), file=out, flush=True)
             last_readings, last_t, last_size = readings, now, size
             stats.latencies.clear()
@@ -691,11 +941,7 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
     for r in results:
         if isinstance(r, BaseException):
             raise r
-    unconfirmed = await drain(gws, stats, cfg.drain_s)
-    for g in gws:
-        if g.client is not None:
-            g.client.disconnect()
-    await asyncio.sleep(0.2)
+    unconfirmed = fleet.result()
     with psycopg.connect(platform.url) as conn:
         stored = _one(
             conn,
@@ -796,12 +1042,16 @@ def main() -> None:
     p.add_argument("--skew-share", type=float, default=0.1)
     p.add_argument("--history-days", type=float, default=1.0)
     p.add_argument("--database-url", default=None, help="a fresh, empty database to use")
+    p.add_argument("--generators", type=int, default=1,
+                   help=f"load-generator processes (1–{MAX_GENERATORS}), each a slice of the "
+                        "gateways")  # fmt: skip
     a = p.parse_args()
     try:
         cfg = SoakConfig(
             gateways=a.gateways, duration_s=a.duration, interval_s=a.interval,
             batch_s=a.batch_s, hz=a.hz, outage_share=a.outage_share, outage_s=a.outage_s,
             skew_share=a.skew_share, history_days=a.history_days, database_url=a.database_url,
+            generators=a.generators,
         )  # fmt: skip
     except ValueError as exc:
         sys.exit(f"soak: {exc}")

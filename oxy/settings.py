@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     # Grafana as the browser reaches it (the engineers' pages link to its dashboards); empty:
     # no links. The compose file publishes it at http://localhost:3000 by default.
     grafana_url: str = "http://localhost:3000"
+    # The API's database pool, per worker process (`oxy api run --workers N` opens N pools: keep
+    # N × api_pool_max + ingest, jobs and Grafana under PostgreSQL's max_connections, 100 by
+    # default). 40 lets all 34 SYT officers of the 16:00 burst hold one at once beside BYT and
+    # the facilities (docs/scaling.md, capacity model); a request waits at most api_pool_wait_s
+    # for one, then is answered 503 + Retry-After (never piles up behind psycopg_pool's 30 s).
+    api_pool_max: Annotated[int, Field(ge=2, le=500)] = 40
+    api_pool_wait_s: Annotated[float, Field(gt=0, le=30)] = 5.0
 
     # Oxygen reference conditions for every m3 shown: default 0 °C, 1 atm (Nm3).
     reference_temp_c: float = 0.0
