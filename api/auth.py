@@ -124,14 +124,22 @@ class _HashAdmission:
         self.cost_s = first_cost_s
         self.next_turn = 0.0  # monotonic time of the last turn handed out to a refused caller
 
+    def _refuse_if_full(self) -> None:
+        wait = (self.pending // HASH_WORKERS) * self.cost_s  # queued ahead of this check
+        if wait > HASH_WAIT_BUDGET_S:
+            now = time.monotonic()
+            turn = max(now + wait, self.next_turn) + self.cost_s / HASH_WORKERS
+            self.next_turn = min(turn, now + self.MAX_RETRY_S)
+            raise HashingBusy(max(1, min(self.MAX_RETRY_S, math.ceil(turn - now))))
+
+    def check(self) -> None:
+        """Refuse (HashingBusy) if a check would not be admitted now; nothing is taken."""
+        with self.lock:
+            self._refuse_if_full()
+
     def admit(self) -> None:
         with self.lock:
-            wait = (self.pending // HASH_WORKERS) * self.cost_s  # queued ahead of this check
-            if wait > HASH_WAIT_BUDGET_S:
-                now = time.monotonic()
-                turn = max(now + wait, self.next_turn) + self.cost_s / HASH_WORKERS
-                self.next_turn = min(turn, now + self.MAX_RETRY_S)
-                raise HashingBusy(max(1, min(self.MAX_RETRY_S, math.ceil(turn - now))))
+            self._refuse_if_full()
             self.pending += 1
 
     def done(self, took_s: float | None) -> None:
@@ -165,13 +173,16 @@ def needs_rehash(stored_hash: str) -> bool:
         return False
 
 
+async def _in_pool(fn: Callable[..., _T], *args: Any) -> tuple[_T, float]:
+    """fn(*args) in the hashing pool, and the seconds it took there (admission is the caller's)."""
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool, _timed, fn, *args)
+
+
 async def _in_hash_pool(fn: Callable[..., _T], *args: Any) -> _T:
     _admission.admit()
     took: float | None = None
     try:
-        result, took = await asyncio.get_running_loop().run_in_executor(
-            _hash_pool, _timed, fn, *args
-        )
+        result, took = await _in_pool(fn, *args)
         return result
     finally:
         _admission.done(took)
@@ -449,8 +460,8 @@ SELECT (SELECT left_s FROM locked), (SELECT count(*) FROM up), (SELECT count(*) 
        (SELECT is_active FROM account)
 """
 # A successful login was not a guess: it gives its count back (and the lock it may have set);
-# the pair key (account, address) is cleared. Also after a refused (busy) check, which was
-# counted but not made.
+# the pair key (account, address) is cleared (`clear_pair`). Also a check refused as busy after
+# it was counted (the queue filled up in between).
 _GIVE_BACK = """
 UPDATE login_throttle AS t SET failures = greatest(t.failures - 1, 0),
     locked_until = CASE WHEN t.failures - 1 < i.lim THEN NULL ELSE t.locked_until END
@@ -553,10 +564,15 @@ async def throttled_verify(
     ip: str | None,
 ) -> LoginResult:
     """Check a user's password under the DB-backed throttle (login and the current-password
-    check of a password change). The attempt is counted atomically before the argon2 check,
-    which runs in the bounded hashing pool without holding a database connection; a login
-    takes a pooled connection for one statement before the check and one after."""
+    check of a password change). A caller the hashing queue would refuse is refused first
+    (HashingBusy: nothing read, nothing counted); then the attempt is counted atomically before
+    the argon2 check, which runs in the bounded hashing pool without holding a database
+    connection; a login takes a pooled connection for one statement before the check and one
+    after."""
     name = username.strip().lower()
+    # A caller that would be told busy is told so first: no database work, nothing counted (a
+    # refused burst costs the event loop and the pool only the answer).
+    _admission.check()
     async with pool.connection() as conn:
         await conn.set_autocommit(True)  # each statement its own transaction: no commit trip
         try:
@@ -567,11 +583,16 @@ async def throttled_verify(
             await conn.set_autocommit(False)
     stored = reserved.stored_hash or _DUMMY_HASH
     try:
-        verified = await verify_password_async(stored, password)
-    except HashingBusy:  # no guess was checked: the attempt is not counted
+        _admission.admit()
+    except HashingBusy:  # filled up meanwhile: no guess was checked, the attempt is given back
         async with pool.connection() as conn:
             await conn.execute(_GIVE_BACK, {**_key_params(reserved.keys), "clear_pair": False})
         raise
+    took: float | None = None
+    try:
+        verified, took = await _in_pool(verify_password, stored, password)
+    finally:
+        _admission.done(took)
     good = verified and reserved.user_id is not None and reserved.active
     rehashed: str | None = None
     if good and needs_rehash(stored):  # made with older parameters: store today's hash

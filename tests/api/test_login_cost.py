@@ -142,3 +142,25 @@ def test_a_burst_beyond_the_budget_answers_503_at_once(
     busy = [(after, took) for code, after, took in results if code == 503]
     assert all(after is not None and int(after) >= 1 for after, _ in busy)
     assert max(took for _, took in busy) < min(t for c_, _, t in results if c_ == 401)
+
+
+def test_a_busy_answer_costs_no_database_work(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Told busy before anything is read or counted: a refused burst costs the event loop and the
+    connection pool nothing but the answer (the attempt is not counted either)."""
+    from psycopg_pool import AsyncConnectionPool
+
+    monkeypatch.setattr(auth, "HASH_WAIT_BUDGET_S", 0.0)
+    monkeypatch.setattr(auth._admission, "pending", 2 * auth.HASH_WORKERS)  # a queue ahead
+
+    async def attempt() -> None:
+        async with AsyncConnectionPool(world.db_url, min_size=1, max_size=2, open=False) as pool:
+            await pool.open(wait=True)
+            await auth.throttled_verify(pool, "byt1", "a guess", "198.51.100.77")
+
+    with pytest.raises(HashingBusy):
+        asyncio.run(attempt())
+    with psycopg.connect(world.db_url) as conn:
+        rows = conn.execute("SELECT key FROM login_throttle").fetchall()
+    assert rows == []
