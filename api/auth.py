@@ -56,18 +56,21 @@ def _timed(fn: Callable[..., _T], *args: Any) -> tuple[_T, float]:
     return result, time.perf_counter() - t0
 
 
-# argon2id at OWASP's first minimum configuration (m=19 MiB, t=2, p=1): ~20 ms of one core per
-# check on the development box instead of ~160 ms wall / 4 lanes for argon2-cffi's defaults
-# (RFC 9106 low-memory: 64 MiB, t=3, p=4), so 50 concurrent logins fit in half a second on two
-# cores. Hashes stored with other parameters are re-hashed at the owner's next good login
-# (`check_needs_rehash`). The trade-off is in docs/security.md ("Password hashing cost").
+# argon2id at one of OWASP's equivalent minimum configurations (m=46 MiB t=1, 19 MiB t=2,
+# 12 MiB t=3, 9 MiB t=4, 7 MiB t=5; all p=1): measured here the 7 MiB, t=5 one is the cheapest
+# to verify (about 25 % less CPU than 19 MiB t=2 on the loaded 2-core box; 46 MiB costs ~3x:
+# above glibc's mmap threshold every check faults its memory in again), and it keeps each
+# check's memory small. argon2-cffi's defaults (RFC 9106 low-memory: 64 MiB, t=3, p=4) cost
+# ~160 ms wall / 4 lanes. Hashes stored with other parameters are re-hashed at the owner's next
+# good login (`check_needs_rehash`). The trade-off is in docs/security.md ("Password hashing
+# cost"); bench/login.py measures a burst.
 PASSWORD_PARAMETERS = Parameters(
     type=Type.ID,
     version=19,
     salt_len=16,
     hash_len=32,
-    time_cost=2,
-    memory_cost=19 * 1024,
+    time_cost=5,
+    memory_cost=7 * 1024,
     parallelism=1,
 )
 _hasher = PasswordHasher.from_parameters(PASSWORD_PARAMETERS)
@@ -121,14 +124,22 @@ class _HashAdmission:
         self.cost_s = first_cost_s
         self.next_turn = 0.0  # monotonic time of the last turn handed out to a refused caller
 
+    def _refuse_if_full(self) -> None:
+        wait = (self.pending // HASH_WORKERS) * self.cost_s  # queued ahead of this check
+        if wait > HASH_WAIT_BUDGET_S:
+            now = time.monotonic()
+            turn = max(now + wait, self.next_turn) + self.cost_s / HASH_WORKERS
+            self.next_turn = min(turn, now + self.MAX_RETRY_S)
+            raise HashingBusy(max(1, min(self.MAX_RETRY_S, math.ceil(turn - now))))
+
+    def check(self) -> None:
+        """Refuse (HashingBusy) if a check would not be admitted now; nothing is taken."""
+        with self.lock:
+            self._refuse_if_full()
+
     def admit(self) -> None:
         with self.lock:
-            wait = (self.pending // HASH_WORKERS) * self.cost_s  # queued ahead of this check
-            if wait > HASH_WAIT_BUDGET_S:
-                now = time.monotonic()
-                turn = max(now + wait, self.next_turn) + self.cost_s / HASH_WORKERS
-                self.next_turn = min(turn, now + self.MAX_RETRY_S)
-                raise HashingBusy(max(1, min(self.MAX_RETRY_S, math.ceil(turn - now))))
+            self._refuse_if_full()
             self.pending += 1
 
     def done(self, took_s: float | None) -> None:
@@ -162,13 +173,16 @@ def needs_rehash(stored_hash: str) -> bool:
         return False
 
 
+async def _in_pool(fn: Callable[..., _T], *args: Any) -> tuple[_T, float]:
+    """fn(*args) in the hashing pool, and the seconds it took there (admission is the caller's)."""
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool, _timed, fn, *args)
+
+
 async def _in_hash_pool(fn: Callable[..., _T], *args: Any) -> _T:
     _admission.admit()
     took: float | None = None
     try:
-        result, took = await asyncio.get_running_loop().run_in_executor(
-            _hash_pool, _timed, fn, *args
-        )
+        result, took = await _in_pool(fn, *args)
         return result
     finally:
         _admission.done(took)
@@ -404,17 +418,28 @@ class _Locked(Exception):
         self.seconds = seconds
 
 
-# One statement, in autocommit, for every key of an attempt: it is counted *before* the password
-# is verified, and the key is locked in the same statement when it reaches its limit, so
-# concurrent attempts cannot all pass a check made before any of them is recorded, and a row
-# lock is held only while the statement runs (never across a round trip: a burst on one account
-# does not queue the connection pool behind it). Nothing is counted when a key is locked.
+# One statement, in autocommit, for an attempt: it decides which keys apply (the account key only
+# when the address has not logged in to the account lately), counts the attempt on every key
+# *before* the password is verified, and locks a key in the same statement when it reaches its
+# limit, so concurrent attempts cannot all pass a check made before any of them is recorded; a
+# row lock is held only while the statement runs (never across a round trip: a burst on one
+# account does not queue the connection pool behind it). Nothing is counted when a key is
+# locked. It also returns the account's hash, so that a login holds a pooled connection for one
+# round trip before the check and one after (a burst of 50 logins must not starve /health of
+# connections).
 _RESERVE = """
-WITH input AS (
-    SELECT k AS key, l AS lim FROM unnest(%(keys)s::text[], %(limits)s::int[]) AS i (k, l)
+WITH known AS (
+    SELECT %(ip)s::text IS NOT NULL AND EXISTS (
+        SELECT 1 FROM login_addresses a JOIN users u ON u.id = a.user_id
+        WHERE lower(u.username) = %(name)s AND a.ip = %(ip)s
+          AND a.last_success > now() - %(remember)s) AS yes
+), input AS (
+    SELECT k AS key, l AS lim FROM unnest(%(keys)s::text[], %(limits)s::int[], %(unless)s::bool[])
+        AS i (k, l, unless_known)
+    WHERE NOT (unless_known AND (SELECT yes FROM known))
 ), locked AS (
     SELECT coalesce(max(extract(epoch FROM locked_until - now())), 0) AS left_s
-    FROM login_throttle WHERE key = ANY(%(keys)s::text[]) AND locked_until > now()
+    FROM login_throttle WHERE key IN (SELECT key FROM input) AND locked_until > now()
 ), up AS (
     INSERT INTO login_throttle AS t (key, failures, first_failure, lock_limit, locked_until)
     SELECT key, 1, now(), lim, CASE WHEN lim <= 1 THEN now() + %(base)s END FROM input
@@ -435,29 +460,44 @@ WITH input AS (
             ELSE t.locked_until END
     WHERE t.locked_until IS NULL OR t.locked_until <= now()
     RETURNING t.key, t.failures, t.lock_limit
+), account AS (
+    SELECT id, password_hash, is_active FROM users WHERE lower(username) = %(name)s
 )
-SELECT (SELECT left_s FROM locked), (SELECT count(*) FROM up),
-       coalesce((SELECT array_agg(key) FROM up WHERE failures = lock_limit), '{}')
+SELECT (SELECT left_s FROM locked), (SELECT count(*) FROM up), (SELECT count(*) FROM input),
+       coalesce((SELECT array_agg(key) FROM up WHERE failures = lock_limit), '{}'),
+       coalesce((SELECT array_agg(key ORDER BY key) FROM input), '{}'),
+       (SELECT id FROM account), (SELECT password_hash FROM account),
+       (SELECT is_active FROM account)
 """
-# A successful login was not a guess: it gives its count back (and the lock it may have set).
+# A successful login was not a guess: it gives its count back (and the lock it may have set);
+# the pair key (account, address) is cleared (`clear_pair`). Also a check refused as busy after
+# it was counted (the queue filled up in between).
 _GIVE_BACK = """
-UPDATE login_throttle SET failures = greatest(failures - 1, 0),
-    locked_until = CASE WHEN failures - 1 < %(limit)s THEN NULL ELSE locked_until END
-WHERE key = %(key)s
+UPDATE login_throttle AS t SET failures = greatest(t.failures - 1, 0),
+    locked_until = CASE WHEN t.failures - 1 < i.lim THEN NULL ELSE t.locked_until END
+FROM unnest(%(keys)s::text[], %(limits)s::int[]) AS i (k, lim)
+WHERE t.key = i.k AND NOT (%(clear_pair)s AND t.key LIKE 'user-ip:%%')
+"""
+# After a good login, in one statement: store today's hash if the stored one was made with older
+# parameters (unless the password was changed meanwhile), give the attempt back, and remember
+# the address as one the owner uses.
+_GOOD_LOGIN = f"""
+WITH rehashed AS (
+    UPDATE users SET password_hash = %(new)s
+    WHERE id = %(id)s AND password_hash = %(old)s AND %(new)s::text IS NOT NULL
+), pair AS (
+    DELETE FROM login_throttle WHERE key = ANY(%(keys)s::text[]) AND key LIKE 'user-ip:%%'
+), given AS ({_GIVE_BACK.strip()}
+), remembered AS (
+    INSERT INTO login_addresses (user_id, ip)
+    SELECT %(id)s, %(ip)s::text WHERE %(ip)s::text IS NOT NULL
+    ON CONFLICT (user_id, ip) DO UPDATE SET last_success = now()
+)
+SELECT 1
 """
 _FORGET_OLD_FAILURES = """
 DELETE FROM login_throttle
 WHERE first_failure < now() - interval '1 day' AND (locked_until IS NULL OR locked_until < now())
-"""
-_KNOWN_ADDRESS = """
-SELECT EXISTS (
-    SELECT 1 FROM login_addresses a JOIN users u ON u.id = a.user_id
-    WHERE lower(u.username) = %(n)s AND a.ip = %(ip)s
-      AND a.last_success > now() - %(remember)s)
-"""
-_REMEMBER_ADDRESS = """
-INSERT INTO login_addresses (user_id, ip) VALUES (%(uid)s, %(ip)s)
-ON CONFLICT (user_id, ip) DO UPDATE SET last_success = now()
 """
 KNOWN_ADDRESS_DAYS = timedelta(days=90)  # how long a successful login makes an address "known"
 ACCOUNT_FACTOR = 10  # failures on one account from all unknown addresses before they are locked
@@ -480,13 +520,30 @@ def throttle_keys(name: str, ip: str | None, known_address: bool) -> list[tuple[
     return sorted(keys)
 
 
-async def _reserve(conn: AsyncConnection[Any], keys: list[tuple[str, int]]) -> None:
-    """Count one attempt on every key, or refuse it when a key is locked (raises _Locked)."""
+@dataclass(frozen=True, slots=True)
+class _Reserved:
+    """The keys an attempt was counted on, and the account's row (None: no such user)."""
+
+    keys: list[tuple[str, int]]
+    user_id: int | None
+    stored_hash: str | None
+    active: bool
+
+
+async def _reserve(conn: AsyncConnection[Any], name: str, ip: str | None) -> _Reserved:
+    """Count one attempt on every key that applies, or refuse it when a key is locked (raises
+    _Locked); one statement in autocommit."""
+    every = throttle_keys(name, ip, known_address=False)
+    limits = dict(every)
     cur = await conn.execute(
         _RESERVE,
         {
-            "keys": [k for k, _ in keys],
-            "limits": [lim for _, lim in keys],
+            "name": name,
+            "ip": ip,
+            "remember": KNOWN_ADDRESS_DAYS,
+            "keys": [k for k, _ in every],
+            "limits": [lim for _, lim in every],
+            "unless": [k.startswith("user:") for k, _ in every],
             "window": FAILURE_WINDOW,
             "base": BASE_LOCK,
             "cap": MAX_LOCK,
@@ -494,13 +551,20 @@ async def _reserve(conn: AsyncConnection[Any], keys: list[tuple[str, int]]) -> N
     )
     row = await cur.fetchone()
     assert row is not None
-    left, counted, reached = float(row[0] or 0), int(row[1]), list(row[2] or [])
-    for key in reached:
+    left, counted, wanted = float(row[0] or 0), int(row[1]), int(row[2])
+    for key in row[3] or []:
         logger.warning("login locked for %s after reaching its limit", key)
     if left > 0:
         raise _Locked(max(1, int(left + 0.999)))
-    if counted < len(keys):  # a concurrent attempt locked a key in between: refused too
+    if counted < wanted:  # a concurrent attempt locked a key in between: refused too
         raise _Locked(int(BASE_LOCK.total_seconds()))
+    keys = [(k, limits[k]) for k in row[4] or []]
+    user_id = None if row[5] is None else int(row[5])
+    return _Reserved(keys, user_id, None if row[6] is None else str(row[6]), bool(row[7]))
+
+
+def _key_params(keys: list[tuple[str, int]]) -> dict[str, Any]:
+    return {"keys": [k for k, _ in keys], "limits": [lim for _, lim in keys]}
 
 
 async def throttled_verify(
@@ -510,61 +574,54 @@ async def throttled_verify(
     ip: str | None,
 ) -> LoginResult:
     """Check a user's password under the DB-backed throttle (login and the current-password
-    check of a password change). The attempt is counted atomically before the argon2 check,
-    which runs in the bounded hashing pool without holding a database connection."""
+    check of a password change). A caller the hashing queue would refuse is refused first
+    (HashingBusy: nothing read, nothing counted); then the attempt is counted atomically before
+    the argon2 check, which runs in the bounded hashing pool without holding a database
+    connection; a login takes a pooled connection for one statement before the check and one
+    after."""
     name = username.strip().lower()
+    # A caller that would be told busy is told so first: no database work, nothing counted (a
+    # refused burst costs the event loop and the pool only the answer).
+    _admission.check()
     async with pool.connection() as conn:
-        known = False
-        if ip:
-            cur = await conn.execute(
-                _KNOWN_ADDRESS, {"n": name, "ip": ip, "remember": KNOWN_ADDRESS_DAYS}
-            )
-            krow = await cur.fetchone()
-            known = bool(krow and krow[0])
-        keys = throttle_keys(name, ip, known)
-        await conn.commit()
-        await conn.set_autocommit(True)  # the reservation's row locks last one statement
+        await conn.set_autocommit(True)  # each statement its own transaction: no commit trip
         try:
-            await _reserve(conn, keys)
+            reserved = await _reserve(conn, name, ip)
         except _Locked as locked:
             return LoginResult(None, locked_for_s=locked.seconds)
         finally:
             await conn.set_autocommit(False)
-        cur = await conn.execute(
-            "SELECT id, password_hash, is_active FROM users WHERE lower(username) = %(n)s",
-            {"n": name},
-        )
-        row = await cur.fetchone()
-        await conn.commit()
-    stored = str(row[1]) if row else _DUMMY_HASH
+    stored = reserved.stored_hash or _DUMMY_HASH
     try:
-        verified = await verify_password_async(stored, password)
-    except HashingBusy:  # no guess was checked: the attempt is not counted
+        _admission.admit()
+    except HashingBusy:  # filled up meanwhile: no guess was checked, the attempt is given back
         async with pool.connection() as conn:
-            for key, limit in keys:
-                await conn.execute(_GIVE_BACK, {"key": key, "limit": limit})
+            await conn.execute(_GIVE_BACK, {**_key_params(reserved.keys), "clear_pair": False})
         raise
-    good = verified and row is not None and bool(row[2])
+    took: float | None = None
+    try:
+        verified, took = await _in_pool(verify_password, stored, password)
+    finally:
+        _admission.done(took)
+    good = verified and reserved.user_id is not None and reserved.active
     rehashed: str | None = None
     if good and needs_rehash(stored):  # made with older parameters: store today's hash
         with contextlib.suppress(HashingBusy):  # busy: the next good login does it
             rehashed = await hash_password_async(password)
     async with pool.connection() as conn:
-        if good and row is not None:
-            if rehashed:  # unless the password was changed meanwhile
-                await conn.execute(
-                    "UPDATE users SET password_hash = %(new)s "
-                    "WHERE id = %(id)s AND password_hash = %(old)s",
-                    {"new": rehashed, "id": int(row[0]), "old": stored},
-                )
-            for key, limit in keys:
-                if key.startswith("user-ip:"):
-                    await conn.execute("DELETE FROM login_throttle WHERE key = %(k)s", {"k": key})
-                else:
-                    await conn.execute(_GIVE_BACK, {"key": key, "limit": limit})
-            if ip:
-                await conn.execute(_REMEMBER_ADDRESS, {"uid": int(row[0]), "ip": ip[:100]})
-            return LoginResult(int(row[0]))
+        if good and reserved.user_id is not None:
+            await conn.execute(
+                _GOOD_LOGIN,
+                {
+                    **_key_params(reserved.keys),
+                    "clear_pair": True,
+                    "new": rehashed,
+                    "old": stored,
+                    "id": reserved.user_id,
+                    "ip": ip[:100] if ip else None,
+                },
+            )
+            return LoginResult(reserved.user_id)
         await conn.execute(_FORGET_OLD_FAILURES)
     return LoginResult(None)
 

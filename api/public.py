@@ -16,6 +16,8 @@ Instant = Annotated[
     str,
     Field(description="ISO 8601 instant with offset", json_schema_extra={"format": "date-time"}),
 ]
+# One value of a stored snapshot, a change or a message's parameters (null: unknown or absent).
+Scalar = bool | int | float | str | None
 
 
 class PublicModel(BaseModel):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from api.public import Instant, PublicModel
+from api.public import Instant, PublicModel, Scalar
 
 
 class SupportRequestPublic(PublicModel):
@@ -81,13 +80,27 @@ class CoordMessagePublic(PublicModel):
     """A message: its id, its parameters and the text in the caller's language."""
 
     key: str
-    params: dict[str, Any]
+    params: dict[str, Scalar] = Field(
+        description="The message's parameters (numbers, names), by name; they vary by message id"
+    )
     message: str
 
 
 class MatchVerdictPublic(CoordMessagePublic):
     """The cross-check's verdict: a message id, its parameters and the text in the caller's
     language."""
+
+
+class MatchedRefillPublic(PublicModel):
+    """A refill the tank sensors saw, counted towards a delivery."""
+
+    key: str | None = Field(
+        None, description="The refill's identity (tank and start), claimed by one delivery"
+    )
+    tank_id: int
+    started_at: Instant
+    ended_at: Instant | None = None
+    kg: float = Field(description="Oxygen the refill added, kg")
 
 
 class DeliveryPublic(PublicModel):
@@ -114,7 +127,9 @@ class DeliveryPublic(PublicModel):
     expected_to: Instant | None
     match_state: str
     matched_kg: float | None
-    matched_refills: Any
+    matched_refills: list[MatchedRefillPublic] = Field(
+        description="The refills counted towards the delivery (empty: none, or not checked yet)"
+    )
     match_note: str | None
     matched_at: Instant | None
     created_by: str

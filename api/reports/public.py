@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from api.public import Instant, PublicModel, RevisionPublic
+from api.public import Instant, PublicModel, RevisionPublic, Scalar
 from api.reports.syt import SytFilters
+from api.reports.units import EntryUnit
+
+
+class EnteredQuantityPublic(PublicModel):
+    """An oxygen quantity as the person typed it, with its unit."""
+
+    value: float
+    unit: EntryUnit
 
 
 class StoredWarningPublic(PublicModel):
@@ -188,14 +196,14 @@ class EnteredCapacityPublic(PublicModel):
     """Field 15: the SYT's own capacity, canonical and as typed."""
 
     nm3: float | None
-    entered: Any = Field(description="What was typed (value and unit)")
+    entered: EnteredQuantityPublic | None = Field(description="What was typed (null: nothing)")
 
 
 class EnteredNeedPublic(PublicModel):
     """Field 16: the SYT's own daily need, canonical and as typed."""
 
     nm3_per_day: float | None
-    entered: Any = Field(description="What was typed (value and unit)")
+    entered: EnteredQuantityPublic | None = Field(description="What was typed (null: nothing)")
 
 
 class SytEnteredPublic(PublicModel):
@@ -206,6 +214,71 @@ class SytEnteredPublic(PublicModel):
     own_need: EnteredNeedPublic = Field(alias="16")
 
 
+class LiquidFieldPublic(PublicModel):
+    """Field 9: liquid oxygen refilled, in kg, m3 of liquid and m3 of gas (null: unknown)."""
+
+    kg: float | None
+    m3_liquid: float | None
+    nm3: float | None
+
+
+class CapacityFieldPublic(PublicModel):
+    """Field 13: storage capacity of the facilities that reported, and of all (registry)."""
+
+    reporting_nm3: float | None
+    registry_all_nm3: float | None
+
+
+class SytFieldsPublic(PublicModel):
+    """The computed seed fields by number (null: unknown — a sum of nothing)."""
+
+    current_patients: int | None = Field(alias="5", description="Field 5: current patients")
+    new_patients: int | None = Field(alias="6", description="Field 6: new patients today")
+    discharged: int | None = Field(alias="7", description="Field 7: discharged")
+    not_reported: int = Field(alias="8", description="Field 8: facilities not reported")
+    refilled_liquid: LiquidFieldPublic = Field(alias="9")
+    facilities: int = Field(alias="10", description="Field 10: facilities of the department")
+    refilled_gas_nm3: float | None = Field(alias="11", description="Field 11: gas refilled")
+    capacity: CapacityFieldPublic = Field(alias="13")
+    avg_need_nm3: float | None = Field(alias="14", description="Field 14: average daily need")
+
+
+class CompletenessPublic(PublicModel):
+    """How many facilities a summed field stands for, of those expected."""
+
+    contributors: int
+    expected: int
+
+
+class SytChangePublic(PublicModel):
+    """One difference between the copy sent and the live report."""
+
+    item: str = Field(
+        description="entered.<no>[.<part>], field.<no>[.<part>] or facility.<code>.<figure>"
+    )
+    sent: Scalar | EnteredQuantityPublic = Field(description="In the copy sent")
+    now: Scalar | EnteredQuantityPublic = Field(description="Now")
+
+
+def _pair(what: str) -> Any:
+    """The constraints of a [before, after] pair."""
+    return Field(min_length=2, max_length=2, description=f"{what}: [before, after]")
+
+
+class SytEditPublic(PublicModel):
+    """What a save or a decision changed, per field: [before, after]; unchanged fields absent."""
+
+    notice: Annotated[list[str | None], _pair("Field 12")] | None = Field(None, alias="12")
+    own_capacity: Annotated[list[EnteredCapacityPublic | None], _pair("Field 15")] | None = Field(
+        None, alias="15"
+    )
+    own_need: Annotated[list[EnteredNeedPublic | None], _pair("Field 16")] | None = Field(
+        None, alias="16"
+    )
+    filters: Annotated[list[SytFilters | None], _pair("Fields 1 and 2")] | None = None
+    state: Annotated[list[str | None], _pair("State")] | None = None
+
+
 class SytRevisionPublic(PublicModel):
     """One revision of an SYT report (append-only history)."""
 
@@ -213,8 +286,26 @@ class SytRevisionPublic(PublicModel):
     action: str
     author: str
     created_at: Instant
-    diff: Any = Field(description="What changed: field → [before, after]")
+    diff: SytEditPublic | list[SytChangePublic] | None = Field(
+        description="save, approve, send back: the fields changed; send: the differences from "
+        "the copy sent before (empty the first time)"
+    )
     note: str | None
+
+
+class SytSnapshotPublic(PublicModel):
+    """The copy of an SYT report sent to BYT, whole (revisions are append-only)."""
+
+    revision: int
+    sent_at: Instant
+    org_id: int
+    report_day: date
+    filters: SytFilters
+    fields: SytFieldsPublic
+    completeness: dict[str, CompletenessPublic] = Field(default_factory=dict)
+    facilities: list[FacilityFiguresPublic]
+    units: dict[str, str] = Field(default_factory=dict)
+    entered: SytEnteredPublic | None = None
 
 
 class SytReportPublic(PublicModel):
@@ -223,8 +314,8 @@ class SytReportPublic(PublicModel):
     org_id: int
     report_day: date
     filters: SytFilters
-    fields: dict[str, Any] = Field(description="Seed fields 1–16 by number, live")
-    completeness: dict[str, dict[str, int]] = Field(
+    fields: SytFieldsPublic = Field(description="Seed fields by number, live")
+    completeness: dict[str, CompletenessPublic] = Field(
         description="Per summed field: how many facilities it stands for of those expected"
     )
     facilities: list[FacilityFiguresPublic]
@@ -234,8 +325,8 @@ class SytReportPublic(PublicModel):
     locked: str | None = Field(description="Why it cannot be changed (message id)")
     entered: SytEnteredPublic | None
     changed_since_sent: bool | None
-    changes: list[dict[str, Any]] = Field(description="Differences from the copy sent")
-    as_sent: dict[str, Any] | None = Field(description="The copy that was sent, whole")
+    changes: list[SytChangePublic] = Field(description="Differences from the copy sent")
+    as_sent: SytSnapshotPublic | None = Field(description="The copy that was sent, whole")
     revisions: list[SytRevisionPublic]
     id: int | None = None
     sent_at: Instant | None = None
@@ -254,6 +345,39 @@ class PrefillPublic(PublicModel):
     coverage: float | None = None
 
 
+class FacilitySnapshotPublic(PublicModel):
+    """The figures a facility report revision keeps (null: not given; absent in copies stored
+    before the figure existed)."""
+
+    patients_current: int | None = None
+    patients_new: int | None = None
+    discharged_morning: int | None = None
+    discharged_evening: int | None = None
+    o2_mask: int | None = None
+    o2_hfnc: int | None = None
+    o2_niv: int | None = None
+    o2_invasive: int | None = None
+    o2_ecmo: int | None = None
+    refilled_liquid_kg: float | None = None
+    refilled_gas_nm3: float | None = None
+    stock_liquid_kg: float | None = None
+    stock_gas_nm3: float | None = None
+    capacity_nm3: float | None = None
+    avg_need_nm3: float | None = None
+    notes: str | None = None
+    overrides: dict[str, str] | None = Field(
+        None, description="Pre-filled values replaced: field → reason"
+    )
+    entered_units: dict[str, EnteredQuantityPublic] | None = Field(
+        None, description="Each quantity as typed: field → value and unit"
+    )
+
+
+# A figure of a facility report revision: a number or text, or the report's overrides
+# (field → reason) or quantities as typed (field → value and unit).
+FacilityValue = Scalar | dict[str, EnteredQuantityPublic] | dict[str, str]
+
+
 class FacilityRevisionPublic(PublicModel):
     """One revision of a facility report (append-only history)."""
 
@@ -262,8 +386,10 @@ class FacilityRevisionPublic(PublicModel):
     created_at: Instant
     kind: str
     late: bool
-    snapshot: dict[str, Any]
-    diff: dict[str, Any] | None
+    snapshot: FacilitySnapshotPublic
+    diff: dict[str, Annotated[list[FacilityValue], _pair("A figure")]] | None = Field(
+        description="The figures changed (names as in `snapshot`)"
+    )
 
 
 class FacilityReportPublic(PublicModel):
@@ -275,8 +401,10 @@ class FacilityReportPublic(PublicModel):
     submitted_at: Instant | None
     late: bool
     discharged_morning: int | None
-    overrides: dict[str, Any] = Field(description="Pre-filled values replaced, with reasons")
-    entered_units: dict[str, Any] = Field(description="The unit each value was typed in")
+    overrides: dict[str, str] = Field(description="Pre-filled values replaced: field → reason")
+    entered_units: dict[str, EnteredQuantityPublic] = Field(
+        description="Each quantity as typed: field → value and unit"
+    )
     locked: str | None = Field(description="Why it cannot be changed (message id)")
     figures: FacilityFiguresPublic
     prefill: PrefillPublic
@@ -299,13 +427,37 @@ class SupplierDeliveryPublic(PublicModel):
     facility_refilled_gas_nm3: float | None = Field(default=None, description="National roles only")
 
 
+class SupplierDeliveryEnteredPublic(PublicModel):
+    """A delivery as the supplier typed it."""
+
+    facility_id: int
+    liquid: EnteredQuantityPublic | None
+    gas: EnteredQuantityPublic | None
+    cylinders: int
+
+
+class SupplierEditPublic(PublicModel):
+    """What a supplier report revision changed, per field: [before, after]; unchanged fields
+    absent (before is null in the first revision)."""
+
+    production_t: Annotated[list[float | None], _pair("Production, t")] | None = None
+    capacity_normal_tpd: Annotated[list[float | None], _pair("t/day")] | None = None
+    capacity_full_tpd: Annotated[list[float | None], _pair("t/day")] | None = None
+    lox_stock: Annotated[list[EnteredQuantityPublic | None], _pair("LOX stock")] | None = None
+    cylinders_filled: Annotated[list[int | None], _pair("Cylinders")] | None = None
+    deliveries: (
+        Annotated[list[list[SupplierDeliveryEnteredPublic] | None], _pair("Deliveries")] | None
+    ) = None
+    confirm: Annotated[list[dict[str, str] | None], _pair("Warnings confirmed")] | None = None
+
+
 class SupplierRevisionPublic(PublicModel):
     """One revision of a supplier report."""
 
     revision: int
     author: str
     created_at: Instant
-    diff: Any
+    diff: SupplierEditPublic | None
 
 
 class SupplierReportPublic(PublicModel):

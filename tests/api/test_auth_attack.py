@@ -5,6 +5,8 @@ be used to lock the owner out from elsewhere; the event loop stays free while ha
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from typing import Any
 
@@ -144,3 +146,15 @@ def test_a_distributed_attack_does_not_lock_the_owner_out_of_her_usual_address(
         )
     assert _login_from(settings, elsewhere, "byt1", PASSWORD) == 429  # unknown address: locked
     assert _login_from(settings, home, "byt1", PASSWORD) == 303  # known address: not affected
+
+
+def test_hashing_threads_yield_the_cpu_to_the_event_loop() -> None:
+    """The password checks run at a lower CPU priority than the event loop's thread (Linux nice
+    is per thread), so a burst of logins on every core still leaves the loop its CPU."""
+
+    def nice_here() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_nice = nice_here()
+    workers = {auth._hash_pool.submit(nice_here).result() for _ in range(4)}
+    assert all(nice > loop_nice for nice in workers), (loop_nice, workers)

@@ -74,3 +74,60 @@ def test_error_answers_are_documented_on_every_operation() -> None:
             for code in ("401", "403", "404", "422", "503"):
                 body = op["responses"].get(code, {}).get("content", {})
                 assert "application/json" in body, f"{method.upper()} {path} {code}"
+
+
+# Parts of a typed answer still described as "anything" (`{}`) or a free-form object. The SYT
+# report's fields, changes and copy sent, revision snapshots and diffs, matched refills and
+# message parameters are typed now; these are left, each on purpose, and a new one fails:
+FREE_FORM: set[str] = {
+    "AlertOut.details",  # what the rule saw: its own figures, per alert rule
+    "AuditEntry.before",  # the audited row as it was: any audited table's columns
+    "AuditEntry.after",
+    # Error bodies: a message, or the form check's {errors: [...]} object.
+    "ValidationOut.detail",
+    "api__errors__ErrorOut.detail",
+    "api__coordination__routes__ErrorOut.detail",
+}
+
+
+def _free_form(schema: dict[str, Any]) -> bool:
+    """Whether a property's schema says nothing about its shape (`{}`, a free-form object, or
+    an array/object/union made of such parts)."""
+    shape = {k: v for k, v in schema.items() if k not in ("description", "title", "default")}
+    if not shape:
+        return True
+    if "$ref" in shape or "enum" in shape or "const" in shape:
+        return False
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in shape:
+            return any(_free_form(s) for s in shape[key])
+    if shape.get("type") == "array":
+        items = shape.get("items")
+        prefix = shape.get("prefixItems")
+        return (items is None and prefix is None) or (
+            (items is not None and items is not False and _free_form(items))
+            or any(_free_form(s) for s in prefix or [])
+        )
+    if shape.get("type") == "object":
+        if "properties" in shape:
+            return False  # an inline model: its properties are checked where it is declared
+        extra = shape.get("additionalProperties", True)
+        return extra is True or (isinstance(extra, dict) and _free_form(extra))
+    return "type" not in shape
+
+
+def free_form_parts(document: dict[str, Any]) -> set[str]:
+    """`Model.property` of every component whose property is free-form."""
+    found = set()
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        for prop, sub in (schema.get("properties") or {}).items():
+            if _free_form(sub):
+                found.add(f"{name}.{prop}")
+    return found
+
+
+def test_typed_answers_have_no_free_form_parts() -> None:
+    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none"))
+    found = free_form_parts(app.openapi())
+    assert found - FREE_FORM == set(), "free-form parts: give them a typed model"
+    assert FREE_FORM - found == set(), "typed now: remove them from FREE_FORM"
