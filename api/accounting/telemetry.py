@@ -550,6 +550,13 @@ def _assemble(
     out: dict[int, FacilityTelemetry] = {}
     week = days(day - timedelta(days=6), day)
     for fac in facility_ids:
+        if fac not in by_fac:
+            # No tank at all (most facilities of a country): nothing measured, nothing to sum —
+            # what the loop below gives for an empty tank list, without its work.
+            out[fac] = FacilityTelemetry(
+                fac, 0, None, None, None, 0, None, None, 0.0, cylinders.get(fac, 0.0), 0.0
+            )
+            continue
         stock_parts: list[float] = []
         usable_parts: list[float] = []
         cons_parts: list[float] = []

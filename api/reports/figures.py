@@ -73,6 +73,13 @@ SELECT facility_id, report_day, submitted_at, late, patients_current, patients_n
 FROM facility_reports
 WHERE report_day >= %(first)s AND report_day <= %(last)s AND facility_id = ANY(%(ids)s)
 """
+# What `need_nm3` reads of a report, alone (the 7-day chart reads 7 days of every facility).
+NEED_INPUTS_OF_DAYS = """
+SELECT facility_id, report_day, submitted_at, avg_need_nm3,
+       o2_mask, o2_hfnc, o2_niv, o2_invasive, o2_ecmo
+FROM facility_reports
+WHERE report_day >= %(first)s AND report_day <= %(last)s AND facility_id = ANY(%(ids)s)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,15 +250,16 @@ def need_nm3(
     row: dict[str, Any] | None, tele: FacilityTelemetry | None, cfg: AccountingConfig
 ) -> float | None:
     """`resolve(...).avg_need_nm3` alone: what the national demand sums, without the rest of
-    the figures (the 7-day chart asks it of every facility on every day)."""
-    estimate = None
-    if row is not None and row["submitted_at"] is not None:
-        patients = {
-            therapy: int(row[THERAPY_COLUMNS[therapy]] or 0) for _k, therapy in _THERAPY_BY_KEY
-        }
-        estimate = need_m3_per_day(patients, cfg.flows_lpm)
+    the figures (the 7-day chart asks it of every facility on every day). The estimate from
+    patients is worked out only when neither an entered figure nor telemetry gives the need."""
     entered = row.get("avg_need_nm3") if row is not None else None
-    return _need(entered, prefill(tele, cfg.reference).avg_need_nm3, estimate)[0]
+    telemetry = prefill(tele, cfg.reference).avg_need_nm3 if entered is None else None
+    estimate = None
+    reported = row is not None and row["submitted_at"] is not None
+    if entered is None and telemetry is None and row is not None and reported:
+        patients = {t: int(row[THERAPY_COLUMNS[t]] or 0) for _k, t in _THERAPY_BY_KEY}
+        estimate = need_m3_per_day(patients, cfg.flows_lpm)
+    return _need(entered, telemetry, estimate)[0]
 
 
 def _flag_silent_tanks(f: FacilityFigures, t: FacilityTelemetry | None) -> None:
@@ -336,13 +344,13 @@ async def _active_between(
             "ids": list(ids) if ids is not None else None,
         },
     )
-    rows = await cur.fetchall()
+    spans = [
+        (FacilityRef(int(r[0]), r[1], r[2], r[3], r[4]), r[5], r[6]) for r in await cur.fetchall()
+    ]
     out: dict[date, list[FacilityRef]] = {}
     for d in (first + timedelta(days=i) for i in range((last - first).days + 1)):
         out[d] = [
-            FacilityRef(int(r[0]), r[1], r[2], r[3], r[4])
-            for r in rows
-            if r[5] <= d and (r[6] is None or r[6] >= d)
+            ref for ref, since, until in spans if since <= d and (until is None or until >= d)
         ]
     return out
 
@@ -382,7 +390,7 @@ async def needs_over_days(
     ids = sorted({r.id for day_refs in refs.values() for r in day_refs})
     if not ids:
         return {d: [] for d in refs}
-    rows = await _reports(conn, ids, first, last)
+    rows = await _reports(conn, ids, first, last, NEED_INPUTS_OF_DAYS)
     tele = await facility_telemetry_days(conn, ids, list(refs), cfg, now=now)
     return {
         d: [need_nm3(rows.get((ref.id, d)), tele[d].get(ref.id), cfg) for ref in day_refs]
@@ -391,11 +399,15 @@ async def needs_over_days(
 
 
 async def _reports(
-    conn: AsyncConnection[Any], ids: Sequence[int], first: date, last: date
+    conn: AsyncConnection[Any],
+    ids: Sequence[int],
+    first: date,
+    last: date,
+    query: str = REPORTS_OF_DAYS,
 ) -> dict[tuple[int, date], dict[str, Any]]:
     """The facilities' report rows of first..last by (facility, day)."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(REPORTS_OF_DAYS, {"first": first, "last": last, "ids": list(ids)})
+        await cur.execute(query, {"first": first, "last": last, "ids": list(ids)})
         return {(int(r["facility_id"]), r["report_day"]): r for r in await cur.fetchall()}
 
 
