@@ -472,29 +472,30 @@ SELECT (SELECT left_s FROM locked), (SELECT count(*) FROM up), (SELECT count(*) 
 # A successful login was not a guess: it gives its count back (and the lock it may have set);
 # the pair key (account, address) is cleared (`clear_pair`). Also a check refused as busy after
 # it was counted (the queue filled up in between).
-_GIVE_BACK = """
+_GIVE_BACK_SQL = """
 UPDATE login_throttle AS t SET failures = greatest(t.failures - 1, 0),
     locked_until = CASE WHEN t.failures - 1 < i.lim THEN NULL ELSE t.locked_until END
 FROM unnest(%(keys)s::text[], %(limits)s::int[]) AS i (k, lim)
 WHERE t.key = i.k AND NOT (%(clear_pair)s AND t.key LIKE 'user-ip:%%')
 """
+_GIVE_BACK = sql.SQL(_GIVE_BACK_SQL)
 # After a good login, in one statement: store today's hash if the stored one was made with older
 # parameters (unless the password was changed meanwhile), give the attempt back, and remember
 # the address as one the owner uses.
-_GOOD_LOGIN = f"""
+_GOOD_LOGIN = sql.SQL("""
 WITH rehashed AS (
     UPDATE users SET password_hash = %(new)s
     WHERE id = %(id)s AND password_hash = %(old)s AND %(new)s::text IS NOT NULL
 ), pair AS (
     DELETE FROM login_throttle WHERE key = ANY(%(keys)s::text[]) AND key LIKE 'user-ip:%%'
-), given AS ({_GIVE_BACK.strip()}
+), given AS ({give_back}
 ), remembered AS (
     INSERT INTO login_addresses (user_id, ip)
     SELECT %(id)s, %(ip)s::text WHERE %(ip)s::text IS NOT NULL
     ON CONFLICT (user_id, ip) DO UPDATE SET last_success = now()
 )
 SELECT 1
-"""
+""").format(give_back=sql.SQL(_GIVE_BACK_SQL.strip()))
 _FORGET_OLD_FAILURES = """
 DELETE FROM login_throttle
 WHERE first_failure < now() - interval '1 day' AND (locked_until IS NULL OR locked_until < now())

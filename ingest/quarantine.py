@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -32,6 +33,7 @@ JOIN organisations o ON o.id = g.facility_id AND o.code = q.site
 JOIN sensors s ON s.gateway_id = g.id AND s.code = q.sensor
 WHERE q.sensor IS NOT NULL
   AND (%(gateway)s::text IS NULL OR q.gateway = %(gateway)s)
+  AND (%(sensors)s::bigint[] IS NULL OR s.id = ANY(%(sensors)s))
 ORDER BY q.id
 FOR UPDATE OF q SKIP LOCKED
 """
@@ -61,17 +63,26 @@ class ReplayResult:
     kept: int  # still not storable (unit mismatch, value out of the domain); reason updated
 
 
-def replay(conn: psycopg.Connection[Any], *, gateway: str | None = None) -> ReplayResult:
+def replay(
+    conn: psycopg.Connection[Any],
+    *,
+    gateway: str | None = None,
+    sensors: Sequence[int] | None = None,
+) -> ReplayResult:
     """Move every quarantined reading whose gateway/sensor is now registered into readings
     (canonical unit, idempotent), then rebuild the rollups and latest value they touch.
-    `gateway` (its code) limits the replay to that gateway's readings (an engineer's page)."""
+    `gateway` (its code) limits the replay to that gateway's readings, `sensors` (their ids) to
+    those sensors' readings (an engineer's gateway or tank page)."""
     released: list[int] = []
     inserted = kept = 0
     spans: dict[int, tuple[datetime, datetime]] = {}
     with conn.transaction():
         for (
             qid, sid, quantity, ts, value, unit, sent_quality, received, s_unit, vmin, vmax
-        ) in conn.execute(_RELEASABLE, {"gateway": gateway}).fetchall():  # fmt: skip
+        ) in conn.execute(
+            _RELEASABLE,
+            {"gateway": gateway, "sensors": None if sensors is None else list(sensors)},
+        ).fetchall():  # fmt: skip
             q = Quantity(quantity)
             quality = sent_quality
             try:

@@ -174,3 +174,14 @@ WHERE s.tank_id = ANY(%(tanks)s) AND s.quantity = 'dp'
   AND NOT EXISTS (SELECT 1 FROM tank_calibrations k WHERE k.tank_id = s.tank_id
                   AND k.valid_from <= %(end)s)
 """
+# The same for several report windows at once: (report day, tank).
+UNCALIBRATED_TANKS_DAYS: Final = """
+SELECT w.day, s.tank_id
+FROM unnest(%(days)s::date[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+     AS w (day, start_ts, end_ts)
+JOIN sensors s ON s.tank_id = ANY(%(tanks)s) AND s.quantity = 'dp'
+WHERE EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.id
+              AND r.ts >= w.start_ts AND r.ts < w.end_ts)
+  AND NOT EXISTS (SELECT 1 FROM tank_calibrations k WHERE k.tank_id = s.tank_id
+                  AND k.valid_from <= w.end_ts)
+"""

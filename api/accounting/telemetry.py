@@ -464,6 +464,22 @@ class Unknown(StrEnum):
     NOT_REPORTED = "not_reported"
 
 
+# (facility, tank, capacity kg, minimum usable kg, monitored)
+_Tank = tuple[int, int, float, float, bool]
+
+
+async def _tanks(
+    conn: AsyncConnection[Any], facility_ids: Sequence[int]
+) -> tuple[list[_Tank], dict[int, float]]:
+    """The facilities' tanks and their cylinder banks' capacity (Nm3)."""
+    cur = await conn.execute(q.FACILITY_TANKS, {"facilities": list(facility_ids)})
+    tanks = [
+        (int(r[0]), int(r[1]), float(r[2]), float(r[3]), bool(r[4])) for r in await cur.fetchall()
+    ]
+    cur = await conn.execute(q.FACILITY_CYLINDERS, {"facilities": list(facility_ids)})
+    return tanks, {int(r[0]): float(r[1]) for r in await cur.fetchall()}
+
+
 async def facility_telemetry(
     conn: AsyncConnection[Any],
     facility_ids: Sequence[int],
@@ -474,25 +490,73 @@ async def facility_telemetry(
     now: datetime | None = None,
 ) -> dict[int, FacilityTelemetry]:
     """Per-facility telemetry figures for report day D from its tanks' windows D−6..D."""
-    cur = await conn.execute(q.FACILITY_TANKS, {"facilities": list(facility_ids)})
-    tanks = [
-        (int(r[0]), int(r[1]), float(r[2]), float(r[3]), bool(r[4])) for r in await cur.fetchall()
-    ]
-    cur = await conn.execute(q.FACILITY_CYLINDERS, {"facilities": list(facility_ids)})
-    cylinders = {int(r[0]): float(r[1]) for r in await cur.fetchall()}
+    tanks, cylinders = await _tanks(conn, facility_ids)
     monitored = [t[1] for t in tanks if t[4]]
     first = day - timedelta(days=6)
     if source is Source.RAW:
         figs, _ = await compute_windows(conn, monitored, first, day, cfg, source=Source.RAW)
     else:
         figs = await ensure_windows(conn, monitored, first, day, cfg, now=now)
+    blind = await _uncalibrated(conn, monitored, window(day, cfg))
+    return _assemble(
+        facility_ids, tanks=tanks, cylinders=cylinders, figs=figs, day=day, blind=blind
+    )
+
+
+async def facility_telemetry_days(
+    conn: AsyncConnection[Any],
+    facility_ids: Sequence[int],
+    report_days: Sequence[date],
+    cfg: AccountingConfig,
+    *,
+    now: datetime | None = None,
+) -> dict[date, dict[int, FacilityTelemetry]]:
+    """`facility_telemetry` for several report days at once (stored windows): the tanks, their
+    windows over the whole span and the uncalibrated tanks are each read once, then every day
+    is assembled from them. A window is the same whichever day asks for it."""
+    if not report_days:
+        return {}
+    tanks, cylinders = await _tanks(conn, facility_ids)
+    monitored = [t[1] for t in tanks if t[4]]
+    first, last = min(report_days) - timedelta(days=6), max(report_days)
+    figs = await ensure_windows(conn, monitored, first, last, cfg, now=now)
+    blind = await _uncalibrated_days(conn, monitored, report_days, cfg)
+    return {
+        d: _assemble(
+            facility_ids,
+            tanks=tanks,
+            cylinders=cylinders,
+            figs=figs,
+            day=d,
+            blind=blind.get(d, set()),
+        )
+        for d in report_days
+    }
+
+
+def _assemble(
+    facility_ids: Sequence[int],
+    *,
+    tanks: Sequence[_Tank],
+    cylinders: dict[int, float],
+    figs: dict[tuple[int, date], WindowFigures],
+    day: date,
+    blind: set[int],
+) -> dict[int, FacilityTelemetry]:
+    """Per-facility figures of report day D from the tanks' windows D−6..D (pure)."""
     by_fac: dict[int, list[tuple[int, float, float, bool]]] = defaultdict(list)
     for fac, tank, cap, min_usable, mon in tanks:
         by_fac[fac].append((tank, cap, min_usable, mon))
     out: dict[int, FacilityTelemetry] = {}
-    week = days(first, day)
-    blind = await _uncalibrated(conn, monitored, window(day, cfg))
+    week = days(day - timedelta(days=6), day)
     for fac in facility_ids:
+        if fac not in by_fac:
+            # No tank at all (most facilities of a country): nothing measured, nothing to sum —
+            # what the loop below gives for an empty tank list, without its work.
+            out[fac] = FacilityTelemetry(
+                fac, 0, None, None, None, 0, None, None, 0.0, cylinders.get(fac, 0.0), 0.0
+            )
+            continue
         stock_parts: list[float] = []
         usable_parts: list[float] = []
         cons_parts: list[float] = []
@@ -586,6 +650,31 @@ async def _uncalibrated(
         q.UNCALIBRATED_TANKS, {"tanks": list(tank_ids), "start": win.start, "end": win.end}
     )
     return {int(r[0]) for r in await cur.fetchall()}
+
+
+async def _uncalibrated_days(
+    conn: AsyncConnection[Any],
+    tank_ids: Sequence[int],
+    report_days: Sequence[date],
+    cfg: AccountingConfig,
+) -> dict[date, set[int]]:
+    """`_uncalibrated` of each report day's window, in one query."""
+    if not tank_ids:
+        return {}
+    wins = [window(d, cfg) for d in report_days]
+    cur = await conn.execute(
+        q.UNCALIBRATED_TANKS_DAYS,
+        {
+            "tanks": list(tank_ids),
+            "days": [w.day for w in wins],
+            "starts": [w.start for w in wins],
+            "ends": [w.end for w in wins],
+        },
+    )
+    out: dict[date, set[int]] = defaultdict(set)
+    for day, tank in await cur.fetchall():
+        out[day].add(int(tank))
+    return out
 
 
 async def invalidate(

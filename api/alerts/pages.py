@@ -86,10 +86,11 @@ async def resolve_form(
     now: NowDep,
     locale: LocaleDep,
 ) -> Response:
-    """Resolve by hand from the page; the note is required."""
+    """Resolve by hand from the alerts page or from the page of the alarm's gateway or tank;
+    the note is required."""
     await _check(conn, me, alert_id)
     note = str((await request.form()).get("note", "")).strip()
-    response = RedirectResponse("/alerts", status_code=303)
+    response = RedirectResponse(await _back(request), status_code=303)
     if not note:
         flash(response, i18n.gettext(locale, "Say what was done: a note is required."), "error")
         return response

@@ -229,6 +229,7 @@ class SuggestedShipmentPublic(PublicModel):
     from_: PointPublic = Field(alias="from")
     to: PointPublic
     open_request_ids: list[int]
+    reason: CoordMessagePublic = Field(description="Why this source: nearest, or the next one")
     assign_part: AssignPartPublic
 
 

@@ -252,9 +252,16 @@ def _why(key: str, **params: Any) -> dict[str, Any]:
 
 
 def explain(
-    sc: Scenario, needs: list[Need], supplies: list[Supply], plan: Plan, locale: str
+    sc: Scenario,
+    needs: list[Need],
+    supplies: list[Supply],
+    plan: Plan,
+    locale: str,
+    *,
+    shipment_reasons: dict[tuple[int, int], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per facility: what it gets from whom and why, and what stays uncovered and why."""
+    """Per facility: what it gets from whom and why, and what stays uncovered and why; each
+    shipment's own reason also goes to `shipment_reasons` by (facility, source)."""
     by_fac: dict[int, list[Any]] = defaultdict(list)
     for sh in plan.shipments:
         by_fac[sh.facility_id].append(sh)
@@ -270,15 +277,16 @@ def explain(
         reasons = []
         for sh in sorted(by_fac.get(n.facility_id, []), key=lambda s: s.road_km):
             key = "coord.why.nearest" if sh.supplier_id == nearest else "coord.why.next"
-            reasons.append(
-                message(
-                    key,
-                    locale,
-                    kg=round(sh.kg),
-                    source=sc.info[sh.supplier_id]["name"],
-                    km=round(sh.road_km),
-                )
+            why = message(
+                key,
+                locale,
+                kg=round(sh.kg),
+                source=sc.info[sh.supplier_id]["name"],
+                km=round(sh.road_km),
             )
+            reasons.append(why)
+            if shipment_reasons is not None:
+                shipment_reasons[(sh.facility_id, sh.supplier_id)] = why
         if ex.unmet_kg > 0.5:
             kg = round(ex.unmet_kg)
             if not reach:
@@ -348,6 +356,8 @@ async def _suggest(
     plan = allocate(needs, supplies)
     solve_ms = (time.perf_counter() - t0) * 1000.0
     ref = cfg.reference
+    why: dict[tuple[int, int], dict[str, Any]] = {}
+    facilities = explain(sc, needs, supplies, plan, locale, shipment_reasons=why)
     shipments = []
     for sh in sorted(plan.shipments, key=lambda s: (s.facility_id, s.road_km)):
         src, dst = sc.info[sh.supplier_id], sc.info[sh.facility_id]
@@ -366,6 +376,7 @@ async def _suggest(
                 "from": {"lat": src["lat"], "lon": src["lon"]},
                 "to": {"lat": dst["lat"], "lon": dst["lon"]},
                 "open_request_ids": sc.open_requests.get(sh.facility_id, []),
+                "reason": why[(sh.facility_id, sh.supplier_id)],
                 # Ready to post to /api/coordination/requests/{id}/assignments as one part.
                 "assign_part": {
                     "source_id": sh.supplier_id,
@@ -391,7 +402,6 @@ async def _suggest(
                 "lon": si["lon"],
             }
         )
-    facilities = explain(sc, needs, supplies, plan, locale)
     logger.info(
         "suggestion for %s: %d needs, %d sources, %d shipments, unmet %.0f kg (%.0f ms)",
         principal.username,

@@ -162,3 +162,10 @@ LIMIT %(limit)s
 """
 # Readings of a gateway still held back: their sensor is not (or not yet) in the registry.
 STILL_UNKNOWN: Final = "SELECT count(*) FROM quarantine WHERE gateway = %(code)s"
+
+TANK_SENSOR_IDS: Final = "SELECT id FROM sensors WHERE tank_id = %(tank)s ORDER BY id"
+
+# What the tank page lists as quarantined, counted (LIMIT NULL: all of it).
+QUARANTINE_COUNT_OF_TANK: Final = sql.SQL("SELECT count(*) FROM ({listed}) AS q").format(
+    listed=sql.SQL(QUARANTINE_OF_TANK)
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -27,7 +27,13 @@ from api.accounting.stock import (
     status,
     usable_after_override,
 )
-from api.accounting.telemetry import FacilityTelemetry, Source, Unknown, facility_telemetry
+from api.accounting.telemetry import (
+    FacilityTelemetry,
+    Source,
+    Unknown,
+    facility_telemetry,
+    facility_telemetry_days,
+)
 from api.accounting.therapy import Therapy, need_m3_per_day
 from api.accounting.windows import deadline
 
@@ -43,13 +49,14 @@ THERAPY_COLUMNS: dict[Therapy, str] = {
 _THERAPY_KEYS = tuple((t.value, column) for t, column in THERAPY_COLUMNS.items())
 _THERAPY_BY_KEY = tuple((t.value, t) for t in Therapy)
 
+# Active on some day of first..last (one day: first = last); each row says from when to when.
 ACTIVE_FACILITIES = """
 SELECT o.id, o.code, o.name, o.parent_id, o.province_code,
        coalesce(f.active_from, DATE '2000-01-01') AS active_from, f.active_to
 FROM organisations o LEFT JOIN facilities f ON f.org_id = o.id
 WHERE o.kind = 'facility'
-  AND coalesce(f.active_from, DATE '2000-01-01') <= %(day)s
-  AND (f.active_to IS NULL OR f.active_to >= %(day)s)
+  AND coalesce(f.active_from, DATE '2000-01-01') <= %(last)s
+  AND (f.active_to IS NULL OR f.active_to >= %(first)s)
   AND (%(parents)s::bigint[] IS NULL OR o.parent_id = ANY(%(parents)s))
   AND (%(scope_national)s OR o.id = ANY(%(scope_facilities)s))
   AND (%(ids)s::bigint[] IS NULL OR o.id = ANY(%(ids)s))
@@ -57,12 +64,21 @@ ORDER BY o.code
 """
 
 # Empty JSON documents travel as NULL: decoding thousands of '{}' costs more than the query.
-REPORTS_OF_DAY = """
-SELECT facility_id, submitted_at, late, patients_current, patients_new, discharged_morning,
-       discharged_evening, o2_mask, o2_hfnc, o2_niv, o2_invasive, o2_ecmo, refilled_liquid_kg,
-       refilled_gas_nm3, stock_liquid_kg, stock_gas_nm3, capacity_nm3, avg_need_nm3, notes,
+REPORTS_OF_DAYS = """
+SELECT facility_id, report_day, submitted_at, late, patients_current, patients_new,
+       discharged_morning, discharged_evening, o2_mask, o2_hfnc, o2_niv, o2_invasive, o2_ecmo,
+       refilled_liquid_kg, refilled_gas_nm3, stock_liquid_kg, stock_gas_nm3, capacity_nm3,
+       avg_need_nm3, notes,
        NULLIF(overrides, '{}'::jsonb) AS overrides, NULLIF(warnings, '[]'::jsonb) AS warnings
-FROM facility_reports WHERE report_day = %(day)s AND facility_id = ANY(%(ids)s)
+FROM facility_reports
+WHERE report_day >= %(first)s AND report_day <= %(last)s AND facility_id = ANY(%(ids)s)
+"""
+# What `need_nm3` reads of a report, alone (the 7-day chart reads 7 days of every facility).
+NEED_INPUTS_OF_DAYS = """
+SELECT facility_id, report_day, submitted_at, avg_need_nm3,
+       o2_mask, o2_hfnc, o2_niv, o2_invasive, o2_ecmo
+FROM facility_reports
+WHERE report_day >= %(first)s AND report_day <= %(last)s AND facility_id = ANY(%(ids)s)
 """
 
 
@@ -200,10 +216,11 @@ def resolve(
     if f.on_oxygen:
         patients = {therapy: f.on_oxygen.get(key, 0) for key, therapy in _THERAPY_BY_KEY}
         f.estimated_need_nm3 = need_m3_per_day(patients, cfg.flows_lpm)
-    need = pick("avg_need", r.get("avg_need_nm3"), pre.avg_need_nm3, "telemetry")
-    if need is None and f.estimated_need_nm3 is not None:
-        need = f.estimated_need_nm3
-        f.sources["avg_need"] = "estimate"
+    need, src = _need(r.get("avg_need_nm3"), pre.avg_need_nm3, f.estimated_need_nm3)
+    if src == "entered":
+        pick("avg_need", need, None, src)
+    elif src is not None:
+        f.sources["avg_need"] = src
     f.avg_need_nm3 = need
     f.consumption_kg = t.consumption_kg if t else None
     usable_nm3 = facility_gas_nm3(f.usable_liquid_kg, f.stock_gas_nm3, m3_per_kg)
@@ -216,6 +233,33 @@ def resolve(
     if f.consumption_kg is not None and history:
         f.leak = is_leak(f.consumption_kg, history, cfg)
     return f
+
+
+def _need(
+    entered: float | None, telemetry: float | None, estimate: float | None
+) -> tuple[float | None, str | None]:
+    """The average daily need and where it comes from: entered, else the tanks' telemetry, else
+    the estimate from patients by therapy (the one rule of `resolve` and `need_nm3`)."""
+    for value, src in ((entered, "entered"), (telemetry, "telemetry"), (estimate, "estimate")):
+        if value is not None:
+            return value, src
+    return None, None
+
+
+def need_nm3(
+    row: dict[str, Any] | None, tele: FacilityTelemetry | None, cfg: AccountingConfig
+) -> float | None:
+    """`resolve(...).avg_need_nm3` alone: what the national demand sums, without the rest of
+    the figures (the 7-day chart asks it of every facility on every day). The estimate from
+    patients is worked out only when neither an entered figure nor telemetry gives the need."""
+    entered = row.get("avg_need_nm3") if row is not None else None
+    telemetry = prefill(tele, cfg.reference).avg_need_nm3 if entered is None else None
+    estimate = None
+    reported = row is not None and row["submitted_at"] is not None
+    if entered is None and telemetry is None and row is not None and reported:
+        patients = {t: int(row[THERAPY_COLUMNS[t]] or 0) for _k, t in _THERAPY_BY_KEY}
+        estimate = need_m3_per_day(patients, cfg.flows_lpm)
+    return _need(entered, telemetry, estimate)[0]
 
 
 def _flag_silent_tanks(f: FacilityFigures, t: FacilityTelemetry | None) -> None:
@@ -276,17 +320,39 @@ async def active_facilities(
     ids: Sequence[int] | None = None,
 ) -> list[FacilityRef]:
     """Facilities active on `day` under the reporting parents, inside the caller's scope."""
+    return (await _active_between(conn, day, day, parents=parents, visible=visible, ids=ids))[day]
+
+
+async def _active_between(
+    conn: AsyncConnection[Any],
+    first: date,
+    last: date,
+    *,
+    parents: Sequence[int] | None,
+    visible: frozenset[int] | None,
+    ids: Sequence[int] | None = None,
+) -> dict[date, list[FacilityRef]]:
+    """Per day of first..last, the facilities active that day (in code order)."""
     cur = await conn.execute(
         ACTIVE_FACILITIES,
         {
-            "day": day,
+            "first": first,
+            "last": last,
             "parents": list(parents) if parents is not None else None,
             "scope_national": visible is None,
             "scope_facilities": sorted(visible or ()),
             "ids": list(ids) if ids is not None else None,
         },
     )
-    return [FacilityRef(int(r[0]), r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
+    spans = [
+        (FacilityRef(int(r[0]), r[1], r[2], r[3], r[4]), r[5], r[6]) for r in await cur.fetchall()
+    ]
+    out: dict[date, list[FacilityRef]] = {}
+    for d in (first + timedelta(days=i) for i in range((last - first).days + 1)):
+        out[d] = [
+            ref for ref, since, until in spans if since <= d and (until is None or until >= d)
+        ]
+    return out
 
 
 async def figures_for(
@@ -302,11 +368,47 @@ async def figures_for(
     ids = [r.id for r in refs]
     if not ids:
         return []
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(REPORTS_OF_DAY, {"day": day, "ids": ids})
-        rows = {int(r["facility_id"]): r for r in await cur.fetchall()}
+    rows = await _reports(conn, ids, day, day)
     tele = await facility_telemetry(conn, ids, day, cfg, source=source, now=now)
-    return [resolve(ref, rows.get(ref.id), tele.get(ref.id), cfg) for ref in refs]
+    return [resolve(ref, rows.get((ref.id, day)), tele.get(ref.id), cfg) for ref in refs]
+
+
+async def needs_over_days(
+    conn: AsyncConnection[Any],
+    first: date,
+    last: date,
+    cfg: AccountingConfig,
+    *,
+    visible: frozenset[int] | None,
+    now: datetime | None = None,
+) -> dict[date, list[float | None]]:
+    """Per day of first..last, the average daily need (`need_nm3`) of each facility active that
+    day in the caller's scope, in code order, as `figures_for(active_facilities(day), day)`
+    would give them — set-based: the facilities, their reports and their tanks' windows are
+    read once for the whole span (the BYT map page's 7-day chart)."""
+    refs = await _active_between(conn, first, last, parents=None, visible=visible)
+    ids = sorted({r.id for day_refs in refs.values() for r in day_refs})
+    if not ids:
+        return {d: [] for d in refs}
+    rows = await _reports(conn, ids, first, last, NEED_INPUTS_OF_DAYS)
+    tele = await facility_telemetry_days(conn, ids, list(refs), cfg, now=now)
+    return {
+        d: [need_nm3(rows.get((ref.id, d)), tele[d].get(ref.id), cfg) for ref in day_refs]
+        for d, day_refs in refs.items()
+    }
+
+
+async def _reports(
+    conn: AsyncConnection[Any],
+    ids: Sequence[int],
+    first: date,
+    last: date,
+    query: str = REPORTS_OF_DAYS,
+) -> dict[tuple[int, date], dict[str, Any]]:
+    """The facilities' report rows of first..last by (facility, day)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, {"first": first, "last": last, "ids": list(ids)})
+        return {(int(r["facility_id"]), r["report_day"]): r for r in await cur.fetchall()}
 
 
 def is_late(submitted_at: datetime, day: date, cfg: AccountingConfig) -> bool:

@@ -20,7 +20,13 @@ from api.accounting.config import AccountingConfig
 from api.accounting.stock import Status, days_of_supply, facility_gas_nm3, status
 from api.accounting.telemetry import Source
 
-from .figures import FacilityFigures, active_facilities, figures_for, known_sum
+from .figures import (
+    FacilityFigures,
+    active_facilities,
+    figures_for,
+    known_sum,
+    needs_over_days,
+)
 from .units import unit_labels
 
 _PARENTS = """
@@ -35,20 +41,21 @@ WHERE code = ANY(%(codes)s)
 # registry's capacity: a supplier that did not report still counts (national capacity must not
 # drop because a supplier was silent), marked with where its figure comes from.
 _SUPPLY = """
-SELECT s.org_id, o.code,
+SELECT d.day, s.org_id, o.code,
        t.supplier_id IS NOT NULL AS reported, t.production_t, t.lox_stock_kg,
        t.capacity_normal_tpd AS t_normal, t.capacity_full_tpd AS t_full,
        l.report_day AS l_day, l.capacity_normal_tpd AS l_normal, l.capacity_full_tpd AS l_full,
        s.capacity_normal_tpd AS r_normal, s.capacity_full_tpd AS r_full
-FROM suppliers s JOIN organisations o ON o.id = s.org_id
-LEFT JOIN supplier_reports t ON t.supplier_id = s.org_id AND t.report_day = %(day)s
+FROM unnest(%(days)s::date[]) AS d (day)
+CROSS JOIN suppliers s JOIN organisations o ON o.id = s.org_id
+LEFT JOIN supplier_reports t ON t.supplier_id = s.org_id AND t.report_day = d.day
 LEFT JOIN LATERAL (
     SELECT r.report_day, r.capacity_normal_tpd, r.capacity_full_tpd FROM supplier_reports r
-    WHERE r.supplier_id = s.org_id AND r.report_day < %(day)s
+    WHERE r.supplier_id = s.org_id AND r.report_day < d.day
       AND (r.capacity_normal_tpd IS NOT NULL OR r.capacity_full_tpd IS NOT NULL)
     ORDER BY r.report_day DESC LIMIT 1
 ) l ON true
-ORDER BY o.code
+ORDER BY d.day, o.code
 """
 
 
@@ -205,31 +212,50 @@ async def national_view(
     }
 
 
-async def chart_day(
+async def chart_days(
     conn: AsyncConnection[Any],
-    day: date,
+    first: date,
+    last: date,
     *,
     visible: frozenset[int] | None,
     cfg: AccountingConfig,
     now: datetime | None = None,
-) -> dict[str, Any]:
-    """`national_view(...)["supply"]` alone (demand vs production vs capacity), without the rows
-    and their totals: the 7-day chart needs nothing else (tests/web/test_supply_chart.py checks
-    both agree)."""
-    refs = await active_facilities(conn, day, parents=None, visible=visible)
-    figs = await figures_for(conn, refs, day, cfg, now=now)
-    need, _n = known_sum([f.avg_need_nm3 for f in figs])
-    supply = await supply_figures(conn, day)
-    demand_t = None if need is None else cfg.reference.m3_to_kg(need) / 1000.0
-    return {**supply, "demand_t_per_day": demand_t}
+) -> dict[date, dict[str, Any]]:
+    """`national_view(conn, day, ...)["supply"]` (demand vs production vs capacity) of every
+    day of first..last, without the rows and their totals, set-based: facilities, reports,
+    windows and supplier reports are read once for the span (the BYT map page's 7-day chart;
+    tests/web/test_supply_chart.py checks it against the national view of each day)."""
+    needs = await needs_over_days(conn, first, last, cfg, visible=visible, now=now)
+    supply = await supply_figures_days(conn, list(needs))
+    out = {}
+    for d, day_needs in needs.items():
+        need, _n = known_sum(day_needs)
+        demand_t = None if need is None else cfg.reference.m3_to_kg(need) / 1000.0
+        out[d] = {**supply[d], "demand_t_per_day": demand_t}
+    return out
 
 
 async def supply_figures(conn: AsyncConnection[Any], day: date) -> dict[str, Any]:
     """National production today and capacity. Capacity counts every supplier: its report of
     the day, else its last report, else the registry (each supplier says which)."""
+    return (await supply_figures_days(conn, [day]))[day]
+
+
+async def supply_figures_days(
+    conn: AsyncConnection[Any], report_days: Sequence[date]
+) -> dict[date, dict[str, Any]]:
+    """`supply_figures` of several days, in one query."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_SUPPLY, {"day": day})
+        await cur.execute(_SUPPLY, {"days": list(report_days)})
         rows = await cur.fetchall()
+    by_day: dict[date, list[dict[str, Any]]] = {d: [] for d in report_days}
+    for r in rows:
+        by_day[r["day"]].append(r)
+    return {d: _supply(day_rows) for d, day_rows in by_day.items()}
+
+
+def _supply(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One day's supply figures from its supplier rows."""
     suppliers = []
     normal = full = 0.0
     sources: dict[str, int] = {"report": 0, "last_report": 0, "registry": 0, "unknown": 0}

@@ -68,7 +68,9 @@ def test_matrix_covers_the_role_screens_actions(app_routes: list[RouteInfo]) -> 
     paths = {(r.path, m) for r in app_routes for m in r.methods}
     assert ("/map/data", "GET") in paths
     assert ("/facilities/{facility_id}/gateways/{gateway_id}/quarantine/replay", "POST") in paths
+    assert ("/facilities/{facility_id}/tanks/{tank_id}/quarantine/replay", "POST") in paths
     assert ("/alerts/{alert_id}/ack", "POST") in paths
+    assert ("/alerts/{alert_id}/resolve", "POST") in paths
 
 
 def test_scoped_path_parameters_are_enforced(app_routes: list[RouteInfo]) -> None:

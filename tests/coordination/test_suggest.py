@@ -140,6 +140,11 @@ def test_suggestions_are_explained_scoped_and_write_nothing(
     ships = plan["shipments"]
     assert {s["source_id"] for s in ships} == {hcm_station}
     assert all(s["road_km"] < 50 and s["assign_part"]["source_id"] == hcm_station for s in ships)
+    # Each shipment carries its own reason (the map's popup): the one its facility lists for it.
+    for s in ships:
+        assert s["reason"] in facs[s["facility_id"]]["reasons"], s
+        assert s["reason"]["key"] == "coord.why.nearest"
+        assert s["reason"]["params"]["source"] == s["source_name"]
 
     # What-if, the station is down: nothing in the province can cover, and it says why.
     r = client.get(

@@ -88,3 +88,81 @@ def test_requests_and_shipments_on_the_maps(browser: Any, live_server: LiveServe
     syt.wait_for_url(f"**/coordination/requests/{ours}")
     syt.wait_for_selector("[data-testid=request-state]")
     assert syt.js_errors == []
+
+
+def _suggested(page: Any, server: LiveServer) -> list[dict[str, Any]]:
+    """The suggested shipments the API proposes to the logged-in page's user."""
+    r = page.request.get(f"{server.url}/api/coordination/map?suggested=true")
+    assert r.status == 200, r.text()
+    return list(r.json()["suggested_flows"])
+
+
+def _drawn(page: Any) -> set[tuple[int, int]]:
+    """(source, facility) of every suggested shipment drawn on the page's map."""
+    page.wait_for_selector("#map[data-suggested-drawn]")
+    pairs = page.eval_on_selector_all(
+        "#map path.suggested-line",
+        """els => els.map(e => [...e.classList].filter(c => c.startsWith('suggested-'))
+                    .reduce((o, c) => { const m = c.match(/^suggested-(to|from)-(\\d+)$/);
+                                        if (m) o[m[1]] = +m[2]; return o; }, {}))""",
+    )
+    return {(p["from"], p["to"]) for p in pairs}
+
+
+def test_suggested_allocations_on_the_maps(browser: Any, live_server: LiveServer) -> None:
+    """The allocation's proposal is drawn (dotted, its own legend entry and layer), each popup
+    saying supplier → facility, the amount in kg LOX and the reason, with a link to the
+    suggestions page; BYT sees the nation's, a department only its own province's."""
+    choray, bachmai = _id(live_server, "BV-CHORAY"), _id(live_server, "BV-BACHMAI")
+    byt = login(browser, live_server, "byt")
+    byt.goto(live_server.url + "/coordination")
+    _ask(byt, live_server, choray, 2000)  # open requests: a need in HCM and in Ha Noi
+    _ask(byt, live_server, bachmai, 2000)
+    with psycopg.connect(live_server.db_url) as conn:
+        in_79 = {
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM organisations WHERE kind = 'facility' AND province_code = '79'"
+            )
+        }
+
+    national = _suggested(byt, live_server)
+    with_place = {
+        (s["source_id"], s["facility_id"])
+        for s in national
+        if s["from"]["lat"] is not None and s["to"]["lat"] is not None
+    }
+    assert {f for _s, f in with_place} >= {choray, bachmai}, national
+    byt.goto(live_server.url + "/byt")
+    assert _drawn(byt) == with_place
+    legend = byt.inner_text(".map-legend")
+    assert "Chuyến hàng đề xuất (chưa phân công)" in legend, legend
+    assert byt.get_attribute("[data-testid=map-suggested-note] a", "href") == (
+        "/coordination/suggestions"
+    )
+    # Dotted, and not in the colour of the shipments really assigned.
+    line = byt.locator(f"#map path.suggested-line.suggested-to-{bachmai}").first
+    assert line.get_attribute("stroke-dasharray") == "1 7"
+    assert line.get_attribute("stroke") == "#0f766e"
+    shipment = next(s for s in national if s["facility_id"] == bachmai)
+    line.dispatch_event("click")
+    byt.wait_for_selector(".leaflet-popup-content a[href='/coordination/suggestions']")
+    popup = byt.inner_text(".leaflet-popup-content")
+    assert f"{shipment['source_name']} → {shipment['facility_name']}" in popup, popup
+    assert "kg oxy lỏng" in popup and "Lý do: " + shipment["reason"]["message"] in popup, popup
+    byt.click(".leaflet-popup-content a")
+    byt.wait_for_url("**/coordination/suggestions")
+    assert byt.js_errors == []
+
+    # The department: its own province's proposal only (another province's flow fails).
+    syt = login(browser, live_server, "syt79")
+    ours = _suggested(syt, live_server)
+    assert ours and {s["facility_id"] for s in ours} <= in_79, ours
+    syt.goto(live_server.url + "/coordination")
+    drawn = _drawn(syt)
+    assert drawn and {f for _s, f in drawn} <= in_79, drawn
+    assert not any(f == bachmai for _s, f in drawn)
+    assert drawn == {
+        (s["source_id"], s["facility_id"]) for s in ours if s["from"]["lat"] is not None
+    }
+    assert syt.js_errors == []

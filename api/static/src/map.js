@@ -190,6 +190,35 @@
       })
       .catch(function () { /* the map works without the coordination layer */ });
   }
+
+  // Suggested shipments (the allocation's proposal, nothing assigned): dotted lines from the
+  // source to the facility, each popup with the amount, the reason and the suggestions page.
+  // A second request, so that the model's solve time never holds the layers above back.
+  var suggested = L.layerGroup();
+  var suggestedSrc = el.getAttribute("data-suggested");
+  if (suggestedSrc) {
+    getJSON(suggestedSrc)
+      .then(function (c) {
+        var note = c.note && c.note.message ? "<br><small>" + esc(c.note.message) + "</small>" : "";
+        (c.suggested_flows || []).forEach(function (s) {
+          if (!s.from || !s.to || s.from.lat == null || s.to.lat == null) return;
+          var line = L.polyline([[s.from.lat, s.from.lon], [s.to.lat, s.to.lon]],
+                                { color: "#0f766e", weight: 3, opacity: 0.9, dashArray: "1 7", lineCap: "round",
+                                  className: "suggested-line suggested-to-" + s.facility_id +
+                                             " suggested-from-" + s.source_id });
+          var amount = kg(s.kg) + " " + t.kg_lox;
+          keyboardable(line, t.suggested + ": " + s.source_name + " → " + s.facility_name + ", " + amount)
+            .bindPopup("<strong>" + esc(t.suggested) + ": " + esc(s.source_name) + " → " + esc(s.facility_name) +
+                       "</strong><br>" + esc(amount) + " · " + esc(kg(s.road_km)) + " km" +
+                       (s.reason ? "<br>" + esc(t.why) + ": " + esc(s.reason.message) : "") + note +
+                       "<br><a href=\"/coordination/suggestions\">" + esc(t.open_suggestions) + "</a>")
+            .addTo(suggested);
+        });
+      })
+      .catch(function () { /* the suggestions page still lists them */ })
+      .then(function () { el.setAttribute("data-suggested-drawn", "true"); });
+  }
+  suggested.addTo(map);
   provinces.addTo(map);
   facilities.addTo(map);
   suppliers.addTo(map);
@@ -200,6 +229,7 @@
   overlays[t.fac_layer] = facilities;
   overlays[t.sup_layer] = suppliers;
   overlays[t.flow_layer] = flows;
+  overlays[t.suggested_layer] = suggested;
   overlays[t.tiles] = tiles;
   var bases = {};
   bases[t.base] = base;
