@@ -86,7 +86,7 @@ FREE_FORM: set[str] = {
     # Error bodies: a message, or the form check's {errors: [...]} object.
     "ValidationOut.detail",
     "api__errors__ErrorOut.detail",
-    "api__coordination__routes__ErrorOut.detail",
+    "api__coordination__http__ErrorOut.detail",
 }
 
 
