@@ -5,7 +5,6 @@ handlers of api.refusals (422 field by field, 409 with why)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -32,8 +31,6 @@ from api.reports.public import (
 from api.scope import Principal, Role
 
 from . import exports, national, syt
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["reports"])
 

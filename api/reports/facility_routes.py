@@ -5,7 +5,6 @@ handlers of api.refusals (422 field by field, 409 with why)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import date
 from typing import Any
 
@@ -27,8 +26,6 @@ from api.scope import Role
 
 from . import facility
 from .messages import text
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["reports"])
 

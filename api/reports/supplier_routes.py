@@ -5,7 +5,6 @@ handlers of api.refusals (422 field by field, 409 with why)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime
 from typing import Any
 
@@ -26,8 +25,6 @@ from api.reports.public import (
 from api.scope import NATIONAL_ROLES, Principal, Role
 
 from . import exports, supplier
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["reports"])
 

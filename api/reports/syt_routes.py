@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, Response
 
+from api.accounting.config import AccountingConfig
 from api.accounting.windows import default_syt_day
 from api.audit import audit
 from api.deps import CfgDep, DbDep, ExportDep, LocaleDep, NowDep, PrincipalDep
@@ -29,7 +30,7 @@ from api.reports.public import (
     SytReportPublic,
     SytReportStatePublic,
 )
-from api.scope import Role
+from api.scope import Principal, Role
 
 from . import exports, letterhead, pdf, syt
 
@@ -47,6 +48,15 @@ def _filters(status_: str, facility_ids: list[int] | None) -> syt.SytFilters:
         return syt.SytFilters(status=syt.StatusFilter(status_), facility_ids=facility_ids or None)
     except ValueError:
         raise HTTPException(422, "status must be all, enough or needs_more") from None
+
+
+async def _live(
+    conn: DbDep, me: Principal, org_id: int, day: date, *, cfg: AccountingConfig, now: datetime
+) -> dict[str, Any]:
+    """The SYT report of `day` with its live figures, as the caller may see them (404 for an
+    organisation that is no reporting parent): what the exports and the print routes show."""
+    await check_parent(conn, org_id)
+    return await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
 
 
 @router.get(
@@ -186,8 +196,7 @@ async def export_syt_facilities(
     export: ExportDep,
 ) -> Response:
     """CSV or XLSX of the facilities with their live figures."""
-    await check_parent(conn, org_id)
-    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    live = await _live(conn, me, org_id, day, cfg=cfg, now=now)
     return export(kind, f"syt-{org_id}-{day}", exports.facility_columns(), live["facilities"])
 
 
@@ -210,8 +219,7 @@ async def export_syt_fields(
     export: ExportDep,
 ) -> Response:
     """CSV or XLSX of the seed fields (live figures), one row per field of the field table."""
-    await check_parent(conn, org_id)
-    live = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    live = await _live(conn, me, org_id, day, cfg=cfg, now=now)
     rows = exports.syt_field_rows(live, export.locale)
     return export(kind, f"syt-{org_id}-{day}-fields", exports.SYT_FIELD_COLUMNS, rows)
 
@@ -234,8 +242,7 @@ async def print_syt_report(
     locale: LocaleDep,
 ) -> HTMLResponse:
     """An A4 page for printing or 'Save as PDF'."""
-    await check_parent(conn, org_id)
-    report = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    report = await _live(conn, me, org_id, day, cfg=cfg, now=now)
     head = await letterhead.load(conn, org_id, day)
     return HTMLResponse(exports.syt_print_html(report, head, locale))
 
@@ -258,8 +265,7 @@ async def print_syt_report_pdf(
     locale: LocaleDep,
 ) -> Response:
     """The same content as the printable page, as a PDF download (signature block included)."""
-    await check_parent(conn, org_id)
-    report = await syt.details(conn, org_id, day, visible=me.facility_ids, cfg=cfg, now=now)
+    report = await _live(conn, me, org_id, day, cfg=cfg, now=now)
     head = await letterhead.load(conn, org_id, day)
     try:
         body = pdf.syt_report_pdf(report, head, locale)
