@@ -170,8 +170,14 @@ def _round(v: float | None, digits: int = 1) -> float | None:
     return None if v is None else round(v, digits)
 
 
-def _dos(t: FacilityTelemetry, cfg: AccountingConfig) -> tuple[float | None, str]:
-    days = days_of_supply(t.usable_kg, t.avg_daily_kg)
+def _dos(
+    t: FacilityTelemetry, previous: FacilityTelemetry, cfg: AccountingConfig
+) -> tuple[float | None, str]:
+    """Days of supply and status as the tank page shows them: the open window's close is the
+    latest contents, and until the window has a reading (just after the cutoff) the previous
+    day's close stands for it — not "unknown" for the minutes after 16:00."""
+    usable = t.usable_kg if t.usable_kg is not None else previous.usable_kg
+    days = days_of_supply(usable, t.avg_daily_kg)
     return days, status(days, cfg.needs_more_days).value
 
 
@@ -206,7 +212,7 @@ async def preview(
     last = min(report_day_of(ts_to, cfg), latest)
     # The days the window touches, and the week the latest day's average reads.
     affected = _days(first, max(first, last))
-    wanted = sorted({*affected, latest})
+    wanted = sorted({*affected, latest - timedelta(days=1), latest})
     before = await _figures(conn, info.facility_id, wanted, cfg, now)
     async with conn.transaction(force_rollback=True):
         await corr.create(
@@ -236,8 +242,9 @@ async def preview(
     ]
     created = sum(max(0, e.refills_after - e.refills_before) for e in effects)
     removed = sum(max(0, e.refills_before - e.refills_after) for e in effects)
-    dos_b, st_b = _dos(before[latest], cfg)
-    dos_a, st_a = _dos(after[latest], cfg)
+    previous = latest - timedelta(days=1)
+    dos_b, st_b = _dos(before[latest], before[previous], cfg)
+    dos_a, st_a = _dos(after[latest], after[previous], cfg)
     return Preview(
         sensor_unit=info.unit,
         value_typed=value,

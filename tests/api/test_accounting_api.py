@@ -282,3 +282,37 @@ def test_correction_preview_units_and_confirmation(
     }
     p = client.post(url + "/preview", json=fault, headers=auth(world, "A")).json()
     assert p["refills_removed"] == 0 and p["refills_created"] == 0
+
+
+def test_preview_just_after_the_cutoff_reads_the_last_close(
+    world: dict[str, Any], db_url: str
+) -> None:
+    """In the minutes after 16:00 the new day's window has no reading yet: the preview's days of
+    supply stand on the previous close, as the tank page's do, instead of turning unknown."""
+    from api.accounting.correction_preview import ValueUnit, preview
+    from api.accounting.corrections import CorrectionAction
+
+    # The data ends 4 h into the window after `day`; a minute after the next cutoff the open
+    # window (day + 2) is empty.
+    now = window(world["day"] + timedelta(days=1), CFG).end + timedelta(minutes=1)
+
+    async def run() -> Any:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            return await preview(
+                conn,
+                sensor_id=world["sensor"],
+                ts_from=world["fault"][0],
+                ts_to=world["fault"][1],
+                action=CorrectionAction.INVALIDATE,
+                value=None,
+                unit=ValueUnit.SENSOR,
+                reason="kẹt cảm biến",
+                author="staff.a",
+                cfg=CFG,
+                now=now,
+            )
+
+    p = asyncio.run(run())
+    assert p.latest_day == (world["day"] + timedelta(days=2)).isoformat()
+    assert p.days_of_supply_before is not None and p.days_of_supply_before > 0
+    assert p.status_before != "unknown" and p.status_after != "unknown"
