@@ -44,10 +44,10 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
 def routers() -> list[APIRouter]:
     """Every router the application mounts, grouped by feature, in matching order.
 
-    Imported here, when an application is built (the page modules check their built assets
-    and register their menu entries on import). Every route must declare a policy
+    Imported here, when an application is built (the page modules check their built assets on
+    import; the menu is listed in api.web.nav.MENU). Every route must declare a policy
     (api.policy; tests/api/test_policy_matrix.py fails on one that does not)."""
-    # The role pages' template filters and menu entries (their built assets checked on import).
+    # The role pages' template filters (their built assets checked on import).
     import api.web.routes  # noqa: F401
     from api import health
     from api.accounting import pages as tank_pages

@@ -16,7 +16,6 @@ from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
 from api.audit import audit
 from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep, Scope, policy
 from api.scope import Principal, scope_params
-from api.web.nav import NAV_ITEMS, NavItem
 from api.web.pages import safe_next
 from api.web.templating import flash, render
 
@@ -103,14 +102,3 @@ async def resolve_form(
     await conn.commit()
     flash(response, i18n.gettext(locale, "Alert resolved."), "success")
     return response
-
-
-NAV_ITEMS.append(
-    NavItem(
-        "/alerts",
-        "Alerts",
-        "Tanks running low, faults, gateways offline, missing reports: acknowledge and resolve.",
-        frozenset(WATCHERS),
-        5,
-    )
-)

@@ -22,7 +22,6 @@ from api.policy import Scope, policy
 from api.scope import Principal, Role
 from api.web import page_exports
 from api.web.forms import parse_number
-from api.web.nav import NAV_ITEMS, NavItem
 from api.web.templating import flash, render
 
 from . import assignments as asg
@@ -524,31 +523,3 @@ async def confirm(
         "Receipt confirmed.",
     )
     return response
-
-
-COORDINATION_NAV: tuple[NavItem, ...] = (
-    NavItem(
-        "/coordination",
-        "Oxygen coordination",
-        "Requests, suggested allocations, assigning suppliers, deliveries.",
-        frozenset({Role.BYT, Role.SYT, Role.ADMIN}),
-        40,
-    ),
-    NavItem(
-        "/supplier/assignments",
-        "Assignments",
-        "What you have been asked to ship: accept, decline, dispatch, deliver.",
-        frozenset({Role.SUPPLIER}),
-        20,
-    ),
-    NavItem(
-        "/facility/coming",
-        "Oxygen coming",
-        "Ask for oxygen, see what is on its way and confirm receipt.",
-        frozenset({Role.FACILITY}),
-        30,
-    ),
-)
-for _item in COORDINATION_NAV:
-    if _item not in NAV_ITEMS:
-        NAV_ITEMS.append(_item)

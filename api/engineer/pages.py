@@ -18,7 +18,6 @@ from api.deps import DbDep, LocaleDep, NowDep, PrincipalDep
 from api.policy import Scope, policy
 from api.scope import Principal, Role, scope_params
 from api.web import page_exports
-from api.web.nav import NAV_ITEMS, NavItem
 from api.web.templating import render
 
 from . import queries as q
@@ -249,18 +248,3 @@ async def tank_diagnostics(
         locale=locale,
         principal=me,
     )
-
-
-ENGINEER_NAV: tuple[NavItem, ...] = (
-    NavItem(
-        "/gateways",
-        "Gateways",
-        "Gateways online or not, outbox and evictions, Modbus devices, last readings.",
-        frozenset({Role.ENGINEER}),
-        30,
-    ),
-)
-
-for _item in ENGINEER_NAV:
-    if _item not in NAV_ITEMS:
-        NAV_ITEMS.append(_item)

@@ -18,7 +18,6 @@ from api.rates.public import ProvinceRatePublic, ReportingRatePublic
 from api.reports import exports
 from api.reports.exports import ExportKind
 from api.scope import Principal, Role
-from api.web.nav import NAV_ITEMS, NavItem
 from api.web.queries import department
 from api.web.templating import render
 
@@ -240,25 +239,3 @@ async def province_page(
         locale=locale,
         principal=me,
     )
-
-
-RATE_NAV: tuple[NavItem, ...] = (
-    NavItem(
-        "/byt/reporting-rate",
-        "Reporting rate",
-        "Expected, reported, on time, late and missing reports over the last 30 days.",
-        frozenset({Role.BYT, Role.ADMIN}),
-        15,
-    ),
-    NavItem(
-        "/syt/reporting-rate",
-        "Reporting rate",
-        "Which of your facilities reported over the last 30 days, and who to call.",
-        frozenset({Role.SYT}),
-        25,
-    ),
-)
-
-for _item in RATE_NAV:
-    if _item not in NAV_ITEMS:
-        NAV_ITEMS.append(_item)

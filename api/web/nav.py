@@ -1,7 +1,8 @@
 """The functions each role sees: the navigation bar and the home page list (seed screen 1).
 
-Packages add their pages with `NAV_ITEMS.append(NavItem(...))` at import time of their routes
-module (its routers are listed in `api.app.routers`).
+The menu is one explicit list, `MENU`, built here (as `api.app.routers` lists the routers): no
+module adds to it when imported. A new page gets its entry here, next to its feature's others;
+tests/web/test_nav.py pins each role's menu and checks every entry's page admits its roles.
 """
 
 from __future__ import annotations
@@ -22,7 +23,147 @@ class NavItem:
     order: int = 100
 
 
-NAV_ITEMS: list[NavItem] = [
+def _roles(*roles: Role) -> frozenset[Role]:
+    return frozenset(roles)
+
+
+MENU: tuple[NavItem, ...] = (
+    # Alerts (api.alerts.pages; the roles of api.alerts.queries.WATCHERS).
+    NavItem(
+        "/alerts",
+        "Alerts",
+        "Tanks running low, faults, gateways offline, missing reports: acknowledge and resolve.",
+        _roles(Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.ENGINEER),
+        5,
+    ),
+    # Facilities: the daily report and the tanks (api.reports.facility_pages, api.accounting.pages).
+    NavItem(
+        "/facility/report",
+        "Daily report",
+        "The 16:00 report, pre-filled from the tank sensors.",
+        _roles(Role.FACILITY),
+        10,
+    ),
+    NavItem(
+        "/facility",
+        "Tanks",
+        "Contents over the last 7 days, refills, days of supply and corrections.",
+        _roles(Role.FACILITY),
+        20,
+    ),
+    # Engineers (api.accounting.pages, api.engineer.pages).
+    NavItem(
+        "/facilities",
+        "Facilities",
+        "Tanks of the facilities you look after: contents, refills, corrections.",
+        _roles(Role.ENGINEER),
+        20,
+    ),
+    NavItem(
+        "/gateways",
+        "Gateways",
+        "Gateways online or not, outbox and evictions, Modbus devices, last readings.",
+        _roles(Role.ENGINEER),
+        30,
+    ),
+    # Departments of health (api.reports.syt_pages).
+    NavItem(
+        "/syt",
+        "Report to the Ministry",
+        "Compose the report (fields 1–16) and send it to the Ministry of Health.",
+        _roles(Role.SYT),
+        10,
+    ),
+    NavItem(
+        "/syt/reports",
+        "Sent reports",
+        "Reports sent to the Ministry: edit history, edit, details.",
+        _roles(Role.SYT),
+        20,
+    ),
+    NavItem(
+        "/syt/facilities",
+        "Facilities",
+        "Your facilities with their status and days of supply.",
+        _roles(Role.SYT),
+        30,
+    ),
+    # The Ministry (api.reports.byt_pages).
+    NavItem(
+        "/byt",
+        "Coordination map",
+        "The national map, provinces, supply vs demand; approve or send back reports.",
+        _roles(Role.BYT, Role.ADMIN),
+        10,
+    ),
+    # Reporting rate (api.rates.pages).
+    NavItem(
+        "/byt/reporting-rate",
+        "Reporting rate",
+        "Expected, reported, on time, late and missing reports over the last 30 days.",
+        _roles(Role.BYT, Role.ADMIN),
+        15,
+    ),
+    NavItem(
+        "/syt/reporting-rate",
+        "Reporting rate",
+        "Which of your facilities reported over the last 30 days, and who to call.",
+        _roles(Role.SYT),
+        25,
+    ),
+    # Suppliers (api.reports.supplier_pages).
+    NavItem(
+        "/supplier",
+        "Production and deliveries",
+        "Report production, capacity, stock and deliveries to facilities.",
+        _roles(Role.SUPPLIER),
+        10,
+    ),
+    # Coordination (api.coordination.pages).
+    NavItem(
+        "/coordination",
+        "Oxygen coordination",
+        "Requests, suggested allocations, assigning suppliers, deliveries.",
+        _roles(Role.BYT, Role.SYT, Role.ADMIN),
+        40,
+    ),
+    NavItem(
+        "/supplier/assignments",
+        "Assignments",
+        "What you have been asked to ship: accept, decline, dispatch, deliver.",
+        _roles(Role.SUPPLIER),
+        20,
+    ),
+    NavItem(
+        "/facility/coming",
+        "Oxygen coming",
+        "Ask for oxygen, see what is on its way and confirm receipt.",
+        _roles(Role.FACILITY),
+        30,
+    ),
+    # The registry (api.admin.pages).
+    NavItem(
+        "/admin/facilities",
+        "Facilities",
+        "Facilities, departments and suppliers in the registry.",
+        _roles(Role.ADMIN),
+        50,
+    ),
+    NavItem(
+        "/admin/tanks",
+        "Tanks and calibration",
+        "Liquid-oxygen tanks and their calibration tables.",
+        _roles(Role.ADMIN),
+        60,
+    ),
+    NavItem(
+        "/admin/gateways",
+        "Gateways and sensors",
+        "Gateways at the facilities and the sensors they read.",
+        _roles(Role.ADMIN),
+        70,
+    ),
+    # Platform: audit trail, accounts, own account (api.accounts).
     NavItem(
         "/audit",
         "Audit trail",
@@ -34,14 +175,14 @@ NAV_ITEMS: list[NavItem] = [
         "/admin/users",
         "Accounts",
         "Issue accounts, disable them and reset passwords.",
-        frozenset({Role.ADMIN}),
+        _roles(Role.ADMIN),
         910,
     ),
     NavItem(
         "/accounts",
         "Accounts",
         "Issue and disable the accounts of those who report to you.",
-        frozenset({Role.BYT, Role.SYT}),
+        _roles(Role.BYT, Role.SYT),
         910,
     ),
     NavItem(
@@ -51,9 +192,14 @@ NAV_ITEMS: list[NavItem] = [
         ALL_ROLES,
         990,
     ),
-]
+)
+
+
+def menu_for(role: Role) -> list[NavItem]:
+    """The functions `role` may use, in display order."""
+    return sorted((i for i in MENU if role in i.roles), key=lambda i: i.order)
 
 
 def items_for(principal: Principal) -> list[NavItem]:
     """The functions `principal`'s role may use, in display order."""
-    return sorted((i for i in NAV_ITEMS if principal.role in i.roles), key=lambda i: i.order)
+    return menu_for(principal.role)

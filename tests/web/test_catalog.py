@@ -13,7 +13,7 @@ from api import i18n
 from api.reports import byt_pages, supplier_pages, syt_pages
 from api.reports import facility_pages as report_pages
 from api.reports.messages import MESSAGES
-from api.web import assets, routes
+from api.web import assets, nav
 from api.web.forms import FormErrors, number_field, parse_number
 
 API = Path(i18n.__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def _catalog(locale: str) -> dict[str, str]:
 
 def _python_messages() -> set[str]:
     ids: set[str] = set()
-    for item in routes.PAGE_NAV:
+    for item in nav.MENU:
         ids |= {item.label, item.description}
     for _name, label, _kind, _units in report_pages.QUANTITIES:
         ids.add(label)
