@@ -54,6 +54,7 @@ def routers() -> list[APIRouter]:
     from api.accounting import routes as accounting
     from api.accounts import audit_pages as audit_views
     from api.accounts import pages as account
+    from api.accounts import routes as account_api
     from api.accounts import users_pages as admin_users
     from api.admin import pages as admin_pages
     from api.alerts import pages as alert_pages
@@ -85,6 +86,7 @@ def routers() -> list[APIRouter]:
         # Platform: health, sign-in, own account, accounts, audit trail, directory.
         health.router,
         pages.router,
+        account_api.router,
         account.router,
         admin_users.router,
         audit_views.router,

@@ -1,54 +1,19 @@
-"""Reading the audit trail: administrators see all; others the history of records they own."""
+"""The audit trail page: administrators see all; others the history of records they own (the
+JSON is routes.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from api.audit import visible_entries
 from api.deps import DbDep, LocaleDep, PrincipalDep
-from api.policy import Scope, policy
 from api.web import page_exports
 from api.web.templating import render
 
+from .service import ANYONE
+
 router = APIRouter()
-ANYONE = [policy(scope=Scope.SELF)]
-
-
-class AuditEntry(BaseModel):
-    """One audit record."""
-
-    id: int
-    at: datetime
-    username: str
-    role: str | None
-    action: str
-    entity: str
-    entity_id: str | None
-    org_id: int | None
-    before: Any
-    after: Any
-
-
-@router.get("/api/audit", response_model=list[AuditEntry], dependencies=ANYONE)
-async def api_audit(
-    *,
-    conn: DbDep,
-    me: PrincipalDep,
-    entity: str | None = Query(None, max_length=64),
-    entity_id: str | None = Query(None, max_length=64),
-    before_id: int | None = Query(None, ge=1, le=2**62),
-    limit: int = Query(100, ge=1, le=500),
-) -> list[AuditEntry]:
-    """Audit records visible to me, newest first (page with before_id)."""
-    rows = await visible_entries(
-        conn, me, entity=entity, entity_id=entity_id, before_id=before_id, limit=limit
-    )
-    return [AuditEntry(**r) for r in rows]
 
 
 @router.get("/audit", include_in_schema=False, dependencies=ANYONE)

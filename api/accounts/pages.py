@@ -1,139 +1,26 @@
-"""The user's own account: password, language and API tokens (page and JSON)."""
+"""The user's own account page: password, language and API tokens (the JSON is routes.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from api import i18n
 from api.audit import audit
 from api.auth import SESSION_COOKIE, HashingBusy, issue_token, throttled_verify
 from api.deps import DbDep, LocaleDep, PrincipalDep
-from api.policy import Scope, policy
 from api.users import UserError, change_own_password, set_locale
 from api.web.pages import client_ip
 from api.web.templating import flash, render
 
+from .service import SELF, TEMPORARY_OK, own_tokens, revoke_token
+
 router = APIRouter()
-SELF = [policy(scope=Scope.SELF)]
-# What a session on a temporary password may still do: see itself and change the password.
-TEMPORARY_OK = [policy(scope=Scope.SELF, temporary_password_ok=True)]
-
-
-class Me(BaseModel):
-    """The caller's identity and scope."""
-
-    user_id: int
-    username: str
-    display_name: str
-    role: str
-    org_id: int | None
-    national: bool
-    facility_ids: list[int] | None
-    locale: str
-
-
-class TokenIn(BaseModel):
-    """A new API token request."""
-
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
-    expires_at: datetime | None = None
-
-
-class TokenOut(BaseModel):
-    """An API token as listed (never its secret)."""
-
-    id: int
-    name: str
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
-
-
-class TokenIssued(BaseModel):
-    """A newly issued token: `token` is shown this once."""
-
-    id: int
-    name: str
-    token: str
-
-
-_TOKENS = """
-SELECT id, name, prefix, created_at, last_used_at, expires_at, revoked_at
-FROM api_tokens WHERE user_id = %(u)s ORDER BY id DESC
-"""
-_REVOKE = """
-UPDATE api_tokens SET revoked_at = now()
-WHERE id = %(id)s AND user_id = %(u)s AND revoked_at IS NULL
-RETURNING id
-"""
-
-
-async def _tokens(conn: DbDep, user_id: int) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_TOKENS, {"u": user_id})
-        return [dict(r) for r in await cur.fetchall()]
-
-
-async def _revoke(conn: DbDep, me: PrincipalDep, token_id: int) -> None:
-    cur = await conn.execute(_REVOKE, {"id": token_id, "u": me.user_id})
-    if await cur.fetchone() is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
-    await audit(conn, me, "revoke", "api_token", token_id, org_id=me.org_id)
-
-
-# ---------------------------------------------------------------------------- JSON
-
-
-@router.get("/api/me", response_model=Me, dependencies=TEMPORARY_OK)
-async def api_me(me: PrincipalDep) -> Me:
-    """Who am I, with my scope."""
-    return Me(
-        user_id=me.user_id,
-        username=me.username,
-        display_name=me.display_name,
-        role=me.role.value,
-        org_id=me.org_id,
-        national=me.is_national,
-        facility_ids=None if me.facility_ids is None else sorted(me.facility_ids),
-        locale=me.locale,
-    )
-
-
-@router.get("/api/tokens", response_model=list[TokenOut], dependencies=SELF)
-async def api_tokens(conn: DbDep, me: PrincipalDep) -> list[TokenOut]:
-    """My API tokens."""
-    return [TokenOut(**r) for r in await _tokens(conn, me.user_id)]
-
-
-@router.post("/api/tokens", response_model=TokenIssued, status_code=201, dependencies=SELF)
-async def api_issue_token(body: TokenIn, conn: DbDep, me: PrincipalDep) -> TokenIssued:
-    """Issue a bearer token for scripts and integrations (same role and scope as me)."""
-    issued = await issue_token(conn, me.user_id, body.name.strip() or "token", body.expires_at)
-    await audit(
-        conn, me, "create", "api_token", issued.id, None, {"name": issued.name}, org_id=me.org_id
-    )
-    return TokenIssued(id=issued.id, name=issued.name, token=issued.secret)
-
-
-@router.delete("/api/tokens/{token_id}", status_code=204, dependencies=SELF)
-async def api_revoke_token(token_id: int, conn: DbDep, me: PrincipalDep) -> Response:
-    """Revoke one of my tokens."""
-    await _revoke(conn, me, token_id)
-    return Response(status_code=204)
-
-
-# ---------------------------------------------------------------------------- pages
 
 
 @router.get("/account", include_in_schema=False, dependencies=TEMPORARY_OK)
@@ -144,7 +31,7 @@ async def account_page(
     return render(
         request,
         "account.html",
-        {"tokens": await _tokens(conn, me.user_id)},
+        {"tokens": await own_tokens(conn, me.user_id)},
         locale=locale,
         principal=me,
     )
@@ -223,7 +110,7 @@ async def account_new_token(
     return render(
         request,
         "account.html",
-        {"tokens": await _tokens(conn, me.user_id), "new_token": issued.secret},
+        {"tokens": await own_tokens(conn, me.user_id), "new_token": issued.secret},
         locale=locale,
         principal=me,
     )
@@ -234,7 +121,7 @@ async def account_revoke_token(
     token_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """Revoke one of my tokens."""
-    await _revoke(conn, me, token_id)
+    await revoke_token(conn, me, token_id)
     response = RedirectResponse("/account", status_code=303)
     flash(response, i18n.gettext(locale, "Token revoked."), "success")
     return response

@@ -1,21 +1,18 @@
-"""Administrators issue, disable, enable and reset accounts (page and JSON)."""
+"""The account pages: administrators issue, disable, enable and reset accounts; the Ministry
+and the departments those of the roles below them (the JSON is routes.py)."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import RedirectResponse
-from psycopg.rows import dict_row
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from api import i18n
 from api.deps import DbDep, LocaleDep, PrincipalDep
-from api.policy import Scope, policy
-from api.scope import Principal, Role, scope_params
+from api.scope import Principal, Role
 from api.users import (
     NewUser,
     UserError,
@@ -28,37 +25,18 @@ from api.users import (
 from api.web import page_exports
 from api.web.templating import flash, render
 
+from .service import (
+    ADMIN,
+    DELEGATES,
+    delegated_orgs,
+    delegated_users,
+    issues,
+    managed,
+    organisations,
+)
+
 router = APIRouter()
-ADMIN = [policy(roles=[Role.ADMIN], scope=Scope.NATIONAL)]
 ROLE_CHOICES = [Role.FACILITY, Role.SUPPLIER, Role.ENGINEER, Role.SYT, Role.BYT, Role.ADMIN]
-
-
-class UserOut(BaseModel):
-    """An account as administrators see it."""
-
-    id: int
-    username: str
-    display_name: str
-    role: str
-    org_code: str | None
-    national: bool
-    locale: str
-    is_active: bool
-    must_change_password: bool
-    created_at: datetime
-    disabled_at: datetime | None
-
-
-@router.get("/api/admin/users", response_model=list[UserOut], dependencies=ADMIN)
-async def api_users(conn: DbDep) -> list[UserOut]:
-    """Every account."""
-    return [UserOut(**u) for u in await list_users(conn)]
-
-
-async def _orgs(conn: DbDep) -> list[dict[str, object]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT code, name, kind FROM organisations ORDER BY kind, code")
-        return [dict(r) for r in await cur.fetchall()]
 
 
 def _codes(text: str) -> tuple[str, ...]:
@@ -78,7 +56,7 @@ async def _engineer_facilities(conn: DbDep) -> dict[int, str]:
 async def _page_context(conn: DbDep) -> dict[str, Any]:
     return {
         "users": await list_users(conn),
-        "orgs": await _orgs(conn),
+        "orgs": await organisations(conn),
         # Least privilege first, and selected by default: never an administrator by mistake.
         "roles": ROLE_CHOICES,
         "engineer_facilities": await _engineer_facilities(conn),
@@ -236,17 +214,8 @@ async def users_scope(
 
 
 # --------------------------------------------------------------------------------------------
-# Accounts down the chain: the Ministry issues and disables the accounts of the departments
-# (SYT) and of the other ministries' health offices; a department those of its facilities.
-# The role is fixed by who issues (least privilege: never an administrator), the organisation
-# must be inside the issuer's scope, and an account outside it answers 404 as if absent.
+# Accounts down the chain (the rules: service.ISSUES, delegated_orgs, managed).
 
-DELEGATES = [policy(roles=[Role.BYT, Role.SYT], scope=Scope.NATIONAL)]
-# The role each delegating role issues, and the organisation kinds it issues it for.
-ISSUES: dict[Role, tuple[Role, frozenset[str]]] = {
-    Role.BYT: (Role.SYT, frozenset({"syt", "ministry_office"})),
-    Role.SYT: (Role.FACILITY, frozenset({"facility"})),
-}
 # Form field each refusal belongs to (the rest are shown above the form).
 _FIELD_OF = {
     "This username is already taken.": "username",
@@ -254,47 +223,6 @@ _FIELD_OF = {
     "Unknown organisation code: %(code)s": "org_code",
     "The organisation does not match the role.": "org_code",
 }
-
-_DELEGATED_ORGS = """
-SELECT o.id, o.code, o.name, o.kind FROM organisations o
-WHERE o.kind = ANY(%(kinds)s)
-  AND (%(parent)s::bigint IS NULL OR o.parent_id = %(parent)s)
-  AND (%(scope_national)s OR o.kind <> 'facility' OR o.id = ANY(%(scope_facilities)s))
-ORDER BY o.kind, o.code
-"""
-
-
-def _issues(me: Principal) -> tuple[Role, frozenset[str]]:
-    return ISSUES[me.role]
-
-
-async def delegated_orgs(conn: DbDep, me: Principal) -> list[dict[str, Any]]:
-    """The organisations `me` may issue accounts for."""
-    _, kinds = _issues(me)
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            _DELEGATED_ORGS,
-            {
-                "kinds": sorted(kinds),
-                "parent": me.org_id if me.role == Role.SYT else None,
-                **scope_params(me),
-            },
-        )
-        return [dict(r) for r in await cur.fetchall()]
-
-
-async def delegated_users(conn: DbDep, me: Principal) -> list[dict[str, Any]]:
-    """The accounts `me` manages: the issued role, in the organisations `me` may issue for."""
-    role, _ = _issues(me)
-    orgs = {int(o["id"]) for o in await delegated_orgs(conn, me)}
-    return [u for u in await list_users(conn) if u["role"] == role.value and u["org_id"] in orgs]
-
-
-async def _managed(conn: DbDep, me: Principal, user_id: int) -> dict[str, Any]:
-    for u in await delegated_users(conn, me):
-        if u["id"] == user_id:
-            return u
-    raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
 
 
 async def _accounts_page(
@@ -307,7 +235,7 @@ async def _accounts_page(
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
 ) -> Response:
-    role, _ = _issues(me)
+    role, _ = issues(me)
     return render(
         request,
         "pages/accounts.html",
@@ -323,28 +251,6 @@ async def _accounts_page(
         principal=me,
         status_code=422 if errors else 200,
     )
-
-
-class DelegatedUserOut(BaseModel):
-    """An account as the issuing department or Ministry sees it."""
-
-    id: int
-    username: str
-    display_name: str
-    role: str
-    org_code: str | None
-    org_name: str | None
-    is_active: bool
-    must_change_password: bool
-    created_at: datetime
-    disabled_at: datetime | None
-
-
-@router.get("/api/accounts", response_model=list[DelegatedUserOut], dependencies=DELEGATES)
-async def api_accounts(conn: DbDep, me: PrincipalDep) -> list[DelegatedUserOut]:
-    """The accounts the caller issues: SYT and ministry-office accounts for the Ministry, the
-    department's facilities' accounts for an SYT."""
-    return [DelegatedUserOut(**u) for u in await delegated_users(conn, me)]
 
 
 @router.get("/accounts", include_in_schema=False, dependencies=DELEGATES)
@@ -372,7 +278,7 @@ async def accounts_create(
 ) -> Response:
     """Issue an account of the role below the caller, for an organisation in the caller's
     scope; the temporary password is shown once."""
-    role, _ = _issues(me)
+    role, _ = issues(me)
     form = {"username": username, "display_name": display_name, "org_code": org_code}
     g = i18n.translator(locale)
     errors: dict[str, str] = {}
@@ -380,7 +286,7 @@ async def accounts_create(
         errors["username"] = g("This field is required.")
     if not display_name.strip():
         errors["display_name"] = g("This field is required.")
-    if org_code.strip() not in {str(o["code"]) for o in await delegated_orgs(conn, me)}:
+    if org_code.strip() not in {o.code for o in await delegated_orgs(conn, me)}:
         errors["org_code"] = g("Choose an organisation you issue accounts for.")
     if errors:
         return await _accounts_page(request, conn, me, locale, form=form, errors=errors)
@@ -410,7 +316,7 @@ async def accounts_disable(
     user_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """Disable an account the caller manages (its sessions and tokens stop at once)."""
-    await _managed(conn, me, user_id)
+    await managed(conn, me, user_id)
     return await _toggle(conn, me, locale, user_id, active=False, back="/accounts")
 
 
@@ -419,7 +325,7 @@ async def accounts_enable(
     user_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """Enable again an account the caller manages."""
-    await _managed(conn, me, user_id)
+    await managed(conn, me, user_id)
     return await _toggle(conn, me, locale, user_id, active=True, back="/accounts")
 
 
@@ -428,7 +334,7 @@ async def accounts_reset(
     request: Request, user_id: int, conn: DbDep, me: PrincipalDep, locale: LocaleDep
 ) -> Response:
     """A new temporary password for an account the caller manages, shown once."""
-    user = await _managed(conn, me, user_id)
+    user = await managed(conn, me, user_id)
     password = _temp_password()
     await reset_password(conn, me, user_id, password)
     return await _accounts_page(request, conn, me, locale, issued=(user["username"], password))
