@@ -69,6 +69,7 @@ def routers() -> list[APIRouter]:
     from api.directory import routes as directory
     from api.engineer import actions as engineer_actions
     from api.engineer import pages as engineer
+    from api.rates import pages as rate_pages
     from api.rates import routes as rates
     from api.reports import (
         byt_pages,
@@ -106,8 +107,8 @@ def routers() -> list[APIRouter]:
         engineer_actions.router,
         engineer.router,
         # Reporting rate: the JSON API, then the pages.
-        rates.api_router,
-        rates.pages,
+        rates.router,
+        rate_pages.router,
         # Reports: facility, SYT, BYT, suppliers (JSON).
         facility_routes.router,
         syt_routes.router,
