@@ -14,6 +14,7 @@ from api.coordination.http import (
     ErrorOut,
     Id,
     iso,
+    public,
 )
 from api.coordination.public import (
     AssignmentPublic,
@@ -171,7 +172,7 @@ async def dispatch_assignment(
     now: NowDep,
     locale: LocaleDep,
     body: dlv.DispatchIn | None = None,
-) -> dict[str, Any]:
+) -> DeliveryPublic:
     """Open the delivery (state dispatched)."""
     d = await dlv.dispatch(conn, me, assignment_id, body or dlv.DispatchIn(), cfg=cfg, now=now)
-    return iso(dlv.render(d, locale))
+    return public(DeliveryPublic, dlv.render(d, locale))

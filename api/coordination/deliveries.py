@@ -12,9 +12,11 @@ still waiting for their refill is the periodic job's work (`api.coordination.ser
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
@@ -58,6 +60,59 @@ class DeliveryState(StrEnum):
 
 
 ORDER = [DeliveryState.DISPATCHED, DeliveryState.IN_TRANSIT, DeliveryState.DELIVERED]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A delivery as listed: its record, its source and facility, the request it serves."""
+
+    id: int
+    assignment_id: int | None
+    supplier_report_id: int | None
+    report_day: date | None
+    source_id: int
+    facility_id: int
+    form: str
+    amount_kg: float
+    gas_nm3: float
+    cylinders: int
+    state: str
+    dispatched_at: datetime | None
+    in_transit_at: datetime | None
+    delivered_at: datetime | None
+    confirmed_at: datetime | None
+    confirmed_by: str | None
+    received_kg: float | None
+    expected_from: datetime | None
+    expected_to: datetime | None
+    match_state: str
+    matched_kg: float | None
+    matched_refills: list[dict[str, Any]]  # as matching stored them: [{tank_id, started_at, kg}]
+    match_note: str | None
+    matched_at: datetime | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    source_code: str | None
+    source_name: str | None
+    facility_code: str | None
+    facility_name: str | None
+    facility_province: str | None
+    request_id: int | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Self:
+        """From a row of SELECT_DELIVERIES (columns it does not know are left out)."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView(Delivery):
+    """A delivery with the telemetry cross-check's verdict as a message in the reader's
+    language (`match`, None while unchecked) and whether it is a mismatch."""
+
+    match: dict[str, Any] | None
+    mismatch: bool
 
 
 class DispatchIn(BaseModel):
@@ -167,26 +222,27 @@ RETURNING id
 """
 
 
-def render(d: dict[str, Any], locale: str) -> dict[str, Any]:
-    """A delivery row as JSON, with the match verdict as a translated message."""
-    out = dict(d)
+def render(d: Delivery, locale: str) -> DeliveryView:
+    """A delivery with the match verdict as a translated message."""
     params: dict[str, Any] = {}
-    key = d.get("match_note")
+    key = d.match_note
     if key == "coord.match.amount":
-        kg = float(d["amount_kg"])
+        kg = float(d.amount_kg)
         params = {
-            "seen_kg": round(float(d["matched_kg"] or 0.0)),
+            "seen_kg": round(float(d.matched_kg or 0.0)),
             "kg": round(kg),
             "tolerance_kg": round(tolerance_kg(kg)),
         }
     elif key == "coord.match.none":
         params = {
-            "start": d["expected_from"].isoformat() if d["expected_from"] else "",
-            "end": d["expected_to"].isoformat() if d["expected_to"] else "",
+            "start": d.expected_from.isoformat() if d.expected_from else "",
+            "end": d.expected_to.isoformat() if d.expected_to else "",
         }
-    out["match"] = message(key, locale, **params) if key else None
-    out["mismatch"] = d["match_state"] == "mismatch"
-    return out
+    return DeliveryView(
+        **{f.name: getattr(d, f.name) for f in fields(Delivery)},
+        match=message(key, locale, **params) if key else None,
+        mismatch=d.match_state == "mismatch",
+    )
 
 
 async def fetch_deliveries(
@@ -199,7 +255,7 @@ async def fetch_deliveries(
     states: list[str] | None = None,
     match: list[str] | None = None,
     limit: int = 500,
-) -> list[dict[str, Any]]:
+) -> list[Delivery]:
     """Deliveries the principal may see, latest first."""
     filters = {
         "id": delivery_id,
@@ -208,12 +264,11 @@ async def fetch_deliveries(
         "states": states,
         "match": match,
     }
-    return await fetch_visible(conn, principal, SELECT_DELIVERIES, filters, limit)
+    rows = await fetch_visible(conn, principal, SELECT_DELIVERIES, filters, limit)
+    return [Delivery.of(r) for r in rows]
 
 
-async def _get(
-    conn: AsyncConnection[Any], principal: Principal, delivery_id: int
-) -> dict[str, Any]:
+async def _get(conn: AsyncConnection[Any], principal: Principal, delivery_id: int) -> Delivery:
     rows = await fetch_deliveries(conn, principal, delivery_id=delivery_id)
     if not rows:
         raise NotFound()
@@ -228,7 +283,7 @@ async def dispatch(
     *,
     cfg: AccountingConfig,
     now: datetime,
-) -> dict[str, Any]:
+) -> Delivery:
     """The source dispatches an accepted (or still pending: accepting it) assignment."""
     from .quantities import Form, checked_kg
 
@@ -287,12 +342,12 @@ async def advance(
     *,
     cfg: AccountingConfig,
     now: datetime,
-) -> dict[str, Any]:
+) -> Delivery:
     """The source moves a delivery forward one step (in transit, delivered); audited."""
     d = await _get(conn, principal, delivery_id)
-    if principal.role != Role.ADMIN and d["source_id"] != principal.org_id:
+    if principal.role != Role.ADMIN and d.source_id != principal.org_id:
         raise NotFound()
-    cur_state = DeliveryState(d["state"])
+    cur_state = DeliveryState(d.state)
     if body.state is DeliveryState.CONFIRMED or cur_state not in ORDER[:-1]:
         raise CoordinationError("coord.error.bad_transition", field="state", status=409)
     if ORDER.index(body.state) <= ORDER.index(cur_state):
@@ -305,7 +360,7 @@ async def advance(
 async def _move(
     conn: AsyncConnection[Any],
     principal: Principal,
-    d: dict[str, Any],
+    d: Delivery,
     to: DeliveryState,
     *,
     at: datetime,
@@ -316,10 +371,10 @@ async def _move(
     sets = {"state": to.value, "updated_at": now}
     if to is DeliveryState.IN_TRANSIT:
         sets["in_transit_at"] = at
-    if to in (DeliveryState.DELIVERED, DeliveryState.CONFIRMED) and d["delivered_at"] is None:
+    if to in (DeliveryState.DELIVERED, DeliveryState.CONFIRMED) and d.delivered_at is None:
         sets["delivered_at"] = at
         sets["expected_to"] = at + AFTER_DELIVERY
-        if d["expected_from"] is None:
+        if d.expected_from is None:
             sets["expected_from"] = at - AFTER_DELIVERY
     sets.update(extra or {})
     update = sql.SQL("UPDATE deliveries SET {} WHERE id = %(id)s").format(
@@ -328,30 +383,30 @@ async def _move(
         )
     )
     async with conn.transaction():
-        await conn.execute(update, {**sets, "id": d["id"]})
-        if d["assignment_id"] is not None and to in (
+        await conn.execute(update, {**sets, "id": d.id})
+        if d.assignment_id is not None and to in (
             DeliveryState.DELIVERED,
             DeliveryState.CONFIRMED,
         ):
             await conn.execute(
-                "UPDATE assignments SET state = 'delivered' WHERE id = %s", (d["assignment_id"],)
+                "UPDATE assignments SET state = 'delivered' WHERE id = %s", (d.assignment_id,)
             )
         await audit(
             conn,
             principal,
             to.value,
             "delivery",
-            d["id"],
-            {"state": d["state"]},
+            d.id,
+            {"state": d.state},
             sets,
-            org_id=int(d["facility_id"]),
+            org_id=int(d.facility_id),
         )
-        if d["request_id"] is not None:
-            await refresh_state(conn, int(d["request_id"]), now)
-    logger.info("delivery %s: %s → %s", d["id"], d["state"], to.value)
+        if d.request_id is not None:
+            await refresh_state(conn, int(d.request_id), now)
+    logger.info("delivery %s: %s → %s", d.id, d.state, to.value)
     if to in (DeliveryState.DELIVERED, DeliveryState.CONFIRMED):
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute("SELECT * FROM deliveries WHERE id = %s", (d["id"],))
+            await cur.execute("SELECT * FROM deliveries WHERE id = %s", (d.id,))
             fresh = await cur.fetchone()
         assert fresh is not None
         await match_delivery(conn, fresh, cfg, now)
@@ -365,20 +420,20 @@ async def confirm(
     *,
     cfg: AccountingConfig,
     now: datetime,
-) -> dict[str, Any]:
+) -> Delivery:
     """The recipient facility confirms receipt (from in transit or delivered); audited."""
     from .quantities import Form, checked_kg
 
     d = await _get(conn, principal, delivery_id)
-    if principal.role != Role.ADMIN and d["facility_id"] != principal.org_id:
+    if principal.role != Role.ADMIN and d.facility_id != principal.org_id:
         raise NotFound()
-    if d["state"] not in (DeliveryState.IN_TRANSIT, DeliveryState.DELIVERED):
+    if d.state not in (DeliveryState.IN_TRANSIT, DeliveryState.DELIVERED):
         raise CoordinationError("coord.error.bad_transition", field="state", status=409)
     at = checked_time(body.at, now, "at")
     extra: dict[str, Any] = {"confirmed_at": at, "confirmed_by": principal.username}
     if body.received is not None:
         extra["received_kg"] = checked_kg(
-            body.received.value, body.received.unit, Form(d["form"]), cfg.reference, "received"
+            body.received.value, body.received.unit, Form(d.form), cfg.reference, "received"
         )
     await _move(
         conn,

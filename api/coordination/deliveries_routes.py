@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -14,6 +15,7 @@ from api.coordination.http import (
     ErrorOut,
     Id,
     iso,
+    public,
 )
 from api.coordination.public import (
     DeliveryPublic,
@@ -46,12 +48,12 @@ async def list_deliveries(
     state: Annotated[list[str] | None, Query()] = None,
     match: Annotated[list[str] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[dict[str, Any]]:
+) -> list[DeliveryPublic]:
     """Deliveries (supplier reports' lines included), latest first; read only."""
     # Supplier-report lines and pending matches are brought up to date by `oxy coordination
     # sync` (api.coordination.service), never by a read.
     rows = await dlv.fetch_deliveries(conn, me, states=state, match=match, limit=limit)
-    return [iso(dlv.render(d, locale)) for d in rows]
+    return [public(DeliveryPublic, dlv.render(d, locale)) for d in rows]
 
 
 DELIVERY_COLUMNS = [
@@ -85,7 +87,7 @@ async def export_deliveries(
 ) -> Response:
     """CSV or XLSX of the deliveries list."""
     rows = await dlv.fetch_deliveries(conn, me, limit=5000)
-    return export(kind, "deliveries", DELIVERY_COLUMNS, [iso(r) for r in rows])
+    return export(kind, "deliveries", DELIVERY_COLUMNS, [iso(asdict(r)) for r in rows])
 
 
 @router.post(
@@ -103,10 +105,10 @@ async def advance_delivery(
     cfg: CfgDep,
     now: NowDep,
     locale: LocaleDep,
-) -> dict[str, Any]:
+) -> DeliveryPublic:
     """One step forward; on delivered the refill match runs."""
     d = await dlv.advance(conn, me, delivery_id, body, cfg=cfg, now=now)
-    return iso(dlv.render(d, locale))
+    return public(DeliveryPublic, dlv.render(d, locale))
 
 
 @router.post(
@@ -124,7 +126,7 @@ async def confirm_delivery(
     now: NowDep,
     locale: LocaleDep,
     body: dlv.ConfirmIn | None = None,
-) -> dict[str, Any]:
+) -> DeliveryPublic:
     """Confirm (optionally with the amount counted); the refill match runs."""
     d = await dlv.confirm(conn, me, delivery_id, body or dlv.ConfirmIn(), cfg=cfg, now=now)
-    return iso(dlv.render(d, locale))
+    return public(DeliveryPublic, dlv.render(d, locale))

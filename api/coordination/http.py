@@ -4,14 +4,20 @@ answer through api.refusals."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Path
 from pydantic import BaseModel
 
 from api.accounting.config import AccountingConfig
 from api.scope import Role
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ErrorOut(BaseModel):
@@ -33,6 +39,12 @@ RECIPIENTS = (Role.ADMIN, Role.FACILITY)
 
 def iso(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def public(model: type[M], result: DataclassInstance) -> M:
+    """A service's typed result as the route's response model, instants as ISO 8601 strings
+    (as `iso` formats a row: the bytes of the answer do not depend on the result's type)."""
+    return model.model_validate(iso(asdict(result)))
 
 
 def request_json(r: dict[str, Any], cfg: AccountingConfig) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -148,7 +149,7 @@ async def get_request(
     for a in parts:
         if a["delivery_id"] is not None:
             delivered.extend(await dlv.fetch_deliveries(conn, me, delivery_id=a["delivery_id"]))
-    out["deliveries"] = [iso(dlv.render(d, locale)) for d in delivered]
+    out["deliveries"] = [iso(asdict(dlv.render(d, locale))) for d in delivered]
     return out
 
 
