@@ -5,8 +5,10 @@ or declines with a reason, then dispatches (which opens a delivery)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import Any, LiteralString, Self
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -55,6 +57,44 @@ class DeclineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(max_length=2000)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A part of a request given to a source, with the source, the request's facility, form,
+    deadline and urgency, and the delivery it opened (if any)."""
+
+    id: int
+    request_id: int
+    source_id: int
+    source_kind: str
+    amount_kg: float
+    level: str
+    state: str
+    from_suggestion: bool
+    note: str | None
+    assigned_by: str
+    assigned_at: datetime
+    responded_by: str | None
+    responded_at: datetime | None
+    decline_reason: str | None
+    source_code: str | None
+    source_name: str | None
+    source_province: str | None
+    facility_id: int
+    facility_code: str | None
+    facility_name: str | None
+    facility_province: str | None
+    form: str
+    needed_by: datetime
+    urgency: str
+    delivery_id: int | None
+    delivery_state: str | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Self:
+        """From a row of SELECT_ASSIGNMENTS (columns it does not know are left out)."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
 _SOURCE = "SELECT id, kind, province_code FROM organisations WHERE id = %(id)s"
@@ -128,10 +168,11 @@ async def fetch_assignments(
     source_id: int | None = None,
     states: list[str] | None = None,
     limit: int = 500,
-) -> list[dict[str, Any]]:
+) -> list[Assignment]:
     """Assignments the principal may see, newest first."""
     filters = {"id": assignment_id, "request": request_id, "source": source_id, "states": states}
-    return await fetch_visible(conn, principal, SELECT_ASSIGNMENTS, filters, limit)
+    rows = await fetch_visible(conn, principal, SELECT_ASSIGNMENTS, filters, limit)
+    return [Assignment.of(r) for r in rows]
 
 
 async def _check_source(
@@ -171,7 +212,7 @@ async def assign(
     *,
     cfg: AccountingConfig,
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[Assignment]:
     """Assign a request in whole or in parts; each part audited. SYT: its province only."""
     req = await get_request(conn, principal, request_id)
     if not _may_coordinate(principal, req):
@@ -241,13 +282,13 @@ async def assign(
 
 async def _own_assignment(
     conn: AsyncConnection[Any], principal: Principal, assignment_id: int
-) -> dict[str, Any]:
+) -> Assignment:
     """An assignment the principal answers for (its organisation is the source)."""
     rows = await fetch_assignments(conn, principal, assignment_id=assignment_id)
     if not rows:
         raise NotFound()
     a = rows[0]
-    if principal.role != Role.ADMIN and a["source_id"] != principal.org_id:
+    if principal.role != Role.ADMIN and a.source_id != principal.org_id:
         raise NotFound()
     return a
 
@@ -260,11 +301,11 @@ async def respond(
     accept: bool,
     reason: str | None,
     now: datetime,
-) -> dict[str, Any]:
+) -> Assignment:
     """The source accepts, or declines with a reason (the request reopens for that part)."""
     a = await _own_assignment(conn, principal, assignment_id)
-    if a["state"] != "pending":
-        raise CoordinationError("coord.error.state", status=409, state=a["state"])
+    if a.state != "pending":
+        raise CoordinationError("coord.error.state", status=409, state=a.state)
     if not accept and not (reason or "").strip():
         raise CoordinationError("coord.error.reason_required", field="reason")
     new = "accepted" if accept else "declined"
@@ -287,10 +328,10 @@ async def respond(
             "accept" if accept else "decline",
             "assignment",
             assignment_id,
-            {"state": a["state"]},
+            {"state": a.state},
             {"state": new, "reason": None if accept else reason},
-            org_id=int(a["source_id"]),
+            org_id=int(a.source_id),
         )
-        await refresh_state(conn, int(a["request_id"]), now)
+        await refresh_state(conn, int(a.request_id), now)
     logger.info("assignment %s %s by %s", assignment_id, new, principal.username)
     return (await fetch_assignments(conn, principal, assignment_id=assignment_id))[0]

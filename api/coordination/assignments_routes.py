@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -51,10 +52,10 @@ async def assign_request(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-) -> list[dict[str, Any]]:
+) -> list[AssignmentPublic]:
     """Create one assignment per part; each source then accepts or declines."""
     rows = await asg.assign(conn, me, request_id, body, cfg=cfg, now=now)
-    return [iso(a) for a in rows]
+    return [public(AssignmentPublic, a) for a in rows]
 
 
 @router.get(
@@ -68,9 +69,10 @@ async def list_assignments(
     me: PrincipalDep,
     state: Annotated[list[str] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[dict[str, Any]]:
+) -> list[AssignmentPublic]:
     """Assignments the caller may see, newest first."""
-    return [iso(a) for a in await asg.fetch_assignments(conn, me, states=state, limit=limit)]
+    rows = await asg.fetch_assignments(conn, me, states=state, limit=limit)
+    return [public(AssignmentPublic, a) for a in rows]
 
 
 @router.get(
@@ -84,10 +86,10 @@ async def supplier_assignments(
     conn: DbDep,
     me: PrincipalDep,
     state: Annotated[list[str] | None, Query()] = None,
-) -> list[dict[str, Any]]:
+) -> list[AssignmentPublic]:
     """What the supplier has been asked to ship."""
     rows = await asg.fetch_assignments(conn, me, source_id=supplier_id, states=state)
-    return [iso(a) for a in rows]
+    return [public(AssignmentPublic, a) for a in rows]
 
 
 ASSIGNMENT_COLUMNS = [
@@ -120,7 +122,7 @@ async def export_assignments(
 ) -> Response:
     """CSV or XLSX of the assignments list."""
     rows = await asg.fetch_assignments(conn, me, limit=5000)
-    return export(kind, "assignments", ASSIGNMENT_COLUMNS, [iso(r) for r in rows])
+    return export(kind, "assignments", ASSIGNMENT_COLUMNS, [iso(asdict(r)) for r in rows])
 
 
 @router.post(
@@ -131,10 +133,10 @@ async def export_assignments(
 )
 async def accept_assignment(
     assignment_id: Id, conn: DbDep, me: PrincipalDep, now: NowDep
-) -> dict[str, Any]:
+) -> AssignmentPublic:
     """Accept (only the source organisation's staff)."""
     a = await asg.respond(conn, me, assignment_id, accept=True, reason=None, now=now)
-    return iso(a)
+    return public(AssignmentPublic, a)
 
 
 @router.post(
@@ -150,10 +152,10 @@ async def decline_assignment(
     conn: DbDep,
     me: PrincipalDep,
     now: NowDep,
-) -> dict[str, Any]:
+) -> AssignmentPublic:
     """Decline; the request's part reopens for the coordinator."""
     a = await asg.respond(conn, me, assignment_id, accept=False, reason=body.reason, now=now)
-    return iso(a)
+    return public(AssignmentPublic, a)
 
 
 @router.post(

@@ -288,18 +288,18 @@ async def dispatch(
     from .quantities import Form, checked_kg
 
     a = await _own_assignment(conn, principal, assignment_id)
-    if a["state"] not in ("pending", "accepted"):
-        raise CoordinationError("coord.error.state", status=409, state=a["state"])
-    form = Form(a["form"])
-    kg = float(a["amount_kg"])
+    if a.state not in ("pending", "accepted"):
+        raise CoordinationError("coord.error.state", status=409, state=a.state)
+    form = Form(a.form)
+    kg = float(a.amount_kg)
     if body.amount is not None:
         kg = checked_kg(body.amount.value, body.amount.unit, form, cfg.reference, "amount")
     at = checked_time(body.at, now, "at")
     nm3 = cfg.reference.kg_to_m3(kg) if form is not Form.LIQUID else 0.0
     values = {
         "assignment": assignment_id,
-        "source": a["source_id"],
-        "facility": a["facility_id"],
+        "source": a.source_id,
+        "facility": a.facility_id,
         "form": form.value,
         "kg": kg,
         "nm3": nm3,
@@ -310,7 +310,7 @@ async def dispatch(
         "now": now,
     }
     async with conn.transaction():
-        if a["state"] == "pending":
+        if a.state == "pending":
             await conn.execute(
                 "UPDATE assignments SET responded_by = %s, responded_at = %s WHERE id = %s",
                 (principal.username, now, assignment_id),
@@ -327,9 +327,9 @@ async def dispatch(
         assert row is not None
         did = int(row[0])
         await audit(
-            conn, principal, "dispatch", "delivery", did, None, values, org_id=int(a["facility_id"])
+            conn, principal, "dispatch", "delivery", did, None, values, org_id=int(a.facility_id)
         )
-        await refresh_state(conn, int(a["request_id"]), now)
+        await refresh_state(conn, int(a.request_id), now)
     logger.info("assignment %s dispatched as delivery %s (%.0f kg)", assignment_id, did, kg)
     return await _get(conn, principal, did)
 

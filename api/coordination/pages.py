@@ -198,8 +198,8 @@ async def request_page(
     parts = await asg.fetch_assignments(conn, me, request_id=request_id)
     deliveries = []
     for a in parts:
-        if a["delivery_id"] is not None:
-            deliveries += await dlv.fetch_deliveries(conn, me, delivery_id=a["delivery_id"])
+        if a.delivery_id is not None:
+            deliveries += await dlv.fetch_deliveries(conn, me, delivery_id=a.delivery_id)
     coordinator = me.role in COORDINATORS
     plan: dict[str, Any] | None = None
     if coordinator and suggested:

@@ -144,11 +144,11 @@ async def get_request(
     r = await support.get_request(conn, me, request_id)
     out = request_json(r, cfg)
     parts = await asg.fetch_assignments(conn, me, request_id=request_id)
-    out["assignments"] = [iso(a) for a in parts]
+    out["assignments"] = [iso(asdict(a)) for a in parts]
     delivered = []
     for a in parts:
-        if a["delivery_id"] is not None:
-            delivered.extend(await dlv.fetch_deliveries(conn, me, delivery_id=a["delivery_id"]))
+        if a.delivery_id is not None:
+            delivered.extend(await dlv.fetch_deliveries(conn, me, delivery_id=a.delivery_id))
     out["deliveries"] = [iso(asdict(dlv.render(d, locale))) for d in delivered]
     return out
 
