@@ -24,6 +24,7 @@ from .support import (
     CLOSED_STATES,
     SLACK_KG,
     AmountIn,
+    SupportRequest,
     _may_coordinate,
     get_request,
     refresh_state,
@@ -178,7 +179,7 @@ async def fetch_assignments(
 async def _check_source(
     conn: AsyncConnection[Any],
     principal: Principal,
-    request: dict[str, Any],
+    request: SupportRequest,
     source_id: int,
     field: str,
 ) -> str:
@@ -188,7 +189,7 @@ async def _check_source(
     if row is None or row[1] not in ("supplier", "facility"):
         raise CoordinationError("coord.error.source_unknown", field=field)
     kind, province = str(row[1]), row[2]
-    if kind == "facility" and source_id == int(request["facility_id"]):
+    if kind == "facility" and source_id == request.facility_id:
         raise CoordinationError("coord.error.source_is_recipient", field=field)
     if principal.role == Role.SYT:
         cur = await conn.execute(_PARENT_PROVINCE, {"id": principal.org_id})
@@ -217,9 +218,9 @@ async def assign(
     req = await get_request(conn, principal, request_id)
     if not _may_coordinate(principal, req):
         raise NotFound()
-    if req["state"] in CLOSED_STATES:
+    if req.state in CLOSED_STATES:
         raise CoordinationError("coord.error.closed_request", status=409)
-    form = Form(req["form"])
+    form = Form(req.form)
     rows = []
     total = 0.0
     for i, part in enumerate(body.parts):
@@ -228,9 +229,9 @@ async def assign(
         kg = checked_kg(part.amount.value, part.amount.unit, form, cfg.reference, f"{field}.amount")
         total += kg
         rows.append((part.source_id, kind, kg))
-    if total > float(req["remaining_kg"]) + SLACK_KG:
+    if total > req.remaining_kg + SLACK_KG:
         raise CoordinationError(
-            "coord.error.over_assigned", field="parts", remaining_kg=round(req["remaining_kg"], 1)
+            "coord.error.over_assigned", field="parts", remaining_kg=round(req.remaining_kg, 1)
         )
     level = "province" if principal.role == Role.SYT else "national"
     ids = []
@@ -239,13 +240,13 @@ async def assign(
         # the first one's parts in the remaining amount.
         await conn.execute(_LOCK_REQUEST, {"id": request_id})
         fresh = await get_request(conn, principal, request_id)
-        if fresh["state"] in CLOSED_STATES:
+        if fresh.state in CLOSED_STATES:
             raise CoordinationError("coord.error.closed_request", status=409)
-        if total > float(fresh["remaining_kg"]) + SLACK_KG:
+        if total > fresh.remaining_kg + SLACK_KG:
             raise CoordinationError(
                 "coord.error.over_assigned",
                 field="parts",
-                remaining_kg=round(fresh["remaining_kg"], 1),
+                remaining_kg=round(fresh.remaining_kg, 1),
             )
         for source_id, kind, kg in rows:
             values = {

@@ -14,6 +14,9 @@ from pydantic import BaseModel
 from api.accounting.config import AccountingConfig
 from api.scope import Role
 
+from .public import SupportRequestPublic
+from .support import SupportRequest
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -47,13 +50,19 @@ def public(model: type[M], result: DataclassInstance) -> M:
     return model.model_validate(iso(asdict(result)))
 
 
-def request_json(r: dict[str, Any], cfg: AccountingConfig) -> dict[str, Any]:
-    out = iso(r)
+def request_json(r: SupportRequest, cfg: AccountingConfig) -> dict[str, Any]:
+    """A support request as its JSON body, with the amounts in gas volume too."""
+    out = iso(asdict(r))
     ref = cfg.reference
-    out["amount_nm3"] = ref.kg_to_m3(float(r["amount_kg"]))
-    out["remaining_nm3"] = ref.kg_to_m3(float(r["remaining_kg"]))
+    out["amount_nm3"] = ref.kg_to_m3(r.amount_kg)
+    out["remaining_nm3"] = ref.kg_to_m3(r.remaining_kg)
     out["units"] = {"mass": "kg LOX", "gas": ref.label}
     return out
+
+
+def request_public(r: SupportRequest, cfg: AccountingConfig) -> SupportRequestPublic:
+    """A support request as the routes answer it."""
+    return SupportRequestPublic.model_validate(request_json(r, cfg))
 
 
 def jsonable(v: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -32,6 +32,7 @@ from .quantities import AmountUnit, Form
 from .suggest import SuggestParams, suggest
 
 router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
 
 COORDINATORS = (Role.ADMIN, Role.BYT, Role.SYT)
 REQUESTERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY)
@@ -70,8 +71,8 @@ def _back(path: str) -> RedirectResponse:
 
 
 async def _act(
-    done: Awaitable[Any], back: str, locale: str, ok: str
-) -> tuple[RedirectResponse, Any]:
+    done: Awaitable[T], back: str, locale: str, ok: str
+) -> tuple[RedirectResponse, T | None]:
     """Run a service call; a refusal becomes an error message on `back`, 404 stays a 404."""
     response = _back(back)
     try:
@@ -170,7 +171,7 @@ async def create_request(
         "Request sent.",
     )
     if created is not None and me.role != Role.FACILITY:
-        response.headers["location"] = f"/coordination/requests/{created['id']}"
+        response.headers["location"] = f"/coordination/requests/{created.id}"
     return response
 
 
@@ -204,14 +205,14 @@ async def request_page(
     plan: dict[str, Any] | None = None
     if coordinator and suggested:
         full = await suggest(conn, me, SuggestParams(), cfg=cfg, now=now, locale=locale)
-        fid = int(r["facility_id"])
+        fid = r.facility_id
         plan = {
             "note": full["note"],
             "shipments": [s for s in full["shipments"] if int(s["facility_id"]) == fid],
             "facility": next((f for f in full["facilities"] if int(f["facility_id"]) == fid), None),
         }
     sources = (
-        await _rows(conn, _SOURCES, province=r["province_code"] if me.role == Role.SYT else None)
+        await _rows(conn, _SOURCES, province=r.province_code if me.role == Role.SYT else None)
         if coordinator
         else []
     )

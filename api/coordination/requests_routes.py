@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -16,6 +16,7 @@ from api.coordination.http import (
     Id,
     iso,
     request_json,
+    request_public,
 )
 from api.coordination.public import (
     SupportRequestDetailPublic,
@@ -52,10 +53,10 @@ async def create_request(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-) -> dict[str, Any]:
+) -> SupportRequestPublic:
     """Store a request; its urgency comes from the facility's live days of supply."""
     r = await support.create_request(conn, me, facility_id, body, cfg=cfg, now=now)
-    return request_json(r, cfg)
+    return request_public(r, cfg)
 
 
 @router.get(
@@ -66,10 +67,10 @@ async def create_request(
 )
 async def facility_requests(
     facility_id: Id, conn: DbDep, me: PrincipalDep, cfg: CfgDep
-) -> list[dict[str, Any]]:
+) -> list[SupportRequestPublic]:
     """The facility's requests, most urgent first."""
     rows = await support.fetch_requests(conn, me, facility_id=facility_id)
-    return [request_json(r, cfg) for r in rows]
+    return [request_public(r, cfg) for r in rows]
 
 
 @router.get(
@@ -87,12 +88,12 @@ async def list_requests(
     escalated: bool | None = None,
     province: Annotated[str | None, Query(max_length=8)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[dict[str, Any]]:
+) -> list[SupportRequestPublic]:
     """Requests the caller may see: BYT all, an SYT its facilities', a facility its own."""
     rows = await support.fetch_requests(
         conn, me, states=state, escalated=escalated, province=province, limit=limit
     )
-    return [request_json(r, cfg) for r in rows]
+    return [request_public(r, cfg) for r in rows]
 
 
 REQUEST_COLUMNS = [
@@ -128,7 +129,7 @@ async def export_requests(
 ) -> Response:
     """CSV or XLSX of the requests list."""
     rows = await support.fetch_requests(conn, me, limit=5000)
-    return export(kind, "support-requests", REQUEST_COLUMNS, [iso(r) for r in rows])
+    return export(kind, "support-requests", REQUEST_COLUMNS, [iso(asdict(r)) for r in rows])
 
 
 @router.get(
@@ -139,18 +140,21 @@ async def export_requests(
 )
 async def get_request(
     request_id: Id, conn: DbDep, me: PrincipalDep, cfg: CfgDep, locale: LocaleDep
-) -> dict[str, Any]:
+) -> SupportRequestDetailPublic:
     """The request (404 outside the caller's scope), its parts and their deliveries."""
     r = await support.get_request(conn, me, request_id)
-    out = request_json(r, cfg)
     parts = await asg.fetch_assignments(conn, me, request_id=request_id)
-    out["assignments"] = [iso(asdict(a)) for a in parts]
     delivered = []
     for a in parts:
         if a.delivery_id is not None:
             delivered.extend(await dlv.fetch_deliveries(conn, me, delivery_id=a.delivery_id))
-    out["deliveries"] = [iso(asdict(dlv.render(d, locale))) for d in delivered]
-    return out
+    return SupportRequestDetailPublic.model_validate(
+        {
+            **request_json(r, cfg),
+            "assignments": [iso(asdict(a)) for a in parts],
+            "deliveries": [iso(asdict(dlv.render(d, locale))) for d in delivered],
+        }
+    )
 
 
 @router.post(
@@ -167,10 +171,10 @@ async def escalate_request(
     cfg: CfgDep,
     now: NowDep,
     body: support.EscalateIn | None = None,
-) -> dict[str, Any]:
+) -> SupportRequestPublic:
     """Hand the uncovered rest of the request to the Ministry."""
     r = await support.escalate(conn, me, request_id, body or support.EscalateIn(), now)
-    return request_json(r, cfg)
+    return request_public(r, cfg)
 
 
 @router.post(
@@ -186,7 +190,7 @@ async def cancel_request(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-) -> dict[str, Any]:
+) -> SupportRequestPublic:
     """Cancel the request and its assignments not yet dispatched."""
     r = await support.cancel(conn, me, request_id, now)
-    return request_json(r, cfg)
+    return request_public(r, cfg)

@@ -8,8 +8,10 @@ confirmed), or cancelled. An SYT escalates to BYT what it cannot cover in its pr
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -59,6 +61,51 @@ class EscalateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(default=None, max_length=2000)
+
+
+@dataclass(frozen=True, slots=True)
+class SupportRequest:
+    """A request with its facility and handling department, what is assigned (live parts) and
+    confirmed delivered, and what remains to assign."""
+
+    id: int
+    facility_id: int
+    parent_id: int
+    province_code: str | None
+    form: str
+    amount_value: float
+    amount_unit: str
+    amount_kg: float
+    needed_by: datetime
+    days_of_supply: float | None
+    urgency: str
+    state: str
+    note: str | None
+    escalated_at: datetime | None
+    escalated_by: str | None
+    escalated_kg: float | None
+    escalation_note: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    facility_code: str | None
+    facility_name: str | None
+    parent_name: str | None
+    assigned_kg: float
+    confirmed_kg: float
+    parts: int
+    remaining_kg: float
+    escalated: bool
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Self:
+        """From a row of SELECT_REQUESTS (columns it does not know are left out)."""
+        values: dict[str, Any] = {
+            **row,
+            "remaining_kg": max(0.0, float(row["amount_kg"]) - float(row["assigned_kg"])),
+            "escalated": row["escalated_at"] is not None,
+        }
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
 _FACILITY = """
@@ -129,7 +176,7 @@ async def fetch_requests(
     escalated: bool | None = None,
     province: str | None = None,
     limit: int = 500,
-) -> list[dict[str, Any]]:
+) -> list[SupportRequest]:
     """Requests the principal may see (its facilities; national: all), most urgent first."""
     params = {
         **_scope(principal),
@@ -143,16 +190,12 @@ async def fetch_requests(
     }
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(SELECT_REQUESTS, params)
-        rows = list(await cur.fetchall())
-    for r in rows:
-        r["remaining_kg"] = max(0.0, float(r["amount_kg"]) - float(r["assigned_kg"]))
-        r["escalated"] = r["escalated_at"] is not None
-    return rows
+        return [SupportRequest.of(r) for r in await cur.fetchall()]
 
 
 async def get_request(
     conn: AsyncConnection[Any], principal: Principal, request_id: int
-) -> dict[str, Any]:
+) -> SupportRequest:
     """One request inside the principal's scope (NotFound otherwise)."""
     rows = await fetch_requests(conn, principal, request_id=request_id)
     if not rows:
@@ -168,7 +211,7 @@ async def create_request(
     *,
     cfg: AccountingConfig,
     now: datetime,
-) -> dict[str, Any]:
+) -> SupportRequest:
     """Store a request with the urgency its facility's live days of supply give; audited."""
     cur = await conn.execute(_FACILITY, {"id": facility_id})
     fac = await cur.fetchone()
@@ -242,10 +285,10 @@ async def refresh_state(conn: AsyncConnection[Any], request_id: int, now: dateti
     return new
 
 
-def _may_coordinate(principal: Principal, request: dict[str, Any]) -> bool:
+def _may_coordinate(principal: Principal, request: SupportRequest) -> bool:
     if principal.role in NATIONAL_ROLES:
         return True
-    return principal.role == Role.SYT and principal.can_see_facility(int(request["facility_id"]))
+    return principal.role == Role.SYT and principal.can_see_facility(request.facility_id)
 
 
 async def escalate(
@@ -254,16 +297,16 @@ async def escalate(
     request_id: int,
     body: EscalateIn,
     now: datetime,
-) -> dict[str, Any]:
+) -> SupportRequest:
     """SYT → BYT: hand the uncovered rest of a request to the Ministry; audited."""
     req = await get_request(conn, principal, request_id)
     if not _may_coordinate(principal, req):
         raise NotFound()
-    if req["state"] in CLOSED_STATES:
+    if req.state in CLOSED_STATES:
         raise CoordinationError("coord.error.closed_request", status=409)
-    if req["escalated"]:
+    if req.escalated:
         raise CoordinationError("coord.error.already_escalated", status=409)
-    rest = float(req["remaining_kg"])
+    rest = req.remaining_kg
     if rest <= SLACK_KG:
         raise CoordinationError("coord.error.nothing_to_escalate", status=409)
     after = {"escalated_kg": rest, "note": body.note, "by": principal.username}
@@ -280,7 +323,7 @@ async def escalate(
             request_id,
             {"escalated": False},
             after,
-            org_id=int(req["facility_id"]),
+            org_id=req.facility_id,
         )
     logger.info("support request %s escalated to BYT: %.0f kg uncovered", request_id, rest)
     return await get_request(conn, principal, request_id)
@@ -288,10 +331,10 @@ async def escalate(
 
 async def cancel(
     conn: AsyncConnection[Any], principal: Principal, request_id: int, now: datetime
-) -> dict[str, Any]:
+) -> SupportRequest:
     """Withdraw a request (its facility, its SYT or BYT); pending assignments are cancelled."""
     req = await get_request(conn, principal, request_id)
-    if req["state"] in CLOSED_STATES:
+    if req.state in CLOSED_STATES:
         raise CoordinationError("coord.error.closed_request", status=409)
     async with conn.transaction():
         await conn.execute(
@@ -306,9 +349,9 @@ async def cancel(
             "cancel",
             "support_request",
             request_id,
-            {"state": req["state"]},
+            {"state": req.state},
             {"state": "cancelled"},
-            org_id=int(req["facility_id"]),
+            org_id=req.facility_id,
         )
     logger.info("support request %s cancelled by %s", request_id, principal.username)
     return await get_request(conn, principal, request_id)
