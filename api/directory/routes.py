@@ -3,11 +3,12 @@ listings: the smallest endpoints that exercise each kind of scope end to end."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from fastapi import APIRouter, HTTPException, status
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from pydantic import BaseModel
 
 from api.deps import DbDep, PrincipalDep
@@ -15,6 +16,7 @@ from api.policy import Scope, policy
 from api.scope import ALL_ROLES, SCOPE_PREDICATE, Role, scope_params
 
 router = APIRouter(prefix="/api")
+M = TypeVar("M", bound=BaseModel)
 
 
 class FacilityEntry(BaseModel):
@@ -83,10 +85,11 @@ ORDER BY g.code
 )
 
 
-async def _rows(conn: DbDep, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
+async def _rows(conn: DbDep, model: type[M], query: str, params: Mapping[str, object]) -> list[M]:
+    """The rows of `query` as `model`s (its fields named as the query's columns)."""
+    async with conn.cursor(row_factory=class_row(model)) as cur:
         await cur.execute(query, params)
-        return [dict(r) for r in await cur.fetchall()]
+        return await cur.fetchall()
 
 
 @router.get(
@@ -96,8 +99,7 @@ async def _rows(conn: DbDep, query: str, params: dict[str, Any]) -> list[dict[st
 )
 async def facility_directory(conn: DbDep, province: str | None = None) -> list[FacilityEntry]:
     """The facility directory (read-only for every role)."""
-    rows = await _rows(conn, _DIRECTORY, {"province": province})
-    return [FacilityEntry(**r) for r in rows]
+    return await _rows(conn, FacilityEntry, _DIRECTORY, {"province": province})
 
 
 @router.get(
@@ -107,8 +109,7 @@ async def facility_directory(conn: DbDep, province: str | None = None) -> list[F
 )
 async def facilities_of_parent(org_id: int, conn: DbDep, me: PrincipalDep) -> list[FacilityEntry]:
     """The facilities reporting to one SYT / ministry health office."""
-    rows = await _rows(conn, _UNDER_PARENT, {"org_id": org_id, **scope_params(me)})
-    return [FacilityEntry(**r) for r in rows]
+    return await _rows(conn, FacilityEntry, _UNDER_PARENT, {"org_id": org_id, **scope_params(me)})
 
 
 @router.get(
@@ -123,8 +124,8 @@ async def facilities_of_parent(org_id: int, conn: DbDep, me: PrincipalDep) -> li
 )
 async def facility_gateways(facility_id: int, conn: DbDep, me: PrincipalDep) -> list[GatewayOut]:
     """The gateways of a facility and the state of their MQTT credentials."""
-    rows = await _rows(conn, _GATEWAYS, {"facility_id": facility_id, **scope_params(me)})
-    return [GatewayOut(**r) for r in rows]
+    params = {"facility_id": facility_id, **scope_params(me)}
+    return await _rows(conn, GatewayOut, _GATEWAYS, params)
 
 
 class SupplierOut(BaseModel):
@@ -147,6 +148,7 @@ async def supplier(supplier_id: int, conn: DbDep) -> SupplierOut:
     """One supplier's record (its own staff, BYT and administrators)."""
     rows = await _rows(
         conn,
+        SupplierOut,
         "SELECT o.id, o.code, o.name, s.supplier_kind, s.capacity_normal_tpd::float8 "
         "AS capacity_normal_tpd, s.capacity_full_tpd::float8 AS capacity_full_tpd "
         "FROM organisations o JOIN suppliers s ON s.org_id = o.id WHERE o.id = %(id)s",
@@ -154,4 +156,4 @@ async def supplier(supplier_id: int, conn: DbDep) -> SupplierOut:
     )
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
-    return SupplierOut(**rows[0])
+    return rows[0]
