@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from api.accounting.config import AccountingConfig
 from api.accounting.stock import prefill
@@ -303,14 +304,30 @@ def _jsonable(v: Any) -> Any:
     return v.isoformat() if isinstance(v, datetime | date) else v
 
 
-def snapshot(row: dict[str, Any]) -> dict[str, Any]:
+# The figures a revision keeps, as stored (JSON: instants and days as ISO strings).
+Snapshot = dict[str, JsonValue]
+
+
+def snapshot(row: dict[str, Any]) -> Snapshot:
     """The stored figures of a report row (what a revision keeps)."""
     return {k: _jsonable(row.get(k)) for k in SNAPSHOT_FIELDS}
 
 
-def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
+def diff(old: Snapshot, new: Snapshot) -> dict[str, list[JsonValue]]:
     """Changed fields: name -> [old, new]."""
     return {k: [old.get(k), new.get(k)] for k in new if old.get(k) != new.get(k)}
+
+
+@dataclass(frozen=True, slots=True)
+class SavedReport:
+    """A facility report revision just stored."""
+
+    id: int  # the report's row (facility_reports.id)
+    revision: int
+    late: bool  # filed after the day's cut-off
+    snapshot: Snapshot  # the figures this revision keeps
+    before: Snapshot | None  # the figures it replaced (None for the first), for the audit trail
+    warnings: list[dict[str, Any]]  # the confirmed rule warnings stored with it (rules.split)
 
 
 async def _prepare(
@@ -341,7 +358,7 @@ async def _write(
     now: datetime,
     day: date,
     cfg: AccountingConfig,
-) -> dict[str, Any]:
+) -> SavedReport:
     old = snapshot(row)
     merged = {**row, **new}
     revision = int(row["revision"]) + 1
@@ -387,14 +404,14 @@ async def _write(
         author,
         kind,
     )
-    # `before`: the figures this revision replaced (None for the first), for the audit trail.
-    return {
-        **merged,
-        "revision": revision,
-        "submitted_at": submitted_at,
-        "late": late,
-        "before": old if int(row["revision"]) > 0 else None,
-    }
+    return SavedReport(
+        id=int(row["id"]),
+        revision=revision,
+        late=late,
+        snapshot=snap,
+        before=old if int(row["revision"]) > 0 else None,
+        warnings=list(merged.get("warnings") or []),
+    )
 
 
 async def file_report(
@@ -406,7 +423,7 @@ async def file_report(
     author: str,
     cfg: AccountingConfig,
     now: datetime,
-) -> dict[str, Any]:
+) -> SavedReport:
     """File or edit the 16:00 report: all-or-nothing, a new revision each time."""
     async with conn.transaction():
         _ref, row = await _prepare(conn, facility_id, day, cfg, now)
@@ -445,7 +462,7 @@ async def morning_update(
     author: str,
     cfg: AccountingConfig,
     now: datetime,
-) -> dict[str, Any]:
+) -> SavedReport:
     """Record the morning discharge update (does not make the facility 'reported').
 
     The update describes the discharges since 16:00 D−1 as of 08:00 D (MISSION.md): it opens with

@@ -272,12 +272,12 @@ async def file_report(
                 me,
                 "file",
                 "facility_report",
-                saved["id"],
-                saved["before"],
-                {**frep.snapshot(saved), "report_day": d, "revision": saved["revision"]},
+                saved.id,
+                saved.before,
+                {**saved.snapshot, "report_day": d, "revision": saved.revision},
                 org_id=facility_id,
             )
-            msg = i18n.gettext(locale, "Report saved (revision %(n)d).") % {"n": saved["revision"]}
+            msg = i18n.gettext(locale, "Report saved (revision %(n)d).") % {"n": saved.revision}
             return await redirect_saved(
                 conn, f"/facilities/{facility_id}/report?day={d.isoformat()}", msg
             )
@@ -339,8 +339,8 @@ async def morning_update(
                 me,
                 "morning_update",
                 "facility_report",
-                saved["id"],
-                {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
+                saved.id,
+                {"discharged_morning": (saved.before or {}).get("discharged_morning")},
                 {"report_day": d, "discharged_morning": int(value)},
                 org_id=facility_id,
             )

@@ -21,6 +21,7 @@ from api.reports.http import (
 from api.reports.public import (
     FacilityReportPublic,
     FacilityReportSavedPublic,
+    ReportWarningPublic,
 )
 from api.scope import Role
 
@@ -65,29 +66,31 @@ async def put_facility_report(
     cfg: CfgDep,
     now: NowDep,
     locale: LocaleDep,
-) -> dict[str, Any]:
+) -> FacilityReportSavedPublic:
     """All-or-nothing: refused fields are listed one by one, nothing is stored."""
     await check_facility(conn, facility_id)
     async with conn.transaction():
         saved = await facility.file_report(
             conn, facility_id, day, body, author=me.username, cfg=cfg, now=now
         )
-        snap = facility.snapshot(saved)
         await audit(
             conn,
             me,
             "file",
             "facility_report",
             f"{facility_id}/{day}",
-            saved["before"],
-            snap,
+            saved.before,
+            saved.snapshot,
             org_id=facility_id,
         )
-    return {
-        "revision": saved["revision"],
-        "late": saved["late"],
-        "warnings": [{**w, "message": text(w["key"], locale)} for w in saved.get("warnings") or []],
-    }
+    return FacilityReportSavedPublic(
+        revision=saved.revision,
+        late=saved.late,
+        warnings=[
+            ReportWarningPublic.model_validate({**w, "message": text(w["key"], locale)})
+            for w in saved.warnings
+        ],
+    )
 
 
 @router.put(
@@ -105,7 +108,7 @@ async def put_morning_update(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-) -> dict[str, Any]:
+) -> RevisionPublic:
     """Record the morning discharge figure."""
     await check_facility(conn, facility_id)
     async with conn.transaction():
@@ -124,8 +127,8 @@ async def put_morning_update(
             "morning_update",
             "facility_report",
             f"{facility_id}/{day}",
-            {"discharged_morning": (saved["before"] or {}).get("discharged_morning")},
+            {"discharged_morning": (saved.before or {}).get("discharged_morning")},
             {"discharged_morning": body.discharged_morning},
             org_id=facility_id,
         )
-    return {"revision": saved["revision"]}
+    return RevisionPublic(revision=saved.revision)

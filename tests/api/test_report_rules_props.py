@@ -44,8 +44,8 @@ class Harness:
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    def file(self, body: facility.FacilityReportIn, day: date = DAY) -> dict[str, Any]:
-        out: dict[str, Any] = self.run(
+    def file(self, body: facility.FacilityReportIn, day: date = DAY) -> facility.SavedReport:
+        out: facility.SavedReport = self.run(
             facility.file_report(
                 self.conn, self.facility, day, body, author="prop", cfg=CFG, now=datetime.now(UTC)
             )
@@ -161,7 +161,7 @@ def test_valid_reports_round_trip_unchanged(
 ) -> None:
     saved = harness.file(body)
     snap = harness.view()["revisions"][-1]["snapshot"]
-    assert saved["revision"] == harness.view()["revision"]
+    assert saved.revision == harness.view()["revision"]
     for name in ("patients_current", "patients_new", "discharged_evening", "notes"):
         assert snap[name] == getattr(body, name)
     for t in Therapy:

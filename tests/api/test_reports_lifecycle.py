@@ -39,10 +39,10 @@ async def _run(url: str) -> dict[str, object]:
         body = facility.FacilityReportIn(patients_current=40, patients_new=4, discharged_evening=2)
         r1 = await facility.file_report(conn, f1, D, body, author="a", cfg=CFG, now=at(D, 16, 30))
         r2 = await facility.file_report(conn, f2, D, body, author="b", cfg=CFG, now=at(D, 17, 30))
-        out["late"] = (r1["late"], r2["late"])
+        out["late"] = (r1.late, r2.late)
         # An edit after the deadline does not make an on-time report late.
         r1b = await facility.file_report(conn, f1, D, body, author="a", cfg=CFG, now=at(D, 20))
-        out["late_after_edit"] = r1b["late"]
+        out["late_after_edit"] = r1b.late
         for name, fac, day, now in (
             ("closed", closed, D, at(D, 16)),
             ("past", f1, D, at(D + timedelta(days=40), 9)),
@@ -124,7 +124,7 @@ async def _run(url: str) -> dict[str, object]:
             out["unconfirmed"] = [(e.key, (e.params or {}).get("importance")) for e in exc.errors]
         spike = spike.model_copy(update={"confirm": {"patients_current": "mass casualty"}})
         saved = await facility.file_report(conn, f1, D, spike, author="a", cfg=CFG, now=at(D, 21))
-        out["warnings"] = [w["field"] for w in saved["warnings"]]
+        out["warnings"] = [w["field"] for w in saved.warnings]
         details = await syt.details(conn, parent, D, visible=None, cfg=CFG, now=at(D, 22))
         by_code = {f["code"]: f for f in details["facilities"]}
         out["syt_sees"] = [w["field"] for w in by_code["BV-1"]["warnings"]]
