@@ -4,13 +4,14 @@ filled, deliveries by recipient facility — cross-checked against the facilitie
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from api.accounting.config import AccountingConfig
 
@@ -103,6 +104,17 @@ SELECT snapshot FROM supplier_report_revisions WHERE report_id = %s AND revision
 """
 
 
+@dataclass(frozen=True, slots=True)
+class SavedSupplierReport:
+    """A supplier report revision just stored."""
+
+    id: int
+    revision: int
+    # The report this revision replaced, as its revision stored it (None for the first), for
+    # the audit trail.
+    before: dict[str, JsonValue] | None
+
+
 async def save(
     conn: AsyncConnection[Any],
     supplier_id: int,
@@ -112,7 +124,7 @@ async def save(
     author: str,
     cfg: AccountingConfig,
     now: datetime,
-) -> dict[str, Any]:
+) -> SavedSupplierReport:
     """Store the report and its deliveries (all or nothing, a revision each time)."""
     errors: list[FieldError] = []
     for name in ("production_t", "capacity_normal_tpd", "capacity_full_tpd", "cylinders_filled"):
@@ -216,8 +228,7 @@ async def save(
             (report_id, revision, author, now, Jsonb(snap), Jsonb(changed)),
         )
     logger.info("supplier report %s/%s revision %s by %s", supplier_id, day, revision, author)
-    # `before`: the report this revision replaced (None for the first), for the audit trail.
-    return {"id": report_id, "revision": revision, "before": prev[0] if prev else None}
+    return SavedSupplierReport(report_id, revision, prev[0] if prev else None)
 
 
 async def view(

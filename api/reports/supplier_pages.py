@@ -227,15 +227,15 @@ async def save_report(
                 me,
                 "file",
                 "supplier_report",
-                saved["id"],
-                saved["before"],
-                {**body.model_dump(mode="json"), "report_day": d, "revision": saved["revision"]},
+                saved.id,
+                saved.before,
+                {**body.model_dump(mode="json"), "report_day": d, "revision": saved.revision},
                 org_id=supplier_id,
             )
             return await redirect_saved(
                 conn,
                 f"/suppliers/{supplier_id}/report?day={d.isoformat()}",
-                i18n.gettext(locale, "Report saved (revision %(n)d).") % {"n": saved["revision"]},
+                i18n.gettext(locale, "Report saved (revision %(n)d).") % {"n": saved.revision},
             )
     return await _render(
         request,

@@ -48,7 +48,7 @@ async def put_supplier_report(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-) -> dict[str, Any]:
+) -> SupplierReportSavedPublic:
     """Store the supplier's report (a new revision)."""
     async with conn.transaction():
         out = await supplier.save(
@@ -60,18 +60,17 @@ async def put_supplier_report(
             cfg=cfg,
             now=now,
         )
-        before = out.pop("before")
         await audit(
             conn,
             me,
             "file",
             "supplier_report",
-            out["id"],
-            before,
+            out.id,
+            out.before,
             body.model_dump(mode="json"),
             org_id=supplier_id,
         )
-    return out
+    return SupplierReportSavedPublic(revision=out.revision, id=out.id)
 
 
 async def _supplier_view(
