@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Any
 
@@ -274,7 +275,7 @@ async def _decide(
     except Conflict as exc:
         flash(response, text(exc.key, locale), "error")
         return response
-    await audit(conn, me, done["state"], "syt_report", report_id, after=done, org_id=org_id)
+    await audit(conn, me, done.state, "syt_report", report_id, after=asdict(done), org_id=org_id)
     await conn.commit()
     msg = "Report approved." if approve else "Report sent back."
     flash(response, i18n.gettext(locale, msg), "success")

@@ -5,6 +5,7 @@ handlers of api.refusals (422 field by field, 409 with why)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -55,7 +56,7 @@ async def _decide(
     cfg: AccountingConfig,
     now: datetime,
     confirm_incomplete: bool = False,
-) -> dict[str, Any]:
+) -> SytDecisionPublic:
     found = await syt.report_org(conn, report_id)
     if found is None or not me.can_see_parent(found[0]):
         raise not_found()
@@ -77,10 +78,16 @@ async def _decide(
             "syt_report",
             report_id,
             None,
-            out,
+            asdict(out),
             org_id=found[0],
         )
-    return out
+    return SytDecisionPublic(
+        revision=out.revision,
+        id=out.id,
+        state=out.state,
+        org_id=out.org_id,
+        report_day=out.report_day,
+    )
 
 
 @router.post(
@@ -97,7 +104,7 @@ async def approve(
     cfg: CfgDep,
     now: NowDep,
     confirm_incomplete: Annotated[bool, Query()] = False,
-) -> dict[str, Any]:
+) -> SytDecisionPublic:
     """Approve what was sent (409 when the report changed since it was sent, or when it was sent
     with incomplete figures and `confirm_incomplete` is not true)."""
     return await _decide(
@@ -126,7 +133,7 @@ async def send_back(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-) -> dict[str, Any]:
+) -> SytDecisionPublic:
     """Send back."""
     return await _decide(
         conn,

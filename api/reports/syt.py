@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from api.accounting.config import AccountingConfig
 from api.accounting.stock import Status
@@ -358,6 +359,31 @@ def _quantity(
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class SytStateChange:
+    """An SYT report after a save or a send: its new revision and its state."""
+
+    id: int
+    revision: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class SytSaved(SytStateChange):
+    """A save, with the SYT's fields it replaced and stored (for the audit trail)."""
+
+    before: dict[str, JsonValue]
+    after: dict[str, JsonValue]
+
+
+@dataclass(frozen=True, slots=True)
+class SytDecision(SytStateChange):
+    """BYT's decision on a sent report (state approved or sent_back)."""
+
+    org_id: int
+    report_day: date
+
+
 async def save(
     conn: AsyncConnection[Any],
     org_id: int,
@@ -367,7 +393,7 @@ async def save(
     author: str,
     cfg: AccountingConfig,
     now: datetime,
-) -> dict[str, Any]:
+) -> SytSaved:
     """Save fields 12, 15, 16 and the filters (a revision); refused once approved."""
     errors: list[FieldError] = []
     if "\x00" in (body.notice or ""):
@@ -391,7 +417,7 @@ async def save(
             "need_entry": Jsonb(body.own_need.model_dump(mode="json")) if body.own_need else None,
             "filters": Jsonb(body.filters.model_dump(mode="json")),
         }
-        after = {
+        after: dict[str, JsonValue] = {
             "12": body.notice,
             "15": {
                 "nm3": cap,
@@ -409,14 +435,7 @@ async def save(
         )
         await conn.execute(_SAVE, {**new, "revision": revision, "now": now, "id": row["id"]})
     logger.info("SYT report %s/%s saved by %s (revision %s)", org_id, day, author, revision)
-    # `before` / `after`: the SYT's fields this save replaced and stored, for the audit trail.
-    return {
-        "id": row["id"],
-        "revision": revision,
-        "state": row["state"],
-        "before": before,
-        "after": after,
-    }
+    return SytSaved(row["id"], revision, row["state"], before=before, after=after)
 
 
 async def send(
@@ -429,7 +448,7 @@ async def send(
     cfg: AccountingConfig,
     now: datetime,
     confirm_incomplete: bool = False,
-) -> dict[str, Any]:
+) -> SytStateChange:
     """Send to BYT: freeze the live figures with fields 12, 15, 16 as a new revision.
 
     Figures that leave out a facility (see :func:`incomplete`) are sent only when the sender
@@ -460,7 +479,7 @@ async def send(
             },
         )
     logger.info("SYT report %s/%s sent by %s (revision %s)", org_id, day, author, revision)
-    return {"id": row["id"], "revision": revision, "state": "sent"}
+    return SytStateChange(row["id"], revision, "sent")
 
 
 async def decide(
@@ -473,7 +492,7 @@ async def decide(
     now: datetime,
     cfg: AccountingConfig,
     confirm_incomplete: bool = False,
-) -> dict[str, Any]:
+) -> SytDecision:
     """BYT approves (locks) or sends back (reopens) a sent report.
 
     Only what was sent can be approved: a report whose figures or fields changed since it was
@@ -519,13 +538,9 @@ async def decide(
             },
         )
     logger.info("SYT report %s %s by %s", report_id, state, author)
-    return {
-        "id": report_id,
-        "revision": revision,
-        "state": state,
-        "org_id": row["org_id"],
-        "report_day": row["report_day"].isoformat(),
-    }
+    return SytDecision(
+        report_id, revision, state, org_id=row["org_id"], report_day=row["report_day"]
+    )
 
 
 async def report_org(conn: AsyncConnection[Any], report_id: int) -> tuple[int, date] | None:

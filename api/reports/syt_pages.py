@@ -169,16 +169,12 @@ async def save_or_send(
             notice=notice or None, own_capacity=cap, own_need=need, filters=filters
         )
         try:
-            saved = await syt.save(conn, org_id, day, body, author=me.username, cfg=cfg, now=now)
+            saved: syt.SytStateChange
+            saved = done = await syt.save(
+                conn, org_id, day, body, author=me.username, cfg=cfg, now=now
+            )
             await audit(
-                conn,
-                me,
-                "save",
-                "syt_report",
-                saved["id"],
-                saved["before"],
-                saved["after"],
-                org_id=org_id,
+                conn, me, "save", "syt_report", done.id, done.before, done.after, org_id=org_id
             )
             if sending:
                 saved = await syt.send(
@@ -202,8 +198,8 @@ async def save_or_send(
                     me,
                     "send",
                     "syt_report",
-                    saved["id"],
-                    after={"report_day": day, "revision": saved["revision"]},
+                    saved.id,
+                    after={"report_day": day, "revision": saved.revision},
                     org_id=org_id,
                 )
             target = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -103,14 +104,13 @@ async def put_syt_report(
     me: PrincipalDep,
     cfg: CfgDep,
     now: NowDep,
-) -> dict[str, Any]:
+) -> SytReportStatePublic:
     """Save a revision of the SYT's own fields."""
     await check_parent(conn, org_id)
     async with conn.transaction():
         out = await syt.save(conn, org_id, day, body, author=me.username, cfg=cfg, now=now)
-        before, after = out.pop("before"), out.pop("after")
-        await audit(conn, me, "save", "syt_report", out["id"], before, after, org_id=org_id)
-    return out
+        await audit(conn, me, "save", "syt_report", out.id, out.before, out.after, org_id=org_id)
+    return SytReportStatePublic(revision=out.revision, id=out.id, state=out.state)
 
 
 @router.post(
@@ -128,7 +128,7 @@ async def send_syt_report(
     cfg: CfgDep,
     now: NowDep,
     confirm_incomplete: Annotated[bool, Query()] = False,
-) -> dict[str, Any]:
+) -> SytReportStatePublic:
     """Send (or send again) to the Ministry. Figures that leave out a facility answer 409 with
     the list (`incomplete`) unless `confirm_incomplete=true`."""
     await check_parent(conn, org_id)
@@ -143,8 +143,8 @@ async def send_syt_report(
             now=now,
             confirm_incomplete=confirm_incomplete,
         )
-        await audit(conn, me, "send", "syt_report", out["id"], None, out, org_id=org_id)
-    return out
+        await audit(conn, me, "send", "syt_report", out.id, None, asdict(out), org_id=org_id)
+    return SytReportStatePublic(revision=out.revision, id=out.id, state=out.state)
 
 
 @router.get(
