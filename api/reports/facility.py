@@ -327,7 +327,7 @@ class SavedReport:
     late: bool  # filed after the day's cut-off
     snapshot: Snapshot  # the figures this revision keeps
     before: Snapshot | None  # the figures it replaced (None for the first), for the audit trail
-    warnings: list[dict[str, Any]]  # the confirmed rule warnings stored with it (rules.split)
+    warnings: list[rules.StoredWarning]  # the confirmed rule warnings stored with it
 
 
 async def _prepare(

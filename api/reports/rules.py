@@ -25,7 +25,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from .errors import FieldError
 
@@ -220,6 +220,16 @@ class Finding:
         return FieldError(self.rule.field, self.rule.key, params)
 
 
+class StoredWarning(TypedDict):
+    """A warning the reporter confirmed with a reason, as stored with the report (JSON)."""
+
+    field: str
+    key: str  # the rule's message id
+    value: float | None  # the figure the rule judged
+    limit: float | None  # the bound it was compared with
+    reason: str
+
+
 def _num(v: float) -> float | int:
     return int(v) if float(v).is_integer() else round(v, 3)
 
@@ -248,7 +258,7 @@ def check(rules: Iterable[Rule], values: Mapping[str, Any]) -> list[Finding]:
 
 def split(
     findings: Sequence[Finding], confirmed: Mapping[str, str]
-) -> tuple[list[FieldError], list[dict[str, Any]]]:
+) -> tuple[list[FieldError], list[StoredWarning]]:
     """Refusals (errors, and warnings not confirmed) and the confirmed warnings to store.
 
     A warning is confirmed by a non-empty reason under its field's name in `confirmed`. A field
@@ -256,7 +266,7 @@ def split(
     """
     errors = [f.error() for f in findings if f.rule.importance is Importance.ERROR]
     refused = {e.field for e in errors}
-    stored: list[dict[str, Any]] = []
+    stored: list[StoredWarning] = []
     for f in findings:
         if f.rule.importance is not Importance.WARNING or f.rule.field in refused:
             continue
