@@ -16,7 +16,7 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from psycopg import AsyncConnection, pq
@@ -88,21 +88,64 @@ SELECT id FROM organisations WHERE kind = 'facility'
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A facility or a source of the scenario: who and where, and the figures that explain its
+    part in the plan (a facility's stock and need; a supplier's stock, production, commitments).
+    """
+
+    id: int
+    kind: str  # "facility" or "supplier"
+    code: str
+    name: str
+    province: str | None
+    lat: float | None
+    lon: float | None
+    # A facility's figures.
+    usable_kg: float | None = None
+    avg_daily_kg: float | None = None
+    days_of_supply: float | None = None
+    urgency: str | None = None
+    in_flight_kg: float = 0.0
+    requested_kg: float = 0.0
+    surplus_kg: float = 0.0
+    # A supplier's figures.
+    supplier_kind: str | None = None
+    stock_kg: float | None = None
+    production_tpd: float | None = None
+    report_day: date | None = None
+    committed_kg: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    """A facility or source left out of the model, and why (a message id and its parameters)."""
+
+    id: int
+    name: str
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# What the suggestion covers: its level, the province, the SYT's organisation.
+Scope = dict[str, str | int | None]
+
+
 @dataclass
 class Scenario:
     """The model's input and what is needed to explain its output."""
 
-    scope: dict[str, Any]
+    scope: Scope
     needs: list[Need]
     supplies: list[Supply]
-    info: dict[int, dict[str, Any]]  # org id → name, kind, province, coordinates, figures
+    info: dict[int, Site]  # org id → the facility or source
     open_requests: dict[int, list[int]]
-    excluded: list[dict[str, Any]]
+    excluded: list[Excluded]
 
 
 async def _scope(
     conn: AsyncConnection[Any], principal: Principal, params: SuggestParams
-) -> tuple[dict[str, Any], list[int], str | None]:
+) -> tuple[Scope, list[int], str | None]:
     """(scope description, facility ids, supplier province or None for all)."""
     if principal.role == Role.SYT:
         cur = await conn.execute(_SYT_PROVINCE, {"id": principal.org_id})
@@ -143,8 +186,8 @@ async def build(
         request_dos.setdefault(int(fid), dos)
     cur = await conn.execute(_IN_FLIGHT, {"ids": ids})
     in_flight = {int(r[0]): float(r[1]) for r in await cur.fetchall()}
-    info: dict[int, dict[str, Any]] = {}
-    excluded: list[dict[str, Any]] = []
+    info: dict[int, Site] = {}
+    excluded: list[Excluded] = []
     needs: list[Need] = []
     supplies: list[Supply] = []
     for fid in ids:
@@ -168,29 +211,29 @@ async def build(
             if avg_kg and usable_kg is not None and dos is not None and dos > params.surplus_days
             else 0.0
         )
-        info[fid] = {
-            "id": fid,
-            "kind": "facility",
-            "code": site.code,
-            "name": site.name,
-            "province": site.province,
-            "lat": site.lat,
-            "lon": site.lon,
-            "usable_kg": usable_kg,
-            "avg_daily_kg": avg_kg,
-            "days_of_supply": dos,
-            "urgency": urgency_of(dos, cfg.needs_more_days).value,
-            "in_flight_kg": coming,
-            "requested_kg": requested.get(fid, 0.0),
-            "surplus_kg": max(0.0, surplus),
-        }
+        info[fid] = Site(
+            id=fid,
+            kind="facility",
+            code=site.code,
+            name=site.name,
+            province=site.province,
+            lat=site.lat,
+            lon=site.lon,
+            usable_kg=usable_kg,
+            avg_daily_kg=avg_kg,
+            days_of_supply=dos,
+            urgency=urgency_of(dos, cfg.needs_more_days).value,
+            in_flight_kg=coming,
+            requested_kg=requested.get(fid, 0.0),
+            surplus_kg=max(0.0, surplus),
+        )
         if need_kg <= 0 and surplus <= 0:
             if usable_kg is None and not requested.get(fid):
                 # Not "enough": nobody knows. Said, so that a coordinator can ask for a report.
-                excluded.append({"id": fid, "name": site.name, **_why("coord.why.stock_unknown")})
+                excluded.append(Excluded(fid, site.name, "coord.why.stock_unknown"))
             continue
         if site.lat is None or site.lon is None:
-            excluded.append({"id": fid, "name": site.name, **_why("coord.why.no_coordinates")})
+            excluded.append(Excluded(fid, site.name, "coord.why.no_coordinates"))
             continue
         if need_kg > 0:
             stock = f.stock_liquid_kg
@@ -226,29 +269,25 @@ async def build(
             0.0,
             s.stock_kg + s.production_tpd * 1000.0 * params.horizon_days - committed.get(s.id, 0.0),
         )
-        info[s.id] = {
-            "id": s.id,
-            "kind": "supplier",
-            "supplier_kind": s.kind,
-            "code": s.code,
-            "name": s.name,
-            "province": s.province,
-            "lat": s.lat,
-            "lon": s.lon,
-            "stock_kg": s.stock_kg,
-            "production_tpd": s.production_tpd,
-            "report_day": s.report_day,
-            "committed_kg": committed.get(s.id, 0.0),
-        }
+        info[s.id] = Site(
+            id=s.id,
+            kind="supplier",
+            supplier_kind=s.kind,
+            code=s.code,
+            name=s.name,
+            province=s.province,
+            lat=s.lat,
+            lon=s.lon,
+            stock_kg=s.stock_kg,
+            production_tpd=s.production_tpd,
+            report_day=s.report_day,
+            committed_kg=committed.get(s.id, 0.0),
+        )
         if s.lat is None or s.lon is None:
-            excluded.append({"id": s.id, "name": s.name, **_why("coord.why.no_coordinates")})
+            excluded.append(Excluded(s.id, s.name, "coord.why.no_coordinates"))
             continue
         supplies.append(Supply(s.id, s.name, s.province or "", s.lat, s.lon, available))
     return Scenario(scope, needs, supplies, info, dict(open_requests), excluded)
-
-
-def _why(key: str, **params: Any) -> dict[str, Any]:
-    return {"key": key, "params": params}
 
 
 def explain(
@@ -281,7 +320,7 @@ def explain(
                 key,
                 locale,
                 kg=round(sh.kg),
-                source=sc.info[sh.supplier_id]["name"],
+                source=sc.info[sh.supplier_id].name,
                 km=round(sh.road_km),
             )
             reasons.append(why)
@@ -301,16 +340,16 @@ def explain(
         out.append(
             {
                 "facility_id": n.facility_id,
-                "code": fi["code"],
-                "name": fi["name"],
-                "province": fi["province"],
-                "days_of_supply": fi["days_of_supply"],
-                "urgency": fi["urgency"],
+                "code": fi.code,
+                "name": fi.name,
+                "province": fi.province,
+                "days_of_supply": fi.days_of_supply,
+                "urgency": fi.urgency,
                 "urgency_weight": n.urgency,
-                "usable_kg": fi["usable_kg"],
-                "avg_daily_kg": fi["avg_daily_kg"],
-                "requested_kg": fi["requested_kg"],
-                "in_flight_kg": fi["in_flight_kg"],
+                "usable_kg": fi.usable_kg,
+                "avg_daily_kg": fi.avg_daily_kg,
+                "requested_kg": fi.requested_kg,
+                "in_flight_kg": fi.in_flight_kg,
                 "need_kg": ex.need_kg,
                 "covered_kg": ex.covered_kg,
                 "unmet_kg": ex.unmet_kg,
@@ -364,17 +403,17 @@ async def _suggest(
         shipments.append(
             {
                 "source_id": sh.supplier_id,
-                "source_kind": src["kind"],
-                "source_name": src["name"],
-                "source_province": src["province"],
+                "source_kind": src.kind,
+                "source_name": src.name,
+                "source_province": src.province,
                 "facility_id": sh.facility_id,
-                "facility_name": dst["name"],
-                "facility_province": dst["province"],
+                "facility_name": dst.name,
+                "facility_province": dst.province,
                 "kg": sh.kg,
                 "nm3": round(ref.kg_to_m3(sh.kg), 1),
                 "road_km": sh.road_km,
-                "from": {"lat": src["lat"], "lon": src["lon"]},
-                "to": {"lat": dst["lat"], "lon": dst["lon"]},
+                "from": {"lat": src.lat, "lon": src.lon},
+                "to": {"lat": dst.lat, "lon": dst.lon},
                 "open_request_ids": sc.open_requests.get(sh.facility_id, []),
                 "reason": why[(sh.facility_id, sh.supplier_id)],
                 # Ready to post to /api/coordination/requests/{id}/assignments as one part.
@@ -391,15 +430,15 @@ async def _suggest(
         sources.append(
             {
                 "id": s.supplier_id,
-                "kind": si["kind"],
-                "name": si["name"],
-                "province": si["province"],
+                "kind": si.kind,
+                "name": si.name,
+                "province": si.province,
                 "available_kg": s.available_kg,
                 "left_kg": max(0.0, plan.supplier_left_kg.get(s.supplier_id, 0.0)),
                 "down": s.supplier_id in down,
-                "report_day": si.get("report_day"),
-                "lat": si["lat"],
-                "lon": si["lon"],
+                "report_day": si.report_day,
+                "lat": si.lat,
+                "lon": si.lon,
             }
         )
     logger.info(
@@ -437,7 +476,6 @@ async def _suggest(
         "facilities": facilities,
         "sources": sources,
         "excluded": [
-            {"id": e["id"], "name": e["name"], **message(e["key"], locale, **e["params"])}
-            for e in sc.excluded
+            {"id": e.id, "name": e.name, **message(e.key, locale, **e.params)} for e in sc.excluded
         ],
     }
