@@ -3,12 +3,63 @@ not yet delivered and deliveries on the road) from source to facility, in the ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from api.scope import NATIONAL_ROLES, Principal
+
+
+@dataclass(frozen=True, slots=True)
+class MapRequest:
+    """An open request where its facility is (no coordinates: lat and lon None)."""
+
+    id: int
+    facility_id: int
+    code: str | None
+    name: str | None
+    province_code: str | None
+    lat: float | None
+    lon: float | None
+    form: str
+    amount_kg: float
+    urgency: str
+    state: str
+    needed_by: datetime
+    escalated: bool
+    remaining_kg: float
+
+
+@dataclass(frozen=True, slots=True)
+class MapFlow:
+    """An assignment not yet delivered, or a delivery on the road, from source to facility."""
+
+    assignment_id: int
+    delivery_id: int | None
+    request_id: int
+    state: str
+    amount_kg: float
+    source_id: int
+    source_name: str | None
+    source_kind: str
+    from_lat: float | None
+    from_lon: float | None
+    facility_id: int
+    facility_name: str | None
+    to_lat: float | None
+    to_lon: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MapData:
+    """What the coordination map draws."""
+
+    requests: list[MapRequest]
+    flows: list[MapFlow]
+
 
 _OPEN = """
 SELECT r.id, r.facility_id, o.code, o.name, r.province_code, f.latitude AS lat,
@@ -45,13 +96,14 @@ ORDER BY a.id
 """
 
 
-async def map_data(conn: AsyncConnection[Any], principal: Principal) -> dict[str, Any]:
+async def map_data(conn: AsyncConnection[Any], principal: Principal) -> MapData:
     """Open requests and flows in flight with their coordinates."""
     national = principal.role in NATIONAL_ROLES
     params = {"national": national, "facilities": sorted(principal.facility_ids or ())}
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=class_row(MapRequest)) as cur:
         await cur.execute(_OPEN, params)
-        requests = list(await cur.fetchall())
-        await cur.execute(_FLOWS, params)
-        flows = list(await cur.fetchall())
-    return {"requests": requests, "flows": flows}
+        requests = await cur.fetchall()
+    async with conn.cursor(row_factory=class_row(MapFlow)) as fcur:
+        await fcur.execute(_FLOWS, params)
+        flows = await fcur.fetchall()
+    return MapData(requests, flows)

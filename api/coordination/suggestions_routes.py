@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -89,6 +90,8 @@ async def coordination_map(
         plan = await suggest(conn, me, SuggestParams(), cfg=cfg, now=now, locale=locale)
         out["suggested_flows"] = plan["shipments"]
         out["note"] = plan["note"]
-    out.update(await map_data(conn, me))
+    data = await map_data(conn, me)
+    out["requests"] = [asdict(r) for r in data.requests]
+    out["flows"] = [asdict(f) for f in data.flows]
     result: dict[str, Any] = jsonable(out)
     return result
