@@ -9,12 +9,13 @@ outside the caller's scope is a 404, as in the API."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from api import i18n
 from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
@@ -53,17 +54,32 @@ ORDER BY o.province_code, o.code
 """
 
 
-async def _rows(conn: Any, query: str, **params: Any) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
-        return list(await cur.fetchall())
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """An organisation offered in a form's list (a facility to ask for, a source to assign)."""
+
+    id: int
+    code: str
+    name: str
+    province_code: str | None = None
 
 
-def _scope(me: Principal) -> dict[str, Any]:
-    return {
+async def _facilities(conn: DbDep, me: Principal) -> list[Choice]:
+    """The facilities `me` may ask oxygen for."""
+    params = {
         "scope_national": me.facility_ids is None,
         "scope_facilities": sorted(me.facility_ids or ()),
     }
+    async with conn.cursor(row_factory=class_row(Choice)) as cur:
+        await cur.execute(_FACILITIES, params)
+        return await cur.fetchall()
+
+
+async def _sources(conn: DbDep, province: str | None) -> list[Choice]:
+    """The suppliers a coordinator may assign (in `province`, or all)."""
+    async with conn.cursor(row_factory=class_row(Choice)) as cur:
+        await cur.execute(_SOURCES, {"province": province})
+        return await cur.fetchall()
 
 
 def _back(path: str) -> RedirectResponse:
@@ -111,7 +127,7 @@ async def coordination_page(
         {
             "requests": await support.fetch_requests(conn, me, states=states, limit=500),
             "show": show,
-            "facilities": await _rows(conn, _FACILITIES, **_scope(me)),
+            "facilities": await _facilities(conn, me),
             "assignments": await asg.fetch_assignments(conn, me, limit=100),
             "deliveries": [
                 dlv.render(d, locale)
@@ -212,7 +228,7 @@ async def request_page(
             "facility": next((f for f in full["facilities"] if int(f["facility_id"]) == fid), None),
         }
     sources = (
-        await _rows(conn, _SOURCES, province=r.province_code if me.role == Role.SYT else None)
+        await _sources(conn, r.province_code if me.role == Role.SYT else None)
         if coordinator
         else []
     )
