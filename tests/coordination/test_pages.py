@@ -4,6 +4,7 @@ facility sees it coming and confirms; scope (404) and audit as in the JSON API."
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from api import i18n
+from api.coordination.messages import text
 from tests.api.conftest import csrf_of, login
 from tests.coordination.conftest import PASSWORD, World
 
@@ -154,6 +156,20 @@ def test_each_role_does_its_coordination_step_on_screen(
         )
         == "staff.b"
     )
+    # The telemetry's verdict on a delivery reads as a sentence, not as the message object.
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE deliveries SET match_state = 'mismatch', match_note = 'coord.match.none' "
+            "WHERE id = %s",
+            (did,),
+        )
+        start, end = conn.execute(
+            "SELECT expected_from, expected_to FROM deliveries WHERE id = %s", (did,)
+        ).fetchone() or (None, None)
+    coming = client.get("/facility/coming").text
+    params = {"start": start.isoformat() if start else "", "end": end.isoformat() if end else ""}
+    verdict = html.escape(text("coord.match.none", "vi", params), quote=False)
+    assert verdict in coming and "&#39;key&#39;" not in coming and "'key'" not in coming
 
 
 def test_facility_asks_only_for_itself(client: TestClient, world: World, db_url: str) -> None:
