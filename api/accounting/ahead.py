@@ -163,6 +163,7 @@ async def windows_ahead(database_url: str, cfg: AccountingConfig) -> AsyncIterat
             )
         yield ahead
     finally:
-        if loop is not None and job is not None:
-            loop.call_soon_threadsafe(job.cancel)
+        if loop is not None and job is not None and thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # its loop closed in the meantime
+                loop.call_soon_threadsafe(job.cancel)
         await asyncio.to_thread(thread.join, 10)

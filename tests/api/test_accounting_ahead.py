@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.accounting import corrections as corr
-from api.accounting.ahead import windows_round
+from api.accounting.ahead import LOCK, windows_round
 from api.accounting.config import AccountingConfig
 from api.accounting.simulate import (
     PlannedRefill,
@@ -289,6 +290,28 @@ def test_the_api_starts_after_its_first_round_and_pages_compute_nothing(
             assert client.get(path).status_code == 200, path
         assert asyncio.run(_rows_at(world.db_url)) == before
     assert create_app(settings).state.windows_ahead is None  # the tests' apps run no job
+
+
+def test_health_says_warming_until_the_first_round_has_ended(
+    settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another worker's round holds the lock: this one waits its turn; with no warm-up budget
+    # the server answers meanwhile, and says so.
+    monkeypatch.setenv("OXY_WINDOWS_AHEAD_WARM_UP_SECONDS", "0")
+    app = create_app(settings, windows_ahead=True)
+    with psycopg.connect(world.db_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtext(%s))", (LOCK,))
+        with TestClient(app) as client:
+            assert client.get("/health").json() == {
+                "status": "ok",
+                "database": "ok",
+                "accounting": "warming",
+            }
+            other.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK,))
+            deadline = time.monotonic() + 30
+            while client.get("/health").json()["accounting"] != "ready":
+                assert time.monotonic() < deadline, "the first round never ended"
+                time.sleep(0.1)
 
 
 async def _round_at(url: str, now: datetime) -> None:
