@@ -162,9 +162,17 @@ async def warm_up(app: FastAPI) -> None:
         logger.warning("warm-up request failed", exc_info=True)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_served_app() -> FastAPI:
+    """`create_app` as `oxy api run` serves it (the factory of its worker processes): with the
+    periodic job that computes the accounting windows ahead."""
+    return create_app(windows_ahead=True)
+
+
+def create_app(settings: Settings | None = None, *, windows_ahead: bool = False) -> FastAPI:
     """Build the FastAPI application (pool opened in the lifespan; the settings tree on
-    app.state, read through the typed dependencies of api.deps)."""
+    app.state, read through the typed dependencies of api.deps). `windows_ahead`: run the job
+    that keeps the tanks' accounting windows stored (api.accounting.ahead), waiting for its
+    first round before serving — what `oxy api run` does; off for the tests' apps."""
     settings = settings or load_settings()
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (oxy api run resolves it)")
@@ -191,7 +199,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.info("database pool open")
         await warm_up(app)
         try:
-            yield
+            if windows_ahead:
+                from api.accounting.ahead import windows_ahead as job
+
+                async with job(str(settings.database_url), centre.accounting) as ahead:
+                    app.state.windows_ahead = ahead
+                    yield
+            else:
+                yield
         finally:
             await pool.close()
 
@@ -208,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.centre = centre
     app.state.pool = pool
+    app.state.windows_ahead = None  # the job's state once started (None: not run here)
 
     for router in routers():
         app.include_router(router)

@@ -91,10 +91,12 @@ def api_run(
         if workers > 1:
             # Worker processes build their own app from the environment (the API is stateless).
             os.environ["OXY_DATABASE_URL"] = url
-            target: Any = "api.app:create_app"
+            target: Any = "api.app:create_served_app"
             common |= {"factory": True, "workers": workers}
         else:
-            target = create_app(settings.model_copy(update={"database_url": url}))
+            target = create_app(
+                settings.model_copy(update={"database_url": url}), windows_ahead=True
+            )
         uvicorn.run(
             target,
             **common,

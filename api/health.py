@@ -1,4 +1,5 @@
-"""GET /health: the process is up and its database answers."""
+"""GET /health: the process is up and its database answers; and whether the accounting windows
+are computed ahead yet ("warming" until the first round of api.accounting.ahead has ended)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ class Health(BaseModel):
 
     status: str
     database: str
+    # "ready", "warming" (the first round of the windows job still running: pages compute
+    # what they need on read, slower) or "not_run" (no such job in this process).
+    accounting: str = "not_run"
 
 
 @router.get(
@@ -29,11 +33,17 @@ class Health(BaseModel):
     dependencies=[policy(scope=Scope.PUBLIC)],
 )
 async def health(request: Request) -> JSONResponse:
-    """200 when the database answers, 503 otherwise."""
+    """200 when the database answers, 503 otherwise (a warming accounting job is said, not an
+    error: the pages work, slower)."""
     pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
+    ahead = getattr(request.app.state, "windows_ahead", None)
+    accounting = ahead.state if ahead is not None else "not_run"
     try:
         async with pool.connection(timeout=5) as conn:
             await conn.execute("SELECT 1")
     except Exception:  # any failure to reach the database is "unavailable", by design
-        return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+        return JSONResponse(
+            {"status": "degraded", "database": "unreachable", "accounting": accounting},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "database": "ok", "accounting": accounting})

@@ -49,6 +49,15 @@ class AccountingSettings(BaseSettings):
     leak_floor_kg: Annotated[float, Field(ge=0)] = 20.0
     # A window computed less than this after it closed is recomputed (late readings).
     late_grace_minutes: Annotated[int, Field(ge=0)] = 120
+    # A window still open (or closed less than late_grace_minutes ago) is read from its stored
+    # row while that row is younger than this (pages may show figures this old; 0: recomputed
+    # on every read); the API's periodic job (api.accounting.ahead) keeps it younger.
+    open_window_fresh_seconds: Annotated[int, Field(ge=0)] = 60
+    # How often that job refreshes the open windows and checks the closed ones of D−12..D.
+    windows_ahead_interval_seconds: Annotated[float, Field(gt=0)] = 30.0
+    # How long the API's start waits for the job's first round before serving anyway (within
+    # the compose health check's start period + retries: 20 s + 5 × 15 s).
+    windows_ahead_warm_up_seconds: Annotated[float, Field(ge=0)] = 60.0
     # Facility reports older than this many days are locked ("past deadline").
     edit_window_days: Annotated[int, Field(ge=1)] = 31
 
@@ -75,6 +84,9 @@ class AccountingConfig:
     leak_floor_kg: float
     late_grace_minutes: int
     edit_window_days: int
+    open_window_fresh_seconds: int
+    windows_ahead_interval_seconds: float
+    windows_ahead_warm_up_seconds: float
 
     @classmethod
     def defaults(cls) -> AccountingConfig:
@@ -108,4 +120,7 @@ def build_config(settings: Settings, a: AccountingSettings) -> AccountingConfig:
         leak_floor_kg=a.leak_floor_kg,
         late_grace_minutes=a.late_grace_minutes,
         edit_window_days=a.edit_window_days,
+        open_window_fresh_seconds=a.open_window_fresh_seconds,
+        windows_ahead_interval_seconds=a.windows_ahead_interval_seconds,
+        windows_ahead_warm_up_seconds=a.windows_ahead_warm_up_seconds,
     )

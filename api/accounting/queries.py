@@ -95,6 +95,24 @@ WHERE r.sensor_id = ANY(%(sensors)s)
 GROUP BY 1, 2
 """
 
+# Good readings per sensor and report day over whole hours [lo, hi) of the hourly rollup: the
+# fingerprint of a window still open or just closed, over the hours that had passed when it was
+# computed (a reading arriving later for one of those hours changes it, the live ones do not).
+HOUR_COUNTS: Final = """
+SELECT d.sensor_id, d.day, coalesce(sum(r.n), 0)::bigint
+FROM unnest(%(sensors)s::bigint[], %(days)s::date[], %(lo)s::timestamptz[],
+            %(hi)s::timestamptz[]) AS d (sensor_id, day, lo, hi)
+LEFT JOIN rollup_1h r ON r.sensor_id = d.sensor_id AND r.bucket >= d.lo AND r.bucket < d.hi
+GROUP BY 1, 2
+"""
+
+# Every tank with a level sensor: the tanks whose windows the periodic job computes ahead.
+MONITORED_TANKS: Final = """
+SELECT DISTINCT tank_id FROM sensors
+WHERE tank_id IS NOT NULL AND quantity IN ('dp', 'contents', 'level_pct')
+ORDER BY tank_id
+"""
+
 DELETE_REFILLS: Final = """
 DELETE FROM refill_events WHERE tank_id = %(tank)s AND report_day >= %(first)s
   AND report_day <= %(last)s

@@ -1,9 +1,12 @@
 """Accounting data layer: contents series from readings (with corrections), per-window figures.
 
 Per tank and report window the figures are kept in `tank_windows` so that SYT and BYT views
-read a few rows per facility. A stored window is recomputed when it was computed before its
-window closed plus a grace period (late readings), and corrections delete the windows they touch.
-Figures for a range nobody has asked for yet are computed on first read, so totals stay live.
+read a few rows per facility. A settled window (closed plus a grace period for late readings) is
+recomputed when it was computed before it settled or its readings changed since; an open (or just
+closed) one is reused while younger than `open_window_fresh_seconds`; corrections delete the
+windows they touch. The API's periodic job (api.accounting.ahead) keeps every monitored tank's
+windows of D−12..D stored; a range nobody computed yet is computed on first read, so totals stay
+live.
 """
 
 from __future__ import annotations
@@ -326,6 +329,42 @@ async def fingerprints(
     return {(tank_of[int(r[0])], r[1]): int(r[2]) for r in await cur.fetchall()}
 
 
+def _hour(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def _live_span(w: Window, computed_at: datetime) -> tuple[datetime, datetime]:
+    """The whole hours of an unsettled window's data (with its context) that had passed at
+    `computed_at`: what its fingerprint counts."""
+    return _hour(w.start - CONTEXT), min(_hour(computed_at), w.end + CONTEXT)
+
+
+async def live_fingerprints(
+    conn: AsyncConnection[Any],
+    sensors: dict[int, LevelSensor],
+    wanted: Sequence[tuple[int, date, datetime]],
+    cfg: AccountingConfig,
+) -> dict[tuple[int, date], int]:
+    """Per (tank, day, computed at): good readings the hourly rollup counts over the hours of
+    the window that had passed when it was computed. A window still open gets new readings all
+    the time, which its freshness covers; a reading arriving for an hour already past (a replayed
+    outbox, a rollup catching up) changes this count, so the stored window is redone."""
+    if not wanted:
+        return {}
+    spans = [(t, d, *_live_span(window(d, cfg), at)) for t, d, at in wanted]
+    cur = await conn.execute(
+        q.HOUR_COUNTS,
+        {
+            "sensors": [sensors[t].sensor_id for t, *_ in spans],
+            "days": [d for _, d, _, _ in spans],
+            "lo": [lo for *_, lo, _ in spans],
+            "hi": [hi for *_, hi in spans],
+        },
+    )
+    tank_of = {s.sensor_id: t for t, s in sensors.items()}
+    return {(tank_of[int(r[0])], r[1]): int(r[2]) for r in await cur.fetchall()}
+
+
 async def ensure_windows(
     conn: AsyncConnection[Any],
     tank_ids: Sequence[int],
@@ -334,26 +373,49 @@ async def ensure_windows(
     cfg: AccountingConfig,
     *,
     now: datetime | None = None,
+    fresh: timedelta | None = None,
 ) -> dict[tuple[int, date], WindowFigures]:
-    """Stored window figures for the tanks and days, recomputing the missing and stale ones
-    (computed before their window closed, touched by a correction, or given late readings)."""
+    """Stored window figures for the tanks and days, recomputing the missing and stale ones.
+
+    A settled window (closed more than the late grace ago) is stale when it was computed before
+    it settled or its readings changed since (late readings: `fingerprints`); corrections and
+    calibration changes delete the rows they touch. A window still open, or closed within the
+    grace, is read from its row while that row is younger than `fresh` (default: the setting
+    `open_window_fresh_seconds`; the periodic job passes its interval), was computed after the
+    window closed if it has closed, and no reading arrived since for an hour already past
+    (`live_fingerprints`); otherwise it is recomputed, so a page shows figures at most that old.
+    """
     now = now or datetime.now(UTC)
+    fresh = timedelta(seconds=cfg.open_window_fresh_seconds) if fresh is None else fresh
     if not tank_ids:
         return {}
     sensors = await level_sensors(conn, list(tank_ids))
-    prints = await fingerprints(conn, sensors, first, last, cfg)
+    all_days = days(first, last)
+    wins = {d: window(d, cfg) for d in all_days}
+    settle = {d: w.end + timedelta(minutes=cfg.late_grace_minutes) for d, w in wins.items()}
+    settled = [d for d in all_days if settle[d] <= now]
+    prints = await fingerprints(conn, sensors, min(settled), max(settled), cfg) if settled else {}
     cur = await conn.execute(
         q.STORED_WINDOWS, {"tanks": list(sensors), "first": first, "last": last}
     )
     have: dict[tuple[int, date], WindowFigures] = {}
-    fresh_after = {
-        d: window(d, cfg).end + timedelta(minutes=cfg.late_grace_minutes) for d in days(first, last)
-    }
+    live: dict[tuple[int, date], tuple[WindowFigures, datetime, int]] = {}
     for r in await cur.fetchall():
-        key = (int(r[0]), r[1])
-        if r[10] >= fresh_after[r[1]] and (r[11] or 0) == _stamp(prints.get(key, 0)):
-            have[key] = WindowFigures(r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
-    wanted = [d for d in days(first, last) if window(d, cfg).start <= now]
+        key, day, at = (int(r[0]), r[1]), r[1], r[10]
+        row = WindowFigures(r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        if settle[day] <= now:
+            if at >= settle[day] and (r[11] or 0) == _stamp(prints.get(key, 0)):
+                have[key] = row
+        elif timedelta(0) <= now - at < fresh and (now < wins[day].end or at >= wins[day].end):
+            live[key] = (row, at, r[11] or 0)
+    if live:
+        counts = await live_fingerprints(
+            conn, sensors, [(t, d, at) for (t, d), (_f, at, _p) in live.items()], cfg
+        )
+        for key, (row, _at, stored) in live.items():
+            if stored == _stamp(counts.get(key, 0)):
+                have[key] = row
+    wanted = [d for d in all_days if wins[d].start <= now]
     todo: dict[int, list[date]] = defaultdict(list)
     for t in sensors:
         for d in wanted:
@@ -361,16 +423,22 @@ async def ensure_windows(
                 todo[t].append(d)
     if not todo:
         return have
+    # The fingerprints of the unsettled windows about to be computed, counted before they are
+    # (a reading landing in between makes the stored count too low: redone, never missed).
+    unsettled = [
+        (t, d, now) for t, ds in todo.items() for d in days(min(ds), max(ds)) if settle[d] > now
+    ]
+    prints |= await live_fingerprints(conn, sensors, unsettled, cfg)
     cals = await calibrations(conn, list(todo))
     for tank_id, ds in todo.items():
         sensor = sensors[tank_id]
         lo, hi = min(ds), max(ds)
-        wins = [window(d, cfg) for d in days(lo, hi)]
-        figs, found = await tank_figures(conn, sensor, cals.get(tank_id), wins, cfg)
+        span = [wins[d] for d in days(lo, hi)]
+        figs, found = await tank_figures(conn, sensor, cals.get(tank_id), span, cfg)
         await _store(
             conn,
             tank_id,
-            wins=wins,
+            wins=span,
             figs=figs,
             found=found,
             lo=lo,
@@ -378,9 +446,15 @@ async def ensure_windows(
             now=now,
             prints=prints,
         )
-        for w, f in zip(wins, figs, strict=True):
+        for w, f in zip(span, figs, strict=True):
             have[(tank_id, w.day)] = f
     return have
+
+
+async def monitored_tanks(conn: AsyncConnection[Any]) -> list[int]:
+    """Every tank with a level sensor (the periodic job computes their windows ahead)."""
+    cur = await conn.execute(q.MONITORED_TANKS)
+    return [int(r[0]) for r in await cur.fetchall()]
 
 
 async def _store(
