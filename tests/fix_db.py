@@ -370,14 +370,23 @@ class Seed:
 
 class ModuleDatabase:
     """One database per test module, handed to each test as the template left it, or as a `Seed`
-    left it: the first test gets the fresh clone (seeded if it asks), each later one the same
-    database reset (`Baseline`) to the state it asks for, which spares a CREATE DATABASE and a
-    DROP DATABASE per test, and builds each seed once per module instead of once per test.
+    left it: each test gets the database reset (`Baseline`) to the state it asks for, which
+    spares a CREATE DATABASE and a DROP DATABASE per test, and builds each seed once per module
+    instead of once per test. The database itself is the worker's (`ResetDatabases`), reset to
+    the template's rows when the module's first test asks (`clean`: not needed).
 
     On TimescaleDB, whose continuous aggregates and chunk catalogue a reset does not cover, each
     test gets its own clone of the template instead (seeded for the tests that ask)."""
 
-    def __init__(self, admin_url: str, template_url: str, url: str | None) -> None:
+    def __init__(
+        self,
+        admin_url: str,
+        template_url: str,
+        url: str | None,
+        template_rows: Baseline | None = None,
+        *,
+        clean: bool = True,
+    ) -> None:
         self.admin_url = admin_url
         self.template_url = template_url
         self.url = url
@@ -385,9 +394,9 @@ class ModuleDatabase:
         # seed's value (`seeded`).
         self._states: dict[str | None, tuple[Baseline, Any]] = {}
         if url:
-            self._states[None] = (Baseline(url), None)
+            self._states[None] = (template_rows or Baseline(url), None)
         self._current: str | None = None  # the state the database was last put in
-        self._clean = True  # no test has had the database since it was put in that state
+        self._clean = clean  # no test has had the database since it was put in that state
         self.seeded: Any = None  # the value of the current test's seed (None: template state)
 
     def _restore(self, key: str | None) -> None:
@@ -416,14 +425,65 @@ class ModuleDatabase:
         yield self.url
 
 
+class ResetDatabases:
+    """The clones of the template a test process hands to its modules one after the other
+    (`ModuleDatabase`), each with the template's rows (`Baseline`) to reset it to: a module gets
+    one a previous module gave back, reset by its first test (0.1-0.6 s), instead of a new clone
+    dropped at its end (CREATE and DROP DATABASE: 2-8 s together on a busy machine, DROP
+    waiting for a checkpoint of the shared server). Dropped at the end of the run."""
+
+    def __init__(self, admin_url: str, template_url: str) -> None:
+        self.admin_url = admin_url
+        self.template_url = template_url
+        self._free: list[tuple[str, Baseline]] = []
+        self._clones: dict[str, contextlib.ExitStack] = {}  # url -> what drops it
+
+    @contextlib.contextmanager
+    def lend(self) -> Iterator[ModuleDatabase]:
+        """A database for one module: a given-back one (to be reset) or a new clone. One whose
+        objects the module changed (a reset cannot undo that) is dropped, not given out again."""
+        if self._free:
+            url, rows = self._free.pop()
+            clean = False
+        else:
+            stack = contextlib.ExitStack()
+            url = stack.enter_context(cloned_database(self.admin_url, self.template_url, "oxy_r"))
+            self._clones[url] = stack
+            rows, clean = Baseline(url), True
+        yield ModuleDatabase(self.admin_url, self.template_url, url, rows, clean=clean)
+        with psycopg.connect(url) as conn:
+            same = conn.execute(_SCHEMA_PRINT).fetchone() == rows.schema
+        if same:
+            self._free.append((url, rows))
+        else:
+            self._clones.pop(url).close()
+
+    def close(self) -> None:
+        for stack in self._clones.values():
+            stack.close()
+
+
+@pytest.fixture(scope="session")
+def reset_databases(pg_admin_url: str, template_db_url: str) -> Iterator[ResetDatabases]:
+    """The test process's `ResetDatabases`."""
+    pool = ResetDatabases(pg_admin_url, template_db_url)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture(scope="module")
-def module_database(pg_admin_url: str, template_db_url: str) -> Iterator[ModuleDatabase]:
+def module_database(
+    request: pytest.FixtureRequest, pg_admin_url: str, template_db_url: str
+) -> Iterator[ModuleDatabase]:
     """The module's database that `db_url` resets for each test."""
     if BACKEND == "timescaledb":
         yield ModuleDatabase(pg_admin_url, template_db_url, None)
         return
-    with cloned_database(pg_admin_url, template_db_url, "oxy_r") as url:
-        yield ModuleDatabase(pg_admin_url, template_db_url, url)
+    pool: ResetDatabases = request.getfixturevalue("reset_databases")
+    with pool.lend() as database:
+        yield database
 
 
 @pytest.fixture(scope="module")
