@@ -60,7 +60,8 @@ timescaledb:
 #             worker has its own template database and private ports, and takes whole modules
 #             (--dist loadscope), the longest first (tests/conftest.py), so a module's seeded
 #             database is built once and no long module runs alone at the end.
-#   browser - the Playwright/Chromium tests (tests/web), in parallel the same way.
+#   browser - the Playwright/Chromium tests (tests/web), in parallel the same way, one worker
+#             per core (BROWSER_XDIST=auto: Chromium keeps its core busy).
 #   slow    - `@pytest.mark.slow`: broker and database outages, chaos, SIGKILLs of spawned
 #             processes, the demo, sweeps and fuzzing; one test at a time, since their timings
 #             assume an unshared machine.
@@ -69,9 +70,9 @@ timescaledb:
 XDIST   ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$((n * 2 > 8 ? 8 : n * 2)))
 TIMED   := bash scripts/timed.sh
 TIERS   := .venv/tiers.log
-PARALLEL := $(BIN)/pytest -n $(XDIST) --dist loadscope
-FAST    := $(PARALLEL) -m "not slow and not browser" $(PYTEST_ARGS)
-BROWSER := $(PARALLEL) -m "browser and not slow" $(PYTEST_ARGS)
+BROWSER_XDIST ?= auto
+FAST    := $(BIN)/pytest -n $(XDIST) --dist loadscope -m "not slow and not browser" $(PYTEST_ARGS)
+BROWSER := $(BIN)/pytest -n $(BROWSER_XDIST) --dist loadscope -m "browser and not slow" $(PYTEST_ARGS)
 SLOW    := $(BIN)/pytest -n 0 -m slow $(PYTEST_ARGS)
 
 pytest: $(VENV)/.dev-installed $(ASSETS) system-deps timescaledb
