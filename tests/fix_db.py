@@ -531,10 +531,18 @@ def seeded(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture(scope="module")
-def module_db_url(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
-    """A migrated database shared by the tests of one module (they must tolerate each other's
-    rows), dropped after the module."""
-    with cloned_database(pg_admin_url, template_db_url, "oxy_m") as url:
+def module_db_url(
+    request: pytest.FixtureRequest, pg_admin_url: str, template_db_url: str
+) -> Iterator[str]:
+    """A migrated database with the template's rows, shared by the tests of one module (they
+    must tolerate each other's rows): one of the process's `ResetDatabases`, reset before the
+    module and handed to a later one after it (TimescaleDB: a clone dropped after the module)."""
+    if BACKEND == "timescaledb":
+        with cloned_database(pg_admin_url, template_db_url, "oxy_m") as url:
+            yield url
+        return
+    pool: ResetDatabases = request.getfixturevalue("reset_databases")
+    with pool.lend() as database, database.fresh() as url:
         yield url
 
 
