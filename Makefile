@@ -54,21 +54,25 @@ timescaledb:
 
 # The suite in tiers, each timed by scripts/timed.sh (the summary closes `make test`); every
 # test is in exactly one tier:
-#   fast    - neither `slow` nor `browser`, in parallel over pytest-xdist workers (XDIST=auto:
-#             one per core); each worker has its own template database and private ports, and
-#             takes whole modules (--dist loadscope), so a module's seeded database is built once.
-#   browser - the Playwright/Chromium tests (tests/web), in parallel the same way.
+#   fast    - neither `slow` nor `browser`, in parallel over pytest-xdist workers (XDIST: two
+#             per core by default, at most 8: about half of the tier's time is waiting on
+#             brokers, timeouts and the database, which a second worker per core fills); each
+#             worker has its own template database and private ports, and takes whole modules
+#             (--dist loadscope), the longest first (tests/conftest.py), so a module's seeded
+#             database is built once and no long module runs alone at the end.
+#   browser - the Playwright/Chromium tests (tests/web), in parallel the same way, one worker
+#             per core (BROWSER_XDIST=auto: Chromium keeps its core busy).
 #   slow    - `@pytest.mark.slow`: broker and database outages, chaos, SIGKILLs of spawned
 #             processes, the demo, sweeps and fuzzing; one test at a time, since their timings
 #             assume an unshared machine.
 # All three run against plain PostgreSQL (OXY_TEST_DATABASE_URL), then against a private
 # TimescaleDB cluster the fixtures start (tests/fix_db.py).
-XDIST   ?= auto
+XDIST   ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$((n * 2 > 8 ? 8 : n * 2)))
 TIMED   := bash scripts/timed.sh
 TIERS   := .venv/tiers.log
-PARALLEL := $(BIN)/pytest -n $(XDIST) --dist loadscope
-FAST    := $(PARALLEL) -m "not slow and not browser" $(PYTEST_ARGS)
-BROWSER := $(PARALLEL) -m "browser and not slow" $(PYTEST_ARGS)
+BROWSER_XDIST ?= auto
+FAST    := $(BIN)/pytest -n $(XDIST) --dist loadscope -m "not slow and not browser" $(PYTEST_ARGS)
+BROWSER := $(BIN)/pytest -n $(BROWSER_XDIST) --dist loadscope -m "browser and not slow" $(PYTEST_ARGS)
 SLOW    := $(BIN)/pytest -n 0 -m slow $(PYTEST_ARGS)
 
 pytest: $(VENV)/.dev-installed $(ASSETS) system-deps timescaledb

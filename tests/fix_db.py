@@ -10,14 +10,17 @@ the copy of PostgreSQL 15 that `scripts/timescaledb.sh` builds, or the server na
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -353,64 +356,193 @@ class Baseline:
                 conn.execute(f"SELECT {setvals}")
 
 
+@dataclass(frozen=True)
+class Seed:
+    """Rows a module's tests start from, beyond the template's: `build(url)` writes them into a
+    database in the template's state and returns what the tests need of them (ids, tokens). The
+    tests whose fixtures include `used_by` get the database in the seeded state; the others get
+    the template's. Declared by overriding the module-scoped `db_seed` fixture."""
+
+    name: str
+    used_by: str
+    build: Callable[[str], Any]
+
+
 class ModuleDatabase:
-    """One database per test module, handed to each test as the template left it: the first test
-    gets the fresh clone, each later one the same database reset (`Baseline`), which spares a
-    CREATE DATABASE and a DROP DATABASE per test.
+    """One database per test module, handed to each test as the template left it, or as a `Seed`
+    left it: each test gets the database reset (`Baseline`) to the state it asks for, which
+    spares a CREATE DATABASE and a DROP DATABASE per test, and builds each seed once per module
+    instead of once per test. The database itself is the worker's (`ResetDatabases`), reset to
+    the template's rows when the module's first test asks (`clean`: not needed).
 
     On TimescaleDB, whose continuous aggregates and chunk catalogue a reset does not cover, each
-    test gets its own clone of the template instead."""
+    test gets its own clone of the template instead (seeded for the tests that ask)."""
 
-    def __init__(self, admin_url: str, template_url: str, url: str | None) -> None:
+    def __init__(
+        self,
+        admin_url: str,
+        template_url: str,
+        url: str | None,
+        template_rows: Baseline | None = None,
+        *,
+        clean: bool = True,
+    ) -> None:
         self.admin_url = admin_url
         self.template_url = template_url
         self.url = url
-        self._clean = True  # no test has had the database since it was cloned or reset
-        self._baseline = Baseline(url) if url else None
+        # The states the database is reset to: the template's (None) and each seed's, with the
+        # seed's value (`seeded`).
+        self._states: dict[str | None, tuple[Baseline, Any]] = {}
+        if url:
+            self._states[None] = (template_rows or Baseline(url), None)
+        self._current: str | None = None  # the state the database was last put in
+        self._clean = clean  # no test has had the database since it was put in that state
+        self.seeded: Any = None  # the value of the current test's seed (None: template state)
+
+    def _restore(self, key: str | None) -> None:
+        if self._current != key or not self._clean:
+            self._states[key][0].restore(self.admin_url)
 
     @contextlib.contextmanager
-    def fresh(self) -> Iterator[str]:
-        """A database in the template's state, for one test."""
-        if self._baseline is None or self.url is None:
+    def fresh(self, seed: Seed | None = None) -> Iterator[str]:
+        """A database in the template's state, or in `seed`'s, for one test."""
+        if self.url is None:
             with cloned_database(self.admin_url, self.template_url) as url:
+                self.seeded = seed.build(url) if seed else None
                 yield url
             return
-        if not self._clean:
-            self._baseline.restore(self.admin_url)
-        self._clean = False
+        key = seed.name if seed else None
+        if key not in self._states:
+            assert seed is not None
+            self._restore(None)
+            self._clean = False  # a seed failing halfway leaves the database to be reset
+            value = seed.build(self.url)
+            self._states[key] = (Baseline(self.url), value)
+        else:
+            self._restore(key)
+        self._current, self._clean = key, False
+        self.seeded = self._states[key][1]
         yield self.url
 
 
+class ResetDatabases:
+    """The clones of the template a test process hands to its modules one after the other
+    (`ModuleDatabase`), each with the template's rows (`Baseline`) to reset it to: a module gets
+    one a previous module gave back, reset by its first test (0.1-0.6 s), instead of a new clone
+    dropped at its end (CREATE and DROP DATABASE: 2-8 s together on a busy machine, DROP
+    waiting for a checkpoint of the shared server). Dropped at the end of the run."""
+
+    def __init__(self, admin_url: str, template_url: str) -> None:
+        self.admin_url = admin_url
+        self.template_url = template_url
+        self._free: list[tuple[str, Baseline]] = []
+        self._clones: dict[str, contextlib.ExitStack] = {}  # url -> what drops it
+
+    @contextlib.contextmanager
+    def lend(self) -> Iterator[ModuleDatabase]:
+        """A database for one module: a given-back one (to be reset) or a new clone. One whose
+        objects the module changed (a reset cannot undo that) is dropped, not given out again."""
+        if self._free:
+            url, rows = self._free.pop()
+            clean = False
+        else:
+            stack = contextlib.ExitStack()
+            url = stack.enter_context(cloned_database(self.admin_url, self.template_url, "oxy_r"))
+            self._clones[url] = stack
+            rows, clean = Baseline(url), True
+        yield ModuleDatabase(self.admin_url, self.template_url, url, rows, clean=clean)
+        with psycopg.connect(url) as conn:
+            same = conn.execute(_SCHEMA_PRINT).fetchone() == rows.schema
+        if same:
+            self._free.append((url, rows))
+        else:
+            self._clones.pop(url).close()
+
+    def close(self) -> None:
+        for stack in self._clones.values():
+            stack.close()
+
+
+@pytest.fixture(scope="session")
+def reset_databases(pg_admin_url: str, template_db_url: str) -> Iterator[ResetDatabases]:
+    """The test process's `ResetDatabases`."""
+    pool = ResetDatabases(pg_admin_url, template_db_url)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture(scope="module")
-def module_database(pg_admin_url: str, template_db_url: str) -> Iterator[ModuleDatabase]:
+def module_database(
+    request: pytest.FixtureRequest, pg_admin_url: str, template_db_url: str
+) -> Iterator[ModuleDatabase]:
     """The module's database that `db_url` resets for each test."""
     if BACKEND == "timescaledb":
         yield ModuleDatabase(pg_admin_url, template_db_url, None)
         return
-    with cloned_database(pg_admin_url, template_db_url, "oxy_r") as url:
-        yield ModuleDatabase(pg_admin_url, template_db_url, url)
+    pool: ResetDatabases = request.getfixturevalue("reset_databases")
+    with pool.lend() as database:
+        yield database
+
+
+@pytest.fixture(scope="module")
+def db_seed() -> Seed | None:
+    """The module's `Seed` (none here; a conftest or a test module overrides this fixture)."""
+    return None
 
 
 @pytest.fixture
 def db_url(
     request: pytest.FixtureRequest, pg_admin_url: str, template_db_url: str
 ) -> Iterator[str]:
-    """A migrated database for one test, with exactly the template's rows: the module's database
-    reset (`ModuleDatabase`), or, for a test marked `own_database` (it changes the database's
-    objects), a fresh clone of the template dropped afterwards."""
+    """A migrated database for one test, with exactly the template's rows, or the module's seed
+    (`db_seed`) for a test using the seed's fixture: the module's database reset
+    (`ModuleDatabase`), or, for a test marked `own_database` (it changes the database's
+    objects), a fresh clone of the template (seeded if asked) dropped afterwards."""
+    seed: Seed | None = request.getfixturevalue("db_seed")
+    if seed is not None and seed.used_by not in request.fixturenames:
+        seed = None
     if request.node.get_closest_marker("own_database"):
         with cloned_database(pg_admin_url, template_db_url) as url:
+            request.node.stash[_OWN_SEED] = seed.build(url) if seed else None
             yield url
         return
-    with request.getfixturevalue("module_database").fresh() as url:
+    with request.getfixturevalue("module_database").fresh(seed) as url:
         yield url
 
 
+_OWN_SEED = pytest.StashKey[Any]()
+
+
+def seeded(request: pytest.FixtureRequest) -> Any:
+    """The value of the module's seed for the current test (the seed's fixture calls this, after
+    `db_url`): a copy, so what one test changes in it does not reach the next."""
+    if request.node.get_closest_marker("own_database"):
+        value = request.node.stash[_OWN_SEED]
+    else:
+        value = copy.deepcopy(request.getfixturevalue("module_database").seeded)
+    if value is None:
+        pytest.fail(
+            f"{request.fixturename}: the database is not seeded for this test (the module's"
+            " db_seed names another fixture, or the fixture was requested by getfixturevalue)"
+        )
+    return value
+
+
 @pytest.fixture(scope="module")
-def module_db_url(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
-    """A migrated database shared by the tests of one module (they must tolerate each other's
-    rows), dropped after the module."""
-    with cloned_database(pg_admin_url, template_db_url, "oxy_m") as url:
+def module_db_url(
+    request: pytest.FixtureRequest, pg_admin_url: str, template_db_url: str
+) -> Iterator[str]:
+    """A migrated database with the template's rows, shared by the tests of one module (they
+    must tolerate each other's rows): one of the process's `ResetDatabases`, reset before the
+    module and handed to a later one after it (TimescaleDB: a clone dropped after the module)."""
+    if BACKEND == "timescaledb":
+        with cloned_database(pg_admin_url, template_db_url, "oxy_m") as url:
+            yield url
+        return
+    pool: ResetDatabases = request.getfixturevalue("reset_databases")
+    with pool.lend() as database, database.fresh() as url:
         yield url
 
 

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import hash_password
 from oxy.settings import Settings
+from tests.fix_db import Seed, seeded
 
 PASSWORD = "correct horse battery staple"
 _HASH: list[str] = []
@@ -88,9 +89,22 @@ def add_user(
     return uid
 
 
+@pytest.fixture(scope="module")
+def db_seed() -> Seed:
+    """The world below, built once per module (`tests.fix_db.Seed`) for the tests using it."""
+    return Seed("api-world", "world", build_world)
+
+
 @pytest.fixture
-def world(db_url: str) -> World:
+def world(request: pytest.FixtureRequest, db_url: str) -> World:
     """The registry and one user per role (scopes: SYT-79, facility A, supplier S1, engineer A)."""
+    w = seeded(request)
+    assert isinstance(w, World) and w.db_url == db_url
+    return w
+
+
+def build_world(db_url: str) -> World:
+    """Write the world of `world` into a database in the template's state."""
     w = World(db_url)
     with psycopg.connect(db_url) as conn:
         w.syt_in, w.syt_out = _org(conn, "SYT-79"), _org(conn, "SYT-01")

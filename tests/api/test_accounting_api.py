@@ -26,6 +26,7 @@ from api.auth import issue_token
 from api.scope import Role
 from api.users import NewUser, create_user
 from oxy.settings import load_settings
+from tests.fix_db import Seed, seeded
 
 CFG = AccountingConfig.defaults()
 
@@ -88,9 +89,16 @@ async def _build(url: str) -> dict[str, Any]:
     }
 
 
+@pytest.fixture(scope="module")
+def db_seed() -> Seed:
+    """`world`'s rows, built once per module (`tests.fix_db.Seed`)."""
+    return Seed("accounting-api-world", "world", lambda url: asyncio.run(_build(url)))
+
+
 @pytest.fixture
-def world(db_url: str) -> dict[str, Any]:
-    return asyncio.run(_build(db_url))
+def world(request: pytest.FixtureRequest, db_url: str) -> dict[str, Any]:
+    w: dict[str, Any] = seeded(request)
+    return w
 
 
 @pytest.fixture

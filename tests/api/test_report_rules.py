@@ -22,6 +22,7 @@ from api.reports import rules
 from api.scope import Role
 from oxy.settings import load_settings
 from tests.api.test_reports import PASSWORD, _org, _user
+from tests.fix_db import Seed, seeded
 
 CFG = AccountingConfig.defaults()
 
@@ -68,9 +69,16 @@ async def _build(url: str) -> W:
     return W(day, ids, tokens)
 
 
+@pytest.fixture(scope="module")
+def db_seed() -> Seed:
+    """`w`'s rows, built once per module (`tests.fix_db.Seed`)."""
+    return Seed("report-rules", "w", lambda url: asyncio.run(_build(url)))
+
+
 @pytest.fixture
-def w(db_url: str) -> W:
-    return asyncio.run(_build(db_url))
+def w(request: pytest.FixtureRequest, db_url: str) -> W:
+    built: W = seeded(request)
+    return built
 
 
 @pytest.fixture

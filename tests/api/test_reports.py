@@ -32,6 +32,7 @@ from api.auth import issue_token
 from api.scope import Role
 from api.users import NewUser, create_user
 from oxy.settings import load_settings
+from tests.fix_db import Seed, seeded
 
 CFG = AccountingConfig.defaults()
 PASSWORD = "Correct-Horse-Battery-9"
@@ -115,9 +116,16 @@ async def _build(url: str) -> World:
     return World(day, ids, tokens, plan, 9000.0, truth[w.end], avg)
 
 
+@pytest.fixture(scope="module")
+def db_seed() -> Seed:
+    """`world`'s rows, built once per module (`tests.fix_db.Seed`)."""
+    return Seed("reports-world", "world", lambda url: asyncio.run(_build(url)))
+
+
 @pytest.fixture
-def world(db_url: str) -> World:
-    return asyncio.run(_build(db_url))
+def world(request: pytest.FixtureRequest, db_url: str) -> World:
+    w: World = seeded(request)
+    return w
 
 
 @pytest.fixture

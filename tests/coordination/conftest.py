@@ -27,6 +27,7 @@ from api.auth import issue_token
 from api.scope import Role
 from api.users import NewUser, create_user
 from oxy.settings import Settings
+from tests.fix_db import Seed, seeded
 
 PASSWORD = "Correct-Horse-Battery-9"
 REFILL_KG = 9000.0
@@ -138,10 +139,17 @@ async def _build(url: str) -> World:
     return World(now, ids, tokens, refill_at)
 
 
+@pytest.fixture(scope="module")
+def db_seed() -> Seed:
+    """`world`'s rows, built once per module (`tests.fix_db.Seed`)."""
+    return Seed("coordination-world", "world", lambda url: asyncio.run(_build(url)))
+
+
 @pytest.fixture
-def world(db_url: str) -> World:
+def world(request: pytest.FixtureRequest, db_url: str) -> World:
     """The registry, telemetry and users of the coordination tests."""
-    return asyncio.run(_build(db_url))
+    w: World = seeded(request)
+    return w
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from api.app import create_app
 from api.scope import Role
 from oxy.demo_seed import seed_demo
 from oxy.settings import Settings
+from tests.fix_db import Seed, seeded
 
 from .conftest import make_user, org_id
 
@@ -73,10 +74,21 @@ async def _build(url: str) -> Demo:
     return Demo(ids, tokens)
 
 
+def _seed_and_build(url: str) -> Demo:
+    seed_demo(url)
+    return asyncio.run(_build(url))
+
+
+@pytest.fixture(scope="module")
+def db_seed() -> Seed:
+    """`demo`'s rows, built once per module (`tests.fix_db.Seed`)."""
+    return Seed("suggest-demo", "demo", _seed_and_build)
+
+
 @pytest.fixture
-def demo(db_url: str) -> Demo:
-    seed_demo(db_url)
-    return asyncio.run(_build(db_url))
+def demo(request: pytest.FixtureRequest, db_url: str) -> Demo:
+    d: Demo = seeded(request)
+    return d
 
 
 @pytest.fixture

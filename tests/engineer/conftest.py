@@ -1,4 +1,4 @@
 """The API test fixtures (registry, one user per role, TestClient) reused by the rate tests."""
 
-from tests.api.conftest import client, settings, world  # noqa: F401
+from tests.api.conftest import client, db_seed, settings, world  # noqa: F401
 from tests.engineer.test_engineer_pages import fixed, site  # noqa: F401

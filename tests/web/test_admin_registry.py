@@ -21,6 +21,7 @@ from tests.api.conftest import USERNAMES, World, csrf_of, login
 client = api_fixtures.client
 settings = api_fixtures.settings
 world = api_fixtures.world
+db_seed = api_fixtures.db_seed
 
 GOOD_FACILITY = {
     "code": "BV-NEW",

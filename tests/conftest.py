@@ -1,0 +1,89 @@
+"""Suite-wide settings for the parallel tiers: the collection order, and the app's warm-up.
+
+pytest-xdist's `--dist loadscope` hands whole modules to the workers in collection order, one at
+a time as they finish. A long module collected late (the SYT report's page-layout test renders
+60 PDFs in one test, ~45 s) then runs alone at the end while the other workers idle. Handing
+out the longest modules first (the classic longest-first schedule) lets the many short modules
+fill the gaps, so every worker finishes at about the same time.
+
+LONGEST_FIRST lists the modules that take the longest (measured with `--durations`, busy
+2-core machine, 2026-12); the others keep their collection order after them. The list only
+affects the order: a module missing from it, or listed out of date, just runs later. The tests
+inside a module keep their order (some run in file order on purpose).
+
+`create_app`'s start walks every router and compiles every template before the first request
+(api.app.warm_up: a cold first page costs the visitor nothing). In a test, each TestClient starts
+its own app, and the warm-up is ~0.35 CPU-s of the ~0.4 s such a start costs, several hundred
+times per run, while a test's few requests build only the routes they reach (~0.05 s). The
+tests skip it, except those marked `warm_up` (tests/api/test_warm_up.py checks the warm-up
+itself); processes the tests start (`oxy api run`, the browser tier's server) keep it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+
+LONGEST_FIRST = (
+    "tests/api/test_report_pdf_layout.py",
+    "tests/bridge/test_sparkplug_thirdparty.py",
+    "tests/api/test_report_rules.py",
+    "tests/api/test_auth.py",
+    "tests/api/test_openapi_fuzz.py",
+    "tests/coordination/test_workflow.py",
+    "tests/gateway/test_edge_alarm.py",
+    "tests/api/test_devices.py",
+    "tests/api/test_audit.py",
+    "tests/gateway/test_edge_alarm_broker.py",
+    "tests/api/test_policy_matrix.py",
+    "tests/coordination/test_sync.py",
+    "tests/ingest/test_contract_v2.py",
+    "tests/ingest/test_fuzz.py",
+    "tests/test_cli.py",
+    "tests/test_message_size.py",
+    "tests/gateway/test_gateway_mqtt.py",
+    "tests/api/test_auth_attack.py",
+    "tests/api/test_login_cost.py",
+    "tests/api/test_accounting_api.py",
+    "tests/api/test_deadband_accuracy.py",
+    "tests/gateway/test_mqtt311.py",
+    "tests/gateway/test_sim_process.py",
+    "tests/api/test_report_props.py",
+    "tests/api/test_auth_cli.py",
+    "tests/coordination/test_pages.py",
+    "tests/api/test_reports.py",
+    "tests/api/test_response_models.py",
+    "tests/test_migrations.py",
+    "tests/dashboards/test_sql.py",
+)
+_RANK = {path: rank for rank, path in enumerate(LONGEST_FIRST)}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (a worker's collection, identical on every worker), the longest modules
+    first; a serial run keeps the collection order."""
+    if not hasattr(config, "workerinput"):
+        return
+    rootdir = config.rootpath
+
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(rootdir).as_posix()
+        return _RANK.get(path, len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest, and every module's own tests, keep their order
+
+
+async def _no_warm_up(app: Any) -> None:
+    del app
+
+
+@pytest.fixture(autouse=True)
+def _skip_app_warm_up(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process app starts without its warm-up (above), unless the test is marked
+    `warm_up`."""
+    app_module = sys.modules.get("api.app")
+    if app_module is not None and not request.node.get_closest_marker("warm_up"):
+        monkeypatch.setattr(app_module, "warm_up", _no_warm_up)
