@@ -1,8 +1,8 @@
 """Suite-wide settings for the parallel tiers: the collection order, and the app's warm-up.
 
 pytest-xdist's `--dist loadscope` hands whole modules to the workers in collection order, one at
-a time as they finish. A long module collected late (the SYT report's page-layout test renders
-60 PDFs in one test, ~45 s) then runs alone at the end while the other workers idle. Handing
+a time as they finish. A long module collected late then runs alone at the end while the other
+workers idle. Handing
 out the longest modules first (the classic longest-first schedule) lets the many short modules
 fill the gaps, so every worker finishes at about the same time.
 
@@ -27,11 +27,9 @@ from typing import Any
 import pytest
 
 LONGEST_FIRST = (
-    "tests/api/test_report_pdf_layout.py",
     "tests/bridge/test_sparkplug_thirdparty.py",
     "tests/api/test_report_rules.py",
     "tests/api/test_auth.py",
-    "tests/api/test_openapi_fuzz.py",
     "tests/coordination/test_workflow.py",
     "tests/gateway/test_edge_alarm.py",
     "tests/api/test_devices.py",

@@ -186,6 +186,7 @@ def test_api_conforms_to_its_schema(fuzz_client: TestClient) -> None:
     assert failures == [], "\n\n".join(failures)
 
 
+@pytest.mark.slow  # fuzzes every operation (the slow tier runs in CI)
 def test_the_api_keeps_its_contract(fuzz_client: TestClient) -> None:
     """schemathesis' conformance checks find no violation in any operation."""
     violations = _conformance(fuzz_client, "http://testserver")
@@ -219,6 +220,7 @@ def _conformance(client: Any, base_url: str) -> list[str]:
     return [found[k] for k in sorted(found)]
 
 
+@pytest.mark.slow  # fuzzes every operation over HTTP (the slow tier runs in CI)
 def test_the_live_server_keeps_its_contract(live_client: httpx.Client) -> None:
     """The same checks over real HTTP against uvicorn (headers, content types and status codes
     as a client sees them, not as the in-process transport produces them); fewer examples per

@@ -127,6 +127,7 @@ def test_pdf_heading_follows_decree_30(
     assert "m3 LOX (liquid" not in page
 
 
+@pytest.mark.slow  # a sweep: 60 documents rendered and rasterised (the slow tier runs in CI)
 @pytest.mark.parametrize("locale", ["vi"])
 def test_signature_block_is_on_the_page_of_the_last_row(
     client: TestClient,
