@@ -137,6 +137,8 @@ class SoakConfig:
             raise ValueError("--alert-wait must be in [0, 3600] s")
         if not 0 < self.hz <= 10 or self.batch_s < 1 / self.hz:
             raise ValueError("--hz must be in (0, 10] and --batch-s at least one sample")
+        if abs(self.batch_s * self.hz - round(self.batch_s * self.hz)) > 1e-9:
+            raise ValueError("--batch-s must hold a whole number of samples at --hz")
 
 
 # --- the simulated gateways ---------------------------------------------------------------------
@@ -394,6 +396,11 @@ class Scheduler:
         phases = sorted((self.rng.uniform(0, cfg.batch_s), k) for k in range(len(self.gws)))
         order = [self.gws[k] for _p, k in phases]
         offsets = [p for p, _k in phases]
+        # The centre's wall clock at t0: a tick's samples end at its due time on it, so a
+        # gateway's readings stay one period apart from batch to batch however late a tick is
+        # dealt (the wall clock at the tick would make a late tick and the next overlap, and a
+        # repeated (sensor, ts) is stored once).
+        wall0 = time.time() - (time.monotonic() - self.t0)
         rnd, k = 0, 0
         while True:
             due = self.t0 + offsets[k] + rnd * cfg.batch_s
@@ -403,14 +410,16 @@ class Scheduler:
             if due > now:
                 await asyncio.sleep(max(due - now, 0.01))  # ticks dealt in slices of ≥ 10 ms
                 continue
-            self.tick(order[k], loop, now - self.t0)
+            self.tick(order[k], loop, now - self.t0, round((wall0 + due - self.t0) * 1000))
             k += 1
             if k == len(order):
                 rnd, k = rnd + 1, 0
 
-    def tick(self, gw: SimGateway, loop: asyncio.AbstractEventLoop, elapsed: float) -> None:
-        """One gateway's period: connect (first tick), ride out its outage, sample, encode,
-        publish or hold back."""
+    def tick(
+        self, gw: SimGateway, loop: asyncio.AbstractEventLoop, elapsed: float, end_ms: int
+    ) -> None:
+        """One gateway's period, whose samples end at `end_ms` (Unix ms, the centre's clock):
+        connect (first tick), ride out its outage, sample, encode, publish or hold back."""
         if gw.client is None:
             _connect(gw, loop, self.port, self.stats)
         assert gw.client is not None
@@ -425,7 +434,7 @@ class Scheduler:
             gw.client.reconnect()  # on_connect replays the outbox, oldest first
         elif not gw.down:
             gw.client.loop_misc()  # keepalive
-        items = gw.batch(round(time.time() * 1000), self.samples, self.period_ms, self.noise)
+        items = gw.batch(end_ms, self.samples, self.period_ms, self.noise)
         self.stats.generated += len(items)
         live = not gw.down
         while items:
@@ -1018,6 +1027,7 @@ class SoakResult:
     generator_cpu_s: float = math.nan
     generator_readings: int = 0
     wire: str = "v2"
+    not_stored: list[str] = field(default_factory=list)  # received, not stored: why
 
 
 async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) -> SoakResult:
@@ -1129,6 +1139,35 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
             "WHERE g.code = ANY(%s) AND r.received_at >= %s",
             ([g.gw for g in gws], since),
         )
+        # What was received and not stored as a new reading, by why (accounting for a loss).
+        not_stored = (
+            [
+                f"{n} in conflict with a stored reading ({old} of them with the seeded history)"
+                for n, old in conn.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM readings r"
+                    " WHERE r.sensor_id = c.sensor_id AND r.ts = c.ts AND r.received_at < %s))"
+                    " FROM reading_conflicts c WHERE c.received_at >= %s",
+                    (since, since),
+                ).fetchall()
+                if n
+            ]
+            + [
+                f"{n} readings or messages quarantined: {reason[:160]}"
+                for reason, n in conn.execute(
+                    "SELECT reason, count(*) FROM quarantine WHERE received_at >= %s"
+                    " GROUP BY reason ORDER BY count(*) DESC LIMIT 5",
+                    (since,),
+                ).fetchall()
+            ]
+            + [
+                f"{n} dead-lettered messages: {reason[:160]}"
+                for reason, n in conn.execute(
+                    "SELECT reason, count(*) FROM dead_letters WHERE received_at >= %s"
+                    " GROUP BY reason ORDER BY count(*) DESC LIMIT 5",
+                    (since,),
+                ).fetchall()
+            ]
+        )
     return SoakResult(
         intervals,
         stats.generated,
@@ -1149,6 +1188,7 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
         gen_cpu,
         gen_readings,
         cfg.wire,
+        not_stored,
     )
 
 
@@ -1187,6 +1227,8 @@ def summary(res: SoakResult, out: Any) -> None:
         f"{res.generated / res.duration_s:,.0f} readings/s generated",
         file=out,
     )
+    for why in res.not_stored:
+        print(f"  not stored: {why}", file=out)
     for why in res.error_samples:
         print(f"  API error: {why}", file=out)
     rounds = ", ".join(f"{secs:.1f} s (at {at:.0f} s)" for at, secs in res.alert_rounds)
