@@ -8,7 +8,9 @@ figure is measured."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import itertools
 import math
 import random
 import time
@@ -19,6 +21,7 @@ import pytest
 from bench.soak import (
     NOISE_LEN,
     Interval,
+    Scheduler,
     SimGateway,
     SoakConfig,
     SoakResult,
@@ -151,3 +154,23 @@ def test_soak_short_form(db_url: str, mosquitto_path: str) -> None:
     assert any(not math.isnan(i.p99_s) for i in res.intervals)
     assert "target < 1 s" in out.getvalue()
     assert "2 generator process(es)" in out.getvalue()
+
+
+def test_a_late_tick_never_dates_two_batches_alike() -> None:
+    """A tick dealt late (the loop was busy) still dates its samples from its schedule, so a
+    gateway's batches stay one period apart: dated by the clock at the tick, the late batch and
+    the next on-time one overlapped, and a repeated (sensor, ts) is stored once (16 readings
+    lost in a 2,000-gateway run)."""
+    ends: list[int] = []
+
+    class Recording(Scheduler):
+        def tick(self, gw: SimGateway, loop: object, elapsed: float, end_ms: int) -> None:  # type: ignore[override]
+            ends.append(end_ms)
+            if len(ends) == 1:
+                time.sleep(1.3)  # the first tick runs on into the next period
+
+    cfg = SoakConfig(gateways=1, duration_s=2.9, interval_s=1, batch_s=1.0, hz=1.0)
+    gw = SimGateway("NAT-79-001", "gw-nat-0001", SENSORS, timedelta(0), None, 1)
+    asyncio.run(Recording([gw], cfg, 0, time.monotonic(), Stats(), random.Random(1)).run())
+    assert len(ends) == 3
+    assert [b - a for a, b in itertools.pairwise(ends)] == [1000, 1000]
