@@ -2,32 +2,39 @@
 with the API serving pages and the alert and coordination jobs running (issue 22).
 
     # the documented form: 2,000 gateways, 3,000 tanks × 2 sensors at 1 Hz = 6,000 readings/s,
-    # one hour, figures every 5 minutes (seeds the national country into a scratch database),
-    # the gateways spread over 4 generator processes (one reached only 4,020 readings/s)
+    # one hour, figures every 5 minutes (seeds the national country into a scratch database)
     OXY_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/soak.py --gateways 2000 --generators 4 --duration 3600 --interval 300
+        .venv/bin/python bench/soak.py --gateways 2000 --duration 3600 --interval 300
 
     # a short form (what tests/test_soak.py runs, at a reduced rate)
     .venv/bin/python bench/soak.py --gateways 40 --generators 2 --duration 60 --interval 20
 
-The load generator is asyncio: every gateway is one coroutine with its own MQTT connection
-(paho driven by the event loop's reader/writer callbacks, no thread per client). With
-`--generators N` the gateways are dealt over N spawned processes (gateway k to process k mod N),
-each with its own event loop (one process by default: never this process's loop, which runs
-the alert rounds and the page loads, so their time is never counted as publish → commit);
-every second each reports its latencies and counters to this process, which merges them into
-the interval's figures. A latency is measured inside the process
+The load generator is asyncio: every gateway has its own MQTT connection (paho driven by the
+event loop's reader/writer callbacks, no thread per client), and one scheduler coroutine per
+process deals the gateways their ticks in time order (each its own phase): no task, timer or
+sleep per gateway. With `--generators N` the gateways are dealt over N spawned processes
+(gateway k to process k mod N), each with its own event loop (one process by default: never
+this process's loop, which runs the alert rounds and the page loads, so their time is never
+counted as publish → commit); every second each reports its latencies and counters to this
+process, which merges them into the interval's figures. A latency is measured inside the process
 that published the message and received its ack (time.monotonic, CLOCK_MONOTONIC: one clock for
 the whole host, which also gives every process the same start), so none mixes clocks. Like a real
-gateway it samples its sensors at `--hz`, publishes one QoS 1 message per `--batch-s` built with
-the contract's encoder (`oxy.contract.encode_data`, with the end-to-end acknowledgement's epoch
-and floor), keeps every message in its outbox until ingest's retained ack watermark covers it,
-and re-sends what is not confirmed. `--outage-share` of the gateways lose their connection for
-`--outage-s` and replay their outbox on reconnecting; `--skew-share` run with a clock off by up
-to ±2 minutes. Publish → commit is measured by the gateway: from the first publish of a message
-to the ack that confirms it (so it includes the ack's way back). The last three columns say
-where that time goes on the ingest side: readings per committed batch, the mean write + commit
-of a batch, and the mean rollup flush (plain PostgreSQL).
+gateway it samples its sensors at `--hz` and publishes one QoS 1 message per `--batch-s` (the
+linger period), built with the product's contract encoder: by default contract v2
+(`oxy.contract.encode_v2`: MessagePack, one base time + offsets, sensor indices declared by the
+retained birth each gateway publishes on connecting and again when ingest asks), `--wire v1`
+for JSON (`encode_data`), both with the end-to-end acknowledgement's epoch and floor. What does
+not change is built once per gateway (topics, birth, declarations); per reading there is one
+addition (a value off a seeded noise table) and one tuple. It keeps every message in its outbox
+until ingest's retained ack watermark covers it, and re-sends what is not confirmed.
+`--outage-share` of the gateways lose their connection for `--outage-s` and replay their outbox
+on reconnecting; `--skew-share` run with a clock off by up to ±2 minutes. Publish → commit is
+measured by the gateway: from the first publish of a message to the ack that confirms it (so it
+includes the ack's way back). The last columns say where that time goes on the ingest side:
+readings per committed batch, the mean write + commit of a batch, the mean rollup flush (plain
+PostgreSQL), and the CPU of ingest, the broker and the generator (`gen%`; the summary gives
+the generator's CPU per 1,000 readings/s). The whole-country alert round still running at the
+end is waited for (`--alert-wait`) or reported as unfinished; every round's time is printed.
 
 Everything is bounded (gateways ≤ 5,000, the duration, each outbox) and loopback only: the broker
 is a private Mosquitto on 127.0.0.1 with the product configuration, the API a private `oxy api
@@ -74,10 +81,16 @@ from bench.ingest import Mosquitto, free_port  # noqa: E402
 from oxy.contract import (  # noqa: E402
     ContractError,
     Reading,
+    SensorDecl,
+    StateMessage,
     TopicKind,
     ack_topic,
     decode_ack,
+    encode,
     encode_data,
+    encode_v2,
+    rebirth_topic,
+    schema_id,
     topic,
 )
 
@@ -106,6 +119,8 @@ class SoakConfig:
     drain_s: float = 60.0
     seed: int = 22
     generators: int = 1  # processes of the load generator (each a slice of the gateways)
+    wire: str = "v2"  # the gateways' data format: "v2" (compact, MessagePack) or "v1" (JSON)
+    alert_wait_s: float = 300.0  # at the end, how long the alert round in progress may finish
 
     def __post_init__(self) -> None:
         if not 1 <= self.gateways <= MAX_GATEWAYS:
@@ -116,20 +131,27 @@ class SoakConfig:
             )
         if self.duration_s <= 0 or self.duration_s > 24 * 3600 or self.interval_s <= 0:
             raise ValueError("--duration must be in (0, 86400] s and --interval > 0")
+        if self.wire not in ("v1", "v2"):
+            raise ValueError("--wire must be v1 or v2")
+        if not 0 <= self.alert_wait_s <= 3600:
+            raise ValueError("--alert-wait must be in [0, 3600] s")
         if not 0 < self.hz <= 10 or self.batch_s < 1 / self.hz:
             raise ValueError("--hz must be in (0, 10] and --batch-s at least one sample")
+        if abs(self.batch_s * self.hz - round(self.batch_s * self.hz)) > 1e-9:
+            raise ValueError("--batch-s must hold a whole number of samples at --hz")
 
 
-# --- one simulated gateway ----------------------------------------------------------------------
+# --- the simulated gateways ---------------------------------------------------------------------
 
 
 class LoopHelper:
-    """Drive one paho client from the asyncio loop (paho's documented external-loop hooks)."""
+    """Drive one paho client from the asyncio loop (paho's documented external-loop hooks); its
+    housekeeping (`loop_misc`: keepalive pings) is called by the scheduler at the gateway's tick,
+    not by a task of its own."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, client: mqtt.Client) -> None:
         self.loop = loop
-        self.client = client
-        self.misc: asyncio.Task[None] | None = None
+        self.watching = False  # the socket is watched for room to write
         client.on_socket_open = self._open
         client.on_socket_close = self._close
         client.on_socket_register_write = self._want_write
@@ -137,27 +159,27 @@ class LoopHelper:
 
     def _open(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
         self.loop.add_reader(sock, client.loop_read)
-        self.misc = self.loop.create_task(self._misc())
 
     def _close(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
         with suppress(Exception):
             self.loop.remove_reader(sock)
-        if self.misc is not None:
-            self.misc.cancel()
 
     def _want_write(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
-        self.loop.add_writer(sock, client.loop_write)
+        # Written once the current callbacks are done (every packet queued meanwhile goes in
+        # the same write); the socket is watched for room only when that write left some.
+        self.loop.call_soon(self._write, client, sock)
+
+    def _write(self, client: mqtt.Client, sock: Any) -> None:
+        client.loop_write()
+        if client.want_write() and not self.watching:
+            self.loop.add_writer(sock, client.loop_write)
+            self.watching = True
 
     def _no_write(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
-        with suppress(Exception):
-            self.loop.remove_writer(sock)
-
-    async def _misc(self) -> None:
-        while self.client.loop_misc() == mqtt.MQTT_ERR_SUCCESS:
-            try:
-                await asyncio.sleep(1)
-            except asyncio.CancelledError:
-                break
+        if self.watching:
+            self.watching = False
+            with suppress(Exception):
+                self.loop.remove_writer(sock)
 
 
 @dataclass
@@ -198,9 +220,16 @@ class StatsDelta:
     counts: dict[str, int]
 
 
+# A table of noise (seeded) the readings' values are drawn from in turn: one addition per
+# reading instead of a Gaussian draw and a rounding.
+NOISE_LEN = 4099  # prime: no gateway's readings fall into step with the table
+RESOLUTION = 0.001  # the quantum a simulated sensor declares (an integer count on the v2 wire)
+
+
 @dataclass
 class SimGateway:
-    """One gateway: its sensors, clock skew, outage window and outbox."""
+    """One gateway: its sensors, clock skew, outage window and outbox; what does not change
+    during the run (topics, birth, the v2 declaration) is built once."""
 
     site: str
     gw: str
@@ -208,41 +237,94 @@ class SimGateway:
     skew: timedelta
     outage: tuple[float, float] | None  # seconds after start: (from, to)
     epoch: int
+    wire: str = "v2"
     seq: int = 0
     acked: int = -1
     # seq -> (payload, first publish (monotonic) or None when held back, readings, live)
     outbox: dict[int, tuple[bytes, float | None, int, bool]] = field(default_factory=dict)
     client: mqtt.Client | None = None
-    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    connected: bool = False
+    down: bool = False  # in its outage (disconnected on purpose)
+    noise_at: int = 0
 
-    def readings(self, wall: datetime, samples: int, hz: float, rng: random.Random) -> list[Any]:
-        """`samples` readings of every sensor ending at `wall` (the gateway's own clock)."""
-        out = []
-        for k in range(samples):
-            ts = wall + self.skew - timedelta(seconds=(samples - 1 - k) / hz)
-            for code, unit, base in self.sensors:
-                out.append(
-                    Reading(sensor=code, ts=ts, value=round(base + rng.gauss(0, 0.05), 3),
-                            unit=unit)
-                )  # fmt: skip
-        return out
+    def __post_init__(self) -> None:
+        self.skew_ms = round(self.skew.total_seconds() * 1000)
+        self.decls = [SensorDecl(code=c, unit=u, res=RESOLUTION) for c, u, _b in self.sensors]
+        self.schema = schema_id(self.decls)
+        birth = StateMessage(gw=self.gw, online=True, bd_seq=0, version="soak",
+                             schema=self.schema, sensors=self.decls)  # fmt: skip
+        # A v1 gateway's birth declares nothing (exactly the v1 birth).
+        self.birth = encode(
+            birth if self.wire == "v2" else StateMessage(gw=self.gw, online=True, bd_seq=0)
+        )
+        self.state_topic = topic(self.site, self.gw, TopicKind.STATE)
+        kind = TopicKind.DATA_V2 if self.wire == "v2" else TopicKind.DATA
+        self.data_topic = topic(self.site, self.gw, kind)
+        self.ack_topic = ack_topic(self.site, self.gw)
+        self.rebirth_topic = rebirth_topic(self.site, self.gw)
+        self.bases = list(enumerate(b for _c, _u, b in self.sensors))
+
+    def batch(self, now_ms: int, samples: int, period_ms: int, noise: list[float]) -> list[Any]:
+        """`samples` readings of every sensor ending at `now_ms` (the centre's clock), taken by
+        the gateway's own clock: (sensor index, ts ms, value, quality code) items for
+        `oxy.contract.encode_v2`. Per reading: one addition and one tuple."""
+        first = now_ms + self.skew_ms - (samples - 1) * period_ms
+        n = samples * len(self.bases)
+        j = self.noise_at
+        if j + n > len(noise):
+            j = 0
+        self.noise_at = j + n
+        it = iter(noise[j : j + n])
+        return [
+            (i, first + k * period_ms, b + e, 0)
+            for k in range(samples)
+            for (i, b), e in zip(self.bases, it, strict=False)
+        ]
+
+    def encode(self, items: list[Any], floor: int) -> tuple[bytes, int]:
+        """One data message of `items` (from the first) with the contract's own encoder: v2
+        (`encode_v2`) or v1 (`encode_data`, one `Reading` model per reading); returns the payload
+        and how many items it holds."""
+        sent_ms = round(time.time() * 1000) + self.skew_ms
+        if self.wire == "v2":
+            return encode_v2(self.decls, self.schema, self.seq, sent_ms, items,
+                             epoch=self.epoch, floor=floor)  # fmt: skip
+        codes, units = [c for c, _u, _b in self.sensors], [u for _c, u, _b in self.sensors]
+        readings = [
+            Reading(sensor=codes[i], ts=_UNIX + timedelta(milliseconds=ts),
+                    value=round(v, 3), unit=units[i])
+            for i, ts, v, _q in items
+        ]  # fmt: skip
+        return encode_data(self.gw, self.seq, _UNIX + timedelta(milliseconds=sent_ms), readings,
+                           epoch=self.epoch, floor=floor)  # fmt: skip
+
+
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _connect(gw: SimGateway, loop: asyncio.AbstractEventLoop, port: int, stats: Stats) -> None:
+    # MQTT 3.1.1, which a gateway may speak (`[mqtt] protocol`): paho builds v5 properties
+    # for every packet, a cost per message of the generator's, not of the platform's.
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"soak-{gw.gw}",
-                         protocol=mqtt.MQTTv5)  # fmt: skip
+                         protocol=mqtt.MQTTv311)  # fmt: skip
     client.max_inflight_messages_set(100)
     LoopHelper(loop, client)
 
     def on_connect(c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-        if not rc.is_failure:
-            c.subscribe(ack_topic(gw.site, gw.gw), qos=1)
-            gw.connected.set()
+        if rc.is_failure:
+            return
+        c.subscribe([(gw.ack_topic, 1), (gw.rebirth_topic, 1)])
+        gw.connected = True
+        _birth_and_outbox(gw, stats)  # the birth first, then the outbox, oldest first
 
     def on_disconnect(c: mqtt.Client, _u: Any, _f: Any, _rc: Any, _p: Any = None) -> None:
-        gw.connected.clear()
+        gw.connected = False
 
     def on_message(c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == gw.rebirth_topic:  # the centre lacks our birth: again, and re-send
+            if gw.connected:
+                _birth_and_outbox(gw, stats)
+            return
         try:
             ack = decode_ack(msg.topic, msg.payload)
         except ContractError:
@@ -269,59 +351,103 @@ def _connect(gw: SimGateway, loop: asyncio.AbstractEventLoop, port: int, stats: 
     gw.client = client
 
 
+def _birth_and_outbox(gw: SimGateway, stats: Stats) -> None:
+    """Publish the retained birth, then everything unconfirmed, oldest first (on connecting,
+    after an outage, and when ingest asks for the birth)."""
+    assert gw.client is not None
+    gw.client.publish(gw.state_topic, gw.birth, qos=1, retain=True)
+    for seq in sorted(gw.outbox):
+        _publish(gw, seq, stats)
+
+
 def _publish(gw: SimGateway, seq: int, stats: Stats) -> None:
     payload, first, n, live = gw.outbox[seq]
     assert gw.client is not None
-    gw.client.publish(topic(gw.site, gw.gw, TopicKind.DATA), payload, qos=1)
+    gw.client.publish(gw.data_topic, payload, qos=1)
     if first is None:
         gw.outbox[seq] = (payload, time.monotonic(), n, live)
     stats.published_msgs += 1
 
 
-async def run_gateway(
-    gw: SimGateway, cfg: SoakConfig, port: int, t0: float, stats: Stats, rng: random.Random
-) -> None:
-    """Sample, batch, publish, ride out the outage, replay; until the run's end."""
-    loop = asyncio.get_running_loop()
-    await asyncio.sleep(rng.uniform(0, cfg.batch_s))  # gateways are not in step
-    _connect(gw, loop, port, stats)
-    with suppress(TimeoutError):
-        await asyncio.wait_for(gw.connected.wait(), 10)
-    samples = max(1, round(cfg.batch_s * cfg.hz))
-    down = False
-    while (elapsed := time.monotonic() - t0) < cfg.duration_s:
+@dataclass
+class Scheduler:
+    """One process's gateways on one loop: a single coroutine deals each gateway its tick (one
+    message per `batch_s`, at its own phase) in time order; no task, timer or sleep per
+    gateway."""
+
+    gws: list[SimGateway]
+    cfg: SoakConfig
+    port: int
+    t0: float
+    stats: Stats
+    rng: random.Random
+    noise: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.noise = [self.rng.gauss(0, 0.05) for _ in range(NOISE_LEN)]
+        self.samples = max(1, round(self.cfg.batch_s * self.cfg.hz))
+        self.period_ms = round(1000 / self.cfg.hz)
+
+    async def run(self) -> None:
+        """Tick every gateway (gateways are not in step: each has its own phase) until the end
+        of the run."""
+        loop = asyncio.get_running_loop()
+        cfg = self.cfg
+        phases = sorted((self.rng.uniform(0, cfg.batch_s), k) for k in range(len(self.gws)))
+        order = [self.gws[k] for _p, k in phases]
+        offsets = [p for p, _k in phases]
+        # The centre's wall clock at t0: a tick's samples end at its due time on it, so a
+        # gateway's readings stay one period apart from batch to batch however late a tick is
+        # dealt (the wall clock at the tick would make a late tick and the next overlap, and a
+        # repeated (sensor, ts) is stored once).
+        wall0 = time.time() - (time.monotonic() - self.t0)
+        rnd, k = 0, 0
+        while True:
+            due = self.t0 + offsets[k] + rnd * cfg.batch_s
+            now = time.monotonic()
+            if due - self.t0 >= cfg.duration_s:
+                return
+            if due > now:
+                await asyncio.sleep(max(due - now, 0.01))  # ticks dealt in slices of ≥ 10 ms
+                continue
+            self.tick(order[k], loop, now - self.t0, round((wall0 + due - self.t0) * 1000))
+            k += 1
+            if k == len(order):
+                rnd, k = rnd + 1, 0
+
+    def tick(
+        self, gw: SimGateway, loop: asyncio.AbstractEventLoop, elapsed: float, end_ms: int
+    ) -> None:
+        """One gateway's period, whose samples end at `end_ms` (Unix ms, the centre's clock):
+        connect (first tick), ride out its outage, sample, encode, publish or hold back."""
+        if gw.client is None:
+            _connect(gw, loop, self.port, self.stats)
+        assert gw.client is not None
         in_outage = gw.outage is not None and gw.outage[0] <= elapsed < gw.outage[1]
-        if in_outage and not down:
-            assert gw.client is not None
+        if in_outage and not gw.down:
             gw.client.disconnect()
-            down = True
+            gw.down, gw.connected = True, False
             # what was in flight is replayed after the outage: not a live message any more
             gw.outbox = {s: (p, f, n, False) for s, (p, f, n, _live) in gw.outbox.items()}
-        elif not in_outage and down:
-            assert gw.client is not None
-            gw.client.reconnect()
-            down = False
-            with suppress(TimeoutError):
-                await asyncio.wait_for(gw.connected.wait(), 10)
-            for seq in sorted(gw.outbox):  # the outbox replays, oldest first
-                _publish(gw, seq, stats)
-        if not down and gw.connected.is_set():  # what waited for the connection goes first
-            for seq in sorted(q for q, e in gw.outbox.items() if e[1] is None):
-                _publish(gw, seq, stats)
-        rs = gw.readings(datetime.now(UTC), samples, cfg.hz, rng)
-        stats.generated += len(rs)
-        while rs:
+        elif not in_outage and gw.down:
+            gw.down = False
+            gw.client.reconnect()  # on_connect replays the outbox, oldest first
+        elif not gw.down:
+            gw.client.loop_misc()  # keepalive
+        items = gw.batch(end_ms, self.samples, self.period_ms, self.noise)
+        self.stats.generated += len(items)
+        live = not gw.down
+        while items:
             floor = min(gw.outbox, default=gw.seq)
-            payload, n = encode_data(gw.gw, gw.seq, datetime.now(UTC) + gw.skew, rs,
-                                     epoch=gw.epoch, floor=floor)  # fmt: skip
-            gw.outbox[gw.seq] = (payload, None, n, not down)
+            payload, n = gw.encode(items, floor)
+            gw.outbox[gw.seq] = (payload, None, n, live)
             if len(gw.outbox) > MAX_OUTBOX:
                 raise RuntimeError(f"{gw.gw}: outbox over {MAX_OUTBOX} messages (ingest stalled?)")
-            if not down and gw.connected.is_set():
-                _publish(gw, gw.seq, stats)
+            if gw.connected:
+                _publish(gw, gw.seq, self.stats)
+            # else held back: on_connect publishes the outbox
             gw.seq += 1
-            rs = rs[n:]
-        await asyncio.sleep(cfg.batch_s)
+            items = items[n:]
 
 
 async def drain(gws: list[SimGateway], stats: Stats, seconds: float) -> int:
@@ -329,12 +455,20 @@ async def drain(gws: list[SimGateway], stats: Stats, seconds: float) -> int:
     does after its ack timeout). Returns the messages still unconfirmed at the end."""
     deadline = time.monotonic() + seconds
     resent = False
+    misc_at = 0.0
     while time.monotonic() < deadline:
         left = sum(len(g.outbox) for g in gws)
         if not left:
             return 0
+        if time.monotonic() - misc_at >= 5:  # keepalive while waiting
+            misc_at = time.monotonic()
+            for g in gws:
+                if g.client is not None:
+                    g.client.loop_misc()
         if not resent and time.monotonic() > deadline - seconds / 2:
             for g in gws:
+                if g.client is None or not g.connected:
+                    continue
                 for seq in sorted(g.outbox):
                     _publish(g, seq, stats)
                     stats.republished += 1
@@ -346,12 +480,13 @@ async def drain(gws: list[SimGateway], stats: Stats, seconds: float) -> int:
 async def generate(
     gws: list[SimGateway], cfg: SoakConfig, port: int, t0: float, stats: Stats, rng: random.Random
 ) -> int:
-    """Run these gateways until the end of the run, then drain their outboxes; returns the
-    messages still unconfirmed."""
-    tasks = [asyncio.create_task(run_gateway(g, cfg, port, t0, stats, rng)) for g in gws]
-    for r in await asyncio.gather(*tasks, return_exceptions=True):
-        if isinstance(r, BaseException):
-            raise r
+    """Run these gateways until the end of the run (one scheduler), then drain their outboxes;
+    returns the messages still unconfirmed."""
+    await Scheduler(gws, cfg, port, t0, stats, rng).run()
+    for g in gws:  # a gateway whose outage runs to the end of the run comes back to drain
+        if g.down and g.client is not None:
+            g.down = False
+            g.client.reconnect()
     unconfirmed = await drain(gws, stats, cfg.drain_s)
     for g in gws:
         if g.client is not None:
@@ -360,11 +495,13 @@ async def generate(
     return unconfirmed
 
 
-GatewaySpec = tuple[str, str, list[tuple[str, str, float]], float, tuple[float, float] | None, int]
+GatewaySpec = tuple[
+    str, str, list[tuple[str, str, float]], float, tuple[float, float] | None, int, str
+]
 
 
 def _spec(g: SimGateway) -> GatewaySpec:
-    return (g.site, g.gw, g.sensors, g.skew.total_seconds(), g.outage, g.epoch)
+    return (g.site, g.gw, g.sensors, g.skew.total_seconds(), g.outage, g.epoch, g.wire)
 
 
 def _generator_process(
@@ -379,8 +516,8 @@ def _generator_process(
     busy machine: none of that is counted in the run). CLOCK_MONOTONIC is one clock for every
     process of the host, so all slices keep the same schedule; each latency is measured inside
     the process that sent the message and got its ack, so none crosses processes."""
-    gws = [SimGateway(site, gw, sensors, timedelta(seconds=skew), outage, epoch)
-           for site, gw, sensors, skew, outage, epoch in specs]  # fmt: skip
+    gws = [SimGateway(site, gw, sensors, timedelta(seconds=skew), outage, epoch, wire)
+           for site, gw, sensors, skew, outage, epoch, wire in specs]  # fmt: skip
     stats = Stats()
     q.put(("ready", os.getpid()))
     deadline = time.monotonic() + 300
@@ -542,23 +679,23 @@ def load_gateways(url: str, cfg: SoakConfig, rng: random.Random) -> list[SimGate
             "                 ORDER BY code LIMIT %s) ORDER BY g.code, s.code",
             (cfg.gateways,),
         ).fetchall()
-    by_gw: dict[str, SimGateway] = {}
-    epoch = int(time.time() * 1000)
+    sensors: dict[tuple[str, str], list[tuple[str, str, float]]] = {}
     for site, code, sensor, unit, vmax in rows:
-        gw = by_gw.get(code)
-        if gw is None:
-            skew = (
-                timedelta(seconds=rng.choice((-1, 1)) * rng.uniform(5, 120))
-                if rng.random() < cfg.skew_share
-                else timedelta(0)
-            )
-            outage = None
-            if rng.random() < cfg.outage_share:
-                start = rng.uniform(0.1, 0.6) * cfg.duration_s
-                outage = (start, min(start + cfg.outage_s, cfg.duration_s * 0.8))
-            gw = by_gw[code] = SimGateway(site, code, [], skew, outage, epoch)
-        gw.sensors.append((sensor, unit, float(vmax) * 0.5 / 1.1))
-    return list(by_gw.values())
+        sensors.setdefault((site, code), []).append((sensor, unit, float(vmax) * 0.5 / 1.1))
+    epoch = int(time.time() * 1000)
+    gws = []
+    for (site, code), decl in sensors.items():
+        skew = (
+            timedelta(seconds=rng.choice((-1, 1)) * rng.uniform(5, 120))
+            if rng.random() < cfg.skew_share
+            else timedelta(0)
+        )
+        outage = None
+        if rng.random() < cfg.outage_share:
+            start = rng.uniform(0.1, 0.6) * cfg.duration_s
+            outage = (start, min(start + cfg.outage_s, cfg.duration_s * 0.8))
+        gws.append(SimGateway(site, code, decl, skew, outage, epoch, cfg.wire))
+    return gws
 
 
 @dataclass
@@ -675,8 +812,13 @@ def rss_mb(pid: int) -> float:
     return sum(q.memory_info().rss for q in (p, *p.children(recursive=True))) / 2**20
 
 
+# How long the oldest rollup work a flush could do has waited: since its minute closed, or since
+# it was queued when that was later (a late reading). The open minute's rows are not lag.
 _ROLLUP_LAG = """
-SELECT coalesce(extract(epoch FROM now() - min(queued_at)), 0) FROM rollup_dirty
+SELECT coalesce(extract(epoch FROM now() - min(greatest(
+    queued_at,
+    date_bin(INTERVAL '1 minute', lo, TIMESTAMPTZ '2000-01-03 00:00:00+00') + INTERVAL '1 minute'
+))), 0) FROM rollup_dirty
 WHERE lo < date_bin(INTERVAL '1 minute', now(), TIMESTAMPTZ '2000-01-03 00:00:00+00')
 """
 
@@ -693,6 +835,11 @@ class JobTimes:
     api: list[float] = field(default_factory=list)
     api_errors: int = 0
     error_samples: list[str] = field(default_factory=list)
+    # Every whole-country alert round of the run: (started, s after the start; seconds), the
+    # one in progress (its start) and the rounds that failed (why).
+    alert_rounds: list[tuple[float, float]] = field(default_factory=list)
+    alert_running: float | None = None
+    alert_failures: list[str] = field(default_factory=list)
 
 
 async def run_jobs(url: str, cfg: SoakConfig, t0: float, times: JobTimes) -> None:
@@ -712,13 +859,22 @@ async def run_jobs(url: str, cfg: SoakConfig, t0: float, times: JobTimes) -> Non
         await coord.execute("SET TIME ZONE 'UTC'")
         while time.monotonic() - t0 < cfg.duration_s:
             start = time.monotonic()
-            await alerts_once(conn, datetime.now(UTC), alert_cfg, acc, {})
-            await conn.commit()
-            times.alerts.append(time.monotonic() - start)
+            times.alert_running = start - t0
+            try:
+                await alerts_once(conn, datetime.now(UTC), alert_cfg, acc, {})
+                await conn.commit()
+            except psycopg.Error as exc:  # reported with the figures, never hidden
+                await conn.rollback()
+                times.alert_failures.append(f"round started at {start - t0:.0f} s: {exc!r}"[:300])
+            else:
+                times.alerts.append(time.monotonic() - start)
+                times.alert_rounds.append((start - t0, time.monotonic() - start))
+            times.alert_running = None
             start = time.monotonic()
             await coordination_once(coord, acc, datetime.now(UTC))
             times.coordination.append(time.monotonic() - start)
-            await asyncio.sleep(max(0.0, cfg.alert_every_s - (time.monotonic() - start)))
+            wait = cfg.alert_every_s - (time.monotonic() - start)
+            await asyncio.sleep(max(0.0, min(wait, cfg.duration_s - (time.monotonic() - t0))))
 
 
 async def _login(client: httpx.AsyncClient, username: str, password: str) -> None:
@@ -812,6 +968,8 @@ class Interval:
     ingest_cpu_pct: float = math.nan
     broker_cpu_pct: float = math.nan
     generator_cpu_pct: float = math.nan
+    seconds: float = math.nan  # the interval's length
+    generated: int = 0  # readings the gateways generated in it
 
     def line(self) -> str:
         """One printed row; a figure not measured in the interval shows as "—"."""
@@ -859,6 +1017,17 @@ class SoakResult:
     api_errors: int
     error_samples: list[str]
     duration_s: float
+    # Every whole-country alert round: (started, s after the start; seconds), including the one
+    # that finished after the end; the one still unfinished at the end (started; ran for), the
+    # rounds that failed.
+    alert_rounds: list[tuple[float, float]] = field(default_factory=list)
+    alert_unfinished: tuple[float, float] | None = None
+    alert_failures: list[str] = field(default_factory=list)
+    # The load generator's CPU seconds over the intervals and the readings it generated then.
+    generator_cpu_s: float = math.nan
+    generator_readings: int = 0
+    wire: str = "v2"
+    not_stored: list[str] = field(default_factory=list)  # received, not stored: why
 
 
 async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) -> SoakResult:
@@ -876,7 +1045,8 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
     t0 = time.monotonic()
     gens.go(t0)
     fleet = asyncio.create_task(gens.collect(cfg, t0, stats))
-    tasks = [fleet, asyncio.create_task(run_jobs(platform.url, cfg, t0, times))]
+    jobs = asyncio.create_task(run_jobs(platform.url, cfg, t0, times))
+    tasks = [fleet, jobs]
     base = f"http://{LOOPBACK}:{platform.api_port}"
     tasks.append(asyncio.create_task(run_pages(base, platform.url, password, cfg, t0, times)))
     print(
@@ -889,6 +1059,7 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
     intervals: list[Interval] = []
     api_requests = 0
     last_readings, last_t, last_size = 0.0, t0, size0
+    last_generated = 0
     last_hist = scrape_histograms(platform.ingest_metrics)
     cpu_of = {"ingest": [platform.ingest.pid], "broker": [platform.broker.proc.pid]}
     last_cpu = {k: cpu_s(v) for k, v in cpu_of.items()}
@@ -927,21 +1098,39 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
                     ingest_cpu_pct=pct["ingest"],
                     broker_cpu_pct=pct["broker"],
                     generator_cpu_pct=pct["gen"],
+                    seconds=now - last_t,
+                    generated=stats.generated - last_generated,
                 )
             )
             last_hist, last_cpu = hist, cpu
             print(intervals[-1].line(), file=out, flush=True)
             last_readings, last_t, last_size = readings, now, size
+            last_generated = stats.generated
             stats.latencies.clear()
             times.alerts.clear()
             times.coordination.clear()
             api_requests += len(times.api)
             times.api.clear()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
+    # The whole-country alert round in progress at the end is waited for (at most
+    # cfg.alert_wait_s, while the gateways drain), or reported as unfinished: never left out.
+    alert_unfinished = None
+    await asyncio.wait({jobs}, timeout=cfg.alert_wait_s)
+    if not jobs.done():
+        if times.alert_running is not None:
+            ran = time.monotonic() - t0 - times.alert_running
+            alert_unfinished = (times.alert_running, ran)
+        jobs.cancel()
+        with suppress(asyncio.CancelledError):
+            await jobs
+    elif jobs.exception() is not None:
+        raise jobs.exception()  # type: ignore[misc]
+    results = await asyncio.gather(*(t for t in tasks if t is not jobs), return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException):
             raise r
     unconfirmed = fleet.result()
+    gen_cpu = sum(i.generator_cpu_pct / 100 * i.seconds for i in intervals)
+    gen_readings = sum(i.generated for i in intervals)
     with psycopg.connect(platform.url) as conn:
         stored = _one(
             conn,
@@ -949,6 +1138,35 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
             "JOIN gateways g ON g.id = s.gateway_id "
             "WHERE g.code = ANY(%s) AND r.received_at >= %s",
             ([g.gw for g in gws], since),
+        )
+        # What was received and not stored as a new reading, by why (accounting for a loss).
+        not_stored = (
+            [
+                f"{n} in conflict with a stored reading ({old} of them with the seeded history)"
+                for n, old in conn.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM readings r"
+                    " WHERE r.sensor_id = c.sensor_id AND r.ts = c.ts AND r.received_at < %s))"
+                    " FROM reading_conflicts c WHERE c.received_at >= %s",
+                    (since, since),
+                ).fetchall()
+                if n
+            ]
+            + [
+                f"{n} readings or messages quarantined: {reason[:160]}"
+                for reason, n in conn.execute(
+                    "SELECT reason, count(*) FROM quarantine WHERE received_at >= %s"
+                    " GROUP BY reason ORDER BY count(*) DESC LIMIT 5",
+                    (since,),
+                ).fetchall()
+            ]
+            + [
+                f"{n} dead-lettered messages: {reason[:160]}"
+                for reason, n in conn.execute(
+                    "SELECT reason, count(*) FROM dead_letters WHERE received_at >= %s"
+                    " GROUP BY reason ORDER BY count(*) DESC LIMIT 5",
+                    (since,),
+                ).fetchall()
+            ]
         )
     return SoakResult(
         intervals,
@@ -964,12 +1182,28 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
         times.api_errors,
         times.error_samples,
         cfg.duration_s,
+        times.alert_rounds,
+        alert_unfinished,
+        times.alert_failures,
+        gen_cpu,
+        gen_readings,
+        cfg.wire,
+        not_stored,
     )
 
 
 def _one(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> float:
     row = conn.execute(sql, params).fetchone()
     return float(row[0]) if row and row[0] is not None else 0.0
+
+
+def _alert_text(seconds: float, unfinished: bool) -> str:
+    """The slowest round: "—" none finished, "unfinished" the only one did not, "N s +" at least."""
+    if math.isnan(seconds):
+        return "—"
+    if math.isinf(seconds):
+        return "unfinished"
+    return f"{seconds:.2f} s" + (" +" if unfinished else "")
 
 
 def summary(res: SoakResult, out: Any) -> None:
@@ -979,8 +1213,11 @@ def summary(res: SoakResult, out: Any) -> None:
     growth = (rss[-1] - rss[0]) / rss[0] * 100 if rss and rss[0] else math.nan
     p99 = max((i.p99_s for i in res.intervals if not math.isnan(i.p99_s)), default=math.nan)
     lag = max(i.rollup_lag_s for i in res.intervals)
-    alert = max((i.alert_eval_s for i in res.intervals if not math.isnan(i.alert_eval_s)),
-                default=math.nan)  # fmt: skip
+    # Every round, including one that finished after the last interval; one still unfinished
+    # at the end counts as at least the time it had run.
+    alert = max((secs for _at, secs in res.alert_rounds), default=math.nan)
+    if res.alert_unfinished is not None:
+        alert = max(alert, res.alert_unfinished[1]) if not math.isnan(alert) else math.inf
     print(
         f"readings generated {res.generated:,}, stored {res.stored:,}, "
         f"lost {res.generated - res.stored:,}; messages unconfirmed {res.unconfirmed}, "
@@ -990,8 +1227,24 @@ def summary(res: SoakResult, out: Any) -> None:
         f"{res.generated / res.duration_s:,.0f} readings/s generated",
         file=out,
     )
+    for why in res.not_stored:
+        print(f"  not stored: {why}", file=out)
     for why in res.error_samples:
         print(f"  API error: {why}", file=out)
+    rounds = ", ".join(f"{secs:.1f} s (at {at:.0f} s)" for at, secs in res.alert_rounds)
+    print(f"alert evaluation of the whole country, per round: {rounds or 'none finished'}",
+          file=out)  # fmt: skip
+    if res.alert_unfinished is not None:
+        at, ran = res.alert_unfinished
+        print(f"  a round started at {at:.0f} s was still running {ran:.0f} s later and was "
+              "stopped (--alert-wait)", file=out)  # fmt: skip
+    for why in res.alert_failures:
+        print(f"  alert round failed: {why}", file=out)
+    if res.generator_readings:
+        per_k = res.generator_cpu_s / (res.generator_readings / 1000) * 100
+        print(f"load generator (wire {res.wire}): {res.generator_cpu_s:.1f} CPU s for "
+              f"{res.generator_readings:,} readings = {per_k:.2f} % of a core per 1,000 "
+              "readings/s", file=out)  # fmt: skip
     for name, value, target, ok in (
         ("ingest memory growth after warm-up", f"{growth:.1f} %", "< 5 %", growth < 5),
         ("worst interval p99 publish→commit", f"{p99 * 1000:.0f} ms", "< 1 s", p99 < 1),
@@ -999,7 +1252,7 @@ def summary(res: SoakResult, out: Any) -> None:
         # "—": no evaluation of the whole country finished within the run
         (
             "slowest alert evaluation (country)",
-            "—" if math.isnan(alert) else f"{alert:.2f} s",
+            _alert_text(alert, res.alert_unfinished is not None),
             "< 5 s",
             alert < 5,
         ),
@@ -1042,6 +1295,11 @@ def main() -> None:
     p.add_argument("--skew-share", type=float, default=0.1)
     p.add_argument("--history-days", type=float, default=1.0)
     p.add_argument("--database-url", default=None, help="a fresh, empty database to use")
+    p.add_argument("--wire", choices=("v2", "v1"), default="v2",
+                   help="the gateways' data format: v2 (MessagePack, one base time + offsets, "
+                        "sensor indices declared by the birth) or v1 (JSON)")  # fmt: skip
+    p.add_argument("--alert-wait", type=float, default=300.0,
+                   help="seconds the last alert round may take after the end")  # fmt: skip
     p.add_argument("--generators", type=int, default=1,
                    help=f"load-generator processes (1–{MAX_GENERATORS}), each a slice of the "
                         "gateways")  # fmt: skip
@@ -1051,7 +1309,7 @@ def main() -> None:
             gateways=a.gateways, duration_s=a.duration, interval_s=a.interval,
             batch_s=a.batch_s, hz=a.hz, outage_share=a.outage_share, outage_s=a.outage_s,
             skew_share=a.skew_share, history_days=a.history_days, database_url=a.database_url,
-            generators=a.generators,
+            generators=a.generators, wire=a.wire, alert_wait_s=a.alert_wait,
         )  # fmt: skip
     except ValueError as exc:
         sys.exit(f"soak: {exc}")

@@ -187,3 +187,73 @@ def test_the_writer_queues_a_late_reading_as_its_own_hour(
         pub.close()
     with psycopg.connect(db_url) as conn:
         assert _actual(conn, "readings_1m") == _expected(conn, "readings_1m")
+
+
+def _open_minute(conn: psycopg.Connection) -> object:
+    """The minute now open (database clock), with at least 10 s of it left for the test."""
+    (second,) = conn.execute("SELECT extract(second FROM now())").fetchone()
+    if second > 50:
+        time.sleep(60.5 - float(second))
+    conn.commit()
+    (now,) = conn.execute("SELECT date_bin('1 minute', now(), %s)", (T0,)).fetchone()
+    conn.commit()
+    return now
+
+
+def test_a_closed_minute_is_rebuilt_once_whatever_slices_the_queue_is_taken_in(
+    db_url: str, registry: Registry
+) -> None:
+    """At a national rate the writer queues one row per sensor and batch: 12 rows a minute at one
+    message every 5 s. A slice (rollup_flush(p_max_ranges)) takes all of a sensor's rows of an
+    hour together, so each closed minute is rebuilt once, not once per slice holding one of its
+    rows (2 sensors × 12 batches in slices of 4 rows rebuilt the two minutes 6 times each)."""
+    dp, p = registry.sensors["T1-dp"], registry.sensors["T1-p"]
+    with psycopg.connect(db_url) as conn:
+        minute = _open_minute(conn) - timedelta(minutes=2)  # type: ignore[operator]
+        for batch in range(12):  # batch-major, as the writer commits them
+            for sensor in (dp, p):
+                rows = [(minute + timedelta(seconds=batch * 5 + s), float(s), 0) for s in range(5)]
+                _store(conn, sensor, [(ts - T0, v, q) for ts, v, q in rows])
+        conn.commit()
+        rebuilt = []
+        while (k := conn.execute("SELECT rollup_flush(4)").fetchone()[0]) > 0:
+            conn.commit()
+            rebuilt.append(k)
+        assert rebuilt == [2]  # one slice, one rebuild of each sensor's minute
+        assert _actual(conn, "readings_1m") == _expected(conn, "readings_1m")
+        assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (0,)
+
+
+def test_the_open_minute_is_left_in_place_and_never_hides_closed_work(
+    db_url: str, registry: Registry
+) -> None:
+    """Rows wholly in the minute still open stay in the queue untouched (not deleted and queued
+    again at every flush), and a queue that starts with them still yields its closed minutes to
+    the first slice: before, a slice of open rows only rebuilt nothing, returned 0, and
+    ingest.rollups.flush() stopped there for the round."""
+    dp, p = registry.sensors["T1-dp"], registry.sensors["T1-p"]
+    with psycopg.connect(db_url) as conn:
+        now = _open_minute(conn)
+        old_queue_time = T0 - timedelta(days=1)
+        for sensor in (dp, p):  # first in the table: the open minute, queued long "ago"
+            for s in range(6):
+                ts = now + timedelta(seconds=s)  # type: ignore[operator]
+                conn.execute(
+                    "INSERT INTO readings (sensor_id, ts, value, quality) VALUES (%s, %s, 1, 0)",
+                    (sensor, ts),
+                )
+                conn.execute(
+                    "INSERT INTO rollup_dirty VALUES (%s, %s, %s, %s)",
+                    (sensor, ts, ts, old_queue_time),
+                )
+        conn.commit()
+        open_rows = conn.execute("SELECT * FROM rollup_dirty ORDER BY 1, 2").fetchall()
+        closed = now - timedelta(minutes=1)  # type: ignore[operator]
+        _store(conn, dp, [(closed - T0 + timedelta(seconds=s), 2.0, 0) for s in (0, 30)])
+        conn.commit()
+        assert conn.execute("SELECT rollup_flush(4)").fetchone() == (1,)
+        conn.commit()
+        assert [b for _, b, *_ in _actual(conn, "readings_1m")] == [closed]
+        assert conn.execute("SELECT * FROM rollup_dirty ORDER BY 1, 2").fetchall() == open_rows
+        assert flush(conn) == 0  # nothing closed is left
+        assert conn.execute("SELECT * FROM rollup_dirty ORDER BY 1, 2").fetchall() == open_rows
