@@ -73,6 +73,10 @@ FROM tank_windows
 WHERE tank_id = ANY(%(tanks)s) AND report_day >= %(first)s AND report_day <= %(last)s
 """
 
+# The right to write a tank's cached windows until the transaction ends, taken without waiting
+# (two int4 keys: their space never meets the one-bigint locks of api.accounting.ahead).
+TRY_TANK_CACHE_LOCK: Final = "SELECT pg_try_advisory_xact_lock(20251, %(tank)s)"
+
 UPSERT_WINDOW: Final = """
 INSERT INTO tank_windows (tank_id, report_day, open_kg, close_kg, min_kg, consumption_kg,
                           refilled_kg, refills, coverage, readings, computed_at, fingerprint)

@@ -470,6 +470,14 @@ async def _store(
     prints: dict[tuple[int, date], int],
 ) -> None:
     async with conn.transaction(), conn.cursor() as cur:
+        # Stored windows are a cache: a transaction that cannot have the tank's cache at once (an
+        # alert round or another page holding it uncommitted) leaves storing to the holder
+        # rather than wait on its rows. Waiting deadlocked: the alert round stores day D+1's
+        # windows and then D's in one transaction, while a BYT page stores D−12..D tank by tank.
+        await cur.execute(q.TRY_TANK_CACHE_LOCK, {"tank": tank_id})
+        got = await cur.fetchone()
+        if not (got and got[0]):
+            return
         await cur.executemany(
             q.UPSERT_WINDOW,
             [

@@ -332,3 +332,35 @@ def test_freshness_is_a_setting_written_once(fresh: int, monkeypatch: pytest.Mon
     built = load_centre_settings(Settings(database_url="postgresql://unused@127.0.0.1:1/x"))
     assert built.accounting.open_window_fresh_seconds == fresh
     assert AccountingConfig.defaults().open_window_fresh_seconds == 60
+
+
+def test_two_transactions_storing_the_same_windows_never_wait_on_each_other(db_url: str) -> None:
+    """An alert round stores day D's windows and then D−1's in one transaction while a page
+    stores D−12..D tank by tank in another: they used to wait on each other's rows (a deadlock
+    in the national soak). Stored windows are a cache: the second one computes and returns the
+    same figures without storing, and the first one's rows land once it commits."""
+
+    async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
+        async with (
+            await psycopg.AsyncConnection.connect(db_url) as alert,
+            await psycopg.AsyncConnection.connect(db_url) as page,
+        ):
+            for x in (alert, page):
+                await x.execute("SET TIME ZONE 'UTC'")
+            # The alert round: D's windows first (its transaction stays open) ...
+            await facility_telemetry(alert, c["facs"], D, CFG, now=NOW)
+            # ... a page wants D−12..D meanwhile, then the round goes on with D−7's week.
+            seen = await asyncio.wait_for(
+                facility_telemetry(page, c["facs"], D, CFG, now=NOW), timeout=20
+            )
+            await asyncio.wait_for(
+                facility_telemetry(alert, c["facs"], D - timedelta(days=1), CFG, now=NOW),
+                timeout=20,
+            )
+            await alert.commit()
+            await page.commit()
+        return seen, await _raw(conn, c["facs"]), await _rows(conn), c["tanks"]
+
+    seen, raw, rows, tanks = _run(db_url, body)
+    assert seen == raw
+    assert {(t, d) for t in tanks for d in days(D - timedelta(days=7), D)} <= set(rows)
