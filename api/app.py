@@ -47,7 +47,7 @@ def routers() -> list[APIRouter]:
     Imported here, when an application is built (the page modules check their built assets on
     import; the menu is listed in api.web.nav.MENU). Every route must declare a policy
     (api.policy; tests/api/test_policy_matrix.py fails on one that does not)."""
-    # The role pages' template filters (their built assets checked on import).
+    # The role pages' built assets, checked on import.
     import api.web.routes  # noqa: F401
     from api import health
     from api.accounting import pages as tank_pages

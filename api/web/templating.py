@@ -90,6 +90,11 @@ def environment() -> Environment:
     env.filters["dt"] = _dt
     env.filters["date"] = _date
     env.filters["syt_cards"] = _syt_cards
+    # The pages' own filters; imported here since their labels read the report modules, which
+    # render through this environment.
+    from api.web import filters
+
+    filters.register(env)
     return env
 
 

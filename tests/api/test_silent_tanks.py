@@ -52,8 +52,6 @@ def test_all_tanks_reporting_or_stock_entered_is_not_incomplete() -> None:
 
 
 def test_pages_show_how_many_tanks_a_figure_stands_for() -> None:
-    import api.web.routes  # noqa: F401  (registers the pages' template filters)
-
     env = environment()
     macros = env.get_template("pages/_macros.html").make_module(
         {"_": lambda s, **kw: s % kw if kw else s, "dos_horizon": 60}
