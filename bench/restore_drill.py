@@ -33,6 +33,7 @@ import asyncio
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,11 +50,11 @@ sys.path.insert(0, str(ROOT))
 from bench.chaos import PG_BIN, PrivatePostgres  # noqa: E402
 from bench.soak import (  # noqa: E402
     Platform,
+    Scheduler,
     SoakConfig,
     Stats,
     drain,
     load_gateways,
-    run_gateway,
     scrape,
     seed,
     start_platform,
@@ -128,8 +129,7 @@ async def _drill(
     since = row[0]
     codes = [g.gw for g in gws]
     t0 = time.monotonic()
-    tasks = [asyncio.create_task(run_gateway(g, cfg, platform.broker.port, t0, stats, rng))
-             for g in gws]  # fmt: skip
+    tasks = [asyncio.create_task(Scheduler(gws, cfg, platform.broker.port, t0, stats, rng).run())]
     wal = work / "wal"
     await asyncio.sleep(before / 2)
     base = work / "base"
@@ -243,8 +243,7 @@ async def _dump_drill(
     since = _db_now(url)
     codes = [g.gw for g in gws]
     t0 = time.monotonic()
-    tasks = [asyncio.create_task(run_gateway(g, cfg, platform.broker.port, t0, stats, rng))
-             for g in gws]  # fmt: skip
+    tasks = [asyncio.create_task(Scheduler(gws, cfg, platform.broker.port, t0, stats, rng).run())]
     await asyncio.sleep(before / 2)
     conn_args = ["-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres"]
     dump, roles = work / "oxy.dump", work / "globals.sql"
@@ -261,12 +260,18 @@ async def _dump_drill(
     print(f"pg_dump -Fc taken while ingesting in {dump_s:.1f} s "
           f"({dump.stat().st_size / 2**20:.1f} MB)", file=out)  # fmt: skip
     await asyncio.sleep(before / 2)
+    # Ingest is held still (SIGSTOP) from the count to the kill, so what the count says was
+    # committed is exactly what the database held when it died: readings committed in between
+    # would be lost without being counted (20 of 140 were, once the gateways ticked evenly).
+    platform.ingest.send_signal(signal.SIGSTOP)
+    await asyncio.sleep(0.5)  # a COMMIT it had already sent completes without it
     closed = _fingerprint(url)
     committed_before = _committed(url, codes, since)
     lost_at = _db_now(url)
     at_risk = _received_between(url, codes, dump_began, lost_at)
     # Destroy: the server killed, its data directory gone.
     _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(pg.data), "-m", "immediate", "-w", "stop")
+    platform.ingest.send_signal(signal.SIGCONT)
     shutil.rmtree(pg.data)
     t_destroy = time.monotonic()
     rpo_s = (lost_at - dump_began).total_seconds()
@@ -328,7 +333,8 @@ def run_dump(
             conn.execute("CREATE DATABASE oxy")
         url = pg.url.rsplit("/", 1)[0] + "/oxy"
         cfg = SoakConfig(gateways=gateways, duration_s=before + after + 15, interval_s=1e9,
-                         history_days=2.0, drain_s=60)  # fmt: skip
+                         history_days=2.0, drain_s=60,
+                         wire=os.environ.get("OXY_DRILL_WIRE", "v2"))  # fmt: skip
         seed(url, cfg)
         platform = start_platform(url)
         res = asyncio.run(_dump_drill(work, pg, url, platform, cfg, before, after, out))
@@ -377,7 +383,8 @@ def run(
             conn.execute("CREATE DATABASE oxy")
         url = pg.url.rsplit("/", 1)[0] + "/oxy"
         cfg = SoakConfig(gateways=gateways, duration_s=before + after + 15, interval_s=1e9,
-                         history_days=2.0, drain_s=60)  # fmt: skip
+                         history_days=2.0, drain_s=60,
+                         wire=os.environ.get("OXY_DRILL_WIRE", "v2"))  # fmt: skip
         seed(url, cfg)
         platform = start_platform(url)
         res = asyncio.run(_drill(work, pg, url, platform, cfg, before, after, out))
