@@ -123,14 +123,20 @@ def routers() -> list[APIRouter]:
 
 
 async def warm_up(app: FastAPI) -> None:
-    """Compile the page templates and let FastAPI build its route tables (it does so lazily,
-    router by router, on the first request that reaches each) before the first visitor: the
-    first load of a page after a restart otherwise pays for both (bench/web_pages.py "cold")."""
+    """Compile the page templates and the translation catalogs and let FastAPI build its route
+    tables (it does so lazily, router by router, on the first request that reaches each) before
+    the first visitor: the first load of a page after a restart otherwise pays for them
+    (bench/web_pages.py "cold", bench/login.py's first burst)."""
+    from api import i18n
     from api.web.templating import environment
 
     env = environment()
     for name in env.list_templates(extensions=["html"]):
         env.get_template(name)
+    # The catalogs are compiled from the .po files at first use (tens of ms on the event loop):
+    # not in the first burst of logins, whose error pages are the first translated answers.
+    for locale in i18n.SUPPORTED:
+        i18n.translations(locale)
     # One request no route answers walks every router once; its 404 is discarded.
     scope: dict[str, Any] = {
         "type": "http",
