@@ -25,7 +25,10 @@ bursts are repeated (--rounds) and pooled, so that p99 rests on hundreds of samp
 
 Besides wall times (inflated on a shared machine) it prints the server's CPU: the event loop's
 thread (what delays /health) per login request — the probe's share, measured in the baseline,
-deducted — and the rest (the hashing threads). Ends with met / NOT MET per target.
+deducted — and the rest (the hashing threads); then, on the same server after the bursts, the CPU
+of each kind of request sent one at a time (event loop, hashing, PostgreSQL backends: the
+figures to compare between machines and builds; the busy answer on a second server whose hashing
+queue refuses every check). Ends with met / NOT MET per target.
 --profile PATH writes a cProfile (CPU time) of the event loop's thread during the scenarios.
 Bounded: every request has a 60 s timeout and the server is stopped at the end.
 Run:
@@ -46,6 +49,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -381,6 +385,104 @@ def verdict(rows: list[Row], n: int) -> list[str]:
     return out
 
 
+async def _one_by_one(port: int, requests: list[bytes]) -> None:
+    for request in requests:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await asyncio.wait_for(read_answer(reader), TIMEOUT_S)
+        writer.close()
+
+
+async def _health_in_a_row(port: int, n: int) -> None:
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for _ in range(n):
+        writer.write(request)
+        await asyncio.wait_for(read_answer(reader), TIMEOUT_S)
+    writer.close()
+
+
+def postgres_cpu_s(admin: str) -> float | None:
+    """CPU seconds of the bench database's PostgreSQL backends (None: not on this machine)."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        pids = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (DB,))
+        try:
+            return sum(cpu_s(pid) for (pid,) in pids.fetchall())
+        except OSError:
+            return None
+
+
+@dataclass(frozen=True)
+class Cost:
+    """CPU per request of one kind, requests sent one at a time (load affects it far less than
+    wall time: the comparable figure on a shared machine)."""
+
+    name: str
+    loop_ms: float
+    rest_ms: float
+    postgres_ms: float | None
+
+    def line(self) -> str:
+        pg = "—" if self.postgres_ms is None else f"{self.postgres_ms:.2f}"
+        rest = max(0.0, self.rest_ms)  # clock ticks: -0.00 is 0
+        return f"| {self.name} | {self.loop_ms:.2f} | {rest:.2f} | {pg} |"
+
+
+async def _run(send: Callable[[], Awaitable[None]]) -> None:
+    await send()
+
+
+def measure_cost(
+    admin: str, pid: int, name: str, n: int, send: Callable[[], Awaitable[None]]
+) -> Cost:
+    """Send the requests twice (the first pass warms up) and measure the second."""
+    asyncio.run(_run(send))
+    cpu0, pg0 = Cpu.now(pid), postgres_cpu_s(admin)
+    asyncio.run(_run(send))
+    cpu, pg1 = Cpu.now(pid) - cpu0, postgres_cpu_s(admin)
+    pg = None if pg0 is None or pg1 is None else (pg1 - pg0) / n * 1000
+    return Cost(name, cpu.loop_s / n * 1000, (cpu.total_s - cpu.loop_s) / n * 1000, pg)
+
+
+def costs(admin: str, port: int, pid: int, n: int) -> list[Cost]:
+    """/health and each kind of login answer but the busy one, one request at a time."""
+    users = [f"user{i % n:02d}" for i in range(100)]
+    wrong = [login_request(port, u, "a wrong guess", f"10.1.{i}.1") for i, u in enumerate(users)]
+    again = [login_request(port, u, "a wrong guess", f"10.2.{i}.1") for i, u in enumerate(users)]
+    locked = [login_request(port, "target0", "a wrong guess", "198.51.100.250")] * 100
+    good = [login_request(port, u, PASSWORD, f"203.0.113.{i % n + 1}") for i, u in enumerate(users)]
+    out = [measure_cost(admin, pid, "GET /health", 300, lambda: _health_in_a_row(port, 300))]
+    batches = iter([wrong, again])
+    out.append(
+        measure_cost(admin, pid, "login 401 (wrong password, hashed)", 100,
+                     lambda: _one_by_one(port, next(batches)))
+    )  # fmt: skip
+    out.append(
+        measure_cost(admin, pid, "login 429 (locked, not hashed)", 100,
+                     lambda: _one_by_one(port, locked))
+    )  # fmt: skip
+    out.append(
+        measure_cost(admin, pid, "login 303 (right password, session started)", 100,
+                     lambda: _one_by_one(port, good))
+    )  # fmt: skip
+    return out
+
+
+def busy_cost(admin: str, url: str, port: int, n: int) -> Cost:
+    """The busy answer (503), on a server whose hashing queue refuses every check."""
+    server = start_server(port, url, 1, None, {"OXY_HASH_WAIT_BUDGET_MS": "-1"})
+    try:
+        users = [f"user{i % n:02d}" for i in range(200)]
+        busy = [
+            login_request(port, u, PASSWORD, f"203.0.113.{i % n + 1}") for i, u in enumerate(users)
+        ]
+        return measure_cost(admin, server.pid, "login 503 (busy, not hashed)", 200,
+                            lambda: _one_by_one(port, busy))  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
 def serve_profiled(port: int, path: str) -> None:
     """uvicorn with cProfile (CPU time) on its event loop's thread, started by SIGUSR1 and
     written to `path` at exit (the --profile child)."""
@@ -401,7 +503,9 @@ def serve_profiled(port: int, path: str) -> None:
         profile.dump_stats(path)
 
 
-def start_server(port: int, url: str, workers: int, profile: str | None) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, url: str, workers: int, profile: str | None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """The child uvicorn (one process, or a supervisor and `workers` worker processes)."""
     if profile:
         command = [sys.executable, __file__, "--serve-profiled", str(port), profile]
@@ -412,8 +516,11 @@ def start_server(port: int, url: str, workers: int, profile: str | None) -> subp
             "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--workers", str(workers),
         ]  # fmt: skip
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "OXY_DATABASE_URL": url, "PYTHONPATH": str(root)}
-    server = subprocess.Popen(command, env=env, cwd=root)
+    server = subprocess.Popen(
+        command,
+        env={**os.environ, "OXY_DATABASE_URL": url, "PYTHONPATH": str(root), **(env or {})},
+        cwd=root,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -485,10 +592,22 @@ def main() -> None:
         )
         for row in rows:
             print(row.line(health_loop_s))
+        cost_rows: list[Cost] = []
+        if args.workers == 1 and not args.profile:
+            cost_rows = costs(admin, port, server.pid, args.logins)
+            server.terminate()
+            server.wait(15)
+            server = None
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                busy_port = s.getsockname()[1]
+            cost_rows.append(busy_cost(admin, url, busy_port, args.logins))
         print(
             f"\nloop CPU per /health request (baseline): {health_loop_s * 1000:.2f} ms; "
             "loop = the event loops' threads (HTTP, routing, form, CSRF, database round trips, "
-            "answers), rest = the hashing threads and the server's other threads."
+            "answers), rest = the hashing threads and the server's other threads; the loop CPU "
+            "per login request deducts the probe's share at that cost (rough where the probe "
+            "dominates, as in retry: see the one-at-a-time figures below)."
         )
         load = max(load0, *(r.load for r in rows))
         if load > 0.5 * (os.cpu_count() or 1):
@@ -496,6 +615,14 @@ def main() -> None:
                 f"The machine was busy (load up to {load:.1f} on {os.cpu_count()} CPUs): wall "
                 "times are inflated; the CPU columns are the comparable figures."
             )
+        if cost_rows:
+            print(
+                "\nCPU per request, one request at a time (the comparable figure on a shared "
+                "machine), ms:\n| request | event loop | rest (hashing) | PostgreSQL backends |\n"
+                "| --- | --- | --- | --- |"
+            )
+            for cost in cost_rows:
+                print(cost.line())
         print()
         print("\n".join(verdict(rows, args.logins)))
     finally:
