@@ -192,3 +192,33 @@ def test_two_idle_cores_admit_a_burst_of_fifty_within_the_target(
     for _ in range(50):
         admission.admit()  # raises HashingBusy when refused
     assert auth.HASH_WAIT_BUDGET_S + 0.017 < auth.LOGIN_TARGET_S
+
+
+class _StatusConnection(AsyncConnection[Any]):
+    """Records the transaction status each statement leaves its connection in."""
+
+    after: list[str] = []  # noqa: RUF012 - shared by the pool's connections, on purpose
+
+    async def execute(self, *args: Any, **kwargs: Any) -> AsyncCursor[Any]:  # type: ignore[override]
+        cur = await super().execute(*args, **kwargs)
+        type(self).after.append(self.info.transaction_status.name)
+        return cur
+
+
+def test_health_is_one_statement_outside_a_transaction(
+    world: World, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No BEGIN / COMMIT round trips around /health's SELECT 1."""
+    from api import app as app_module
+
+    class Pool(AsyncConnectionPool[AsyncConnection[Any]]):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "connection_class": _StatusConnection})
+
+    monkeypatch.setattr(app_module, "AsyncConnectionPool", Pool)
+    with TestClient(create_app(settings)) as c:
+        _StatusConnection.after.clear()
+        assert c.get("/health").json() == {"status": "ok", "database": "ok"}
+    # The pool's checkout check (an empty query), then SELECT 1 — was INTRANS: BEGIN before it,
+    # COMMIT after.
+    assert _StatusConnection.after == ["IDLE", "IDLE"]
