@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from api.auth import LOGIN_DB_SLOTS
 from api.csrf import csrf_protect
 from api.dates import date_guard, declare_range
 from api.errors import COMMON_RESPONSES
@@ -191,6 +192,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=True, timeout=30)
+        # Connections for a login burst (the login slots, /health, a page) stay open even after
+        # idle hours, made in the background: the pool otherwise grows one connection at a time
+        # while requests wait, and the first burst after a quiet spell waited for it
+        # (bench/login.py: /health p99 280 ms in a first attack burst, 90 ms in the next one).
+        await pool.resize(min(settings.api_pool_max, LOGIN_DB_SLOTS + 2), settings.api_pool_max)
         logger.info("database pool open")
         await warm_up(app)
         try:

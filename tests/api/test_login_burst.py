@@ -194,6 +194,13 @@ def test_two_idle_cores_admit_a_burst_of_fifty_within_the_target(
     assert auth.HASH_WAIT_BUDGET_S + 0.017 < auth.LOGIN_TARGET_S
 
 
+def _until_grown(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
+    """Wait (10 s at most) for the connections the app opens in the background after start."""
+    deadline = time.monotonic() + 10
+    while pool.get_stats()["pool_size"] < pool.min_size and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 class _StatusConnection(AsyncConnection[Any]):
     """Records the transaction status each statement leaves its connection in."""
 
@@ -201,7 +208,8 @@ class _StatusConnection(AsyncConnection[Any]):
 
     async def execute(self, *args: Any, **kwargs: Any) -> AsyncCursor[Any]:  # type: ignore[override]
         cur = await super().execute(*args, **kwargs)
-        type(self).after.append(self.info.transaction_status.name)
+        if not str(args[0]).startswith("SET"):  # not the set-up of a new pooled connection
+            type(self).after.append(self.info.transaction_status.name)
         return cur
 
 
@@ -222,3 +230,13 @@ def test_health_is_one_statement_outside_a_transaction(
     # The pool's checkout check (an empty query), then SELECT 1 — was INTRANS: BEGIN before it,
     # COMMIT after.
     assert _StatusConnection.after == ["IDLE", "IDLE"]
+
+
+def test_the_pool_keeps_connections_for_a_login_burst(settings: Settings) -> None:
+    """The first burst after a quiet spell does not wait for the pool to grow one connection at
+    a time: the login slots, /health and a page have theirs open."""
+    with TestClient(create_app(settings)) as c:
+        pool = c.app.state.pool  # type: ignore[attr-defined]
+        assert pool.min_size == auth.LOGIN_DB_SLOTS + 2
+        _until_grown(pool)
+        assert pool.get_stats()["pool_size"] >= pool.min_size
