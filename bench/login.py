@@ -14,6 +14,7 @@ moment it was *due* (a stalled server delays every sample due meanwhile, so a st
 its whole length, not as one slow sample). Only samples due during a burst are counted; the
 bursts are repeated (--rounds) and pooled, so that p99 rests on hundreds of samples.
 
+* warm-up  — one small unmeasured burst of wrong and right passwords (a server that has run);
 * baseline — the probe alone, no login (what /health costs on this machine now);
 * attack   — N concurrent wrong passwords for one account from one address (a new account and
   address each round);
@@ -81,7 +82,10 @@ def seed(url: str, n: int, rounds: int) -> None:
     sharing one password hash."""
     h = hash_password(PASSWORD)
     with psycopg.connect(url) as conn:
-        for name in [f"target{r}" for r in range(rounds)] + [f"user{i:02d}" for i in range(n)]:
+        names = (
+            ["warm"] + [f"target{r}" for r in range(rounds)] + [f"user{i:02d}" for i in range(n)]
+        )
+        for name in names:
             conn.execute(
                 "INSERT INTO users (username, display_name, role, national, password_hash, "
                 "must_change_password) VALUES (%s, %s, 'engineer', true, %s, false)",
@@ -332,8 +336,24 @@ async def scenario(
     )
 
 
+async def warm_up(port: int, n: int) -> None:
+    """One small unmeasured burst of each kind (wrong, locked, right password), so that the
+    figures are of a server that has run, not of its first requests (first-time code paths, the
+    PostgreSQL backends' catalog caches): a server is not restarted before each login storm."""
+    k = max(1, min(10, n))
+    start = asyncio.Event()
+    logins = [Login("warm", "a wrong guess", "192.0.2.250") for _ in range(k)]
+    logins += [Login(f"user{i:02d}", PASSWORD, f"192.0.2.{i + 1}", retry=True) for i in range(k)]
+    tasks = [asyncio.create_task(one_login(port, x, start)) for x in logins]
+    await asyncio.sleep(0.1)
+    start.set()
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(1.0)
+
+
 async def run_all(port: int, server_pid: int, n: int, rounds: int, probe_s: float) -> list[Row]:
-    """Baseline, then the three scenarios."""
+    """Warm-up, baseline, then the three scenarios."""
+    await warm_up(port, n)
     rows = [await scenario(port, server_pid, "baseline (no login)", [], probe_s, idle_s=3.0)]
     attack = [
         [Login(f"target{r}", f"wrong guess {i}", f"198.51.100.{r + 1}") for i in range(n)]
@@ -578,7 +598,7 @@ def main() -> None:
             f"{HASH_WAIT_BUDGET_S * 1000:.0f} ms; {args.workers} uvicorn worker(s); "
             f"{os.cpu_count()} CPUs, load {load0:.1f} at the start; /health probed every "
             f"{args.probe_ms:g} ms (open-loop, timed from when each sample was due, only "
-            "during the bursts)\n"
+            "during the bursts); after one unmeasured warm-up burst\n"
         )
         probe_s = args.probe_ms / 1000
         rows = asyncio.run(run_all(port, server.pid, args.logins, args.rounds, probe_s))
