@@ -627,22 +627,68 @@ _login_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semap
 )
 
 
-@contextlib.asynccontextmanager
-async def _login_connection(
-    pool: AsyncConnectionPool[AsyncConnection[Any]],
-) -> AsyncIterator[AsyncConnection[Any]]:
-    """A pooled connection in autocommit (each statement its own transaction: no BEGIN, no
-    COMMIT round trip), within the login slots of this event loop."""
+def _login_slot() -> asyncio.Semaphore:
+    """The login slots of the running event loop."""
     loop = asyncio.get_running_loop()
     slots = _login_slots.get(loop)
     if slots is None:
         slots = _login_slots[loop] = asyncio.Semaphore(LOGIN_DB_SLOTS)
-    async with slots, pool.connection() as conn:
+    return slots
+
+
+@contextlib.asynccontextmanager
+async def _autocommit(
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """A pooled connection in autocommit (each statement its own transaction: no BEGIN, no
+    COMMIT round trip)."""
+    async with pool.connection() as conn:
         await conn.set_autocommit(True)
         try:
             yield conn
         finally:
             await conn.set_autocommit(False)
+
+
+@contextlib.asynccontextmanager
+async def _login_connection(
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """`_autocommit` within the login slots of this event loop."""
+    async with _login_slot(), _autocommit(pool) as conn:
+        yield conn
+
+
+# A pair (account, address) the database has just refused as locked is refused, without a
+# statement, to the requests for that pair that were already waiting for a login slot when the
+# refusal came (they would have met the same lock): a burst of guesses at one account from one
+# address (the attack shape) costs a statement per login slot, not one per request. A request
+# that arrives after the refusal goes to the database as ever (so a lock lifted meanwhile, by an
+# administrator or by expiring, is seen at once), and only the very same pair is concerned.
+LOCKED_MEMORY_S = 5.0  # how long a refusal is kept for the requests that waited for it
+# Per pool, i.e. per database (an application, or a test's): {(name, ip): (refused at, lock end)}
+_locked_pairs: weakref.WeakKeyDictionary[Any, dict[tuple[str, str | None], tuple[float, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _remembered_lock(pool: Any, name: str, ip: str | None, arrived: float) -> int:
+    """Seconds left on a lock the database reported for this pair after this request
+    `arrived` (monotonic), or 0."""
+    refused = _locked_pairs.get(pool, {}).get((name, ip))
+    now = time.monotonic()
+    if refused is None or refused[0] < arrived or refused[1] <= now:
+        return 0
+    return max(1, math.ceil(refused[1] - now))
+
+
+def _remember_lock(pool: Any, name: str, ip: str | None, seconds: int) -> None:
+    now = time.monotonic()
+    pairs = _locked_pairs.setdefault(pool, {})
+    if len(pairs) > 10_000:  # a wide attack: drop what no waiting request can need
+        for pair in [p for p, (at, _) in pairs.items() if at < now - LOCKED_MEMORY_S]:
+            pairs.pop(pair, None)
+    pairs[(name, ip)] = (now, now + seconds)
 
 
 async def _throttled(
@@ -656,11 +702,17 @@ async def _throttled(
     # A caller that would be told busy is told so first: no database work, nothing counted (a
     # refused burst costs the event loop and the pool only the answer).
     _admission.check()
-    async with _login_connection(pool) as conn:
-        try:
-            reserved = await _reserve(conn, name, ip)
-        except _Locked as locked:
-            return LoginResult(None, locked_for_s=locked.seconds)
+    arrived = time.monotonic()
+    async with _login_slot():
+        # Checked once a slot is free: while it waited, the pair may have been locked.
+        if left := _remembered_lock(pool, name, ip, arrived):
+            return LoginResult(None, locked_for_s=left)
+        async with _autocommit(pool) as conn:
+            try:
+                reserved = await _reserve(conn, name, ip)
+            except _Locked as locked:
+                _remember_lock(pool, name, ip, locked.seconds)
+                return LoginResult(None, locked_for_s=locked.seconds)
     stored = reserved.stored_hash or _DUMMY_HASH
     try:
         _admission.admit()

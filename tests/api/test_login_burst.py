@@ -240,3 +240,32 @@ def test_the_pool_keeps_connections_for_a_login_burst(settings: Settings) -> Non
         assert pool.min_size == auth.LOGIN_DB_SLOTS + 2
         _until_grown(pool)
         assert pool.get_stats()["pool_size"] >= pool.min_size
+
+
+def test_a_burst_at_one_account_from_one_address_is_refused_without_a_statement_each(
+    world: World,
+) -> None:
+    """30 concurrent guesses at byt1 from one address: once the database has locked the pair,
+    the guesses still waiting for a login slot are refused (429) without a statement; a later
+    request for the pair and the same account from another address reach the database."""
+    auth._last_sweep[0] = time.monotonic()  # no sweep in the count
+
+    async def burst(pool: _CountingPool) -> tuple[list[auth.LoginResult], int, auth.LoginResult]:
+        results = await asyncio.gather(
+            *(auth.attempt_login(pool, "byt1", "a wrong guess", "198.51.100.9") for _ in range(30))
+        )
+        before = _CountingConnection.statements
+        later = await auth.attempt_login(pool, "byt1", "a wrong guess", "198.51.100.9")
+        assert later.locked_for_s >= 1  # refused by the database, not from memory
+        assert _CountingConnection.statements == before + 1
+        before = _CountingConnection.statements
+        other = await auth.attempt_login(pool, "byt1", "a wrong guess", "198.51.100.10")
+        return list(results), _CountingConnection.statements - before, other
+
+    (results, other_statements, other), _, statements, _ = _in_pool(world.db_url, 8, burst)
+    guesses = [r for r in results if not r.locked_for_s]
+    assert 1 <= len(guesses) <= auth.MAX_FAILURES
+    assert all(r.locked_for_s >= 1 for r in results if r not in guesses)
+    # One statement per guess counted, and at most one per slot in flight when the lock came.
+    assert statements - other_statements - 1 <= auth.MAX_FAILURES + auth.LOGIN_DB_SLOTS
+    assert other_statements == 1 and not other.ok and not other.locked_for_s
