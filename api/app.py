@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from api.auth import LOGIN_DB_SLOTS
 from api.csrf import csrf_protect
 from api.dates import date_guard, declare_range
 from api.errors import COMMON_RESPONSES
@@ -126,14 +127,20 @@ def routers() -> list[APIRouter]:
 
 
 async def warm_up(app: FastAPI) -> None:
-    """Compile the page templates and let FastAPI build its route tables (it does so lazily,
-    router by router, on the first request that reaches each) before the first visitor: the
-    first load of a page after a restart otherwise pays for both (bench/web_pages.py "cold")."""
+    """Compile the page templates and the translation catalogs and let FastAPI build its route
+    tables (it does so lazily, router by router, on the first request that reaches each) before
+    the first visitor: the first load of a page after a restart otherwise pays for them
+    (bench/web_pages.py "cold", bench/login.py's first burst)."""
+    from api import i18n
     from api.web.templating import environment
 
     env = environment()
     for name in env.list_templates(extensions=["html"]):
         env.get_template(name)
+    # The catalogs are compiled from the .po files at first use (tens of ms on the event loop):
+    # not in the first burst of logins, whose error pages are the first translated answers.
+    for locale in i18n.SUPPORTED:
+        i18n.translations(locale)
     # One request no route answers walks every router once; its 404 is discarded.
     scope: dict[str, Any] = {
         "type": "http",
@@ -196,6 +203,11 @@ def create_app(settings: Settings | None = None, *, windows_ahead: bool = False)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=True, timeout=30)
+        # Connections for a login burst (the login slots, /health, a page) stay open even after
+        # idle hours, made in the background: the pool otherwise grows one connection at a time
+        # while requests wait, and the first burst after a quiet spell waited for it
+        # (bench/login.py: /health p99 280 ms in a first attack burst, 90 ms in the next one).
+        await pool.resize(min(settings.api_pool_max, LOGIN_DB_SLOTS + 2), settings.api_pool_max)
         logger.info("database pool open")
         await warm_up(app)
         try:

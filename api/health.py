@@ -34,13 +34,20 @@ class Health(BaseModel):
 )
 async def health(request: Request) -> JSONResponse:
     """200 when the database answers, 503 otherwise (a warming accounting job is said, not an
-    error: the pages work, slower)."""
+    error: the pages work, slower).
+
+    One statement in autocommit: no BEGIN and COMMIT round trips around it (monitoring polls
+    this often, and during a burst of logins each round trip waits behind theirs)."""
     pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
     ahead = getattr(request.app.state, "windows_ahead", None)
     accounting = ahead.state if ahead is not None else "not_run"
     try:
         async with pool.connection(timeout=5) as conn:
-            await conn.execute("SELECT 1")
+            await conn.set_autocommit(True)
+            try:
+                await conn.execute("SELECT 1")
+            finally:
+                await conn.set_autocommit(False)
     except Exception:  # any failure to reach the database is "unavailable", by design
         return JSONResponse(
             {"status": "degraded", "database": "unreachable", "accounting": accounting},

@@ -11,8 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.responses import Response
 
 from api import i18n
-from api.audit import audit
-from api.auth import SESSION_COOKIE, HashingBusy, attempt_login, create_session, end_session
+from api.auth import SESSION_COOKIE, HashingBusy, attempt_login, end_session
 from api.deps import DbDep, LocaleDep, PrincipalDep, get_locale
 from api.policy import Scope, policy
 from api.web.nav import items_for
@@ -55,7 +54,14 @@ async def login(
     """
     pool: AsyncConnectionPool[AsyncConnection[Any]] = request.app.state.pool
     try:
-        result = await attempt_login(pool, username, password, client_ip(request))
+        result = await attempt_login(
+            pool,
+            username,
+            password,
+            client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            old_session=request.cookies.get(SESSION_COOKIE),  # ended: a fresh id (no fixation)
+        )
     except HashingBusy as busy:
         page = render(
             request,
@@ -89,25 +95,15 @@ async def login(
         if result.locked_for_s:
             page.headers["Retry-After"] = str(result.locked_for_s)
         return page
-    assert result.user_id is not None
-    async with pool.connection() as conn:
-        old = request.cookies.get(SESSION_COOKIE)
-        if old:
-            await end_session(conn, old)  # a fresh session id on every login (no fixation)
-        token = await create_session(
-            conn, result.user_id, request.headers.get("user-agent"), client_ip(request)
-        )
-        await audit(conn, username.strip().lower(), "login", "session", result.user_id)
-        cur = await conn.execute(
-            "SELECT must_change_password FROM users WHERE id = %(id)s", {"id": result.user_id}
-        )
-        row = await cur.fetchone()
+    # The session was started, the old one ended and the login audited in the statement after
+    # the password check (api.auth.attempt_login: one round trip).
+    assert result.session is not None
     # A temporary password (new account, reset) is changed first.
-    target = "/account" if row and row[0] else safe_next(next)
+    target = "/account" if result.must_change_password else safe_next(next)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        token,
+        result.session,
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
