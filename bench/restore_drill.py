@@ -114,6 +114,26 @@ def _committed(url: str, gws: list[str], since: Any) -> int:
     return int(row[0]) if row else 0
 
 
+# A reading's identity that survives a restore (the ids are the dump's, the codes the country's).
+ReadingKey = tuple[str, str, Any]
+
+
+def _committed_keys(url: str, gws: list[str], since: Any) -> set[ReadingKey]:
+    """Which readings of these gateways received since `since` are committed now, as (gateway,
+    sensor, ts). What a loss costs is measured on these, never on a count of a received_at
+    window: a message ingest received before the loss and committed only after the restore
+    keeps its received_at (the time ingest got it), so it lands in the window it was not
+    committed in and would hide as many readings that were lost."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT g.code, s.code, r.ts FROM readings r JOIN sensors s ON s.id = r.sensor_id "
+            "JOIN gateways g ON g.id = s.gateway_id WHERE g.code = ANY(%s) "
+            "AND r.received_at >= %s",
+            (gws, since),
+        ).fetchall()
+    return {(gw, sensor, ts) for gw, sensor, ts in rows}
+
+
 async def _drill(
     work: Path, pg: PrivatePostgres, url: str, platform: Platform, cfg: SoakConfig,
     before: float, after: float, out: Any,
@@ -141,13 +161,13 @@ async def _drill(
     print(f"base backup taken while ingesting in {time.monotonic() - t:.1f} s", file=out)
     await asyncio.sleep(before / 2)
     closed = _fingerprint(url)
-    committed_before = _committed(url, codes, since)
+    committed_before = _committed_keys(url, codes, since)
     # Destroy: the server killed, its data directory gone.
     _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(pg.data), "-m", "immediate", "-w", "stop")
     shutil.rmtree(pg.data)
     t_destroy = time.monotonic()
     print(f"cluster destroyed after {t_destroy - t0:.0f} s of ingest "
-          f"({committed_before} readings committed)", file=out)  # fmt: skip
+          f"({len(committed_before)} readings committed)", file=out)  # fmt: skip
     await asyncio.sleep(after)  # the gateways carry on; ingest holds, the outboxes fill
     # Restore into a fresh cluster on the same address.
     t = time.monotonic()
@@ -180,7 +200,7 @@ async def _drill(
     print(f"restored in {restore_s:.1f} s, first commit {back:.1f} s after the restore began, "
           f"{rto:.1f} s after the destroy ({after:.0f} s of it waiting on purpose)",
           file=out)  # fmt: skip
-    rpo = max(0, committed_before - _committed(url, codes, since))
+    rpo = len(committed_before - _committed_keys(url, codes, since))
     await asyncio.gather(*tasks)
     unconfirmed = await drain(gws, stats, cfg.drain_s)
     for g in gws:
@@ -220,17 +240,6 @@ def _db_now(url: str) -> Any:
     return row[0]
 
 
-def _received_between(url: str, gws: list[str], lo: Any, hi: Any) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id "
-            "JOIN gateways g ON g.id = s.gateway_id WHERE g.code = ANY(%s) "
-            "AND r.received_at >= %s AND r.received_at <= %s",
-            (gws, lo, hi),
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
 async def _dump_drill(
     work: Path, pg: PrivatePostgres, url: str, platform: Platform, cfg: SoakConfig,
     before: float, after: float, out: Any,
@@ -249,6 +258,8 @@ async def _dump_drill(
     dump, roles = work / "oxy.dump", work / "globals.sql"
     t = time.monotonic()
     dump_began = _db_now(url)
+    # Committed before the dump began, so in its snapshot: what is lost is committed after.
+    in_dump = _committed_keys(url, codes, since)
     await asyncio.to_thread(
         _as_postgres, "sh", "-c",
         f"{PG_BIN / 'pg_dumpall'} {' '.join(conn_args)} --globals-only > {roles}",
@@ -262,21 +273,21 @@ async def _dump_drill(
     await asyncio.sleep(before / 2)
     # Ingest is held still (SIGSTOP) from the count to the kill, so what the count says was
     # committed is exactly what the database held when it died: readings committed in between
-    # would be lost without being counted (20 of 140 were, once the gateways ticked evenly).
+    # would be lost without being counted.
     platform.ingest.send_signal(signal.SIGSTOP)
     await asyncio.sleep(0.5)  # a COMMIT it had already sent completes without it
     closed = _fingerprint(url)
-    committed_before = _committed(url, codes, since)
+    committed_before = _committed_keys(url, codes, since)
     lost_at = _db_now(url)
-    at_risk = _received_between(url, codes, dump_began, lost_at)
+    at_risk = len(committed_before - in_dump)
     # Destroy: the server killed, its data directory gone.
     _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(pg.data), "-m", "immediate", "-w", "stop")
     platform.ingest.send_signal(signal.SIGCONT)
     shutil.rmtree(pg.data)
     t_destroy = time.monotonic()
     rpo_s = (lost_at - dump_began).total_seconds()
-    print(f"cluster destroyed after {t_destroy - t0:.0f} s of ingest ({committed_before} readings "
-          f"committed, {at_risk} of them after the dump began)", file=out)  # fmt: skip
+    print(f"cluster destroyed after {t_destroy - t0:.0f} s of ingest ({len(committed_before)} "
+          f"readings committed, {at_risk} of them after the dump began)", file=out)  # fmt: skip
     await asyncio.sleep(after)  # the gateways carry on; ingest holds, the outboxes fill
     # A fresh cluster at the same address, the roles, the database and the dump.
     t = time.monotonic()
@@ -306,13 +317,15 @@ async def _dump_drill(
     print(f"restored in {restore_s:.1f} s, first commit {back:.1f} s after the restore began, "
           f"{rto:.1f} s after the destroy ({after:.0f} s of it waiting on purpose)",
           file=out)  # fmt: skip
-    rpo = max(0, committed_before - _received_between(url, codes, since, lost_at))
     await asyncio.gather(*tasks)
     unconfirmed = await drain(gws, stats, cfg.drain_s)
     for g in gws:
         if g.client is not None:
             g.client.disconnect()
     stored = _committed(url, codes, since)
+    # Lost for good: committed before the loss and still missing once the outboxes are empty
+    # (a reading whose ack had not left ingest when it died was re-sent: it is not lost).
+    rpo = len(committed_before - _committed_keys(url, codes, since))
     return DumpDrillResult(
         stats.generated, stored, unconfirmed, _fingerprint(url) == closed, int(closed[3]),
         at_risk, rpo, rpo_s, dump_s, dump.stat().st_size / 2**20, restore_s, back, rto,
