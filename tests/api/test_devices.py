@@ -53,12 +53,12 @@ class Link:
         self.acks[mid] = rc
 
     def connected(self) -> bool:
-        rc = self.connack.get(timeout=5)
+        rc = self.connack.get(timeout=15)
         return not rc.is_failure
 
     def publish(self, topic: str) -> ReasonCode:
         info = self.c.publish(topic, b'{"v":1}', qos=1)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while info.mid not in self.acks and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.acks[info.mid]
@@ -67,7 +67,7 @@ class Link:
         done: queue.Queue[list[ReasonCode]] = queue.Queue()
         self.c.on_subscribe = lambda c, u, mid, rcs, p: done.put(rcs)
         self.c.subscribe(topic, qos=1)
-        rcs = done.get(timeout=5)
+        rcs = done.get(timeout=15)
         assert not rcs[0].is_failure, f"subscribe {topic} refused: {rcs[0]}"
 
     def received(self, timeout: float = 1.0) -> list[str]:
