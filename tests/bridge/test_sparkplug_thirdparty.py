@@ -9,6 +9,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from tests.bridge.conftest import rows, wait_rows
 
 SOURCE: dict[str, Any] = {
@@ -115,6 +117,7 @@ def test_ndeath_of_a_node_that_ignores_rebirth_after_a_bridge_restart(
     assert offline == {"gw-edge1", "gw-tank1"}
 
 
+@pytest.mark.slow  # a fault test (a restart of the bridge): the slow tier, run in CI
 def test_primary_host_aware_node_stores_and_forwards_across_a_restart(
     broker, db_url, bridge_factory, collector_factory, edge_factory
 ):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from gateway.config import load
 from gateway.status import read_status
 from tests.gateway.conftest import RunningGateway, gateway_toml, tank
@@ -15,6 +17,7 @@ RAISE_S = 2.0
 CLEAR_S = 1.5
 
 
+@pytest.mark.slow  # a fault test (a broker outage): the slow tier, run in CI
 def test_low_level_raises_the_relay_with_the_broker_down(
     bg, sim_factory, broker_factory, subscriber_factory, tmp_path: Path
 ) -> None:

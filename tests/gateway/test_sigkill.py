@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from gateway.config import load
 from oxy.contract import format_ts
 from tests.gateway.conftest import gateway_toml, tank
@@ -45,6 +47,7 @@ def _outbox_rows(path: Path) -> tuple[set[tuple[str, str]], int]:
     return waiting, int(acked[0]) if acked else 0
 
 
+@pytest.mark.slow  # a fault test (a SIGKILLed gateway): the slow tier, run in CI
 def test_sigkill_mid_publish_then_restart(
     bg, sim_factory, broker, subscriber_factory, tmp_path: Path
 ) -> None:
