@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -167,6 +168,12 @@ async def warm_up(app: FastAPI) -> None:
         await app(scope, receive, send)
     except Exception:  # a warm-up never stops the server starting
         logger.warning("warm-up request failed", exc_info=True)
+    # What the start built (routes, templates, catalogs, modules) stays for the process's life:
+    # frozen out of the collector's sight, a full collection during a burst of requests no
+    # longer walks it. Measured with 50 concurrent wrong passwords (bench/login.py, quiet):
+    # /health p99 110-127 ms without, 32 ms with.
+    gc.collect()
+    gc.freeze()
 
 
 def create_served_app() -> FastAPI:

@@ -85,12 +85,14 @@ _DUMMY_HASH, _DUMMY_COST_S = _timed(_hasher.hash, secrets.token_urlsafe(16))
 # loaded machine admits fewer); beyond that the caller is refused at once (503 + Retry-After)
 # instead of queueing for tens of seconds. The workers themselves are always used.
 HASH_WORKERS = max(1, min(4, os.cpu_count() or 1))
-# The budget follows from issue 19's target, login p95 < 500 ms: a check admitted after waiting
-# the whole budget still answers within it (one check, ~15-20 ms of wall time on an idle core,
-# and the round trips around it). At that cost two idle cores admit a burst of 50 whole; a
-# loaded machine, whose checks take longer, admits fewer and tells the rest when to come back.
-LOGIN_TARGET_S = 0.5
-HASH_WAIT_BUDGET_S = int(os.environ.get("OXY_HASH_WAIT_BUDGET_MS", "450")) / 1000
+# The budget: a refused caller comes back after Retry-After, in whole seconds, so refusing a
+# check that would answer within a second only makes that login slower. Measured with 50
+# concurrent logins on the 2-core bench machine (bench/login.py --rounds 5, quiet): 450 ms
+# refused 45 of 250 (every one of them in only after 1.2 s: p95 1,202 ms until in); 900 ms
+# refused none in the retry bursts (p95 624 ms, the last in after 690 ms). The queue stays
+# bounded: beyond a second's worth of checks (about 100 at once on two cores) the rest are told
+# when to come back. issue 19's 500 ms is the target for the p95, not a reason to refuse.
+HASH_WAIT_BUDGET_S = int(os.environ.get("OXY_HASH_WAIT_BUDGET_MS", "1000")) / 1000
 HASH_NICE = 10  # hashing threads yield the CPU to the event loop (and to /health)
 
 
