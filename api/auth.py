@@ -492,8 +492,7 @@ _GIVE_BACK = sql.SQL(_GIVE_BACK_SQL)
 # After a good login, in one statement: store today's hash if the stored one was made with older
 # parameters (unless the password was changed meanwhile), give the attempt back, and remember
 # the address as one the owner uses.
-_GOOD_LOGIN = sql.SQL("""
-WITH rehashed AS (
+_GOOD_LOGIN_CTES = sql.SQL("""rehashed AS (
     UPDATE users SET password_hash = %(new)s
     WHERE id = %(id)s AND password_hash = %(old)s AND %(new)s::text IS NOT NULL
 ), pair AS (
@@ -503,26 +502,15 @@ WITH rehashed AS (
     INSERT INTO login_addresses (user_id, ip)
     SELECT %(id)s, %(ip)s::text WHERE %(ip)s::text IS NOT NULL
     ON CONFLICT (user_id, ip) DO UPDATE SET last_success = now()
-)
-SELECT 1
-""").format(give_back=sql.SQL(_GIVE_BACK_SQL.strip()))
+)""").format(give_back=sql.SQL(_GIVE_BACK_SQL.strip()))
+_GOOD_LOGIN = sql.SQL("WITH {ctes}\nSELECT 1\n").format(ctes=_GOOD_LOGIN_CTES)
 # A good login at the login form, in the same statement: end the session the browser came with
 # (a fresh id on every login: no fixation), sweep the user's long-dead sessions, start the new
 # one, audit the login, and read whether the password must be changed first. One round trip
 # where it was seven (and three pool checkouts): the event loop's CPU per login is what a burst
 # of logins takes from /health.
 _GOOD_LOGIN_SESSION = sql.SQL("""
-WITH rehashed AS (
-    UPDATE users SET password_hash = %(new)s
-    WHERE id = %(id)s AND password_hash = %(old)s AND %(new)s::text IS NOT NULL
-), pair AS (
-    DELETE FROM login_throttle WHERE key = ANY(%(keys)s::text[]) AND key LIKE 'user-ip:%%'
-), given AS ({give_back}
-), remembered AS (
-    INSERT INTO login_addresses (user_id, ip)
-    SELECT %(id)s, %(ip)s::text WHERE %(ip)s::text IS NOT NULL
-    ON CONFLICT (user_id, ip) DO UPDATE SET last_success = now()
-), ended AS (
+WITH {ctes}, ended AS (
     UPDATE sessions SET revoked_at = now() WHERE token_hash = %(old_session)s AND revoked_at IS NULL
 ), swept AS (
     DELETE FROM sessions WHERE user_id = %(id)s AND (expires_at < now() - interval '1 day'
@@ -534,7 +522,7 @@ WITH rehashed AS (
     SELECT audit_append(NULL, %(name)s, 'login', 'session', %(id)s::text, NULL, NULL, NULL) AS id
 )
 SELECT u.must_change_password, (SELECT count(*) FROM audited) FROM users u WHERE u.id = %(id)s
-""").format(give_back=sql.SQL(_GIVE_BACK_SQL.strip()))
+""").format(ctes=_GOOD_LOGIN_CTES)
 _FORGET_OLD_FAILURES = """
 DELETE FROM login_throttle
 WHERE first_failure < now() - interval '1 day' AND (locked_until IS NULL OR locked_until < now())
