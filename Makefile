@@ -54,9 +54,10 @@ timescaledb:
 
 # The suite in tiers, each timed by scripts/timed.sh (the summary closes `make test`); every
 # test is in exactly one tier:
-#   fast    - neither `slow` nor `browser`, in parallel over pytest-xdist workers (XDIST: two
-#             per core by default, at most 8: about half of the tier's time is waiting on
-#             brokers, timeouts and the database, which a second worker per core fills); each
+#   fast    - neither `slow` nor `browser`, in parallel over pytest-xdist workers (XDIST: one
+#             per core by default; two per core was faster on a quiet machine, 116 s instead of
+#             ~130, but a broker test's SUBACK went missing in two runs of four there, never
+#             with one per core: `XDIST=4 make test-fast` while working); each
 #             worker has its own template database and private ports, and takes whole modules
 #             (--dist loadscope), the longest first (tests/conftest.py), so a module's seeded
 #             database is built once and no long module runs alone at the end.
@@ -67,7 +68,7 @@ timescaledb:
 #             assume an unshared machine.
 # All three run against plain PostgreSQL (OXY_TEST_DATABASE_URL), then against a private
 # TimescaleDB cluster the fixtures start (tests/fix_db.py).
-XDIST   ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$((n * 2 > 8 ? 8 : n * 2)))
+XDIST   ?= auto
 TIMED   := bash scripts/timed.sh
 TIERS   := .venv/tiers.log
 BROWSER_XDIST ?= auto
