@@ -28,6 +28,7 @@ from api.i18n import DEFAULT_LOCALE
 from api.policy import PasswordChangeRequired
 from api.refusals import FAMILIES
 from api.settings import load_centre_settings
+from api.web.assets import check_assets
 from oxy.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -46,11 +47,9 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
 def routers() -> list[APIRouter]:
     """Every router the application mounts, grouped by feature, in matching order.
 
-    Imported here, when an application is built (the page modules check their built assets on
-    import; the menu is listed in api.web.nav.MENU). Every route must declare a policy
-    (api.policy; tests/api/test_policy_matrix.py fails on one that does not)."""
-    # The role pages' built assets, checked on import.
-    import api.web.routes  # noqa: F401
+    Imported here, when an application is built (the menu is listed in api.web.nav.MENU). Every
+    route must declare a policy (api.policy; tests/api/test_policy_matrix.py fails on one that
+    does not)."""
     from api import health
     from api.accounting import pages as tank_pages
     from api.accounting import routes as accounting
@@ -244,6 +243,8 @@ def create_app(settings: Settings | None = None, *, windows_ahead: bool = False)
     app.state.pool = pool
     app.state.windows_ahead = None  # the job's state once started (None: not run here)
 
+    # Fail at start-up, with the command to run, rather than serve pages without their scripts.
+    check_assets()
     for router in routers():
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
