@@ -21,11 +21,44 @@ from oxy.broker import BrokerConfig, render
 IN_CI = os.environ.get("CI") == "true"
 
 
+# Ports handed to the tests' own servers (brokers, databases, APIs): a range per xdist worker,
+# below the kernel's ephemeral range (32768-60999). A port from bind(0) is free only until the
+# socket closes: another worker's server, or any outbound connection's local port, could take it
+# before ours binds, and wait_port would then find the other one listening (a test talking to a
+# broker another test owns, losing it when that test ends: seen as a SUBACK never arriving with
+# two workers per core). Ports from this range are never ephemeral and never another worker's.
+PORTS_PER_WORKER = 400
+_PORT_BASE = 20000  # 32 blocks of 400 up to 32767: 0-7 for xdist workers, 8-31 for plain runs
+_WORKER_BLOCKS = 8
+
+
+def _block() -> int:
+    """This process's block: its xdist worker's, or (no xdist: a pytest run of its own, maybe
+    beside another one) one chosen by pid among the rest."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw3" under xdist
+    digits = name.removeprefix("gw")
+    if digits.isdigit():
+        return int(digits) % _WORKER_BLOCKS
+    return _WORKER_BLOCKS + os.getpid() % (32 - _WORKER_BLOCKS)
+
+
+_next_port = 0
+
+
 def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """An unused TCP port on loopback, from this worker's own range, each call a new one."""
+    global _next_port
+    base = _PORT_BASE + _block() * PORTS_PER_WORKER
+    for _ in range(PORTS_PER_WORKER):
+        port = base + _next_port % PORTS_PER_WORKER
+        _next_port += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # still held (a server of an earlier test in TIME_WAIT or alive)
+            return port
+    raise RuntimeError(f"no free port in {base}..{base + PORTS_PER_WORKER - 1}")
 
 
 def wait_port(port: int, timeout: float = 10.0, up: bool = True) -> None:
@@ -69,6 +102,10 @@ class Broker:
         log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log, stderr=log)
         wait_port(self.port)
+        time.sleep(0.05)
+        if self.proc.poll() is not None:  # the port answered, but not for this broker
+            log_text = (self.workdir / "mosquitto.log").read_text(errors="replace")[-500:]
+            raise RuntimeError(f"broker on {self.port} exited ({self.proc.returncode}): {log_text}")
 
     def stop(self, kill: bool = False) -> None:
         """Stop the broker (SIGTERM saves its persistence file; kill=True does not)."""
