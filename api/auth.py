@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import nacl.pwhash.argon2id as sodium_argon2id
 from argon2 import Parameters, PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from nacl.exceptions import InvalidkeyError
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -59,46 +61,96 @@ def _timed(fn: Callable[..., _T], *args: Any) -> tuple[_T, float]:
 
 # argon2id at one of OWASP's equivalent minimum configurations (m=46 MiB t=1, 19 MiB t=2,
 # 12 MiB t=3, 9 MiB t=4, 7 MiB t=5; all p=1): measured here the 7 MiB, t=5 one is the cheapest
-# to verify (about 25 % less CPU than 19 MiB t=2 on the loaded 2-core box; 46 MiB costs ~3x:
-# above glibc's mmap threshold every check faults its memory in again), and it keeps each
-# check's memory small. argon2-cffi's defaults (RFC 9106 low-memory: 64 MiB, t=3, p=4) cost
-# ~160 ms wall / 4 lanes. Hashes stored with other parameters are re-hashed at the owner's next
-# good login (`check_needs_rehash`). The trade-off is in docs/security.md ("Password hashing
-# cost"); bench/login.py measures a burst.
+# to verify with either implementation below (46 MiB costs ~3x; the CPU grows with m x t and,
+# for libsodium, with the pages it maps), and it keeps each check's memory small. argon2-cffi's
+# defaults (RFC 9106 low-memory: 64 MiB, t=3, p=4) cost ~160 ms wall / 4 lanes. Hashes stored
+# with other parameters are re-hashed at the owner's next good login (`needs_rehash`). The
+# trade-off is in docs/security.md ("Password hashing cost"); bench/argon2_params.py measures
+# the five, bench/login.py a burst.
 PASSWORD_PARAMETERS = Parameters(
     type=Type.ID,
     version=19,
-    salt_len=16,
-    hash_len=32,
+    salt_len=16,  # libsodium's crypto_pwhash_SALTBYTES: its hashes parse to these parameters
+    hash_len=32,  # libsodium's crypto_pwhash_STRBYTES string holds a 32-byte hash
     time_cost=5,
     memory_cost=7 * 1024,
     parallelism=1,
 )
+# The check itself is libsodium's (PyNaCl): its AVX2 / AVX-512 kernels, chosen at run time, take
+# a third less CPU per check than argon2-cffi's bundled library, whose PyPI wheels are built
+# with the SSE2 kernel only (m=7 MiB t=5: 11.0 against 16.5 ms, 1.5x; two checks at once 11.3
+# against 17.8 ms, 1.6x; bench/argon2_params.py, docs/security.md). Both read and write the same
+# PHC string ($argon2id$v=19$m=7168,t=5,p=1$salt$hash) and each verifies the other's hashes, so
+# every hash stored so far verifies as it is. argon2-cffi stays for parsing the parameters
+# (`needs_rehash`) and for any stored hash libsodium does not take (not argon2id version 19, or
+# longer than its 127 characters; this platform never stored one).
+_SODIUM_PREFIX = "$argon2id$v=19$"
+_SODIUM_MAX_LEN = 127
+_SODIUM_OPSLIMIT = PASSWORD_PARAMETERS.time_cost
+_SODIUM_MEMLIMIT = PASSWORD_PARAMETERS.memory_cost * 1024  # bytes; the PHC string says KiB
 _hasher = PasswordHasher.from_parameters(PASSWORD_PARAMETERS)
-# Verifying against a dummy hash for unknown users keeps timing equal for known and unknown names.
-_DUMMY_HASH, _DUMMY_COST_S = _timed(_hasher.hash, secrets.token_urlsafe(16))
 
-# argon2 is deliberately slow and memory-hungry: it runs in a small thread pool (argon2-cffi
-# releases the GIL), never on the event loop. Admission is by time, not by count: a check is
-# accepted only if the checks already admitted can be worked off by the pool within
-# HASH_WAIT_BUDGET_S at the measured cost of one check (a moving average of recent checks, so a
-# loaded machine admits fewer); beyond that the caller is refused at once (503 + Retry-After)
-# instead of queueing for tens of seconds. The workers themselves are always used.
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password` (blocking; use hash_password_async on the event loop)."""
+    encoded = sodium_argon2id.str(
+        password.encode(), opslimit=_SODIUM_OPSLIMIT, memlimit=_SODIUM_MEMLIMIT
+    )
+    return encoded.decode("ascii")
+
+
+def _by_libsodium(stored_hash: str) -> bool:
+    return stored_hash.startswith(_SODIUM_PREFIX) and len(stored_hash) <= _SODIUM_MAX_LEN
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    """Whether `password` matches `stored_hash` (False on any malformed hash); blocking."""
+    if _by_libsodium(stored_hash):
+        try:
+            return sodium_argon2id.verify(stored_hash.encode("ascii"), password.encode())
+        except (InvalidkeyError, UnicodeEncodeError):  # a mismatch or a malformed hash
+            return False
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
+        return False
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    """Whether `stored_hash` was made with other parameters than PASSWORD_PARAMETERS."""
+    try:
+        return _hasher.check_needs_rehash(stored_hash)
+    except (InvalidHashError, ValueError):
+        return False
+
+
+# Verifying against a dummy hash for unknown users keeps timing equal for known and unknown names.
+_DUMMY_HASH, _DUMMY_COST_S = _timed(hash_password, secrets.token_urlsafe(16))
+
+# argon2 is deliberately slow and memory-hungry: it runs in a small thread pool (PyNaCl and
+# argon2-cffi call C through cffi, which releases the GIL), never on the event loop. Admission
+# is by time, not by count: a check is accepted only if the checks already admitted can be
+# worked off by the pool within HASH_WAIT_BUDGET_S at the measured cost of one check (a moving
+# average of recent checks, so a loaded machine admits fewer); beyond that the caller is refused
+# at once (503 + Retry-After) instead of queueing for tens of seconds. The workers themselves
+# are always used.
 HASH_WORKERS = max(1, min(4, os.cpu_count() or 1))
 # The budget: a refused caller comes back after Retry-After, in whole seconds, so refusing a
 # check that would answer within a second only makes that login slower. Measured with 50
 # concurrent logins on the 2-core bench machine (bench/login.py --rounds 5, quiet): 450 ms
 # refused 45 of 250 (every one of them in only after 1.2 s: p95 1,202 ms until in); 900 ms
-# refused none in the retry bursts (p95 624 ms, the last in after 690 ms). The queue stays
-# bounded: beyond a second's worth of checks (about 100 at once on two cores) the rest are told
-# when to come back. issue 19's 500 ms is the target for the p95, not a reason to refuse.
+# refused none in the retry bursts (p95 624 ms, the last in after 690 ms; both with argon2-cffi's
+# checks). The queue stays bounded: beyond a second's worth of checks (2 / cost on two cores:
+# about 100 at once at argon2-cffi's 20 ms in a burst, 150 at libsodium's 13 ms) the rest are
+# told when to come back. issue 19's 500 ms is the target for the p95, not a reason to refuse.
 HASH_WAIT_BUDGET_S = int(os.environ.get("OXY_HASH_WAIT_BUDGET_MS", "1000")) / 1000
 HASH_NICE = 10  # hashing threads yield the CPU to the event loop (and to /health)
 
 
 def _lower_priority() -> None:
-    """Lower this worker thread's CPU priority (Linux: per thread; argon2's lane threads, created
-    from it, inherit it), so a burst of logins does not starve the event loop's thread."""
+    """Lower this worker thread's CPU priority (Linux: per thread; libsodium's checks run in it,
+    all lanes of an older p>1 hash too, and argon2-cffi's lane threads, for a hash libsodium does
+    not take, inherit it), so a burst of logins does not starve the event loop's thread."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux / not allowed: still works
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
 
@@ -158,27 +210,6 @@ class _HashAdmission:
 
 
 _admission = _HashAdmission(_DUMMY_COST_S)  # first estimate: the dummy hash made at import
-
-
-def hash_password(password: str) -> str:
-    """An argon2id hash of `password` (blocking; use hash_password_async on the event loop)."""
-    return _hasher.hash(password)
-
-
-def verify_password(stored_hash: str, password: str) -> bool:
-    """Whether `password` matches `stored_hash` (False on any malformed hash); blocking."""
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
-
-def needs_rehash(stored_hash: str) -> bool:
-    """Whether `stored_hash` was made with other parameters than PASSWORD_PARAMETERS."""
-    try:
-        return _hasher.check_needs_rehash(stored_hash)
-    except (InvalidHashError, ValueError):
-        return False
 
 
 async def _in_pool(fn: Callable[..., _T], *args: Any) -> tuple[_T, float]:

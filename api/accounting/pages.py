@@ -145,7 +145,7 @@ async def tank_list(
         return page_exports.download(kind, title, page_exports.TANK_COLUMNS, rows, locale=locale)
     return render(
         request,
-        "pages/tanks.html",
+        "accounting/tanks.html",
         {"facility": facility, "tanks": statuses, "now": now, "cfg": cfg},
         locale=locale,
         principal=me,
@@ -241,7 +241,7 @@ async def tank_page(
             locale=locale,
         )
     ctx.update(form={}, errors={}, can_correct=me.role in CORRECT_ROLES, preview=None, spark=None)
-    return render(request, "pages/tank.html", ctx, locale=locale, principal=me)
+    return render(request, "accounting/tank.html", ctx, locale=locale, principal=me)
 
 
 @router.post(
@@ -362,7 +362,9 @@ async def add_correction(
         spark=_sparkline(effect.readings, ts_from, ts_to) if effect and ts_from and ts_to else None,
     )
     code = 200 if wants_preview and not errors else 422
-    return render(request, "pages/tank.html", ctx, locale=locale, principal=me, status_code=code)
+    return render(
+        request, "accounting/tank.html", ctx, locale=locale, principal=me, status_code=code
+    )
 
 
 def _sparkline(
@@ -443,4 +445,6 @@ async def facility_list(
     if kind := page_exports.requested(request):
         cols = page_exports.FACILITY_COLUMNS
         return page_exports.download(kind, "facilities", cols, rows, locale=locale)
-    return render(request, "pages/facilities.html", {"rows": rows}, locale=locale, principal=me)
+    return render(
+        request, "accounting/facilities.html", {"rows": rows}, locale=locale, principal=me
+    )

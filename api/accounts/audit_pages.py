@@ -36,7 +36,7 @@ async def audit_page(
         return page_exports.download(kind, "audit", page_exports.AUDIT_COLUMNS, out, locale=locale)
     return render(
         request,
-        "audit.html",
+        "accounts/audit.html",
         {"entries": rows, "entity": entity or "", "entity_id": entity_id or ""},
         locale=locale,
         principal=me,

@@ -30,7 +30,7 @@ async def account_page(
     """Password, language and tokens."""
     return render(
         request,
-        "account.html",
+        "accounts/account.html",
         {"tokens": await own_tokens(conn, me.user_id)},
         locale=locale,
         principal=me,
@@ -109,7 +109,7 @@ async def account_new_token(
     )
     return render(
         request,
-        "account.html",
+        "accounts/account.html",
         {"tokens": await own_tokens(conn, me.user_id), "new_token": issued.secret},
         locale=locale,
         principal=me,

@@ -80,7 +80,7 @@ async def users_page(
         return page_exports.download(kind, "accounts", cols, rows, locale=locale)
     return render(
         request,
-        "admin_users.html",
+        "accounts/admin_users.html",
         await _page_context(conn),
         locale=locale,
         principal=me,
@@ -121,7 +121,7 @@ async def users_create(
         return response
     return render(
         request,
-        "admin_users.html",
+        "accounts/admin_users.html",
         {**await _page_context(conn), "issued": (new.username.strip().lower(), password)},
         locale=locale,
         principal=me,
@@ -180,7 +180,7 @@ async def users_reset(
     name = next((u["username"] for u in ctx["users"] if u["id"] == user_id), "")
     return render(
         request,
-        "admin_users.html",
+        "accounts/admin_users.html",
         {**ctx, "issued": (name, password)},
         locale=locale,
         principal=me,
@@ -238,7 +238,7 @@ async def _accounts_page(
     role, _ = issues(me)
     return render(
         request,
-        "pages/accounts.html",
+        "accounts/accounts.html",
         {
             "users": await delegated_users(conn, me),
             "orgs": await delegated_orgs(conn, me),

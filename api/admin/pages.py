@@ -46,7 +46,7 @@ async def facilities(
     suppliers = await fetch_all(conn, q.SUPPLIERS)
     return render(
         request,
-        "pages/admin_facilities.html",
+        "admin/admin_facilities.html",
         {"rows": rows, "parents": parents, "suppliers": suppliers},
         locale=locale,
         principal=me,
@@ -61,7 +61,7 @@ async def tanks(*, request: Request, conn: DbDep, me: PrincipalDep, locale: Loca
         return page_exports.download(
             kind, "tanks", page_exports.ADMIN_TANK_COLUMNS, rows, locale=locale
         )
-    return render(request, "pages/admin_tanks.html", {"rows": rows}, locale=locale, principal=me)
+    return render(request, "admin/admin_tanks.html", {"rows": rows}, locale=locale, principal=me)
 
 
 @router.get(
@@ -102,7 +102,7 @@ async def _calibration_page(  # noqa: PLR0917
         v["points"].append((p["dp_inh2o"], p["contents_kg"]))  # type: ignore[attr-defined]
     return render(
         request,
-        "pages/admin_calibration.html",
+        "admin/admin_calibration.html",
         {
             "tank": tank,
             "versions": list(versions.values()),
@@ -138,7 +138,7 @@ async def _gateways_page(  # noqa: PLR0917
 ) -> Response:
     return render(
         request,
-        "pages/admin_gateways.html",
+        "admin/admin_gateways.html",
         {
             "gateways": await fetch_all(conn, q.ADMIN_GATEWAYS),
             "sensors": await fetch_all(conn, q.ADMIN_SENSORS),
@@ -169,7 +169,7 @@ async def _facility_form(  # noqa: PLR0917
 ) -> Response:
     return render(
         request,
-        "pages/admin_facility_form.html",
+        "admin/admin_facility_form.html",
         {
             "facility": facility,
             "form": form,
@@ -232,7 +232,7 @@ async def _tank_form(  # noqa: PLR0917
 ) -> Response:
     return render(
         request,
-        "pages/admin_tank_form.html",
+        "admin/admin_tank_form.html",
         {
             "tank": tank,
             "form": form,
@@ -477,7 +477,7 @@ async def _sensor_form(  # noqa: PLR0917
         status = 422
     return render(
         request,
-        "pages/admin_sensor_form.html",
+        "admin/admin_sensor_form.html",
         {
             "sensor": sensor,
             "form": form,

@@ -39,7 +39,7 @@ async def alerts_page(
     for r in rows:
         r["title"] = i18n.gettext(locale, RULE_TITLES.get(str(r["rule"]), str(r["rule"])))
         r["detail_lines"] = detail_lines(str(r["rule"]), r["details"], locale)
-    return render(request, "pages/alerts.html", {"rows": rows}, locale=locale, principal=me)
+    return render(request, "alerts/alerts.html", {"rows": rows}, locale=locale, principal=me)
 
 
 async def _back(request: Request) -> str:

@@ -123,7 +123,7 @@ async def coordination_page(
     states = OPEN_STATES if show == "open" else None
     return render(
         request,
-        "pages/coord_list.html",
+        "coordination/coord_list.html",
         {
             "requests": await support.fetch_requests(conn, me, states=states, limit=500),
             "show": show,
@@ -234,7 +234,7 @@ async def request_page(
     )
     return render(
         request,
-        "pages/coord_request.html",
+        "coordination/coord_request.html",
         {
             "r": r,
             "parts": parts,
@@ -357,7 +357,7 @@ async def suggestions_page(
             locale=locale,
         )
     return render(
-        request, "pages/coord_suggestions.html", {"plan": plan}, locale=locale, principal=me
+        request, "coordination/coord_suggestions.html", {"plan": plan}, locale=locale, principal=me
     )
 
 
@@ -373,7 +373,7 @@ async def supplier_page(
     """What the supplier has been asked to ship, and its deliveries on the way."""
     return render(
         request,
-        "pages/coord_supplier.html",
+        "coordination/coord_supplier.html",
         {
             "assignments": await asg.fetch_assignments(conn, me, source_id=me.org_id, limit=200),
             "deliveries": [
@@ -490,7 +490,7 @@ async def facility_page(
     """What is coming to the facility, its requests, and the form to ask for oxygen."""
     return render(
         request,
-        "pages/coord_facility.html",
+        "coordination/coord_facility.html",
         {
             "requests": await support.fetch_requests(conn, me, facility_id=me.org_id, limit=100),
             "deliveries": [

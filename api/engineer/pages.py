@@ -105,7 +105,7 @@ async def gateways_page(
     counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("online", "offline", "silent")}
     return render(
         request,
-        "pages/eng_gateways.html",
+        "engineer/eng_gateways.html",
         {
             "gateways": rows,
             "counts": counts,
@@ -149,7 +149,7 @@ async def gateway_page(
     here = f"/facilities/{facility_id}/gateways/{gateway_id}"
     return render(
         request,
-        "pages/eng_gateway.html",
+        "engineer/eng_gateway.html",
         {
             "gw": gw,
             "here": here,
@@ -222,7 +222,7 @@ async def tank_diagnostics(
     sensors = await fetch_all(conn, q.SENSORS, gateway=None, tank=tank_id)
     return render(
         request,
-        "pages/eng_tank.html",
+        "engineer/eng_tank.html",
         {
             "tank": tank,
             "here": f"/facilities/{facility_id}/tanks/{tank_id}/diagnostics",

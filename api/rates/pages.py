@@ -35,7 +35,7 @@ async def national_page(
     fig = await national(conn, me, cfg, now, days)
     return render(
         request,
-        "pages/reporting_rate.html",
+        "rates/reporting_rate.html",
         {
             "fig": fig,
             "org": None,
@@ -74,7 +74,7 @@ async def province_page(
     fig = await province(conn, me, org_id, cfg=cfg, now=now, days=days)
     return render(
         request,
-        "pages/reporting_rate.html",
+        "rates/reporting_rate.html",
         {
             "fig": fig,
             "org": org,

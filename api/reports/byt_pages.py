@@ -141,7 +141,7 @@ async def dashboard(
     waiting = await syt.sent_list(conn, parents=None, first=d - timedelta(days=30))
     response = render(
         request,
-        "pages/byt_dashboard.html",
+        "reports/byt_dashboard.html",
         {
             "day": d,
             "today": today,

@@ -154,7 +154,7 @@ async def _render(
     lock = view["locked"]
     return render(
         request,
-        "pages/facility_report.html",
+        "reports/facility_report.html",
         {
             "facility": found[0],
             "day": day,

@@ -104,7 +104,7 @@ async def _render(
     rows = max(DELIVERY_ROWS, len(view["deliveries"]) + 2 if view else 0)
     return render(
         request,
-        "pages/supplier_report.html",
+        "reports/supplier_report.html",
         {
             "supplier": sup,
             "day": day,

@@ -86,7 +86,7 @@ async def _composer(
     lock = rep.get("locked")
     return render(
         request,
-        "pages/syt_report.html",
+        "reports/syt_report.html",
         {
             "org": org,
             "day": day,
@@ -236,7 +236,7 @@ async def sent_reports(
     org = await department(conn, org_id)
     rows = await syt.sent_list(conn, parents=frozenset({org_id}))
     return render(
-        request, "pages/syt_sent.html", {"org": org, "rows": rows}, locale=locale, principal=me
+        request, "reports/syt_sent.html", {"org": org, "rows": rows}, locale=locale, principal=me
     )
 
 
@@ -266,7 +266,7 @@ async def report_details(
         raise HTTPException(404, "not found")
     return render(
         request,
-        "pages/syt_details.html",
+        "reports/syt_details.html",
         {
             "org": org,
             "day": d,
@@ -305,7 +305,7 @@ async def province_facilities(
     )
     return render(
         request,
-        "pages/syt_facilities.html",
+        "reports/syt_facilities.html",
         {"org": org, "day": day, "facilities": live["facilities"]},
         locale=locale,
         principal=me,

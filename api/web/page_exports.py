@@ -1,7 +1,7 @@
 """Exports of the lists that pages show, on the page's own route (`?format=csv|xlsx`), so the
 file passes the same role and scope check as the page; written by `api.reports.exports`
 (values in the caller's language, Vietnam time, formulas neutralised). The buttons are the
-`export_links` macro (pages/_macros.html) with `param=True`."""
+`export_links` macro (web/_macros.html) with `param=True`."""
 
 from __future__ import annotations
 

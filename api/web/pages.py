@@ -35,7 +35,7 @@ def client_ip(request: Request) -> str | None:
 @router.get("/login", dependencies=[policy(scope=Scope.PUBLIC)])
 async def login_page(request: Request, locale: LocaleDep, next: str = "/") -> Response:
     """The login form."""
-    return render(request, "login.html", {"next": safe_next(next)}, locale=locale)
+    return render(request, "web/login.html", {"next": safe_next(next)}, locale=locale)
 
 
 @router.post("/login", dependencies=[policy(scope=Scope.PUBLIC)])
@@ -65,7 +65,7 @@ async def login(
     except HashingBusy as busy:
         page = render(
             request,
-            "login.html",
+            "web/login.html",
             {
                 "next": safe_next(next),
                 "error": i18n.gettext(locale, "The server is busy. Try again in a moment."),
@@ -87,7 +87,7 @@ async def login(
             code = 401
         page = render(
             request,
-            "login.html",
+            "web/login.html",
             {"next": safe_next(next), "error": msg, "username": username},
             locale=locale,
             status_code=code,
@@ -127,7 +127,9 @@ async def logout(request: Request, conn: DbDep) -> Response:
 @router.get("/", dependencies=[policy(scope=Scope.SELF)])
 async def home(request: Request, me: PrincipalDep, locale: LocaleDep) -> Response:
     """The functions of the user's role (seed screen 1)."""
-    return render(request, "home.html", {"functions": items_for(me)}, locale=locale, principal=me)
+    return render(
+        request, "web/home.html", {"functions": items_for(me)}, locale=locale, principal=me
+    )
 
 
 def _problem_text(problem: dict[str, Any], locale: str) -> str:
@@ -157,7 +159,7 @@ async def error_page(
     ]
     return render(
         request,
-        "error.html",
+        "web/error.html",
         {"status_code": status_code, "fields": fields},
         locale=locale,
         principal=principal,

@@ -1,7 +1,11 @@
 """Jinja2 rendering with translations, locale-aware filters, CSRF and flash messages.
 
-Templates live in `api/templates/` and in any `api/<package>/templates/` folder, all extending
-`base.html`. Render with `render(request, "x.html", {...})` from a handler.
+Each feature package keeps its templates in its own `api/<package>/templates/` folder, and a
+template's name is `<package>/<file>`: `coordination/coord_list.html` is
+`api/coordination/templates/coord_list.html`, so a name says where its file is and two packages
+cannot shadow each other. The shared layout and macros are the web package's own
+(`web/base.html`, `web/_macros.html`, `web/_map.html`). Render with
+`render(request, "<package>/x.html", {...})` from a handler.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from fastapi import Request
-from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2 import Environment, FileSystemLoader, PrefixLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from starlette.responses import HTMLResponse, Response
 
@@ -35,10 +39,16 @@ ROLE_LABELS: dict[str, str] = {
 }
 
 
-def template_dirs() -> list[Path]:
-    """`api/templates` first, then every `api/<package>/templates`."""
-    extra = sorted(p for p in API_DIR.glob("*/templates") if p.is_dir())
-    return [API_DIR / "templates", *extra]
+def template_dirs(api_dir: Path = API_DIR) -> dict[str, Path]:
+    """Every package's template folder, by package name (`api/<package>/templates`)."""
+    return {p.parent.name: p for p in sorted(api_dir.glob("*/templates")) if p.is_dir()}
+
+
+def template_loader(api_dir: Path = API_DIR) -> PrefixLoader:
+    """The one loader: `<package>/<file>` is read from `api/<package>/templates/<file>` only."""
+    return PrefixLoader(
+        {package: FileSystemLoader(path) for package, path in template_dirs(api_dir).items()}
+    )
 
 
 @pass_context
@@ -78,7 +88,7 @@ def _syt_cards(ctx: Context, report: Any) -> list[tuple[str, str, str, str | Non
 def environment() -> Environment:
     """The shared Jinja2 environment (autoescaping on, i18n extension installed)."""
     env = Environment(
-        loader=FileSystemLoader([str(p) for p in template_dirs()]),
+        loader=template_loader(),
         autoescape=select_autoescape(["html", "xml"]),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,

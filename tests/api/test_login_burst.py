@@ -184,7 +184,8 @@ def test_the_catalogs_are_compiled_before_the_first_request(settings: Settings) 
 def test_two_idle_cores_admit_a_burst_of_fifty_within_the_target(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """At the cost of a check on an idle core (~17 ms wall, 14 ms CPU measured here) two workers
+    """At the cost of a check on an idle core (~17 ms wall, 14 ms CPU measured here with
+    argon2-cffi; libsodium's is ~11 ms CPU, so this errs on the costly side) two workers
     admit 50 concurrent checks (a refused user would wait a whole second for its Retry-After),
     and refuse beyond a second's worth: the queue stays bounded."""
     monkeypatch.undo()  # the module's own budget, not the fixture's

@@ -1,5 +1,6 @@
 """Login cost (issue 19): argon2id at one of OWASP's equivalent minimum configurations (m=7 MiB,
-t=5, p=1: the cheapest to verify here of the five), hashes made
+t=5, p=1: the cheapest to verify here of the five), checked by libsodium (hashes made by
+argon2-cffi, as stored before, verify as they are), hashes made
 with older (costlier) parameters are re-hashed transparently at the next good login, and the
 hashing queue admits only what it can verify within its wait budget — the rest is refused at
 once (503 + Retry-After) instead of queueing for tens of seconds."""
@@ -12,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from argon2 import PasswordHasher, extract_parameters
+from argon2 import PasswordHasher, Type, extract_parameters
 from fastapi.testclient import TestClient
 
 from api import auth
@@ -21,6 +22,7 @@ from api.auth import (
     PASSWORD_PARAMETERS,
     HashingBusy,
     hash_password,
+    verify_password,
     verify_password_async,
 )
 from oxy.settings import Settings
@@ -43,6 +45,69 @@ def test_new_hashes_use_an_owasp_minimum_configuration() -> None:
 def test_a_hash_of_the_previous_minimum_is_rehashed() -> None:
     previous = PasswordHasher(memory_cost=19456, time_cost=2, parallelism=1)
     assert auth.needs_rehash(previous.hash("x" * 12))
+
+
+# What the platform stored before libsodium made its hashes: argon2-cffi at today's parameters.
+OLD_PATH = PasswordHasher.from_parameters(PASSWORD_PARAMETERS)
+VI_PASSWORD = "Mật khẩu của tôi 2026"  # not ASCII: both encode it as UTF-8
+
+
+class _NoArgon2Cffi:
+    """Stands in for argon2-cffi's hasher where a check must not reach it."""
+
+    def verify(self, stored_hash: str, password: str) -> bool:
+        raise AssertionError(f"argon2-cffi asked to verify {stored_hash[:30]}")
+
+    def check_needs_rehash(self, stored_hash: str) -> bool:
+        return OLD_PATH.check_needs_rehash(stored_hash)
+
+
+def test_a_hash_made_by_the_old_path_still_verifies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashes stored by argon2-cffi verify with libsodium as they are, and are not re-hashed
+    (same parameters); libsodium's hashes verify with argon2-cffi (no way back is closed)."""
+    old = OLD_PATH.hash(VI_PASSWORD)
+    new = hash_password(VI_PASSWORD)
+    assert old.startswith("$argon2id$v=19$m=7168,t=5,p=1$")
+    assert new.startswith("$argon2id$v=19$m=7168,t=5,p=1$") and new != old
+    assert extract_parameters(new) == extract_parameters(old) == PASSWORD_PARAMETERS
+    assert not auth.needs_rehash(old) and not auth.needs_rehash(new)
+    assert OLD_PATH.verify(new, VI_PASSWORD)  # argon2-cffi reads libsodium's hash
+    monkeypatch.setattr(auth, "_hasher", _NoArgon2Cffi())  # every check below is libsodium's
+    assert verify_password(old, VI_PASSWORD) and verify_password(new, VI_PASSWORD)
+    assert not verify_password(old, VI_PASSWORD + " ") and not verify_password(new, "mật khẩu")
+    assert not verify_password(old[:-4] + "AAAA", VI_PASSWORD)  # a changed digest
+    # argon2-cffi's defaults of earlier versions (64 MiB, t=3, p=4): libsodium takes p=4 too.
+    legacy = LEGACY.hash(VI_PASSWORD)
+    assert verify_password(legacy, VI_PASSWORD) and auth.needs_rehash(legacy)
+
+
+def test_hashes_libsodium_does_not_take_are_verified_by_argon2_cffi() -> None:
+    """Never stored by this platform, still verified rather than locking anyone out: argon2i, and
+    an argon2id string longer than libsodium's 127 characters (a 64-byte salt); both re-hashed."""
+    argon2i = PasswordHasher(memory_cost=7168, time_cost=5, parallelism=1, type=Type.I)
+    long_salt = PasswordHasher(memory_cost=7168, time_cost=5, parallelism=1, salt_len=64)
+    for hasher in (argon2i, long_salt):
+        stored = hasher.hash(VI_PASSWORD)
+        assert not auth._by_libsodium(stored)
+        assert verify_password(stored, VI_PASSWORD)
+        assert not verify_password(stored, "not the password")
+        assert auth.needs_rehash(stored)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "not a hash",
+        "$argon2id$v=19$m=7168,t=5,p=1$c2FsdA$",
+        "$argon2id$v=19$m=7168,t=5,p=1$đ$đ",  # not ASCII
+        "$argon2i$v=19$m=7168,t=5,p=1$đ$đ",  # not ASCII, not libsodium's
+        "$argon2id$v=19$m=7168,t=0,p=1$YWFhYWFhYWFhYWFhYWFhYQ$YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE",
+    ],
+)
+def test_a_malformed_hash_verifies_nothing(stored: str) -> None:
+    assert verify_password(stored, "") is False
+    assert verify_password(stored, "correct horse battery staple") is False
 
 
 def _stored(url: str, username: str) -> str:

@@ -53,7 +53,7 @@ def test_all_tanks_reporting_or_stock_entered_is_not_incomplete() -> None:
 
 def test_pages_show_how_many_tanks_a_figure_stands_for() -> None:
     env = environment()
-    macros = env.get_template("pages/_macros.html").make_module(
+    macros = env.get_template("web/_macros.html").make_module(
         {"_": lambda s, **kw: s % kw if kw else s, "dos_horizon": 60}
     )
     f = resolve(REF, None, _tele(3), CFG).as_dict()

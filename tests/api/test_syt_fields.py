@@ -76,7 +76,7 @@ def test_print_pdf_and_cards_read_the_same_rows() -> None:
     html = (
         environment()
         .from_string(
-            '{% from "pages/_syt_fields.html" import computed_fields %}{{ computed_fields(r) }}'
+            '{% from "reports/_syt_fields.html" import computed_fields %}{{ computed_fields(r) }}'
         )
         .render(r=rep, locale="vi")
     )
@@ -84,7 +84,7 @@ def test_print_pdf_and_cards_read_the_same_rows() -> None:
 
 
 def test_no_template_spells_a_field_label() -> None:
-    shared = (API / "templates" / "pages" / "_syt_fields.html").read_text(encoding="utf-8")
+    shared = (API / "reports" / "templates" / "_syt_fields.html").read_text(encoding="utf-8")
     for f in syt_fields.FIELDS:
         if f.card:
             assert f'"{f.label}"' not in shared, f.no

@@ -15,6 +15,7 @@ from api.reports import facility_pages as report_pages
 from api.reports.messages import MESSAGES
 from api.web import assets, nav
 from api.web.forms import FormErrors, number_field, parse_number
+from api.web.templating import template_dirs
 
 API = Path(i18n.__file__).resolve().parents[1]
 
@@ -50,9 +51,14 @@ def _python_messages() -> set[str]:
     return {MESSAGES.get(i, i) for i in ids}
 
 
+def _templates() -> list[Path]:
+    """Every template file, shared and per package."""
+    return [p for d in template_dirs().values() for p in sorted(d.rglob("*.html"))]
+
+
 def _template_messages() -> set[str]:
     ids: set[str] = set()
-    for tpl in (API / "templates" / "pages").glob("*.html"):
+    for tpl in _templates():
         ids |= set(re.findall(r'_\("([^"]+)"\)', tpl.read_text(encoding="utf-8")))
     return ids
 
@@ -227,11 +233,11 @@ def test_imported_macros_take_the_pages_language() -> None:
 
     env = environment()
     tpl = env.from_string(
-        '{% from "pages/_macros.html" import days with context %}{{ days(3.7) }} {{ 16424|num }}'
+        '{% from "web/_macros.html" import days with context %}{{ days(3.7) }} {{ 16424|num }}'
     )
     assert tpl.render(locale="en").split() == ["3.7", "16,424"]
     assert tpl.render(locale="vi").split() == ["3,7", "16.424"]
-    for path in (API / "templates").rglob("*.html"):
+    for path in _templates():
         for line in path.read_text(encoding="utf-8").splitlines():
             if re.search(r"\{%-? *(from|import) ", line):
                 assert "with context" in line, f"{path.name}: {line.strip()}"
