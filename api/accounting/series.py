@@ -292,8 +292,12 @@ def _refine(
     lo: datetime,
     hi: datetime,
 ) -> Refill | None:
-    """The refill inside `span`, located and measured on the readings of [lo, hi]."""
-    pts = [p for p in series if lo <= p.ts <= hi]
+    """The refill inside `span`, located and measured on the readings of [lo, hi).
+
+    Half-open, as the minute data loaded for it (`refill_regions`, `dense_series`): a reading at
+    `hi` itself came only from the coarse series, and only when the windows computed together
+    reached that far, so a window's figures depended on which days were computed with it."""
+    pts = [p for p in series if lo <= p.ts < hi]
     fit = _ramp_fit(pts, span[0], span[1])
     if fit is None:
         return None

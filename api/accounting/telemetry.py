@@ -46,8 +46,10 @@ CONTEXT = timedelta(hours=3)
 
 # Version of the window arithmetic, kept above the reading count in a stored window's fingerprint
 # so that rows computed under an older rule are redone on read. 2: a refill straddling the cutoff
-# is split between the two windows. 3: refills and window ends refined on minute data.
-RULES = 3
+# is split between the two windows. 3: refills and window ends refined on minute data. 4: a
+# refill is measured on the half-open range of minute data loaded for it (series._refine), the
+# same whichever windows are computed with it.
+RULES = 4
 _RULES_SHIFT = 40  # far above any count of readings over a window's UTC days
 
 
