@@ -166,6 +166,23 @@ def refill_regions(points: Sequence[Point], cfg: AccountingConfig) -> list[Span]
     return [(lo - REFINE_CONTEXT, hi + REFINE_CONTEXT) for lo, hi in _search_spans(points, cfg)]
 
 
+def reaches_past(
+    points: Sequence[Point], start: datetime, end: datetime, cfg: AccountingConfig
+) -> tuple[bool, bool]:
+    """Whether a refill candidate of a series read over [start, end) needs data before `start`
+    (resp. from `end` on) to be found and measured as on a longer series: it is within two steps
+    of the series' first (last) point, where its search span is cut, or its draw context reaches
+    past the range, where a neighbouring refill that stops that context may lie unread."""
+    early = late = False
+    n = len(points)
+    for first, last in _candidates(points, cfg):
+        lo = points[max(first - 2, 0)].ts - REFINE_CONTEXT
+        hi = points[min(last + 2, n - 1)].ts + REFINE_CONTEXT
+        early = early or first < 2 or lo < start
+        late = late or last > n - 3 or hi >= end
+    return early, late
+
+
 def _candidates(points: Sequence[Point], cfg: AccountingConfig) -> list[tuple[int, int]]:
     """Index pairs (first, last) of sustained steep rises of at least refill_min_kg."""
     if len(points) < 2:

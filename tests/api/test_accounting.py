@@ -444,7 +444,7 @@ def test_refill_across_1600_is_split_between_the_two_windows(db_url: str) -> Non
     assert delivery["facility_refilled_liquid_kg"] == pytest.approx(event.amount_kg)
 
 
-async def _spans(url: str) -> dict[str, Any]:
+async def _spans(url: str, refill: PlannedRefill) -> dict[str, Any]:
     conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
     async with conn:
         cur = await conn.execute("SELECT id FROM organisations WHERE code = 'SYT-01'")
@@ -456,7 +456,7 @@ async def _spans(url: str) -> dict[str, Any]:
             diameter_m=2.5,
             start_kg=9000.0,
             draw_kg_per_day=1500.0,
-            refills=(STRADDLE,),
+            refills=(refill,),
         )
         tank, sensor = await add_tank(conn, fac, "T1", p, valid_from=W0 - timedelta(days=30))
         assert sensor is not None
@@ -490,18 +490,28 @@ async def _spans(url: str) -> dict[str, Any]:
         }
 
 
-def test_a_window_is_the_same_whichever_days_are_computed_with_it(db_url: str) -> None:
-    # A refill across 16:00 (08:40-09:30 UTC) is measured on the minute data around it; that
-    # range reaches 12:59 UTC, past the 12:00 up to which the coarse series of a span ending
-    # with day 1's window is read. Its reading at 12:59 was counted only when day 2 was
-    # computed in the same span: day 1's refilled share moved by 0.1 kg, the chart's demand of
-    # a day by 3 ppm against that day's national view (tests/web/test_supply_chart.py).
-    out = asyncio.run(_spans(db_url))
+# A delivery of 6,000 kg pumped for 200 minutes from 16:00 − 5 min: still pumping at 19:15.
+LONG_STRADDLE = PlannedRefill(W0 + timedelta(days=1, minutes=-5), 200, 6000.0)
+
+
+@pytest.mark.parametrize("refill", [STRADDLE, LONG_STRADDLE], ids=["closed-range", "cut-search"])
+def test_a_window_is_the_same_whichever_days_are_computed_with_it(
+    db_url: str, refill: PlannedRefill
+) -> None:
+    # The windows of a span are computed from one series read over it ±3 h (telemetry.CONTEXT).
+    # closed-range: the refill (08:40-09:30 UTC) is measured on the minute data of
+    # [07:00 − 2 h, 10:59 + 2 h) but its fit took [.., 12:59] closed: the 12:59 reading came from
+    # the hourly series only when day 2 was computed with day 1 (series read to 12:00 otherwise).
+    # Day 1's refilled share moved by 0.10 kg, the BYT chart's demand of that day by 3 ppm
+    # against its national view (tests/web/test_supply_chart.py, from 11:15 UTC).
+    # cut-search: the refill (08:55-12:15 UTC) still pumps at 12:00, where day 1's series
+    # stopped: its search span was cut there and day 1's share moved by 124 kg.
+    out = asyncio.run(_spans(db_url, refill))
     tank, fac = out["tank"], out["fac"]
     d1, d2 = DAY0, DAY0 + timedelta(days=1)
-    assert out["spanned"][(tank, d1)].refills == 1
-    assert out["spanned"][(tank, d1)].refilled_kg > 2000.0
-    assert out["spanned"][(tank, d2)].refilled_kg > 3000.0
+    f1, f2 = out["spanned"][(tank, d1)], out["spanned"][(tank, d2)]
+    assert (f1.refills, f2.refills) == (1, 0)
+    assert f1.refilled_kg + f2.refilled_kg == pytest.approx(refill.amount_kg, rel=0.02)
     assert out["stored"] == out["spanned"]  # exactly, not approximately
     for d, tele in out["one_by_one"].items():
         assert tele[fac] == out["together"][d][fac], d
