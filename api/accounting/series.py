@@ -166,6 +166,23 @@ def refill_regions(points: Sequence[Point], cfg: AccountingConfig) -> list[Span]
     return [(lo - REFINE_CONTEXT, hi + REFINE_CONTEXT) for lo, hi in _search_spans(points, cfg)]
 
 
+def reaches_past(
+    points: Sequence[Point], start: datetime, end: datetime, cfg: AccountingConfig
+) -> tuple[bool, bool]:
+    """Whether a refill candidate of a series read over [start, end) needs data before `start`
+    (resp. from `end` on) to be found and measured as on a longer series: it is within two steps
+    of the series' first (last) point, where its search span is cut, or its draw context reaches
+    past the range, where a neighbouring refill that stops that context may lie unread."""
+    early = late = False
+    n = len(points)
+    for first, last in _candidates(points, cfg):
+        lo = points[max(first - 2, 0)].ts - REFINE_CONTEXT
+        hi = points[min(last + 2, n - 1)].ts + REFINE_CONTEXT
+        early = early or first < 2 or lo < start
+        late = late or last > n - 3 or hi >= end
+    return early, late
+
+
 def _candidates(points: Sequence[Point], cfg: AccountingConfig) -> list[tuple[int, int]]:
     """Index pairs (first, last) of sustained steep rises of at least refill_min_kg."""
     if len(points) < 2:
@@ -292,8 +309,12 @@ def _refine(
     lo: datetime,
     hi: datetime,
 ) -> Refill | None:
-    """The refill inside `span`, located and measured on the readings of [lo, hi]."""
-    pts = [p for p in series if lo <= p.ts <= hi]
+    """The refill inside `span`, located and measured on the readings of [lo, hi).
+
+    Half-open, as the minute data loaded for it (`refill_regions`, `dense_series`): a reading at
+    `hi` itself came only from the coarse series, and only when the windows computed together
+    reached that far, so a window's figures depended on which days were computed with it."""
+    pts = [p for p in series if lo <= p.ts < hi]
     fit = _ramp_fit(pts, span[0], span[1])
     if fit is None:
         return None

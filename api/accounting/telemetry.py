@@ -33,6 +33,7 @@ from .series import (
     WindowFigures,
     detect_refills,
     merge,
+    reaches_past,
     refill_regions,
     window_figures,
 )
@@ -43,11 +44,17 @@ logger = logging.getLogger(__name__)
 
 # Context around a range so that a refill at its edge sees the neighbouring draw rate.
 CONTEXT = timedelta(hours=3)
+# How much further a side of the series is read when a refill at its edge needs it (a long
+# delivery across 16:00): past any tanker's pumping and the draw context either side of it.
+REACH = timedelta(hours=24)
 
 # Version of the window arithmetic, kept above the reading count in a stored window's fingerprint
 # so that rows computed under an older rule are redone on read. 2: a refill straddling the cutoff
-# is split between the two windows. 3: refills and window ends refined on minute data.
-RULES = 3
+# is split between the two windows. 3: refills and window ends refined on minute data. 4: a
+# refill is measured on the half-open range of minute data loaded for it (series._refine) and
+# the series is read past a refill at its edge (`REACH`): a window is the same whichever windows
+# are computed with it.
+RULES = 4
 _RULES_SHIFT = 40  # far above any count of readings over a window's UTC days
 
 
@@ -258,9 +265,16 @@ async def tank_figures(
 ) -> tuple[list[WindowFigures], list[tuple[date, Refill]]]:
     """One tank's window figures and refills: the coarse series finds the candidates, minute
     data around them and around the window ends measures them."""
-    points = await contents_series(
-        conn, sensor, cal, wins[0].start - CONTEXT, wins[-1].end + CONTEXT, source=source
-    )
+    start, end = wins[0].start - CONTEXT, wins[-1].end + CONTEXT
+    points = await contents_series(conn, sensor, cal, start, end, source=source)
+    # A refill at an edge of the series is found and measured on data past it, as when the
+    # windows beyond were computed in the same span: a window's figures must not depend on
+    # which days are computed with it (the BYT chart reads 7 days at once, a day's view one).
+    early, late = reaches_past(points, start, end, cfg)
+    if early or late:
+        start -= REACH if early else timedelta(0)
+        end += REACH if late else timedelta(0)
+        points = await contents_series(conn, sensor, cal, start, end, source=source)
     dense = await dense_series(conn, sensor, cal, dense_intervals(points, wins, cfg))
     return figures_for_days(points, wins, cfg, dense)
 

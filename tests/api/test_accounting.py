@@ -25,7 +25,13 @@ from api.accounting.simulate import (
     true_series,
 )
 from api.accounting.stock import DayUse, Status, average_daily, days_of_supply, is_abnormal, status
-from api.accounting.telemetry import Source, compute_windows, ensure_windows, facility_telemetry
+from api.accounting.telemetry import (
+    Source,
+    compute_windows,
+    ensure_windows,
+    facility_telemetry,
+    facility_telemetry_days,
+)
 from api.accounting.therapy import Therapy, need_m3_per_day
 from api.accounting.windows import deadline, report_day_of, window
 from api.reports.supplier import view as supplier_view
@@ -436,3 +442,77 @@ def test_refill_across_1600_is_split_between_the_two_windows(db_url: str) -> Non
     (delivery,) = out["supplier"]["deliveries"]
     assert delivery["match"] is True
     assert delivery["facility_refilled_liquid_kg"] == pytest.approx(event.amount_kg)
+
+
+async def _spans(url: str, refill: PlannedRefill) -> dict[str, Any]:
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    async with conn:
+        cur = await conn.execute("SELECT id FROM organisations WHERE code = 'SYT-01'")
+        row = await cur.fetchone()
+        assert row
+        fac = await add_facility(conn, "BV-SP", int(row[0]), "01")
+        p = TankPlan(
+            capacity_kg=20000.0,
+            diameter_m=2.5,
+            start_kg=9000.0,
+            draw_kg_per_day=1500.0,
+            refills=(refill,),
+        )
+        tank, sensor = await add_tank(conn, fac, "T1", p, valid_from=W0 - timedelta(days=30))
+        assert sensor is not None
+        start, end = W0 - timedelta(hours=4), W0 + timedelta(days=3, hours=4)
+        await copy_readings(conn, readings(p, sensor, start, end, seed=11))
+        await refresh_rollups(conn, sensor, start, end)
+        now = end + timedelta(days=1)  # every window settled: nothing depends on the clock
+        report_days = [DAY0 + timedelta(days=i) for i in range(3)]
+        # The BYT chart: the windows of the whole span computed together, every day from them.
+        together = await facility_telemetry_days(conn, [fac], report_days, CFG, now=now)
+        spanned = await ensure_windows(
+            conn, [tank], DAY0 - timedelta(days=6), report_days[-1], CFG, now=now
+        )
+        await conn.execute("DELETE FROM tank_windows WHERE tank_id = %s", (tank,))
+        # The national view of each day, oldest first: day 1 computes D−6..D1 (its window the
+        # last of the span, the refill's draw after 16:00 at the edge of what it reads), then
+        # day 2 computes its window alone (the refill's draw before 16:00 at the other edge).
+        one_by_one = {
+            d: await facility_telemetry(conn, [fac], d, CFG, now=now) for d in report_days
+        }
+        stored = await ensure_windows(
+            conn, [tank], DAY0 - timedelta(days=6), report_days[-1], CFG, now=now
+        )
+        return {
+            "tank": tank,
+            "fac": fac,
+            "together": together,
+            "one_by_one": one_by_one,
+            "spanned": spanned,
+            "stored": stored,
+        }
+
+
+# A delivery of 6,000 kg pumped for 200 minutes from 16:00 − 5 min: still pumping at 19:15.
+LONG_STRADDLE = PlannedRefill(W0 + timedelta(days=1, minutes=-5), 200, 6000.0)
+
+
+@pytest.mark.parametrize("refill", [STRADDLE, LONG_STRADDLE], ids=["closed-range", "cut-search"])
+def test_a_window_is_the_same_whichever_days_are_computed_with_it(
+    db_url: str, refill: PlannedRefill
+) -> None:
+    # The windows of a span are computed from one series read over it ±3 h (telemetry.CONTEXT).
+    # closed-range: the refill (08:40-09:30 UTC) is measured on the minute data of
+    # [07:00 − 2 h, 10:59 + 2 h) but its fit took [.., 12:59] closed: the 12:59 reading came from
+    # the hourly series only when day 2 was computed with day 1 (series read to 12:00 otherwise).
+    # Day 1's refilled share moved by 0.10 kg, the BYT chart's demand of that day by 3 ppm
+    # against its national view (tests/web/test_supply_chart.py, from 11:15 UTC).
+    # cut-search: the refill (08:55-12:15 UTC) still pumps at 12:00, where day 1's series
+    # stopped: its search span was cut there and day 1's share moved by 124 kg.
+    out = asyncio.run(_spans(db_url, refill))
+    tank, fac = out["tank"], out["fac"]
+    d1, d2 = DAY0, DAY0 + timedelta(days=1)
+    f1, f2 = out["spanned"][(tank, d1)], out["spanned"][(tank, d2)]
+    assert (f1.refills, f2.refills) == (1, 0)
+    assert f1.refilled_kg + f2.refilled_kg == pytest.approx(refill.amount_kg, rel=0.02)
+    assert out["stored"] == out["spanned"]  # exactly, not approximately
+    for d, tele in out["one_by_one"].items():
+        assert tele[fac] == out["together"][d][fac], d
+    assert out["together"][d2][fac].avg_daily_kg is not None

@@ -39,12 +39,6 @@ def _same(new: Days, old: Days) -> None:
         assert fast == full, d
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect, seen 2026-12-07 from 11:45 UTC (and on 36aeb55, before this change): "
-    "the chart's demand for one day differs from that day's national view by 3 ppm "
-    "(5.3327035 vs 5.3327201 t/day); passed earlier the same day; cause not found yet",
-)
 def test_chart_days_are_the_per_day_national_views(web_db_url: str) -> None:
     cfg = load_centre_settings(Settings(database_url=web_db_url)).accounting
     now = datetime.now(UTC)
