@@ -21,7 +21,7 @@ from api.policy import Scope, policy
 from api.scope import Role
 
 from .mapview import map_data
-from .suggest import SuggestParams, parse_surge, suggest
+from .suggest import Suggestion, SuggestParams, parse_surge, suggest
 
 # 422 covers both FastAPI's validation errors and the package's refused input.
 router = APIRouter(prefix="/api", tags=["coordination"], responses={422: {"model": ErrorOut}})
@@ -53,7 +53,7 @@ async def suggestions(
     ] = None,
     target_days: Annotated[float, Query(gt=0, le=30)] = 3.0,
     horizon_days: Annotated[float, Query(gt=0, le=14)] = 1.0,
-) -> dict[str, Any]:
+) -> SuggestionPublic:
     """Runs the allocation LP on live figures; assign a shipment to make it real."""
     params = SuggestParams(
         province=province if me.role != Role.SYT else None,
@@ -62,9 +62,16 @@ async def suggestions(
         target_days=target_days,
         horizon_days=horizon_days,
     )
-    out = await suggest(conn, me, params, cfg=cfg, now=now, locale=locale)
-    result: dict[str, Any] = jsonable(out)
-    return result
+    return suggestion_public(await suggest(conn, me, params, cfg=cfg, now=now, locale=locale))
+
+
+def suggestion_public(s: Suggestion) -> SuggestionPublic:
+    """The proposal as its answer: dates as ISO strings, an infinite figure null (`jsonable`)."""
+    body = jsonable(asdict(s))
+    if s.scope.org_id is None:
+        # Only an SYT's proposal names the organisation planning (unset: left out).
+        del body["scope"]["org_id"]
+    return SuggestionPublic.model_validate(body)
 
 
 @router.get(
@@ -88,8 +95,8 @@ async def coordination_map(
     if suggested:
         # First, while the connection is idle, so that it runs in its read-only transaction.
         plan = await suggest(conn, me, SuggestParams(), cfg=cfg, now=now, locale=locale)
-        out["suggested_flows"] = plan["shipments"]
-        out["note"] = plan["note"]
+        out["suggested_flows"] = [asdict(sh) for sh in plan.shipments]
+        out["note"] = asdict(plan.note)
     data = await map_data(conn, me)
     out["requests"] = [asdict(r) for r in data.requests]
     out["flows"] = [asdict(f) for f in data.flows]
