@@ -149,7 +149,7 @@ async def dashboard(
             "nation": view["nation"],
             "supply": view["supply"],
             "reports": waiting,
-            "reports_by_org": {(r["org_id"], r["report_day"]): r for r in waiting},
+            "reports_by_org": {(r.org_id, r.report_day.isoformat()): r for r in waiting},
         },
         locale=locale,
         principal=me,

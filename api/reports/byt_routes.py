@@ -23,6 +23,7 @@ from api.policy import Scope, policy
 from api.reports.exports import ExportKind
 from api.reports.http import (
     NATIONAL_READERS,
+    sent_public,
 )
 from api.reports.public import (
     NationalPublic,
@@ -157,9 +158,9 @@ async def all_sent(
     conn: DbDep,
     first: Annotated[date | None, Query()] = None,
     last: Annotated[date | None, Query()] = None,
-) -> list[dict[str, Any]]:
+) -> list[SentReportPublic]:
     """Sent reports of every reporting parent."""
-    return await syt.sent_list(conn, parents=None, first=first, last=last)
+    return [sent_public(r) for r in await syt.sent_list(conn, parents=None, first=first, last=last)]
 
 
 @router.get(
@@ -179,7 +180,7 @@ async def export_all_sent(
 ) -> Response:
     """CSV or XLSX of the sent reports of every reporting parent."""
     rows = await syt.sent_list(conn, parents=None, first=first, last=last)
-    return export(kind, "syt-reports", exports.SENT_COLUMNS, rows)
+    return export(kind, "syt-reports", exports.SENT_COLUMNS, [asdict(r) for r in rows])
 
 
 @router.get(

@@ -8,7 +8,7 @@ their totals are always live. Liquid is kg of LOX, gas m3 at the declared refere
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -134,6 +134,13 @@ class FacilityFigures:
     monitored_tanks: int = 0
     observed_tanks: int = 0
     incomplete: list[str] = field(default_factory=list)
+
+    @classmethod
+    def stored(cls, d: Mapping[str, Any]) -> FacilityFigures:
+        """The figures as a snapshot stored them (`as_dict`); a figure the copy lacks (stored
+        before it existed) takes its default, a name no longer known is left out."""
+        kw = {k: v for k, v in d.items() if k in _FIGURE_FIELDS and k != "status"}
+        return cls(**kw, status=Status(d.get("status", Status.UNKNOWN)))
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (its containers copied one level: their items are plain values).

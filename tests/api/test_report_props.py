@@ -88,7 +88,7 @@ def test_facilities_sum_to_provinces_and_provinces_to_nation(
             assert nation["contributors"][key] == n
     # The SYT report of each parent agrees with that parent's row in the national view.
     for members in groups.values():
-        fields, row = aggregate(members, CFG), totals(members, CFG)
+        fields, row = aggregate(members, CFG).model_dump(by_alias=True), totals(members, CFG)
         assert (fields["5"], fields["6"], fields["7"]) == (
             row["patients_current"],
             row["patients_new"],
