@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -27,8 +27,11 @@ from api.reports.http import (
 )
 from api.reports.public import (
     NationalPublic,
+    ProvinceTotalsPublic,
     SentReportPublic,
+    SupplyPublic,
     SytDecisionPublic,
+    TotalsPublic,
 )
 from api.scope import Principal, Role
 
@@ -199,11 +202,29 @@ async def national_view(
     day: Annotated[date | None, Query()] = None,
     facilities: Annotated[bool, Query()] = False,
     by: Annotated[national.Grouping, Query()] = national.Grouping.PARENT,
-) -> dict[str, Any]:
+) -> NationalPublic:
     """Per reporting parent and national totals; supply vs demand vs production capacity."""
     d = day or default_syt_day(now, cfg)
-    return await national.national_view(
+    view = await national.national_view(
         conn, d, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=facilities, by=by
+    )
+    return national_public(view)
+
+
+def national_public(view: national.NationalView) -> NationalPublic:
+    """The national view as its answer; a row's facilities only when asked for (else unset)."""
+    provinces = []
+    for r in view.provinces:
+        row = r.as_dict()
+        if (figs := row.pop("facilities")) is not None:
+            row["facilities"] = [f.as_dict() for f in figs]
+        provinces.append(ProvinceTotalsPublic.model_validate(row))
+    return NationalPublic(
+        report_day=view.report_day,
+        provinces=provinces,
+        nation=TotalsPublic.model_validate(view.nation.as_dict()),
+        supply=SupplyPublic.model_validate(asdict(view.supply)),
+        units=view.units,
     )
 
 

@@ -26,6 +26,7 @@ from .letterhead import Letterhead, issued_on
 from .messages import text
 
 if TYPE_CHECKING:
+    from .national import NationalView
     from .syt import SytReport
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -266,15 +267,15 @@ def province_columns() -> list[tuple[str, str]]:
     ]
 
 
-def province_rows(view: dict[str, Any], locale: str) -> list[dict[str, Any]]:
+def province_rows(view: NationalView, locale: str) -> list[dict[str, Any]]:
     """The national view's province rows and the nation's, each with its sums' contributors."""
-    nation = {**view["nation"], "name": gettext(locale, "Nation")}
+    nation = {**view.nation.as_dict(), "name": gettext(locale, "Nation")}
     return [
         {
             **row,
             **{f"{k}_counted": row["contributors"].get(k) for k in _COUNTED},
         }
-        for row in [*view["provinces"], nation]
+        for row in [*(r.as_dict() for r in view.provinces), nation]
     ]
 
 
