@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -14,6 +14,8 @@ from api.coordination.http import (
 )
 from api.coordination.public import (
     CoordinationMapPublic,
+    MapFlowPublic,
+    MapRequestPublic,
     SuggestionPublic,
 )
 from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
@@ -89,16 +91,18 @@ async def coordination_map(
     now: NowDep,
     locale: LocaleDep,
     suggested: bool = False,
-) -> dict[str, Any]:
+) -> CoordinationMapPublic:
     """Everything the map draws, in the caller's scope; suggested flows are proposals only."""
-    out: dict[str, Any] = {}
+    plan = None
     if suggested:
         # First, while the connection is idle, so that it runs in its read-only transaction.
         plan = await suggest(conn, me, SuggestParams(), cfg=cfg, now=now, locale=locale)
-        out["suggested_flows"] = [asdict(sh) for sh in plan.shipments]
-        out["note"] = asdict(plan.note)
     data = await map_data(conn, me)
-    out["requests"] = [asdict(r) for r in data.requests]
-    out["flows"] = [asdict(f) for f in data.flows]
-    result: dict[str, Any] = jsonable(out)
-    return result
+    out = CoordinationMapPublic(
+        requests=[MapRequestPublic.model_validate(jsonable(asdict(r))) for r in data.requests],
+        flows=[MapFlowPublic.model_validate(jsonable(asdict(f))) for f in data.flows],
+    )
+    if plan is None:
+        return out  # no suggested flows nor note: left out of the answer
+    body = suggestion_public(plan)
+    return out.model_copy(update={"suggested_flows": body.shipments, "note": body.note})

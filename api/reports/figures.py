@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -36,6 +36,9 @@ from api.accounting.telemetry import (
 )
 from api.accounting.therapy import Therapy, need_m3_per_day
 from api.accounting.windows import deadline
+
+if TYPE_CHECKING:
+    from .rules import StoredWarning
 
 THERAPY_COLUMNS: dict[Therapy, str] = {
     Therapy.MASK: "o2_mask",
@@ -127,7 +130,7 @@ class FacilityFigures:
     # Why a figure is null: "no_telemetry", "calibration_missing" or "not_reported" per name.
     unknown: dict[str, str] = field(default_factory=dict)
     days_of_supply_beyond: bool = False  # at the horizon: shown as "> N" days
-    warnings: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[StoredWarning] = field(default_factory=list)  # confirmed, as stored
     notes: str | None = None
     # Monitored tanks, and how many of them have data in the window: when only some do, the
     # figures measured on the tanks stand for those alone and are listed in `incomplete`.
