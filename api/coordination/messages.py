@@ -7,9 +7,11 @@ the translated text, so a client may also render the key itself.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from api.i18n import gettext
+from api.public import Scalar
 
 MESSAGES: Final[dict[str, str]] = {
     "coord.error.amount": "The amount must be a number above zero.",
@@ -78,6 +80,20 @@ def text(key: str, locale: str, params: dict[str, Any] | None = None) -> str:
         except (KeyError, IndexError, ValueError):
             return msg
     return msg
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message of an answer: its id, its parameters and its text in the caller's language."""
+
+    key: str
+    params: dict[str, Scalar]
+    message: str
+
+
+def said(key: str, locale: str, **params: Scalar) -> Message:
+    """The message `key` in `locale` with its parameters, as a typed value."""
+    return Message(key, params, text(key, locale, params))
 
 
 def message(key: str, locale: str, **params: Any) -> dict[str, Any]:

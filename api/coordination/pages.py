@@ -9,9 +9,9 @@ outside the caller's scope is a 404, as in the API."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -29,8 +29,9 @@ from . import assignments as asg
 from . import deliveries as dlv
 from . import support
 from .errors import CoordinationError
+from .messages import Message
 from .quantities import AmountUnit, Form
-from .suggest import SuggestParams, suggest
+from .suggest import SuggestedFacility, SuggestedShipment, SuggestParams, suggest
 
 router = APIRouter(include_in_schema=False)
 T = TypeVar("T")
@@ -52,6 +53,15 @@ SELECT o.id, o.code, o.name, o.province_code FROM organisations o
 WHERE o.kind = 'supplier' AND (%(province)s::text IS NULL OR o.province_code = %(province)s)
 ORDER BY o.province_code, o.code
 """
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPlan:
+    """The suggested allocation as one request's page shows it: its facility's part only."""
+
+    note: Message
+    shipments: list[SuggestedShipment]
+    facility: SuggestedFacility | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,15 +228,15 @@ async def request_page(
         if a.delivery_id is not None:
             deliveries += await dlv.fetch_deliveries(conn, me, delivery_id=a.delivery_id)
     coordinator = me.role in COORDINATORS
-    plan: dict[str, Any] | None = None
+    plan: RequestPlan | None = None
     if coordinator and suggested:
         full = await suggest(conn, me, SuggestParams(), cfg=cfg, now=now, locale=locale)
         fid = r.facility_id
-        plan = {
-            "note": full["note"],
-            "shipments": [s for s in full["shipments"] if int(s["facility_id"]) == fid],
-            "facility": next((f for f in full["facilities"] if int(f["facility_id"]) == fid), None),
-        }
+        plan = RequestPlan(
+            note=full.note,
+            shipments=[s for s in full.shipments if s.facility_id == fid],
+            facility=next((f for f in full.facilities if f.facility_id == fid), None),
+        )
     sources = (
         await _sources(conn, r.province_code if me.role == Role.SYT else None)
         if coordinator
@@ -346,7 +356,7 @@ async def suggestions_page(
                 kind,
                 "suggested-shipments",
                 page_exports.SHIPMENT_COLUMNS,
-                plan["shipments"],
+                [asdict(s) for s in plan.shipments],
                 locale=locale,
             )
         return page_exports.download(

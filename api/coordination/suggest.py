@@ -24,12 +24,13 @@ from psycopg import AsyncConnection, pq
 from api.accounting.config import AccountingConfig
 from api.accounting.stock import facility_usable_kg, urgency_of
 from api.accounting.telemetry import Source
+from api.public import Scalar
 from api.scope import NATIONAL_ROLES, Principal, Role
 
 from .allocation import Need, Plan, Supply, allocate, apply_what_if, road_km
 from .errors import CoordinationError
 from .live import facility_figures, facility_sites, free_capacity_kg, open_day, supplier_sites
-from .messages import message
+from .messages import Message, said
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +125,152 @@ class Excluded:
     id: int
     name: str
     key: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Scalar] = field(default_factory=dict)
 
 
-# What the suggestion covers: its level, the province, the SYT's organisation.
-Scope = dict[str, str | int | None]
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What the suggestion covers: its level (province or national), the province, and the SYT
+    planning (absent for national roles: `org_id` is then left out of the answer)."""
+
+    level: str
+    province: str | None
+    org_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """Where a shipment starts or ends (unknown coordinates: None)."""
+
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """An amount as typed: value and unit."""
+
+    value: float
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssignPart:
+    """A shipment ready to post to /api/coordination/requests/{id}/assignments as one part."""
+
+    source_id: int
+    amount: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestedShipment:
+    """One proposed shipment from a source (supplier, or a facility's surplus) to a facility."""
+
+    source_id: int
+    source_kind: str
+    source_name: str | None
+    source_province: str | None
+    facility_id: int
+    facility_name: str | None
+    facility_province: str | None
+    kg: float
+    nm3: float
+    road_km: float
+    from_: Point
+    to: Point
+    open_request_ids: list[int]
+    reason: Message
+    assign_part: AssignPart
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestedFacility:
+    """Per facility: what it needs, what it gets and why, and what stays uncovered and why."""
+
+    facility_id: int
+    code: str | None
+    name: str | None
+    province: str | None
+    days_of_supply: float | None
+    urgency: str | None
+    urgency_weight: float | None
+    usable_kg: float | None
+    avg_daily_kg: float | None
+    requested_kg: float | None
+    in_flight_kg: float | None
+    need_kg: float
+    covered_kg: float
+    unmet_kg: float
+    open_request_ids: list[int]
+    reasons: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionSource:
+    """A source the model could draw from, with what it has left after the proposal."""
+
+    id: int
+    kind: str
+    name: str | None
+    province: str | None
+    available_kg: float | None
+    left_kg: float | None
+    down: bool
+    report_day: date | None
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionExcluded:
+    """A facility or source left out of the model, with the reason as a message."""
+
+    id: int
+    name: str | None
+    key: str
+    params: dict[str, Scalar]
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionParameters:
+    """The what-if and planning parameters the proposal was computed with."""
+
+    suppliers_down: list[int]
+    surge: dict[str, float]
+    target_days: float
+    horizon_days: float
+    surplus_days: float
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionTotals:
+    """What the proposal covers and leaves uncovered, in kg LOX."""
+
+    need_kg: float
+    covered_kg: float
+    unmet_kg: float
+    unmet_weighted: float | None
+    transport_kg_km: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """The allocation's proposal for the caller's scope (nothing is written)."""
+
+    proposal_only: bool
+    note: Message
+    scope: Scope
+    parameters: SuggestionParameters
+    computed_at: datetime
+    units: dict[str, str]
+    status: str
+    solve_ms: float
+    totals: SuggestionTotals
+    shipments: list[SuggestedShipment]
+    facilities: list[SuggestedFacility]
+    sources: list[SuggestionSource]
+    excluded: list[SuggestionExcluded]
 
 
 @dataclass
@@ -152,16 +294,12 @@ async def _scope(
         row = await cur.fetchone()
         province = row[0] if row else None
         ids = sorted(principal.facility_ids or ())
-        return (
-            {"level": "province", "org_id": principal.org_id, "province": province},
-            ids,
-            (province or "--"),
-        )
+        return Scope("province", province, principal.org_id), ids, (province or "--")
     assert principal.role in NATIONAL_ROLES
     cur = await conn.execute(_PROVINCE_FACILITIES, {"province": params.province})
     ids = [int(r[0]) for r in await cur.fetchall()]
     level = "province" if params.province else "national"
-    return {"level": level, "province": params.province}, ids, params.province
+    return Scope(level, params.province), ids, params.province
 
 
 async def build(
@@ -297,14 +435,14 @@ def explain(
     plan: Plan,
     locale: str,
     *,
-    shipment_reasons: dict[tuple[int, int], dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
+    shipment_reasons: dict[tuple[int, int], Message] | None = None,
+) -> list[SuggestedFacility]:
     """Per facility: what it gets from whom and why, and what stays uncovered and why; each
     shipment's own reason also goes to `shipment_reasons` by (facility, source)."""
     by_fac: dict[int, list[Any]] = defaultdict(list)
     for sh in plan.shipments:
         by_fac[sh.facility_id].append(sh)
-    out = []
+    out: list[SuggestedFacility] = []
     for n in sorted(needs, key=lambda n: (-n.urgency, n.facility_id)):
         ex = plan.explanations[n.facility_id]
         reach = sorted(
@@ -313,10 +451,10 @@ def explain(
             if s.available_kg > 0 and road_km(n.lat, n.lon, s.lat, s.lon) <= s.max_km
         )
         nearest = reach[0][1] if reach else None
-        reasons = []
+        reasons: list[Message] = []
         for sh in sorted(by_fac.get(n.facility_id, []), key=lambda s: s.road_km):
             key = "coord.why.nearest" if sh.supplier_id == nearest else "coord.why.next"
-            why = message(
+            why = said(
                 key,
                 locale,
                 kg=round(sh.kg),
@@ -329,33 +467,33 @@ def explain(
         if ex.unmet_kg > 0.5:
             kg = round(ex.unmet_kg)
             if not reach:
-                reasons.append(message("coord.why.unreachable", locale, kg=kg))
+                reasons.append(said("coord.why.unreachable", locale, kg=kg))
             elif ex.need_kg > n.free_capacity_kg:
                 reasons.append(
-                    message("coord.why.capacity", locale, kg=kg, free_kg=round(n.free_capacity_kg))
+                    said("coord.why.capacity", locale, kg=kg, free_kg=round(n.free_capacity_kg))
                 )
             else:
-                reasons.append(message("coord.why.exhausted", locale, kg=kg))
+                reasons.append(said("coord.why.exhausted", locale, kg=kg))
         fi = sc.info[n.facility_id]
         out.append(
-            {
-                "facility_id": n.facility_id,
-                "code": fi.code,
-                "name": fi.name,
-                "province": fi.province,
-                "days_of_supply": fi.days_of_supply,
-                "urgency": fi.urgency,
-                "urgency_weight": n.urgency,
-                "usable_kg": fi.usable_kg,
-                "avg_daily_kg": fi.avg_daily_kg,
-                "requested_kg": fi.requested_kg,
-                "in_flight_kg": fi.in_flight_kg,
-                "need_kg": ex.need_kg,
-                "covered_kg": ex.covered_kg,
-                "unmet_kg": ex.unmet_kg,
-                "open_request_ids": sc.open_requests.get(n.facility_id, []),
-                "reasons": reasons,
-            }
+            SuggestedFacility(
+                facility_id=n.facility_id,
+                code=fi.code,
+                name=fi.name,
+                province=fi.province,
+                days_of_supply=fi.days_of_supply,
+                urgency=fi.urgency,
+                urgency_weight=n.urgency,
+                usable_kg=fi.usable_kg,
+                avg_daily_kg=fi.avg_daily_kg,
+                requested_kg=fi.requested_kg,
+                in_flight_kg=fi.in_flight_kg,
+                need_kg=ex.need_kg,
+                covered_kg=ex.covered_kg,
+                unmet_kg=ex.unmet_kg,
+                open_request_ids=sc.open_requests.get(n.facility_id, []),
+                reasons=reasons,
+            )
         )
     return out
 
@@ -368,7 +506,7 @@ async def suggest(
     cfg: AccountingConfig,
     now: datetime,
     locale: str,
-) -> dict[str, Any]:
+) -> Suggestion:
     """Run the allocation model on the caller's scope; a proposal, nothing is written."""
     if conn.info.transaction_status == pq.TransactionStatus.IDLE:
         async with conn.transaction():
@@ -386,7 +524,7 @@ async def _suggest(
     cfg: AccountingConfig,
     now: datetime,
     locale: str,
-) -> dict[str, Any]:
+) -> Suggestion:
     sc = await build(conn, principal, params, cfg, now)
     needs, supplies = apply_what_if(
         sc.needs, sc.supplies, suppliers_down=params.suppliers_down, surge=params.surge
@@ -395,51 +533,48 @@ async def _suggest(
     plan = allocate(needs, supplies)
     solve_ms = (time.perf_counter() - t0) * 1000.0
     ref = cfg.reference
-    why: dict[tuple[int, int], dict[str, Any]] = {}
+    why: dict[tuple[int, int], Message] = {}
     facilities = explain(sc, needs, supplies, plan, locale, shipment_reasons=why)
-    shipments = []
+    shipments: list[SuggestedShipment] = []
     for sh in sorted(plan.shipments, key=lambda s: (s.facility_id, s.road_km)):
         src, dst = sc.info[sh.supplier_id], sc.info[sh.facility_id]
         shipments.append(
-            {
-                "source_id": sh.supplier_id,
-                "source_kind": src.kind,
-                "source_name": src.name,
-                "source_province": src.province,
-                "facility_id": sh.facility_id,
-                "facility_name": dst.name,
-                "facility_province": dst.province,
-                "kg": sh.kg,
-                "nm3": round(ref.kg_to_m3(sh.kg), 1),
-                "road_km": sh.road_km,
-                "from": {"lat": src.lat, "lon": src.lon},
-                "to": {"lat": dst.lat, "lon": dst.lon},
-                "open_request_ids": sc.open_requests.get(sh.facility_id, []),
-                "reason": why[(sh.facility_id, sh.supplier_id)],
+            SuggestedShipment(
+                source_id=sh.supplier_id,
+                source_kind=src.kind,
+                source_name=src.name,
+                source_province=src.province,
+                facility_id=sh.facility_id,
+                facility_name=dst.name,
+                facility_province=dst.province,
+                kg=sh.kg,
+                nm3=round(ref.kg_to_m3(sh.kg), 1),
+                road_km=sh.road_km,
+                from_=Point(src.lat, src.lon),
+                to=Point(dst.lat, dst.lon),
+                open_request_ids=sc.open_requests.get(sh.facility_id, []),
+                reason=why[(sh.facility_id, sh.supplier_id)],
                 # Ready to post to /api/coordination/requests/{id}/assignments as one part.
-                "assign_part": {
-                    "source_id": sh.supplier_id,
-                    "amount": {"value": sh.kg, "unit": "kg"},
-                },
-            }
+                assign_part=AssignPart(sh.supplier_id, Amount(sh.kg, "kg")),
+            )
         )
     down = set(params.suppliers_down)
-    sources = []
+    sources: list[SuggestionSource] = []
     for s in supplies:
         si = sc.info[s.supplier_id]
         sources.append(
-            {
-                "id": s.supplier_id,
-                "kind": si.kind,
-                "name": si.name,
-                "province": si.province,
-                "available_kg": s.available_kg,
-                "left_kg": max(0.0, plan.supplier_left_kg.get(s.supplier_id, 0.0)),
-                "down": s.supplier_id in down,
-                "report_day": si.report_day,
-                "lat": si.lat,
-                "lon": si.lon,
-            }
+            SuggestionSource(
+                id=s.supplier_id,
+                kind=si.kind,
+                name=si.name,
+                province=si.province,
+                available_kg=s.available_kg,
+                left_kg=max(0.0, plan.supplier_left_kg.get(s.supplier_id, 0.0)),
+                down=s.supplier_id in down,
+                report_day=si.report_day,
+                lat=si.lat,
+                lon=si.lon,
+            )
         )
     logger.info(
         "suggestion for %s: %d needs, %d sources, %d shipments, unmet %.0f kg (%.0f ms)",
@@ -450,32 +585,35 @@ async def _suggest(
         plan.unmet_kg,
         solve_ms,
     )
-    return {
-        "proposal_only": True,
-        "note": message("coord.note.proposal", locale),
-        "scope": sc.scope,
-        "parameters": {
-            "suppliers_down": sorted(down),
-            "surge": params.surge,
-            "target_days": params.target_days,
-            "horizon_days": params.horizon_days,
-            "surplus_days": params.surplus_days,
-        },
-        "computed_at": now.isoformat(),
-        "units": {"mass": "kg LOX", "gas": ref.label},
-        "status": plan.status,
-        "solve_ms": round(solve_ms, 1),
-        "totals": {
-            "need_kg": sum(n.need_kg for n in needs),
-            "covered_kg": sum(s.kg for s in plan.shipments),
-            "unmet_kg": plan.unmet_kg,
-            "unmet_weighted": plan.unmet_weighted,
-            "transport_kg_km": plan.transport_kg_km,
-        },
-        "shipments": shipments,
-        "facilities": facilities,
-        "sources": sources,
-        "excluded": [
-            {"id": e.id, "name": e.name, **message(e.key, locale, **e.params)} for e in sc.excluded
-        ],
-    }
+    return Suggestion(
+        proposal_only=True,
+        note=said("coord.note.proposal", locale),
+        scope=sc.scope,
+        parameters=SuggestionParameters(
+            suppliers_down=sorted(down),
+            surge=params.surge,
+            target_days=params.target_days,
+            horizon_days=params.horizon_days,
+            surplus_days=params.surplus_days,
+        ),
+        computed_at=now,
+        units={"mass": "kg LOX", "gas": ref.label},
+        status=plan.status,
+        solve_ms=round(solve_ms, 1),
+        totals=SuggestionTotals(
+            need_kg=sum(n.need_kg for n in needs),
+            covered_kg=sum(s.kg for s in plan.shipments),
+            unmet_kg=plan.unmet_kg,
+            unmet_weighted=plan.unmet_weighted,
+            transport_kg_km=plan.transport_kg_km,
+        ),
+        shipments=shipments,
+        facilities=facilities,
+        sources=sources,
+        excluded=[_left_out(e, locale) for e in sc.excluded],
+    )
+
+
+def _left_out(e: Excluded, locale: str) -> SuggestionExcluded:
+    m = said(e.key, locale, **e.params)
+    return SuggestionExcluded(e.id, e.name, m.key, m.params, m.message)

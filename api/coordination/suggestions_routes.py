@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -14,6 +14,8 @@ from api.coordination.http import (
 )
 from api.coordination.public import (
     CoordinationMapPublic,
+    MapFlowPublic,
+    MapRequestPublic,
     SuggestionPublic,
 )
 from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
@@ -21,7 +23,7 @@ from api.policy import Scope, policy
 from api.scope import Role
 
 from .mapview import map_data
-from .suggest import SuggestParams, parse_surge, suggest
+from .suggest import Suggestion, SuggestParams, parse_surge, suggest
 
 # 422 covers both FastAPI's validation errors and the package's refused input.
 router = APIRouter(prefix="/api", tags=["coordination"], responses={422: {"model": ErrorOut}})
@@ -53,7 +55,7 @@ async def suggestions(
     ] = None,
     target_days: Annotated[float, Query(gt=0, le=30)] = 3.0,
     horizon_days: Annotated[float, Query(gt=0, le=14)] = 1.0,
-) -> dict[str, Any]:
+) -> SuggestionPublic:
     """Runs the allocation LP on live figures; assign a shipment to make it real."""
     params = SuggestParams(
         province=province if me.role != Role.SYT else None,
@@ -62,9 +64,16 @@ async def suggestions(
         target_days=target_days,
         horizon_days=horizon_days,
     )
-    out = await suggest(conn, me, params, cfg=cfg, now=now, locale=locale)
-    result: dict[str, Any] = jsonable(out)
-    return result
+    return suggestion_public(await suggest(conn, me, params, cfg=cfg, now=now, locale=locale))
+
+
+def suggestion_public(s: Suggestion) -> SuggestionPublic:
+    """The proposal as its answer: dates as ISO strings, an infinite figure null (`jsonable`)."""
+    body = jsonable(asdict(s))
+    if s.scope.org_id is None:
+        # Only an SYT's proposal names the organisation planning (unset: left out).
+        del body["scope"]["org_id"]
+    return SuggestionPublic.model_validate(body)
 
 
 @router.get(
@@ -82,16 +91,18 @@ async def coordination_map(
     now: NowDep,
     locale: LocaleDep,
     suggested: bool = False,
-) -> dict[str, Any]:
+) -> CoordinationMapPublic:
     """Everything the map draws, in the caller's scope; suggested flows are proposals only."""
-    out: dict[str, Any] = {}
+    plan = None
     if suggested:
         # First, while the connection is idle, so that it runs in its read-only transaction.
         plan = await suggest(conn, me, SuggestParams(), cfg=cfg, now=now, locale=locale)
-        out["suggested_flows"] = plan["shipments"]
-        out["note"] = plan["note"]
     data = await map_data(conn, me)
-    out["requests"] = [asdict(r) for r in data.requests]
-    out["flows"] = [asdict(f) for f in data.flows]
-    result: dict[str, Any] = jsonable(out)
-    return result
+    out = CoordinationMapPublic(
+        requests=[MapRequestPublic.model_validate(jsonable(asdict(r))) for r in data.requests],
+        flows=[MapFlowPublic.model_validate(jsonable(asdict(f))) for f in data.flows],
+    )
+    if plan is None:
+        return out  # no suggested flows nor note: left out of the answer
+    body = suggestion_public(plan)
+    return out.model_copy(update={"suggested_flows": body.shipments, "note": body.note})

@@ -22,6 +22,7 @@ from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope
 from api.headers import CSP
 from api.reports import national, syt
 from api.reports.errors import Conflict, ValidationFailed
+from api.reports.figures import FacilityFigures
 from api.reports.messages import text
 from api.web import queries as q
 from api.web.templating import flash, render
@@ -39,7 +40,7 @@ ONLINE_TILES_HOST = "https://tile.openstreetmap.org"
 
 def map_data(
     facilities: list[dict[str, Any]],
-    live: dict[int, dict[str, Any]],
+    live: dict[int, FacilityFigures],
     suppliers: list[dict[str, Any]],
     locale: str,
 ) -> dict[str, Any]:
@@ -49,7 +50,8 @@ def map_data(
     for f in facilities:
         if f["latitude"] is None or f["longitude"] is None:
             continue
-        fig = live.get(int(f["id"]), {})
+        fig = live.get(int(f["id"]))
+        days = fig.days_of_supply if fig else None
         p = {
             "id": f["id"],
             "name": f["name"],
@@ -57,20 +59,20 @@ def map_data(
             "parent": f["parent_name"],
             "lat": f["latitude"],
             "lon": f["longitude"],
-            "status": fig.get("status", "unknown"),
+            "status": fig.status.value if fig else "unknown",
             "days": (
                 "> " + i18n.format_number(DOS_HORIZON_DAYS, locale)
-                if beyond_horizon(fig.get("days_of_supply"))
-                else i18n.format_number(fig.get("days_of_supply"), locale, 1)
+                if beyond_horizon(days)
+                else i18n.format_number(days, locale, 1)
             ),
-            "stock": i18n.format_number(fig.get("stock_liquid_kg"), locale),
-            "need": i18n.format_number(fig.get("avg_need_nm3"), locale),
-            "reported": bool(fig.get("reported")),
+            "stock": i18n.format_number(fig.stock_liquid_kg if fig else None, locale),
+            "need": i18n.format_number(fig.avg_need_nm3 if fig else None, locale),
+            "reported": bool(fig and fig.reported),
             # Some monitored tanks silent: the stock stands for the reporting ones only.
             "tanks": (
                 i18n.gettext(locale, "%(n)s/%(total)s tanks reporting")
-                % {"n": fig.get("observed_tanks"), "total": fig.get("monitored_tanks")}
-                if "stock_liquid" in (fig.get("incomplete") or ())
+                % {"n": fig.observed_tanks, "total": fig.monitored_tanks}
+                if fig and "stock_liquid" in fig.incomplete
                 else ""
             ),
             "url": f"/facilities/{f['id']}/tanks",
@@ -146,10 +148,10 @@ async def dashboard(
             "day": d,
             "today": today,
             "view": view,
-            "nation": view["nation"],
-            "supply": view["supply"],
+            "nation": view.nation,
+            "supply": view.supply,
             "reports": waiting,
-            "reports_by_org": {(r["org_id"], r["report_day"]): r for r in waiting},
+            "reports_by_org": {(r.org_id, r.report_day.isoformat()): r for r in waiting},
         },
         locale=locale,
         principal=me,
@@ -175,9 +177,7 @@ async def map_points(
     live = await national.national_view(
         conn, today, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=True
     )
-    figures = {
-        int(f["facility_id"]): f for row in live["provinces"] for f in row.get("facilities", [])
-    }
+    figures = {f.facility_id: f for row in live.provinces for f in row.facilities or []}
     national_scope = me.facility_ids is None
     facilities = await fetch_all(
         conn,
@@ -206,21 +206,24 @@ async def supply_chart_data(
         cfg=cfg,
         now=now,
     )
-    return supply_chart({d: {"supply": s} for d, s in days_.items()}, locale)
+    return supply_chart(days_, locale)
 
 
-def supply_chart(views: dict[date, dict[str, Any]], locale: str) -> dict[str, Any]:
-    """Demand vs production vs capacity (t LOX per day) over the days of `views`."""
-    labels, demand, produced, normal, full = [], [], [], [], []
-    for d, v in sorted(views.items()):
-        s = v["supply"]
+def supply_chart(days: dict[date, national.Supply], locale: str) -> dict[str, Any]:
+    """Demand vs production vs capacity (t LOX per day) over the days of `days`."""
+    labels: list[str] = []
+    demand: list[float | None] = []
+    produced: list[float | None] = []
+    normal: list[float] = []
+    full: list[float] = []
+    for d, s in sorted(days.items()):
         labels.append(i18n.format_date(d, locale))
         # No facility with a need figure: a gap in the chart, not 0.
-        dem = s["demand_t_per_day"]
+        dem = s.demand_t_per_day
         demand.append(None if dem is None else round(dem, 2))
-        produced.append(round(s["production_t"], 2) if s["supplier_reports"] else None)
-        normal.append(round(s["capacity_normal_t_per_day"], 1))
-        full.append(round(s["capacity_full_t_per_day"], 1))
+        produced.append(round(s.production_t, 2) if s.supplier_reports else None)
+        normal.append(round(s.capacity_normal_t_per_day, 1))
+        full.append(round(s.capacity_full_t_per_day, 1))
     g = i18n.gettext
     return {
         "labels": labels,

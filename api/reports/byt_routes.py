@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -23,11 +23,15 @@ from api.policy import Scope, policy
 from api.reports.exports import ExportKind
 from api.reports.http import (
     NATIONAL_READERS,
+    sent_public,
 )
 from api.reports.public import (
     NationalPublic,
+    ProvinceTotalsPublic,
     SentReportPublic,
+    SupplyPublic,
     SytDecisionPublic,
+    TotalsPublic,
 )
 from api.scope import Principal, Role
 
@@ -157,9 +161,9 @@ async def all_sent(
     conn: DbDep,
     first: Annotated[date | None, Query()] = None,
     last: Annotated[date | None, Query()] = None,
-) -> list[dict[str, Any]]:
+) -> list[SentReportPublic]:
     """Sent reports of every reporting parent."""
-    return await syt.sent_list(conn, parents=None, first=first, last=last)
+    return [sent_public(r) for r in await syt.sent_list(conn, parents=None, first=first, last=last)]
 
 
 @router.get(
@@ -179,7 +183,7 @@ async def export_all_sent(
 ) -> Response:
     """CSV or XLSX of the sent reports of every reporting parent."""
     rows = await syt.sent_list(conn, parents=None, first=first, last=last)
-    return export(kind, "syt-reports", exports.SENT_COLUMNS, rows)
+    return export(kind, "syt-reports", exports.SENT_COLUMNS, [asdict(r) for r in rows])
 
 
 @router.get(
@@ -198,11 +202,29 @@ async def national_view(
     day: Annotated[date | None, Query()] = None,
     facilities: Annotated[bool, Query()] = False,
     by: Annotated[national.Grouping, Query()] = national.Grouping.PARENT,
-) -> dict[str, Any]:
+) -> NationalPublic:
     """Per reporting parent and national totals; supply vs demand vs production capacity."""
     d = day or default_syt_day(now, cfg)
-    return await national.national_view(
+    view = await national.national_view(
         conn, d, visible=me.facility_ids, cfg=cfg, now=now, include_facilities=facilities, by=by
+    )
+    return national_public(view)
+
+
+def national_public(view: national.NationalView) -> NationalPublic:
+    """The national view as its answer; a row's facilities only when asked for (else unset)."""
+    provinces = []
+    for r in view.provinces:
+        row = r.as_dict()
+        if (figs := row.pop("facilities")) is not None:
+            row["facilities"] = [f.as_dict() for f in figs]
+        provinces.append(ProvinceTotalsPublic.model_validate(row))
+    return NationalPublic(
+        report_day=view.report_day,
+        provinces=provinces,
+        nation=TotalsPublic.model_validate(view.nation.as_dict()),
+        supply=SupplyPublic.model_validate(asdict(view.supply)),
+        units=view.units,
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import Response
 from openpyxl import Workbook
@@ -24,6 +24,10 @@ from api.i18n import DEFAULT_LOCALE, format_date, gettext, to_local
 from .layout import day_of, field_rows
 from .letterhead import Letterhead, issued_on
 from .messages import text
+
+if TYPE_CHECKING:
+    from .national import NationalView
+    from .syt import SytReport
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -263,15 +267,15 @@ def province_columns() -> list[tuple[str, str]]:
     ]
 
 
-def province_rows(view: dict[str, Any], locale: str) -> list[dict[str, Any]]:
+def province_rows(view: NationalView, locale: str) -> list[dict[str, Any]]:
     """The national view's province rows and the nation's, each with its sums' contributors."""
-    nation = {**view["nation"], "name": gettext(locale, "Nation")}
+    nation = {**view.nation.as_dict(), "name": gettext(locale, "Nation")}
     return [
         {
             **row,
             **{f"{k}_counted": row["contributors"].get(k) for k in _COUNTED},
         }
-        for row in [*view["provinces"], nation]
+        for row in [*(r.as_dict() for r in view.provinces), nation]
     ]
 
 
@@ -286,7 +290,7 @@ SYT_FIELD_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def syt_field_rows(report: dict[str, Any], locale: str) -> list[dict[str, Any]]:
+def syt_field_rows(report: SytReport, locale: str) -> list[dict[str, Any]]:
     """Seed fields 1–16 as export rows (number, label, value with unit), as printed."""
     return [{"no": n, "label": label, "value": v} for n, label, v in field_rows(report, locale)]
 
@@ -316,13 +320,13 @@ def delivery_columns() -> list[tuple[str, str]]:
     ]
 
 
-def syt_print_html(report: dict[str, Any], head: Letterhead, locale: str) -> str:
+def syt_print_html(report: SytReport, head: Letterhead, locale: str) -> str:
     """A print-styled A4 page of the SYT report (fields 1–16 and the facility list) in the
     layout of administrative documents (NĐ 30/2020), like the PDF."""
     e = html.escape
     org_name = head.department
-    gas = report["units"]["gas"]
-    locked = report.get("locked")
+    gas = report.units["gas"]
+    locked = report.locked
     lines = field_rows(report, locale)
     rows = "".join(
         f"<tr><th>{e(n)}</th><td>{e(label)}</td><td>{e(str(v))}</td></tr>" for n, label, v in lines
@@ -331,20 +335,21 @@ def syt_print_html(report: dict[str, Any], head: Letterhead, locale: str) -> str
     head_cells = "".join(f"<th>{e(label)}</th>" for _, label in cols)
     body = "".join(
         "<tr>" + "".join(f"<td>{e(str(value(fac, k, locale)))}</td>" for k, _ in cols) + "</tr>"
-        for fac in report["facilities"]
+        for fac in (f.as_dict() for f in report.facilities)
     )
-    state = e(gettext(locale, "state." + str(report.get("state", "draft"))))
-    revision = e(str(report.get("revision", 0)))
+    state = e(gettext(locale, "state." + report.state))
+    revision = e(str(report.revision))
     lock = f"<p class='lock'>{e(text(locked, locale))}</p>" if locked else ""
     governing = head.governing(locale)
     day = format_date(day_of(report), locale)
+    iso_day = report.report_day.isoformat()
 
     def _(msg: str) -> str:
         return e(gettext(locale, msg))
 
     return f"""<!doctype html>
 <html lang="{e(locale)}"><head><meta charset="utf-8">
-<title>{_("Report to the Ministry of Health")} {e(org_name)} {e(report["report_day"])}</title>
+<title>{_("Report to the Ministry of Health")} {e(org_name)} {e(iso_day)}</title>
 <style>
 @page {{ size: A4 landscape; margin: 20mm 15mm 20mm 30mm; }}
 body {{ font-family: "Times New Roman", "DejaVu Serif", serif; font-size: 11pt; }}

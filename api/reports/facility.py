@@ -20,14 +20,15 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from api.accounting.config import AccountingConfig
-from api.accounting.stock import prefill
+from api.accounting.stock import Prefill, prefill
 from api.accounting.telemetry import FacilityTelemetry, facility_telemetry
 from api.accounting.therapy import Therapy
 from api.accounting.windows import local_today, morning_cutoff, window
 
 from . import rules
 from .errors import FieldError, Locked, ValidationFailed
-from .figures import THERAPY_COLUMNS, FacilityRef, is_late, resolve
+from .figures import THERAPY_COLUMNS, FacilityFigures, FacilityRef, is_late, resolve
+from .public import EnteredQuantityPublic
 from .units import EntryUnit, to_kg, to_nm3
 
 logger = logging.getLogger(__name__)
@@ -492,9 +493,40 @@ async def morning_update(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FacilityRevision:
+    """One revision of a facility report (append-only history), as stored."""
+
+    revision: int
+    author: str
+    created_at: str  # ISO 8601 instant
+    kind: str
+    late: bool
+    snapshot: Snapshot
+    diff: dict[str, list[JsonValue]] | None  # the figures changed: name -> [before, after]
+
+
+@dataclass(frozen=True, slots=True)
+class FacilityReportView:
+    """A facility's report for day D as staff see it: figures, pre-fills, lock, history."""
+
+    facility_id: int
+    report_day: date
+    revision: int  # 0: not filed yet
+    submitted_at: str | None  # ISO 8601 instant
+    late: bool
+    discharged_morning: int | None
+    overrides: dict[str, str]  # pre-filled values replaced: field -> reason
+    entered_units: dict[str, EnteredQuantityPublic]  # each quantity as typed
+    locked: str | None  # why it cannot be changed (message id)
+    figures: FacilityFigures
+    prefill: Prefill | None  # telemetry's pre-fill; None when no tank is monitored
+    revisions: list[FacilityRevision]
+
+
 async def report_view(
     conn: AsyncConnection[Any], facility_id: int, day: date, *, cfg: AccountingConfig, now: datetime
-) -> dict[str, Any]:
+) -> FacilityReportView:
     """The report for D as shown to staff: live figures, pre-filled values, lock and revisions."""
     found = await facility_ref(conn, facility_id)
     assert found is not None
@@ -506,31 +538,34 @@ async def report_view(
         )
         row = await cur.fetchone()
         await cur.execute(_REVISIONS, {"f": facility_id, "d": day})
-        revisions = [{**r, "created_at": r["created_at"].isoformat()} for r in await cur.fetchall()]
+        revisions = [
+            FacilityRevision(
+                revision=r["revision"],
+                author=r["author"],
+                created_at=r["created_at"].isoformat(),
+                kind=r["kind"],
+                late=r["late"],
+                snapshot=r["snapshot"],
+                diff=r["diff"],
+            )
+            for r in await cur.fetchall()
+        ]
     tele = (await facility_telemetry(conn, [facility_id], day, cfg, now=now)).get(facility_id)
-    figures = resolve(ref, row, tele, cfg)
     pre = prefill(tele, cfg.reference)
-    shown = {}
-    if pre.monitored:
-        shown = {
-            "refilled_liquid_kg": pre.refilled_liquid_kg,
-            "stock_liquid_kg": pre.stock_liquid_kg,
-            "usable_liquid_kg": pre.usable_liquid_kg,
-            "consumption_kg": pre.consumption_kg,
-            "avg_daily_kg": pre.avg_daily_kg,
-            "coverage": pre.coverage,
-        }
-    return {
-        "facility_id": facility_id,
-        "report_day": day.isoformat(),
-        "revision": row["revision"] if row else 0,
-        "submitted_at": row["submitted_at"].isoformat() if row and row["submitted_at"] else None,
-        "late": bool(row["late"]) if row else False,
-        "discharged_morning": row["discharged_morning"] if row else None,
-        "overrides": row["overrides"] if row else {},
-        "entered_units": row["entered_units"] if row else {},
-        "locked": await lock_reason(conn, facility_id, day, cfg, now),
-        "figures": figures.as_dict(),
-        "prefill": shown,
-        "revisions": revisions,
-    }
+    return FacilityReportView(
+        facility_id=facility_id,
+        report_day=day,
+        revision=row["revision"] if row else 0,
+        submitted_at=row["submitted_at"].isoformat() if row and row["submitted_at"] else None,
+        late=bool(row["late"]) if row else False,
+        discharged_morning=row["discharged_morning"] if row else None,
+        overrides=(row["overrides"] or {}) if row else {},
+        entered_units={
+            k: EnteredQuantityPublic.model_validate(v)
+            for k, v in ((row["entered_units"] or {}) if row else {}).items()
+        },
+        locked=await lock_reason(conn, facility_id, day, cfg, now),
+        figures=resolve(ref, row, tele, cfg),
+        prefill=pre if pre.monitored else None,
+        revisions=revisions,
+    )

@@ -132,12 +132,12 @@ async def _render(
     if found is None:
         raise HTTPException(404, "not found")
     view = await frep.report_view(conn, facility_id, day, cfg=cfg, now=now)
-    figures = view["figures"]
-    entered = view.get("entered_units") or {}
+    figures = view.figures
+    entered = view.entered_units
     values: dict[str, Any] = {}
     if form is None:
         # Pre-fill from the latest revision as typed (figures with the unit typed).
-        snap = view["revisions"][-1]["snapshot"] if view["revisions"] else {}
+        snap = view.revisions[-1].snapshot if view.revisions else {}
         for name in ("patients_current", "patients_new", "discharged_evening", "notes"):
             values[name] = snap.get(name)
         for t in Therapy:
@@ -145,13 +145,13 @@ async def _render(
         for name, *_ in QUANTITIES:
             e = entered.get(name)
             if e:
-                values[name] = i18n.format_number(e["value"], locale, 3).rstrip("0").rstrip(",.")
-                values[name + "_unit"] = e["unit"]
-        for k, reason in (view.get("overrides") or {}).items():
+                values[name] = i18n.format_number(e.value, locale, 3).rstrip("0").rstrip(",.")
+                values[name + "_unit"] = e.unit
+        for k, reason in view.overrides.items():
             values["reason_" + k] = reason
     else:
         values = form
-    lock = view["locked"]
+    lock = view.locked
     return render(
         request,
         "reports/facility_report.html",
@@ -167,7 +167,7 @@ async def _render(
             "warnings": warnings or {},
             # A refused morning figure is shown as typed, not replaced by the stored one.
             "morning_typed": morning_typed,
-            "confirmed": (view.get("figures") or {}).get("warnings") or [],
+            "confirmed": figures.warnings,
             "quantities": QUANTITIES,
             "unit_labels": UNIT_LABELS,
             "therapies": [(t.value, THERAPY_LABELS[t.value]) for t in Therapy],

@@ -5,8 +5,8 @@ handlers of api.refusals (422 field by field, 409 with why)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
-from typing import Any
 
 from fastapi import APIRouter
 
@@ -19,8 +19,11 @@ from api.reports.http import (
     check_facility,
 )
 from api.reports.public import (
+    FacilityFiguresPublic,
     FacilityReportPublic,
     FacilityReportSavedPublic,
+    FacilityRevisionPublic,
+    PrefillPublic,
     ReportWarningPublic,
 )
 from api.scope import Role
@@ -44,10 +47,42 @@ router = APIRouter(prefix="/api", tags=["reports"])
 )
 async def get_facility_report(
     facility_id: int, day: date, conn: DbDep, cfg: CfgDep, now: NowDep
-) -> dict[str, Any]:
+) -> FacilityReportPublic:
     """The report with its live figures, pre-filled telemetry, lock reason and revisions."""
     await check_facility(conn, facility_id)
-    return await facility.report_view(conn, facility_id, day, cfg=cfg, now=now)
+    return facility_report_public(
+        await facility.report_view(conn, facility_id, day, cfg=cfg, now=now)
+    )
+
+
+def facility_report_public(v: facility.FacilityReportView) -> FacilityReportPublic:
+    """The report as its answer; the pre-fill empty when no tank is monitored."""
+    pre = v.prefill
+    return FacilityReportPublic(
+        facility_id=v.facility_id,
+        report_day=v.report_day,
+        revision=v.revision,
+        submitted_at=v.submitted_at,
+        late=v.late,
+        discharged_morning=v.discharged_morning,
+        overrides=v.overrides,
+        entered_units=v.entered_units,
+        locked=v.locked,
+        figures=FacilityFiguresPublic.model_validate(v.figures.as_dict()),
+        prefill=(
+            PrefillPublic(
+                refilled_liquid_kg=pre.refilled_liquid_kg,
+                stock_liquid_kg=pre.stock_liquid_kg,
+                usable_liquid_kg=pre.usable_liquid_kg,
+                consumption_kg=pre.consumption_kg,
+                avg_daily_kg=pre.avg_daily_kg,
+                coverage=pre.coverage,
+            )
+            if pre is not None
+            else PrefillPublic()
+        ),
+        revisions=[FacilityRevisionPublic.model_validate(asdict(r)) for r in v.revisions],
+    )
 
 
 @router.put(

@@ -8,10 +8,10 @@ their totals are always live. Liquid is kg of LOX, gas m3 at the declared refere
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -36,6 +36,9 @@ from api.accounting.telemetry import (
 )
 from api.accounting.therapy import Therapy, need_m3_per_day
 from api.accounting.windows import deadline
+
+if TYPE_CHECKING:
+    from .rules import StoredWarning
 
 THERAPY_COLUMNS: dict[Therapy, str] = {
     Therapy.MASK: "o2_mask",
@@ -127,13 +130,20 @@ class FacilityFigures:
     # Why a figure is null: "no_telemetry", "calibration_missing" or "not_reported" per name.
     unknown: dict[str, str] = field(default_factory=dict)
     days_of_supply_beyond: bool = False  # at the horizon: shown as "> N" days
-    warnings: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[StoredWarning] = field(default_factory=list)  # confirmed, as stored
     notes: str | None = None
     # Monitored tanks, and how many of them have data in the window: when only some do, the
     # figures measured on the tanks stand for those alone and are listed in `incomplete`.
     monitored_tanks: int = 0
     observed_tanks: int = 0
     incomplete: list[str] = field(default_factory=list)
+
+    @classmethod
+    def stored(cls, d: Mapping[str, Any]) -> FacilityFigures:
+        """The figures as a snapshot stored them (`as_dict`); a figure the copy lacks (stored
+        before it existed) takes its default, a name no longer known is left out."""
+        kw = {k: v for k, v in d.items() if k in _FIGURE_FIELDS and k != "status"}
+        return cls(**kw, status=Status(d.get("status", Status.UNKNOWN)))
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (its containers copied one level: their items are plain values).

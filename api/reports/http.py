@@ -3,11 +3,16 @@ facility or reporting parent (refusals answer through api.refusals, exports thro
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
+
 from api.accounting.routes import not_found
 from api.deps import DbDep
 from api.scope import Role
 
 from . import facility
+from .public import SentReportPublic
+from .syt import SentReport
 
 FACILITY_READERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY, Role.ENGINEER)
 SYT_READERS = (Role.ADMIN, Role.BYT, Role.SYT)
@@ -32,3 +37,10 @@ async def check_parent(conn: DbDep, org_id: int) -> None:
     )
     if await cur.fetchone() is None:
         raise not_found()
+
+
+def sent_public(r: SentReport) -> SentReportPublic:
+    """A sent report as its answer, instants as ISO 8601 strings (as they always were)."""
+    return SentReportPublic.model_validate(
+        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(r).items()}
+    )

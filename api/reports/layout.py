@@ -4,20 +4,19 @@ with their units: one layout shared by the print page and the PDF."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from . import syt_fields
-from .syt_fields import num
+from .syt_fields import SytShown, num
 
 __all__ = ["day_of", "field_rows", "num"]
 
 
-def day_of(report: dict[str, Any]) -> date:
+def day_of(report: SytShown) -> date:
     """The report's day."""
-    return date.fromisoformat(report["report_day"])
+    return report.report_day
 
 
-def field_rows(report: dict[str, Any], locale: str) -> list[tuple[str, str, str]]:
+def field_rows(report: SytShown, locale: str) -> list[tuple[str, str, str]]:
     """(number, label, value with unit) for seed fields 1–16, from the declarative field table
     (api.reports.syt_fields), labels from the catalogs."""
     return syt_fields.rows(report, locale)

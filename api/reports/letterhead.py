@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import AsyncConnection
 
 from api.i18n import gettext, to_local
+
+if TYPE_CHECKING:
+    from .syt import SytReport
 
 # The symbol of a report (BC) by a Department of Health (SYT), NĐ 30/2020 Phụ lục III.
 SYMBOL = "BC-SYT"
@@ -74,9 +77,9 @@ class Letterhead:
         return gettext(locale, "Director" if self.org_kind == "syt" else "Head of the unit").upper()
 
 
-def issued_on(report: dict[str, Any]) -> date | None:
+def issued_on(report: SytReport) -> date | None:
     """The date the report was sent, in Vietnam time (None for a report not sent)."""
-    sent = report.get("sent_at")
+    sent = report.sent_at
     return to_local(datetime.fromisoformat(sent)).date() if sent else None
 
 

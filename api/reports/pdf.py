@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fpdf import FPDF
 from fpdf.enums import TableCellFillMode
@@ -26,6 +26,9 @@ from .layout import field_rows as _field_rows
 from .layout import num as _num
 from .letterhead import Letterhead, issued_on
 from .messages import text
+
+if TYPE_CHECKING:
+    from .syt import SytReport
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +90,13 @@ def _when(iso: str | None, locale: str) -> str:
     return format_datetime(datetime.fromisoformat(iso), locale) if iso else "—"
 
 
-def _facility_rows(report: dict[str, Any], locale: str) -> tuple[list[str], list[list[str]]]:
+def _facility_rows(report: SytReport, locale: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the facility list (the columns that fit A4 portrait)."""
 
     def _(msg: str) -> str:
         return gettext(locale, msg)
 
-    gas = report["units"]["gas"]
+    gas = report.units["gas"]
     head = [
         _("Facility"),
         _("Report"),
@@ -108,30 +111,26 @@ def _facility_rows(report: dict[str, Any], locale: str) -> tuple[list[str], list
     ]
     status = {"enough": _("Enough"), "needs_more": _("Needs more")}
     rows = []
-    for fac in report["facilities"]:
-        reported = (
-            (_("late") if fac.get("late") else _("on time"))
-            if fac.get("reported")
-            else _("not sent")
-        )
+    for fac in report.facilities:
+        reported = (_("late") if fac.late else _("on time")) if fac.reported else _("not sent")
         rows.append(
             [
-                f"{fac['name']} ({fac['code']})",
+                f"{fac.name} ({fac.code})",
                 reported,
-                _num(fac.get("patients_current"), locale),
-                _num(fac.get("patients_new"), locale),
-                _num(fac.get("discharged"), locale),
-                _num(fac.get("stock_liquid_kg"), locale),
-                _num(fac.get("stock_gas_nm3"), locale),
-                _num(fac.get("avg_need_nm3"), locale),
-                _num(fac.get("days_of_supply"), locale, 1),
-                status.get(str(fac.get("status")), _("Unknown")),
+                _num(fac.patients_current, locale),
+                _num(fac.patients_new, locale),
+                _num(fac.discharged, locale),
+                _num(fac.stock_liquid_kg, locale),
+                _num(fac.stock_gas_nm3, locale),
+                _num(fac.avg_need_nm3, locale),
+                _num(fac.days_of_supply, locale, 1),
+                status.get(fac.status.value, _("Unknown")),
             ]
         )
     return head, rows
 
 
-def _heading(pdf: FPDF, report: dict[str, Any], head: Letterhead, locale: str) -> None:
+def _heading(pdf: FPDF, report: SytReport, head: Letterhead, locale: str) -> None:
     """The heading of NĐ 30/2020 (Phụ lục I): governing body, department and number left;
     national motto, place and date right; then the document kind, its summary and "Kính gửi"."""
 
@@ -228,7 +227,7 @@ def _facility_table(pdf: FPDF, head: list[str] | None, rows: list[list[str]]) ->
             table.row(cells)
 
 
-def syt_report_pdf(report: dict[str, Any], head: Letterhead, locale: str) -> bytes:
+def syt_report_pdf(report: SytReport, head: Letterhead, locale: str) -> bytes:
     """The SYT report (`syt.details` output) as an A4 portrait PDF in `locale`, laid out as an
     administrative document (NĐ 30/2020): the signature block always shares its page with the
     last row of the facility list (that row moves to the next page with it when needed)."""
@@ -253,32 +252,32 @@ def syt_report_pdf(report: dict[str, Any], head: Letterhead, locale: str) -> byt
     width = pdf.epw
     _heading(pdf, report, head, locale)
 
-    state = _("state." + str(report.get("state", "draft")))
+    state = _("state." + report.state)
     meta = [
         f"{_('Reporting unit')}: {org_name}"
         + (f" — {_('Province')}: {province}" if province else ""),
         f"{_('Report date')}: {day}",
-        f"{_('Report state')}: {state} · {_('revision')} {report.get('revision', 0)} · "
-        f"{_('Sent at')}: {_when(report.get('sent_at'), locale)}"
+        f"{_('Report state')}: {state} · {_('revision')} {report.revision} · "
+        f"{_('Sent at')}: {_when(report.sent_at, locale)}"
         + (
-            f" · {_('Approved at')}: {_when(report['approved_at'], locale)}"
-            if report.get("approved_at")
+            f" · {_('Approved at')}: {_when(report.approved_at, locale)}"
+            if report.approved_at
             else ""
         ),
         _("Units: gas %(gas)s; liquid kg or %(liquid)s")
         % {
-            "gas": report["units"]["gas"],
-            "liquid": gettext(locale, report["units"]["liquid_volume"]),
+            "gas": report.units["gas"],
+            "liquid": gettext(locale, report.units["liquid_volume"]),
         },
     ]
     pdf.set_font(FAMILY, "", 9)
     for line in meta:
         _para(pdf, width, 5, line)
-    if report.get("sent_back_reason") and report.get("state") == "sent_back":
-        _para(pdf, width, 5, f"{_('Sent back by the Ministry')}: {report['sent_back_reason']}")
-    if report.get("locked"):
+    if report.sent_back_reason and report.state == "sent_back":
+        _para(pdf, width, 5, f"{_('Sent back by the Ministry')}: {report.sent_back_reason}")
+    if report.locked:
         pdf.set_font(FAMILY, "B", 9)
-        _para(pdf, width, 5, text(report["locked"], locale))
+        _para(pdf, width, 5, text(report.locked, locale))
     pdf.ln(3)
 
     pdf.set_font(FAMILY, "", 9)
@@ -327,5 +326,5 @@ def syt_report_pdf(report: dict[str, Any], head: Letterhead, locale: str) -> byt
         _tail(pdf, True)
     else:
         _tail(pdf, False)
-    logger.debug("SYT report PDF rendered for %s %s", org_name, report["report_day"])
+    logger.debug("SYT report PDF rendered for %s %s", org_name, report.report_day)
     return bytes(pdf.output())

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.public import Instant, PublicModel, RevisionPublic, Scalar
-from api.reports.syt import SytFilters
+from api.reports.filters import SytFilters
 from api.reports.units import EntryUnit
 
 
@@ -209,6 +209,8 @@ class EnteredNeedPublic(PublicModel):
 class SytEnteredPublic(PublicModel):
     """The fields the SYT types itself (12, 15, 16)."""
 
+    model_config = ConfigDict(populate_by_name=True)
+
     notice: str | None = Field(alias="12", description="Field 12: notice")
     own_capacity: EnteredCapacityPublic = Field(alias="15")
     own_need: EnteredNeedPublic = Field(alias="16")
@@ -231,6 +233,8 @@ class CapacityFieldPublic(PublicModel):
 
 class SytFieldsPublic(PublicModel):
     """The computed seed fields by number (null: unknown — a sum of nothing)."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
     current_patients: int | None = Field(alias="5", description="Field 5: current patients")
     new_patients: int | None = Field(alias="6", description="Field 6: new patients today")

@@ -231,6 +231,72 @@ async def save(
     return SavedSupplierReport(report_id, revision, prev[0] if prev else None)
 
 
+@dataclass(frozen=True, slots=True)
+class FacilityRefill:
+    """The facility's own refill of the day (shown to national roles only)."""
+
+    liquid_kg: float | None
+    gas_nm3: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedDelivery:
+    """A delivery the supplier reported, cross-checked against the facility's own refill."""
+
+    facility_id: int
+    code: str
+    name: str
+    liquid_kg: float | None
+    gas_nm3: float | None
+    cylinders: int | None
+    match: bool | None  # agrees with the facility's refill; None: unknown
+    refill: FacilityRefill | None  # None: not shown to the caller
+
+    def as_row(self) -> dict[str, Any]:
+        """The delivery as an export row (the facility's refill only when shown)."""
+        row: dict[str, Any] = {
+            "facility_id": self.facility_id,
+            "code": self.code,
+            "name": self.name,
+            "liquid_kg": self.liquid_kg,
+            "gas_nm3": self.gas_nm3,
+            "cylinders": self.cylinders,
+            "match": self.match,
+        }
+        if self.refill is not None:
+            row["facility_refilled_liquid_kg"] = self.refill.liquid_kg
+            row["facility_refilled_gas_nm3"] = self.refill.gas_nm3
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class SupplierRevision:
+    """One revision of a supplier report: what it changed (field -> [before, after])."""
+
+    revision: int
+    author: str
+    created_at: str  # ISO 8601 instant
+    diff: dict[str, list[JsonValue]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SupplierReportView:
+    """A supplier's report of the day with its deliveries cross-checked."""
+
+    supplier_id: int
+    report_day: date
+    revision: int
+    production_t: float
+    capacity_normal_tpd: float | None
+    capacity_full_tpd: float | None
+    lox_stock_kg: float | None
+    cylinders_filled: int | None
+    deliveries: list[CheckedDelivery]
+    updated_at: str  # ISO 8601 instant
+    updated_by: str | None
+    revisions: list[SupplierRevision]
+
+
 async def view(
     conn: AsyncConnection[Any],
     supplier_id: int,
@@ -239,7 +305,7 @@ async def view(
     cfg: AccountingConfig,
     now: datetime,
     show_facility_figures: bool,
-) -> dict[str, Any] | None:
+) -> SupplierReportView | None:
     """The report with each delivery cross-checked against the facility's refill of day D."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_GET, {"s": supplier_id, "d": day})
@@ -249,7 +315,10 @@ async def view(
         await cur.execute(_DELIVERIES, {"id": row["id"]})
         deliveries = list(await cur.fetchall())
         await cur.execute(_REVISIONS, {"id": row["id"]})
-        revisions = [{**r, "created_at": r["created_at"].isoformat()} for r in await cur.fetchall()]
+        revisions = [
+            SupplierRevision(r["revision"], r["author"], r["created_at"].isoformat(), r["diff"])
+            for r in await cur.fetchall()
+        ]
     refs = await active_facilities(
         conn, day, parents=None, visible=None, ids=[d["facility_id"] for d in deliveries]
     )
@@ -266,22 +335,33 @@ async def view(
         match = None
         if got is not None:
             match = abs(got - d["liquid_kg"]) <= max(50.0, MATCH_TOLERANCE * d["liquid_kg"])
-        item = {**d, "match": match}
-        if show_facility_figures:
-            item["facility_refilled_liquid_kg"] = got
-            item["facility_refilled_gas_nm3"] = f.refilled_gas_nm3 if f else None
-        checked.append(item)
-    return {
-        "supplier_id": supplier_id,
-        "report_day": day.isoformat(),
-        "revision": row["revision"],
-        "production_t": row["production_t"],
-        "capacity_normal_tpd": row["capacity_normal_tpd"],
-        "capacity_full_tpd": row["capacity_full_tpd"],
-        "lox_stock_kg": row["lox_stock_kg"],
-        "cylinders_filled": row["cylinders_filled"],
-        "deliveries": checked,
-        "updated_at": row["updated_at"].isoformat(),
-        "updated_by": row["updated_by"],
-        "revisions": revisions,
-    }
+        checked.append(
+            CheckedDelivery(
+                facility_id=d["facility_id"],
+                code=d["code"],
+                name=d["name"],
+                liquid_kg=d["liquid_kg"],
+                gas_nm3=d["gas_nm3"],
+                cylinders=d["cylinders"],
+                match=match,
+                refill=(
+                    FacilityRefill(got, f.refilled_gas_nm3 if f else None)
+                    if show_facility_figures
+                    else None
+                ),
+            )
+        )
+    return SupplierReportView(
+        supplier_id=supplier_id,
+        report_day=day,
+        revision=row["revision"],
+        production_t=row["production_t"],
+        capacity_normal_tpd=row["capacity_normal_tpd"],
+        capacity_full_tpd=row["capacity_full_tpd"],
+        lox_stock_kg=row["lox_stock_kg"],
+        cylinders_filled=row["cylinders_filled"],
+        deliveries=checked,
+        updated_at=row["updated_at"].isoformat(),
+        updated_by=row["updated_by"],
+        revisions=revisions,
+    )

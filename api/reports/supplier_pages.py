@@ -76,32 +76,31 @@ async def _render(
     )
     values: dict[str, Any] = dict(form or {})
     if form is None and view is not None:
-        for name in (
-            "production_t",
-            "capacity_normal_tpd",
-            "capacity_full_tpd",
-            "cylinders_filled",
-        ):
-            if view[name] is not None:
-                values[name] = i18n.format_number(view[name], locale, 3).rstrip("0").rstrip(",.")
-        if view["lox_stock_kg"] is not None:
-            values["lox_stock"] = i18n.format_number(view["lox_stock_kg"], locale)
+        typed: tuple[tuple[str, float | None], ...] = (
+            ("production_t", view.production_t),
+            ("capacity_normal_tpd", view.capacity_normal_tpd),
+            ("capacity_full_tpd", view.capacity_full_tpd),
+            ("cylinders_filled", view.cylinders_filled),
+        )
+        for name, figure in typed:
+            if figure is not None:
+                values[name] = i18n.format_number(figure, locale, 3).rstrip("0").rstrip(",.")
+        if view.lox_stock_kg is not None:
+            values["lox_stock"] = i18n.format_number(view.lox_stock_kg, locale)
             values["lox_stock_unit"] = "kg"
-        for i, d in enumerate(view["deliveries"]):
-            values[f"d{i}_facility"] = str(d["facility_id"])
-            values[f"d{i}_liquid"] = (
-                i18n.format_number(d["liquid_kg"], locale) if d["liquid_kg"] else ""
-            )
+        for i, d in enumerate(view.deliveries):
+            values[f"d{i}_facility"] = str(d.facility_id)
+            values[f"d{i}_liquid"] = i18n.format_number(d.liquid_kg, locale) if d.liquid_kg else ""
             values[f"d{i}_liquid_unit"] = "kg"
-            values[f"d{i}_gas"] = i18n.format_number(d["gas_nm3"], locale) if d["gas_nm3"] else ""
-            values[f"d{i}_cylinders"] = str(d["cylinders"] or "")
+            values[f"d{i}_gas"] = i18n.format_number(d.gas_nm3, locale) if d.gas_nm3 else ""
+            values[f"d{i}_cylinders"] = str(d.cylinders or "")
     elif form is None:
         values["capacity_normal_tpd"] = i18n.format_number(sup["capacity_normal_tpd"], locale, 1)
         values["capacity_full_tpd"] = i18n.format_number(sup["capacity_full_tpd"], locale, 1)
     facilities = await fetch_all(
         conn, q.FACILITIES_IN_SCOPE, scope_national=True, scope_facilities=[], parent=None
     )
-    rows = max(DELIVERY_ROWS, len(view["deliveries"]) + 2 if view else 0)
+    rows = max(DELIVERY_ROWS, len(view.deliveries) + 2 if view else 0)
     return render(
         request,
         "reports/supplier_report.html",

@@ -5,8 +5,8 @@ handlers of api.refusals (422 field by field, 409 with why)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -19,8 +19,10 @@ from api.errors import FILE_RESPONSES
 from api.policy import Scope, policy
 from api.reports.exports import ExportKind
 from api.reports.public import (
+    SupplierDeliveryPublic,
     SupplierReportPublic,
     SupplierReportSavedPublic,
+    SupplierRevisionPublic,
 )
 from api.scope import NATIONAL_ROLES, Principal, Role
 
@@ -75,7 +77,7 @@ async def put_supplier_report(
 
 async def _supplier_view(
     conn: DbDep, me: Principal, supplier_id: int, day: date, *, cfg: AccountingConfig, now: datetime
-) -> dict[str, Any]:
+) -> supplier.SupplierReportView:
     """The supplier's report of the day (404 when it has none); refills to national roles only."""
     out = await _supplier_view_or_none(conn, me, supplier_id, day, cfg=cfg, now=now)
     if out is None:
@@ -85,7 +87,7 @@ async def _supplier_view(
 
 async def _supplier_view_or_none(
     conn: DbDep, me: Principal, supplier_id: int, day: date, *, cfg: AccountingConfig, now: datetime
-) -> dict[str, Any] | None:
+) -> supplier.SupplierReportView | None:
     return await supplier.view(
         conn,
         supplier_id,
@@ -105,9 +107,29 @@ async def _supplier_view_or_none(
 )
 async def get_supplier_report(
     *, supplier_id: int, day: date, conn: DbDep, me: PrincipalDep, cfg: CfgDep, now: NowDep
-) -> dict[str, Any]:
+) -> SupplierReportPublic:
     """The report; facility refill figures are shown to national roles only."""
-    return await _supplier_view(conn, me, supplier_id, day, cfg=cfg, now=now)
+    return supplier_report_public(
+        await _supplier_view(conn, me, supplier_id, day, cfg=cfg, now=now)
+    )
+
+
+def supplier_report_public(v: supplier.SupplierReportView) -> SupplierReportPublic:
+    """The report as its answer; a delivery's facility refill only when shown (else unset)."""
+    return SupplierReportPublic(
+        supplier_id=v.supplier_id,
+        report_day=v.report_day,
+        revision=v.revision,
+        production_t=v.production_t,
+        capacity_normal_tpd=v.capacity_normal_tpd,
+        capacity_full_tpd=v.capacity_full_tpd,
+        lox_stock_kg=v.lox_stock_kg,
+        cylinders_filled=v.cylinders_filled,
+        deliveries=[SupplierDeliveryPublic.model_validate(d.as_row()) for d in v.deliveries],
+        updated_at=v.updated_at,
+        updated_by=v.updated_by,
+        revisions=[SupplierRevisionPublic.model_validate(asdict(r)) for r in v.revisions],
+    )
 
 
 @router.get(
@@ -141,5 +163,5 @@ async def export_deliveries(
         kind,
         f"deliveries-{supplier_id}-{day}",
         exports.delivery_columns(),
-        out["deliveries"] if out else [],
+        [d.as_row() for d in out.deliveries] if out else [],
     )

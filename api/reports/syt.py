@@ -9,15 +9,15 @@ approves (locks); BYT's "send back" reopens it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -29,6 +29,12 @@ from . import syt_fields
 from .errors import Conflict, FieldError, Incomplete, Locked, ValidationFailed
 from .facility import QuantityIn
 from .figures import FacilityFigures, active_facilities, figures_for, known_sum
+from .filters import StatusFilter, SytFilters
+from .public import (
+    CompletenessPublic,
+    SytEnteredPublic,
+    SytFieldsPublic,
+)
 from .rules import MAX_NM3
 from .units import EntryUnit, to_nm3, unit_labels
 
@@ -38,23 +44,6 @@ logger = logging.getLogger(__name__)
 # A department's own capacity / daily need (fields 15, 16): far above any province's figure
 # (a thousand facilities at the facility limit) is a typing slip.
 MAX_PROVINCE_NM3 = 1000 * MAX_NM3
-
-
-class StatusFilter(StrEnum):
-    """Seed field 1: All (default) / Enough / Needs more."""
-
-    ALL = "all"
-    ENOUGH = "enough"
-    NEEDS_MORE = "needs_more"
-
-
-class SytFilters(BaseModel):
-    """Seed fields 1 and 2 (the date, field 3, is the report's own)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: StatusFilter = StatusFilter.ALL
-    facility_ids: list[int] | None = None
 
 
 class SytReportIn(BaseModel):
@@ -92,6 +81,129 @@ def _r(v: float | None, digits: int = 1) -> float | None:
     return None if v is None else round(v, digits)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SytLive:
+    """The live figures of an SYT report for day D: fields 5–11, 13, 14 and the facilities."""
+
+    org_id: int
+    report_day: date
+    filters: SytFilters
+    fields: SytFieldsPublic
+    completeness: dict[str, CompletenessPublic]
+    facilities: list[FacilityFigures]
+    units: dict[str, str]
+    entered: SytEnteredPublic | None = None  # fields 12, 15, 16 (the figures alone: None)
+
+    def document(self, entered: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The figures as a revision's snapshot stores them (JSON, seed fields by number), with
+        the SYT's fields 12, 15, 16 as stored when given (:func:`entered`)."""
+        out: dict[str, Any] = {
+            "org_id": self.org_id,
+            "report_day": self.report_day.isoformat(),
+            "filters": self.filters.model_dump(mode="json"),
+            "fields": self.fields.model_dump(mode="json", by_alias=True),
+            "completeness": {k: c.model_dump() for k, c in self.completeness.items()},
+            "facilities": [f.as_dict() for f in self.facilities],
+            "units": dict(self.units),
+        }
+        if entered is not None:
+            out["entered"] = entered
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SytSnapshot(SytLive):
+    """The copy of an SYT report sent to BYT, read back from its revision (append-only)."""
+
+    revision: int
+    sent_at: str  # ISO 8601 instant
+    document_sent: dict[str, Any]  # the stored JSON with revision and sent_at (the API's copy)
+
+
+@dataclass(frozen=True, slots=True)
+class SytChange:
+    """One difference between the copy sent and the live report (values as `_flat` reads them:
+    a number, a text, or a quantity as typed)."""
+
+    item: str  # entered.<no>[.<part>], field.<no>[.<part>] or facility.<code>.<figure>
+    sent: JsonValue
+    now: JsonValue
+
+
+@dataclass(frozen=True, slots=True)
+class SytRevision:
+    """One revision of an SYT report (append-only history)."""
+
+    revision: int
+    action: str
+    author: str
+    created_at: str  # ISO 8601 instant
+    # save, approve, send back: {field: [before, after]}; send: the changes from the copy sent
+    # before (a list of SytChange as JSON), as stored.
+    diff: JsonValue
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SytReport(SytLive):
+    """An SYT report for day D: live figures, entered fields, state, changes and history.
+
+    `id` is None for a report never saved; it then has no dates (left out of the answer)."""
+
+    state: str
+    revision: int
+    locked: str | None  # why it cannot be changed (message id)
+    changed_since_sent: bool | None
+    changes: list[SytChange]
+    as_sent: SytSnapshot | None
+    revisions: list[SytRevision]
+    id: int | None = None
+    sent_at: str | None = None
+    approved_at: str | None = None
+    sent_back_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SentReport:
+    """An SYT report that was sent to BYT, with its state and number of revisions."""
+
+    id: int
+    org_id: int
+    org_name: str
+    report_day: date
+    state: str
+    revision: int
+    sent_at: datetime | None
+    sent_by: str | None
+    approved_at: datetime | None
+    approved_by: str | None
+    sent_back_at: datetime | None
+    sent_back_reason: str | None
+    revisions: int
+
+
+def _as_sent(last: dict[str, Any]) -> SytSnapshot:
+    """The last copy sent (a row of `_LAST_SENT`), typed; its stored JSON kept for the API."""
+    snap = last["snapshot"]
+    sent_at = last["created_at"].isoformat()
+    return SytSnapshot(
+        org_id=snap["org_id"],
+        report_day=date.fromisoformat(snap["report_day"]),
+        filters=SytFilters.model_validate(snap["filters"]),
+        fields=SytFieldsPublic.model_validate(snap["fields"]),
+        completeness={
+            k: CompletenessPublic.model_validate(c)
+            for k, c in (snap.get("completeness") or {}).items()
+        },
+        facilities=[FacilityFigures.stored(f) for f in snap["facilities"]],
+        units=snap.get("units") or {},
+        entered=SytEnteredPublic.model_validate(snap["entered"]) if snap.get("entered") else None,
+        revision=last["revision"],
+        sent_at=sent_at,
+        document_sent={"revision": last["revision"], "sent_at": sent_at, **snap},
+    )
+
+
 def _sums(figs: Sequence[FacilityFigures]) -> dict[str, tuple[float | None, int]]:
     """Each summed seed field (api.reports.syt_fields) over the facilities that reported it."""
     rep = [f for f in figs if f.reported]
@@ -117,19 +229,37 @@ def incomplete(snapshot: dict[str, Any]) -> dict[str, dict[str, int]]:
     }
 
 
-def aggregate(figs: Sequence[FacilityFigures], cfg: AccountingConfig) -> dict[str, Any]:
+def missing(completeness: Mapping[str, CompletenessPublic]) -> dict[str, CompletenessPublic]:
+    """`incomplete` of a typed report's completeness (live, or the copy sent)."""
+    return {k: c for k, c in completeness.items() if c.contributors < c.expected}
+
+
+def aggregate(
+    figs: Sequence[FacilityFigures],
+    cfg: AccountingConfig,
+    every: Sequence[FacilityFigures] | None = None,
+) -> SytFieldsPublic:
     """Seed fields 5–11, 13, 14 over the facility figures (sums over those that reported), each
-    from its row of the field table (api.reports.syt_fields).
+    from its row of the field table (api.reports.syt_fields); the department's counts (8, 10)
+    over `every` facility expected that day (default: `figs`).
 
     A sum of nothing is unknown (None), never 0: see :func:`completeness` for how many
-    facilities each sum stands for.
+    facilities each sum stands for. Built by seed number (the table's key): pydantic refuses a
+    field missing from the table.
     """
     sums = _sums(figs)
-    return {
-        f.no: f.value(sums.get(f.no, (None, 0))[0], figs, cfg)
-        for f in syt_fields.FIELDS
-        if f.value is not None
-    }
+    whole = figs if every is None else every
+    return SytFieldsPublic.model_validate(
+        {
+            f.no: f.value(
+                sums.get(f.no, (None, 0))[0],
+                whole if f.source is syt_fields.FieldSource.DEPARTMENT else figs,
+                cfg,
+            )
+            for f in syt_fields.FIELDS
+            if f.value is not None
+        }
+    )
 
 
 def _status_ok(f: FacilityFigures, wanted: StatusFilter) -> bool:
@@ -148,7 +278,7 @@ async def compute(
     cfg: AccountingConfig,
     now: datetime | None = None,
     source: Source = Source.STORED,
-) -> dict[str, Any]:
+) -> SytLive:
     """The live figures of the SYT report for D (fields 5–11, 13, 14 and the facility list).
 
     Fields 8 and 10 are the department's totals (facilities not reported / all facilities
@@ -161,18 +291,18 @@ async def compute(
         for f in every
         if (chosen is None or f.facility_id in chosen) and _status_ok(f, filters.status)
     ]
-    fields = aggregate(figs, cfg)
-    fields["8"] = sum(1 for f in every if not f.reported)
-    fields["10"] = len(every)
-    return {
-        "org_id": org_id,
-        "report_day": day.isoformat(),
-        "filters": filters.model_dump(mode="json"),
-        "fields": fields,
-        "completeness": completeness(figs),
-        "facilities": [f.as_dict() for f in figs],
-        "units": unit_labels(cfg.reference),
-    }
+    return SytLive(
+        org_id=org_id,
+        report_day=day,
+        filters=filters,
+        fields=aggregate(figs, cfg, every),
+        completeness={
+            k: CompletenessPublic(contributors=c["contributors"], expected=c["expected"])
+            for k, c in completeness(figs).items()
+        },
+        facilities=figs,
+        units=unit_labels(cfg.reference),
+    )
 
 
 _GET = "SELECT * FROM syt_reports WHERE org_id = %(org)s AND report_day = %(day)s"
@@ -227,12 +357,18 @@ LIMIT 1000
 
 
 def entered(row: dict[str, Any]) -> dict[str, Any]:
-    """Fields 12, 15, 16 as stored (canonical values and what was typed)."""
+    """Fields 12, 15, 16 as stored (canonical values and what was typed): the JSON of a
+    snapshot and of the audit trail."""
     return {
         "12": row["notice"],
         "15": {"nm3": row["own_capacity_nm3"], "entered": row["own_capacity_entry"]},
         "16": {"nm3_per_day": row["own_need_nm3"], "entered": row["own_need_entry"]},
     }
+
+
+def entered_fields(row: dict[str, Any]) -> SytEnteredPublic:
+    """Fields 12, 15, 16 of a report row, typed."""
+    return SytEnteredPublic.model_validate(entered(row))
 
 
 def lock_reason(row: dict[str, Any] | None) -> str | None:
@@ -291,7 +427,7 @@ async def live_snapshot(
         cfg=cfg,
         now=now,
     )
-    return {**live, "entered": entered(row)}
+    return live.document(entered(row))
 
 
 async def last_sent(conn: AsyncConnection[Any], report_id: int) -> dict[str, Any] | None:
@@ -561,26 +697,25 @@ async def details(
     cfg: AccountingConfig,
     now: datetime,
     filters: SytFilters | None = None,
-) -> dict[str, Any]:
+) -> SytReport:
     """Live figures, entered fields, state, lock reason, changes since sent and the history."""
     row = await _row(conn, org_id, day)
     use = filters or (
         SytFilters.model_validate(row["filters"]) if row and row["filters"] else SytFilters()
     )
     live = await compute(conn, org_id, day, use, visible=visible, cfg=cfg, now=now)
-    out: dict[str, Any] = {
-        **live,
-        "state": "draft",
-        "revision": 0,
-        "locked": None,
-        "entered": None,
-        "changed_since_sent": None,
-        "changes": [],
-        "as_sent": None,
-        "revisions": [],
-    }
+    shared = {f.name: getattr(live, f.name) for f in dataclasses.fields(SytLive)}
     if row is None:
-        return out
+        return SytReport(
+            **shared,
+            state="draft",
+            revision=0,
+            locked=None,
+            changed_since_sent=None,
+            changes=[],
+            as_sent=None,
+            revisions=[],
+        )
     last = await last_sent(conn, row["id"])
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_REVISIONS, {"id": row["id"]})
@@ -589,45 +724,37 @@ async def details(
     if last is not None:
         # Compared with the report's own filters, whatever the page filters by.
         now_snap = (
-            {**live, "entered": entered(row)}
+            live.document(entered(row))
             if use == SytFilters.model_validate(row["filters"] or {})
             else await live_snapshot(conn, row, visible=visible, cfg=cfg, now=now)
         )
         diffs = changes(last["snapshot"], now_snap)
-    out.update(
+    shared["entered"] = entered_fields(row)
+    return SytReport(
+        **shared,
         id=row["id"],
         state=row["state"],
         revision=row["revision"],
         locked=lock_reason(row),
-        entered=entered(row),
         sent_at=row["sent_at"].isoformat() if row["sent_at"] else None,
         approved_at=row["approved_at"].isoformat() if row["approved_at"] else None,
         sent_back_reason=row["sent_back_reason"],
         changed_since_sent=bool(diffs) if last else None,
-        changes=diffs,
+        changes=[SytChange(d["item"], d["sent"], d["now"]) for d in diffs],
         # The copy that was sent, whole (immutable: revisions are append-only).
-        as_sent=(
-            {
-                "revision": last["revision"],
-                "sent_at": last["created_at"].isoformat(),
-                **last["snapshot"],
-            }
-            if last
-            else None
-        ),
+        as_sent=_as_sent(last) if last else None,
         revisions=[
-            {
-                "revision": r["revision"],
-                "action": r["action"],
-                "author": r["author"],
-                "created_at": r["created_at"].isoformat(),
-                "diff": r["diff"],
-                "note": r["note"],
-            }
+            SytRevision(
+                revision=r["revision"],
+                action=r["action"],
+                author=r["author"],
+                created_at=r["created_at"].isoformat(),
+                diff=r["diff"],
+                note=r["note"],
+            )
             for r in revs
         ],
     )
-    return out
 
 
 async def sent_list(
@@ -636,9 +763,9 @@ async def sent_list(
     parents: frozenset[int] | None,
     first: date | None = None,
     last: date | None = None,
-) -> list[dict[str, Any]]:
+) -> list[SentReport]:
     """Reports that were sent to BYT, newest first, within the caller's reporting parents."""
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=class_row(SentReport)) as cur:
         await cur.execute(
             _LIST,
             {
@@ -647,8 +774,4 @@ async def sent_list(
                 "last": last,
             },
         )
-        rows = await cur.fetchall()
-    return [
-        {k: (v.isoformat() if isinstance(v, datetime | date) else v) for k, v in r.items()}
-        for r in rows
-    ]
+        return await cur.fetchall()

@@ -10,11 +10,11 @@ unit or format.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from api.i18n import format_date, format_number, gettext
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from api.accounting.config import AccountingConfig
 
     from .figures import FacilityFigures
+    from .filters import SytFilters
+    from .public import SytEnteredPublic, SytFieldsPublic
 
 
 class FieldSource(StrEnum):
@@ -47,9 +49,36 @@ class FieldUnit(StrEnum):
     GAS_PER_DAY = "gas_per_day"
 
 
+class Named(Protocol):
+    """A facility as field 2 names it."""
+
+    @property
+    def facility_id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+
+
+class SytShown(Protocol):
+    """What the field table shows of a report: the live one (api.reports.syt.SytReport) or the
+    copy sent (api.reports.syt.SytSnapshot)."""
+
+    @property
+    def report_day(self) -> date: ...
+    @property
+    def filters(self) -> SytFilters: ...
+    @property
+    def fields(self) -> SytFieldsPublic: ...
+    @property
+    def facilities(self) -> Sequence[Named]: ...
+    @property
+    def units(self) -> Mapping[str, str]: ...
+    @property
+    def entered(self) -> SytEnteredPublic | None: ...
+
+
 Gettext = Callable[[str], str]
 # (report, gettext, locale) -> (value, detail or None)
-Shown = Callable[[dict[str, Any], Gettext, str], tuple[str, str | None]]
+Shown = Callable[[SytShown, Gettext, str], tuple[str, str | None]]
 # (sum over the facilities that have the figure or None, the facilities, config) -> value
 Value = Callable[[float | None, "Sequence[FacilityFigures]", "AccountingConfig"], Any]
 
@@ -63,11 +92,11 @@ def _r(v: float | None, digits: int = 1) -> float | None:
     return None if v is None else round(v, digits)
 
 
-def _gas(report: dict[str, Any]) -> str:
-    return str((report.get("units") or {}).get("gas") or "Nm3")
+def _gas(report: SytShown) -> str:
+    return report.units.get("gas") or "Nm3"
 
 
-def _per_day(report: dict[str, Any], _: Gettext) -> str:
+def _per_day(report: SytShown, _: Gettext) -> str:
     return _("%(unit)s/day") % {"unit": _gas(report)}
 
 
@@ -87,14 +116,14 @@ class SytField:
     detail_sep: str = " "  # between value and detail on one line (print page, PDF)
     card: bool = False  # shown as a computed card in the composer and details pages
 
-    def text(self, report: dict[str, Any], locale: str) -> str:
+    def text(self, report: SytShown, locale: str) -> str:
         """The value with its detail on one line (print page, PDF)."""
         value, detail = self.show(report, lambda m: gettext(locale, m), locale)
         return value if detail is None else f"{value}{self.detail_sep}{detail}"
 
 
-def _count(no: str) -> Shown:
-    return lambda rep, _, loc: (num(rep["fields"][no], loc), None)
+def _count(figure: Callable[[SytFieldsPublic], int | None]) -> Shown:
+    return lambda rep, _, loc: (num(figure(rep.fields), loc), None)
 
 
 def _patients(total: float | None, _figs: Sequence[FacilityFigures], _cfg: Any) -> int | None:
@@ -116,61 +145,57 @@ def _capacity(total: float | None, figs: Sequence[FacilityFigures], _cfg: Any) -
     }
 
 
-def _status(rep: dict[str, Any], _: Gettext, _loc: str) -> tuple[str, str | None]:
-    wanted = rep["filters"]["status"]
+def _status(rep: SytShown, _: Gettext, _loc: str) -> tuple[str, str | None]:
+    wanted = rep.filters.status
     labels = {"all": _("All"), "enough": _("Enough"), "needs_more": _("Needs more")}
     return labels.get(wanted, wanted), None
 
 
-def _chosen(rep: dict[str, Any], _: Gettext, _loc: str) -> tuple[str, str | None]:
-    names = {x["facility_id"]: x["name"] for x in rep["facilities"]}
-    chosen = rep["filters"].get("facility_ids") or []
+def _chosen(rep: SytShown, _: Gettext, _loc: str) -> tuple[str, str | None]:
+    names = {x.facility_id: x.name for x in rep.facilities}
+    chosen = rep.filters.facility_ids or []
     return (", ".join(names.get(i, str(i)) for i in chosen) if chosen else _("All")), None
 
 
-def _day(rep: dict[str, Any], _: Gettext, loc: str) -> tuple[str, str | None]:
-    return format_date(date.fromisoformat(rep["report_day"]), loc), None
+def _day(rep: SytShown, _: Gettext, loc: str) -> tuple[str, str | None]:
+    return format_date(rep.report_day, loc), None
 
 
-def _show_liquid(rep: dict[str, Any], _: Gettext, loc: str) -> tuple[str, str | None]:
-    f = rep["fields"]["9"]
+def _show_liquid(rep: SytShown, _: Gettext, loc: str) -> tuple[str, str | None]:
+    f = rep.fields.refilled_liquid
     return (
-        f"{num(f['m3_liquid'], loc, 2)} {_('m3 liquid')}",
-        f"= {num(f['kg'], loc)} kg ≈ {num(f['nm3'], loc)} {_gas(rep)}",
+        f"{num(f.m3_liquid, loc, 2)} {_('m3 liquid')}",
+        f"= {num(f.kg, loc)} kg ≈ {num(f.nm3, loc)} {_gas(rep)}",
     )
 
 
-def _show_gas(no: str) -> Shown:
-    return lambda rep, _, loc: (f"{num(rep['fields'][no], loc)} {_gas(rep)}", None)
+def _show_gas(figure: Callable[[SytFieldsPublic], float | None]) -> Shown:
+    return lambda rep, _, loc: (f"{num(figure(rep.fields), loc)} {_gas(rep)}", None)
 
 
-def _show_capacity(rep: dict[str, Any], _: Gettext, loc: str) -> tuple[str, str | None]:
-    f = rep["fields"]["13"]
+def _show_capacity(rep: SytShown, _: Gettext, loc: str) -> tuple[str, str | None]:
+    f = rep.fields.capacity
     return (
-        f"{num(f['reporting_nm3'], loc)} {_gas(rep)}",
-        f"{_('all facilities (registry)')}: {num(f['registry_all_nm3'], loc)} {_gas(rep)}",
+        f"{num(f.reporting_nm3, loc)} {_gas(rep)}",
+        f"{_('all facilities (registry)')}: {num(f.registry_all_nm3, loc)} {_gas(rep)}",
     )
 
 
-def _show_need(rep: dict[str, Any], _: Gettext, loc: str) -> tuple[str, str | None]:
-    return f"{num(rep['fields']['14'], loc)} {_per_day(rep, _)}", None
+def _show_need(rep: SytShown, _: Gettext, loc: str) -> tuple[str, str | None]:
+    return f"{num(rep.fields.avg_need_nm3, loc)} {_per_day(rep, _)}", None
 
 
-def _entered(rep: dict[str, Any]) -> dict[str, Any]:
-    return rep.get("entered") or {}
+def _show_notice(rep: SytShown, _: Gettext, _loc: str) -> tuple[str, str | None]:
+    return (rep.entered.notice if rep.entered else None) or "—", None
 
 
-def _show_notice(rep: dict[str, Any], _: Gettext, _loc: str) -> tuple[str, str | None]:
-    return _entered(rep).get("12") or "—", None
-
-
-def _show_own_capacity(rep: dict[str, Any], _: Gettext, loc: str) -> tuple[str, str | None]:
-    own = (_entered(rep).get("15") or {}).get("nm3")
+def _show_own_capacity(rep: SytShown, _: Gettext, loc: str) -> tuple[str, str | None]:
+    own = rep.entered.own_capacity.nm3 if rep.entered else None
     return f"{num(own, loc)} {_gas(rep)}", None
 
 
-def _show_own_need(rep: dict[str, Any], _: Gettext, loc: str) -> tuple[str, str | None]:
-    own = (_entered(rep).get("16") or {}).get("nm3_per_day")
+def _show_own_need(rep: SytShown, _: Gettext, loc: str) -> tuple[str, str | None]:
+    own = rep.entered.own_need.nm3_per_day if rep.entered else None
     return f"{num(own, loc)} {_per_day(rep, _)}", None
 
 
@@ -186,7 +211,7 @@ FIELDS: tuple[SytField, ...] = (
         "Current patients",
         U.PATIENTS,
         SF.FACILITIES,
-        _count("5"),
+        _count(lambda f: f.current_patients),
         lambda f: f.patients_current,
         _patients,
         card=True,
@@ -196,7 +221,7 @@ FIELDS: tuple[SytField, ...] = (
         "New patients today",
         U.PATIENTS,
         SF.FACILITIES,
-        _count("6"),
+        _count(lambda f: f.new_patients),
         lambda f: f.patients_new,
         _patients,
         card=True,
@@ -206,7 +231,7 @@ FIELDS: tuple[SytField, ...] = (
         "Discharged (morning and 16:00 reports)",
         U.PATIENTS,
         SF.FACILITIES,
-        _count("7"),
+        _count(lambda f: f.discharged),
         lambda f: f.discharged,
         _patients,
         card=True,
@@ -216,7 +241,7 @@ FIELDS: tuple[SytField, ...] = (
         "Facilities that have not sent their report",
         U.FACILITIES,
         SF.DEPARTMENT,
-        _count("8"),
+        _count(lambda f: f.not_reported),
         value=lambda _t, figs, _c: sum(1 for f in figs if not f.reported),
         card=True,
     ),
@@ -235,7 +260,7 @@ FIELDS: tuple[SytField, ...] = (
         "Facilities under this department",
         U.FACILITIES,
         SF.DEPARTMENT,
-        _count("10"),
+        _count(lambda f: f.facilities),
         value=lambda _t, figs, _c: len(figs),
         card=True,
     ),
@@ -244,7 +269,7 @@ FIELDS: tuple[SytField, ...] = (
         "Gas oxygen (cylinders) refilled",
         U.GAS,
         SF.FACILITIES,
-        _show_gas("11"),
+        _show_gas(lambda f: f.refilled_gas_nm3),
         lambda f: f.refilled_gas_nm3,
         lambda t, _f, _c: _r(t),
         card=True,
@@ -290,12 +315,12 @@ BY_NO: dict[str, SytField] = {f.no: f for f in FIELDS}
 SUMMED: tuple[SytField, ...] = tuple(f for f in FIELDS if f.source is FieldSource.FACILITIES)
 
 
-def rows(report: dict[str, Any], locale: str) -> list[tuple[str, str, str]]:
+def rows(report: SytShown, locale: str) -> list[tuple[str, str, str]]:
     """(number, label, value with unit) of every field: the print page and the PDF."""
     return [(f.no, gettext(locale, f.label), f.text(report, locale)) for f in FIELDS]
 
 
-def cards(report: dict[str, Any], locale: str) -> list[tuple[str, str, str, str | None]]:
+def cards(report: SytShown, locale: str) -> list[tuple[str, str, str, str | None]]:
     """(number, label, value, detail) of the computed fields: the composer and details pages."""
     out = []
     for f in FIELDS:

@@ -17,6 +17,7 @@ from api.audit import audit
 from api.deps import CfgDep, DbDep, LocaleDep, NowDep, PrincipalDep, Role, Scope, policy
 from api.reports import syt
 from api.reports.errors import Conflict, Locked, ValidationFailed
+from api.reports.filters import StatusFilter, SytFilters
 from api.reports.messages import text
 from api.reports.units import EntryUnit
 from api.web.forms import FormErrors, past_day, quantity_field, redirect_saved, text_field
@@ -33,13 +34,13 @@ OWN_UNITS = (EntryUnit.NM3, EntryUnit.M3_LIQUID, EntryUnit.KG)
 UNIT_LABELS = {"nm3": "Nm3 gas", "m3_liquid": "m3 liquid", "kg": "kg LOX", "t": "t LOX"}
 
 
-def _filters(status_raw: str | None, ids: list[str]) -> syt.SytFilters:
+def _filters(status_raw: str | None, ids: list[str]) -> SytFilters:
     try:
-        st = syt.StatusFilter(status_raw or "all")
+        st = StatusFilter(status_raw or "all")
     except ValueError:
-        st = syt.StatusFilter.ALL
+        st = StatusFilter.ALL
     chosen = sorted({int(i) for i in ids if i.isdigit()})
-    return syt.SytFilters(status=st, facility_ids=chosen or None)
+    return SytFilters(status=st, facility_ids=chosen or None)
 
 
 @router.get("/syt", dependencies=[policy(roles=EDIT_ROLES, scope=Scope.SELF)])
@@ -53,7 +54,7 @@ async def _composer(
     conn: Any,
     org_id: int,
     day: date,
-    filters: syt.SytFilters | None,
+    filters: SytFilters | None,
     *,
     me: Any,
     locale: str,
@@ -70,20 +71,19 @@ async def _composer(
     )
     # Field 2's choices: every facility of the department, whatever the current filter.
     every = await syt.compute(
-        conn, org_id, day, syt.SytFilters(), visible=me.facility_ids, cfg=cfg, now=now
+        conn, org_id, day, SytFilters(), visible=me.facility_ids, cfg=cfg, now=now
     )
     values: dict[str, Any] = dict(form or {})
-    if form is None and rep.get("entered"):
-        ent = rep["entered"]
-        values["notice"] = ent["12"] or ""
-        for key, name in (("15", "own_capacity"), ("16", "own_need")):
-            typed = ent[key].get("entered")
+    if form is None and (ent := rep.entered) is not None:
+        values["notice"] = ent.notice or ""
+        for name, typed in (
+            ("own_capacity", ent.own_capacity.entered),
+            ("own_need", ent.own_need.entered),
+        ):
             if typed:
-                values[name] = (
-                    i18n.format_number(typed["value"], locale, 3).rstrip("0").rstrip(",.")
-                )
-                values[name + "_unit"] = typed["unit"]
-    lock = rep.get("locked")
+                values[name] = i18n.format_number(typed.value, locale, 3).rstrip("0").rstrip(",.")
+                values[name + "_unit"] = typed.unit
+    lock = rep.locked
     return render(
         request,
         "reports/syt_report.html",
@@ -92,10 +92,10 @@ async def _composer(
             "day": day,
             "today": local_today(now, cfg),
             "rep": rep,
-            "fields": rep["fields"],
-            "all_facilities": every["facilities"],
-            "chosen": set(rep["filters"].get("facility_ids") or []),
-            "status_filter": rep["filters"].get("status", "all"),
+            "fields": rep.fields,
+            "all_facilities": every.facilities,
+            "chosen": set(rep.filters.facility_ids or []),
+            "status_filter": rep.filters.status.value,
             "values": values,
             "errors": errors or {},
             "units": OWN_UNITS,
@@ -104,7 +104,7 @@ async def _composer(
             "can_edit": me.role in EDIT_ROLES and lock is None,
             "reference": cfg.reference,
             # Sums that leave out a facility: sending them needs the explicit confirmation.
-            "incomplete": syt.incomplete(rep),
+            "incomplete": syt.missing(rep.completeness),
         },
         locale=locale,
         principal=me,
@@ -262,7 +262,7 @@ async def report_details(
         raise HTTPException(404, "not found") from None
     org = await department(conn, org_id)
     rep = await syt.details(conn, org_id, d, visible=me.facility_ids, cfg=cfg, now=now)
-    if not rep.get("id"):
+    if rep.id is None:
         raise HTTPException(404, "not found")
     return render(
         request,
@@ -271,12 +271,12 @@ async def report_details(
             "org": org,
             "day": d,
             "rep": rep,
-            "fields": rep["fields"],
-            "lock_message": text(rep["locked"], locale) if rep.get("locked") else None,
-            "can_edit": me.role in EDIT_ROLES and not rep.get("locked"),
-            "can_decide": me.role == Role.BYT and rep.get("state") == "sent",
+            "fields": rep.fields,
+            "lock_message": text(rep.locked, locale) if rep.locked else None,
+            "can_edit": me.role in EDIT_ROLES and not rep.locked,
+            "can_decide": me.role == Role.BYT and rep.state == "sent",
             # Sent with sums that leave out a facility: approving needs the explicit confirmation.
-            "incomplete": syt.incomplete(rep["as_sent"] or {}),
+            "incomplete": syt.missing(rep.as_sent.completeness) if rep.as_sent else {},
         },
         locale=locale,
         principal=me,
@@ -301,12 +301,12 @@ async def province_facilities(
     org = await department(conn, org_id)
     day = local_today(now, cfg)
     live = await syt.compute(
-        conn, org_id, day, syt.SytFilters(), visible=me.facility_ids, cfg=cfg, now=now
+        conn, org_id, day, SytFilters(), visible=me.facility_ids, cfg=cfg, now=now
     )
     return render(
         request,
         "reports/syt_facilities.html",
-        {"org": org, "day": day, "facilities": live["facilities"]},
+        {"org": org, "day": day, "facilities": live.facilities},
         locale=locale,
         principal=me,
     )

@@ -9,7 +9,7 @@ import logging
 import re
 from dataclasses import asdict
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, Response
@@ -25,15 +25,21 @@ from api.reports.http import (
     SYT_READERS,
     check_parent,
     org_code,
+    sent_public,
 )
 from api.reports.public import (
+    FacilityFiguresPublic,
     SentReportPublic,
+    SytChangePublic,
     SytReportPublic,
     SytReportStatePublic,
+    SytRevisionPublic,
+    SytSnapshotPublic,
 )
 from api.scope import Principal, Role
 
 from . import exports, letterhead, pdf, syt
+from .filters import StatusFilter, SytFilters
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +50,51 @@ router = APIRouter(prefix="/api", tags=["reports"])
 # SYT report
 
 
-def _filters(status_: str, facility_ids: list[int] | None) -> syt.SytFilters:
+def _filters(status_: str, facility_ids: list[int] | None) -> SytFilters:
     try:
-        return syt.SytFilters(status=syt.StatusFilter(status_), facility_ids=facility_ids or None)
+        return SytFilters(status=StatusFilter(status_), facility_ids=facility_ids or None)
     except ValueError:
         raise HTTPException(422, "status must be all, enough or needs_more") from None
 
 
+def syt_report_public(rep: syt.SytReport) -> SytReportPublic:
+    """The report as its answer; a report never saved has no id nor dates (left out)."""
+    out = SytReportPublic(
+        org_id=rep.org_id,
+        report_day=rep.report_day,
+        # Every filter set (the answer states them all, defaults too).
+        filters=SytFilters.model_validate(rep.filters.model_dump()),
+        fields=rep.fields,
+        completeness=rep.completeness,
+        facilities=[FacilityFiguresPublic.model_validate(f.as_dict()) for f in rep.facilities],
+        units=rep.units,
+        state=rep.state,
+        revision=rep.revision,
+        locked=rep.locked,
+        entered=rep.entered,
+        changed_since_sent=rep.changed_since_sent,
+        changes=[SytChangePublic(item=c.item, sent=c.sent, now=c.now) for c in rep.changes],
+        as_sent=(
+            SytSnapshotPublic.model_validate(rep.as_sent.document_sent) if rep.as_sent else None
+        ),
+        revisions=[SytRevisionPublic.model_validate(asdict(r)) for r in rep.revisions],
+    )
+    if rep.id is None:
+        return out
+    # Set, so that the answer carries them (null or not).
+    return out.model_copy(
+        update={
+            "id": rep.id,
+            "sent_at": rep.sent_at,
+            "approved_at": rep.approved_at,
+            "sent_back_reason": rep.sent_back_reason,
+        }
+    )
+
+
 async def _live(
     conn: DbDep, me: Principal, org_id: int, day: date, *, cfg: AccountingConfig, now: datetime
-) -> dict[str, Any]:
+) -> syt.SytReport:
     """The SYT report of `day` with its live figures, as the caller may see them (404 for an
     organisation that is no reporting parent): what the exports and the print routes show."""
     await check_parent(conn, org_id)
@@ -77,16 +118,17 @@ async def get_syt_report(
     day: Annotated[date | None, Query()] = None,
     status_filter: Annotated[str | None, Query(alias="status")] = None,
     facility_ids: Annotated[list[int] | None, Query()] = None,
-) -> dict[str, Any]:
+) -> SytReportPublic:
     """Live figures (fields 5–11, 13, 14), entered fields (12, 15, 16), state and history."""
     await check_parent(conn, org_id)
     d = day or default_syt_day(now, cfg)
     filters = (
         _filters(status_filter or "all", facility_ids) if (status_filter or facility_ids) else None
     )
-    return await syt.details(
+    rep = await syt.details(
         conn, org_id, d, visible=me.facility_ids, cfg=cfg, now=now, filters=filters
     )
+    return syt_report_public(rep)
 
 
 @router.put(
@@ -159,9 +201,10 @@ async def list_sent(
     conn: DbDep,
     first: Annotated[date | None, Query()] = None,
     last: Annotated[date | None, Query()] = None,
-) -> list[dict[str, Any]]:
+) -> list[SentReportPublic]:
     """The sent-reports list (details and history: GET /api/syt/{org_id}/report?day=...)."""
-    return await syt.sent_list(conn, parents=frozenset({org_id}), first=first, last=last)
+    rows = await syt.sent_list(conn, parents=frozenset({org_id}), first=first, last=last)
+    return [sent_public(r) for r in rows]
 
 
 @router.get(
@@ -174,7 +217,7 @@ async def list_sent(
 async def export_sent(*, org_id: int, kind: ExportKind, conn: DbDep, export: ExportDep) -> Response:
     """CSV or XLSX of the sent reports."""
     rows = await syt.sent_list(conn, parents=frozenset({org_id}))
-    return export(kind, f"syt-{org_id}-sent", exports.SENT_COLUMNS, rows)
+    return export(kind, f"syt-{org_id}-sent", exports.SENT_COLUMNS, [asdict(r) for r in rows])
 
 
 @router.get(
@@ -197,7 +240,12 @@ async def export_syt_facilities(
 ) -> Response:
     """CSV or XLSX of the facilities with their live figures."""
     live = await _live(conn, me, org_id, day, cfg=cfg, now=now)
-    return export(kind, f"syt-{org_id}-{day}", exports.facility_columns(), live["facilities"])
+    return export(
+        kind,
+        f"syt-{org_id}-{day}",
+        exports.facility_columns(),
+        [f.as_dict() for f in live.facilities],
+    )
 
 
 @router.get(

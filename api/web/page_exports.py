@@ -6,10 +6,12 @@ file passes the same role and scope check as the page; written by `api.reports.e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import HTTPException, Request
 
+from api.coordination.suggest import Suggestion
 from api.i18n import gettext
 from api.reports import exports
 from api.reports.exports import download
@@ -185,17 +187,15 @@ SHIPMENT_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def suggestion_rows(plan: dict[str, Any]) -> list[dict[str, Any]]:
+def suggestion_rows(plan: Suggestion) -> list[dict[str, Any]]:
     """The plan's facilities as the page shows them: reasons as sentences, requests as numbers."""
     return [
         {
-            **f,
-            "reasons": "; ".join(
-                str(r["message"] if isinstance(r, dict) else r) for r in f["reasons"]
-            ),
-            "open_requests": ", ".join(f"#{i}" for i in f["open_request_ids"]) or None,
+            **asdict(f),
+            "reasons": "; ".join(r.message for r in f.reasons),
+            "open_requests": ", ".join(f"#{i}" for i in f.open_request_ids) or None,
         }
-        for f in plan["facilities"]
+        for f in plan.facilities
     ]
 
 

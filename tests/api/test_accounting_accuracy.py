@@ -174,7 +174,7 @@ async def _unknowns(url: str) -> dict[str, Any]:
         refs = await active_facilities(conn, DAY, parents=None, visible=None, ids=ids)
         figs = await figures_for(conn, refs, DAY, CFG, now=end + timedelta(days=1))
         out["figs"] = {f.code: f for f in figs}
-        out["fields"] = aggregate(figs, CFG)
+        out["fields"] = aggregate(figs, CFG).model_dump(by_alias=True)  # by seed number
         out["completeness"] = completeness(figs)
         return out
 

@@ -21,7 +21,8 @@ def test_day_before_any_facility(db_url: str) -> None:
 
     async def view(day: date) -> dict[str, object]:
         async with await AsyncConnection.connect(db_url) as conn:
-            return await national_view(conn, day, visible=None, cfg=cfg)
+            v = await national_view(conn, day, visible=None, cfg=cfg)
+            return {"nation": v.nation.as_dict()}
 
     before = asyncio.run(view(date(2019, 12, 31)))
     after = asyncio.run(view(date(2020, 1, 2)))

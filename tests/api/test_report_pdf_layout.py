@@ -7,9 +7,10 @@ writes it), and by text extraction of the heading lines.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.reports import pdf as report_pdf
+from api.reports.figures import FacilityFigures
+from api.reports.filters import SytFilters
 from api.reports.letterhead import Letterhead
+from api.reports.public import SytEnteredPublic, SytFieldsPublic
+from api.reports.syt import SytReport
 from tests.api.conftest import World
 from tests.api.test_report_pdf import _auth, sent  # noqa: F401  (the fixture)
 
@@ -63,6 +68,31 @@ def _inked(page: Any, bitmap: Any, needle: str) -> bool:
             if sum(px) < 3 * 128:
                 dark += 1
     return dark > 5
+
+
+def _typed(j: dict[str, Any]) -> SytReport:
+    """The report as the service types it, from its JSON answer (the PDF's input)."""
+    return SytReport(
+        org_id=j["org_id"],
+        report_day=date.fromisoformat(j["report_day"]),
+        filters=SytFilters.model_validate(j["filters"]),
+        fields=SytFieldsPublic.model_validate(j["fields"]),
+        completeness={},
+        facilities=[FacilityFigures.stored(f) for f in j["facilities"]],
+        units=j["units"],
+        entered=SytEnteredPublic.model_validate(j["entered"]) if j["entered"] else None,
+        state=j["state"],
+        revision=j["revision"],
+        locked=j["locked"],
+        changed_since_sent=j["changed_since_sent"],
+        changes=[],
+        as_sent=None,
+        revisions=[],
+        id=j.get("id"),
+        sent_at=j.get("sent_at"),
+        approved_at=j.get("approved_at"),
+        sent_back_reason=j.get("sent_back_reason"),
+    )
 
 
 def _report(client: TestClient, world: World, day: str, tokens: dict[str, str]) -> dict[str, Any]:
@@ -139,16 +169,18 @@ def test_signature_block_is_on_the_page_of_the_last_row(
     """For every facility count from 1 to 70 the last table row and the signature (title and
     name) are drawn on the same page, and no page holds the signature alone."""
     day, tokens = sent
-    base = _report(client, world, day, tokens)
-    template = base["facilities"][0]
+    base = _typed(_report(client, world, day, tokens))
+    template = base.facilities[0]
     title = "GIÁM ĐỐC" if locale == "vi" else "DIRECTOR"
     pages_seen: set[int] = set()
     for n in range(1, 61):
-        report = copy.deepcopy(base)
-        report["facilities"] = [
-            {**template, "name": f"Bệnh viện số {i:03d}", "code": f"BV-{i:03d}"}
-            for i in range(1, n + 1)
-        ]
+        report = dataclasses.replace(
+            base,
+            facilities=[
+                dataclasses.replace(template, name=f"Bệnh viện số {i:03d}", code=f"BV-{i:03d}")
+                for i in range(1, n + 1)
+            ],
+        )
         body = report_pdf.syt_report_pdf(report, HEAD, locale)
         pages = list(_pages(body))
         pages_seen.add(len(pages))

@@ -53,9 +53,10 @@ def test_facilities_sum_to_provinces_and_provinces_to_nation(
     groups: dict[int | None, list[FacilityFigures]] = defaultdict(list)
     for f in figs:
         groups[f.parent_id].append(f)
-    rows = [totals(g, CFG) for g in groups.values()]
-    nation = _add(rows, CFG) if rows else None
-    whole = totals(list(figs), CFG)
+    typed = [totals(g, CFG) for g in groups.values()]
+    rows = [r.as_dict() for r in typed]
+    nation = _add(typed, CFG).as_dict() if typed else None
+    whole = totals(list(figs), CFG).as_dict()
     for key in ("expected", "reported", "on_time", "not_reported", "needs_more"):
         assert (nation[key] if nation else 0) == whole[key] == sum(r[key] for r in rows)
     # Reported sums: unknown (None) when no facility contributes, never 0.
@@ -88,7 +89,8 @@ def test_facilities_sum_to_provinces_and_provinces_to_nation(
             assert nation["contributors"][key] == n
     # The SYT report of each parent agrees with that parent's row in the national view.
     for members in groups.values():
-        fields, row = aggregate(members, CFG), totals(members, CFG)
+        fields = aggregate(members, CFG).model_dump(by_alias=True)
+        row = totals(members, CFG).as_dict()
         assert (fields["5"], fields["6"], fields["7"]) == (
             row["patients_current"],
             row["patients_new"],
@@ -177,15 +179,17 @@ def test_national_stock_leaves_out_unknown_stock_instead_of_counting_zero() -> N
     known, silent = FacilityFigures(1, "K", "K", 1, None), FacilityFigures(2, "S", "S", 1, None)
     known.stock_liquid_kg = known.usable_liquid_kg = 1429.0
     known.avg_need_nm3 = 500.0
-    row = totals([known, silent], CFG)
+    typed = totals([known, silent], CFG)
+    row = typed.as_dict()
     assert row["stock_nm3"] == CFG.reference.kg_to_m3(1429.0)
     assert row["contributors"]["stock_nm3"] == 1 and row["contributors"]["usable_nm3"] == 1
     assert row["contributors"]["need_nm3_per_day"] == 1
-    nobody = totals([silent], CFG)
+    nobody_typed = totals([silent], CFG)
+    nobody = nobody_typed.as_dict()
     assert nobody["stock_nm3"] is None and nobody["usable_nm3"] is None
     assert nobody["need_nm3_per_day"] is None and nobody["days_of_supply"] is None
     assert nobody["status"] == Status.UNKNOWN.value
-    nation = _add([row, nobody], CFG)
+    nation = _add([typed, nobody_typed], CFG).as_dict()
     assert nation["stock_nm3"] == row["stock_nm3"] and nation["contributors"]["stock_nm3"] == 1
 
 

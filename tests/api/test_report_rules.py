@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -309,7 +309,7 @@ def test_national_capacity_counts_suppliers_that_did_not_report(
     assert national["capacity_full_t_per_day"] == 250 + 120 + 60
     by = {s["code"]: (s["capacity_source"], s["capacity_as_of"]) for s in national["by_supplier"]}
     assert by["NCC-R"] == ("report", None)
-    assert by["NCC-LAST"] == ("last_report", (w.day - timedelta(days=3)).isoformat())
+    assert by["NCC-LAST"] == ("last_report", w.day - timedelta(days=3))
     assert by["NCC-REG"] == ("registry", None)
 
 
@@ -318,7 +318,7 @@ async def _supply(url: str, day: date) -> dict[str, Any]:
 
     conn = await psycopg.AsyncConnection.connect(url)
     async with conn:
-        return await supply_figures(conn, day)
+        return asdict(await supply_figures(conn, day))
 
 
 def test_syt_own_figures_have_hard_limits(w: W, db_url: str) -> None:

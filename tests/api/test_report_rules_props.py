@@ -52,8 +52,8 @@ class Harness:
         )
         return out
 
-    def view(self, day: date = DAY) -> dict[str, Any]:
-        out: dict[str, Any] = self.run(
+    def view(self, day: date = DAY) -> facility.FacilityReportView:
+        out: facility.FacilityReportView = self.run(
             facility.report_view(self.conn, self.facility, day, cfg=CFG, now=datetime.now(UTC))
         )
         return out
@@ -160,8 +160,8 @@ def test_valid_reports_round_trip_unchanged(
     harness: Harness, body: facility.FacilityReportIn
 ) -> None:
     saved = harness.file(body)
-    snap = harness.view()["revisions"][-1]["snapshot"]
-    assert saved.revision == harness.view()["revision"]
+    snap = harness.view().revisions[-1].snapshot
+    assert saved.revision == harness.view().revision
     for name in ("patients_current", "patients_new", "discharged_evening", "notes"):
         assert snap[name] == getattr(body, name)
     for t in Therapy:
@@ -177,13 +177,13 @@ def test_any_report_is_refused_or_stored_satisfying_the_rules(
     harness: Harness, body: facility.FacilityReportIn
 ) -> None:
     day = DAY - timedelta(days=3)  # no report the day before: the discharge rule cannot apply
-    before = harness.view(day)["revision"]
+    before = harness.view(day).revision
     try:
         harness.file(body, day)
     except ValidationFailed as exc:
-        assert exc.errors and harness.view(day)["revision"] == before
+        assert exc.errors and harness.view(day).revision == before
         return
-    snap = harness.view(day)["revisions"][-1]["snapshot"]
+    snap = harness.view(day).revisions[-1].snapshot
     current, new = snap["patients_current"], snap["patients_new"]
     assert current is not None and new is not None and snap["discharged_evening"] is not None
     assert 0 <= new <= current <= rules.MAX_PATIENTS
@@ -245,9 +245,9 @@ def test_any_supplier_report_is_refused_or_stored_within_the_rules(
         )
     )
     assert got is not None
-    cap = got["capacity_full_tpd"] if got["capacity_full_tpd"] is not None else 240.0
-    assert 0 <= got["production_t"] <= 1.5 * cap and got["production_t"] <= rules.MAX_SUPPLIER_TPD
-    assert confirm or got["production_t"] <= cap  # above capacity only when confirmed
-    for v in (got["capacity_normal_tpd"], got["capacity_full_tpd"]):
+    cap = got.capacity_full_tpd if got.capacity_full_tpd is not None else 240.0
+    assert 0 <= got.production_t <= 1.5 * cap and got.production_t <= rules.MAX_SUPPLIER_TPD
+    assert confirm or got.production_t <= cap  # above capacity only when confirmed
+    for v in (got.capacity_normal_tpd, got.capacity_full_tpd):
         assert v is None or 0 <= v <= rules.MAX_SUPPLIER_TPD
-    assert got["cylinders_filled"] is None or 0 <= got["cylinders_filled"] <= rules.MAX_CYLINDERS
+    assert got.cylinders_filled is None or 0 <= got.cylinders_filled <= rules.MAX_CYLINDERS

@@ -126,10 +126,10 @@ async def _run(url: str) -> dict[str, object]:
         saved = await facility.file_report(conn, f1, D, spike, author="a", cfg=CFG, now=at(D, 21))
         out["warnings"] = [w["field"] for w in saved.warnings]
         details = await syt.details(conn, parent, D, visible=None, cfg=CFG, now=at(D, 22))
-        by_code = {f["code"]: f for f in details["facilities"]}
-        out["syt_sees"] = [w["field"] for w in by_code["BV-1"]["warnings"]]
-        out["on_time"] = (by_code["BV-1"]["on_time"], by_code["BV-2"]["on_time"])
-        out["expected"] = details["fields"]["10"]
+        by_code = {f.code: f for f in details.facilities}
+        out["syt_sees"] = [w["field"] for w in by_code["BV-1"].warnings]
+        out["on_time"] = (by_code["BV-1"].on_time, by_code["BV-2"].on_time)
+        out["expected"] = details.fields.facilities
     return out
 
 

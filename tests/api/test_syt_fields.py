@@ -3,13 +3,16 @@ completeness, the composer cards, the print page and the PDF; no template spells
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from api.accounting.config import AccountingConfig
 from api.i18n import gettext
 from api.reports import layout, syt_fields
 from api.reports.figures import FacilityFigures
-from api.reports.syt import aggregate, completeness
+from api.reports.filters import SytFilters
+from api.reports.public import EnteredCapacityPublic, EnteredNeedPublic, SytEnteredPublic
+from api.reports.syt import SytLive, aggregate, completeness
 from api.reports.units import unit_labels
 from api.web.templating import environment
 
@@ -26,17 +29,22 @@ def _figs() -> list[FacilityFigures]:
     return [a, b]
 
 
-def _report() -> dict[str, object]:
+def _report() -> SytLive:
     figs = _figs()
-    return {
-        "report_day": "2026-03-02",
-        "filters": {"status": "all", "facility_ids": None},
-        "fields": aggregate(figs, CFG),
-        "completeness": completeness(figs),
-        "facilities": [f.as_dict() for f in figs],
-        "units": unit_labels(CFG.reference),
-        "entered": {"12": "Ổn định", "15": {"nm3": 1000.0}, "16": {"nm3_per_day": 90.0}},
-    }
+    return SytLive(
+        org_id=9,
+        report_day=date(2026, 3, 2),
+        filters=SytFilters(),
+        fields=aggregate(figs, CFG),
+        completeness={},
+        facilities=figs,
+        units=unit_labels(CFG.reference),
+        entered=SytEnteredPublic(
+            notice="Ổn định",
+            own_capacity=EnteredCapacityPublic(nm3=1000.0, entered=None),
+            own_need=EnteredNeedPublic(nm3_per_day=90.0, entered=None),
+        ),
+    )
 
 
 def test_the_table_is_the_seed_form_in_order_with_translated_labels() -> None:
@@ -47,15 +55,21 @@ def test_the_table_is_the_seed_form_in_order_with_translated_labels() -> None:
 
 def test_aggregate_and_completeness_follow_the_table() -> None:
     figs = _figs()
-    fields = aggregate(figs, CFG)
+    typed = aggregate(figs, CFG)
+    fields = typed.model_dump(by_alias=True)
     assert list(fields) == [f.no for f in syt_fields.FIELDS if f.value is not None]
     assert set(completeness(figs)) == {f.no for f in syt_fields.SUMMED}
     assert fields["5"] == 12 and fields["8"] == 1 and fields["10"] == 2
+    assert typed.current_patients == 12 and typed.not_reported == 1 and typed.facilities == 2
     assert fields["9"] == {"kg": 1141.0, "m3_liquid": 1.0, "nm3": fields["9"]["nm3"]}
-    assert fields["9"]["nm3"] == round(CFG.reference.kg_to_m3(1141.0), 1)
+    assert typed.refilled_liquid.nm3 == round(CFG.reference.kg_to_m3(1141.0), 1)
     assert fields["13"] == {"reporting_nm3": 7000.0, "registry_all_nm3": 10000.0}
     assert fields["6"] is None and fields["11"] is None  # nobody reported them: unknown, not 0
     assert completeness(figs)["5"] == {"contributors": 1, "expected": 2}
+    # The department's counts (8, 10) are over every facility expected, not the ones shown.
+    only_a = aggregate(figs[:1], CFG, every=figs)
+    assert only_a.not_reported == 1 and only_a.facilities == 2
+    assert only_a.capacity.registry_all_nm3 == 7000.0  # the facilities shown
 
 
 def test_print_pdf_and_cards_read_the_same_rows() -> None:
@@ -65,7 +79,7 @@ def test_print_pdf_and_cards_read_the_same_rows() -> None:
     by_no = {no: (label, value) for no, label, value in rows}
     gas = CFG.reference.label
     assert by_no["9"][0] == gettext("vi", "Liquid oxygen refilled")
-    nm3 = syt_fields.num(rep["fields"]["9"]["nm3"], "vi")  # type: ignore[index]
+    nm3 = syt_fields.num(rep.fields.refilled_liquid.nm3, "vi")
     assert by_no["9"][1] == f"1,00 {gettext('vi', 'm3 liquid')} = 1.141 kg ≈ {nm3} {gas}"
     assert by_no["6"][1] == "—" and by_no["12"][1] == "Ổn định"
     cards = syt_fields.cards(rep, "vi")

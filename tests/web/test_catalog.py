@@ -147,18 +147,22 @@ def test_only_whitelisted_files_are_served() -> None:
 def test_dashboard_chart_reads_the_national_views() -> None:
     from datetime import date
 
-    views = {
-        date(2021, 8, 1): {
-            "supply": {
-                "demand_t_per_day": 1.234,
-                "production_t": 0.0,
-                "supplier_reports": 0,
-                "capacity_normal_t_per_day": 300.0,
-                "capacity_full_t_per_day": 400.0,
-            }
-        }
+    from api.reports.national import Supply
+
+    days = {
+        date(2021, 8, 1): Supply(
+            demand_t_per_day=1.234,
+            production_t=0.0,
+            supplier_reports=0,
+            suppliers=0,
+            capacity_normal_t_per_day=300.0,
+            capacity_full_t_per_day=400.0,
+            capacity_sources={},
+            lox_stock_kg=0.0,
+            by_supplier=[],
+        )
     }
-    chart = byt_pages.supply_chart(views, "vi")
+    chart = byt_pages.supply_chart(days, "vi")
     assert chart["labels"] == ["01/08/2021"]
     assert [s["values"] for s in chart["series"]] == [[1.23], [None], [300.0], [400.0]]
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.accounting.stock import Status
 from api.reports.byt_pages import map_data
+from api.reports.figures import FacilityFigures
 
 
 def _fac(i: int, province: str) -> dict[str, Any]:
@@ -20,21 +22,35 @@ def _fac(i: int, province: str) -> dict[str, Any]:
     }
 
 
+def _fig(i: int, **figures: Any) -> FacilityFigures:
+    return FacilityFigures.stored(
+        {
+            "facility_id": i,
+            "code": f"BV{i}",
+            "name": f"BV {i}",
+            "parent_id": None,
+            "province_code": None,
+            **figures,
+        }
+    )
+
+
 def test_province_popup_counts_reporting_facilities_and_facility_popup_counts_tanks() -> None:
     facilities = [_fac(1, "Hà Nội"), _fac(2, "Hà Nội"), _fac(3, "Hà Nội"), _fac(4, "Huế")]
-    live: dict[int, dict[str, Any]] = {
-        1: {"status": "enough", "reported": True, "days_of_supply": 5.0},
-        2: {
-            "status": "needs_more",
-            "reported": False,
-            "days_of_supply": 1.0,
-            "stock_liquid_kg": 900.0,
-            "monitored_tanks": 4,
-            "observed_tanks": 3,
-            "incomplete": ["stock_liquid", "days_of_supply"],
-        },
+    live: dict[int, FacilityFigures] = {
+        1: _fig(1, status=Status.ENOUGH, reported=True, days_of_supply=5.0),
+        2: _fig(
+            2,
+            status=Status.NEEDS_MORE,
+            reported=False,
+            days_of_supply=1.0,
+            stock_liquid_kg=900.0,
+            monitored_tanks=4,
+            observed_tanks=3,
+            incomplete=["stock_liquid", "days_of_supply"],
+        ),
         # 3: nothing known at all
-        4: {"status": "enough", "reported": True, "days_of_supply": 9.0},
+        4: _fig(4, status=Status.ENOUGH, reported=True, days_of_supply=9.0),
     }
     data = map_data(facilities, live, [], "en")
     hanoi = next(p for p in data["provinces"] if p["name"] == "Hà Nội")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,11 @@ Days = dict[date, dict[str, Any]]
 
 async def _per_day(conn: AsyncConnection[Any], days: list[date], **kw: Any) -> Days:
     """The old way: one national view per day, oldest first (as the chart asked for them)."""
-    return {d: (await national.national_view(conn, d, **kw))["supply"] for d in days}
+    return {d: asdict((await national.national_view(conn, d, **kw)).supply) for d in days}
+
+
+def _dicts(days: dict[date, national.Supply]) -> Days:
+    return {d: asdict(s) for d, s in days.items()}
 
 
 def _same(new: Days, old: Days) -> None:
@@ -61,7 +66,7 @@ def test_chart_days_are_the_per_day_national_views(web_db_url: str) -> None:
                 # Cold: no stored window, both ways compute (and store) them on the way.
                 async with conn.transaction(force_rollback=True):
                     await conn.execute("DELETE FROM tank_windows")
-                    cold_new = await national.chart_days(conn, first, today, **kw)
+                    cold_new = _dicts(await national.chart_days(conn, first, today, **kw))
                 async with conn.transaction(force_rollback=True):
                     await conn.execute("DELETE FROM tank_windows")
                     cold_old = await _per_day(conn, days, **kw)
@@ -69,7 +74,7 @@ def test_chart_days_are_the_per_day_national_views(web_db_url: str) -> None:
                 # Warm: the windows stored.
                 warm_old = await _per_day(conn, days, **kw)
                 got[f"{label} warm"] = (
-                    await national.chart_days(conn, first, today, **kw),
+                    _dicts(await national.chart_days(conn, first, today, **kw)),
                     warm_old,
                 )
                 await conn.commit()
