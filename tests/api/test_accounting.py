@@ -439,9 +439,10 @@ def test_refill_across_1600_is_split_between_the_two_windows(db_url: str) -> Non
         # 20 of 50 minutes of pumping before 16:00: 2,400 kg, then 3,600 kg.
         assert f1.refilled_kg == pytest.approx(2400.0, rel=0.05), source
         assert f1.refills == 1 and f2.refills == 0
-    (delivery,) = out["supplier"]["deliveries"]
-    assert delivery["match"] is True
-    assert delivery["facility_refilled_liquid_kg"] == pytest.approx(event.amount_kg)
+    (delivery,) = out["supplier"].deliveries
+    assert delivery.match is True
+    assert delivery.refill is not None
+    assert delivery.refill.liquid_kg == pytest.approx(event.amount_kg)
 
 
 async def _spans(url: str, refill: PlannedRefill) -> dict[str, Any]:
