@@ -12,23 +12,27 @@ Each run times three states of the stored accounting windows (`tank_windows`):
   `open_window_fresh_seconds` ago, as when the API's windows-ahead job has not run for a while;
 * `fresh`: right after a round stored them.
 
-For each it prints every rule's time, the `supply` rule's two `facility_telemetry` calls, the
-time spent in SQL by query (the first words of its text) and what remains (Python), then the
-full `run_once` (evaluate, apply, dispatch with no sender). The figures are comparable across
-commits on the same data: give `--reuse` to time another commit on the database kept by --keep.
+For each it prints every rule's time; for the `supply` rule (the accounting windows) also the
+time spent in SQL (by query with --queries: the first words of its text), what remains (Python,
+and waiting for a core on a busy machine) and this process's CPU time; then the whole
+`evaluate_rules` and the full `run_once` (evaluate, apply, dispatch with no sender). The figures
+are comparable across commits on the same data: give `--reuse` to time another commit on the
+database kept by --keep (`--code DIR`: the platform's code from DIR, e.g. a `git archive` of the
+commit to compare with).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +40,14 @@ import psycopg
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+_code = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else None
+sys.path.insert(0, _code or str(Path(__file__).resolve().parent.parent))
 
-from api.accounting.config import AccountingConfig
-from api.accounting.telemetry import facility_telemetry
-from api.accounting.windows import last_complete_day
-from api.alerts.config import AlertSettings
-from api.alerts.rules import Rule, evaluate_rules
-from api.alerts.service import run_once
+from api.accounting.config import AccountingConfig  # noqa: E402
+from api.accounting.windows import last_complete_day  # noqa: E402
+from api.alerts.config import AlertSettings  # noqa: E402
+from api.alerts.rules import Rule, evaluate_rules  # noqa: E402
+from api.alerts.service import run_once  # noqa: E402
 
 # Time spent in SQL, by query label, while `_sql_times` is active.
 _SQL: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -153,7 +157,8 @@ _GROUPS: tuple[tuple[str, tuple[Rule, ...]], ...] = (
 
 
 async def one_state(url: str, state: str, args: argparse.Namespace) -> dict[str, float]:
-    """Time the rules, the supply rule's parts and run_once in one state; print them."""
+    """Time the rules (the supply rule's SQL, the rest of its wall time and this process's CPU
+    apart), the whole evaluation and run_once in one state; print them."""
     cfg, acc = AlertSettings(), AccountingConfig.defaults()
     out: dict[str, float] = {}
     async with await AsyncConnection.connect(url) as conn:
@@ -164,35 +169,29 @@ async def one_state(url: str, state: str, args: argparse.Namespace) -> dict[str,
             await evaluate_rules(conn, now, cfg, acc, only=rules)
             out[name] = time.perf_counter() - t
         await conn.commit()
-        fids = [
-            int(r[0])
-            for r in await (
-                await conn.execute(
-                    "SELECT DISTINCT t.facility_id FROM tanks t JOIN sensors s "
-                    "ON s.tank_id = t.id WHERE s.quantity = 'dp'"
-                )
-            ).fetchall()
-        ]
-        done = last_complete_day(now, acc)
         with _sql_times() as sql_t:
-            t = time.perf_counter()
-            await facility_telemetry(conn, fids, done + timedelta(days=1), acc, now=now)
-            out["supply.current"] = time.perf_counter() - t
-            t = time.perf_counter()
-            await facility_telemetry(conn, fids, done, acc, now=now)
-            out["supply.closed"] = time.perf_counter() - t
+            t, cpu = time.perf_counter(), time.process_time()
+            await evaluate_rules(
+                conn, now, cfg, acc, only=(Rule.DAYS_OF_SUPPLY, Rule.ABNORMAL_CONSUMPTION)
+            )
+            out["supply"] = time.perf_counter() - t
+            out["supply.cpu"] = time.process_time() - cpu
             queries = {k: (v[0], int(v[1])) for k, v in sql_t.items()}
         await conn.commit()
-        in_sql = sum(v[0] for v in queries.values())
-        out["supply.sql"] = in_sql
-        out["supply.python"] = out["supply.current"] + out["supply.closed"] - in_sql
-        # the full round, in the same state again
+        out["supply.sql"] = sum(v[0] for v in queries.values())
+        out["supply.not_sql"] = out["supply"] - out["supply.sql"]
+        # the whole evaluation, then the full round (evaluate, apply, dispatch), same state
+        await _state(conn, state, datetime.now(UTC), acc)
+        t = time.perf_counter()
+        await evaluate_rules(conn, datetime.now(UTC), cfg, acc)
+        out["evaluate_rules"] = time.perf_counter() - t
+        await conn.commit()
         await _state(conn, state, datetime.now(UTC), acc)
         t = time.perf_counter()
         await run_once(conn, datetime.now(UTC), cfg, acc, {})
         await conn.commit()
         out["run_once"] = time.perf_counter() - t
-    print(f"  [{state}]")
+    print(f"  [{state}] load {os.getloadavg()[0]:.1f}")
     for k, v in out.items():
         print(f"    {k:<20} {v:7.3f} s")
     if args.queries:
@@ -228,6 +227,7 @@ def main() -> None:
     p.add_argument("--queries", action="store_true", help="print the slowest queries")
     p.add_argument("--reuse", action="store_true", help="time an existing database")
     p.add_argument("--keep", action="store_true", help="do not drop the database at the end")
+    p.add_argument("--code", help="import the platform from this directory (see above)")
     args = p.parse_args()
     url = prepare(args.admin_url, args.db, args)
     try:
