@@ -249,6 +249,7 @@ async def contents_series_many(
                     "start": [_hour(spans[t][0]) for t in rolled],
                     "end": [spans[t][1] for t in rolled],
                 },
+                binary=True,  # rows in binary: timestamps parsed in C
             )
             rows = _by_sensor(await cur.fetchall())
             for t in rolled:
@@ -267,6 +268,7 @@ async def contents_series_many(
                 "end": [spans[t][1] for t in order],
                 "width": width,
             },
+            binary=True,  # rows in binary: timestamps parsed in C
         )
         rows = _by_sensor(await cur.fetchall())
         for t in order:
@@ -348,6 +350,7 @@ async def dense_series_many(
                 "lo": [lo for _, lo, _ in flat],
                 "hi": [hi for _, _, hi in flat],
             },
+            binary=True,  # rows in binary: timestamps parsed in C
         )
         rows = _by_sensor(await cur.fetchall())
     return {
