@@ -2,6 +2,12 @@
 
 A rule never writes; the engine (api.alerts.engine) turns conditions into alert transitions.
 Thresholds are settings (api.alerts.config.AlertSettings, and the platform's `needs_more_days`).
+
+The `supply` rule is the round's cost at national scale: it reads every monitored tank's
+accounting windows of D−6..D+1 (D the last closed report day) once for both days
+(`facility_telemetry_days`), recomputing — set-based, api.accounting.telemetry — those the API's
+windows-ahead job has not kept fresh, and storing them (a cache, not an outcome of the rule).
+bench/alert_round.py times each rule on a generated national country.
 """
 
 from __future__ import annotations
