@@ -16,6 +16,9 @@ the round ends, /health says `"accounting": "warming"`, and the pages compute on
 Only the API runs it (not the alert service): the windows are the pages' cache, and the API is
 the process whose start they speed up. Several workers or replicas take turns (an advisory lock),
 the later one finding the rows fresh.
+
+A round's stale windows are computed and stored 500 tanks at a time (`telemetry.tanks_figures`),
+each batch committed on its own, so pages see a long first round's windows as they come.
 """
 
 from __future__ import annotations

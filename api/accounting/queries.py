@@ -93,7 +93,7 @@ ON CONFLICT (tank_id, report_day) DO UPDATE SET
 # window (with its context) overlaps: late data changes the count.
 WINDOW_COUNTS: Final = """
 SELECT r.sensor_id, d.day, sum(r.n)::bigint
-FROM unnest(%(days)s::date[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS d (day, lo, hi)
+FROM unnest(%(days)b::date[], %(lo)b::timestamptz[], %(hi)b::timestamptz[]) AS d (day, lo, hi)
 JOIN rollup_1d r ON r.bucket >= d.lo AND r.bucket < d.hi
 WHERE r.sensor_id = ANY(%(sensors)s)
 GROUP BY 1, 2
@@ -104,8 +104,8 @@ GROUP BY 1, 2
 # computed (a reading arriving later for one of those hours changes it, the live ones do not).
 HOUR_COUNTS: Final = """
 SELECT d.sensor_id, d.day, coalesce(sum(r.n), 0)::bigint
-FROM unnest(%(sensors)s::bigint[], %(days)s::date[], %(lo)s::timestamptz[],
-            %(hi)s::timestamptz[]) AS d (sensor_id, day, lo, hi)
+FROM unnest(%(sensors)b::bigint[], %(days)b::date[], %(lo)b::timestamptz[],
+            %(hi)b::timestamptz[]) AS d (sensor_id, day, lo, hi)
 LEFT JOIN rollup_1h r ON r.sensor_id = d.sensor_id AND r.bucket >= d.lo AND r.bucket < d.hi
 GROUP BY 1, 2
 """
@@ -206,4 +206,95 @@ WHERE EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.id
               AND r.ts >= w.start_ts AND r.ts < w.end_ts)
   AND NOT EXISTS (SELECT 1 FROM tank_calibrations k WHERE k.tank_id = s.tank_id
                   AND k.valid_from <= w.end_ts)
+"""
+
+# The set-based forms of the per-sensor queries above, for many tanks in one round trip (the
+# alert round and the windows-ahead job recompute up to 3,000 tanks' windows at once): each takes
+# parallel arrays (sensor, range start, range end), one element per sensor, and returns the
+# sensor id with the same rows, in sensor then bucket order.
+ACTIVE_CORRECTIONS_OVERLAP_EACH: Final = """
+SELECT DISTINCT d.sensor_id
+FROM unnest(%(sensors)b::bigint[], %(start)b::timestamptz[], %(end)b::timestamptz[])
+     AS d (sensor_id, lo, hi)
+JOIN corrections c ON c.sensor_id = d.sensor_id AND c.reverted_at IS NULL
+  AND c.ts_from < d.hi AND c.ts_to >= d.lo
+"""
+
+ROLLUP_1H_BUCKETS_EACH: Final = """
+SELECT d.sensor_id, r.bucket, r.first_ts, r.first_value, r.last_ts, r.last_value, r.min_value,
+       r.n
+FROM unnest(%(sensors)b::bigint[], %(start)b::timestamptz[], %(end)b::timestamptz[])
+     AS d (sensor_id, lo, hi)
+JOIN rollup_1h r ON r.sensor_id = d.sensor_id AND r.bucket >= d.lo AND r.bucket < d.hi
+ORDER BY d.sensor_id, r.bucket
+"""
+
+# RAW_BUCKETS for many sensors, each over its own range.
+RAW_BUCKETS_EACH: Final = """
+WITH d AS (
+    SELECT * FROM unnest(%(sensors)b::bigint[], %(start)b::timestamptz[],
+                         %(end)b::timestamptz[]) AS d (sensor_id, lo, hi)
+), r AS (
+    SELECT r.sensor_id, r.ts,
+           CASE WHEN c.action = 'replace' THEN c.value ELSE r.value END AS value,
+           r.quality, c.action
+    FROM d JOIN readings r ON r.sensor_id = d.sensor_id AND r.ts >= d.lo AND r.ts < d.hi
+    LEFT JOIN LATERAL (
+        SELECT action, value FROM corrections c
+        WHERE c.sensor_id = r.sensor_id AND c.reverted_at IS NULL
+          AND r.ts >= c.ts_from AND r.ts <= c.ts_to
+        ORDER BY c.id DESC LIMIT 1
+    ) c ON TRUE
+)
+SELECT sensor_id, date_bin(%(width)s, ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+       min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
+       max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value,
+       min(value) AS min_value, count(*) AS n
+FROM r
+WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
+  AND (quality = quality_code('good') OR action = 'replace')
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+# RAW_MINUTES_IN for many sensors: the intervals as parallel arrays (sensor, lo, hi), each
+# sensor's intervals disjoint.
+RAW_MINUTES_EACH: Final = """
+WITH iv AS (
+    SELECT * FROM unnest(%(sensors)b::bigint[], %(lo)b::timestamptz[], %(hi)b::timestamptz[])
+         AS iv (sensor_id, lo, hi)
+), r AS (
+    SELECT r.sensor_id, r.ts,
+           CASE WHEN c.action = 'replace' THEN c.value ELSE r.value END AS value,
+           r.quality, c.action
+    FROM iv JOIN readings r
+      ON r.sensor_id = iv.sensor_id AND r.ts >= iv.lo AND r.ts < iv.hi
+    LEFT JOIN LATERAL (
+        SELECT action, value FROM corrections c
+        WHERE c.sensor_id = r.sensor_id AND c.reverted_at IS NULL
+          AND r.ts >= c.ts_from AND r.ts <= c.ts_to
+        ORDER BY c.id DESC LIMIT 1
+    ) c ON TRUE
+)
+SELECT sensor_id,
+       date_bin(INTERVAL '1 minute', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+       min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
+       max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value,
+       min(value) AS min_value, count(*) AS n
+FROM r
+WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
+  AND (quality = quality_code('good') OR action = 'replace')
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+# TRY_TANK_CACHE_LOCK for many tanks at once: the tanks whose lock this transaction got.
+TRY_TANK_CACHE_LOCKS: Final = """
+SELECT t FROM (
+    SELECT t, pg_try_advisory_xact_lock(20251, t) AS got FROM unnest(%(tanks)b::int[]) AS t
+) l WHERE got
+"""
+
+DELETE_REFILLS_EACH: Final = """
+DELETE FROM refill_events e
+USING unnest(%(tanks)b::bigint[], %(first)b::date[], %(last)b::date[]) AS d (tank_id, lo, hi)
+WHERE e.tank_id = d.tank_id AND e.report_day >= d.lo AND e.report_day <= d.hi
 """

@@ -9,8 +9,12 @@ counted both as delivered and as consumed (shared ARCHITECTURE.md, "Accounting")
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import statistics
+import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -303,18 +307,53 @@ def _solve3(
     return out[0], out[1], out[2]
 
 
+# Refinements already made, by their exact input: the readings of [lo, hi] and the span. The
+# windows of a tank are recomputed every round while open (the alert round, the windows-ahead
+# job), and a refill that ended earlier in the day is refined again on the very same readings each
+# time: a fit over every pair of knots, the bulk of a round's arithmetic. The key is a 128-bit
+# digest of the input (timestamps and kg exactly, as their IEEE doubles) and the value is what
+# the same input gives, so a hit returns what a computation would: figures stay equal to a full
+# recompute, and any change of the readings (a late one, a correction) is a new key. Bounded
+# (least recently used first out): a few thousand tanks' refills.
+_REFINED: OrderedDict[bytes, Refill | None] = OrderedDict()
+_REFINED_MAX = 20_000
+_REFINED_LOCK = threading.Lock()
+
+
+def _refine_key(pts: Sequence[Point], span: Span) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(struct.pack("<2d", span[0].timestamp(), span[1].timestamp()))
+    h.update(struct.pack(f"<{2 * len(pts)}d", *(v for p in pts for v in (p.ts.timestamp(), p.kg))))
+    return h.digest()
+
+
 def _refine(
     series: Sequence[Point],
     span: tuple[datetime, datetime],
     lo: datetime,
     hi: datetime,
 ) -> Refill | None:
-    """The refill inside `span`, located and measured on the readings of [lo, hi).
+    """The refill inside `span`, located and measured on the readings of [lo, hi) (memoized on
+    exactly those readings: `_REFINED`).
 
     Half-open, as the minute data loaded for it (`refill_regions`, `dense_series`): a reading at
     `hi` itself came only from the coarse series, and only when the windows computed together
     reached that far, so a window's figures depended on which days were computed with it."""
     pts = [p for p in series if lo <= p.ts < hi]
+    key = _refine_key(pts, span)
+    with _REFINED_LOCK:  # the API's windows-ahead thread and its requests share it
+        if key in _REFINED:
+            _REFINED.move_to_end(key)
+            return _REFINED[key]
+    got = _refine_fit(pts, span)
+    with _REFINED_LOCK:
+        _REFINED[key] = got
+        if len(_REFINED) > _REFINED_MAX:
+            _REFINED.popitem(last=False)
+    return got
+
+
+def _refine_fit(pts: Sequence[Point], span: tuple[datetime, datetime]) -> Refill | None:
     fit = _ramp_fit(pts, span[0], span[1])
     if fit is None:
         return None

@@ -7,20 +7,37 @@ closed) one is reused while younger than `open_window_fresh_seconds`; correction
 windows they touch. The API's periodic job (api.accounting.ahead) keeps every monitored tank's
 windows of D−12..D stored; a range nobody computed yet is computed on first read, so totals stay
 live.
+
+Windows to (re)compute are computed set-based, `BATCH_TANKS` tanks at a time (`tanks_figures`):
+one query for the corrections touching their ranges, one for their hourly rollups, one for the
+raw readings of those a correction touches or without rollups, one for the minute data around
+their refill candidates and window ends, then one transaction storing them (`_store`: the tanks'
+cache locks, the upserts pipelined, their refills replaced). That is a handful of round trips per
+500 tanks where there were six per tank; JIT is off for them (`without_jit`). Per tank the rows,
+and so the points and the figures, are the ones the single-tank functions got, which now call the
+set-based ones with one tank. The arithmetic's costliest part, the refill fit, is memoized on its
+exact readings (api.accounting.series `_REFINED`), so an open window recomputed every round
+refits only a refill whose readings changed (one still in progress, a late reading, a
+correction). Measured on the national country (bench/alert_round.py, 3,000 tanks, every open
+window stale): the supply rule of the alert round 7.8–14.4 s before, 2.1–3.8 s after on the
+shared 2-core machine (docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 
 from oxy.calibration import CalibrationTable
 
@@ -56,6 +73,12 @@ REACH = timedelta(hours=24)
 # are computed with it.
 RULES = 4
 _RULES_SHIFT = 40  # far above any count of readings over a window's UTC days
+
+# Tanks computed (and stored) together: a few queries per batch instead of several per tank.
+# Each batch commits on its own in autocommit (the windows-ahead job), so pages see a long first
+# round's windows as they come; 500 tanks hold a few MB of points.
+BATCH_TANKS = 500
+_ZERO = timedelta(0)
 
 
 def _stamp(readings: int) -> int:
@@ -103,6 +126,23 @@ class Calibrations:
         """The version valid at `ts` (None before the first one)."""
         i = bisect.bisect_right(self.valid_from, ts) - 1
         return self.tables[i] if i >= 0 else None
+
+
+@contextlib.asynccontextmanager
+async def without_jit(conn: AsyncConnection[Any]) -> AsyncIterator[None]:
+    """PostgreSQL's JIT off for the block (the session's setting back after it).
+
+    The set-based queries over thousands of tanks are estimated far above `jit_above_cost` (the
+    planner cannot know that each range holds a few readings), and compiling them took 0.6 s of a
+    0.7 s query on the national bench (bench/alert_round.py); they run in tens of ms without."""
+    cur = await conn.execute("SELECT current_setting('jit'), set_config('jit', 'off', false)")
+    row = await cur.fetchone()
+    try:
+        yield
+    finally:
+        if row and row[0] != "off" and conn.info.transaction_status != TransactionStatus.INERROR:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("SELECT set_config('jit', %s, false)", (row[0],))
 
 
 async def level_sensors(
@@ -155,37 +195,109 @@ async def contents_series(
     The hourly rollups are used when `source` allows it, the width is an hour and no active
     correction touches the range; otherwise raw readings with the corrections overlay.
     """
-    use_rollup = source is Source.STORED and width == timedelta(hours=1)
-    if use_rollup:
-        cur = await conn.execute(
-            q.ACTIVE_CORRECTIONS_OVERLAP,
-            {"sensors": [sensor.sensor_id], "start": start, "end": end},
-        )
-        use_rollup = await cur.fetchone() is None
-    if use_rollup:
-        # Rollup buckets are whole hours: widen to the hours that cover the range.
-        lo = start.replace(minute=0, second=0, microsecond=0)
-        cur = await conn.execute(
-            q.ROLLUP_1H_BUCKETS, {"sensor": sensor.sensor_id, "start": lo, "end": end}
-        )
-    rows = list(await cur.fetchall()) if use_rollup else []
-    if not rows:
-        # No rollup (ingest not maintaining it here, or a correction applies): raw + overlay.
-        cur = await conn.execute(
-            q.RAW_BUCKETS, {"sensor": sensor.sensor_id, "start": start, "end": end, "width": width}
-        )
-        rows = list(await cur.fetchall())
+    got = await contents_series_many(
+        conn,
+        {sensor.tank_id: sensor},
+        {sensor.tank_id: cal} if cal else {},
+        {sensor.tank_id: (start, end)},
+        width=width,
+        source=source,
+    )
+    return got[sensor.tank_id]
+
+
+def _bucket_points(
+    rows: Iterable[Sequence[Any]],
+    sensor: LevelSensor,
+    cal: Calibrations | None,
+    span: tuple[datetime, datetime] | None,
+) -> list[Point]:
+    """Points from bucket rows (bucket, first ts, first value, last ts, last value, …): each
+    bucket's first and last reading in time order, inside `span` when one is given."""
     points: list[Point] = []
-    for _bucket, first_ts, first_value, last_ts, last_value, _min, _n in rows:
+    for _bucket, first_ts, first_value, last_ts, last_value, *_rest in rows:
         for ts, value in ((first_ts, first_value), (last_ts, last_value)):
             if points and ts <= points[-1].ts:
                 continue
-            if not (start <= ts < end):
+            if span is not None and not (span[0] <= ts < span[1]):
                 continue
             kg = _to_kg(sensor, cal, ts, float(value))
             if kg is not None:
                 points.append(Point(ts, kg))
     return points
+
+
+def _by_sensor(rows: Iterable[Sequence[Any]]) -> dict[int, list[Sequence[Any]]]:
+    """Rows whose first column is a sensor id, grouped by it (order kept), without that column."""
+    out: dict[int, list[Sequence[Any]]] = defaultdict(list)
+    for r in rows:
+        out[int(r[0])].append(r[1:])
+    return out
+
+
+async def contents_series_many(
+    conn: AsyncConnection[Any],
+    sensors: dict[int, LevelSensor],
+    cals: dict[int, Calibrations],
+    spans: dict[int, tuple[datetime, datetime]],
+    *,
+    width: timedelta = timedelta(hours=1),
+    source: Source = Source.STORED,
+) -> dict[int, list[Point]]:
+    """`contents_series` of many tanks (keys of `spans`), each over its own range, in at most
+    three queries whatever their number: the corrections that touch the ranges, the hourly
+    rollups of the tanks without one, the raw readings (with the overlay) of the others and of
+    those without rollup rows. Per tank the same rows, so the same points, as one at a time."""
+    tanks = list(spans)
+    out: dict[int, list[Point]] = {}
+    raw = set(tanks)
+    if source is Source.STORED and width == timedelta(hours=1) and tanks:
+        cur = await conn.execute(
+            q.ACTIVE_CORRECTIONS_OVERLAP_EACH,
+            {
+                "sensors": [sensors[t].sensor_id for t in tanks],
+                "start": [spans[t][0] for t in tanks],
+                "end": [spans[t][1] for t in tanks],
+            },
+        )
+        corrected = {int(r[0]) for r in await cur.fetchall()}
+        rolled = [t for t in tanks if sensors[t].sensor_id not in corrected]
+        if rolled:
+            # Rollup buckets are whole hours: widen to the hours that cover each range.
+            cur = await conn.execute(
+                q.ROLLUP_1H_BUCKETS_EACH,
+                {
+                    "sensors": [sensors[t].sensor_id for t in rolled],
+                    "start": [_hour(spans[t][0]) for t in rolled],
+                    "end": [spans[t][1] for t in rolled],
+                },
+                binary=True,  # rows in binary: timestamps parsed in C
+            )
+            rows = _by_sensor(await cur.fetchall())
+            for t in rolled:
+                got = rows.get(sensors[t].sensor_id)
+                if got:
+                    # No rollup rows (ingest not maintaining it here): raw, below.
+                    out[t] = _bucket_points(got, sensors[t], cals.get(t), spans[t])
+                    raw.discard(t)
+    if raw:
+        order = [t for t in tanks if t in raw]
+        cur = await conn.execute(
+            q.RAW_BUCKETS_EACH,
+            {
+                "sensors": [sensors[t].sensor_id for t in order],
+                "start": [spans[t][0] for t in order],
+                "end": [spans[t][1] for t in order],
+                "width": width,
+            },
+            binary=True,  # rows in binary: timestamps parsed in C
+        )
+        rows = _by_sensor(await cur.fetchall())
+        for t in order:
+            out[t] = _bucket_points(
+                rows.get(sensors[t].sensor_id, []), sensors[t], cals.get(t), spans[t]
+            )
+    return out
 
 
 def figures_for_days(
@@ -233,25 +345,40 @@ async def dense_series(
     intervals: Sequence[tuple[datetime, datetime]],
 ) -> list[Point]:
     """Contents from the raw readings (corrections applied) over the intervals, per minute."""
-    if not intervals:
-        return []
-    cur = await conn.execute(
-        q.RAW_MINUTES_IN,
-        {
-            "sensor": sensor.sensor_id,
-            "lo": [a for a, _ in intervals],
-            "hi": [b for _, b in intervals],
-        },
+    got = await dense_series_many(
+        conn,
+        {sensor.tank_id: sensor},
+        {sensor.tank_id: cal} if cal else {},
+        {sensor.tank_id: intervals},
     )
-    points: list[Point] = []
-    for _bucket, first_ts, first_value, last_ts, last_value, _min, _n in await cur.fetchall():
-        for ts, value in ((first_ts, first_value), (last_ts, last_value)):
-            if points and ts <= points[-1].ts:
-                continue
-            kg = _to_kg(sensor, cal, ts, float(value))
-            if kg is not None:
-                points.append(Point(ts, kg))
-    return points
+    return got[sensor.tank_id]
+
+
+async def dense_series_many(
+    conn: AsyncConnection[Any],
+    sensors: dict[int, LevelSensor],
+    cals: dict[int, Calibrations],
+    intervals: Mapping[int, Sequence[tuple[datetime, datetime]]],
+) -> dict[int, list[Point]]:
+    """`dense_series` of many tanks (keys of `intervals`, each with its disjoint intervals) in
+    one query."""
+    flat = [(t, lo, hi) for t, ivs in intervals.items() for lo, hi in ivs]
+    rows: dict[int, list[Sequence[Any]]] = {}
+    if flat:
+        cur = await conn.execute(
+            q.RAW_MINUTES_EACH,
+            {
+                "sensors": [sensors[t].sensor_id for t, _, _ in flat],
+                "lo": [lo for _, lo, _ in flat],
+                "hi": [hi for _, _, hi in flat],
+            },
+            binary=True,  # rows in binary: timestamps parsed in C
+        )
+        rows = _by_sensor(await cur.fetchall())
+    return {
+        t: _bucket_points(rows.get(sensors[t].sensor_id, []), sensors[t], cals.get(t), None)
+        for t in intervals
+    }
 
 
 async def tank_figures(
@@ -265,18 +392,45 @@ async def tank_figures(
 ) -> tuple[list[WindowFigures], list[tuple[date, Refill]]]:
     """One tank's window figures and refills: the coarse series finds the candidates, minute
     data around them and around the window ends measures them."""
-    start, end = wins[0].start - CONTEXT, wins[-1].end + CONTEXT
-    points = await contents_series(conn, sensor, cal, start, end, source=source)
+    got = await tanks_figures(
+        conn,
+        {sensor.tank_id: sensor},
+        {sensor.tank_id: cal} if cal else {},
+        {sensor.tank_id: wins},
+        cfg,
+        source=source,
+    )
+    return got[sensor.tank_id]
+
+
+async def tanks_figures(
+    conn: AsyncConnection[Any],
+    sensors: dict[int, LevelSensor],
+    cals: dict[int, Calibrations],
+    spans: Mapping[int, Sequence[Window]],
+    cfg: AccountingConfig,
+    *,
+    source: Source = Source.STORED,
+) -> dict[int, tuple[list[WindowFigures], list[tuple[date, Refill]]]]:
+    """`tank_figures` of many tanks (keys of `spans`, each with its consecutive windows) in
+    a handful of queries whatever their number (`contents_series_many`, `dense_series_many`);
+    the arithmetic is the same per tank, on the same rows."""
+    ranges = {t: (w[0].start - CONTEXT, w[-1].end + CONTEXT) for t, w in spans.items()}
+    points = await contents_series_many(conn, sensors, cals, ranges, source=source)
     # A refill at an edge of the series is found and measured on data past it, as when the
     # windows beyond were computed in the same span: a window's figures must not depend on
     # which days are computed with it (the BYT chart reads 7 days at once, a day's view one).
-    early, late = reaches_past(points, start, end, cfg)
-    if early or late:
-        start -= REACH if early else timedelta(0)
-        end += REACH if late else timedelta(0)
-        points = await contents_series(conn, sensor, cal, start, end, source=source)
-    dense = await dense_series(conn, sensor, cal, dense_intervals(points, wins, cfg))
-    return figures_for_days(points, wins, cfg, dense)
+    wider: dict[int, tuple[datetime, datetime]] = {}
+    for t, (start, end) in ranges.items():
+        early, late = reaches_past(points[t], start, end, cfg)
+        if early or late:
+            wider[t] = (start - (REACH if early else _ZERO), end + (REACH if late else _ZERO))
+    if wider:
+        points |= await contents_series_many(conn, sensors, cals, wider, source=source)
+    dense = await dense_series_many(
+        conn, sensors, cals, {t: dense_intervals(points[t], w, cfg) for t, w in spans.items()}
+    )
+    return {t: figures_for_days(points[t], w, cfg, dense[t]) for t, w in spans.items()}
 
 
 async def tank_refills(
@@ -309,11 +463,21 @@ async def compute_windows(
     wins = [window(d, cfg) for d in days(first, last)]
     out: dict[tuple[int, date], WindowFigures] = {}
     refills: dict[int, list[tuple[date, Refill]]] = {}
-    for tank_id, sensor in sensors.items():
-        figs, found = await tank_figures(conn, sensor, cals.get(tank_id), wins, cfg, source=source)
-        for w, f in zip(wins, figs, strict=True):
-            out[(tank_id, w.day)] = f
-        refills[tank_id] = found
+    tanks = list(sensors)
+    for i in range(0, len(tanks), BATCH_TANKS):
+        async with without_jit(conn):
+            got = await tanks_figures(
+                conn,
+                sensors,
+                cals,
+                dict.fromkeys(tanks[i : i + BATCH_TANKS], wins),
+                cfg,
+                source=source,
+            )
+        for tank_id, (figs, found) in got.items():
+            for w, f in zip(wins, figs, strict=True):
+                out[(tank_id, w.day)] = f
+            refills[tank_id] = found
     return out, refills
 
 
@@ -399,6 +563,22 @@ async def ensure_windows(
     window closed if it has closed, and no reading arrived since for an hour already past
     (`live_fingerprints`); otherwise it is recomputed, so a page shows figures at most that old.
     """
+    if not tank_ids:
+        return {}
+    async with without_jit(conn):
+        return await _ensure_windows(conn, tank_ids, first, last, cfg, now=now, fresh=fresh)
+
+
+async def _ensure_windows(
+    conn: AsyncConnection[Any],
+    tank_ids: Sequence[int],
+    first: date,
+    last: date,
+    cfg: AccountingConfig,
+    *,
+    now: datetime | None = None,
+    fresh: timedelta | None = None,
+) -> dict[tuple[int, date], WindowFigures]:
     now = now or datetime.now(UTC)
     fresh = timedelta(seconds=cfg.open_window_fresh_seconds) if fresh is None else fresh
     if not tank_ids:
@@ -444,24 +624,16 @@ async def ensure_windows(
     ]
     prints |= await live_fingerprints(conn, sensors, unsettled, cfg)
     cals = await calibrations(conn, list(todo))
-    for tank_id, ds in todo.items():
-        sensor = sensors[tank_id]
-        lo, hi = min(ds), max(ds)
-        span = [wins[d] for d in days(lo, hi)]
-        figs, found = await tank_figures(conn, sensor, cals.get(tank_id), span, cfg)
-        await _store(
-            conn,
-            tank_id,
-            wins=span,
-            figs=figs,
-            found=found,
-            lo=lo,
-            hi=hi,
-            now=now,
-            prints=prints,
-        )
-        for w, f in zip(span, figs, strict=True):
-            have[(tank_id, w.day)] = f
+    pending = list(todo.items())
+    for i in range(0, len(pending), BATCH_TANKS):
+        spans = {
+            t: [wins[d] for d in days(min(ds), max(ds))] for t, ds in pending[i : i + BATCH_TANKS]
+        }
+        got = await tanks_figures(conn, sensors, cals, spans, cfg)
+        await _store(conn, spans, got, now=now, prints=prints)
+        for tank_id, (figs, _found) in got.items():
+            for w, f in zip(spans[tank_id], figs, strict=True):
+                have[(tank_id, w.day)] = f
     return have
 
 
@@ -473,24 +645,23 @@ async def monitored_tanks(conn: AsyncConnection[Any]) -> list[int]:
 
 async def _store(
     conn: AsyncConnection[Any],
-    tank_id: int,
+    spans: Mapping[int, Sequence[Window]],
+    got: dict[int, tuple[list[WindowFigures], list[tuple[date, Refill]]]],
     *,
-    wins: Sequence[Window],
-    figs: Sequence[WindowFigures],
-    found: Iterable[tuple[date, Refill]],
-    lo: date,
-    hi: date,
     now: datetime,
     prints: dict[tuple[int, date], int],
 ) -> None:
+    """Store the tanks' computed windows (and replace their refills over the same days) in one
+    transaction, a few statements whatever the number of tanks."""
     async with conn.transaction(), conn.cursor() as cur:
-        # Stored windows are a cache: a transaction that cannot have the tank's cache at once (an
-        # alert round or another page holding it uncommitted) leaves storing to the holder
-        # rather than wait on its rows. Waiting deadlocked: the alert round stores day D+1's
-        # windows and then D's in one transaction, while a BYT page stores D−12..D tank by tank.
-        await cur.execute(q.TRY_TANK_CACHE_LOCK, {"tank": tank_id})
-        got = await cur.fetchone()
-        if not (got and got[0]):
+        # Stored windows are a cache: a transaction that cannot have a tank's cache at once (an
+        # alert round or another page holding it uncommitted) leaves storing that tank to the
+        # holder rather than wait on its rows. Waiting deadlocked: the alert round stores day
+        # D+1's windows and then D's in one transaction, while a BYT page stores D−12..D.
+        await cur.execute(q.TRY_TANK_CACHE_LOCKS, {"tanks": list(spans)})
+        locked = {int(r[0]) for r in await cur.fetchall()}
+        mine = [t for t in spans if t in locked]
+        if not mine:
             return
         await cur.executemany(
             q.UPSERT_WINDOW,
@@ -509,10 +680,18 @@ async def _store(
                     "computed_at": now,
                     "fingerprint": _stamp(prints.get((tank_id, w.day), 0)),
                 }
-                for w, f in zip(wins, figs, strict=True)
+                for tank_id in mine
+                for w, f in zip(spans[tank_id], got[tank_id][0], strict=True)
             ],
         )
-        await cur.execute(q.DELETE_REFILLS, {"tank": tank_id, "first": lo, "last": hi})
+        await cur.execute(
+            q.DELETE_REFILLS_EACH,
+            {
+                "tanks": mine,
+                "first": [spans[t][0].day for t in mine],
+                "last": [spans[t][-1].day for t in mine],
+            },
+        )
         rows = [
             {
                 "tank": tank_id,
@@ -523,7 +702,8 @@ async def _store(
                 "after": r.after_kg,
                 "amount": r.amount_kg,
             }
-            for d, r in found
+            for tank_id in mine
+            for d, r in got[tank_id][1]
         ]
         if rows:
             await cur.executemany(q.INSERT_REFILL, rows)

@@ -2,6 +2,12 @@
 
 A rule never writes; the engine (api.alerts.engine) turns conditions into alert transitions.
 Thresholds are settings (api.alerts.config.AlertSettings, and the platform's `needs_more_days`).
+
+The `supply` rule is the round's cost at national scale: it reads every monitored tank's
+accounting windows of D−6..D+1 (D the last closed report day) once for both days
+(`facility_telemetry_days`), recomputing — set-based, api.accounting.telemetry — those the API's
+windows-ahead job has not kept fresh, and storing them (a cache, not an outcome of the rule).
+bench/alert_round.py times each rule on a generated national country.
 """
 
 from __future__ import annotations
@@ -321,15 +327,17 @@ async def supply(
 ) -> list[Condition]:
     """Days of supply under the threshold, and consumption abnormal against own history."""
     from api.accounting.stock import days_of_supply, is_leak
-    from api.accounting.telemetry import facility_telemetry
+    from api.accounting.telemetry import facility_telemetry_days
     from api.accounting.windows import last_complete_day
 
     fids = [int(r[0]) for r in await (await conn.execute(_MONITORED_FACILITIES)).fetchall()]
     if not fids:
         return []
     done = last_complete_day(now, acc)
-    current = await facility_telemetry(conn, fids, done + timedelta(days=1), acc, now=now)
-    closed = await facility_telemetry(conn, fids, done, acc, now=now)
+    # Both days at once: the tanks' windows D−6..D+1 are read (and the stale ones recomputed)
+    # once, not twice over the six days the two share.
+    both = await facility_telemetry_days(conn, fids, [done, done + timedelta(days=1)], acc, now=now)
+    current, closed = both[done + timedelta(days=1)], both[done]
     out = []
     for fid in fids:
         t = current[fid]
