@@ -57,6 +57,15 @@ def ahead_span(now: datetime, cfg: AccountingConfig) -> tuple[date, date]:
     return local_today(now, cfg) - timedelta(days=HISTORY_DAYS), report_day_of(now, cfg)
 
 
+def kept_fresh(cfg: AccountingConfig) -> timedelta:
+    """How old a stored open window may be for a reader that needs it only as fresh as this job
+    keeps it: the job's interval plus a round of its own of up to `open_window_fresh_seconds`
+    (90 s by default). The alert round reads with it (api.alerts.rules `supply`), so it never
+    recomputes the 3,000 open windows the job recomputes every interval, unless the job has
+    stopped or fallen that far behind; pages keep `open_window_fresh_seconds`."""
+    return timedelta(seconds=cfg.windows_ahead_interval_seconds + cfg.open_window_fresh_seconds)
+
+
 @dataclass(frozen=True, slots=True)
 class RoundResult:
     """What one round covered."""

@@ -165,13 +165,25 @@ def merge(points: Sequence[Point], dense: Sequence[Point]) -> list[Point]:
     return [by_ts[t] for t in sorted(by_ts)]
 
 
-def refill_regions(points: Sequence[Point], cfg: AccountingConfig) -> list[Span]:
-    """Where the refills of a coarse series may lie, with the draw context to refine each one."""
-    return [(lo - REFINE_CONTEXT, hi + REFINE_CONTEXT) for lo, hi in _search_spans(points, cfg)]
+# Index pairs (first, last) into a series: its refill candidates (`candidates`).
+Candidates = Sequence[tuple[int, int]]
+
+
+def refill_regions(
+    points: Sequence[Point], cfg: AccountingConfig, found: Candidates | None = None
+) -> list[Span]:
+    """Where the refills of a coarse series may lie, with the draw context to refine each one
+    (`found`: the series' `candidates`, when already known)."""
+    spans = _search_spans(points, cfg, found)
+    return [(lo - REFINE_CONTEXT, hi + REFINE_CONTEXT) for lo, hi in spans]
 
 
 def reaches_past(
-    points: Sequence[Point], start: datetime, end: datetime, cfg: AccountingConfig
+    points: Sequence[Point],
+    start: datetime,
+    end: datetime,
+    cfg: AccountingConfig,
+    found: Candidates | None = None,
 ) -> tuple[bool, bool]:
     """Whether a refill candidate of a series read over [start, end) needs data before `start`
     (resp. from `end` on) to be found and measured as on a longer series: it is within two steps
@@ -179,7 +191,7 @@ def reaches_past(
     past the range, where a neighbouring refill that stops that context may lie unread."""
     early = late = False
     n = len(points)
-    for first, last in _candidates(points, cfg):
+    for first, last in candidates(points, cfg) if found is None else found:
         lo = points[max(first - 2, 0)].ts - REFINE_CONTEXT
         hi = points[min(last + 2, n - 1)].ts + REFINE_CONTEXT
         early = early or first < 2 or lo < start
@@ -187,8 +199,10 @@ def reaches_past(
     return early, late
 
 
-def _candidates(points: Sequence[Point], cfg: AccountingConfig) -> list[tuple[int, int]]:
-    """Index pairs (first, last) of sustained steep rises of at least refill_min_kg."""
+def candidates(points: Sequence[Point], cfg: AccountingConfig) -> list[tuple[int, int]]:
+    """Index pairs (first, last) of sustained steep rises of at least refill_min_kg. The
+    functions that need them take them computed once per series (`found`): at national scale
+    their noise estimate was a third of the refill search's CPU, computed three times."""
     if len(points) < 2:
         return []
     sigma = noise_sigma(points)
@@ -215,12 +229,14 @@ def _candidates(points: Sequence[Point], cfg: AccountingConfig) -> list[tuple[in
     return out
 
 
-def _search_spans(points: Sequence[Point], cfg: AccountingConfig) -> list[Span]:
+def _search_spans(
+    points: Sequence[Point], cfg: AccountingConfig, found: Candidates | None = None
+) -> list[Span]:
     """Each candidate widened by two steps either side (a whole bucket of a coarse series): a
     bucket boundary may hide the first or last minutes of pumping inside steps too flat, or too
     short to stand above the noise, to count as steep. Overlapping spans are merged."""
     spans: list[Span] = []
-    for first, last in _candidates(points, cfg):
+    for first, last in candidates(points, cfg) if found is None else found:
         lo = points[max(first - 2, 0)].ts
         hi = points[min(last + 2, len(points) - 1)].ts
         if spans and lo <= spans[-1][1]:
@@ -443,13 +459,17 @@ def _split(series: Sequence[Point], span: Span, cfg: AccountingConfig) -> list[S
 
 
 def detect_refills(
-    points: Sequence[Point], cfg: AccountingConfig, dense: Sequence[Point] = ()
+    points: Sequence[Point],
+    cfg: AccountingConfig,
+    dense: Sequence[Point] = (),
+    found: Candidates | None = None,
 ) -> list[Refill]:
     """Refills of a contents series: candidates are sustained steep rises of the (possibly
-    coarse) series; each is then located and measured on the dense readings around it (`dense`,
-    else the series itself) by fitting draw line, ramp and shifted draw line."""
+    coarse) series (`found`, when already known); each is then located and measured on the
+    dense readings around it (`dense`, else the series itself) by fitting draw line, ramp and
+    shifted draw line."""
     series = merge(points, dense)
-    spans = [sub for span in _search_spans(points, cfg) for sub in _split(series, span, cfg)]
+    spans = [sub for span in _search_spans(points, cfg, found) for sub in _split(series, span, cfg)]
     refills: list[Refill] = []
     for k, span in enumerate(spans):
         lo = span[0] - REFINE_CONTEXT

@@ -45,9 +45,11 @@ from . import queries as q
 from .config import AccountingConfig
 from .series import (
     END_HALF_WIDTH,
+    Candidates,
     Point,
     Refill,
     WindowFigures,
+    candidates,
     detect_refills,
     merge,
     reaches_past,
@@ -305,26 +307,31 @@ def figures_for_days(
     windows: Sequence[Window],
     cfg: AccountingConfig,
     dense: Sequence[Point] = (),
+    found: Candidates | None = None,
 ) -> tuple[list[WindowFigures], list[tuple[date, Refill]]]:
     """Window figures and the refills (with their report day) from one contents series; `dense`
-    (minute data around the refill candidates and window ends) refines both."""
-    refills = detect_refills(points, cfg, dense)
+    (minute data around the refill candidates and window ends) refines both (`found`: the
+    series' refill candidates, when already known)."""
+    refills = detect_refills(points, cfg, dense, found)
     series = merge(points, dense)
     figs = [window_figures(series, refills, w.start, w.end, cfg) for w in windows]
-    found = []
+    dated = []
     for r in refills:
         for w in windows:
             if w.start <= r.started_at < w.end:
-                found.append((w.day, r))
-    return figs, found
+                dated.append((w.day, r))
+    return figs, dated
 
 
 def dense_intervals(
-    points: Sequence[Point], windows: Sequence[Window], cfg: AccountingConfig
+    points: Sequence[Point],
+    windows: Sequence[Window],
+    cfg: AccountingConfig,
+    found: Candidates | None = None,
 ) -> list[tuple[datetime, datetime]]:
     """Disjoint intervals whose minute data the figures need: around every refill candidate of
-    the coarse series and around every window end."""
-    ivs = refill_regions(points, cfg)
+    the coarse series (`found`, when already known) and around every window end."""
+    ivs = refill_regions(points, cfg, found)
     for w in windows:
         for ts in (w.start, w.end):
             ivs.append((ts - END_HALF_WIDTH, ts + END_HALF_WIDTH + timedelta(minutes=1)))
@@ -420,17 +427,24 @@ async def tanks_figures(
     # A refill at an edge of the series is found and measured on data past it, as when the
     # windows beyond were computed in the same span: a window's figures must not depend on
     # which days are computed with it (the BYT chart reads 7 days at once, a day's view one).
+    # Each series' refill candidates are found once, for the three steps that need them.
+    found = {t: candidates(p, cfg) for t, p in points.items()}
     wider: dict[int, tuple[datetime, datetime]] = {}
     for t, (start, end) in ranges.items():
-        early, late = reaches_past(points[t], start, end, cfg)
+        early, late = reaches_past(points[t], start, end, cfg, found[t])
         if early or late:
             wider[t] = (start - (REACH if early else _ZERO), end + (REACH if late else _ZERO))
     if wider:
-        points |= await contents_series_many(conn, sensors, cals, wider, source=source)
+        longer = await contents_series_many(conn, sensors, cals, wider, source=source)
+        points |= longer
+        found |= {t: candidates(p, cfg) for t, p in longer.items()}
     dense = await dense_series_many(
-        conn, sensors, cals, {t: dense_intervals(points[t], w, cfg) for t, w in spans.items()}
+        conn,
+        sensors,
+        cals,
+        {t: dense_intervals(points[t], w, cfg, found[t]) for t, w in spans.items()},
     )
-    return {t: figures_for_days(points[t], w, cfg, dense[t]) for t, w in spans.items()}
+    return {t: figures_for_days(points[t], w, cfg, dense[t], found[t]) for t, w in spans.items()}
 
 
 async def tank_refills(
@@ -786,16 +800,18 @@ async def facility_telemetry_days(
     cfg: AccountingConfig,
     *,
     now: datetime | None = None,
+    fresh: timedelta | None = None,
 ) -> dict[date, dict[int, FacilityTelemetry]]:
     """`facility_telemetry` for several report days at once (stored windows): the tanks, their
     windows over the whole span and the uncalibrated tanks are each read once, then every day
-    is assembled from them. A window is the same whichever day asks for it."""
+    is assembled from them. A window is the same whichever day asks for it. `fresh`: as in
+    `ensure_windows`."""
     if not report_days:
         return {}
     tanks, cylinders = await _tanks(conn, facility_ids)
     monitored = [t[1] for t in tanks if t[4]]
     first, last = min(report_days) - timedelta(days=6), max(report_days)
-    figs = await ensure_windows(conn, monitored, first, last, cfg, now=now)
+    figs = await ensure_windows(conn, monitored, first, last, cfg, now=now, fresh=fresh)
     blind = await _uncalibrated_days(conn, monitored, report_days, cfg)
     return {
         d: _assemble(

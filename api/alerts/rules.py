@@ -6,7 +6,9 @@ Thresholds are settings (api.alerts.config.AlertSettings, and the platform's `ne
 The `supply` rule is the round's cost at national scale: it reads every monitored tank's
 accounting windows of D−6..D+1 (D the last closed report day) once for both days
 (`facility_telemetry_days`), recomputing — set-based, api.accounting.telemetry — those the API's
-windows-ahead job has not kept fresh, and storing them (a cache, not an outcome of the rule).
+windows-ahead job has not kept fresh (an open window older than the job's interval plus
+`open_window_fresh_seconds`: api.accounting.ahead `kept_fresh`), and storing them (a cache,
+not an outcome of the rule).
 bench/alert_round.py times each rule on a generated national country.
 """
 
@@ -326,6 +328,7 @@ async def supply(
     conn: AsyncConnection[Any], now: datetime, acc: AccountingConfig, cfg: AlertSettings
 ) -> list[Condition]:
     """Days of supply under the threshold, and consumption abnormal against own history."""
+    from api.accounting.ahead import kept_fresh
     from api.accounting.stock import days_of_supply, is_leak
     from api.accounting.telemetry import facility_telemetry_days
     from api.accounting.windows import last_complete_day
@@ -335,8 +338,11 @@ async def supply(
         return []
     done = last_complete_day(now, acc)
     # Both days at once: the tanks' windows D−6..D+1 are read (and the stale ones recomputed)
-    # once, not twice over the six days the two share.
-    both = await facility_telemetry_days(conn, fids, [done, done + timedelta(days=1)], acc, now=now)
+    # once, not twice over the six days the two share. An open window is read as fresh while
+    # the API's windows-ahead job keeps it (`kept_fresh`): the round does not redo its work.
+    both = await facility_telemetry_days(
+        conn, fids, [done, done + timedelta(days=1)], acc, now=now, fresh=kept_fresh(acc)
+    )
     current, closed = both[done + timedelta(days=1)], both[done]
     out = []
     for fid in fids:

@@ -11,7 +11,14 @@ import pytest
 
 from api.accounting import corrections as corr
 from api.accounting.config import AccountingConfig
-from api.accounting.series import Point, detect_refills, window_figures
+from api.accounting.series import (
+    Point,
+    candidates,
+    detect_refills,
+    reaches_past,
+    refill_regions,
+    window_figures,
+)
 from api.accounting.simulate import (
     PlannedRefill,
     TankPlan,
@@ -90,6 +97,34 @@ def test_refill_detection_on_pure_series_estimates_draw_during_refill() -> None:
     # Noise alone is never a refill.
     noisy = [Point(p.ts, 5000.0 + (7.0 if i % 2 else -7.0)) for i, p in enumerate(pts)]
     assert detect_refills(noisy, CFG) == []
+
+
+def test_refill_candidates_found_once_give_what_each_step_finds_itself() -> None:
+    # Two refills in a day of minute data: the candidates computed once (as tanks_figures does)
+    # give the same regions, edges and refills as each step computing them again.
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    pts, kg = [], 5000.0
+    for m in range(24 * 60):
+        pts.append(Point(t0 + timedelta(minutes=m), kg + (3.0 if m % 3 else -3.0)))
+        kg -= 1.5
+        if 200 <= m < 240 or 1300 <= m < 1330:
+            kg += 90.0
+    found = candidates(pts, CFG)
+    assert len(found) == 2
+    start, end = t0 + timedelta(hours=1), t0 + timedelta(hours=22)
+    assert refill_regions(pts, CFG, found) == refill_regions(pts, CFG)
+    assert reaches_past(pts, start, end, CFG, found) == reaches_past(pts, start, end, CFG)
+    assert reaches_past(pts, start, end, CFG) == (False, True)  # the second ends past 22:00
+    got = detect_refills(pts, CFG, (), found)
+    assert got == detect_refills(pts, CFG)
+    # Pumped 3,600 and 2,700 kg, plus the draw meanwhile (1.5 kg/min).
+    assert [r.amount_kg for r in got] == [
+        pytest.approx(3660.0, rel=0.02),
+        pytest.approx(2745.0, rel=0.02),
+    ]
+    # The steps use what they are given: no candidates, no refill.
+    assert detect_refills(pts, CFG, (), []) == []
+    assert refill_regions(pts, CFG, []) == []
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.accounting import corrections as corr
-from api.accounting.ahead import LOCK, windows_round
+from api.accounting.ahead import LOCK, kept_fresh, windows_round
 from api.accounting.config import AccountingConfig
 from api.accounting.simulate import (
     PlannedRefill,
@@ -28,6 +28,8 @@ from api.accounting.simulate import (
 )
 from api.accounting.telemetry import FacilityTelemetry, Source, facility_telemetry
 from api.accounting.windows import days, window
+from api.alerts.config import AlertSettings
+from api.alerts.rules import Rule, evaluate_rules
 from api.app import create_app
 from api.deps import clock
 from oxy.settings import Settings
@@ -165,6 +167,30 @@ def test_the_open_window_is_reused_while_fresh_then_recomputed(db_url: str) -> N
     assert {at for (_t, d), at in rows_old.items() if d < D - timedelta(days=1)} == {NOW}
     assert again == raw  # freshness 0: recomputed on every read
     assert {at for (_t, d), at in rows_again.items() if d == D} == {NOW + timedelta(seconds=62)}
+
+
+def test_the_alert_round_reads_the_open_window_while_the_job_keeps_it(db_url: str) -> None:
+    kept = kept_fresh(CFG)
+
+    async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
+        await windows_round(conn, CFG, now=NOW)
+        for sensor, p in zip(c["sensors"], PLANS, strict=True):
+            await copy_readings(conn, readings(p, sensor, NOW, NOW + timedelta(minutes=2)))
+            await refresh_rollups(conn, sensor, NOW, NOW + timedelta(minutes=2))
+        rounds = []
+        for at in (NOW + kept - timedelta(seconds=1), NOW + kept + timedelta(seconds=1)):
+            await evaluate_rules(conn, at, AlertSettings(), CFG, only=[Rule.DAYS_OF_SUPPLY])
+            rows = await _rows(conn)
+            rounds.append({at for (t, d), at in rows.items() if d == D and t in c["tanks"]})
+        after = await _stored(conn, c["facs"], NOW + kept + timedelta(seconds=2))
+        return rounds, after, await _raw(conn, c["facs"])
+
+    (young, old), after, raw = _run(db_url, body)
+    # The job's interval plus a round of its own: 90 s, where a page recomputes after 60 s.
+    assert kept == timedelta(seconds=30 + 60)
+    assert young == {NOW}  # 89 s: the job's row, not recomputed by the alert round
+    assert old == {NOW + kept + timedelta(seconds=1)}  # 91 s: the job is behind, recomputed
+    assert after == raw  # with the new readings, as from the raw readings
 
 
 def test_a_late_reading_changes_the_next_load(db_url: str) -> None:
