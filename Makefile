@@ -54,10 +54,14 @@ timescaledb:
 
 # The suite in tiers, each timed by scripts/timed.sh (the summary closes `make test`); every
 # test is in exactly one tier:
-#   fast    - neither `slow` nor `browser`, in parallel over pytest-xdist workers (XDIST: one
-#             per core by default; two per core was faster on a quiet machine, 116 s instead of
-#             ~130, but a broker test's SUBACK went missing in two runs of four there, never
-#             with one per core: `XDIST=4 make test-fast` while working); each
+#   fast    - neither `slow` nor `browser`, in parallel over pytest-xdist workers (XDIST: two
+#             per core by default, `XDIST=auto` for one per core). A worker spends much of its
+#             time waiting on brokers, processes it started and PostgreSQL: with one per core
+#             on this 2-core machine the run's own processes used 0.76 of a core on average
+#             (PostgreSQL apart). Two per core fill those waits: 130 s instead of ~170 quiet;
+#             on a machine busy with another job as fast as one per core, for ~25 % more CPU
+#             (docs/architecture.md, Tiers). The SUBACK that went missing with two per core was
+#             a port race, fixed in tests/fix_mqtt.py (`free_port`); none in 2 runs since. Each
 #             worker has its own template database and private ports, and takes whole modules
 #             (--dist loadscope), the longest first (tests/conftest.py), so a module's seeded
 #             database is built once and no long module runs alone at the end.
@@ -68,13 +72,21 @@ timescaledb:
 #             assume an unshared machine.
 # All three run against plain PostgreSQL (OXY_TEST_DATABASE_URL), then against a private
 # TimescaleDB cluster the fixtures start (tests/fix_db.py).
-XDIST   ?= auto
+# Two per core, at most 8: tests/fix_mqtt.py gives 8 xdist workers port blocks of their own.
+XDIST   ?= $(shell n=$$((2 * $$(nproc 2>/dev/null || echo 1))); echo $$((n > 8 ? 8 : n)))
 TIMED   := bash scripts/timed.sh
 TIERS   := .venv/tiers.log
 BROWSER_XDIST ?= auto
 FAST    := $(BIN)/pytest -n $(XDIST) --dist loadscope -m "not slow and not browser" $(PYTEST_ARGS)
 BROWSER := $(BIN)/pytest -n $(BROWSER_XDIST) --dist loadscope -m "browser and not slow" $(PYTEST_ARGS)
 SLOW    := $(BIN)/pytest -n 0 -m slow $(PYTEST_ARGS)
+
+# pytest rewrites the asserts of every test module when it imports it, ~7 CPU-s per process for
+# this suite (4,000 asserts), in every xdist worker; it caches the result as bytecode unless
+# PYTHONDONTWRITEBYTECODE is set, as it is in some shells. The tests keep their bytecode under
+# .venv (not beside the sources): a worker's collection takes ~3.3 CPU-s instead of ~10.
+pytest test-fast: export PYTHONDONTWRITEBYTECODE :=
+pytest test-fast: export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
 
 pytest: $(VENV)/.dev-installed $(ASSETS) system-deps timescaledb
 	@$(TIMED) "fast (PostgreSQL)" $(FAST) && $(TIMED) "browser (PostgreSQL)" $(BROWSER) && \

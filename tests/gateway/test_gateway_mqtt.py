@@ -75,8 +75,12 @@ def test_eviction_is_counted_and_reported(
         run.gw.outbox is None or run.gw.outbox.evicted_total < 30
     ):
         time.sleep(0.1)
-    time.sleep(1.5)  # status file refresh after the transition
+    # The status file shows the transition at its next refresh: polled, not slept on.
+    deadline = time.monotonic() + 5
     local = status_command([path], json_out=True)
+    while "outbox_evicting" not in local and time.monotonic() < deadline:
+        time.sleep(0.1)
+        local = status_command([path], json_out=True)
     assert '"evicted_total":' in local and "outbox_evicting" in local
     broker.start()
     sub = subscriber_factory(broker.port)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pymodbus.client import ModbusTcpClient
@@ -27,6 +28,20 @@ def _read(port: int) -> list[int] | None:
         return None if rr.isError() else list(rr.registers)
     finally:
         client.close()
+
+
+def _until(port: int, ok: Callable[[list[int]], bool], timeout: float = 5.0) -> list[int]:
+    """The registers once the simulator answers and `ok` holds for them (polled, not slept on:
+    the simulator updates every 0.2 s); the last answer, or [] when it never answered, at the
+    deadline, for the caller's assert to show."""
+    deadline = time.monotonic() + timeout
+    regs: list[int] | None = None
+    while True:
+        got = _read(port)
+        regs = got if got is not None else regs
+        if (got is not None and ok(got)) or time.monotonic() > deadline:
+            return regs or []
+        time.sleep(0.05)
 
 
 def test_sim_process_and_fault_control(tmp_path: Path) -> None:
@@ -60,23 +75,25 @@ daily_kg = 24000.0
         wait_port(port)
         first = _read(port)
         assert first is not None
-        time.sleep(1.0)  # one simulated hour at 24 t/day: the level visibly drops
-        later = _read(port)
-        assert later is not None
-        assert decode(later[4:6], ValueType.FLOAT32) < decode(first[4:6], ValueType.FLOAT32) - 200
+        start_kg = decode(first[4:6], ValueType.FLOAT32)
+        # At 3600x, 24 t/day is 1 t per real second: the level visibly drops within a second.
+        later = _until(port, lambda r: decode(r[4:6], ValueType.FLOAT32) < start_kg - 200)
+        assert decode(later[4:6], ValueType.FLOAT32) < start_kg - 200
 
         sim_fault_command(cfg, "BV-A.T1", "out_of_range")
-        time.sleep(1.5)
-        regs = _read(port)
-        assert regs is not None and math.isnan(decode(regs[0:2], ValueType.FLOAT32))
+        regs = _until(port, lambda r: math.isnan(decode(r[0:2], ValueType.FLOAT32)))
+        assert math.isnan(decode(regs[0:2], ValueType.FLOAT32))
         assert regs[2] == 0xFFFF
 
         sim_fault_command(cfg, "BV-A.T1", "unreachable", duration=1.5)
-        time.sleep(1.0)
+        went = time.monotonic()
+        deadline = went + 5
+        while _read(port) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert _read(port) is None
-        time.sleep(2.0)
-        regs = _read(port)  # the timed fault ended by itself
-        assert regs is not None and not math.isnan(decode(regs[0:2], ValueType.FLOAT32))
+        regs = _until(port, lambda r: True)  # the timed fault ends by itself
+        assert time.monotonic() - went >= 1.0  # and not before its time
+        assert not math.isnan(decode(regs[0:2], ValueType.FLOAT32))
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
