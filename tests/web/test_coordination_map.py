@@ -84,8 +84,11 @@ def test_requests_and_shipments_on_the_maps(browser: Any, live_server: LiveServe
     assert syt.locator(f"#map path.flow-req-{ours}").count() == 1
     syt.locator(f"#map path.req-{ours}").dispatch_event("click")
     syt.wait_for_selector(".leaflet-popup-content a")
-    syt.click(".leaflet-popup-content a")
-    syt.wait_for_url(f"**/coordination/requests/{ours}")
+    # Followed from the keyboard (focus, Enter), as the popup's link is reachable: a pointer
+    # click is aimed where the link was when it looked still, and the popup's auto-pan can move
+    # it after that on a loaded machine (CI once clicked the map beside it and never navigated).
+    syt.locator(".leaflet-popup-content a").press("Enter")
+    syt.wait_for_url(f"**/coordination/requests/{ours}", wait_until="commit")
     syt.wait_for_selector("[data-testid=request-state]")
     assert syt.js_errors == []
 
