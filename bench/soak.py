@@ -838,6 +838,9 @@ class JobTimes:
     # Every whole-country alert round of the run: (started, s after the start; seconds), the
     # one in progress (its start) and the rounds that failed (why).
     alert_rounds: list[tuple[float, float]] = field(default_factory=list)
+    # Per finished round: the accounting windows it computed and stored itself (rows stamped with
+    # its `now`), i.e. what the API's windows-ahead job had not kept fresh for it.
+    alert_windows: list[int] = field(default_factory=list)
     alert_running: float | None = None
     alert_failures: list[str] = field(default_factory=list)
 
@@ -861,7 +864,13 @@ async def run_jobs(url: str, cfg: SoakConfig, t0: float, times: JobTimes) -> Non
             start = time.monotonic()
             times.alert_running = start - t0
             try:
-                await alerts_once(conn, datetime.now(UTC), alert_cfg, acc, {})
+                now = datetime.now(UTC)
+                await alerts_once(conn, now, alert_cfg, acc, {})
+                await conn.commit()
+                cur = await conn.execute(
+                    "SELECT count(*) FROM tank_windows WHERE computed_at = %s", (now,)
+                )
+                times.alert_windows.append(int((await cur.fetchone() or (0,))[0]))
                 await conn.commit()
             except psycopg.Error as exc:  # reported with the figures, never hidden
                 await conn.rollback()
@@ -1028,6 +1037,7 @@ class SoakResult:
     generator_readings: int = 0
     wire: str = "v2"
     not_stored: list[str] = field(default_factory=list)  # received, not stored: why
+    alert_windows: list[int] = field(default_factory=list)  # per finished round: see JobTimes
 
 
 async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) -> SoakResult:
@@ -1189,6 +1199,7 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
         gen_readings,
         cfg.wire,
         not_stored,
+        times.alert_windows,
     )
 
 
@@ -1234,6 +1245,9 @@ def summary(res: SoakResult, out: Any) -> None:
     rounds = ", ".join(f"{secs:.1f} s (at {at:.0f} s)" for at, secs in res.alert_rounds)
     print(f"alert evaluation of the whole country, per round: {rounds or 'none finished'}",
           file=out)  # fmt: skip
+    if res.alert_windows:
+        print("  accounting windows each round computed itself (not kept fresh by the API's job): "
+              + ", ".join(f"{n:,}" for n in res.alert_windows), file=out)  # fmt: skip
     if res.alert_unfinished is not None:
         at, ran = res.alert_unfinished
         print(f"  a round started at {at:.0f} s was still running {ran:.0f} s later and was "
