@@ -23,59 +23,12 @@ GROUP BY k.tank_id, k.id, k.version, k.valid_from
 ORDER BY k.tank_id, k.valid_from
 """
 
-ACTIVE_CORRECTIONS_OVERLAP: Final = """
-SELECT DISTINCT sensor_id FROM corrections
-WHERE sensor_id = ANY(%(sensors)s) AND reverted_at IS NULL
-  AND ts_from < %(end)s AND ts_to >= %(start)s
-"""
-
-# Raw readings of one sensor with the corrections overlay: an active 'invalidate' drops the
-# reading, an active 'replace' substitutes its value (and makes a bad reading usable). The newest
-# correction covering a reading wins. Bucketed so that the same code serves 1-minute and 1-hour
-# series; the origin is the rollups' (2000-01-03 00:00 UTC).
-RAW_BUCKETS: Final = """
-WITH r AS (
-    SELECT r.ts,
-           CASE WHEN c.action = 'replace' THEN c.value ELSE r.value END AS value,
-           r.quality, c.action
-    FROM readings r
-    LEFT JOIN LATERAL (
-        SELECT action, value FROM corrections c
-        WHERE c.sensor_id = r.sensor_id AND c.reverted_at IS NULL
-          AND r.ts >= c.ts_from AND r.ts <= c.ts_to
-        ORDER BY c.id DESC LIMIT 1
-    ) c ON TRUE
-    WHERE r.sensor_id = %(sensor)s AND r.ts >= %(start)s AND r.ts < %(end)s
-)
-SELECT date_bin(%(width)s, ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
-       min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
-       max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value,
-       min(value) AS min_value, count(*) AS n
-FROM r
-WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
-  AND (quality = quality_code('good') OR action = 'replace')
-GROUP BY 1 ORDER BY 1
-"""
-
-# The ingest rollups (good readings only, no corrections): used when no correction touches the
-# range. The table behind readings_1h carries first_ts/last_ts on both storage paths.
-ROLLUP_1H_BUCKETS: Final = """
-SELECT bucket, first_ts, first_value, last_ts, last_value, min_value, n
-FROM rollup_1h
-WHERE sensor_id = %(sensor)s AND bucket >= %(start)s AND bucket < %(end)s
-ORDER BY bucket
-"""
-
 STORED_WINDOWS: Final = """
 SELECT tank_id, report_day, open_kg, close_kg, min_kg, consumption_kg, refilled_kg, refills,
        coverage, readings, computed_at, fingerprint
 FROM tank_windows
 WHERE tank_id = ANY(%(tanks)s) AND report_day >= %(first)s AND report_day <= %(last)s
 """
-
-# The right to write a tank's cached windows until the transaction ends, taken without waiting
-# (two int4 keys: their space never meets the one-bigint locks of api.accounting.ahead).
-TRY_TANK_CACHE_LOCK: Final = "SELECT pg_try_advisory_xact_lock(20251, %(tank)s)"
 
 UPSERT_WINDOW: Final = """
 INSERT INTO tank_windows (tank_id, report_day, open_kg, close_kg, min_kg, consumption_kg,
@@ -117,11 +70,6 @@ WHERE tank_id IS NOT NULL AND quantity IN ('dp', 'contents', 'level_pct')
 ORDER BY tank_id
 """
 
-DELETE_REFILLS: Final = """
-DELETE FROM refill_events WHERE tank_id = %(tank)s AND report_day >= %(first)s
-  AND report_day <= %(last)s
-"""
-
 INSERT_REFILL: Final = """
 INSERT INTO refill_events (tank_id, started_at, ended_at, report_day, before_kg, after_kg,
                            amount_kg)
@@ -158,34 +106,6 @@ WHERE s.id = %(sensor)s AND w.tank_id = s.tank_id
   AND w.report_day >= %(first)s AND w.report_day <= %(last)s
 """
 
-# Raw readings (with the corrections overlay, as RAW_BUCKETS) of one sensor over several
-# disjoint intervals, as 1-minute buckets: the dense data that refines refills and window ends.
-RAW_MINUTES_IN: Final = """
-WITH iv AS (
-    SELECT * FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS iv (lo, hi)
-), r AS (
-    SELECT r.ts,
-           CASE WHEN c.action = 'replace' THEN c.value ELSE r.value END AS value,
-           r.quality, c.action
-    FROM iv JOIN readings r
-      ON r.sensor_id = %(sensor)s AND r.ts >= iv.lo AND r.ts < iv.hi
-    LEFT JOIN LATERAL (
-        SELECT action, value FROM corrections c
-        WHERE c.sensor_id = r.sensor_id AND c.reverted_at IS NULL
-          AND r.ts >= c.ts_from AND r.ts <= c.ts_to
-        ORDER BY c.id DESC LIMIT 1
-    ) c ON TRUE
-)
-SELECT date_bin(INTERVAL '1 minute', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
-       min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
-       max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value,
-       min(value) AS min_value, count(*) AS n
-FROM r
-WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
-  AND (quality = quality_code('good') OR action = 'replace')
-GROUP BY 1 ORDER BY 1
-"""
-
 # DP-measured tanks with readings in [start, end) and no calibration valid at the window's end:
 # their contents cannot be known ("calibration_missing", not "no telemetry").
 UNCALIBRATED_TANKS: Final = """
@@ -208,10 +128,10 @@ WHERE EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.id
                   AND k.valid_from <= w.end_ts)
 """
 
-# The set-based forms of the per-sensor queries above, for many tanks in one round trip (the
-# alert round and the windows-ahead job recompute up to 3,000 tanks' windows at once): each takes
-# parallel arrays (sensor, range start, range end), one element per sensor, and returns the
-# sensor id with the same rows, in sensor then bucket order.
+# Readings are read for many tanks in one round trip (the alert round and the windows-ahead job
+# recompute up to 3,000 tanks' windows at once; one tank is the same query with one element):
+# each query takes parallel arrays (sensor, range start, range end) and returns the sensor id with
+# its rows, in sensor then bucket order. A sensor may appear with several disjoint ranges.
 ACTIVE_CORRECTIONS_OVERLAP_EACH: Final = """
 SELECT DISTINCT d.sensor_id
 FROM unnest(%(sensors)b::bigint[], %(start)b::timestamptz[], %(end)b::timestamptz[])
@@ -220,6 +140,8 @@ JOIN corrections c ON c.sensor_id = d.sensor_id AND c.reverted_at IS NULL
   AND c.ts_from < d.hi AND c.ts_to >= d.lo
 """
 
+# The ingest rollups (good readings only, no corrections): used when no correction touches the
+# range. The table behind readings_1h carries first_ts/last_ts on both storage paths.
 ROLLUP_1H_BUCKETS_EACH: Final = """
 SELECT d.sensor_id, r.bucket, r.first_ts, r.first_value, r.last_ts, r.last_value, r.min_value,
        r.n
@@ -229,7 +151,11 @@ JOIN rollup_1h r ON r.sensor_id = d.sensor_id AND r.bucket >= d.lo AND r.bucket 
 ORDER BY d.sensor_id, r.bucket
 """
 
-# RAW_BUCKETS for many sensors, each over its own range.
+# Raw readings with the corrections overlay: an active 'invalidate' drops the reading, an active
+# 'replace' substitutes its value (and makes a bad reading usable). The newest correction covering
+# a reading wins. Bucketed so that the same query serves the 1-hour series (no rollup, or a
+# correction applies) and the 1-minute data that refines refills and window ends; the origin is
+# the rollups' (2000-01-03 00:00 UTC).
 RAW_BUCKETS_EACH: Final = """
 WITH d AS (
     SELECT * FROM unnest(%(sensors)b::bigint[], %(start)b::timestamptz[],
@@ -256,37 +182,9 @@ WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
 GROUP BY 1, 2 ORDER BY 1, 2
 """
 
-# RAW_MINUTES_IN for many sensors: the intervals as parallel arrays (sensor, lo, hi), each
-# sensor's intervals disjoint.
-RAW_MINUTES_EACH: Final = """
-WITH iv AS (
-    SELECT * FROM unnest(%(sensors)b::bigint[], %(lo)b::timestamptz[], %(hi)b::timestamptz[])
-         AS iv (sensor_id, lo, hi)
-), r AS (
-    SELECT r.sensor_id, r.ts,
-           CASE WHEN c.action = 'replace' THEN c.value ELSE r.value END AS value,
-           r.quality, c.action
-    FROM iv JOIN readings r
-      ON r.sensor_id = iv.sensor_id AND r.ts >= iv.lo AND r.ts < iv.hi
-    LEFT JOIN LATERAL (
-        SELECT action, value FROM corrections c
-        WHERE c.sensor_id = r.sensor_id AND c.reverted_at IS NULL
-          AND r.ts >= c.ts_from AND r.ts <= c.ts_to
-        ORDER BY c.id DESC LIMIT 1
-    ) c ON TRUE
-)
-SELECT sensor_id,
-       date_bin(INTERVAL '1 minute', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
-       min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value,
-       max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value,
-       min(value) AS min_value, count(*) AS n
-FROM r
-WHERE value IS NOT NULL AND action IS DISTINCT FROM 'invalidate'
-  AND (quality = quality_code('good') OR action = 'replace')
-GROUP BY 1, 2 ORDER BY 1, 2
-"""
-
-# TRY_TANK_CACHE_LOCK for many tanks at once: the tanks whose lock this transaction got.
+# The right to write tanks' cached windows until the transaction ends, taken without waiting
+# (two int4 keys: their space never meets the one-bigint locks of api.accounting.ahead): the
+# tanks whose lock this transaction got.
 TRY_TANK_CACHE_LOCKS: Final = """
 SELECT t FROM (
     SELECT t, pg_try_advisory_xact_lock(20251, t) AS got FROM unnest(%(tanks)b::int[]) AS t

@@ -373,11 +373,12 @@ async def dense_series_many(
     rows: dict[int, list[Sequence[Any]]] = {}
     if flat:
         cur = await conn.execute(
-            q.RAW_MINUTES_EACH,
+            q.RAW_BUCKETS_EACH,
             {
                 "sensors": [sensors[t].sensor_id for t, _, _ in flat],
-                "lo": [lo for _, lo, _ in flat],
-                "hi": [hi for _, _, hi in flat],
+                "start": [lo for _, lo, _ in flat],
+                "end": [hi for _, _, hi in flat],
+                "width": timedelta(minutes=1),
             },
             binary=True,  # rows in binary: timestamps parsed in C
         )
