@@ -389,28 +389,6 @@ async def dense_series_many(
     }
 
 
-async def tank_figures(
-    conn: AsyncConnection[Any],
-    sensor: LevelSensor,
-    cal: Calibrations | None,
-    wins: Sequence[Window],
-    cfg: AccountingConfig,
-    *,
-    source: Source = Source.STORED,
-) -> tuple[list[WindowFigures], list[tuple[date, Refill]]]:
-    """One tank's window figures and refills: the coarse series finds the candidates, minute
-    data around them and around the window ends measures them."""
-    got = await tanks_figures(
-        conn,
-        {sensor.tank_id: sensor},
-        {sensor.tank_id: cal} if cal else {},
-        {sensor.tank_id: wins},
-        cfg,
-        source=source,
-    )
-    return got[sensor.tank_id]
-
-
 async def tanks_figures(
     conn: AsyncConnection[Any],
     sensors: dict[int, LevelSensor],
@@ -420,9 +398,10 @@ async def tanks_figures(
     *,
     source: Source = Source.STORED,
 ) -> dict[int, tuple[list[WindowFigures], list[tuple[date, Refill]]]]:
-    """`tank_figures` of many tanks (keys of `spans`, each with its consecutive windows) in
-    a handful of queries whatever their number (`contents_series_many`, `dense_series_many`);
-    the arithmetic is the same per tank, on the same rows."""
+    """Window figures and refills of many tanks (keys of `spans`, each with its consecutive
+    windows): the coarse series finds the candidates, minute data around them and around the
+    window ends measures them. One tank or 500, a handful of queries (`contents_series_many`,
+    `dense_series_many`), and per tank the same rows and the same arithmetic."""
     ranges = {t: (w[0].start - CONTEXT, w[-1].end + CONTEXT) for t, w in spans.items()}
     points = await contents_series_many(conn, sensors, cals, ranges, source=source)
     # A refill at an edge of the series is found and measured on data past it, as when the
@@ -596,8 +575,6 @@ async def _ensure_windows(
 ) -> dict[tuple[int, date], WindowFigures]:
     now = now or datetime.now(UTC)
     fresh = timedelta(seconds=cfg.open_window_fresh_seconds) if fresh is None else fresh
-    if not tank_ids:
-        return {}
     sensors = await level_sensors(conn, list(tank_ids))
     all_days = days(first, last)
     wins = {d: window(d, cfg) for d in all_days}

@@ -32,7 +32,6 @@ from api.accounting.telemetry import (
     compute_windows,
     ensure_windows,
     level_sensors,
-    tank_figures,
     tanks_figures,
 )
 from api.accounting.windows import days, window
@@ -131,7 +130,7 @@ def test_a_batch_equals_one_tank_at_a_time_and_the_raw_readings(db_url: str) -> 
         _forget()
         batch = await tanks_figures(conn, sensors, cals, dict.fromkeys(tanks, wins), CFG)
         _forget()
-        one = {t: await tank_figures(conn, sensors[t], cals.get(t), wins, CFG) for t in tanks}
+        one = {t: (await tanks_figures(conn, sensors, cals, {t: wins}, CFG))[t] for t in tanks}
         stored = await ensure_windows(conn, tanks, FIRST, D, CFG, now=now)
         raw = await _fresh(conn, tanks, FIRST, D)
         return tanks, batch, one, stored, raw
