@@ -378,25 +378,34 @@ def test_late_readings_reach_stored_windows(db_url: str) -> None:
 STRADDLE = PlannedRefill(W0 + timedelta(days=1, minutes=-20), 50, 6000.0)
 
 
+async def _tank_with(
+    conn: psycopg.AsyncConnection[Any], code: str, refill: PlannedRefill
+) -> tuple[int, int, TankPlan, datetime]:
+    """A facility of SYT-01 with one tank drawing 1.5 t/day and the one delivery, its readings
+    from 4 h before W0 to 3 days and 4 h after (rolled up): (facility, tank, plan, end)."""
+    cur = await conn.execute("SELECT id FROM organisations WHERE code = 'SYT-01'")
+    row = await cur.fetchone()
+    assert row
+    fac = await add_facility(conn, code, int(row[0]), "01")
+    p = TankPlan(
+        capacity_kg=20000.0,
+        diameter_m=2.5,
+        start_kg=9000.0,
+        draw_kg_per_day=1500.0,
+        refills=(refill,),
+    )
+    tank, sensor = await add_tank(conn, fac, "T1", p, valid_from=W0 - timedelta(days=30))
+    assert sensor is not None
+    start, end = W0 - timedelta(hours=4), W0 + timedelta(days=3, hours=4)
+    await copy_readings(conn, readings(p, sensor, start, end, seed=11))
+    await refresh_rollups(conn, sensor, start, end)
+    return fac, tank, p, end
+
+
 async def _straddle(url: str) -> dict[str, Any]:
     conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
     async with conn:
-        cur = await conn.execute("SELECT id FROM organisations WHERE code = 'SYT-01'")
-        row = await cur.fetchone()
-        assert row
-        fac = await add_facility(conn, "BV-ST", int(row[0]), "01")
-        p = TankPlan(
-            capacity_kg=20000.0,
-            diameter_m=2.5,
-            start_kg=9000.0,
-            draw_kg_per_day=1500.0,
-            refills=(STRADDLE,),
-        )
-        tank, sensor = await add_tank(conn, fac, "T1", p, valid_from=W0 - timedelta(days=30))
-        assert sensor is not None
-        start, end = W0 - timedelta(hours=4), W0 + timedelta(days=3, hours=4)
-        await copy_readings(conn, readings(p, sensor, start, end, seed=11))
-        await refresh_rollups(conn, sensor, start, end)
+        fac, tank, p, end = await _tank_with(conn, "BV-ST", STRADDLE)
         last = DAY0 + timedelta(days=2)
         now = end + timedelta(days=1)
         stored = await ensure_windows(conn, [tank], DAY0, last, CFG, now=now)
@@ -483,22 +492,7 @@ def test_refill_across_1600_is_split_between_the_two_windows(db_url: str) -> Non
 async def _spans(url: str, refill: PlannedRefill) -> dict[str, Any]:
     conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
     async with conn:
-        cur = await conn.execute("SELECT id FROM organisations WHERE code = 'SYT-01'")
-        row = await cur.fetchone()
-        assert row
-        fac = await add_facility(conn, "BV-SP", int(row[0]), "01")
-        p = TankPlan(
-            capacity_kg=20000.0,
-            diameter_m=2.5,
-            start_kg=9000.0,
-            draw_kg_per_day=1500.0,
-            refills=(refill,),
-        )
-        tank, sensor = await add_tank(conn, fac, "T1", p, valid_from=W0 - timedelta(days=30))
-        assert sensor is not None
-        start, end = W0 - timedelta(hours=4), W0 + timedelta(days=3, hours=4)
-        await copy_readings(conn, readings(p, sensor, start, end, seed=11))
-        await refresh_rollups(conn, sensor, start, end)
+        fac, tank, _plan, end = await _tank_with(conn, "BV-SP", refill)
         now = end + timedelta(days=1)  # every window settled: nothing depends on the clock
         report_days = [DAY0 + timedelta(days=i) for i in range(3)]
         # The BYT chart: the windows of the whole span computed together, every day from them.
