@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pymodbus.client import ModbusTcpClient
+from pymodbus.exceptions import ModbusException
 
 from gateway.main import sim_fault_command
 from gateway.registers import ValueType, decode
@@ -20,12 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _read(port: int) -> list[int] | None:
+    """The first 8 registers, or None when the simulator does not answer: refused, timed out,
+    or the connection reset (an 'unreachable' fault may drop it while the client reads)."""
     client = ModbusTcpClient("127.0.0.1", port=port, timeout=1)
     try:
         if not client.connect():
             return None
         rr = client.read_holding_registers(0, count=8, device_id=1)
         return None if rr.isError() else list(rr.registers)
+    except (OSError, ModbusException):
+        return None
     finally:
         client.close()
 
