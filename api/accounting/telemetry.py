@@ -1,9 +1,10 @@
 """Accounting data layer: contents series from readings (with corrections), per-window figures.
 
 Per tank and report window the figures are kept in `tank_windows` so that SYT and BYT views
-read a few rows per facility. A settled window (closed plus a grace period for late readings) is
-recomputed when it was computed before it settled or its readings changed since; an open (or just
-closed) one is reused while younger than `open_window_fresh_seconds`; corrections delete the
+read a few rows per facility. A settled window (closed plus a grace period for late readings, and
+the last UTC day of its data over) is recomputed when it was computed before it settled or its
+readings changed since; an open one is reused while younger than `open_window_fresh_seconds`, a
+closed one not settled yet while no late reading changed its hours; corrections delete the
 windows they touch. The API's periodic job (api.accounting.ahead) keeps every monitored tank's
 windows of D−12..D stored; a range nobody computed yet is computed on first read, so totals stay
 live.
@@ -501,6 +502,17 @@ async def fingerprints(
     return {(tank_of[int(r[0])], r[1]): int(r[2]) for r in await cur.fetchall()}
 
 
+def settles(w: Window, cfg: AccountingConfig) -> datetime:
+    """When a closed window is checked against the daily rollup (`fingerprints`): after the late
+    grace, and once the last UTC day its data reaches has ended. Before that, that day's count
+    grows with the readings of its hours past the window, so every check would find the window
+    stale (a national soak's alert round recomputed up to all 3,000 windows of the last closed
+    day for it); the window is checked by the hours of its data instead (`live_fingerprints`)."""
+    last_day = (w.end + CONTEXT - timedelta(microseconds=1)).astimezone(UTC).date()
+    day_ended = datetime.combine(last_day + timedelta(days=1), time(), UTC)
+    return max(w.end + timedelta(minutes=cfg.late_grace_minutes), day_ended)
+
+
 def _hour(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
@@ -549,14 +561,15 @@ async def ensure_windows(
 ) -> dict[tuple[int, date], WindowFigures]:
     """Stored window figures for the tanks and days, recomputing the missing and stale ones.
 
-    A settled window (closed more than the late grace ago) is stale when it was computed before
-    it settled or its readings changed since (late readings: `fingerprints`); corrections and
-    calibration changes delete the rows they touch. A window still open, or closed within the
-    grace, is read from its row while that row is younger than `fresh` (default: the setting
-    `open_window_fresh_seconds`; the periodic job passes its interval), was computed after the
-    window closed if it has closed, and no reading arrived since for an hour already past
-    (`live_fingerprints`); otherwise it is recomputed, so a page shows figures at most that old.
-    """
+    A settled window (closed more than the late grace ago and the last UTC day of its data
+    over: `settles`) is stale when it was computed before it settled or its readings changed
+    since (late readings: `fingerprints`); corrections and calibration changes delete the rows
+    they touch. A window still open, or closed but not settled, is read from its row while that
+    row is younger than `fresh` (default: the setting `open_window_fresh_seconds`; the periodic
+    job passes its interval) or was computed once all hours of its data had passed, was computed
+    after the window closed if it has closed, and no reading arrived since for an hour already
+    past (`live_fingerprints`); otherwise it is recomputed, so a page shows figures at most that
+    old."""
     if not tank_ids:
         return {}
     async with without_jit(conn):
@@ -578,7 +591,7 @@ async def _ensure_windows(
     sensors = await level_sensors(conn, list(tank_ids))
     all_days = days(first, last)
     wins = {d: window(d, cfg) for d in all_days}
-    settle = {d: w.end + timedelta(minutes=cfg.late_grace_minutes) for d, w in wins.items()}
+    settle = {d: settles(w, cfg) for d, w in wins.items()}
     settled = [d for d in all_days if settle[d] <= now]
     prints = await fingerprints(conn, sensors, min(settled), max(settled), cfg) if settled else {}
     cur = await conn.execute(
@@ -592,7 +605,13 @@ async def _ensure_windows(
         if settle[day] <= now:
             if at >= settle[day] and (r[11] or 0) == _stamp(prints.get(key, 0)):
                 have[key] = row
-        elif timedelta(0) <= now - at < fresh and (now < wins[day].end or at >= wins[day].end):
+        elif (
+            timedelta(0) <= now - at
+            and (now < wins[day].end or at >= wins[day].end)
+            # Fresh enough, or computed once every hour of its data had passed: then its hourly
+            # fingerprint covers all of them and only a late reading can change it.
+            and (now - at < fresh or _hour(at) >= wins[day].end + CONTEXT)
+        ):
             live[key] = (row, at, r[11] or 0)
     if live:
         counts = await live_fingerprints(

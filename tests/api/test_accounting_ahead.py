@@ -280,6 +280,41 @@ def test_a_window_computed_open_is_redone_once_it_has_closed(db_url: str) -> Non
     assert {at for (_t, d), at in rows.items() if d < D} == {end - timedelta(seconds=10)}
 
 
+def test_the_last_closed_day_is_kept_while_today_s_readings_arrive(db_url: str) -> None:
+    """14:00 UTC (21:00 local): D closed at 09:00 UTC and its data ends at 12:00 UTC, but the
+    UTC day it ends in goes on receiving readings. Those must not make D's windows stale (a
+    national soak's alert round recomputed up to all 3,000 of them for it); a late reading in
+    D's own hours still does."""
+    late = window(D, CFG).end + timedelta(hours=5)
+
+    async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
+        for sensor, p in zip(c["sensors"], PLANS, strict=True):
+            await copy_readings(conn, readings(p, sensor, NOW, late))
+            await refresh_rollups(conn, sensor, NOW, late)
+        await windows_round(conn, CFG, now=late)
+        # The live readings of the next two minutes arrive.
+        for sensor, p in zip(c["sensors"], PLANS, strict=True):
+            await copy_readings(conn, readings(p, sensor, late, late + timedelta(minutes=2)))
+            await refresh_rollups(conn, sensor, late, late + timedelta(minutes=2))
+        await _stored(conn, c["facs"], late + timedelta(minutes=5))
+        kept = await _rows(conn)
+        # Tank A's gateway replays the three hours it missed on D (late readings of D).
+        sensor, p = c["sensors"][0], PLANS[0]
+        full = dataclasses.replace(p, gaps=())
+        missed = [r for r in readings(full, sensor, START, NOW, seed=0) if GAP[0] <= r[1] < GAP[1]]
+        await copy_readings(conn, iter(missed))
+        await refresh_rollups(conn, sensor, GAP[0], GAP[1])
+        after = await _stored(conn, c["facs"], late + timedelta(minutes=6))
+        return c, kept, await _rows(conn), after, await _raw(conn, c["facs"])
+
+    c, kept, redone, after, raw = _run(db_url, body)
+    assert {at for (_t, d), at in kept.items() if d <= D} == {late}
+    tank_a, tank_b = c["tanks"]
+    assert redone[(tank_a, D)] == late + timedelta(minutes=6)  # the late readings: redone
+    assert redone[(tank_b, D)] == late
+    assert after == raw
+
+
 def test_the_api_starts_after_its_first_round_and_pages_compute_nothing(
     settings: Settings, world: World
 ) -> None:
