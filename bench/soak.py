@@ -841,6 +841,10 @@ class JobTimes:
     # Per finished round: the accounting windows it computed and stored itself (rows stamped with
     # its `now`), i.e. what the API's windows-ahead job had not kept fresh for it.
     alert_windows: list[int] = field(default_factory=list)
+    # Per round, before it ran: the open day's stored windows by their `computed_at` stamp (age in
+    # s, count), newest first: which rounds of the API's job had stored them, and how long ago.
+    alert_stamps: list[list[tuple[Any, float, int]]] = field(default_factory=list)
+    alert_days: list[list[tuple[Any, int]]] = field(default_factory=list)
     alert_running: float | None = None
     alert_failures: list[str] = field(default_factory=list)
 
@@ -848,6 +852,7 @@ class JobTimes:
 async def run_jobs(url: str, cfg: SoakConfig, t0: float, times: JobTimes) -> None:
     """The alert evaluation (whole country) and the coordination sync, as their services run
     them, every `cfg.alert_every_s`; each round timed."""
+    from api.accounting.windows import report_day_of
     from api.alerts.service import run_once as alerts_once
     from api.coordination.service import run_once as coordination_once
     from api.settings import load_centre_settings
@@ -865,12 +870,25 @@ async def run_jobs(url: str, cfg: SoakConfig, t0: float, times: JobTimes) -> Non
             times.alert_running = start - t0
             try:
                 now = datetime.now(UTC)
+                cur = await conn.execute(
+                    "SELECT report_day, computed_at, count(*) FROM tank_windows"
+                    " WHERE report_day >= %s GROUP BY 1, 2 ORDER BY 1 DESC, 2 DESC",
+                    (report_day_of(now, acc) - timedelta(days=7),),
+                )
+                times.alert_stamps.append(
+                    [(d, (now - at).total_seconds(), int(n)) for d, at, n in await cur.fetchall()]
+                )
+                await conn.commit()
                 await alerts_once(conn, now, alert_cfg, acc, {})
                 await conn.commit()
                 cur = await conn.execute(
-                    "SELECT count(*) FROM tank_windows WHERE computed_at = %s", (now,)
+                    "SELECT report_day, count(*) FROM tank_windows WHERE computed_at = %s"
+                    " GROUP BY 1 ORDER BY 1",
+                    (now,),
                 )
-                times.alert_windows.append(int((await cur.fetchone() or (0,))[0]))
+                got = await cur.fetchall()
+                times.alert_windows.append(sum(int(n) for _d, n in got))
+                times.alert_days.append([(d, int(n)) for d, n in got])
                 await conn.commit()
             except psycopg.Error as exc:  # reported with the figures, never hidden
                 await conn.rollback()
@@ -1038,6 +1056,8 @@ class SoakResult:
     wire: str = "v2"
     not_stored: list[str] = field(default_factory=list)  # received, not stored: why
     alert_windows: list[int] = field(default_factory=list)  # per finished round: see JobTimes
+    alert_stamps: list[list[tuple[Any, float, int]]] = field(default_factory=list)  # see JobTimes
+    alert_days: list[list[tuple[Any, int]]] = field(default_factory=list)  # see JobTimes
 
 
 async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) -> SoakResult:
@@ -1200,6 +1220,8 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
         cfg.wire,
         not_stored,
         times.alert_windows,
+        times.alert_stamps,
+        times.alert_days,
     )
 
 
@@ -1248,6 +1270,12 @@ def summary(res: SoakResult, out: Any) -> None:
     if res.alert_windows:
         print("  accounting windows each round computed itself (not kept fresh by the API's job): "
               + ", ".join(f"{n:,}" for n in res.alert_windows), file=out)  # fmt: skip
+    for i, stamps in enumerate(res.alert_stamps):
+        ages = "; ".join(f"{d:%m-%d} {n:,} at {age:.0f} s" for d, age, n in stamps[:12])
+        print(f"  round {i + 1} stored before (day count age): {ages or 'none'}", file=out)
+        if i < len(res.alert_days):
+            mine = ", ".join(f"{d:%m-%d} {n:,}" for d, n in res.alert_days[i])
+            print(f"  round {i + 1} computed: {mine or 'none'}", file=out)
     if res.alert_unfinished is not None:
         at, ran = res.alert_unfinished
         print(f"  a round started at {at:.0f} s was still running {ran:.0f} s later and was "
