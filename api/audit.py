@@ -120,7 +120,7 @@ FROM audit_log a
 WHERE (%(national)s
        OR a.user_id = %(uid)s
        OR (%(all_orgs)s AND a.org_id IS NOT NULL)
-       OR a.org_id = ANY(%(orgs)s))
+       OR a.org_id = ANY(%(orgs)s::bigint[]))
   AND (%(entity)s::text IS NULL OR a.entity = %(entity)s)
   AND (%(entity_id)s::text IS NULL OR a.entity_id = %(entity_id)s)
   AND (%(before_id)s::bigint IS NULL OR a.id < %(before_id)s)

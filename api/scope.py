@@ -79,7 +79,7 @@ def scope_params(principal: Principal) -> dict[str, Any]:
     }
 
 
-SCOPE_PREDICATE = "(%(scope_national)s OR {col} = ANY(%(scope_facilities)s))"
+SCOPE_PREDICATE = "(%(scope_national)s OR {col} = ANY(%(scope_facilities)s::bigint[]))"
 
 
 def visible_facilities_sql(
@@ -89,7 +89,7 @@ def visible_facilities_sql(
     ident = sql.Identifier(*column.split("."))
     if principal.facility_ids is None:
         return sql.SQL("TRUE"), {}
-    pred = sql.SQL("{} = ANY(%(scope_facilities)s)").format(ident)
+    pred = sql.SQL("{} = ANY(%(scope_facilities)s::bigint[])").format(ident)
     return pred, {"scope_facilities": sorted(principal.facility_ids)}
 
 

@@ -33,7 +33,7 @@ JOIN organisations o ON o.id = g.facility_id AND o.code = q.site
 JOIN sensors s ON s.gateway_id = g.id AND s.code = q.sensor
 WHERE q.sensor IS NOT NULL
   AND (%(gateway)s::text IS NULL OR q.gateway = %(gateway)s)
-  AND (%(sensors)s::bigint[] IS NULL OR s.id = ANY(%(sensors)s))
+  AND (%(sensors)s::bigint[] IS NULL OR s.id = ANY(%(sensors)s::bigint[]))
 ORDER BY q.id
 FOR UPDATE OF q SKIP LOCKED
 """

@@ -9,7 +9,7 @@ LEVEL_SENSORS: Final = """
 SELECT DISTINCT ON (s.tank_id) s.tank_id, s.id, s.quantity, t.capacity_kg, t.min_usable_kg,
        t.facility_id
 FROM sensors s JOIN tanks t ON t.id = s.tank_id
-WHERE s.tank_id = ANY(%(tanks)s) AND s.quantity IN ('dp', 'contents', 'level_pct')
+WHERE s.tank_id = ANY(%(tanks)s::bigint[]) AND s.quantity IN ('dp', 'contents', 'level_pct')
 ORDER BY s.tank_id, (s.quantity = 'dp') DESC, (s.quantity = 'contents') DESC, s.id
 """
 
@@ -18,7 +18,7 @@ SELECT k.tank_id, k.id, k.version, k.valid_from,
        array_agg(p.dp_inh2o ORDER BY p.dp_inh2o) AS dp,
        array_agg(p.contents_kg ORDER BY p.dp_inh2o) AS kg
 FROM tank_calibrations k JOIN calibration_points p ON p.calibration_id = k.id
-WHERE k.tank_id = ANY(%(tanks)s)
+WHERE k.tank_id = ANY(%(tanks)s::bigint[])
 GROUP BY k.tank_id, k.id, k.version, k.valid_from
 ORDER BY k.tank_id, k.valid_from
 """
@@ -27,7 +27,7 @@ STORED_WINDOWS: Final = """
 SELECT tank_id, report_day, open_kg, close_kg, min_kg, consumption_kg, refilled_kg, refills,
        coverage, readings, computed_at, fingerprint
 FROM tank_windows
-WHERE tank_id = ANY(%(tanks)s) AND report_day >= %(first)s AND report_day <= %(last)s
+WHERE tank_id = ANY(%(tanks)s::bigint[]) AND report_day >= %(first)s AND report_day <= %(last)s
 """
 
 UPSERT_WINDOW: Final = """
@@ -48,7 +48,7 @@ WINDOW_COUNTS: Final = """
 SELECT r.sensor_id, d.day, sum(r.n)::bigint
 FROM unnest(%(days)b::date[], %(lo)b::timestamptz[], %(hi)b::timestamptz[]) AS d (day, lo, hi)
 JOIN rollup_1d r ON r.bucket >= d.lo AND r.bucket < d.hi
-WHERE r.sensor_id = ANY(%(sensors)s)
+WHERE r.sensor_id = ANY(%(sensors)s::bigint[])
 GROUP BY 1, 2
 """
 
@@ -81,7 +81,7 @@ ON CONFLICT (tank_id, started_at) DO UPDATE SET ended_at = EXCLUDED.ended_at,
 
 REFILLS_IN: Final = """
 SELECT tank_id, started_at, ended_at, report_day, before_kg, after_kg, amount_kg
-FROM refill_events WHERE tank_id = ANY(%(tanks)s) AND report_day >= %(first)s
+FROM refill_events WHERE tank_id = ANY(%(tanks)s::bigint[]) AND report_day >= %(first)s
   AND report_day <= %(last)s
 ORDER BY tank_id, started_at
 """
@@ -91,13 +91,13 @@ FACILITY_TANKS: Final = """
 SELECT t.facility_id, t.id, t.capacity_kg, t.min_usable_kg,
        EXISTS (SELECT 1 FROM sensors s WHERE s.tank_id = t.id
                AND s.quantity IN ('dp', 'contents', 'level_pct')) AS monitored
-FROM tanks t WHERE t.facility_id = ANY(%(facilities)s)
+FROM tanks t WHERE t.facility_id = ANY(%(facilities)s::bigint[])
 ORDER BY t.facility_id, t.id
 """
 
 FACILITY_CYLINDERS: Final = """
 SELECT facility_id, sum(cylinder_count * gas_m3_each) AS nm3
-FROM cylinder_banks WHERE facility_id = ANY(%(facilities)s) GROUP BY facility_id
+FROM cylinder_banks WHERE facility_id = ANY(%(facilities)s::bigint[]) GROUP BY facility_id
 """
 
 INVALIDATE_WINDOWS: Final = """
@@ -110,7 +110,7 @@ WHERE s.id = %(sensor)s AND w.tank_id = s.tank_id
 # their contents cannot be known ("calibration_missing", not "no telemetry").
 UNCALIBRATED_TANKS: Final = """
 SELECT s.tank_id FROM sensors s
-WHERE s.tank_id = ANY(%(tanks)s) AND s.quantity = 'dp'
+WHERE s.tank_id = ANY(%(tanks)s::bigint[]) AND s.quantity = 'dp'
   AND EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.id
               AND r.ts >= %(start)s AND r.ts < %(end)s)
   AND NOT EXISTS (SELECT 1 FROM tank_calibrations k WHERE k.tank_id = s.tank_id
@@ -118,14 +118,18 @@ WHERE s.tank_id = ANY(%(tanks)s) AND s.quantity = 'dp'
 """
 # The same for several report windows at once: (report day, tank).
 UNCALIBRATED_TANKS_DAYS: Final = """
-SELECT w.day, s.tank_id
-FROM unnest(%(days)s::date[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
-     AS w (day, start_ts, end_ts)
-JOIN sensors s ON s.tank_id = ANY(%(tanks)s) AND s.quantity = 'dp'
-WHERE EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.id
-              AND r.ts >= w.start_ts AND r.ts < w.end_ts)
-  AND NOT EXISTS (SELECT 1 FROM tank_calibrations k WHERE k.tank_id = s.tank_id
-                  AND k.valid_from <= w.end_ts)
+WITH uncalibrated AS MATERIALIZED (
+    SELECT w.day, w.start_ts, w.end_ts, s.id AS sensor_id, s.tank_id
+    FROM unnest(%(days)s::date[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+         AS w (day, start_ts, end_ts)
+    JOIN sensors s ON s.tank_id = ANY(%(tanks)s::bigint[]) AND s.quantity = 'dp'
+    WHERE NOT EXISTS (SELECT 1 FROM tank_calibrations k WHERE k.tank_id = s.tank_id
+                      AND k.valid_from <= w.end_ts)
+)
+SELECT u.day, u.tank_id
+FROM uncalibrated u
+WHERE EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = u.sensor_id
+              AND r.ts >= u.start_ts AND r.ts < u.end_ts)
 """
 
 # Readings are read for many tanks in one round trip (the alert round and the windows-ahead job

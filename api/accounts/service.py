@@ -74,7 +74,7 @@ _DELEGATED_ORGS = """
 SELECT o.id, o.code, o.name, o.kind FROM organisations o
 WHERE o.kind = ANY(%(kinds)s)
   AND (%(parent)s::bigint IS NULL OR o.parent_id = %(parent)s)
-  AND (%(scope_national)s OR o.kind <> 'facility' OR o.id = ANY(%(scope_facilities)s))
+  AND (%(scope_national)s OR o.kind <> 'facility' OR o.id = ANY(%(scope_facilities)s::bigint[]))
 ORDER BY o.kind, o.code
 """
 

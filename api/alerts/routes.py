@@ -127,7 +127,7 @@ async def count_alerts(conn: DbDep, me: PrincipalDep) -> dict[str, int]:
     cur = await conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE severity = 'critical') FROM alerts "
         "WHERE state <> 'resolved' AND "
-        "(%(scope_national)s OR facility_id = ANY(%(scope_facilities)s))",
+        "(%(scope_national)s OR facility_id = ANY(%(scope_facilities)s::bigint[]))",
         _visible(me),
     )
     row = await cur.fetchone()

@@ -87,7 +87,7 @@ WHERE s.quantity = 'dp'
 
 _CAL_POINTS = """
 SELECT calibration_id, dp_inh2o, contents_kg FROM calibration_points
-WHERE calibration_id = ANY(%(ids)s)
+WHERE calibration_id = ANY(%(ids)s::bigint[])
 """
 
 _PRESSURE_SENSORS = """

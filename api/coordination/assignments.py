@@ -128,7 +128,7 @@ WHERE (%(id)s::bigint IS NULL OR a.id = %(id)s)
   AND (%(source)s::bigint IS NULL OR a.source_id = %(source)s)
   AND (%(states)s::text[] IS NULL OR a.state = ANY(%(states)s))
   AND (%(scope_national)s
-       OR r.facility_id = ANY(%(scope_facilities)s)
+       OR r.facility_id = ANY(%(scope_facilities)s::bigint[])
        OR a.source_id = %(scope_org)s)
 ORDER BY a.assigned_at DESC, a.id DESC
 LIMIT %(limit)s

@@ -164,7 +164,7 @@ WHERE (%(id)s::bigint IS NULL OR d.id = %(id)s)
   AND (%(states)s::text[] IS NULL OR d.state = ANY(%(states)s))
   AND (%(match)s::text[] IS NULL OR d.match_state = ANY(%(match)s))
   AND (%(scope_national)s
-       OR d.facility_id = ANY(%(scope_facilities)s)
+       OR d.facility_id = ANY(%(scope_facilities)s::bigint[])
        OR d.source_id = %(scope_org)s)
 ORDER BY coalesce(d.delivered_at, d.dispatched_at, d.created_at) DESC, d.id DESC
 LIMIT %(limit)s

@@ -64,7 +64,7 @@ _SITES = """
 SELECT o.id, o.code, o.name, o.province_code, o.parent_id, f.latitude, f.longitude,
        coalesce((SELECT sum(t.capacity_kg) FROM tanks t WHERE t.facility_id = o.id), 0)
 FROM organisations o LEFT JOIN facilities f ON f.org_id = o.id
-WHERE o.kind = 'facility' AND (%(ids)s::bigint[] IS NULL OR o.id = ANY(%(ids)s))
+WHERE o.kind = 'facility' AND (%(ids)s::bigint[] IS NULL OR o.id = ANY(%(ids)s::bigint[]))
 """
 
 

@@ -71,7 +71,7 @@ FROM support_requests r
 JOIN organisations o ON o.id = r.facility_id
 LEFT JOIN facilities f ON f.org_id = r.facility_id
 WHERE r.state IN ('open', 'partly_assigned', 'assigned')
-  AND (%(national)s OR r.facility_id = ANY(%(facilities)s))
+  AND (%(national)s OR r.facility_id = ANY(%(facilities)s::bigint[]))
 ORDER BY r.id
 """
 _FLOWS = """
@@ -91,7 +91,7 @@ LEFT JOIN facilities f ON f.org_id = r.facility_id
 LEFT JOIN deliveries d ON d.assignment_id = a.id
 WHERE (a.state IN ('pending', 'accepted')
        OR (a.state = 'dispatched' AND d.state IN ('dispatched', 'in_transit')))
-  AND (%(national)s OR r.facility_id = ANY(%(facilities)s))
+  AND (%(national)s OR r.facility_id = ANY(%(facilities)s::bigint[]))
 ORDER BY a.id
 """
 

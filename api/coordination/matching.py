@@ -181,7 +181,7 @@ async def match_pending(
             await cur.execute(
                 "SELECT * FROM deliveries WHERE match_state = 'pending' "
                 "AND state IN ('delivered', 'confirmed') "
-                "AND (%(ids)s::bigint[] IS NULL OR facility_id = ANY(%(ids)s)) "
+                "AND (%(ids)s::bigint[] IS NULL OR facility_id = ANY(%(ids)s::bigint[])) "
                 "ORDER BY id FOR UPDATE SKIP LOCKED",
                 {"ids": facility_ids},
             )

@@ -44,7 +44,7 @@ OPEN_STATES = ["open", "partly_assigned", "assigned"]
 
 _FACILITIES = """
 SELECT o.id, o.code, o.name FROM organisations o
-WHERE o.kind = 'facility' AND (%(scope_national)s OR o.id = ANY(%(scope_facilities)s))
+WHERE o.kind = 'facility' AND (%(scope_national)s OR o.id = ANY(%(scope_facilities)s::bigint[]))
 ORDER BY o.code
 """
 # Sources a coordinator may assign: suppliers (an SYT: those of the request's province).

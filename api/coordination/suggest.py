@@ -70,12 +70,12 @@ SELECT r.facility_id, r.id, r.amount_kg - coalesce(
           AND a.state IN ('pending', 'accepted', 'dispatched', 'delivered')), 0),
        r.days_of_supply
 FROM support_requests r
-WHERE r.state IN ('open', 'partly_assigned') AND r.facility_id = ANY(%(ids)s)
+WHERE r.state IN ('open', 'partly_assigned') AND r.facility_id = ANY(%(ids)s::bigint[])
 """
 _IN_FLIGHT = """
 SELECT r.facility_id, sum(a.amount_kg)
 FROM assignments a JOIN support_requests r ON r.id = a.request_id
-WHERE a.state IN ('pending', 'accepted', 'dispatched') AND r.facility_id = ANY(%(ids)s)
+WHERE a.state IN ('pending', 'accepted', 'dispatched') AND r.facility_id = ANY(%(ids)s::bigint[])
 GROUP BY r.facility_id
 """
 _COMMITTED = """

@@ -140,7 +140,7 @@ LEFT JOIN LATERAL (
     WHERE x.request_id = r.id AND dl.state = 'confirmed'
 ) d ON TRUE
 WHERE (%(id)s::bigint IS NULL OR r.id = %(id)s)
-  AND (%(scope_national)s OR r.facility_id = ANY(%(scope_facilities)s))
+  AND (%(scope_national)s OR r.facility_id = ANY(%(scope_facilities)s::bigint[]))
   AND (%(facility)s::bigint IS NULL OR r.facility_id = %(facility)s)
   AND (%(states)s::text[] IS NULL OR r.state = ANY(%(states)s))
   AND (%(escalated)s::boolean IS NULL OR (r.escalated_at IS NOT NULL) = %(escalated)s)

@@ -16,7 +16,7 @@ SELECT g.id, g.code, g.name, g.revoked_at, o.id AS facility_id, o.code AS site,
 FROM gateways g
 JOIN organisations o ON o.id = g.facility_id
 LEFT JOIN gateway_status gs ON gs.gateway_id = g.id
-WHERE (%(scope_national)s OR g.facility_id = ANY(%(scope_facilities)s))
+WHERE (%(scope_national)s OR g.facility_id = ANY(%(scope_facilities)s::bigint[]))
   AND (%(gateway)s::bigint IS NULL OR g.id = %(gateway)s)
   AND (%(facility)s::bigint IS NULL OR g.facility_id = %(facility)s)
 ORDER BY o.province_code, o.code, g.code

@@ -38,8 +38,8 @@ WITH days AS (
     JOIN days ON coalesce(f.active_from, DATE '2000-01-01') <= days.day
              AND (f.active_to IS NULL OR f.active_to >= days.day)
     WHERE o.kind = 'facility'
-      AND (%(parents)s::bigint[] IS NULL OR o.parent_id = ANY(%(parents)s))
-      AND (%(scope_national)s OR o.id = ANY(%(scope_facilities)s))
+      AND (%(parents)s::bigint[] IS NULL OR o.parent_id = ANY(%(parents)s::bigint[]))
+      AND (%(scope_national)s OR o.id = ANY(%(scope_facilities)s::bigint[]))
 )
 SELECT e.facility_id, e.day,
        r.submitted_at IS NOT NULL AS reported,
@@ -54,18 +54,18 @@ SELECT o.id, o.code, o.name, o.parent_id, o.province_code, a.name AS province_na
 FROM organisations o
 LEFT JOIN facilities f ON f.org_id = o.id
 LEFT JOIN admin_units a ON a.code = o.province_code
-WHERE o.id = ANY(%(ids)s)
+WHERE o.id = ANY(%(ids)s::bigint[])
 """
 
 _PARENTS = """
 SELECT o.id, o.code, o.name, o.kind, o.province_code
-FROM organisations o WHERE o.id = ANY(%(ids)s)
+FROM organisations o WHERE o.id = ANY(%(ids)s::bigint[])
 """
 
 # The registry's contacts of the facilities (primary first).
 _CONTACTS = """
 SELECT org_id, full_name, role, phone, email, is_primary
-FROM contacts WHERE org_id = ANY(%(ids)s)
+FROM contacts WHERE org_id = ANY(%(ids)s::bigint[])
 ORDER BY org_id, is_primary DESC, id
 """
 

@@ -60,9 +60,9 @@ FROM organisations o LEFT JOIN facilities f ON f.org_id = o.id
 WHERE o.kind = 'facility'
   AND coalesce(f.active_from, DATE '2000-01-01') <= %(last)s
   AND (f.active_to IS NULL OR f.active_to >= %(first)s)
-  AND (%(parents)s::bigint[] IS NULL OR o.parent_id = ANY(%(parents)s))
-  AND (%(scope_national)s OR o.id = ANY(%(scope_facilities)s))
-  AND (%(ids)s::bigint[] IS NULL OR o.id = ANY(%(ids)s))
+  AND (%(parents)s::bigint[] IS NULL OR o.parent_id = ANY(%(parents)s::bigint[]))
+  AND (%(scope_national)s OR o.id = ANY(%(scope_facilities)s::bigint[]))
+  AND (%(ids)s::bigint[] IS NULL OR o.id = ANY(%(ids)s::bigint[]))
 ORDER BY o.code
 """
 
@@ -74,14 +74,14 @@ SELECT facility_id, report_day, submitted_at, late, patients_current, patients_n
        avg_need_nm3, notes,
        NULLIF(overrides, '{}'::jsonb) AS overrides, NULLIF(warnings, '[]'::jsonb) AS warnings
 FROM facility_reports
-WHERE report_day >= %(first)s AND report_day <= %(last)s AND facility_id = ANY(%(ids)s)
+WHERE report_day >= %(first)s AND report_day <= %(last)s AND facility_id = ANY(%(ids)s::bigint[])
 """
 # What `need_nm3` reads of a report, alone (the 7-day chart reads 7 days of every facility).
 NEED_INPUTS_OF_DAYS = """
 SELECT facility_id, report_day, submitted_at, avg_need_nm3,
        o2_mask, o2_hfnc, o2_niv, o2_invasive, o2_ecmo
 FROM facility_reports
-WHERE report_day >= %(first)s AND report_day <= %(last)s AND facility_id = ANY(%(ids)s)
+WHERE report_day >= %(first)s AND report_day <= %(last)s AND facility_id = ANY(%(ids)s::bigint[])
 """
 
 

@@ -31,7 +31,7 @@ from .figures import (
 from .units import unit_labels
 
 _PARENTS = """
-SELECT id, code, name, kind, province_code FROM organisations WHERE id = ANY(%(ids)s)
+SELECT id, code, name, kind, province_code FROM organisations WHERE id = ANY(%(ids)s::bigint[])
 """
 # Location provinces (for the map): the facility's own province, whoever it reports to.
 _UNITS = """

@@ -76,7 +76,7 @@ WHERE d.report_id = %(id)s ORDER BY o.code
 _REFILLS_STARTED = """
 SELECT t.facility_id, sum(e.amount_kg) AS kg
 FROM refill_events e JOIN tanks t ON t.id = e.tank_id
-WHERE t.facility_id = ANY(%(facilities)s) AND e.report_day = %(d)s
+WHERE t.facility_id = ANY(%(facilities)s::bigint[]) AND e.report_day = %(d)s
 GROUP BY t.facility_id
 """
 _INSERT_DELIVERY = """
@@ -92,7 +92,7 @@ SELECT revision, author, created_at, diff FROM supplier_report_revisions
 WHERE report_id = %(id)s ORDER BY revision
 """
 _REGISTRY = "SELECT capacity_full_tpd FROM suppliers WHERE org_id = %(s)s"
-_KNOWN = "SELECT id FROM organisations WHERE kind = 'facility' AND id = ANY(%(ids)s)"
+_KNOWN = "SELECT id FROM organisations WHERE kind = 'facility' AND id = ANY(%(ids)s::bigint[])"
 
 
 def _snap(body: SupplierReportIn) -> dict[str, Any]:

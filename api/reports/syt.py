@@ -347,7 +347,7 @@ SELECT r.id, r.org_id, o.name AS org_name, r.report_day, r.state, r.revision, r.
        r.sent_by, r.approved_at, r.approved_by, r.sent_back_at, r.sent_back_reason,
        (SELECT count(*) FROM syt_report_revisions v WHERE v.report_id = r.id) AS revisions
 FROM syt_reports r JOIN organisations o ON o.id = r.org_id
-WHERE (%(parents)s::bigint[] IS NULL OR r.org_id = ANY(%(parents)s))
+WHERE (%(parents)s::bigint[] IS NULL OR r.org_id = ANY(%(parents)s::bigint[]))
   AND r.sent_at IS NOT NULL
   AND (%(first)s::date IS NULL OR r.report_day >= %(first)s)
   AND (%(last)s::date IS NULL OR r.report_day <= %(last)s)

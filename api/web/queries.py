@@ -44,7 +44,7 @@ JOIN facilities f ON f.org_id = o.id
 LEFT JOIN admin_units a ON a.code = o.province_code
 LEFT JOIN organisations p ON p.id = o.parent_id
 WHERE o.kind = 'facility'
-  AND (%(scope_national)s OR o.id = ANY(%(scope_facilities)s))
+  AND (%(scope_national)s OR o.id = ANY(%(scope_facilities)s::bigint[]))
   AND (%(parent)s::bigint IS NULL OR o.parent_id = %(parent)s)
 ORDER BY a.name NULLS LAST, o.name
 """
