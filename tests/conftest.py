@@ -106,6 +106,15 @@ LONGEST_FIRST = (
 _RANK = {path: rank for rank, path in enumerate(LONGEST_FIRST)}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the order below: pytest-xdist ≥ 3.6 otherwise hands out the modules with the most
+    tests first (`--loadscope-reorder`, on by default), which undid LONGEST_FIRST (a run's
+    timeline, 2026-12-07: tests/test_mqtt.py and other many-test modules first, 3-4 s modules
+    of the list last)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (a worker's collection, identical on every worker), the longest modules
