@@ -6,11 +6,14 @@ workers idle. Handing
 out the longest modules first (the classic longest-first schedule) lets the many short modules
 fill the gaps, so every worker finishes at about the same time.
 
-LONGEST_FIRST lists the modules that take the longest (measured with `--durations`, busy
-2-core machine, 2026-12; the modules over ~4 s in the 2026-12-07 measurement added); the others
-keep their collection order after them. The list only affects the order: a module missing from
-it, or listed out of date, just runs later. The tests inside a module keep their order (some run
-in file order on purpose).
+LONGEST_FIRST lists the modules that take the longest, longest first: every module over ~0.3 %
+of the tier's summed test time (~1 s quiet), measured from the start and end of every test on
+each worker in two back-to-back runs (busy 2-core machine, 2026-12-07 16:00-16:20 UTC); the
+others keep their collection order after them. Listing only the modules over ~4 s left 3-4 s
+modules (test_demo_history, test_embedded_db, test_supply_chart) to run last: the workers
+finished 199-209 s into one run, 228-237 s into the other. The list only affects the order: a
+module missing from it, or listed out of date, just runs later. The tests inside a module keep
+their order (some run in file order on purpose).
 
 `create_app`'s start walks every router and compiles every template before the first request
 (api.app.warm_up: a cold first page costs the visitor nothing). In a test, each TestClient starts
@@ -28,44 +31,88 @@ from typing import Any
 import pytest
 
 LONGEST_FIRST = (
+    # ~3 s, but ~18 s in a fresh checkout, which installs its third-party edge node first.
     "tests/bridge/test_sparkplug_thirdparty.py",
+    "tests/api/test_policy_matrix.py",
+    "tests/api/test_accounting_ahead.py",
+    "tests/api/test_reports.py",
+    "tests/web/test_admin_registry.py",
     "tests/api/test_report_rules.py",
     "tests/api/test_auth.py",
-    "tests/coordination/test_workflow.py",
-    "tests/gateway/test_edge_alarm.py",
     "tests/api/test_devices.py",
-    "tests/api/test_accounting_ahead.py",
-    "tests/ingest/test_rollup_queue.py",  # up to 10 s more when it waits for a fresh minute
-    "tests/api/test_audit.py",
-    "tests/gateway/test_edge_alarm_broker.py",
-    "tests/api/test_policy_matrix.py",
-    "tests/ingest/test_ingest.py",
-    "tests/web/test_admin_registry.py",
-    "tests/ingest/test_poison.py",
-    "tests/coordination/test_sync.py",
-    "tests/ingest/test_contract_v2.py",
-    "tests/ingest/test_fuzz.py",
-    "tests/test_cli.py",
-    "tests/test_message_size.py",
-    "tests/api/test_date_range.py",
-    "tests/bridge/test_end_to_end_ack.py",
     "tests/api/test_page_exports.py",
-    "tests/gateway/test_gateway_mqtt.py",
-    "tests/api/test_auth_attack.py",
-    "tests/api/test_login_cost.py",
-    "tests/api/test_accounting_api.py",
-    "tests/api/test_deadband_accuracy.py",
-    "tests/gateway/test_mqtt311.py",
-    "tests/gateway/test_sim_process.py",
+    "tests/coordination/test_workflow.py",
+    "tests/api/test_date_range.py",
     "tests/api/test_report_props.py",
-    "tests/api/test_auth_cli.py",
+    "tests/coordination/test_sync.py",
+    "tests/test_cli.py",
     "tests/coordination/test_pages.py",
-    "tests/api/test_reports.py",
-    "tests/api/test_response_models.py",
     "tests/test_migrations.py",
+    "tests/ingest/test_fuzz.py",
+    "tests/api/test_login_cost.py",
+    "tests/api/test_engineer_scope.py",
+    "tests/api/test_report_pdf.py",
+    "tests/api/test_response_models.py",
+    "tests/api/test_form_units.py",
+    "tests/ingest/test_ingest.py",
+    "tests/test_registry_import.py",
+    "tests/ingest/test_contract_v2.py",
+    "tests/api/test_login_burst.py",
+    "tests/api/test_export_kind.py",
+    "tests/api/test_password_lifecycle.py",
+    "tests/accounts/test_delegated_accounts.py",
+    "tests/alerts/test_webhook_ssrf.py",
+    "tests/api/test_accounting_api.py",
+    "tests/rates/test_reporting_rate.py",
+    "tests/gateway/test_gateway_mqtt.py",
+    "tests/api/test_accounting.py",
+    "tests/gateway/test_edge_alarm.py",
+    "tests/engineer/test_engineer_actions.py",
+    "tests/engineer/test_engineer_pages.py",
+    "tests/test_message_size.py",
+    "tests/alerts/test_rules.py",
+    "tests/api/test_auth_cli.py",
+    "tests/ingest/test_poison.py",
+    "tests/api/test_report_pdf_layout.py",
+    "tests/bridge/test_run.py",
+    "tests/gateway/test_mqtt311.py",
+    "tests/ingest/test_retired_session.py",
     "tests/dashboards/test_sql.py",
+    "tests/coordination/test_suggest.py",
+    "tests/test_demo_history.py",
+    "tests/api/test_audit.py",
+    "tests/api/test_accounting_accuracy.py",
+    "tests/web/test_supply_chart.py",
+    "tests/api/test_report_rules_props.py",
+    "tests/api/test_map_data.py",
+    "tests/api/test_auth_attack.py",
+    "tests/dashboards/test_push.py",
+    "tests/test_embedded_db.py",
+    "tests/bridge/test_end_to_end_ack.py",
+    "tests/api/test_accounting_batched.py",
+    "tests/alerts/test_lifecycle.py",
+    "tests/api/test_deadband_accuracy.py",
+    "tests/api/test_warm_up.py",
+    "tests/gateway/test_sim_process.py",
+    "tests/bridge/test_operations.py",
+    "tests/api/test_openapi_fuzz.py",
+    "tests/ingest/test_rollup_queue.py",
+    "tests/bridge/test_sparkplug.py",
+    "tests/api/test_settings_tree.py",
+    "tests/gateway/test_tls_auth.py",
+    "tests/web/test_templates.py",
+    "tests/test_contract_v2.py",
 )
 _RANK = {path: rank for rank, path in enumerate(LONGEST_FIRST)}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the order below: pytest-xdist ≥ 3.6 otherwise hands out the modules with the most
+    tests first (`--loadscope-reorder`, on by default), which undid LONGEST_FIRST (a run's
+    timeline, 2026-12-07: tests/test_mqtt.py and other many-test modules first, 3-4 s modules
+    of the list last)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(trylast=True)

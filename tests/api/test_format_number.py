@@ -44,13 +44,18 @@ def test_ties_and_signs_like_babel() -> None:
 
 
 def test_three_times_faster_than_babel() -> None:
-    values = [i * 37.123 for i in range(3000)]
-    t0 = time.perf_counter()
-    for v in values:
-        _babel(v, "vi", 1)
-    slow = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for v in values:
-        i18n.format_number(v, "vi", 1)
-    fast = time.perf_counter() - t0
+    """The best of 5 interleaved rounds of each (timeit's way): one loop timed once failed the
+    fast tier twice in four runs on a busy 2-core machine (a worker preempted mid-loop), at
+    ~2.5x; the same 3,000 calls of each as before."""
+    values = [i * 37.123 for i in range(600)]
+    slow = fast = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for v in values:
+            _babel(v, "vi", 1)
+        slow = min(slow, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for v in values:
+            i18n.format_number(v, "vi", 1)
+        fast = min(fast, time.perf_counter() - t0)
     assert fast * 3 < slow, (fast, slow)

@@ -282,7 +282,12 @@ fault_after_s = 2.0
 
 
 def test_relay_module_down_then_back_gets_the_state_again(
-    bg: LoopThread, sim_factory, relay_module, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    bg: LoopThread,
+    sim_factory,
+    relay_module,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spec = tank("T1")
     sim = sim_factory(spec)
@@ -311,8 +316,26 @@ tanks = [{{ tank = "T1", low_dp = {low:.3f} }}]
         relay.wait("register", 7, 255, timeout=5)
         assert run.gw.relay is not None and run.gw.relay.state == "ok"
 
+        # Count the gateway's failed writes, to wait for several retries instead of a fixed
+        # 4 s (the retries come every ≤ 0.5 s, backoff capped by reconnect_max_s).
+        failed: list[float] = []
+        write = run.gw.relay.write
+
+        async def counted(alarm: bool) -> bool:
+            ok = False
+            try:
+                ok = await write(alarm)
+                return ok
+            finally:
+                if not ok:
+                    failed.append(time.monotonic())
+
+        monkeypatch.setattr(run.gw.relay, "write", counted)
         relay.stop()
-        time.sleep(4.0)  # several refreshes and retries fail meanwhile
+        deadline = time.monotonic() + 10
+        while len(failed) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(failed) >= 4, "several retries fail meanwhile"
         assert run.gw.relay.state == "failing"
         assert "relay_failing" in run.gw.status().alarms
         bg.run(_on_loop(run.gw.write_status))  # the outbox connection belongs to the loop

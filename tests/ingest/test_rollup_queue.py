@@ -6,12 +6,13 @@ bad-quality readings and ranges queued twice; one flusher at a time. TimescaleDB
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 import pytest
 
-from ingest.rollups import flush
+from ingest import queries
+from ingest.rollups import FLUSH_RANGES, flush
 from tests.ingest.conftest import T0, Registry
 
 pytestmark = pytest.mark.postgresql_only
@@ -46,6 +47,27 @@ def _store(conn: psycopg.Connection, sensor: int, rows: list[tuple[timedelta, fl
     lo = min(T0 + o for o, _, _ in rows)
     hi = max(T0 + o for o, _, _ in rows)
     conn.execute("INSERT INTO rollup_dirty VALUES (%s, %s, %s)", (sensor, lo, hi))
+
+
+def _open_minute(conn: psycopg.Connection) -> datetime:
+    """The minute open at the start of `conn`'s transaction (database clock).
+
+    now() is the transaction's start time, so every rollup_flush() the test runs before it
+    commits sees this same minute open, wherever the wall clock is in its minute: no wait for a
+    fresh minute (up to 10 s before), and no race with the minute's end."""
+    conn.commit()
+    (now,) = conn.execute("SELECT date_bin('1 minute', now(), %s)", (T0,)).fetchone()
+    return now
+
+
+def _flush_in_transaction(conn: psycopg.Connection) -> int:
+    """What `ingest.rollups.flush` does (slices until one rebuilds nothing; the sum), without
+    its commits: the slices keep the open minute of `_open_minute` (a range running over an
+    hour boundary takes two slices)."""
+    total = 0
+    while (k := conn.execute(queries.FLUSH_ROLLUPS, (FLUSH_RANGES,)).fetchone()[0]) > 0:
+        total += k
+    return total
 
 
 def test_flush_rebuilds_exactly_what_the_readings_say(db_url: str, registry: Registry) -> None:
@@ -101,17 +123,11 @@ def test_the_open_minute_waits_in_the_queue(db_url: str, registry: Registry) -> 
     back into the queue, so a live minute is rebuilt once, after it closed, not at every flush."""
     dp = registry.sensors["T1-dp"]
     with psycopg.connect(db_url) as conn:
-        (second,) = conn.execute("SELECT extract(second FROM now())").fetchone()
-        if second > 50:  # let the test run inside one minute
-            time.sleep(60.5 - float(second))
-        conn.commit()
-        (now,) = conn.execute("SELECT date_bin('1 minute', now(), %s)", (T0,)).fetchone()
-        conn.commit()
+        now = _open_minute(conn)  # one transaction from here: rollup_flush() sees the same now()
         closed = [(timedelta(minutes=-2, seconds=s), float(s), 0) for s in range(0, 120, 10)]
         live = [(timedelta(seconds=s), 100.0 + s, 0) for s in (0, 1)]
         _store(conn, dp, [(now - T0 + o, v, q) for o, v, q in closed + live])
-        conn.commit()
-        assert flush(conn) == 2  # the two closed minutes
+        assert _flush_in_transaction(conn) == 2  # the two closed minutes
         assert [b for _, b, *_ in _actual(conn, "readings_1m")] == [
             now - timedelta(minutes=2),
             now - timedelta(minutes=1),
@@ -155,7 +171,7 @@ def test_the_writer_queues_a_late_reading_as_its_own_hour(
 ) -> None:
     """A 1970 reading (allowed here by a lowered OXY_INGEST_TS_FLOOR) in one message with a
     current one queues two small ranges, never 1970 → now."""
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     from tests.ingest.conftest import Publisher, count, data_message, running_ingest, wait_for
 
@@ -189,17 +205,6 @@ def test_the_writer_queues_a_late_reading_as_its_own_hour(
         assert _actual(conn, "readings_1m") == _expected(conn, "readings_1m")
 
 
-def _open_minute(conn: psycopg.Connection) -> object:
-    """The minute now open (database clock), with at least 10 s of it left for the test."""
-    (second,) = conn.execute("SELECT extract(second FROM now())").fetchone()
-    if second > 50:
-        time.sleep(60.5 - float(second))
-    conn.commit()
-    (now,) = conn.execute("SELECT date_bin('1 minute', now(), %s)", (T0,)).fetchone()
-    conn.commit()
-    return now
-
-
 def test_a_closed_minute_is_rebuilt_once_whatever_slices_the_queue_is_taken_in(
     db_url: str, registry: Registry
 ) -> None:
@@ -209,7 +214,7 @@ def test_a_closed_minute_is_rebuilt_once_whatever_slices_the_queue_is_taken_in(
     rows (2 sensors × 12 batches in slices of 4 rows rebuilt the two minutes 6 times each)."""
     dp, p = registry.sensors["T1-dp"], registry.sensors["T1-p"]
     with psycopg.connect(db_url) as conn:
-        minute = _open_minute(conn) - timedelta(minutes=2)  # type: ignore[operator]
+        minute = _open_minute(conn) - timedelta(minutes=2)
         for batch in range(12):  # batch-major, as the writer commits them
             for sensor in (dp, p):
                 rows = [(minute + timedelta(seconds=batch * 5 + s), float(s), 0) for s in range(5)]
@@ -237,7 +242,7 @@ def test_the_open_minute_is_left_in_place_and_never_hides_closed_work(
         old_queue_time = T0 - timedelta(days=1)
         for sensor in (dp, p):  # first in the table: the open minute, queued long "ago"
             for s in range(6):
-                ts = now + timedelta(seconds=s)  # type: ignore[operator]
+                ts = now + timedelta(seconds=s)
                 conn.execute(
                     "INSERT INTO readings (sensor_id, ts, value, quality) VALUES (%s, %s, 1, 0)",
                     (sensor, ts),
@@ -246,14 +251,11 @@ def test_the_open_minute_is_left_in_place_and_never_hides_closed_work(
                     "INSERT INTO rollup_dirty VALUES (%s, %s, %s, %s)",
                     (sensor, ts, ts, old_queue_time),
                 )
-        conn.commit()
         open_rows = conn.execute("SELECT * FROM rollup_dirty ORDER BY 1, 2").fetchall()
-        closed = now - timedelta(minutes=1)  # type: ignore[operator]
+        closed = now - timedelta(minutes=1)
         _store(conn, dp, [(closed - T0 + timedelta(seconds=s), 2.0, 0) for s in (0, 30)])
-        conn.commit()
         assert conn.execute("SELECT rollup_flush(4)").fetchone() == (1,)
-        conn.commit()
         assert [b for _, b, *_ in _actual(conn, "readings_1m")] == [closed]
         assert conn.execute("SELECT * FROM rollup_dirty ORDER BY 1, 2").fetchall() == open_rows
-        assert flush(conn) == 0  # nothing closed is left
+        assert _flush_in_transaction(conn) == 0  # nothing closed is left
         assert conn.execute("SELECT * FROM rollup_dirty ORDER BY 1, 2").fetchall() == open_rows
