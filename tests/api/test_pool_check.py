@@ -1,5 +1,6 @@
 """The pool's checkout check (api.pool_check): no round trip for a connection the server left
-idle, the empty query for one it has hung up on, which the pool then replaces."""
+idle and that was taken from the pool lately, the empty query for one the server has hung up on
+(which the pool then replaces), for a new one and for one not taken for long."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
+from api import pool_check
 from api.pool_check import check_connection
 
 
@@ -38,9 +40,15 @@ def test_an_idle_connection_is_checked_without_a_round_trip(db_url: str) -> None
             await conn.execute("SELECT 1")
             await conn.commit()  # idle, as the pool keeps its connections
             _Counting.statements.clear()
+            await check_connection(conn)  # never checked out before: a new one, checked
+            assert _Counting.statements == [""]
+            _Counting.statements.clear()
             for _ in range(3):
                 await check_connection(conn)
             assert _Counting.statements == []
+            pool_check._checked_out[conn] -= pool_check.RECHECK_AFTER_S + 1  # not taken for long
+            await check_connection(conn)
+            assert _Counting.statements == [""]
             await conn.execute("SELECT 1")  # in a transaction: left to the pool's check, which
             with pytest.raises(psycopg.ProgrammingError):  # refuses it
                 await check_connection(conn)
@@ -54,6 +62,7 @@ def test_a_connection_the_server_ended_fails_the_check(db_url: str) -> None:
         async with conn:
             await conn.execute("SELECT 1")
             await conn.commit()
+            await check_connection(conn)  # checked out once: the next check is the quick one
             _terminate(db_url, conn.info.backend_pid)
             _Counting.statements.clear()
             with pytest.raises(psycopg.OperationalError):
