@@ -26,6 +26,7 @@ from api.errors import COMMON_RESPONSES
 from api.headers import SecurityHeaders
 from api.i18n import DEFAULT_LOCALE
 from api.policy import PasswordChangeRequired
+from api.pool_check import check_connection
 from api.refusals import FAMILIES
 from api.settings import load_centre_settings
 from api.web.assets import check_assets
@@ -201,8 +202,9 @@ def create_app(settings: Settings | None = None, *, windows_ahead: bool = False)
         timeout=settings.api_pool_wait_s,
         configure=_configure,
         # A connection broken while the database was away is noticed at checkout and replaced
-        # (the pool reconnects in the background), so the API recovers without a restart.
-        check=AsyncConnectionPool.check_connection,
+        # (the pool reconnects in the background), so the API recovers without a restart; the
+        # check costs a round trip only when the server has hung up (api.pool_check).
+        check=check_connection,
         kwargs={"connect_timeout": 5},
     )
 
