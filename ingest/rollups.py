@@ -43,10 +43,32 @@ def recompute(conn: psycopg.Connection[Any], sensor_id: int, start: datetime, en
                 " time_bucket(%s::interval, %s::timestamptz) + %s::interval",
                 (width, start, width, end, width),
             ).fetchone() or (start, end)
-            conn.execute(queries.REFRESH_CAGG, (name, lo, hi))
+            _refresh_waiting(conn, name, lo, hi)
         return 0
     got = conn.execute(queries.RECOMPUTE, (sensor_id, start, end)).fetchone()
     return int(got[0]) if got else 0
+
+
+def _refresh_waiting(
+    conn: psycopg.Connection[Any], name: str, lo: datetime, hi: datetime, wait_s: float = 60.0
+) -> None:
+    """Refresh a continuous aggregate over [lo, hi), waiting out a concurrent refresh.
+
+    TimescaleDB refuses a refresh overlapping one in progress ("could not refresh continuous
+    aggregate ... due to a concurrent refresh", LockNotAvailable) instead of waiting for it: its
+    refresh policy's background job does that every few minutes, and a correction recomputed in
+    that moment failed (seen in CI). Retried with growing pauses for up to `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.1
+    while True:
+        try:
+            conn.execute(queries.REFRESH_CAGG, (name, lo, hi))
+            return
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 def flush(conn: psycopg.Connection[Any], budget_s: float = 10.0) -> int:

@@ -4,6 +4,7 @@ older than its horizon (whole chunks on TimescaleDB) while the daily rollups kee
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -22,7 +23,16 @@ def _refresh(conn: psycopg.Connection, sensor: int, lo: datetime, hi: datetime) 
             "SELECT job_id FROM timescaledb_information.jobs"
             " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
         ).fetchall():
-            conn.execute("CALL run_job(%s)", (job,))
+            # The scheduler may be running the same policy now: it refuses, rather than waits.
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    conn.execute("CALL run_job(%s)", (job,))
+                    break
+                except psycopg.errors.LockNotAvailable:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
 
 
 def _days(conn: psycopg.Connection) -> list[tuple[object, ...]]:
