@@ -58,6 +58,10 @@ def test_eviction_is_counted_and_reported(
 ) -> None:
     t1 = tank("T1")
     sim_factory(t1)
+    # Subscribed before the outage (a persistent session, which the broker's persistence keeps
+    # across its restart): subscribing after the restart raced the gateway's reconnect, and what
+    # it published first was never seen (the delivery check below failed once under load).
+    sub = subscriber_factory(broker.port)
     broker.stop()
     # Without the end-to-end acknowledgement (no ingest here): rows leave at PUBACK, so an
     # evicted reading was never delivered (test_end_to_end_ack covers eviction with it on).
@@ -83,7 +87,6 @@ def test_eviction_is_counted_and_reported(
         local = status_command([path], json_out=True)
     assert '"evicted_total":' in local and "outbox_evicting" in local
     broker.start()
-    sub = subscriber_factory(broker.port)
     sub.wait_for(lambda: any(s["evicted_total"] > 0 for s in sub.of_kind("status")), timeout=20)
     run.stop()
     ob_evicted = run.gw.outbox.evicted_total if run.gw.outbox else -1
