@@ -94,6 +94,24 @@ async def _raw(conn: psycopg.AsyncConnection[Any], facs: list[int]) -> dict[int,
     return await facility_telemetry(conn, facs, D, CFG, source=Source.RAW)
 
 
+async def _arrive(
+    conn: psycopg.AsyncConnection[Any], c: dict[str, Any], start: datetime, end: datetime
+) -> None:
+    """Both tanks' readings of [start, end) arrive, with their rollups."""
+    for sensor, p in zip(c["sensors"], PLANS, strict=True):
+        await copy_readings(conn, readings(p, sensor, start, end))
+        await refresh_rollups(conn, sensor, start, end)
+
+
+async def _replay_gap(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> None:
+    """Tank A's gateway replays the three hours (GAP) it missed: late readings."""
+    sensor, p = c["sensors"][0], PLANS[0]
+    full = dataclasses.replace(p, gaps=())
+    late = [r for r in readings(full, sensor, START, NOW, seed=0) if GAP[0] <= r[1] < GAP[1]]
+    await copy_readings(conn, iter(late))
+    await refresh_rollups(conn, sensor, GAP[0], GAP[1])
+
+
 def _run(url: str, body: Any) -> Any:
     async def go() -> Any:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -134,9 +152,7 @@ def test_the_open_window_is_reused_while_fresh_then_recomputed(db_url: str) -> N
         await windows_round(conn, CFG, now=NOW)
         first = await _stored(conn, c["facs"], NOW)
         # The live readings of the next two minutes arrive (the current hour, not a late one).
-        for sensor, p in zip(c["sensors"], PLANS, strict=True):
-            await copy_readings(conn, readings(p, sensor, NOW, NOW + timedelta(minutes=2)))
-            await refresh_rollups(conn, sensor, NOW, NOW + timedelta(minutes=2))
+        await _arrive(conn, c, NOW, NOW + timedelta(minutes=2))
         young = await _stored(conn, c["facs"], NOW + timedelta(seconds=59))
         rows_young = await _rows(conn)
         old = await _stored(conn, c["facs"], NOW + timedelta(seconds=61))
@@ -174,9 +190,7 @@ def test_the_alert_round_reads_the_open_window_while_the_job_keeps_it(db_url: st
 
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
         await windows_round(conn, CFG, now=NOW)
-        for sensor, p in zip(c["sensors"], PLANS, strict=True):
-            await copy_readings(conn, readings(p, sensor, NOW, NOW + timedelta(minutes=2)))
-            await refresh_rollups(conn, sensor, NOW, NOW + timedelta(minutes=2))
+        await _arrive(conn, c, NOW, NOW + timedelta(minutes=2))
         rounds = []
         for at in (NOW + kept - timedelta(seconds=1), NOW + kept + timedelta(seconds=1)):
             await evaluate_rules(conn, at, AlertSettings(), CFG, only=[Rule.DAYS_OF_SUPPLY])
@@ -197,12 +211,7 @@ def test_a_late_reading_changes_the_next_load(db_url: str) -> None:
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
         await windows_round(conn, CFG, now=NOW)
         before = await _stored(conn, c["facs"], NOW + timedelta(seconds=5))
-        # The outbox of tank A's gateway replays the three missing hours.
-        sensor, p = c["sensors"][0], PLANS[0]
-        full = dataclasses.replace(p, gaps=())
-        late = [r for r in readings(full, sensor, START, NOW, seed=0) if GAP[0] <= r[1] < GAP[1]]
-        await copy_readings(conn, iter(late))
-        await refresh_rollups(conn, sensor, GAP[0], GAP[1])
+        await _replay_gap(conn, c)  # the outbox of tank A's gateway replays its missing hours
         after = await _stored(conn, c["facs"], NOW + timedelta(seconds=10))
         return c, before, after, await _raw(conn, c["facs"])
 
@@ -266,9 +275,7 @@ def test_a_window_computed_open_is_redone_once_it_has_closed(db_url: str) -> Non
     end = window(D, CFG).end
 
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
-        for sensor, p in zip(c["sensors"], PLANS, strict=True):
-            await copy_readings(conn, readings(p, sensor, NOW, end + timedelta(minutes=5)))
-            await refresh_rollups(conn, sensor, NOW, end + timedelta(minutes=5))
+        await _arrive(conn, c, NOW, end + timedelta(minutes=5))
         await windows_round(conn, CFG, now=end - timedelta(seconds=10))
         await _stored(conn, c["facs"], end + timedelta(seconds=5))
         return await _rows(conn)
@@ -288,22 +295,13 @@ def test_the_last_closed_day_is_kept_while_today_s_readings_arrive(db_url: str) 
     late = window(D, CFG).end + timedelta(hours=5)
 
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
-        for sensor, p in zip(c["sensors"], PLANS, strict=True):
-            await copy_readings(conn, readings(p, sensor, NOW, late))
-            await refresh_rollups(conn, sensor, NOW, late)
+        await _arrive(conn, c, NOW, late)
         await windows_round(conn, CFG, now=late)
         # The live readings of the next two minutes arrive.
-        for sensor, p in zip(c["sensors"], PLANS, strict=True):
-            await copy_readings(conn, readings(p, sensor, late, late + timedelta(minutes=2)))
-            await refresh_rollups(conn, sensor, late, late + timedelta(minutes=2))
+        await _arrive(conn, c, late, late + timedelta(minutes=2))
         await _stored(conn, c["facs"], late + timedelta(minutes=5))
         kept = await _rows(conn)
-        # Tank A's gateway replays the three hours it missed on D (late readings of D).
-        sensor, p = c["sensors"][0], PLANS[0]
-        full = dataclasses.replace(p, gaps=())
-        missed = [r for r in readings(full, sensor, START, NOW, seed=0) if GAP[0] <= r[1] < GAP[1]]
-        await copy_readings(conn, iter(missed))
-        await refresh_rollups(conn, sensor, GAP[0], GAP[1])
+        await _replay_gap(conn, c)  # late readings of D's own hours
         after = await _stored(conn, c["facs"], late + timedelta(minutes=6))
         return c, kept, await _rows(conn), after, await _raw(conn, c["facs"])
 
