@@ -43,26 +43,27 @@ def recompute(conn: psycopg.Connection[Any], sensor_id: int, start: datetime, en
                 " time_bucket(%s::interval, %s::timestamptz) + %s::interval",
                 (width, start, width, end, width),
             ).fetchone() or (start, end)
-            _refresh_waiting(conn, name, lo, hi)
+            call_refresh(conn, queries.REFRESH_CAGG, (name, lo, hi))
         return 0
     got = conn.execute(queries.RECOMPUTE, (sensor_id, start, end)).fetchone()
     return int(got[0]) if got else 0
 
 
-def _refresh_waiting(
-    conn: psycopg.Connection[Any], name: str, lo: datetime, hi: datetime, wait_s: float = 60.0
+def call_refresh(
+    conn: psycopg.Connection[Any], statement: str, params: tuple[Any, ...], wait_s: float = 60.0
 ) -> None:
-    """Refresh a continuous aggregate over [lo, hi), waiting out a concurrent refresh.
+    """Run a TimescaleDB refresh (`refresh_continuous_aggregate`, or `run_job` of a refresh
+    policy), waiting out a concurrent refresh of the same aggregate.
 
     TimescaleDB refuses a refresh overlapping one in progress ("could not refresh continuous
     aggregate ... due to a concurrent refresh", LockNotAvailable) instead of waiting for it: its
-    refresh policy's background job does that every few minutes, and a correction recomputed in
-    that moment failed (seen in CI). Retried with growing pauses for up to `wait_s`."""
+    refresh policy's background job does that every few minutes, and a recompute in that moment
+    failed (seen in CI). Retried with growing pauses for up to `wait_s`."""
     deadline = time.monotonic() + wait_s
     pause = 0.1
     while True:
         try:
-            conn.execute(queries.REFRESH_CAGG, (name, lo, hi))
+            conn.execute(statement, params)
             return
         except psycopg.errors.LockNotAvailable:
             if time.monotonic() + pause > deadline:

@@ -4,13 +4,12 @@ older than its horizon (whole chunks on TimescaleDB) while the daily rollups kee
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from ingest.rollups import recompute
+from ingest.rollups import call_refresh, recompute
 from oxy.database import storage_kind
 from tests.ingest.conftest import Registry
 
@@ -24,15 +23,7 @@ def _refresh(conn: psycopg.Connection, sensor: int, lo: datetime, hi: datetime) 
             " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
         ).fetchall():
             # The scheduler may be running the same policy now: it refuses, rather than waits.
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    conn.execute("CALL run_job(%s)", (job,))
-                    break
-                except psycopg.errors.LockNotAvailable:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            call_refresh(conn, "CALL run_job(%s)", (job,))
 
 
 def _days(conn: psycopg.Connection) -> list[tuple[object, ...]]:
