@@ -838,12 +838,12 @@ class JobTimes:
     # Every whole-country alert round of the run: (started, s after the start; seconds), the
     # one in progress (its start) and the rounds that failed (why).
     alert_rounds: list[tuple[float, float]] = field(default_factory=list)
-    # Per finished round: the accounting windows it computed and stored itself (rows stamped with
-    # its `now`), i.e. what the API's windows-ahead job had not kept fresh for it.
-    alert_windows: list[int] = field(default_factory=list)
-    # Per round, before it ran: the open day's stored windows by their `computed_at` stamp (age in
-    # s, count), newest first: which rounds of the API's job had stored them, and how long ago.
+    # Per round, before it ran: the stored windows of the open day and the 7 before it, by day
+    # and `computed_at` stamp (day, age in s, count), newest first: which rounds of the API's job
+    # stored them, and how long ago.
     alert_stamps: list[list[tuple[Any, float, int]]] = field(default_factory=list)
+    # Per finished round: the accounting windows it computed and stored itself (rows stamped with
+    # its `now`), by day (day, count): what the API's windows-ahead job had not kept fresh for it.
     alert_days: list[list[tuple[Any, int]]] = field(default_factory=list)
     alert_running: float | None = None
     alert_failures: list[str] = field(default_factory=list)
@@ -886,9 +886,7 @@ async def run_jobs(url: str, cfg: SoakConfig, t0: float, times: JobTimes) -> Non
                     " GROUP BY 1 ORDER BY 1",
                     (now,),
                 )
-                got = await cur.fetchall()
-                times.alert_windows.append(sum(int(n) for _d, n in got))
-                times.alert_days.append([(d, int(n)) for d, n in got])
+                times.alert_days.append([(d, int(n)) for d, n in await cur.fetchall()])
                 await conn.commit()
             except psycopg.Error as exc:  # reported with the figures, never hidden
                 await conn.rollback()
@@ -1055,7 +1053,6 @@ class SoakResult:
     generator_readings: int = 0
     wire: str = "v2"
     not_stored: list[str] = field(default_factory=list)  # received, not stored: why
-    alert_windows: list[int] = field(default_factory=list)  # per finished round: see JobTimes
     alert_stamps: list[list[tuple[Any, float, int]]] = field(default_factory=list)  # see JobTimes
     alert_days: list[list[tuple[Any, int]]] = field(default_factory=list)  # see JobTimes
 
@@ -1219,7 +1216,6 @@ async def _soak(platform: Platform, cfg: SoakConfig, password: str, out: Any) ->
         gen_readings,
         cfg.wire,
         not_stored,
-        times.alert_windows,
         times.alert_stamps,
         times.alert_days,
     )
@@ -1267,9 +1263,10 @@ def summary(res: SoakResult, out: Any) -> None:
     rounds = ", ".join(f"{secs:.1f} s (at {at:.0f} s)" for at, secs in res.alert_rounds)
     print(f"alert evaluation of the whole country, per round: {rounds or 'none finished'}",
           file=out)  # fmt: skip
-    if res.alert_windows:
+    if res.alert_days:
         print("  accounting windows each round computed itself (not kept fresh by the API's job): "
-              + ", ".join(f"{n:,}" for n in res.alert_windows), file=out)  # fmt: skip
+              + ", ".join(f"{sum(n for _d, n in got):,}" for got in res.alert_days),
+              file=out)  # fmt: skip
     for i, stamps in enumerate(res.alert_stamps):
         ages = "; ".join(f"{d:%m-%d} {n:,} at {age:.0f} s" for d, age, n in stamps[:12])
         print(f"  round {i + 1} stored before (day count age): {ages or 'none'}", file=out)
