@@ -10,7 +10,16 @@ Each run times three states of the stored accounting windows (`tank_windows`):
 * `cold`: none stored (the first round after a fresh database);
 * `stale`: every unsettled window (the open day and the last closed one) computed more than
   `open_window_fresh_seconds` ago, as when the API's windows-ahead job has not run for a while;
-* `fresh`: right after a round stored them.
+* `fresh`: right after a round stored them;
+* `cutoff`: 5 s after the last 16:00 cut-off, before the windows-ahead job's next round: the day
+  that has just closed was last computed while open (30 s before) and the new open day not at
+  all, so the round computes both (6,000 windows). The readings stored since that cut-off are
+  there already, so the new open day holds more data than at 16:00: an upper bound of the work;
+* `midnight`: 5 s after the coming 00:00 UTC, when the last closed day settles (its data's last
+  UTC day has ended): its windows, computed a minute before by the job (with the open day's),
+  are checked afresh (3,000 windows).
+
+`cutoff` and `midnight` evaluate at those moments, not now (a clock the rules are given).
 
 For each it prints every rule's time; for the `supply` rule (the accounting windows) also the
 time spent in SQL (by query with --queries: the first words of its text), what remains (Python,
@@ -32,7 +41,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +52,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 _code = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else None
 sys.path.insert(0, _code or str(Path(__file__).resolve().parent.parent))
 
+from api.accounting.ahead import windows_round  # noqa: E402
 from api.accounting.config import AccountingConfig  # noqa: E402
-from api.accounting.windows import last_complete_day  # noqa: E402
+from api.accounting.windows import last_complete_day, window  # noqa: E402
 from api.alerts.config import AlertSettings  # noqa: E402
 from api.alerts.rules import Rule, evaluate_rules  # noqa: E402
 from api.alerts.service import run_once  # noqa: E402
@@ -132,7 +142,9 @@ def drop(admin: str, name: str) -> None:
         )
 
 
-async def _state(conn: AsyncConnection[Any], state: str, now: datetime, acc: AccountingConfig):
+async def _state(conn: AsyncConnection[Any], state: str, acc: AccountingConfig) -> datetime:
+    """Put the stored windows in `state`; the time to evaluate at."""
+    now = datetime.now(UTC)
     done = last_complete_day(now, acc)
     if state == "cold":
         await conn.execute("DELETE FROM refill_events")
@@ -143,7 +155,26 @@ async def _state(conn: AsyncConnection[Any], state: str, now: datetime, acc: Acc
             "WHERE report_day >= %s",
             (acc.open_window_fresh_seconds + 60, done),
         )
+    elif state == "cutoff":
+        end = window(done, acc).end
+        await conn.execute(
+            "DELETE FROM tank_windows WHERE report_day = %s", (done + timedelta(days=1),)
+        )
+        await conn.execute(
+            "UPDATE tank_windows SET computed_at = %s WHERE report_day = %s",
+            (end - timedelta(seconds=30), done),
+        )
+        now = end + timedelta(seconds=5)
+    elif state == "midnight":
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+        done = last_complete_day(midnight, acc)
+        await conn.execute("DELETE FROM tank_windows WHERE report_day = %s", (done,))
+        await conn.commit()
+        # the job's last round before midnight: day D computed unsettled, D+1 kept fresh
+        await windows_round(conn, acc, now=midnight - timedelta(seconds=60))
+        now = midnight + timedelta(seconds=5)
     await conn.commit()
+    return now
 
 
 _GROUPS: tuple[tuple[str, tuple[Rule, ...]], ...] = (
@@ -162,8 +193,7 @@ async def one_state(url: str, state: str, args: argparse.Namespace) -> dict[str,
     cfg, acc = AlertSettings(), AccountingConfig.defaults()
     out: dict[str, float] = {}
     async with await AsyncConnection.connect(url) as conn:
-        now = datetime.now(UTC)
-        await _state(conn, state, now, acc)
+        now = await _state(conn, state, acc)
         for name, rules in _GROUPS:
             t = time.perf_counter()
             await evaluate_rules(conn, now, cfg, acc, only=rules)
@@ -178,20 +208,29 @@ async def one_state(url: str, state: str, args: argparse.Namespace) -> dict[str,
             out["supply.cpu"] = time.process_time() - cpu
             queries = {k: (v[0], int(v[1])) for k, v in sql_t.items()}
         await conn.commit()
+        # the windows the round computed (stored with its time) by report day
+        cur = await conn.execute(
+            "SELECT report_day, count(*) FROM tank_windows WHERE computed_at = %s "
+            "GROUP BY 1 ORDER BY 1",
+            (now,),
+        )
+        computed = ", ".join(f"{d:%m-%d} {n:,}" for d, n in await cur.fetchall()) or "none"
         out["supply.sql"] = sum(v[0] for v in queries.values())
         out["supply.not_sql"] = out["supply"] - out["supply.sql"]
         # the whole evaluation, then the full round (evaluate, apply, dispatch), same state
-        await _state(conn, state, datetime.now(UTC), acc)
+        now = await _state(conn, state, acc)
         t = time.perf_counter()
-        await evaluate_rules(conn, datetime.now(UTC), cfg, acc)
+        await evaluate_rules(conn, now, cfg, acc)
         out["evaluate_rules"] = time.perf_counter() - t
         await conn.commit()
-        await _state(conn, state, datetime.now(UTC), acc)
+        now = await _state(conn, state, acc)
         t = time.perf_counter()
-        await run_once(conn, datetime.now(UTC), cfg, acc, {})
+        await run_once(conn, now, cfg, acc, {})
         await conn.commit()
         out["run_once"] = time.perf_counter() - t
-    print(f"  [{state}] load {os.getloadavg()[0]:.1f}")
+    print(
+        f"  [{state}] load {os.getloadavg()[0]:.1f}; windows the supply rule computed: {computed}"
+    )
     for k, v in out.items():
         print(f"    {k:<20} {v:7.3f} s")
     if args.queries:
