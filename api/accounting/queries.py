@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from psycopg import sql as pgsql
+
 # The level sensor of each tank: DP first, then already-derived contents, then percent full.
 LEVEL_SENSORS: Final = """
 SELECT DISTINCT ON (s.tank_id) s.tank_id, s.id, s.quantity, t.capacity_kg, t.min_usable_kg,
@@ -145,15 +147,23 @@ JOIN corrections c ON c.sensor_id = d.sensor_id AND c.reverted_at IS NULL
 """
 
 # The ingest rollups (good readings only, no corrections): used when no correction touches the
-# range. The table behind readings_1h carries first_ts/last_ts on both storage paths.
-ROLLUP_1H_BUCKETS_EACH: Final = """
+# range. The tables behind readings_1h/_1m carry first_ts/last_ts on both storage paths. Hourly:
+# the coarse series; minutes: the data around refills and window ends (the raw readings are 60
+# times as many rows at 1 Hz).
+_ROLLUP_BUCKETS_EACH: Final = """
 SELECT d.sensor_id, r.bucket, r.first_ts, r.first_value, r.last_ts, r.last_value, r.min_value,
        r.n
 FROM unnest(%(sensors)b::bigint[], %(start)b::timestamptz[], %(end)b::timestamptz[])
      AS d (sensor_id, lo, hi)
-JOIN rollup_1h r ON r.sensor_id = d.sensor_id AND r.bucket >= d.lo AND r.bucket < d.hi
+JOIN {table} r ON r.sensor_id = d.sensor_id AND r.bucket >= d.lo AND r.bucket < d.hi
 ORDER BY d.sensor_id, r.bucket
 """
+ROLLUP_1H_BUCKETS_EACH: Final = pgsql.SQL(_ROLLUP_BUCKETS_EACH).format(
+    table=pgsql.Identifier("rollup_1h")
+)
+ROLLUP_1M_BUCKETS_EACH: Final = pgsql.SQL(_ROLLUP_BUCKETS_EACH).format(
+    table=pgsql.Identifier("rollup_1m")
+)
 
 # Raw readings with the corrections overlay: an active 'invalidate' drops the reading, an active
 # 'replace' substitutes its value (and makes a bad reading usable). The newest correction covering

@@ -362,28 +362,58 @@ async def dense_series(
     return got[sensor.tank_id]
 
 
+def _minutes_around(ivs: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The intervals widened to whole minutes (the minute rollups' buckets), merged where they
+    meet: a raw bucket and a rollup row then hold the same readings."""
+    out: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(ivs):
+        lo = start.replace(second=0, microsecond=0)
+        top = end.replace(second=0, microsecond=0)
+        hi = top if top == end else top + timedelta(minutes=1)
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
 async def dense_series_many(
     conn: AsyncConnection[Any],
     sensors: dict[int, LevelSensor],
     cals: dict[int, Calibrations],
     intervals: Mapping[int, Sequence[tuple[datetime, datetime]]],
+    *,
+    source: Source = Source.STORED,
 ) -> dict[int, list[Point]]:
-    """`dense_series` of many tanks (keys of `intervals`, each with its disjoint intervals) in
-    one query."""
-    flat = [(t, lo, hi) for t, ivs in intervals.items() for lo, hi in ivs]
+    """`dense_series` of many tanks (keys of `intervals`, each with its disjoint intervals, read
+    as whole minutes): from the minute rollups where `source` allows it and no correction
+    touches a tank's intervals, else from the raw readings with the overlay; at most three
+    queries whatever their number. Per tank the same points either way."""
+    spans = {t: _minutes_around(ivs) for t, ivs in intervals.items()}
+    flat = [(sensors[t].sensor_id, lo, hi) for t, ivs in spans.items() for lo, hi in ivs]
+
+    def each(part: list[tuple[int, datetime, datetime]]) -> dict[str, Any]:
+        return {"sensors": [s for s, _, _ in part], "start": [lo for _, lo, _ in part],
+                "end": [hi for _, _, hi in part]}  # fmt: skip
+
     rows: dict[int, list[Sequence[Any]]] = {}
-    if flat:
+    raw = flat
+    if flat and source is Source.STORED:
+        cur = await conn.execute(q.ACTIVE_CORRECTIONS_OVERLAP_EACH, each(flat))
+        corrected = {int(r[0]) for r in await cur.fetchall()}
+        rolled = [f for f in flat if f[0] not in corrected]
+        if rolled:
+            # rows in binary: timestamps parsed in C
+            cur = await conn.execute(q.ROLLUP_1M_BUCKETS_EACH, each(rolled), binary=True)
+            rows = _by_sensor(await cur.fetchall())
+            # A tank without a rollup row in any of its intervals (ingest not maintaining them
+            # here, or no data there): raw, below.
+            raw = [f for f in flat if f[0] not in rows]
+    if raw:
         cur = await conn.execute(
-            q.RAW_BUCKETS_EACH,
-            {
-                "sensors": [sensors[t].sensor_id for t, _, _ in flat],
-                "start": [lo for _, lo, _ in flat],
-                "end": [hi for _, _, hi in flat],
-                "width": timedelta(minutes=1),
-            },
-            binary=True,  # rows in binary: timestamps parsed in C
+            q.RAW_BUCKETS_EACH, each(raw) | {"width": timedelta(minutes=1)}, binary=True
         )
-        rows = _by_sensor(await cur.fetchall())
+        rows |= _by_sensor(await cur.fetchall())
     return {
         t: _bucket_points(rows.get(sensors[t].sensor_id, []), sensors[t], cals.get(t), None)
         for t in intervals
@@ -424,6 +454,7 @@ async def tanks_figures(
         sensors,
         cals,
         {t: dense_intervals(points[t], w, cfg, found[t]) for t, w in spans.items()},
+        source=source,
     )
     return {t: figures_for_days(points[t], w, cfg, dense[t], found[t]) for t, w in spans.items()}
 
@@ -558,6 +589,7 @@ async def ensure_windows(
     *,
     now: datetime | None = None,
     fresh: timedelta | None = None,
+    closing_grace: timedelta = timedelta(0),
 ) -> dict[tuple[int, date], WindowFigures]:
     """Stored window figures for the tanks and days, recomputing the missing and stale ones.
 
@@ -569,11 +601,21 @@ async def ensure_windows(
     job passes its interval) or was computed once all hours of its data had passed, was computed
     after the window closed if it has closed, and no reading arrived since for an hour already
     past (`live_fingerprints`); otherwise it is recomputed, so a page shows figures at most that
-    old."""
+    old.
+
+    `closing_grace` (the alert round's: the windows-ahead job recomputes within its interval
+    what a cut-off or midnight changed) keeps reading, for that long after a window closed or
+    settled, the row computed before: one computed less than `fresh` before (just closed, the
+    same age an open window may have), or once all its hours had passed (just settled: its
+    hours' fingerprint still decides). Otherwise the first round after 16:00 computed the
+    6,000 windows of the day just closed and the new one itself (5.0-5.5 s), the first after
+    00:00 UTC the 3,000 of the day settling (4.3 s): docs/scaling.md."""
     if not tank_ids:
         return {}
     async with without_jit(conn):
-        return await _ensure_windows(conn, tank_ids, first, last, cfg, now=now, fresh=fresh)
+        return await _ensure_windows(
+            conn, tank_ids, first, last, cfg, now=now, fresh=fresh, closing_grace=closing_grace
+        )
 
 
 async def _ensure_windows(
@@ -585,6 +627,7 @@ async def _ensure_windows(
     *,
     now: datetime | None = None,
     fresh: timedelta | None = None,
+    closing_grace: timedelta = timedelta(0),
 ) -> dict[tuple[int, date], WindowFigures]:
     now = now or datetime.now(UTC)
     fresh = timedelta(seconds=cfg.open_window_fresh_seconds) if fresh is None else fresh
@@ -602,15 +645,19 @@ async def _ensure_windows(
     for r in await cur.fetchall():
         key, day, at = (int(r[0]), r[1]), r[1], r[10]
         row = WindowFigures(r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        end, complete = wins[day].end, _hour(at) >= wins[day].end + CONTEXT
         if settle[day] <= now:
-            if at >= settle[day] and (r[11] or 0) == _stamp(prints.get(key, 0)):
-                have[key] = row
+            if at >= settle[day]:
+                if (r[11] or 0) == _stamp(prints.get(key, 0)):
+                    have[key] = row
+            elif complete and now - settle[day] < closing_grace:
+                live[key] = (row, at, r[11] or 0)  # just settled: still its hours' fingerprint
         elif (
             timedelta(0) <= now - at
-            and (now < wins[day].end or at >= wins[day].end)
+            and (now < end or at >= end or now - end < closing_grace)
             # Fresh enough, or computed once every hour of its data had passed: then its hourly
             # fingerprint covers all of them and only a late reading can change it.
-            and (now - at < fresh or _hour(at) >= wins[day].end + CONTEXT)
+            and (now - at < fresh or complete)
         ):
             live[key] = (row, at, r[11] or 0)
     if live:
@@ -798,17 +845,20 @@ async def facility_telemetry_days(
     *,
     now: datetime | None = None,
     fresh: timedelta | None = None,
+    closing_grace: timedelta = timedelta(0),
 ) -> dict[date, dict[int, FacilityTelemetry]]:
     """`facility_telemetry` for several report days at once (stored windows): the tanks, their
     windows over the whole span and the uncalibrated tanks are each read once, then every day
-    is assembled from them. A window is the same whichever day asks for it. `fresh`: as in
-    `ensure_windows`."""
+    is assembled from them. A window is the same whichever day asks for it. `fresh`,
+    `closing_grace`: as in `ensure_windows`."""
     if not report_days:
         return {}
     tanks, cylinders = await _tanks(conn, facility_ids)
     monitored = [t[1] for t in tanks if t[4]]
     first, last = min(report_days) - timedelta(days=6), max(report_days)
-    figs = await ensure_windows(conn, monitored, first, last, cfg, now=now, fresh=fresh)
+    figs = await ensure_windows(
+        conn, monitored, first, last, cfg, now=now, fresh=fresh, closing_grace=closing_grace
+    )
     blind = await _uncalibrated_days(conn, monitored, report_days, cfg)
     return {
         d: _assemble(

@@ -339,9 +339,16 @@ async def supply(
     done = last_complete_day(now, acc)
     # Both days at once: the tanks' windows D−6..D+1 are read (and the stale ones recomputed)
     # once, not twice over the six days the two share. An open window is read as fresh while
-    # the API's windows-ahead job keeps it (`kept_fresh`): the round does not redo its work.
+    # the API's windows-ahead job keeps it (`kept_fresh`): the round does not redo its work,
+    # nor, for as long, the job's next round after a cut-off or midnight (`closing_grace`).
     both = await facility_telemetry_days(
-        conn, fids, [done, done + timedelta(days=1)], acc, now=now, fresh=kept_fresh(acc)
+        conn,
+        fids,
+        [done, done + timedelta(days=1)],
+        acc,
+        now=now,
+        fresh=kept_fresh(acc),
+        closing_grace=kept_fresh(acc),
     )
     current, closed = both[done + timedelta(days=1)], both[done]
     out = []

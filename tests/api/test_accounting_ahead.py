@@ -26,7 +26,7 @@ from api.accounting.simulate import (
     readings,
     refresh_rollups,
 )
-from api.accounting.telemetry import FacilityTelemetry, Source, facility_telemetry
+from api.accounting.telemetry import FacilityTelemetry, Source, facility_telemetry, settles
 from api.accounting.windows import days, window
 from api.alerts.config import AlertSettings
 from api.alerts.rules import Rule, evaluate_rules
@@ -285,6 +285,69 @@ def test_a_window_computed_open_is_redone_once_it_has_closed(db_url: str) -> Non
     # (its window opened at 16:00), the closed days are not.
     assert {at for (_t, d), at in rows.items() if d == D} == {end + timedelta(seconds=5)}
     assert {at for (_t, d), at in rows.items() if d < D} == {end - timedelta(seconds=10)}
+
+
+def _supply_round(conn: psycopg.AsyncConnection[Any], at: datetime) -> Any:
+    return evaluate_rules(conn, at, AlertSettings(), CFG, only=[Rule.DAYS_OF_SUPPLY])
+
+
+def test_right_after_the_cut_off_the_alert_round_leaves_the_closed_day_to_the_job(
+    db_url: str,
+) -> None:
+    """16:00:05: the job's row of D from 15:59:50 is as young as an open window the round reads,
+    so the round computes only D+1 (it computed all 6,000 windows of a national cut-off itself:
+    5.0-5.5 s); once that row is older than the job's freshness, the round recomputes D."""
+    end = window(D, CFG).end
+    kept = kept_fresh(CFG)
+    job = end - timedelta(seconds=10)
+
+    async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
+        await _arrive(conn, c, NOW, end + timedelta(minutes=5))
+        await windows_round(conn, CFG, now=job)
+        await _supply_round(conn, end + timedelta(seconds=5))
+        first = await _rows(conn)
+        await _supply_round(conn, job + kept + timedelta(seconds=1))
+        return first, await _rows(conn)
+
+    first, late = _run(db_url, body)
+    assert {at for (_t, d), at in first.items() if d == D} == {job}
+    assert {at for (_t, d), at in first.items() if d == D + timedelta(days=1)} == {
+        end + timedelta(seconds=5)
+    }
+    assert {at for (_t, d), at in late.items() if d == D} == {job + kept + timedelta(seconds=1)}
+
+
+def test_right_after_midnight_utc_the_alert_round_leaves_the_settling_day_to_the_job(
+    db_url: str,
+) -> None:
+    """00:00:05 UTC: D settles (the last UTC day of its data is over). Its row, computed once all
+    its hours had passed, is still read by its hours' fingerprint for the round's grace (it
+    recomputed the 3,000 windows of a national day itself: 4.3 s); a late reading in D's hours
+    still redoes that tank at once, and after the grace the round settles D itself."""
+    midnight = settles(window(D, CFG), CFG)
+    assert midnight.hour == 0 and midnight.date() == D + timedelta(days=1)
+    kept = kept_fresh(CFG)
+    job = midnight - timedelta(seconds=60)
+
+    async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
+        await _arrive(conn, c, NOW, midnight + timedelta(minutes=5))
+        await windows_round(conn, CFG, now=job)
+        await _supply_round(conn, midnight + timedelta(seconds=5))
+        kept_rows = await _rows(conn)
+        await _replay_gap(conn, c)  # late readings of D's own hours (tank A)
+        await _supply_round(conn, midnight + timedelta(seconds=10))
+        redone = await _rows(conn)
+        await _supply_round(conn, midnight + kept + timedelta(seconds=1))
+        after = await _stored(conn, c["facs"], midnight + kept + timedelta(seconds=2))
+        return c, kept_rows, redone, await _rows(conn), after, await _raw(conn, c["facs"])
+
+    c, kept_rows, redone, settled, after, raw = _run(db_url, body)
+    tank_a, tank_b = c["tanks"]
+    assert {at for (_t, d), at in kept_rows.items() if d >= D - timedelta(days=6)} == {job}
+    assert redone[(tank_a, D)] == midnight + timedelta(seconds=10)
+    assert redone[(tank_b, D)] == job
+    assert settled[(tank_b, D)] == midnight + kept + timedelta(seconds=1)
+    assert after == raw
 
 
 def test_the_last_closed_day_is_kept_while_today_s_readings_arrive(db_url: str) -> None:
