@@ -129,6 +129,7 @@ def prepare(admin: str, name: str, args: argparse.Namespace) -> str:
             args.tanks,
             max(3, args.facilities // 30),
             history_days=args.history_days,
+            dense_hours=args.dense_hours,
         )
         print(seed_national(url, scale), f"({time.monotonic() - t:.0f} s)")
     return url
@@ -261,6 +262,12 @@ def main() -> None:
     p.add_argument("--facilities", type=int, default=2000)
     p.add_argument("--tanks", type=int, default=3000)
     p.add_argument("--history-days", type=float, default=2.0)
+    p.add_argument(
+        "--dense-hours",
+        type=float,
+        default=0.0,
+        help="hours of 1 Hz DP history around the last 16:00 cut-off",
+    )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--states", nargs="+", default=["cold", "stale", "fresh"])
     p.add_argument("--queries", action="store_true", help="print the slowest queries")

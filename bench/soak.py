@@ -115,6 +115,7 @@ class SoakConfig:
     api_rps: float = 2.0
     alert_every_s: float = 60.0
     history_days: float = 1.0
+    dense_hours: float = 0.0  # of 1 Hz DP history around the last cut-off (demo.national)
     database_url: str | None = None
     drain_s: float = 60.0
     seed: int = 22
@@ -665,7 +666,11 @@ def seed(url: str, cfg: SoakConfig) -> str:
         else NationalScale(facilities=n, tanks=n * 3 // 2, suppliers=max(3, n // 30))
     )
     scale = NationalScale(
-        scale.facilities, scale.tanks, scale.suppliers, history_days=cfg.history_days
+        scale.facilities,
+        scale.tanks,
+        scale.suppliers,
+        history_days=cfg.history_days,
+        dense_hours=cfg.dense_hours,
     )
     password = "soak-" + uuid.uuid4().hex[:12]
     summary = seed_national(url, scale, password=password)
@@ -1353,6 +1358,12 @@ def main() -> None:
     p.add_argument("--outage-s", type=float, default=60.0)
     p.add_argument("--skew-share", type=float, default=0.1)
     p.add_argument("--history-days", type=float, default=1.0)
+    p.add_argument(
+        "--dense-hours",
+        type=float,
+        default=0.0,
+        help="hours of 1 Hz DP history around the last 16:00 cut-off",
+    )
     p.add_argument("--database-url", default=None, help="a fresh, empty database to use")
     p.add_argument("--wire", choices=("v2", "v1"), default="v2",
                    help="the gateways' data format: v2 (MessagePack, one base time + offsets, "
@@ -1367,7 +1378,8 @@ def main() -> None:
         cfg = SoakConfig(
             gateways=a.gateways, duration_s=a.duration, interval_s=a.interval,
             batch_s=a.batch_s, hz=a.hz, outage_share=a.outage_share, outage_s=a.outage_s,
-            skew_share=a.skew_share, history_days=a.history_days, database_url=a.database_url,
+            skew_share=a.skew_share, history_days=a.history_days, dense_hours=a.dense_hours,
+            database_url=a.database_url,
             generators=a.generators, wire=a.wire, alert_wait_s=a.alert_wait,
         )  # fmt: skip
     except ValueError as exc:

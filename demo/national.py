@@ -47,7 +47,9 @@ CITY_WEIGHT = {"01": 6.0, "79": 6.0, "31": 2.5, "48": 2.0, "92": 2.0, "46": 1.5}
 
 @dataclass(frozen=True, slots=True)
 class NationalScale:
-    """How big a generated country is; `history_step_s` is the spacing of the DP history."""
+    """How big a generated country is; `history_step_s` is the spacing of the DP history, and
+    `dense_hours` the hours of it at one reading a second, centred on the last 16:00 cut-off
+    (what the accounting windows' minute data reads on a country at 1 Hz)."""
 
     facilities: int = 2000
     tanks: int = 3000
@@ -55,6 +57,7 @@ class NationalScale:
     history_days: float = 30.0
     history_step_s: int = 300
     seed: int = 22
+    dense_hours: float = 0.0
 
     def __post_init__(self) -> None:
         if self.facilities < 1 or self.tanks < self.facilities or self.tanks > 3 * self.facilities:
@@ -63,6 +66,8 @@ class NationalScale:
             raise ValueError("history_days must be >= 0 and history_step_s >= 60")
         if self.suppliers < 1:
             raise ValueError("at least one supplier")
+        if not 0 <= self.dense_hours <= 24:
+            raise ValueError("dense_hours must be in [0, 24]")
 
 
 NATIONAL = NationalScale()
@@ -453,6 +458,20 @@ def _summary(conn: psycopg.Connection[Any], summary: NationalSummary) -> Nationa
     return summary
 
 
+def _dense_span(start: datetime, end: datetime, hours: float) -> tuple[datetime, datetime] | None:
+    """`hours` around the last 16:00 cut-off before `end`, inside [start, end], or None."""
+    from api.accounting.config import AccountingConfig
+    from api.accounting.windows import last_complete_day, window
+
+    if hours <= 0:
+        return None
+    cfg = AccountingConfig.defaults()
+    cutoff = window(last_complete_day(end, cfg), cfg).end
+    half = timedelta(hours=hours / 2)
+    lo, hi = max(start, cutoff - half), min(end, cutoff + half)
+    return (lo, hi) if lo < hi else None
+
+
 def seed_national(
     url: str,
     scale: NationalScale = NATIONAL,
@@ -498,6 +517,12 @@ def seed_national(
                     _HISTORY_SQL, {"start": start, "end": end, "step": scale.history_step_s}
                 )
                 summary.readings = max(cur.rowcount, 0)
+                dense = _dense_span(start, end, scale.dense_hours)
+                if dense is not None:
+                    cur = conn.execute(
+                        _HISTORY_SQL, {"start": dense[0], "end": dense[1], "step": 1}
+                    )
+                    summary.readings += max(cur.rowcount, 0)
             conn.execute(_LATEST_SQL, {"end": end})
             _rollups(conn)
         summary.created = True

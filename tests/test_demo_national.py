@@ -4,6 +4,7 @@ history with its rollups, one shared password that logs in, and a second run tha
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 
 import psycopg
@@ -122,6 +123,32 @@ def test_small_national_country(db_url: str) -> None:
     second = seed_national(db_url, SMALL, now=NOW)
     assert not second.created and second.password is None
     assert (second.facilities, second.tanks, second.accounts) == (70, 100, 111)
+
+
+def test_dense_history_around_the_last_cut_off(db_url: str) -> None:
+    """`dense_hours` adds a reading a second around the last 16:00 cut-off (here NOW itself):
+    its half before NOW, beside the 5-minute history, with its minute rollups."""
+    got = seed_national(
+        db_url, dataclasses.replace(SMALL, dense_hours=0.5), now=NOW, password="nat-test-pass-9Qx"
+    )
+    # 08:45:00 .. 09:00:00 every second, but for the four 5-minute readings already there.
+    assert got.readings == 100 * (6 * 12 + 1) + 100 * (15 * 60 + 1 - 4)
+    with psycopg.connect(db_url) as conn:
+        assert (
+            _one(
+                conn,
+                "SELECT count(*) FROM readings "
+                "WHERE ts > '2026-12-01 08:45:00+00' AND ts < '2026-12-01 08:46:00+00'",
+            )
+            == 100 * 59
+        )
+        assert (
+            _one(
+                conn,
+                "SELECT max(n) FROM rollup_1m WHERE bucket = '2026-12-01 08:50:00+00'",
+            )
+            == 60
+        )
 
 
 def test_scale_is_checked() -> None:
