@@ -272,7 +272,7 @@ _HISTORY_SQL = """
 INSERT INTO readings (sensor_id, ts, value, quality, received_at)
 SELECT s.id, g.ts,
        round((m.dp_max * (0.85 - mod((n.phase * 0.6 + n.daily_kg / n.capacity_kg
-             * extract(epoch FROM g.ts - %(start)s) / 86400.0)::numeric, 0.6)::float8)
+             * extract(epoch FROM g.ts - %(origin)s) / 86400.0)::numeric, 0.6)::float8)
              + 0.05 * sin(extract(epoch FROM g.ts)::float8 / 97.0 + s.id))::numeric, 3)::float8,
        0, g.ts
 FROM nat_tank n JOIN organisations o ON o.code = n.facility
@@ -514,13 +514,16 @@ def seed_national(
             )
             if scale.history_days > 0:
                 cur = conn.execute(
-                    _HISTORY_SQL, {"start": start, "end": end, "step": scale.history_step_s}
+                    _HISTORY_SQL,
+                    {"origin": start, "start": start, "end": end, "step": scale.history_step_s},
                 )
                 summary.readings = max(cur.rowcount, 0)
                 dense = _dense_span(start, end, scale.dense_hours)
                 if dense is not None:
+                    # the same sawtooth (`origin`: its phase), sampled every second
                     cur = conn.execute(
-                        _HISTORY_SQL, {"start": dense[0], "end": dense[1], "step": 1}
+                        _HISTORY_SQL,
+                        {"origin": start, "start": dense[0], "end": dense[1], "step": 1},
                     )
                     summary.readings += max(cur.rowcount, 0)
             conn.execute(_LATEST_SQL, {"end": end})

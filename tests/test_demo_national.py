@@ -149,6 +149,21 @@ def test_dense_history_around_the_last_cut_off(db_url: str) -> None:
             )
             == 60
         )
+        # The same sawtooth sampled more often, not a second one beside it: every reading a
+        # second lies within the gauge noise (0.05) of the 5-minute readings around it.
+        assert (
+            _one(
+                conn,
+                "SELECT max(abs(d.value - (c0.value + (c1.value - c0.value) "
+                "  * extract(epoch FROM d.ts - c0.ts) / 300.0))) "
+                "FROM readings d "
+                "JOIN readings c0 ON c0.sensor_id = d.sensor_id "
+                "  AND c0.ts = date_bin('5 minutes', d.ts, '2000-01-03') "
+                "JOIN readings c1 ON c1.sensor_id = d.sensor_id AND c1.ts = c0.ts + '5 minutes' "
+                "WHERE d.ts > '2026-12-01 08:45:00+00'",
+            )
+            < 0.2
+        )
 
 
 def test_scale_is_checked() -> None:
