@@ -12,9 +12,13 @@ Each run times three states of the stored accounting windows (`tank_windows`):
   `open_window_fresh_seconds` ago, as when the API's windows-ahead job has not run for a while;
 * `fresh`: right after a round stored them;
 * `cutoff`: 5 s after the last 16:00 cut-off, before the windows-ahead job's next round: the day
-  that has just closed was last computed while open (30 s before) and the new open day not at
-  all, so the round computes both (6,000 windows). The readings stored since that cut-off are
-  there already, so the new open day holds more data than at 16:00: an upper bound of the work;
+  that has just closed was last computed while open (the job's round 30 s before) and the new
+  open day not at all: the round computes the new day (3,000 windows) and, within its
+  `closing_grace`, reads the closed day's rows (without it, 6,000 windows: 5.0-5.5 s). On a
+  country seeded now, the readings stored since that cut-off are there already, so the new open
+  day holds more data than at 16:00: an upper bound of the work. `--until-cutoff` seeds a
+  country whose history ends 5 s after that cut-off (with `--dense-hours 4`, its last two hours
+  at 1 Hz), as the first round after 16:00 finds it; time only `cutoff` on it;
 * `midnight`: 5 s after the coming 00:00 UTC, when the last closed day settles (its data's last
   UTC day has ended): its windows, computed a minute before by the job (with the open day's),
   are checked afresh (3,000 windows).
@@ -131,7 +135,12 @@ def prepare(admin: str, name: str, args: argparse.Namespace) -> str:
             history_days=args.history_days,
             dense_hours=args.dense_hours,
         )
-        print(seed_national(url, scale), f"({time.monotonic() - t:.0f} s)")
+        now = None
+        if args.until_cutoff:  # the country as it stands 5 s after the last 16:00 cut-off
+            acc = AccountingConfig.defaults()
+            now = window(last_complete_day(datetime.now(UTC), acc), acc).end
+            now += timedelta(seconds=5)
+        print(seed_national(url, scale, now=now), f"({time.monotonic() - t:.0f} s)")
     return url
 
 
@@ -161,10 +170,10 @@ async def _state(conn: AsyncConnection[Any], state: str, acc: AccountingConfig) 
         await conn.execute(
             "DELETE FROM tank_windows WHERE report_day = %s", (done + timedelta(days=1),)
         )
-        await conn.execute(
-            "UPDATE tank_windows SET computed_at = %s WHERE report_day = %s",
-            (end - timedelta(seconds=30), done),
-        )
+        await conn.commit()
+        # the job's last round before the cut-off: day D computed open, 30 s before it closed
+        # (its rows then hold the fingerprint of the hours past at that moment, as live)
+        await windows_round(conn, acc, now=end - timedelta(seconds=30))
         now = end + timedelta(seconds=5)
     elif state == "midnight":
         midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
@@ -267,6 +276,11 @@ def main() -> None:
         type=float,
         default=0.0,
         help="hours of 1 Hz DP history around the last 16:00 cut-off",
+    )
+    p.add_argument(
+        "--until-cutoff",
+        action="store_true",
+        help="seed a history that ends 5 s after the last 16:00 cut-off (for the cutoff state)",
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--states", nargs="+", default=["cold", "stale", "fresh"])
