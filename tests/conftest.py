@@ -25,6 +25,7 @@ itself); processes the tests start (`oxy api run`, the browser tier's server) ke
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -113,6 +114,26 @@ def pytest_configure(config: pytest.Config) -> None:
     of the list last)."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
+    if not hasattr(config, "workerinput"):
+        _cache_bytecode(config)
+
+
+def _cache_bytecode(config: pytest.Config) -> None:
+    """Cache bytecode in the run's processes even where the shell sets PYTHONDONTWRITEBYTECODE
+    (as `make pytest` / `make test-fast` do; a bare `pytest -n 4` did not): the xdist workers
+    and every process the tests start (`oxy …`, `python -m …`) inherit it. With the variable set
+    and PYTHONPYCACHEPREFIX pointing at an empty directory, each of them compiled every module it
+    imported, the installed packages included, and rewrote every test module's asserts:
+    a worker's collection took ~10 s instead of ~2, and the fast tier 170 s instead of ~126
+    (2-core machine, 2026-12-07). The bytecode goes under PYTHONPYCACHEPREFIX if set, else under
+    .venv/pycache, as in the Makefile; this process, already started, writes its own from here
+    (the test modules' rewritten asserts)."""
+    if not os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+        return
+    if not os.environ.get("PYTHONPYCACHEPREFIX"):
+        os.environ["PYTHONPYCACHEPREFIX"] = str(config.rootpath / ".venv" / "pycache")
+        sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
+    sys.dont_write_bytecode = False
 
 
 @pytest.hookimpl(trylast=True)

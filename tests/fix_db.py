@@ -408,7 +408,8 @@ class Seed:
     """Rows a module's tests start from, beyond the template's: `build(url)` writes them into a
     database in the template's state and returns what the tests need of them (ids, tokens). The
     tests whose fixtures include `used_by` get the database in the seeded state; the others get
-    the template's. Declared by overriding the module-scoped `db_seed` fixture."""
+    the template's. Declared by overriding the module-scoped `db_seed` fixture, which may give
+    several (a test uses the fixture of one at most)."""
 
     name: str
     used_by: str
@@ -534,9 +535,21 @@ def module_database(
 
 
 @pytest.fixture(scope="module")
-def db_seed() -> Seed | None:
-    """The module's `Seed` (none here; a conftest or a test module overrides this fixture)."""
+def db_seed() -> Seed | tuple[Seed, ...] | None:
+    """The module's `Seed`, or several (none here; a conftest or a test module overrides this
+    fixture)."""
     return None
+
+
+def _seed_of(request: pytest.FixtureRequest) -> Seed | None:
+    """The module's seed whose fixture the test uses, if any."""
+    seeds = request.getfixturevalue("db_seed")
+    if isinstance(seeds, Seed):
+        seeds = (seeds,)
+    used = [seed for seed in seeds or () if seed.used_by in request.fixturenames]
+    if len(used) > 1:
+        pytest.fail(f"the test uses the fixtures of several seeds: {[s.used_by for s in used]}")
+    return used[0] if used else None
 
 
 @pytest.fixture
@@ -547,9 +560,7 @@ def db_url(
     (`db_seed`) for a test using the seed's fixture: the module's database reset
     (`ModuleDatabase`), or, for a test marked `own_database` (it changes the database's
     objects), a fresh clone of the template (seeded if asked) dropped afterwards."""
-    seed: Seed | None = request.getfixturevalue("db_seed")
-    if seed is not None and seed.used_by not in request.fixturenames:
-        seed = None
+    seed = _seed_of(request)
     if request.node.get_closest_marker("own_database"):
         with cloned_database(pg_admin_url, template_db_url) as url:
             request.node.stash[_OWN_SEED] = seed.build(url) if seed else None

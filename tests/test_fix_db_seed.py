@@ -1,6 +1,7 @@
 """A module's seed (tests/fix_db.py `Seed`): built once per module on plain PostgreSQL, given to
 the tests that use its fixture and to them only, in its own state again for each of them (what a
-test added is gone), and as a copy of its value. The tests run in file order (one module)."""
+test added is gone), and as a copy of its value; a module may have several, each test getting the
+one whose fixture it uses. The tests run in file order (one module)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,23 @@ def _build(url: str) -> dict[str, Any]:
     return {"org": row[0], "notes": []}
 
 
+def _build_other(url: str) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO organisations (code, kind, name) VALUES ('SEED-TWO', 'supplier', 'T')"
+        )
+    return {"other": True}
+
+
 @pytest.fixture(scope="module")
-def db_seed() -> Seed:
-    return Seed("fix-db-seed", "org", _build)
+def db_seed() -> tuple[Seed, Seed]:
+    return (Seed("fix-db-seed", "org", _build), Seed("fix-db-seed-2", "other", _build_other))
+
+
+@pytest.fixture
+def other(request: pytest.FixtureRequest, db_url: str) -> dict[str, Any]:
+    value: dict[str, Any] = seeded(request)
+    return value
 
 
 @pytest.fixture
@@ -65,3 +80,15 @@ def test_the_next_test_using_it_gets_the_seeded_state_again(
     assert row == (org["org"],)
     # Built once for the module on plain PostgreSQL; per test (own clone) on TimescaleDB.
     assert len(BUILDS) == (1 if BACKEND == "postgresql" else 2)
+
+
+def test_a_second_seed_of_the_module_gives_its_own_state(
+    other: dict[str, Any], db_url: str
+) -> None:
+    assert other == {"other": True}
+    assert _codes(db_url) == {"SEED-TWO"}  # the first seed's rows are not there
+
+
+def test_the_first_seed_again_after_the_second(org: dict[str, Any], db_url: str) -> None:
+    assert _codes(db_url) == {"SEED-ORG"}
+    assert len(BUILDS) == (1 if BACKEND == "postgresql" else 3)

@@ -34,6 +34,7 @@ from api.app import create_app
 from api.deps import clock
 from oxy.settings import Settings
 from tests.api.conftest import World, login
+from tests.fix_db import Seed, seeded
 
 CFG = AccountingConfig.defaults()
 D = date(2026, 3, 13)
@@ -112,21 +113,44 @@ async def _replay_gap(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> 
     await refresh_rollups(conn, sensor, GAP[0], GAP[1])
 
 
-def _run(url: str, body: Any) -> Any:
-    async def go() -> Any:
+def _build_country(url: str) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             await conn.execute("SET TIME ZONE 'UTC'")
-            return await body(conn, await _country(conn))
+            return await _country(conn)
 
     return asyncio.run(go())
 
 
-def test_a_round_stores_every_monitored_tank_d12_to_d(db_url: str) -> None:
+@pytest.fixture(scope="module")
+def db_seed(db_seed: Seed) -> tuple[Seed, Seed]:
+    """The api tests' world, and `_country` (~0.6 s to build: 13 days of readings and rollups
+    of two tanks), built once for the module and reset to for each test using `country`."""
+    return (db_seed, Seed("accounting-ahead-country", "country", _build_country))
+
+
+@pytest.fixture
+def country(request: pytest.FixtureRequest, db_url: str) -> dict[str, Any]:
+    """`_country`'s facilities, tanks and sensors, in the test's database."""
+    value: dict[str, Any] = seeded(request)
+    return value
+
+
+def _run(url: str, c: dict[str, Any], body: Any) -> Any:
+    async def go() -> Any:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute("SET TIME ZONE 'UTC'")
+            return await body(conn, c)
+
+    return asyncio.run(go())
+
+
+def test_a_round_stores_every_monitored_tank_d12_to_d(db_url: str, country: dict[str, Any]) -> None:
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
         result = await windows_round(conn, CFG, now=NOW)
         return result, await _rows(conn), c
 
-    result, rows, c = _run(db_url, body)
+    result, rows, c = _run(db_url, country, body)
     assert (result.first, result.last) == (FIRST, D)
     assert result.tanks == 2
     want = {(t, d) for t in c["tanks"] for d in days(FIRST, D)}
@@ -134,7 +158,9 @@ def test_a_round_stores_every_monitored_tank_d12_to_d(db_url: str) -> None:
     assert set(rows.values()) == {NOW}
 
 
-def test_a_load_after_the_round_computes_no_window_and_equals_raw(db_url: str) -> None:
+def test_a_load_after_the_round_computes_no_window_and_equals_raw(
+    db_url: str, country: dict[str, Any]
+) -> None:
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
         await windows_round(conn, CFG, now=NOW)
         before = await _rows(conn)
@@ -142,12 +168,14 @@ def test_a_load_after_the_round_computes_no_window_and_equals_raw(db_url: str) -
         after = await _rows(conn)
         return before, after, stored, await _raw(conn, c["facs"])
 
-    before, after, stored, raw = _run(db_url, body)
+    before, after, stored, raw = _run(db_url, country, body)
     assert after == before  # nothing recomputed: every row kept its computed_at
     assert stored == raw  # the same numbers as a computation from the raw readings
 
 
-def test_the_open_window_is_reused_while_fresh_then_recomputed(db_url: str) -> None:
+def test_the_open_window_is_reused_while_fresh_then_recomputed(
+    db_url: str, country: dict[str, Any]
+) -> None:
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
         await windows_round(conn, CFG, now=NOW)
         first = await _stored(conn, c["facs"], NOW)
@@ -172,7 +200,7 @@ def test_the_open_window_is_reused_while_fresh_then_recomputed(db_url: str) -> N
             await _raw(conn, c["facs"]),
         )
 
-    c, first, young, rows_young, old, rows_old, again, rows_again, raw = _run(db_url, body)
+    c, first, young, rows_young, old, rows_old, again, rows_again, raw = _run(db_url, country, body)
     fac = c["facs"][1]
     assert young == first  # 59 s: the stored open window, new readings not yet in it
     assert {at for (_t, d), at in rows_young.items() if d == D} == {NOW}
@@ -185,7 +213,9 @@ def test_the_open_window_is_reused_while_fresh_then_recomputed(db_url: str) -> N
     assert {at for (_t, d), at in rows_again.items() if d == D} == {NOW + timedelta(seconds=62)}
 
 
-def test_the_alert_round_reads_the_open_window_while_the_job_keeps_it(db_url: str) -> None:
+def test_the_alert_round_reads_the_open_window_while_the_job_keeps_it(
+    db_url: str, country: dict[str, Any]
+) -> None:
     kept = kept_fresh(CFG)
 
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
@@ -199,7 +229,7 @@ def test_the_alert_round_reads_the_open_window_while_the_job_keeps_it(db_url: st
         after = await _stored(conn, c["facs"], NOW + kept + timedelta(seconds=2))
         return rounds, after, await _raw(conn, c["facs"])
 
-    (young, old), after, raw = _run(db_url, body)
+    (young, old), after, raw = _run(db_url, country, body)
     # The job's interval plus a round of its own: 90 s, where a page recomputes after 60 s.
     assert kept == timedelta(seconds=30 + 60)
     assert young == {NOW}  # 89 s: the job's row, not recomputed by the alert round
@@ -207,7 +237,7 @@ def test_the_alert_round_reads_the_open_window_while_the_job_keeps_it(db_url: st
     assert after == raw  # with the new readings, as from the raw readings
 
 
-def test_a_late_reading_changes_the_next_load(db_url: str) -> None:
+def test_a_late_reading_changes_the_next_load(db_url: str, country: dict[str, Any]) -> None:
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
         await windows_round(conn, CFG, now=NOW)
         before = await _stored(conn, c["facs"], NOW + timedelta(seconds=5))
@@ -215,14 +245,16 @@ def test_a_late_reading_changes_the_next_load(db_url: str) -> None:
         after = await _stored(conn, c["facs"], NOW + timedelta(seconds=10))
         return c, before, after, await _raw(conn, c["facs"])
 
-    c, before, after, raw = _run(db_url, body)
+    c, before, after, raw = _run(db_url, country, body)
     fac = c["facs"][0]
     assert before[fac].coverage < after[fac].coverage  # the hours filled in at once
     assert before[fac].stock_kg != after[fac].stock_kg
     assert after == raw
 
 
-def test_a_late_reading_in_a_closed_day_changes_the_next_load(db_url: str) -> None:
+def test_a_late_reading_in_a_closed_day_changes_the_next_load(
+    db_url: str, country: dict[str, Any]
+) -> None:
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
         await windows_round(conn, CFG, now=NOW)
         sensor = c["sensors"][1]
@@ -238,14 +270,14 @@ def test_a_late_reading_in_a_closed_day_changes_the_next_load(db_url: str) -> No
         after = await _rows(conn)
         return c, before, after
 
-    c, before, after = _run(db_url, body)
+    c, before, after = _run(db_url, country, body)
     tank = c["tanks"][1]
     key = (tank, D - timedelta(days=3))
     assert after[key] == NOW + timedelta(seconds=5)  # redone on the next load
     assert after[(c["tanks"][0], D - timedelta(days=3))] == before[(c["tanks"][0], key[1])]
 
 
-def test_a_correction_changes_the_next_load(db_url: str) -> None:
+def test_a_correction_changes_the_next_load(db_url: str, country: dict[str, Any]) -> None:
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
         await windows_round(conn, CFG, now=NOW)
         before = await _stored(conn, c["facs"], NOW + timedelta(seconds=5))
@@ -265,13 +297,15 @@ def test_a_correction_changes_the_next_load(db_url: str) -> None:
         after = await _stored(conn, c["facs"], NOW + timedelta(seconds=10))
         return c, before, after, await _raw(conn, c["facs"])
 
-    c, before, after, raw = _run(db_url, body)
+    c, before, after, raw = _run(db_url, country, body)
     fac = c["facs"][1]
     assert after[fac].stock_kg != before[fac].stock_kg
     assert after == raw
 
 
-def test_a_window_computed_open_is_redone_once_it_has_closed(db_url: str) -> None:
+def test_a_window_computed_open_is_redone_once_it_has_closed(
+    db_url: str, country: dict[str, Any]
+) -> None:
     end = window(D, CFG).end
 
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
@@ -280,7 +314,7 @@ def test_a_window_computed_open_is_redone_once_it_has_closed(db_url: str) -> Non
         await _stored(conn, c["facs"], end + timedelta(seconds=5))
         return await _rows(conn)
 
-    rows = _run(db_url, body)
+    rows = _run(db_url, country, body)
     # 16:00:05: the row of 15:59:50 is young but was computed open: D is recomputed, D+1 too
     # (its window opened at 16:00), the closed days are not.
     assert {at for (_t, d), at in rows.items() if d == D} == {end + timedelta(seconds=5)}
@@ -292,7 +326,7 @@ def _supply_round(conn: psycopg.AsyncConnection[Any], at: datetime) -> Any:
 
 
 def test_right_after_the_cut_off_the_alert_round_leaves_the_closed_day_to_the_job(
-    db_url: str,
+    db_url: str, country: dict[str, Any]
 ) -> None:
     """16:00:05: the job's row of D from 15:59:50 is as young as an open window the round reads,
     so the round computes only D+1 (it computed all 6,000 windows of a national cut-off itself:
@@ -309,7 +343,7 @@ def test_right_after_the_cut_off_the_alert_round_leaves_the_closed_day_to_the_jo
         await _supply_round(conn, job + kept + timedelta(seconds=1))
         return first, await _rows(conn)
 
-    first, late = _run(db_url, body)
+    first, late = _run(db_url, country, body)
     assert {at for (_t, d), at in first.items() if d == D} == {job}
     assert {at for (_t, d), at in first.items() if d == D + timedelta(days=1)} == {
         end + timedelta(seconds=5)
@@ -318,7 +352,7 @@ def test_right_after_the_cut_off_the_alert_round_leaves_the_closed_day_to_the_jo
 
 
 def test_right_after_midnight_utc_the_alert_round_leaves_the_settling_day_to_the_job(
-    db_url: str,
+    db_url: str, country: dict[str, Any]
 ) -> None:
     """00:00:05 UTC: D settles (the last UTC day of its data is over). Its row, computed once all
     its hours had passed, is still read by its hours' fingerprint for the round's grace (it
@@ -341,7 +375,7 @@ def test_right_after_midnight_utc_the_alert_round_leaves_the_settling_day_to_the
         after = await _stored(conn, c["facs"], midnight + kept + timedelta(seconds=2))
         return c, kept_rows, redone, await _rows(conn), after, await _raw(conn, c["facs"])
 
-    c, kept_rows, redone, settled, after, raw = _run(db_url, body)
+    c, kept_rows, redone, settled, after, raw = _run(db_url, country, body)
     tank_a, tank_b = c["tanks"]
     assert {at for (_t, d), at in kept_rows.items() if d >= D - timedelta(days=6)} == {job}
     assert redone[(tank_a, D)] == midnight + timedelta(seconds=10)
@@ -350,7 +384,9 @@ def test_right_after_midnight_utc_the_alert_round_leaves_the_settling_day_to_the
     assert after == raw
 
 
-def test_the_last_closed_day_is_kept_while_today_s_readings_arrive(db_url: str) -> None:
+def test_the_last_closed_day_is_kept_while_today_s_readings_arrive(
+    db_url: str, country: dict[str, Any]
+) -> None:
     """14:00 UTC (21:00 local): D closed at 09:00 UTC and its data ends at 12:00 UTC, but the
     UTC day it ends in goes on receiving readings. Those must not make D's windows stale (a
     national soak's alert round recomputed up to all 3,000 of them for it); a late reading in
@@ -368,7 +404,7 @@ def test_the_last_closed_day_is_kept_while_today_s_readings_arrive(db_url: str) 
         after = await _stored(conn, c["facs"], late + timedelta(minutes=6))
         return c, kept, await _rows(conn), after, await _raw(conn, c["facs"])
 
-    c, kept, redone, after, raw = _run(db_url, body)
+    c, kept, redone, after, raw = _run(db_url, country, body)
     assert {at for (_t, d), at in kept.items() if d <= D} == {late}
     tank_a, tank_b = c["tanks"]
     assert redone[(tank_a, D)] == late + timedelta(minutes=6)  # the late readings: redone
@@ -456,7 +492,9 @@ def test_freshness_is_a_setting_written_once(fresh: int, monkeypatch: pytest.Mon
     assert AccountingConfig.defaults().open_window_fresh_seconds == 60
 
 
-def test_two_transactions_storing_the_same_windows_never_wait_on_each_other(db_url: str) -> None:
+def test_two_transactions_storing_the_same_windows_never_wait_on_each_other(
+    db_url: str, country: dict[str, Any]
+) -> None:
     """An alert round stores day D's windows and then D−1's in one transaction while a page
     stores D−12..D tank by tank in another: they used to wait on each other's rows (a deadlock
     in the national soak). Stored windows are a cache: the second one computes and returns the
@@ -483,6 +521,6 @@ def test_two_transactions_storing_the_same_windows_never_wait_on_each_other(db_u
             await page.commit()
         return seen, await _raw(conn, c["facs"]), await _rows(conn), c["tanks"]
 
-    seen, raw, rows, tanks = _run(db_url, body)
+    seen, raw, rows, tanks = _run(db_url, country, body)
     assert seen == raw
     assert {(t, d) for t in tanks for d in days(D - timedelta(days=7), D)} <= set(rows)
