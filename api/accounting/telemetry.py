@@ -388,7 +388,10 @@ async def dense_series_many(
     """`dense_series` of many tanks (keys of `intervals`, each with its disjoint intervals, read
     as whole minutes): from the minute rollups where `source` allows it and no correction
     touches a tank's intervals, else from the raw readings with the overlay; at most three
-    queries whatever their number. Per tank the same points either way."""
+    queries whatever their number. Per tank the same points either way once the rollups hold
+    the minutes (on PostgreSQL the ingest flushes a minute after it has closed, `rollup_1h` in
+    the same transaction): a window computed before that is redone, an open one when it is no
+    longer fresh, a closed one when its hours' count (`live_fingerprints`) changes."""
     spans = {t: _minutes_around(ivs) for t, ivs in intervals.items()}
     flat = [(sensors[t].sensor_id, lo, hi) for t, ivs in spans.items() for lo, hi in ivs]
 
@@ -647,10 +650,9 @@ async def _ensure_windows(
         row = WindowFigures(r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
         end, complete = wins[day].end, _hour(at) >= wins[day].end + CONTEXT
         if settle[day] <= now:
-            if at >= settle[day]:
-                if (r[11] or 0) == _stamp(prints.get(key, 0)):
-                    have[key] = row
-            elif complete and now - settle[day] < closing_grace:
+            if at >= settle[day] and (r[11] or 0) == _stamp(prints.get(key, 0)):
+                have[key] = row
+            elif at < settle[day] and complete and now - settle[day] < closing_grace:
                 live[key] = (row, at, r[11] or 0)  # just settled: still its hours' fingerprint
         elif (
             timedelta(0) <= now - at

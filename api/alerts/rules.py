@@ -341,14 +341,9 @@ async def supply(
     # once, not twice over the six days the two share. An open window is read as fresh while
     # the API's windows-ahead job keeps it (`kept_fresh`): the round does not redo its work,
     # nor, for as long, the job's next round after a cut-off or midnight (`closing_grace`).
+    kept = kept_fresh(acc)
     both = await facility_telemetry_days(
-        conn,
-        fids,
-        [done, done + timedelta(days=1)],
-        acc,
-        now=now,
-        fresh=kept_fresh(acc),
-        closing_grace=kept_fresh(acc),
+        conn, fids, [done, done + timedelta(days=1)], acc, now=now, fresh=kept, closing_grace=kept
     )
     current, closed = both[done + timedelta(days=1)], both[done]
     out = []
