@@ -693,18 +693,19 @@ def load_gateways(url: str, cfg: SoakConfig, rng: random.Random) -> list[SimGate
         # A sensor with history goes on from its last seeded value: a jump at the run's start
         # would be a refill candidate in every tank, refitted at every windows round while the
         # live minutes reach into its context (hours of CPU no real day has).
-        last = dict(
-            conn.execute(
-                "SELECT s.code || '/' || g.code, l.value FROM gateways g "
+        last = {
+            (sensor, gateway): value
+            for sensor, gateway, value in conn.execute(
+                "SELECT s.code, g.code, l.value FROM gateways g "
                 "JOIN sensors s ON s.gateway_id = g.id "
                 "CROSS JOIN LATERAL (SELECT r.value FROM readings r WHERE r.sensor_id = s.id "
                 "                    ORDER BY r.ts DESC LIMIT 1) l "
                 "WHERE g.code LIKE 'gw-nat-%%'"
             ).fetchall()
-        )
+        }
     sensors: dict[tuple[str, str], list[tuple[str, str, float]]] = {}
     for site, code, sensor, unit, vmax in rows:
-        base = last.get(f"{sensor}/{code}")
+        base = last.get((sensor, code))
         base = float(vmax) * 0.5 / 1.1 if base is None else float(base)
         sensors.setdefault((site, code), []).append((sensor, unit, base))
     epoch = int(time.time() * 1000)
