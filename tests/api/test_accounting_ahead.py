@@ -325,6 +325,17 @@ def _supply_round(conn: psycopg.AsyncConnection[Any], at: datetime) -> Any:
     return evaluate_rules(conn, at, AlertSettings(), CFG, only=[Rule.DAYS_OF_SUPPLY])
 
 
+async def _job_then_round(
+    conn: psycopg.AsyncConnection[Any], c: dict[str, Any], job: datetime, edge: datetime
+) -> dict[tuple[int, date], datetime]:
+    """Readings until 5 min past `edge` (a cut-off, a midnight), the windows-ahead job's round
+    at `job`, then the alert round 5 s past `edge`: the stored rows' computation times."""
+    await _arrive(conn, c, NOW, edge + timedelta(minutes=5))
+    await windows_round(conn, CFG, now=job)
+    await _supply_round(conn, edge + timedelta(seconds=5))
+    return await _rows(conn)
+
+
 def test_right_after_the_cut_off_the_alert_round_leaves_the_closed_day_to_the_job(
     db_url: str, country: dict[str, Any]
 ) -> None:
@@ -336,10 +347,7 @@ def test_right_after_the_cut_off_the_alert_round_leaves_the_closed_day_to_the_jo
     job = end - timedelta(seconds=10)
 
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
-        await _arrive(conn, c, NOW, end + timedelta(minutes=5))
-        await windows_round(conn, CFG, now=job)
-        await _supply_round(conn, end + timedelta(seconds=5))
-        first = await _rows(conn)
+        first = await _job_then_round(conn, c, job, end)
         await _supply_round(conn, job + kept + timedelta(seconds=1))
         return first, await _rows(conn)
 
@@ -364,10 +372,7 @@ def test_right_after_midnight_utc_the_alert_round_leaves_the_settling_day_to_the
     job = midnight - timedelta(seconds=60)
 
     async def body(conn: psycopg.AsyncConnection[Any], c: dict[str, Any]) -> Any:
-        await _arrive(conn, c, NOW, midnight + timedelta(minutes=5))
-        await windows_round(conn, CFG, now=job)
-        await _supply_round(conn, midnight + timedelta(seconds=5))
-        kept_rows = await _rows(conn)
+        kept_rows = await _job_then_round(conn, c, job, midnight)
         await _replay_gap(conn, c)  # late readings of D's own hours (tank A)
         await _supply_round(conn, midnight + timedelta(seconds=10))
         redone = await _rows(conn)
