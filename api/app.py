@@ -22,7 +22,7 @@ from starlette.responses import Response
 from api.auth import LOGIN_DB_SLOTS
 from api.csrf import csrf_protect
 from api.dates import date_guard, declare_range
-from api.errors import COMMON_RESPONSES
+from api.errors import COMMON_RESPONSES, add_error_schemas
 from api.headers import SecurityHeaders
 from api.i18n import DEFAULT_LOCALE
 from api.policy import PasswordChangeRequired
@@ -262,7 +262,7 @@ def _declare_date_range(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = declare_range(build())
+            app.openapi_schema = declare_range(add_error_schemas(build()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -21,7 +21,7 @@ from api.alerts.queries import ALERT_IN_SCOPE, ALERT_LIST, WATCHERS
 from api.alerts.webhook_guard import WebhookRefused, allowed_hosts, check_target
 from api.audit import audit
 from api.deps import AlertCfgDep, DbDep, LocaleDep, NowDep, PrincipalDep
-from api.errors import ErrorOut
+from api.errors import ErrorOut, json_error
 from api.i18n import gettext
 from api.policy import Scope, policy
 from api.scope import Role, scope_params
@@ -153,7 +153,7 @@ class ResolveIn(BaseModel):
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Acknowledge an open alert (stops its escalation)",
     response_model=StateOut,
-    responses={409: {"model": ErrorOut, "description": "The alert is not open"}},
+    responses={409: json_error(ErrorOut, "The alert is not open")},
 )
 async def ack(alert_id: int, conn: DbDep, me: PrincipalDep, now: NowDep) -> dict[str, str]:
     """Acknowledge; 409 if it is not open."""
@@ -169,7 +169,7 @@ async def ack(alert_id: int, conn: DbDep, me: PrincipalDep, now: NowDep) -> dict
     dependencies=[policy(roles=WATCHERS, scope=Scope.NATIONAL)],
     summary="Resolve an alert by hand, with a note",
     response_model=StateOut,
-    responses={409: {"model": ErrorOut, "description": "Already resolved"}},
+    responses={409: json_error(ErrorOut, "Already resolved")},
 )
 async def resolve(
     alert_id: int, body: ResolveIn, conn: DbDep, me: PrincipalDep, now: NowDep

@@ -12,7 +12,6 @@ from api.coordination.http import (
     COORDINATORS,
     PARTIES,
     SOURCES,
-    ErrorOut,
     Id,
     iso,
     public,
@@ -30,8 +29,8 @@ from api.scope import Role
 from . import assignments as asg
 from . import deliveries as dlv
 
-# 422 covers both FastAPI's validation errors and the package's refused input.
-router = APIRouter(prefix="/api", tags=["coordination"], responses={422: {"model": ErrorOut}})
+# A refused input is the app-wide 422 (api.errors.ValidationOut): {"errors": [...]}.
+router = APIRouter(prefix="/api", tags=["coordination"])
 
 
 # ---------------------------------------------------------------------------- assignments

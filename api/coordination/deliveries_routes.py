@@ -12,7 +12,6 @@ from api.coordination.http import (
     PARTIES,
     RECIPIENTS,
     SOURCES,
-    ErrorOut,
     Id,
     iso,
     public,
@@ -27,8 +26,8 @@ from api.reports.exports import ExportKind
 
 from . import deliveries as dlv
 
-# 422 covers both FastAPI's validation errors and the package's refused input.
-router = APIRouter(prefix="/api", tags=["coordination"], responses={422: {"model": ErrorOut}})
+# A refused input is the app-wide 422 (api.errors.ValidationOut): {"errors": [...]}.
+router = APIRouter(prefix="/api", tags=["coordination"])
 
 
 # ---------------------------------------------------------------------------- deliveries

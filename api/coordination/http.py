@@ -1,6 +1,6 @@
-"""What the coordination's JSON routes share: who may call them, the 422 body they document, and
-rows made JSON-safe (ISO dates, volumes at the reference conditions); the package's refusals
-answer through api.refusals."""
+"""What the coordination's JSON routes share: who may call them, and rows made JSON-safe (ISO
+dates, volumes at the reference conditions); the package's refusals answer through api.refusals
+with the app-wide 422 body (api.errors.ValidationOut)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,6 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=BaseModel)
 
 
-class ErrorOut(BaseModel):
-    """An error: FastAPI's validation list, a message, or {"errors": [{field, key, message}]}."""
-
-    detail: list[dict[str, Any]] | dict[str, Any] | str
-
-
-# 422 covers both FastAPI's validation errors and the package's refused input.
 Id = Annotated[int, Path(ge=1, le=2**62)]
 
 REQUEST_READERS = (Role.ADMIN, Role.BYT, Role.SYT, Role.FACILITY)

@@ -12,7 +12,6 @@ from api.coordination.http import (
     COORDINATORS,
     REQUEST_READERS,
     REQUESTERS,
-    ErrorOut,
     Id,
     iso,
     request_json,
@@ -31,8 +30,8 @@ from . import assignments as asg
 from . import deliveries as dlv
 from . import support
 
-# 422 covers both FastAPI's validation errors and the package's refused input.
-router = APIRouter(prefix="/api", tags=["coordination"], responses={422: {"model": ErrorOut}})
+# A refused input is the app-wide 422 (api.errors.ValidationOut): {"errors": [...]}.
+router = APIRouter(prefix="/api", tags=["coordination"])
 
 
 # ---------------------------------------------------------------------------- support requests

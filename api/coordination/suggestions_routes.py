@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 
 from api.coordination.http import (
     COORDINATORS,
-    ErrorOut,
     jsonable,
 )
 from api.coordination.public import (
@@ -25,8 +24,8 @@ from api.scope import Role
 from .mapview import map_data
 from .suggest import Suggestion, SuggestParams, parse_surge, suggest
 
-# 422 covers both FastAPI's validation errors and the package's refused input.
-router = APIRouter(prefix="/api", tags=["coordination"], responses={422: {"model": ErrorOut}})
+# A refused input is the app-wide 422 (api.errors.ValidationOut): {"errors": [...]}.
+router = APIRouter(prefix="/api", tags=["coordination"])
 
 
 # ---------------------------------------------------------------------------- suggestions

@@ -18,7 +18,7 @@ from api.accounting.config import AccountingConfig
 from api.accounting.windows import default_syt_day
 from api.audit import audit
 from api.deps import CfgDep, DbDep, ExportDep, LocaleDep, NowDep, PrincipalDep
-from api.errors import FILE_RESPONSES, JSON_ERRORS
+from api.errors import COMMON_RESPONSES, FILE_RESPONSES
 from api.policy import Scope, policy
 from api.reports.exports import ExportKind
 from api.reports.http import (
@@ -276,7 +276,7 @@ async def export_syt_fields(
     "/syt/{org_id}/reports/{day}/print",
     dependencies=[policy(roles=SYT_READERS, scope=Scope.PROVINCE)],
     response_class=HTMLResponse,
-    responses={**JSON_ERRORS, 200: {"description": "The printable page (text/html)"}},
+    responses={**COMMON_RESPONSES, 200: {"description": "The printable page (text/html)"}},
     summary="Printable SYT report (print-styled HTML; the PDF is at print.pdf)",
 )
 async def print_syt_report(

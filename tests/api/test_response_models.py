@@ -76,6 +76,28 @@ def test_error_answers_are_documented_on_every_operation() -> None:
                 assert "application/json" in body, f"{method.upper()} {path} {code}"
 
 
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        own = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return own.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def test_every_reference_names_a_schema_of_the_document() -> None:
+    """The error answers are written as references (api.errors.json_error, not FastAPI's
+    per-route models): each must name a schema the document carries, under its plain name."""
+    document = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none")).openapi()
+    schemas = document["components"]["schemas"]
+    dangling = {
+        r for r in _refs(document) if r.removeprefix("#/components/schemas/") not in schemas
+    }
+    assert dangling == set()
+    assert {"ErrorOut", "ValidationOut", "ValidationProblem"} <= set(schemas)
+    assert not [name for name in schemas if "__" in name]  # no module-qualified duplicate names
+
+
 # Parts of a typed answer still described as "anything" (`{}`) or a free-form object. The SYT
 # report's fields, changes and copy sent, revision snapshots and diffs, matched refills and
 # message parameters are typed now; these are left, each on purpose, and a new one fails:
@@ -85,8 +107,7 @@ FREE_FORM: set[str] = {
     "AuditEntry.after",
     # Error bodies: a message, or the form check's {errors: [...]} object.
     "ValidationOut.detail",
-    "api__errors__ErrorOut.detail",
-    "api__coordination__http__ErrorOut.detail",
+    "ErrorOut.detail",
 }
 
 
