@@ -44,7 +44,7 @@ def json_error(model: type[BaseModel], description: str, **extra: Any) -> dict[s
 
     Not FastAPI's `{"model": …}` form: FastAPI builds a pydantic TypeAdapter for each such entry
     of each route, in each app, the first time a request walks the router — 6 × 126 of them,
-    ~0.2 CPU-s per app start (the API's workers, each test's app) for a body only the OpenAPI
+    0.1-0.25 CPU-s per app start (the API's workers, each test's app) for a body only the OpenAPI
     document describes."""
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"description": description, **extra, "content": {"application/json": {"schema": ref}}}
