@@ -35,6 +35,9 @@ class ValidationOut(BaseModel):
     )
 
 
+# The bodies `json_error` may name; `add_error_schemas` puts each into the OpenAPI document.
+ERROR_MODELS: tuple[type[BaseModel], ...] = (ErrorOut, ValidationOut)
+
 _RETRY = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
 
 
@@ -46,11 +49,11 @@ def json_error(model: type[BaseModel], description: str, **extra: Any) -> dict[s
     of each route, in each app, the first time a request walks the router — 6 × 126 of them,
     0.1-0.25 CPU-s per app start (the API's workers, each test's app) for a body only the OpenAPI
     document describes."""
+    if model not in ERROR_MODELS:  # its schema would be missing from the document
+        raise ValueError(f"{model.__name__} is not one of api.errors.ERROR_MODELS")
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"description": description, **extra, "content": {"application/json": {"schema": ref}}}
 
-
-ERROR_MODELS: tuple[type[BaseModel], ...] = (ErrorOut, ValidationOut)
 
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: json_error(ErrorOut, "Not authenticated (no or bad session / token)"),

@@ -29,7 +29,6 @@ from api.scope import Role
 from . import assignments as asg
 from . import deliveries as dlv
 
-# A refused input is the app-wide 422 (api.errors.ValidationOut): {"errors": [...]}.
 router = APIRouter(prefix="/api", tags=["coordination"])
 
 

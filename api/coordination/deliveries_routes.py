@@ -26,7 +26,6 @@ from api.reports.exports import ExportKind
 
 from . import deliveries as dlv
 
-# A refused input is the app-wide 422 (api.errors.ValidationOut): {"errors": [...]}.
 router = APIRouter(prefix="/api", tags=["coordination"])
 
 

@@ -30,7 +30,6 @@ from . import assignments as asg
 from . import deliveries as dlv
 from . import support
 
-# A refused input is the app-wide 422 (api.errors.ValidationOut): {"errors": [...]}.
 router = APIRouter(prefix="/api", tags=["coordination"])
 
 

@@ -24,7 +24,6 @@ from api.scope import Role
 from .mapview import map_data
 from .suggest import Suggestion, SuggestParams, parse_surge, suggest
 
-# A refused input is the app-wide 422 (api.errors.ValidationOut): {"errors": [...]}.
 router = APIRouter(prefix="/api", tags=["coordination"])
 
 

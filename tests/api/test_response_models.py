@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from pydantic import BaseModel
+
 from api.app import create_app
+from api.errors import json_error
 from oxy.settings import Settings
 
 # Still untyped (a `dict[str, Any]` answer): none left; a new one fails the test.
@@ -41,9 +45,14 @@ def classify(document: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def test_json_routes_answer_typed_models() -> None:
-    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none"))
-    kinds = classify(app.openapi())
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    """The application's OpenAPI document, built once for the module (the tests only read it)."""
+    return create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none")).openapi()
+
+
+def test_json_routes_answer_typed_models(document: dict[str, Any]) -> None:
+    kinds = classify(document)
     untyped = {op for op, kind in kinds.items() if kind == "untyped"}
     json_routes = [op for op, kind in kinds.items() if kind in ("typed", "untyped")]
     print(
@@ -65,9 +74,8 @@ def test_json_routes_answer_typed_models() -> None:
         assert kinds[op] == "typed", op
 
 
-def test_error_answers_are_documented_on_every_operation() -> None:
-    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none"))
-    for path, operations in app.openapi()["paths"].items():
+def test_error_answers_are_documented_on_every_operation(document: dict[str, Any]) -> None:
+    for path, operations in document["paths"].items():
         for method, op in operations.items():
             if path == "/health":
                 continue
@@ -85,10 +93,9 @@ def _refs(node: Any) -> set[str]:
     return set()
 
 
-def test_every_reference_names_a_schema_of_the_document() -> None:
+def test_every_reference_names_a_schema_of_the_document(document: dict[str, Any]) -> None:
     """The error answers are written as references (api.errors.json_error, not FastAPI's
     per-route models): each must name a schema the document carries, under its plain name."""
-    document = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none")).openapi()
     schemas = document["components"]["schemas"]
     dangling = {
         r for r in _refs(document) if r.removeprefix("#/components/schemas/") not in schemas
@@ -96,6 +103,17 @@ def test_every_reference_names_a_schema_of_the_document() -> None:
     assert dangling == set()
     assert {"ErrorOut", "ValidationOut", "ValidationProblem"} <= set(schemas)
     assert not [name for name in schemas if "__" in name]  # no module-qualified duplicate names
+
+
+def test_an_error_body_outside_the_documented_set_is_refused_where_declared() -> None:
+    """A `json_error` naming another model would leave a dangling reference: refused where the
+    route declares it (at import)."""
+
+    class Other(BaseModel):
+        detail: str
+
+    with pytest.raises(ValueError, match="ERROR_MODELS"):
+        json_error(Other, "never documented")
 
 
 # Parts of a typed answer still described as "anything" (`{}`) or a free-form object. The SYT
@@ -147,8 +165,7 @@ def free_form_parts(document: dict[str, Any]) -> set[str]:
     return found
 
 
-def test_typed_answers_have_no_free_form_parts() -> None:
-    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none"))
-    found = free_form_parts(app.openapi())
+def test_typed_answers_have_no_free_form_parts(document: dict[str, Any]) -> None:
+    found = free_form_parts(document)
     assert found - FREE_FORM == set(), "free-form parts: give them a typed model"
     assert FREE_FORM - found == set(), "typed now: remove them from FREE_FORM"
